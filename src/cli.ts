@@ -1,0 +1,260 @@
+// Command-line wiring only: parse, validate, build the host and reporter, run, map errors to exit codes.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError } from "commander";
+import { z } from 'zod';
+import { CniSweepError, RefusedError, UsageError, exitCodeFor } from './errors.js';
+import type { Reporter } from './events.js';
+import type { Host } from './host/host.js';
+import { Gaps } from './inspect.js';
+import { PHASES, PHASE_NAMES } from './phases/index.js';
+import { removalSummary, renderScript } from './plan.js';
+import { detect } from './profiles/detect.js';
+import { loadProfiles, selectProfiles } from './profiles/index.js';
+import { sweep, type Report } from './run.js';
+import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
+import { PlainReporter } from './report/plain.js';
+
+declare const __CNI_SWEEP_VERSION__: string | undefined;
+export const VERSION = typeof __CNI_SWEEP_VERSION__ === 'string' ? __CNI_SWEEP_VERSION__ : '0.0.0-dev';
+
+export interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdinIsTty: boolean;
+  stderrIsTty: boolean;
+  env: NodeJS.ProcessEnv;
+  makeHost: (root: string) => Host;
+  /** Asks the operator; only called when stdin is a terminal. */
+  ask?: (question: string) => Promise<string>;
+  /** Registers signal handling for a real run; returns a function that removes it. */
+  onSignals?: (handler: (sig: NodeJS.Signals) => void) => () => void;
+  makeReporter?: (opts: { verbose: boolean }) => Reporter;
+}
+
+const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+
+const CommonOpts = z.object({
+  cni: z.string().optional(),
+  root: z.string().default('/'),
+  skip: z.string().optional(),
+  only: z.string().optional(),
+  node: z.string().min(1).optional(),
+  kubeconfig: z.string().optional(),
+  podCidr: z.string().optional(),
+  json: z.boolean().default(false),
+  yes: z.boolean().default(false),
+  uncordon: z.boolean().default(false),
+  verbose: z.boolean().default(false),
+  color: z.boolean().default(true),
+  dryRun: z.boolean().default(false),
+  restartOnFailure: z.boolean().default(true),
+  drainTimeout: z.coerce.number().int().positive().default(300),
+});
+type CommonOpts = z.infer<typeof CommonOpts>;
+
+function addCommon(cmd: Command): Command {
+  return cmd
+    .option('--cni <names>', 'CNIs to remove, comma-separated (default: detect what is on the node)')
+    .option('--root <dir>', 'filesystem root every path is resolved under', '/')
+    .option('--skip <phases>', 'phases to skip, comma-separated')
+    .option('--only <phases>', 'run only these phases, comma-separated')
+    .option('--node <name>', 'Kubernetes node name (default: hostname)')
+    .option('--kubeconfig <path>', 'kubeconfig for drain/uncordon (default: $KUBECONFIG, else /etc/kubernetes/admin.conf)')
+    .option('--pod-cidr <cidrs>', 'pod network CIDR(s), when /run/flannel/subnet.env is gone')
+    .option('--drain-timeout <seconds>', 'how long kubectl drain may take', '300')
+    .option('--json', 'print the report as one JSON document on stdout')
+    .option('--verbose', 'more progress output, and stack traces on errors')
+    .option('--no-color', 'no colour and no spinner');
+}
+
+function phaseHelp(): string {
+  const w = Math.max(...PHASES.map((p) => p.name.length));
+  return '\nPhases, in order:\n' + PHASES.map((p) => `  ${p.name.padEnd(w)}  ${p.summary}`).join('\n') + '\n';
+}
+
+function selectPhases(o: CommonOpts): Set<string> {
+  const only = list(o.only);
+  const skip = list(o.skip);
+  for (const n of [...only, ...skip]) {
+    if (!PHASE_NAMES.includes(n)) throw new UsageError(`unknown phase "${n}"`, `phases: ${PHASE_NAMES.join(', ')}`);
+  }
+  if (only.length && skip.length) throw new UsageError('--only and --skip cannot be used together');
+  return new Set(PHASE_NAMES.filter((n) => (only.length ? only.includes(n) : !skip.includes(n))));
+}
+
+function parseCidrs(v: string | undefined): Prefix[] {
+  return list(v).map((c) => {
+    const p = parsePrefix(c);
+    if (!p || !c.includes('/')) throw new UsageError(`--pod-cidr: not a CIDR: ${c}`);
+    return networkOf(p);
+  });
+}
+
+function checkRoot(root: string): string {
+  const abs = path.resolve(root);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new UsageError(`--root ${root}: no such directory`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`--root ${root}: not a directory`);
+  return abs;
+}
+
+async function confirmRun(io: Io, lines: string[], node: string): Promise<boolean> {
+  if (!io.ask) return false;
+  io.stderr.write(`cni-sweep will change node ${node}. It will remove:\n${lines.map((l) => `  - ${l}`).join('\n')}\n`);
+  const answer = await io.ask('Proceed? [y/N] ');
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<number> {
+  const root = checkRoot(o.root);
+  const selected = selectPhases(o);
+  const podCidrs = parseCidrs(o.podCidr);
+  const all = loadProfiles();
+  const names = list(o.cni);
+  const preselected = names.length ? selectProfiles(all, names) : null;
+  const host = io.makeHost(root);
+  if (!dryRun) {
+    if (!host.isRoot()) throw new RefusedError('run must be run as root', 'use sudo, or `cni-sweep plan` to see what it would do');
+    if (!o.yes && !io.stdinIsTty) throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
+  }
+  const gaps = new Gaps();
+  const detected = preselected ? [] : await detect(host, all, gaps);
+  const profiles = preselected ?? detected.map((d) => d.profile);
+  const reporter = io.makeReporter?.({ verbose: o.verbose }) ?? new PlainReporter(io.stderr, o.verbose);
+  for (const d of detected) reporter.emit({ type: 'note', text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}` });
+  if (!profiles.length) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
+
+  const interrupt = { signal: null as NodeJS.Signals | null };
+  const unhook = !dryRun && io.onSignals ? io.onSignals((sig) => (interrupt.signal = sig)) : () => {};
+  try {
+    const result = await sweep({
+      host,
+      profiles,
+      opts: { node: o.node ?? host.hostname(), kubeconfig: o.kubeconfig, podCidrs, uncordon: o.uncordon, dryRun, drainTimeoutSec: o.drainTimeout },
+      phases: PHASES,
+      selected,
+      reporter,
+      restartOnFailure: o.restartOnFailure,
+      interrupt,
+      confirm: o.yes ? undefined : async (plans) => {
+        reporter.pause();
+        return confirmRun(io, removalSummary(plans), o.node ?? host.hostname());
+      },
+    });
+    reporter.pause();
+    const report: Report & { detected?: unknown } = { ...result.report, detected: detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })) };
+    if (result.aborted) throw new RefusedError('not confirmed: nothing was changed');
+    if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));
+    else io.stdout.write(runSummary(report));
+    if (report.interrupted) return report.interrupted === 'SIGINT' ? 130 : 143;
+    if (report.failed) {
+      const f = report.failed;
+      io.stderr.write(`cni-sweep: error: phase ${f.phase} failed: ${f.error}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    unhook();
+  }
+}
+
+function runSummary(r: Report): string {
+  const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
+  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n`;
+  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n`;
+}
+
+function profilesCommand(io: Io, json: boolean): number {
+  const all = loadProfiles();
+  if (json) {
+    io.stdout.write(JSON.stringify(all, null, 2) + '\n');
+    return 0;
+  }
+  for (const p of all) {
+    io.stdout.write(
+      [
+        `${p.name}: ${p.description}`,
+        `  config:     files whose plugin types include ${p.config.pluginTypes.join(', ')}${p.config.extraFiles.length ? `; ${p.config.extraFiles.join(', ')}` : ''}`,
+        `  state:      ${[...p.state.paths, ...p.state.networkPaths, '/var/lib/cni/results/{network}-*'].join(', ')}`,
+        `  interfaces: ${[...p.interfaces.names, ...p.interfaces.patterns.map((x) => `/${x}/`)].join(', ')}${p.interfaces.bridgePorts ? ', veths attached to its bridge' : ''}`,
+        `  routes:     ${[p.routes.podNetworkRoutes ? 'routes into the pod network via the uplink (host-gw)' : '', ...p.routes.protocols.map((x) => `proto ${x}`), 'routes through its interfaces'].filter(Boolean).join(', ')}`,
+        `  firewall:   chains ${p.firewall.chainPrefixes.map((x) => `${x}*`).join(', ')}; comments ${p.firewall.comments.map((c) => `"${c}"`).join(', ') || 'none'}; CNI-* chains of its networks; ${p.firewall.legacyRules.length} untagged legacy rule shapes`,
+        `  nftables:   ${p.nftables.map((t) => `${t.family} ${t.name}`).join(', ') || 'none'}`,
+        '',
+      ].join('\n'),
+    );
+  }
+  return 0;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  let code = 0;
+  const program = new Command('cni-sweep')
+    .description('Remove the node-side state a Kubernetes pod network (CNI) leaves behind, safely and in order.')
+    .version(VERSION, '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => {} })
+    .addHelpText('after', phaseHelp() + '\nExit codes: 0 success, 1 a phase failed, 2 bad usage or input, 3 refused.\n');
+
+  addCommon(program.command('plan'))
+    .description('dry-run audit: print the exact commands a run would execute, as a bash script; changes nothing')
+    .option('--uncordon', 'include the uncordon step')
+    .addHelpText('after', phaseHelp())
+    .action(async (opts) => {
+      code = await sweepCommand(io, parse(opts), true);
+    });
+  addCommon(program.command('run'))
+    .description('remove the CNI state from this node (drain, stop services, clean, restart)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--dry-run', 'same as `plan`')
+    .option('--uncordon', 'uncordon the node at the end (only when a CNI config is present again)')
+    .option('--no-restart-on-failure', 'leave kubelet and the runtime stopped when a phase fails')
+    .addHelpText('after', phaseHelp())
+    .action(async (opts) => {
+      const o = parse(opts);
+      code = await sweepCommand(io, o, o.dryRun);
+    });
+  program
+    .command('profiles')
+    .description('list the CNIs cni-sweep knows and what each owns')
+    .option('--json', 'as JSON')
+    .action((opts) => {
+      code = profilesCommand(io, Boolean(opts.json));
+    });
+
+  let verbose = argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      io.stderr.write(`cni-sweep: error: ${err.message.replace(/^error: /, '')}\n  hint: see cni-sweep --help\n`);
+      return 2;
+    }
+    if (err instanceof CniSweepError) {
+      io.stderr.write(`cni-sweep: error: ${err.message}\n${err.hint ? `  hint: ${err.hint}\n` : ''}`);
+      if (verbose) io.stderr.write(`${err.stack}\n`);
+      return exitCodeFor(err);
+    }
+    const e = err as Error;
+    io.stderr.write(`cni-sweep: error: ${e?.message ?? String(err)}\n${verbose ? `${e?.stack}\n` : '  hint: rerun with --verbose for details\n'}`);
+    return 1;
+  }
+}
+
+function parse(opts: unknown): CommonOpts {
+  const r = CommonOpts.safeParse(opts);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new UsageError(`--${String(i.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i.message}`);
+  }
+  return r.data;
+}
+

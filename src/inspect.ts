@@ -1,0 +1,213 @@
+// Read-only views of the node. The snapshot is taken once, before anything changes, because
+// later phases need facts (network names, pod CIDRs) that earlier phases remove.
+import type { Host } from './host/host.js';
+import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
+import { parseIptablesSave, type IptDump } from './parse/iptables.js';
+import { parseLinks, parseRoutes, type Link, type Route } from './parse/iproute.js';
+import { parseNftTables, type NftTable } from './parse/nft.js';
+import { parseSubnetEnv } from './parse/subnetenv.js';
+import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
+import type { Profile } from './profiles/schema.js';
+import { UsageError } from './errors.js';
+
+export const CNI_CONF_DIR = '/etc/cni/net.d';
+export const NETNS_DIR = '/run/netns';
+export const RESULTS_DIR = '/var/lib/cni/results';
+
+/** Records what was inspected and what could not be read (e.g. iptables without root), so the plan can say so. */
+export class Gaps {
+  readonly items: string[] = [];
+  readonly inspected = new Set<string>();
+  saw(what: string) {
+    this.inspected.add(what);
+  }
+  add(what: string, err: unknown) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    const line = `${what}: ${msg}`;
+    if (!this.items.includes(line)) this.items.push(line);
+  }
+}
+
+export async function readCniConfigs(host: Host): Promise<CniConfig[]> {
+  const entries = (await host.readDir(CNI_CONF_DIR)) ?? [];
+  const out: CniConfig[] = [];
+  for (const e of entries) {
+    if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+    const file = `${CNI_CONF_DIR}/${e.name}`;
+    const text = await host.readFile(file);
+    if (text === null) continue; // dangling symlink
+    try {
+      out.push(parseCniConfig(file, text));
+    } catch (err) {
+      throw new UsageError((err as Error).message, 'cni-sweep will not guess who owns a config it cannot parse: fix or move it, then run again');
+    }
+  }
+  return out; // readDir is sorted: this is the order the runtime considers them in
+}
+
+export interface ProfileFacts {
+  profile: Profile;
+  configs: CniConfig[];
+  extraFiles: string[];
+  networks: string[];
+  bridges: string[];
+  /** Pod networks (from subnet.env, or --pod-cidr). */
+  podNetworks: Prefix[];
+  /** This node's pod subnets (network form, e.g. 10.244.1.0/24). */
+  nodeSubnets: Prefix[];
+}
+
+export interface Snapshot {
+  configs: CniConfig[];
+  facts: ProfileFacts[];
+  /** CNI configs that stay after the run (not owned by a selected CNI). */
+  remainingConfigs: CniConfig[];
+}
+
+export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Prefix[], gaps: Gaps): Promise<Snapshot> {
+  let configs: CniConfig[] = [];
+  gaps.saw(CNI_CONF_DIR);
+  try {
+    configs = await readCniConfigs(host);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    gaps.add(CNI_CONF_DIR, err);
+  }
+  const facts: ProfileFacts[] = [];
+  for (const profile of profiles) {
+    const mine = configs.filter((c) => c.types.some((t) => profile.config.pluginTypes.includes(t)));
+    const extraFiles: string[] = [];
+    for (const f of profile.config.extraFiles) {
+      const p = `${CNI_CONF_DIR}/${f}`;
+      if ((await host.entryType(p).catch(() => null)) !== null) extraFiles.push(p);
+    }
+    const networks = [...new Set(mine.map((c) => c.name))];
+    const bridges = [...new Set(mine.flatMap((c) => c.bridges))];
+    const podNetworks: Prefix[] = [...podCidrs];
+    const nodeSubnets: Prefix[] = [];
+    if (profile.state.subnetEnv) {
+      try {
+        const text = await host.readFile(profile.state.subnetEnv);
+        if (text !== null) {
+          gaps.saw(profile.state.subnetEnv);
+          const env = parseSubnetEnv(text);
+          for (const n of [...env.networks, ...env.ipv6Networks]) {
+            const p = parsePrefix(n);
+            if (p && !podNetworks.some((q) => q.text === p.text)) podNetworks.push(networkOf(p));
+          }
+          for (const s of [env.subnet, env.ipv6Subnet]) {
+            const p = s ? parsePrefix(s) : null;
+            if (p) nodeSubnets.push(networkOf(p));
+          }
+        }
+      } catch (err) {
+        gaps.add(profile.state.subnetEnv, err);
+      }
+    }
+    facts.push({ profile, configs: mine, extraFiles, networks, bridges, podNetworks, nodeSubnets });
+  }
+  const owned = new Set(facts.flatMap((f) => f.configs.map((c) => c.file)));
+  return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)) };
+}
+
+/** Networks a profile's per-network state and firewall comments are named after; "cbr0" when Flannel's config is already gone. */
+export function networksOf(f: ProfileFacts): string[] {
+  if (f.networks.length) return f.networks;
+  return f.profile.name === 'flannel' ? ['cbr0'] : [];
+}
+
+/** Bridges a profile owns: named in its configs, else its default bridge names. */
+export function bridgesOf(f: ProfileFacts): string[] {
+  return f.bridges.length ? f.bridges : f.profile.interfaces.names.filter((n) => n === 'cni0');
+}
+
+export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
+  gaps.saw('ip link');
+  const r = await host.query(['ip', '-j', '-d', 'link', 'show']);
+  if (!r) {
+    gaps.add('ip', 'not installed');
+    return [];
+  }
+  if (r.code !== 0) {
+    gaps.add('ip -j -d link show', r.stderr.trim() || `exit ${r.code}`);
+    return [];
+  }
+  return parseLinks(r.stdout);
+}
+
+export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & { family: 4 | 6 }>> {
+  const out: Array<Route & { family: 4 | 6 }> = [];
+  gaps.saw('ip route');
+  for (const family of [4, 6] as const) {
+    const argv = ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main'];
+    const r = await host.query(argv);
+    if (!r || r.code !== 0) {
+      gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');
+      continue;
+    }
+    for (const route of parseRoutes(r.stdout)) out.push({ ...route, family });
+  }
+  return out;
+}
+
+export interface Backend {
+  id: string;
+  family: 4 | 6;
+  save: string;
+  restore: string;
+}
+
+const BACKENDS: Backend[] = [
+  { id: 'iptables-nft', family: 4, save: 'iptables-nft-save', restore: 'iptables-nft-restore' },
+  { id: 'iptables-legacy', family: 4, save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
+  { id: 'ip6tables-nft', family: 6, save: 'ip6tables-nft-save', restore: 'ip6tables-nft-restore' },
+  { id: 'ip6tables-legacy', family: 6, save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore' },
+];
+
+/** Every iptables backend present: nft and legacy can both hold rules on one node. */
+export async function iptablesBackends(host: Host): Promise<Backend[]> {
+  const out: Backend[] = [];
+  for (const family of [4, 6] as const) {
+    const named = [];
+    for (const b of BACKENDS.filter((x) => x.family === family)) if (await host.has(b.save)) named.push(b);
+    if (named.length) out.push(...named);
+    else {
+      // Distributions that ship only one variant, under the plain name.
+      const base = family === 4 ? 'iptables' : 'ip6tables';
+      if (await host.has(`${base}-save`)) out.push({ id: base, family, save: `${base}-save`, restore: `${base}-restore` });
+    }
+  }
+  return out;
+}
+
+export async function saveIptables(host: Host, b: Backend, gaps: Gaps): Promise<IptDump | null> {
+  gaps.saw(b.save);
+  const r = await host.query([b.save]);
+  if (!r) return null;
+  if (r.code !== 0) {
+    gaps.add(b.save, r.stderr.trim() || `exit ${r.code}`);
+    return null;
+  }
+  return parseIptablesSave(r.stdout);
+}
+
+export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] | null> {
+  gaps.saw('nft');
+  const r = await host.query(['nft', '-j', 'list', 'tables']);
+  if (!r) return null;
+  if (r.code !== 0) {
+    gaps.add('nft -j list tables', r.stderr.trim() || `exit ${r.code}`);
+    return null;
+  }
+  return parseNftTables(r.stdout);
+}
+
+/** Whether a node path and every directory above it (below the root) is free of symlinks. */
+export async function pathIsContained(host: Host, nodePath: string): Promise<boolean> {
+  const parts = nodePath.split('/').filter(Boolean);
+  for (let i = 1; i < parts.length; i++) {
+    const t = await host.entryType('/' + parts.slice(0, i).join('/'));
+    if (t === 'symlink') return false;
+  }
+  return true;
+}

@@ -1,0 +1,42 @@
+// `ip -j` output of links, addresses and routes (iproute2 JSON field names).
+import { z } from 'zod';
+
+export const LinkSchema = z.looseObject({
+  ifindex: z.number(),
+  ifname: z.string(),
+  link: z.string().optional(),
+  mtu: z.number().optional(),
+  master: z.string().optional(),
+  operstate: z.string().optional(),
+  link_netnsid: z.number().optional(),
+  linkinfo: z.looseObject({ info_kind: z.string().optional(), info_data: z.unknown().optional() }).optional(),
+});
+export type Link = z.infer<typeof LinkSchema>;
+
+export const AddrInfoSchema = z.looseObject({ family: z.string(), local: z.string(), prefixlen: z.number() });
+export const AddrSchema = z.looseObject({ ifname: z.string(), addr_info: z.array(AddrInfoSchema).default([]) });
+export type LinkAddrs = z.infer<typeof AddrSchema>;
+
+export const RouteSchema = z.looseObject({
+  type: z.string().optional(),
+  dst: z.string(),
+  gateway: z.string().optional(),
+  dev: z.string().optional(),
+  protocol: z.string().optional(),
+  scope: z.string().optional(),
+  table: z.string().optional(),
+  metric: z.number().optional(),
+});
+export type Route = z.infer<typeof RouteSchema>;
+
+function parseArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
+  const t = text.trim();
+  if (t === '') return [];
+  const parsed = z.array(schema).safeParse(JSON.parse(t));
+  if (!parsed.success) throw new Error(`unexpected ip -j ${what} output: ${parsed.error.issues[0].message}`);
+  return parsed.data;
+}
+
+export const parseLinks = (text: string) => parseArray(LinkSchema, text, 'link');
+export const parseAddrs = (text: string) => parseArray(AddrSchema, text, 'addr');
+export const parseRoutes = (text: string) => parseArray(RouteSchema, text, 'route');

@@ -1,0 +1,23 @@
+// CNI config files are the CNI's by content (plugin types), not by file name.
+import { underRoot } from '../host/host.js';
+import type { Phase } from './types.js';
+import { nothing } from './types.js';
+
+export const cniConfig: Phase = {
+  name: 'cni-config',
+  summary: 'remove the CNI config files of the CNI (detected by plugin type) from /etc/cni/net.d',
+  cleanup: true,
+  async plan(ctx) {
+    const files: string[] = [];
+    for (const f of ctx.snapshot.facts) {
+      for (const p of [...f.configs.map((c) => c.file), ...f.extraFiles]) {
+        if ((await ctx.host.entryType(p)) !== null && !files.includes(p)) files.push(p);
+      }
+    }
+    if (!files.length) return nothing();
+    return {
+      steps: [{ argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))], removes: { kind: 'CNI config', items: files } }],
+      notes: [],
+    };
+  },
+};

@@ -1,0 +1,37 @@
+// IPAM allocations, result caches and the CNI's own state directories.
+import { underRoot } from '../host/host.js';
+import { networksOf, pathIsContained, RESULTS_DIR } from '../inspect.js';
+import type { Phase } from './types.js';
+import { nothing } from './types.js';
+
+export const cniState: Phase = {
+  name: 'cni-state',
+  summary: 'remove IPAM allocations, result caches and state directories of the CNI',
+  cleanup: true,
+  async plan(ctx) {
+    const paths: string[] = [];
+    const notes: string[] = [];
+    const results = (await ctx.host.readDir(RESULTS_DIR)) ?? [];
+    for (const f of ctx.snapshot.facts) {
+      const candidates = [...f.profile.state.paths];
+      for (const net of networksOf(f)) {
+        for (const p of f.profile.state.networkPaths) candidates.push(p.replaceAll('{network}', net));
+        // libcni names result caches <network>-<containerID>-<ifname>.
+        for (const e of results) if (e.name.startsWith(`${net}-`)) candidates.push(`${RESULTS_DIR}/${e.name}`);
+      }
+      for (const p of candidates) {
+        if (paths.includes(p) || (await ctx.host.entryType(p)) === null) continue;
+        if (!(await pathIsContained(ctx.host, p))) {
+          notes.push(`left alone: a directory above ${p} is a symlink, and cni-sweep never follows one out of the CNI's locations`);
+          continue;
+        }
+        paths.push(p);
+      }
+    }
+    if (!paths.length) return nothing(...notes);
+    return {
+      steps: [{ argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))], removes: { kind: 'CNI state', items: paths } }],
+      notes,
+    };
+  },
+};

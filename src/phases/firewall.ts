@@ -1,0 +1,45 @@
+// Removes only what the CNI owns, rule by rule: one `iptables-restore --noflush -w` per backend and
+// family with -D/-F/-X lines, and `nft delete table` for its native tables. Never a flush of a
+// chain or table it does not own, never a save-filter-restore of a whole dump.
+import { iptablesBackends, listNftTables, saveIptables } from '../inspect.js';
+import { firewallDeletions, restoreScript } from '../ownership.js';
+import type { PlannedStep, Phase } from './types.js';
+
+export const firewall: Phase = {
+  name: 'firewall',
+  summary: 'delete the CNI\'s iptables/ip6tables rules and chains on every backend, and its nftables tables',
+  cleanup: true,
+  async plan(ctx) {
+    const steps: PlannedStep[] = [];
+    const notes: string[] = [];
+    const backends = await iptablesBackends(ctx.host);
+    if (!backends.length) notes.push('no iptables binaries installed: iptables rules not checked');
+    for (const b of backends) {
+      const dump = await saveIptables(ctx.host, b, ctx.gaps);
+      if (!dump) continue;
+      const tables = firewallDeletions(dump, { facts: ctx.snapshot.facts, remainingConfigs: ctx.snapshot.remainingConfigs, family: b.family });
+      if (!tables.length) continue;
+      const rules = tables.reduce((n, t) => n + t.deletes.length, 0);
+      const chains = tables.flatMap((t) => t.chains);
+      steps.push({
+        argv: [b.restore, '--noflush', '-w'],
+        stdin: restoreScript(tables),
+        removes: { kind: `${b.id} rules`, items: [`${rules} rule(s) in built-in or foreign chains`, ...chains.map((c) => `chain ${c}`)] },
+      });
+    }
+    const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables);
+    if (owned.length) {
+      const tables = await listNftTables(ctx.host, ctx.gaps);
+      if (tables === null && !(await ctx.host.has('nft'))) notes.push('nft is not installed: nftables tables not checked');
+      const present = owned.filter((o) => tables?.some((t) => t.family === o.family && t.name === o.name));
+      if (present.length) {
+        steps.push({
+          argv: ['nft', '-f', '-'],
+          stdin: present.map((t) => `delete table ${t.family} ${t.name}`).join('\n') + '\n',
+          removes: { kind: 'nftables table', items: present.map((t) => `${t.family} ${t.name}`) },
+        });
+      }
+    }
+    return { steps, notes };
+  },
+};

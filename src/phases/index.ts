@@ -1,0 +1,30 @@
+// The phases, in the order they run. `--help` lists them from here.
+import { cniConfig } from './cni-config.js';
+import { cniState } from './cni-state.js';
+import { drain } from './drain.js';
+import { firewall } from './firewall.js';
+import { interfaces } from './interfaces.js';
+import { netns } from './netns.js';
+import { preflight } from './preflight.js';
+import { routes } from './routes.js';
+import { startKubelet, startRuntime, stopKubelet, stopRuntime } from './services.js';
+import type { Phase } from './types.js';
+import { uncordon } from './uncordon.js';
+
+export const PHASES: Phase[] = [
+  preflight,
+  drain,
+  stopKubelet,
+  stopRuntime,
+  cniConfig,
+  cniState,
+  interfaces,
+  routes,
+  firewall,
+  netns,
+  startRuntime,
+  startKubelet,
+  uncordon,
+];
+
+export const PHASE_NAMES = PHASES.map((p) => p.name);

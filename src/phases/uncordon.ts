@@ -1,0 +1,26 @@
+import { PhaseFailedError } from '../errors.js';
+import { readCniConfigs, CNI_CONF_DIR } from '../inspect.js';
+import type { Phase } from './types.js';
+import { nothing } from './types.js';
+import { kubectlArgv } from './kube.js';
+
+export const uncordon: Phase = {
+  name: 'uncordon',
+  summary: 'uncordon the node (only with --uncordon, and only when a CNI config is present again)',
+  cleanup: false,
+  async plan(ctx) {
+    if (!ctx.opts.uncordon) return nothing('not uncordoning: pass --uncordon to let the node take pods again');
+    if (!ctx.drained) return nothing('the node was not drained by this run');
+    // In a plan the removals have not happened yet, so count what will remain.
+    const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host);
+    if (!left.length) {
+      throw new PhaseFailedError(
+        'uncordon',
+        new Error(`refusing to uncordon: no CNI config left in ${CNI_CONF_DIR}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`),
+      );
+    }
+    const k = await kubectlArgv(ctx);
+    if ('why' in k) return nothing(`not uncordoning: ${k.why}`);
+    return { steps: [{ argv: [...k.argv, 'uncordon', ctx.opts.node] }], notes: [] };
+  },
+};

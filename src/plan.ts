@@ -1,0 +1,59 @@
+// Rendering a plan: as a runnable bash script (the dry-run audit) and as a short list by kind
+// (the confirmation prompt).
+import type { Phase, PhasePlan, PlannedStep } from './phases/types.js';
+import type { Report } from './run.js';
+import { heredocDelimiter, renderArgv } from './util/shell.js';
+
+export function renderStep(step: PlannedStep): string {
+  const cmd = renderArgv(step.argv);
+  if (step.stdin === undefined) return cmd;
+  const body = step.stdin.endsWith('\n') ? step.stdin : step.stdin + '\n';
+  const tag = heredocDelimiter(body);
+  return `${cmd} <<'${tag}'\n${body}${tag}`;
+}
+
+export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, report: Report, version: string): string {
+  const out: string[] = [];
+  const ran = plans.filter((p) => p.plan).map((p) => p.phase.name);
+  const skipped = plans.filter((p) => !p.plan).map((p) => p.phase.name);
+  out.push('#!/usr/bin/env bash');
+  out.push(`# cni-sweep ${version} plan: the exact commands \`cni-sweep run\` would execute, in order.`);
+  out.push(`# node: ${report.node}`);
+  if (report.root !== '/') out.push(`# root: ${report.root}`);
+  out.push(`# cni: ${report.cni.join(', ') || 'none found'}`);
+  out.push(`# phases: ${ran.join(' ')}`);
+  if (skipped.length) out.push(`# skipped: ${skipped.join(' ')}`);
+  out.push(`# inspected: ${report.inspected.join(', ')}`);
+  for (const u of report.unreadable) out.push(`# could not read: ${u}`);
+  const steps = plans.reduce((n, p) => n + (p.plan?.steps.length ?? 0), 0);
+  out.push(steps ? `# ${steps} command(s); run as root on the node. It stops at the first command that fails.` : '# nothing to do: this node holds no state of the CNI.');
+  if (report.failed) out.push(`# refused: ${report.failed.error}`);
+  out.push('set -euo pipefail');
+  for (const { phase, plan } of plans) {
+    if (!plan) continue;
+    out.push('');
+    out.push(`# == ${phase.name}: ${plan.steps.length ? phase.summary : 'nothing to do'}`);
+    for (const n of plan.notes) out.push(`# ${n}`);
+    for (const s of plan.steps) out.push(renderStep(s));
+  }
+  return out.join('\n') + '\n';
+}
+
+/** What a run will remove, grouped by kind, for the confirmation prompt. */
+export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
+  const byKind = new Map<string, string[]>();
+  for (const { plan } of plans) {
+    for (const s of plan.steps) {
+      if (!s.removes) continue;
+      const items = byKind.get(s.removes.kind) ?? [];
+      items.push(...s.removes.items);
+      byKind.set(s.removes.kind, items);
+    }
+  }
+  const lines: string[] = [];
+  for (const [kind, items] of byKind) {
+    const shown = items.slice(0, 6).join(', ');
+    lines.push(`${kind} (${items.length}): ${shown}${items.length > 6 ? `, and ${items.length - 6} more` : ''}`);
+  }
+  return lines;
+}

@@ -1,0 +1,40 @@
+// Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
+import type { Host } from '../host/host.js';
+import { Gaps, iptablesBackends, listLinks, listNftTables, readCniConfigs, saveIptables } from '../inspect.js';
+import type { CniConfig } from '../parse/conflist.js';
+import type { Profile } from './schema.js';
+
+export interface Detection {
+  profile: Profile;
+  evidence: string[];
+}
+
+export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promise<Detection[]> {
+  const configs: CniConfig[] = await readCniConfigs(host);
+  const links = await listLinks(host, gaps);
+  const nft = await listNftTables(host, gaps);
+  const chains: string[] = [];
+  for (const b of await iptablesBackends(host)) {
+    const dump = await saveIptables(host, b, gaps);
+    for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push(`${b.id} ${t.name} ${c.name}`);
+  }
+  const out: Detection[] = [];
+  for (const profile of profiles) {
+    const evidence: string[] = [];
+    for (const c of configs) if (c.types.some((t) => profile.config.pluginTypes.includes(t))) evidence.push(`config ${c.file}`);
+    for (const p of profile.state.paths) if ((await host.entryType(p)) !== null) evidence.push(`state ${p}`);
+    const patterns = profile.interfaces.patterns.map((p) => new RegExp(p));
+    for (const l of links) {
+      if (profile.interfaces.names.includes(l.ifname) || patterns.some((r) => r.test(l.ifname))) evidence.push(`interface ${l.ifname}`);
+    }
+    for (const c of chains) {
+      const name = c.split(' ')[2];
+      if (profile.firewall.chainPrefixes.some((p) => name.startsWith(p))) evidence.push(`chain ${c}`);
+    }
+    for (const t of profile.nftables) {
+      if (nft?.some((x) => x.family === t.family && x.name === t.name)) evidence.push(`nftables table ${t.family} ${t.name}`);
+    }
+    if (evidence.length) out.push({ profile, evidence });
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+// Flannel, checked against flannel-io/flannel (pkg/trafficmngr/iptables, pkg/trafficmngr/nftables,
+// pkg/backend/*), flannel-io/cni-plugin and containernetworking/plugins. See fixtures/flannel/SOURCES.md.
+import type { ProfileInput } from './schema.js';
+
+export const flannel: ProfileInput = {
+  name: 'flannel',
+  description: 'Flannel (vxlan, host-gw, wireguard, udp, ipip backends) with the bridge and portmap plugins',
+  config: { pluginTypes: ['flannel'] },
+  state: {
+    paths: ['/run/flannel', '/var/lib/cni/flannel'],
+    networkPaths: ['/var/lib/cni/networks/{network}'],
+    subnetEnv: '/run/flannel/subnet.env',
+  },
+  interfaces: {
+    names: ['cni0', 'flannel.1', 'flannel-v6.1', 'flannel-wg', 'flannel-wg-v6', 'flannel0', 'flannel.ipip'],
+    // flannel.<VNI> and flannel-v6.<VNI> when a non-default VNI is configured (rke2 uses 4096).
+    patterns: ['^flannel\\.\\d+$', '^flannel-v6\\.\\d+$'],
+    bridgePorts: true,
+  },
+  routes: { podNetworkRoutes: true },
+  firewall: {
+    chainPrefixes: ['FLANNEL-'],
+    // "flannel masq" is a typo some v0.17-era releases shipped (k3s-io/k3s#5034).
+    comments: ['flanneld masq', 'flanneld forward', 'flannel masq'],
+    // Flannel before the comments (k3s-io/k3s#5001, flannel PR #1525) wrote these into the built-in chains.
+    legacyRules: [
+      { family: 4, table: 'nat', chain: 'POSTROUTING', spec: '-s {network} -d {network} -j RETURN' },
+      { family: 4, table: 'nat', chain: 'POSTROUTING', spec: '-s {network} ! -d 224.0.0.0/4 -j MASQUERADE' },
+      { family: 4, table: 'nat', chain: 'POSTROUTING', spec: '-s {network} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully' },
+      { family: 4, table: 'nat', chain: 'POSTROUTING', spec: '! -s {network} -d {subnet} -j RETURN' },
+      { family: 4, table: 'nat', chain: 'POSTROUTING', spec: '! -s {network} -d {network} -j MASQUERADE' },
+      { family: 4, table: 'nat', chain: 'POSTROUTING', spec: '! -s {network} -d {network} -j MASQUERADE --random-fully' },
+      { family: 4, table: 'filter', chain: 'FORWARD', spec: '-s {network} -j ACCEPT' },
+      { family: 4, table: 'filter', chain: 'FORWARD', spec: '-d {network} -j ACCEPT' },
+      { family: 6, table: 'nat', chain: 'POSTROUTING', spec: '-s {network} -d {network} -j RETURN' },
+      { family: 6, table: 'nat', chain: 'POSTROUTING', spec: '-s {network} ! -d ff00::/8 -j MASQUERADE' },
+      { family: 6, table: 'nat', chain: 'POSTROUTING', spec: '-s {network} ! -d ff00::/8 -j MASQUERADE --random-fully' },
+      { family: 6, table: 'nat', chain: 'POSTROUTING', spec: '! -s {network} -d {subnet} -j RETURN' },
+      { family: 6, table: 'nat', chain: 'POSTROUTING', spec: '! -s {network} -d {network} -j MASQUERADE' },
+      { family: 6, table: 'nat', chain: 'POSTROUTING', spec: '! -s {network} -d {network} -j MASQUERADE --random-fully' },
+      { family: 6, table: 'filter', chain: 'FORWARD', spec: '-s {network} -j ACCEPT' },
+      { family: 6, table: 'filter', chain: 'FORWARD', spec: '-d {network} -j ACCEPT' },
+    ],
+  },
+  nftables: [
+    { family: 'ip', name: 'flannel-ipv4' },
+    { family: 'ip6', name: 'flannel-ipv6' },
+  ],
+  modules: [],
+};

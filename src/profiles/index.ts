@@ -1,0 +1,30 @@
+// The known CNIs, validated once at load so a broken profile is caught as bad input, not mid-run.
+import { UsageError } from '../errors.js';
+import { flannel } from './flannel.js';
+import { ProfileSchema, type Profile, type ProfileInput } from './schema.js';
+
+const SOURCES: ProfileInput[] = [flannel];
+
+export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
+  return inputs.map((input, i) => {
+    const parsed = ProfileSchema.safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const name = (input as { name?: unknown })?.name;
+      throw new UsageError(
+        `invalid profile ${typeof name === 'string' ? name : `#${i}`}: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+      );
+    }
+    return parsed.data;
+  });
+}
+
+export function selectProfiles(all: Profile[], names: string[]): Profile[] {
+  return names.map((n) => {
+    const p = all.find((x) => x.name === n);
+    if (!p) throw new UsageError(`unknown CNI "${n}"`, `known CNIs: ${all.map((x) => x.name).join(', ')}`);
+    return p;
+  });
+}
+
+export type { Profile };

@@ -1,0 +1,53 @@
+// Colour and one spinner per phase, only when stderr is a terminal.
+import chalk from 'chalk';
+import ora, { type Ora } from 'ora';
+import type { Reporter, SweepEvent } from '../events.js';
+import { renderArgv } from '../util/shell.js';
+
+export class TtyReporter implements Reporter {
+  private spinner: Ora | null = null;
+
+  constructor(private readonly verbose = false) {}
+
+  emit(e: SweepEvent): void {
+    switch (e.type) {
+      case 'phase-start':
+        this.spinner = ora({ text: `${chalk.bold(e.phase)} ${chalk.dim(e.summary)}`, stream: process.stderr }).start();
+        break;
+      case 'step-start':
+        if (this.spinner) this.spinner.text = `${chalk.bold(e.phase)} ${renderArgv(e.step.argv)}`;
+        break;
+      case 'step-end':
+        if (this.verbose || e.status !== 'ok') this.line(`  ${e.status === 'ok' ? chalk.green('✔') : chalk.red('✖')} ${renderArgv(e.step.argv)} ${chalk.dim(`${e.ms} ms`)}${e.error ? ` ${chalk.red(e.error)}` : ''}`);
+        break;
+      case 'phase-end': {
+        const text = `${chalk.bold(e.phase)} ${chalk.dim(`${e.status}, ${e.ms} ms`)}`;
+        if (!this.spinner) break;
+        if (e.status === 'failed') this.spinner.fail(text);
+        else if (e.status === 'ok') this.spinner.succeed(text);
+        else this.spinner.info(text);
+        this.spinner = null;
+        break;
+      }
+      case 'note':
+        this.line(chalk.dim(`  ${e.phase ? `${e.phase}: ` : ''}${e.text}`));
+        break;
+      case 'warn':
+        this.line(chalk.yellow(`warning: ${e.text}`));
+        break;
+    }
+  }
+
+  private line(s: string) {
+    if (this.spinner?.isSpinning) {
+      this.spinner.clear();
+      process.stderr.write(s + '\n');
+      this.spinner.render();
+    } else process.stderr.write(s + '\n');
+  }
+
+  pause(): void {
+    this.spinner?.stop();
+    this.spinner = null;
+  }
+}

@@ -1,0 +1,222 @@
+// Plan, then apply: one pipeline for `plan` and `run`. A dry run stops after planning, so the
+// printed plan and what a run executes cannot drift apart. A real run plans each phase again
+// just before applying it, against the node as earlier phases left it.
+import { CommandFailedError, PhaseFailedError } from './errors.js';
+import type { PhaseStatus, Reporter, StepStatus } from './events.js';
+import type { Host } from './host/host.js';
+import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
+import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
+import { startKubelet, startRuntime } from './phases/services.js';
+import type { Profile } from './profiles/schema.js';
+
+export interface StepReport {
+  argv: string[];
+  stdin?: string;
+  status: StepStatus;
+  ms: number;
+  error?: string;
+  exitCode?: number | null;
+  stderr?: string;
+}
+
+export interface PhaseReport {
+  name: string;
+  status: PhaseStatus;
+  notes: string[];
+  steps: StepReport[];
+}
+
+export interface Report {
+  changed: boolean;
+  dryRun: boolean;
+  node: string;
+  root: string;
+  cni: string[];
+  backup: string | null;
+  phases: PhaseReport[];
+  inspected: string[];
+  unreadable: string[];
+  /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
+  failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
+  interrupted?: string;
+}
+
+export interface SweepRequest {
+  host: Host;
+  profiles: Profile[];
+  opts: RunOptions;
+  /** Every phase in order; those not in `selected` are reported as skipped. */
+  phases: Phase[];
+  selected: Set<string>;
+  reporter: Reporter;
+  /** Asked once, after planning, before the first change. Resolves false to abort. */
+  confirm?: (plans: Array<{ phase: Phase; plan: PhasePlan }>) => Promise<boolean>;
+  restartOnFailure?: boolean;
+  /** Set by the signal handler; checked between steps. */
+  interrupt?: { signal: NodeJS.Signals | null };
+}
+
+export interface Sweep {
+  report: Report;
+  plans: Array<{ phase: Phase; plan: PhasePlan | null }>;
+  snapshot: Snapshot;
+  gaps: Gaps;
+  aborted: boolean;
+}
+
+function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boolean): Ctx {
+  return {
+    host: req.host,
+    opts: { ...req.opts, dryRun },
+    profiles: req.profiles,
+    snapshot,
+    gaps,
+    selected: req.selected,
+    hasWork: false,
+    stopped: { kubelet: [], runtime: [] },
+    drained: false,
+  };
+}
+
+export async function sweep(req: SweepRequest): Promise<Sweep> {
+  const { reporter } = req;
+  const gaps = new Gaps();
+  const snapshot = await takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps);
+  const active = req.phases.filter((p) => req.selected.has(p.name));
+
+  // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
+  // so that a clean node is not drained and its services are not restarted.
+  const planCtx = newCtx(req, snapshot, gaps, true);
+  const cleanupPlans = new Map<string, PhasePlan>();
+  for (const p of active.filter((x) => x.cleanup)) cleanupPlans.set(p.name, await p.plan(planCtx));
+  planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);
+
+  const plans: Sweep['plans'] = [];
+  let planError: { phase: string; err: Error } | null = null;
+  for (const p of req.phases) {
+    if (!req.selected.has(p.name)) {
+      plans.push({ phase: p, plan: null });
+      continue;
+    }
+    try {
+      plans.push({ phase: p, plan: cleanupPlans.get(p.name) ?? (await p.plan(planCtx)) });
+    } catch (err) {
+      if (!(err instanceof PhaseFailedError)) throw err;
+      planError = { phase: p.name, err };
+      plans.push({ phase: p, plan: { steps: [], notes: [] } });
+      break;
+    }
+  }
+
+  const report: Report = {
+    changed: false,
+    dryRun: req.opts.dryRun,
+    node: req.opts.node,
+    root: req.host.root,
+    cni: req.profiles.map((p) => p.name),
+    backup: null,
+    phases: [],
+    inspected: [...gaps.inspected],
+    unreadable: gaps.items,
+  };
+  for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
+
+  if (req.opts.dryRun || !planCtx.hasWork || planError) {
+    for (const { phase, plan } of plans) {
+      const status: PhaseStatus = !plan ? 'skipped' : planError?.phase === phase.name ? 'failed' : plan.steps.length ? 'ok' : 'nothing-to-do';
+      report.phases.push({
+        name: phase.name,
+        status,
+        notes: plan?.notes ?? [],
+        steps: (plan?.steps ?? []).map((s) => ({ argv: s.argv, stdin: s.stdin, status: 'planned', ms: 0 })),
+      });
+      for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
+    }
+    if (planError) report.failed = { phase: planError.phase, error: planError.err.message };
+    return { report, plans, snapshot, gaps, aborted: false };
+  }
+
+  if (req.confirm && !(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>))) {
+    return { report, plans, snapshot, gaps, aborted: true };
+  }
+
+  await apply(req, snapshot, report);
+  return { report, plans, snapshot, gaps, aborted: false };
+}
+
+async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: PhaseReport, report: Report): Promise<void> {
+  for (const step of plan.steps) {
+    const sr: StepReport = { argv: step.argv, stdin: step.stdin, status: 'ok', ms: 0 };
+    pr.steps.push(sr);
+    req.reporter.emit({ type: 'step-start', phase: phase.name, step });
+    const t0 = performance.now();
+    try {
+      await req.host.apply(step, { timeoutMs: step.timeoutMs });
+      report.changed = true;
+    } catch (err) {
+      sr.status = 'failed';
+      sr.error = (err as Error).message;
+      if (err instanceof CommandFailedError) {
+        sr.exitCode = err.exitCode;
+        sr.stderr = err.stderr;
+        report.changed = true; // a failed batch may have applied part of its lines
+      }
+      throw err;
+    } finally {
+      sr.ms = Math.round(performance.now() - t0);
+      req.reporter.emit({ type: 'step-end', phase: phase.name, step, status: sr.status, ms: sr.ms, error: sr.error });
+    }
+  }
+}
+
+async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Promise<void> {
+  const ctx = newCtx(req, snapshot, new Gaps(), false);
+  ctx.hasWork = true;
+  let failure: { phase: string; err: Error } | null = null;
+  for (const phase of req.phases) {
+    if (!req.selected.has(phase.name)) {
+      report.phases.push({ name: phase.name, status: 'skipped', notes: [], steps: [] });
+      continue;
+    }
+    if (failure || req.interrupt?.signal) {
+      report.phases.push({ name: phase.name, status: 'skipped', notes: [failure ? 'not run: an earlier phase failed' : `not run: ${req.interrupt?.signal}`], steps: [] });
+      continue;
+    }
+    const pr: PhaseReport = { name: phase.name, status: 'ok', notes: [], steps: [] };
+    report.phases.push(pr);
+    req.reporter.emit({ type: 'phase-start', phase: phase.name, summary: phase.summary });
+    const t0 = performance.now();
+    try {
+      const plan = await phase.plan(ctx);
+      pr.notes = plan.notes;
+      for (const n of plan.notes) req.reporter.emit({ type: 'note', phase: phase.name, text: n });
+      pr.status = plan.steps.length ? 'ok' : 'nothing-to-do';
+      await runSteps(req, phase, plan, pr, report);
+    } catch (err) {
+      pr.status = 'failed';
+      failure = { phase: phase.name, err: err as Error };
+      const cmd = err instanceof CommandFailedError ? err : undefined;
+      report.failed = { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
+    }
+    req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: Math.round(performance.now() - t0) });
+  }
+  if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
+
+  // Never leave a node with kubelet or the runtime stopped because a later phase went wrong.
+  const startedAgain = report.phases.some((p) => (p.name === startRuntime.name || p.name === startKubelet.name) && p.status === 'ok');
+  if ((failure || report.interrupted) && req.restartOnFailure !== false && !startedAgain) {
+    for (const phase of [startRuntime, startKubelet]) {
+      const plan = await phase.plan(ctx);
+      if (!plan.steps.length) continue;
+      const pr = report.phases.find((p) => p.name === phase.name)!;
+      pr.status = 'ok';
+      pr.notes = [`run because ${failure ? `phase ${failure.phase} failed` : `of ${report.interrupted}`}`];
+      req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0] });
+      try {
+        await runSteps(req, phase, plan, pr, report);
+      } catch {
+        pr.status = 'failed';
+      }
+    }
+  }
+}

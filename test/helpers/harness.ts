@@ -1,0 +1,112 @@
+// Integration harness: runs the built CLI inside a test's network namespace with recording shims
+// on PATH, and snapshots everything a run may change so tests can compare before and after.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { inNs } from './flannel-node.js';
+
+export const REPO = path.resolve(__dirname, '../..');
+export const CLI = path.join(REPO, 'dist/cni-sweep.cjs');
+export const SHIMS = path.join(REPO, 'test/helpers/shims');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Calls the shims recorded, in order. */
+  calls: string[];
+}
+
+export function runCli(node: { ns: string; root: string }, args: string[], opts: { env?: Record<string, string>; input?: string } = {}): CliResult {
+  const log = path.join(node.root, 'shim/calls.log');
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  fs.writeFileSync(log, '');
+  const r = spawnSync('nsenter', [`--net=/run/netns/${node.ns}`, process.execPath, CLI, ...args], {
+    encoding: 'utf8',
+    input: opts.input ?? '',
+    env: {
+      PATH: `${SHIMS}:${process.env.PATH}`,
+      SHIM_LOG: log,
+      SHIM_STATE: path.join(node.root, 'shim'),
+      NO_COLOR: '1',
+      ...opts.env,
+    },
+    maxBuffer: 256 * 1024 * 1024,
+    timeout: 120_000,
+  });
+  const calls = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls };
+}
+
+/** The standard arguments pointing cni-sweep at a test node. */
+export const nodeArgs = (node: { root: string }) => ['--root', node.root, '--node', 'node-1', '--kubeconfig', path.join(node.root, 'shim/kubeconfig')];
+
+function tryNs(ns: string, cmd: string, args: string[]): string {
+  try {
+    return inNs(ns, cmd, args);
+  } catch (e) {
+    return `ERROR ${(e as Error).message.split('\n')[0]}`;
+  }
+}
+
+/** iptables-save output without the timestamps and counters that change on their own. */
+export function iptablesState(ns: string, save: string): string {
+  return tryNs(ns, save, [])
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
+    .join('\n');
+}
+
+function walk(root: string, rel = ''): string[] {
+  const dir = path.join(root, rel);
+  const out: string[] = [];
+  for (const name of fs.readdirSync(dir).sort()) {
+    const r = path.join(rel, name);
+    if (r === 'shim') continue; // the shims' own bookkeeping
+    const full = path.join(root, r);
+    const st = fs.lstatSync(full);
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(full)}`);
+    else if (st.isDirectory()) out.push(`${r}/ ${mode}`, ...walk(root, r));
+    else out.push(`${r} ${mode} ${JSON.stringify(fs.readFileSync(full, 'utf8'))}`);
+  }
+  return out;
+}
+
+export interface NodeState {
+  links: string[];
+  addrs: string;
+  routes4: string;
+  routes6: string;
+  ipt4nft: string;
+  ipt4legacy: string;
+  ipt6nft: string;
+  ipt6legacy: string;
+  nft: string;
+  files: string[];
+}
+
+export function snapshot(node: { ns: string; root: string }): NodeState {
+  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<Record<string, unknown>>;
+  return {
+    links: links.map((l) => `${l.ifname} ${(l.linkinfo as { info_kind?: string } | undefined)?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`).sort(),
+    addrs: inNs(node.ns, 'ip', ['-br', 'addr', 'show']),
+    routes4: inNs(node.ns, 'ip', ['-4', 'route', 'show', 'table', 'all']),
+    routes6: inNs(node.ns, 'ip', ['-6', 'route', 'show', 'table', 'main']),
+    ipt4nft: iptablesState(node.ns, 'iptables-nft-save'),
+    ipt4legacy: iptablesState(node.ns, 'iptables-legacy-save'),
+    ipt6nft: iptablesState(node.ns, 'ip6tables-nft-save'),
+    ipt6legacy: iptablesState(node.ns, 'ip6tables-legacy-save'),
+    nft: tryNs(node.ns, 'nft', ['list', 'ruleset']),
+    files: walk(node.root),
+  };
+}
+
+let counter = 0;
+/** A unique namespace name and temporary root for one test. */
+export function scratch(tag: string): { ns: string; root: string } {
+  const id = `${process.pid}-${++counter}`;
+  const base = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', `cni-sweep-${tag}-`));
+  return { ns: `cnisweep-${tag}-${id}`.slice(0, 40), root: path.join(base, 'root') };
+}
