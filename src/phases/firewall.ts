@@ -19,12 +19,11 @@ export const firewall: Phase = {
       if (!dump) continue;
       const tables = firewallDeletions(dump, { facts: ctx.snapshot.facts, remainingConfigs: ctx.snapshot.remainingConfigs, family: b.family });
       if (!tables.length) continue;
-      const rules = tables.reduce((n, t) => n + t.deletes.length, 0);
       const chains = tables.flatMap((t) => t.chains);
       steps.push({
         argv: [b.restore, '--noflush', '-w'],
         stdin: restoreScript(tables),
-        removes: { kind: `${b.id} rules`, items: [`${rules} rule(s) in built-in or foreign chains`, ...chains.map((c) => `chain ${c}`)] },
+        removes: { kind: `${b.id} rule or chain`, items: [...tables.flatMap((t) => t.deletes.map((r) => `${t.table} ${r.chain} rule`)), ...chains.map((c) => `chain ${c}`)] },
       });
     }
     const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables);

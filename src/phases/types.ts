@@ -49,4 +49,4 @@ export interface Phase {
   plan(ctx: Ctx): Promise<PhasePlan>;
 }
 
-export const nothing = (...notes: string[]): PhasePlan => ({ steps: [], notes });
+export const nothing = (...notes: string[]): PhasePlan => ({ steps: [], notes: notes.filter(Boolean) });

@@ -9,7 +9,8 @@ export const uncordon: Phase = {
   summary: 'uncordon the node (only with --uncordon, and only when a CNI config is present again)',
   cleanup: false,
   async plan(ctx) {
-    if (!ctx.opts.uncordon) return nothing('not uncordoning: pass --uncordon to let the node take pods again');
+    if (!ctx.hasWork) return nothing();
+    if (!ctx.opts.uncordon) return nothing(ctx.drained ? `leaving ${ctx.opts.node} cordoned: pass --uncordon, or run kubectl uncordon once the new CNI is in place` : '');
     if (!ctx.drained) return nothing('the node was not drained by this run');
     // In a plan the removals have not happened yet, so count what will remain.
     const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host);

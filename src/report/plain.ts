@@ -18,7 +18,7 @@ export class PlainReporter implements Reporter {
         if (this.verbose) w(`[${e.phase}] $ ${renderArgv(e.step.argv)}`);
         break;
       case 'step-end':
-        w(`[${e.phase}] ${e.status === 'ok' ? 'ran' : e.status}: ${renderArgv(e.step.argv)}${e.step.removes ? ` (${e.step.removes.items.length} ${e.step.removes.kind})` : ''}${e.error ? `: ${e.error}` : ''}`);
+        w(`[${e.phase}] ${e.status === 'ok' ? 'ran' : e.status}: ${renderArgv(e.step.argv)}${e.step.removes ? ` (${e.step.removes.items.length} × ${e.step.removes.kind})` : ''}${e.error ? `: ${e.error}` : ''}`);
         break;
       case 'note':
         w(`${e.phase ? `[${e.phase}] ` : ''}${e.text}`);
