@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { CniSweepError, RefusedError, UsageError, exitCodeFor } from './errors.js';
 import type { Reporter } from './events.js';
 import type { Host } from './host/host.js';
+import { tolerantReads } from './host/tolerant.js';
 import { Gaps } from './inspect.js';
 import { PHASES, PHASE_NAMES } from './phases/index.js';
 import { removalSummary, renderScript } from './plan.js';
@@ -117,12 +118,13 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   const all = loadProfiles();
   const names = list(o.cni);
   const preselected = names.length ? selectProfiles(all, names) : null;
-  const host = io.makeHost(root);
+  const gaps = new Gaps();
+  const realHost = io.makeHost(root);
+  const host = realHost.isRoot() ? realHost : tolerantReads(realHost, gaps);
   if (!dryRun) {
     if (!host.isRoot()) throw new RefusedError('run must be run as root', 'use sudo, or `cni-sweep plan` to see what it would do');
     if (!o.yes && !io.stdinIsTty) throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
-  const gaps = new Gaps();
   const detected = preselected ? [] : await detect(host, all, gaps);
   const profiles = preselected ?? detected.map((d) => d.profile);
   const reporter = io.makeReporter?.({ verbose: o.verbose }) ?? new PlainReporter(io.stderr, o.verbose);
@@ -139,6 +141,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       phases: PHASES,
       selected,
       reporter,
+      gaps,
       restartOnFailure: o.restartOnFailure,
       interrupt,
       confirm: o.yes ? undefined : async (plans) => {

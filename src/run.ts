@@ -52,6 +52,8 @@ export interface SweepRequest {
   /** Asked once, after planning, before the first change. Resolves false to abort. */
   confirm?: (plans: Array<{ phase: Phase; plan: PhasePlan }>) => Promise<boolean>;
   restartOnFailure?: boolean;
+  /** Where unreadable state is recorded; shared with detection. */
+  gaps?: Gaps;
   /** Set by the signal handler; checked between steps. */
   interrupt?: { signal: NodeJS.Signals | null };
 }
@@ -80,7 +82,7 @@ function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boole
 
 export async function sweep(req: SweepRequest): Promise<Sweep> {
   const { reporter } = req;
-  const gaps = new Gaps();
+  const gaps = req.gaps ?? new Gaps();
   const snapshot = await takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps);
   const active = req.phases.filter((p) => req.selected.has(p.name));
 

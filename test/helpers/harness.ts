@@ -58,6 +58,16 @@ export function iptablesState(ns: string, save: string): string {
     .join('\n');
 }
 
+/** File content for comparison; a bind-mounted netns file cannot be read (EINVAL). */
+function readable(full: string): string {
+  try {
+    return JSON.stringify(fs.readFileSync(full, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return '<netns mount>';
+    throw e;
+  }
+}
+
 function walk(root: string, rel = ''): string[] {
   const dir = path.join(root, rel);
   const out: string[] = [];
@@ -69,7 +79,7 @@ function walk(root: string, rel = ''): string[] {
     const mode = (st.mode & 0o7777).toString(8);
     if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(full)}`);
     else if (st.isDirectory()) out.push(`${r}/ ${mode}`, ...walk(root, r));
-    else out.push(`${r} ${mode} ${JSON.stringify(fs.readFileSync(full, 'utf8'))}`);
+    else out.push(`${r} ${mode} ${readable(full)}`);
   }
   return out;
 }
@@ -91,16 +101,40 @@ export function snapshot(node: { ns: string; root: string }): NodeState {
   const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<Record<string, unknown>>;
   return {
     links: links.map((l) => `${l.ifname} ${(l.linkinfo as { info_kind?: string } | undefined)?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`).sort(),
-    addrs: inNs(node.ns, 'ip', ['-br', 'addr', 'show']),
-    routes4: inNs(node.ns, 'ip', ['-4', 'route', 'show', 'table', 'all']),
-    routes6: inNs(node.ns, 'ip', ['-6', 'route', 'show', 'table', 'main']),
+    addrs: addrState(node.ns),
+    // "linkdown" follows a bridge's carrier, which settles on its own after ports go.
+    // Sorted: the kernel adds link-local routes in whatever order the links came up.
+    routes4: inNs(node.ns, 'ip', ['-4', 'route', 'show', 'table', 'all']).replace(/ linkdown/g, '').split('\n').sort().join('\n'),
+    routes6: inNs(node.ns, 'ip', ['-6', 'route', 'show', 'table', 'main']).replace(/ linkdown/g, '').split('\n').sort().join('\n'),
     ipt4nft: iptablesState(node.ns, 'iptables-nft-save'),
     ipt4legacy: iptablesState(node.ns, 'iptables-legacy-save'),
     ipt6nft: iptablesState(node.ns, 'ip6tables-nft-save'),
     ipt6legacy: iptablesState(node.ns, 'ip6tables-legacy-save'),
-    nft: tryNs(node.ns, 'nft', ['list', 'ruleset']),
+    nft: nativeNftState(node.ns),
     files: walk(node.root),
   };
+}
+
+/** Addresses per link, without operstate: a bridge's carrier flips on its own when ports come and go. */
+function addrState(ns: string): string {
+  const links = JSON.parse(inNs(ns, 'ip', ['-j', 'addr', 'show'])) as Array<{ ifname: string; addr_info: Array<{ local: string; prefixlen: number }> }>;
+  // Link-local IPv6 addresses are random per link: leave them out.
+  return links.map((l) => `${l.ifname} ${l.addr_info.filter((a) => !a.local.startsWith('fe80:')).map((a) => `${a.local}/${a.prefixlen}`).join(' ')}`).join('\n');
+}
+
+const XTABLES = /^table (ip|ip6|inet|arp|bridge) (filter|nat|mangle|raw|security) \{$/;
+
+/** Native nftables tables, without counters; the tables iptables-nft keeps are compared through iptables-save. */
+function nativeNftState(ns: string): string {
+  const text = tryNs(ns, 'nft', ['-s', 'list', 'ruleset']);
+  const out: string[] = [];
+  let skip = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('table ')) skip = XTABLES.test(line);
+    if (!skip) out.push(line);
+    if (line === '}') skip = false;
+  }
+  return out.join('\n');
 }
 
 let counter = 0;
