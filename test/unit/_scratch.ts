@@ -1,0 +1,15 @@
+import { dirtyFlannelNode } from './fake-node.js';
+import { sweep } from '../../src/run.js';
+import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
+import { loadProfiles } from '../../src/profiles/index.js';
+import { silentReporter } from '../../src/events.js';
+import { renderScript } from '../../src/plan.js';
+const { host } = dirtyFlannelNode({ pods: 2 });
+const req = { host, profiles: loadProfiles(), opts: { node: 'node-1', kubeconfig: '/k', podCidrs: [], uncordon: false, dryRun: true, drainTimeoutSec: 300 }, phases: PHASES, selected: new Set(PHASE_NAMES), reporter: silentReporter };
+const r = await sweep(req);
+console.log(renderScript(r.plans, r.report, 'x'));
+const r2 = await sweep({ ...req, opts: { ...req.opts, dryRun: false } });
+console.log(JSON.stringify(r2.report.phases.map(p => [p.name, p.status, p.steps.length, p.notes]), null, 0), r2.report.failed);
+console.log(host.linkNames(), host.routes, host.paths(), host.iptablesSave('iptables-nft'), host.iptablesSave('ip6tables-nft'), host.nftTables, host.units, host.cordoned, host.mounts);
+const r3 = await sweep(req);
+console.log(renderScript(r3.plans, r3.report, 'x'), r3.report.changed);
