@@ -9,7 +9,8 @@ import type { Host } from './host/host.js';
 import { tolerantReads } from './host/tolerant.js';
 import { Gaps } from './inspect.js';
 import { PHASES, PHASE_NAMES } from './phases/index.js';
-import { removalSummary, renderScript } from './plan.js';
+import { removalSummary, renderScript, renderStep } from './plan.js';
+import { listBackups, planRestore, readBackup } from './backup/restore.js';
 import { detect } from './profiles/detect.js';
 import { loadProfiles, selectProfiles } from './profiles/index.js';
 import { sweep, type Report } from './run.js';
@@ -51,6 +52,7 @@ const CommonOpts = z.object({
   dryRun: z.boolean().default(false),
   restartOnFailure: z.boolean().default(true),
   drainTimeout: z.coerce.number().int().positive().default(300),
+  backupDir: z.string().optional(),
 });
 type CommonOpts = z.infer<typeof CommonOpts>;
 
@@ -64,6 +66,7 @@ function addCommon(cmd: Command): Command {
     .option('--kubeconfig <path>', 'kubeconfig for drain/uncordon (default: $KUBECONFIG, else /etc/kubernetes/admin.conf)')
     .option('--pod-cidr <cidrs>', 'pod network CIDR(s), when /run/flannel/subnet.env is gone')
     .option('--drain-timeout <seconds>', 'how long kubectl drain may take', '300')
+    .option('--backup-dir <dir>', 'where backups go (default: <root>/var/backups/cni-sweep)')
     .option('--json', 'print the report as one JSON document on stdout')
     .option('--verbose', 'more progress output, and stack traces on errors')
     .option('--no-color', 'no colour and no spinner');
@@ -137,7 +140,17 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
     const result = await sweep({
       host,
       profiles,
-      opts: { node: o.node ?? host.hostname(), kubeconfig: o.kubeconfig, podCidrs, uncordon: o.uncordon, dryRun, drainTimeoutSec: o.drainTimeout },
+      opts: {
+        node: o.node ?? host.hostname(),
+        kubeconfig: o.kubeconfig,
+        podCidrs,
+        uncordon: o.uncordon,
+        dryRun,
+        drainTimeoutSec: o.drainTimeout,
+        backupDir: o.backupDir ? path.resolve(o.backupDir) : path.join(root, 'var/backups/cni-sweep'),
+        now: new Date(),
+        version: VERSION,
+      },
       phases: PHASES,
       selected,
       reporter,
@@ -171,6 +184,83 @@ function runSummary(r: Report): string {
   const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
   if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n`;
   return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n`;
+}
+
+async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: boolean; json?: boolean; verbose?: boolean }): Promise<number> {
+  const abs = path.resolve(dir);
+  const manifest = readBackup(abs);
+  const root = checkRoot(o.root ?? manifest.root);
+  const gaps = new Gaps();
+  const realHost = io.makeHost(root);
+  if (!o.dryRun && !realHost.isRoot()) throw new RefusedError('restore must be run as root', 'use sudo, or --dry-run to see what it would do');
+  const host = realHost.isRoot() ? realHost : tolerantReads(realHost, gaps);
+  const reporter = io.makeReporter?.({ verbose: Boolean(o.verbose) }) ?? new PlainReporter(io.stderr, Boolean(o.verbose));
+  const release = o.dryRun ? async () => {} : await host.lock('/run/cni-sweep.lock');
+  try {
+    const plan = await planRestore(host, abs, gaps);
+    for (const n of plan.notes) reporter.emit({ type: 'note', phase: 'restore', text: n });
+    for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
+    const steps: Array<{ argv: string[]; stdin?: string; status: string; error?: string }> = [];
+    let failed: string | undefined;
+    if (o.dryRun) {
+      for (const s of plan.steps) steps.push({ argv: s.argv, stdin: s.stdin, status: 'planned' });
+    } else {
+      for (const s of plan.steps) {
+        reporter.emit({ type: 'step-start', phase: 'restore', step: s });
+        const t0 = performance.now();
+        try {
+          await host.apply(s);
+          steps.push({ argv: s.argv, stdin: s.stdin, status: 'ok' });
+          reporter.emit({ type: 'step-end', phase: 'restore', step: s, status: 'ok', ms: Math.round(performance.now() - t0) });
+        } catch (e) {
+          failed = (e as Error).message;
+          steps.push({ argv: s.argv, stdin: s.stdin, status: 'failed', error: failed });
+          reporter.emit({ type: 'step-end', phase: 'restore', step: s, status: 'failed', ms: Math.round(performance.now() - t0), error: failed });
+          break;
+        }
+      }
+    }
+    reporter.pause();
+    const changed = !o.dryRun && steps.some((s) => s.status === 'ok');
+    if (o.json) io.stdout.write(JSON.stringify({ changed, dryRun: Boolean(o.dryRun), backup: abs, root, cni: manifest.cni, notes: plan.notes, steps, failed }, null, 2) + '\n');
+    else if (o.dryRun) {
+      const lines = ['#!/usr/bin/env bash', `# cni-sweep ${VERSION} restore plan for ${abs}`, `# node: ${manifest.node}; cni: ${manifest.cni.join(', ')}; taken ${manifest.created}`];
+      for (const n of plan.notes) lines.push(`# ${n}`);
+      lines.push(plan.steps.length ? 'set -euo pipefail' : '# nothing to restore: everything in the backup is present');
+      for (const s of plan.steps) lines.push(renderStep(s));
+      io.stdout.write(lines.join('\n') + '\n');
+    } else io.stdout.write(`cni-sweep: restore from ${abs}: ${changed ? `${steps.filter((s) => s.status === 'ok').length} command(s) ran` : 'nothing to restore'}\n`);
+    if (failed) {
+      io.stderr.write(`cni-sweep: error: restore failed: ${failed}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await release();
+  }
+}
+
+function backupsCommand(io: Io, o: { root: string; backupDir?: string; json?: boolean; keep?: string }, prune: boolean): number {
+  const root = checkRoot(o.root);
+  const base = o.backupDir ? path.resolve(o.backupDir) : path.join(root, 'var/backups/cni-sweep');
+  const all = listBackups(base);
+  if (prune) {
+    const keep = Number(o.keep);
+    if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep: not a count: ${o.keep}`);
+    const gone = all.slice(0, Math.max(0, all.length - keep));
+    for (const b of gone) fs.rmSync(b.dir, { recursive: true, force: true });
+    io.stdout.write(o.json ? JSON.stringify({ removed: gone.map((b) => b.dir), kept: all.slice(gone.length).map((b) => b.dir) }, null, 2) + '\n' : gone.map((b) => `removed ${b.dir}\n`).join('') || 'nothing to prune\n');
+    return 0;
+  }
+  if (o.json) {
+    io.stdout.write(JSON.stringify(all, null, 2) + '\n');
+    return 0;
+  }
+  if (!all.length) io.stdout.write(`no backups in ${base}\n`);
+  for (const b of all) {
+    io.stdout.write(b.ok ? `${b.created}  ${b.node}  ${b.cni.join(',')}  ${(b.bytes / 1024).toFixed(1)} KiB  ${b.dir}\n` : `(unreadable)  ${b.dir}: ${b.error}\n`);
+  }
+  return 0;
 }
 
 function profilesCommand(io: Io, json: boolean): number {
@@ -222,6 +312,28 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action(async (opts) => {
       const o = parse(opts);
       code = await sweepCommand(io, o, o.dryRun);
+    });
+  program
+    .command('restore <backup>')
+    .description('put back the files and firewall rules a run removed (interfaces and routes are not recreated)')
+    .option('--root <dir>', 'filesystem root (default: the one the backup was taken from)')
+    .option('--dry-run', 'print what it would do, as a bash script')
+    .option('--json', 'print the result as JSON')
+    .option('--verbose', 'more output')
+    .action(async (dir, opts) => {
+      code = await restoreCommand(io, dir, opts);
+    });
+  program
+    .command('backups [action]')
+    .description('list the backups (time, node, CNI, size); `backups prune --keep N` removes all but the newest N')
+    .option('--keep <n>', 'with prune: how many backups to keep')
+    .option('--root <dir>', 'filesystem root', '/')
+    .option('--backup-dir <dir>', 'where backups are (default: <root>/var/backups/cni-sweep)')
+    .option('--json', 'as JSON')
+    .action((action: string | undefined, opts) => {
+      if (action !== undefined && action !== 'prune') throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
+      if (action === 'prune' && opts.keep === undefined) throw new UsageError('backups prune needs --keep <n>');
+      code = backupsCommand(io, opts, action === 'prune');
     });
   program
     .command('profiles')

@@ -157,7 +157,7 @@ export interface Backend {
   restore: string;
 }
 
-const BACKENDS: Backend[] = [
+export const BACKENDS: Backend[] = [
   { id: 'iptables-nft', family: 4, save: 'iptables-nft-save', restore: 'iptables-nft-restore' },
   { id: 'iptables-legacy', family: 4, save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
   { id: 'ip6tables-nft', family: 6, save: 'ip6tables-nft-save', restore: 'ip6tables-nft-restore' },

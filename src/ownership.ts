@@ -162,3 +162,77 @@ export function restoreScript(tables: TableDeletions[]): string {
   }
   return lines.join('\n') + '\n';
 }
+
+/**
+ * The inverse of restoreScript, kept in the backup: declares the removed chains and puts every
+ * removed rule back at its original position (`-I CHAIN <n>`, in ascending order, so the original
+ * order comes back when the rest of the chain is unchanged).
+ */
+export function undoScript(dump: IptDump, tables: TableDeletions[]): string {
+  const lines: string[] = [];
+  for (const t of tables) {
+    const table = dump.tables.find((x) => x.name === t.table);
+    if (!table) continue;
+    lines.push(`*${t.table}`);
+    for (const c of t.chains) lines.push(`:${c} - [0:0]`);
+    for (const c of t.chains) for (const r of table.rules.filter((x) => x.chain === c)) lines.push(`-A ${c} ${r.spec}`);
+    const position = new Map<IptRule, number>();
+    const seen = new Map<string, number>();
+    for (const r of table.rules) {
+      const n = (seen.get(r.chain) ?? 0) + 1;
+      seen.set(r.chain, n);
+      position.set(r, n);
+    }
+    for (const r of t.deletes) lines.push(`-I ${r.chain} ${position.get(r)} ${r.spec}`);
+    lines.push('COMMIT');
+  }
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * What of an undo script is missing from the current dump: chains that do not exist and rules
+ * that are not there, so a restore never duplicates a rule or flushes a chain by redeclaring it.
+ * Insert positions past the end of a chain become appends.
+ */
+export function missingFromDump(undo: string, current: IptDump): string {
+  const out: string[] = [];
+  let table: IptDump['tables'][number] | undefined;
+  const counts = new Map<string, number>();
+  let body: string[] = [];
+  const flush = (name: string) => {
+    if (body.length) out.push(`*${name}`, ...body, 'COMMIT');
+    body = [];
+  };
+  let name = '';
+  for (const line of undo.split('\n')) {
+    if (line.startsWith('*')) {
+      name = line.slice(1);
+      table = current.tables.find((t) => t.name === name);
+      counts.clear();
+      for (const r of table?.rules ?? []) counts.set(r.chain, (counts.get(r.chain) ?? 0) + 1);
+      continue;
+    }
+    if (line === 'COMMIT') {
+      flush(name);
+      continue;
+    }
+    if (line.startsWith(':')) {
+      const chain = line.slice(1).split(' ')[0];
+      if (!table?.chains.some((c) => c.name === chain)) {
+        body.push(line);
+        counts.set(chain, 0);
+      }
+      continue;
+    }
+    const m = /^-(A|I) (\S+) (?:(\d+) )?(.*)$/.exec(line);
+    if (!m) continue;
+    const [, op, chain, pos, spec] = m;
+    const tokens = tokenize(spec).join(' ');
+    if (table?.rules.some((r) => r.chain === chain && r.tokens.join(' ') === tokens)) continue;
+    const n = counts.get(chain) ?? 0;
+    if (op === 'I' && Number(pos) <= n + 1) body.push(`-I ${chain} ${pos} ${spec}`);
+    else body.push(`-A ${chain} ${spec}`);
+    counts.set(chain, n + 1);
+  }
+  return out.length ? out.join('\n') + '\n' : '';
+}

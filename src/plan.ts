@@ -2,10 +2,12 @@
 // (the confirmation prompt).
 import type { Phase, PhasePlan, PlannedStep } from './phases/types.js';
 import type { Report } from './run.js';
-import { heredocDelimiter, renderArgv } from './util/shell.js';
+import { heredocDelimiter, renderArgv, shellQuote } from './util/shell.js';
 
 export function renderStep(step: PlannedStep): string {
-  const cmd = renderArgv(step.argv);
+  let cmd = renderArgv(step.argv);
+  if (step.cwd) cmd = `(cd ${shellQuote(step.cwd)} && ${cmd})`;
+  if (step.stdoutTo) cmd = `${cmd} > ${shellQuote(step.stdoutTo)}`;
   if (step.stdin === undefined) return cmd;
   const body = step.stdin.endsWith('\n') ? step.stdin : step.stdin + '\n';
   const tag = heredocDelimiter(body);

@@ -5,6 +5,7 @@ import { CommandFailedError, PhaseFailedError } from './errors.js';
 import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
 import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
+import { readJournal, resumeFrom, writeJournal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { startKubelet, startRuntime } from './phases/services.js';
 import type { Profile } from './profiles/schema.js';
@@ -66,8 +67,10 @@ export interface Sweep {
   aborted: boolean;
 }
 
+const LOCK = '/run/cni-sweep.lock';
+
 function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boolean): Ctx {
-  return {
+  const ctx: Ctx = {
     host: req.host,
     opts: { ...req.opts, dryRun },
     profiles: req.profiles,
@@ -77,20 +80,39 @@ function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boole
     hasWork: false,
     stopped: { kubelet: [], runtime: [] },
     drained: false,
+    // Cleanup phases only read to plan, so planning them ahead (for the backup) changes nothing.
+    planCleanup: async () => {
+      const out = new Map<string, PhasePlan>();
+      for (const p of req.phases) if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await p.plan(ctx));
+      return out;
+    },
   };
+  return ctx;
 }
 
 export async function sweep(req: SweepRequest): Promise<Sweep> {
+  if (req.opts.dryRun) return sweepLocked(req);
+  // Two runs must never interleave; a plan only reads, so it takes no lock.
+  const release = await req.host.lock(LOCK);
+  try {
+    return await sweepLocked(req);
+  } finally {
+    await release();
+  }
+}
+
+async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const { reporter } = req;
   const gaps = req.gaps ?? new Gaps();
   const snapshot = await takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps);
-  const active = req.phases.filter((p) => req.selected.has(p.name));
+  const resumed = resumeFrom(await readJournal(req.host), snapshot);
+  if (resumed) reporter.emit({ type: 'note', text: resumed });
 
   // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
   // so that a clean node is not drained and its services are not restarted.
   const planCtx = newCtx(req, snapshot, gaps, true);
-  const cleanupPlans = new Map<string, PhasePlan>();
-  for (const p of active.filter((x) => x.cleanup)) cleanupPlans.set(p.name, await p.plan(planCtx));
+  const cleanupPlans = await planCtx.planCleanup();
+  planCtx.planCleanup = async () => cleanupPlans;
   planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);
 
   const plans: Sweep['plans'] = [];
@@ -135,6 +157,7 @@ export async function sweep(req: SweepRequest): Promise<Sweep> {
       for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
     }
     if (planError) report.failed = { phase: planError.phase, error: planError.err.message };
+    report.backup = planCtx.backupDir ?? null;
     return { report, plans, snapshot, gaps, aborted: false };
   }
 
@@ -174,6 +197,9 @@ async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: Ph
 async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Promise<void> {
   const ctx = newCtx(req, snapshot, new Gaps(), false);
   ctx.hasWork = true;
+  const journal = (status: Parameters<typeof writeJournal>[1]) => writeJournal(req.host, status, req.opts.now, req.opts.node, snapshot, report);
+  // Written before the first change: a read-only root fails here, with nothing changed.
+  await journal('running');
   let failure: { phase: string; err: Error } | null = null;
   for (const phase of req.phases) {
     if (!req.selected.has(phase.name)) {
@@ -201,6 +227,8 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Pro
       report.failed = { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
     }
     req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: Math.round(performance.now() - t0) });
+    if (phase.name === 'backup' && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
+    await journal('running');
   }
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 
@@ -221,4 +249,5 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Pro
       }
     }
   }
+  await journal(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished');
 }

@@ -2,9 +2,10 @@
 // the writes it emits, changing its model the way the kernel and the tools would. Anything else
 // throws: a fake that guessed would hide a phase emitting a command that does something else on a
 // real node, and it never falls through to the machine running the tests.
+import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { CommandFailedError } from '../errors.js';
-import { parseIptablesSave, tokenize, type IptDump, type IptTable } from '../parse/iptables.js';
+import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
+import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
 import { underRoot } from './host.js';
 
@@ -44,9 +45,8 @@ export interface FakeAddr {
 export type FsNode =
   | { type: 'file'; content: string; mode: number }
   | { type: 'dir'; mode: number }
-  /** Targets are node paths, as if the root were chrooted into. */
-  | { type: 'symlink'; target: string }
-  | { type: 'other'; mode: number };
+  /** The target is kept verbatim: an absolute one is a real path, as on a real filesystem. */
+  | { type: 'symlink'; target: string };
 
 export interface Failure {
   code?: number;
@@ -55,17 +55,14 @@ export interface Failure {
 
 /** Binaries a typical node has. */
 export const DEFAULT_BINS = [
-  'ip', 'nft', 'systemctl', 'kubectl', 'rm', 'umount',
+  'ip', 'nft', 'systemctl', 'kubectl', 'rm', 'umount', 'mkdir', 'tar', 'cat', 'sha256sum',
   ...['iptables-nft', 'iptables-legacy', 'ip6tables-nft', 'ip6tables-legacy'].flatMap((b) => [`${b}-save`, `${b}-restore`]),
 ];
 
 const BACKEND_TOOL = /^(ip6?tables(?:-nft|-legacy)?)-(save|restore)$/;
 const ROUTE_TYPES = ['unicast', 'local', 'broadcast', 'multicast', 'throw', 'unreachable', 'prohibit', 'blackhole', 'nat', 'anycast'];
-
-function normal(nodePath: string): string {
-  const p = underRoot('/', nodePath);
-  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
-}
+/** Targets an iptables rule may jump to without a chain of that name. */
+const BUILTIN_TARGETS = new Set(['ACCEPT', 'DROP', 'RETURN', 'REJECT', 'QUEUE', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK', 'CT', 'NOTRACK', 'TCPMSS']);
 
 const familyOf = (addr: string): 4 | 6 => (addr.includes(':') ? 6 : 4);
 
@@ -74,6 +71,19 @@ function canonDst(dst: string, family: 4 | 6): string {
   if (dst === 'default') return family === 4 ? '0.0.0.0/0' : '::/0';
   return (dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`).toLowerCase();
 }
+
+function clean(real: string): string {
+  const p = path.posix.normalize(real);
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+interface Outcome {
+  code: number;
+  stdout?: string;
+  stderr?: string;
+}
+const OK: Outcome = { code: 0 };
+const fail = (code: number, stderr: string): Outcome => ({ code, stderr });
 
 export interface FakeHostInit {
   root?: string;
@@ -94,15 +104,19 @@ export class FakeHost implements Host {
   /** Parsed iptables state per backend id ("iptables-nft", "ip6tables-legacy", or plain "iptables"). */
   iptables = new Map<string, IptDump>();
   nftTables: Array<{ family: string; name: string }> = [];
-  /** Keyed by node path ("/etc/cni/net.d/10-flannel.conflist"). */
+  /** Keyed by real path: everything under `root` is the node, anything else is outside it. */
   fs = new Map<string, FsNode>([['/', { type: 'dir', mode: 0o755 }]]);
-  /** Real paths (root-joined), as /proc/self/mountinfo shows them. */
+  /** Real paths, as /proc/self/mountinfo shows them. */
   mounts = new Set<string>();
   /** Real paths of netns files a running process still uses. */
   netnsUsed = new Set<string>();
   units = new Map<string, string>();
   /** Nodes cordoned through kubectl drain and not uncordoned since. */
   cordoned = new Set<string>();
+  /** Lock files (real paths) and the pid holding each. */
+  locks = new Map<string, number>();
+  /** False stands for a read-only root: writeState fails the way RealHost reports it. */
+  writable = true;
 
   readonly calls: Step[] = [];
   readonly queries: string[][] = [];
@@ -114,15 +128,16 @@ export class FakeHost implements Host {
     this.hostName = init.hostname ?? 'node-1';
     this.isRootUser = init.isRoot ?? true;
     this.bins = new Set(init.bins ?? DEFAULT_BINS);
+    this.mkdirReal(clean(this.root), 0o755);
   }
 
   // ---- building the node --------------------------------------------------------------------
 
-  addLink(link: Omit<FakeLink, 'ifindex'> & { ifindex?: number }): this {
+  addLink(link: Partial<FakeLink> & { ifname: string }): this {
     if (this.link(link.ifname)) throw new Error(`FakeHost: link ${link.ifname} exists`);
     const ifindex = link.ifindex ?? this.nextIndex;
     this.nextIndex = Math.max(this.nextIndex, ifindex) + 1;
-    this.links.push({ mtu: 1500, operstate: 'UP', ...link, ifindex });
+    this.links.push({ mtu: 1500, operstate: 'UP', ...link, ifindex } as FakeLink);
     return this;
   }
 
@@ -165,29 +180,25 @@ export class FakeHost implements Host {
   }
 
   mkdir(nodePath: string, mode = 0o755): this {
-    const p = normal(nodePath);
-    if (p !== '/') this.mkdir(path.posix.dirname(p));
-    const cur = this.fs.get(p);
-    if (cur && cur.type !== 'dir') throw new Error(`FakeHost: ${p} exists and is not a directory`);
-    if (!cur) this.fs.set(p, { type: 'dir', mode });
+    this.mkdirReal(this.realPath(nodePath), mode);
     return this;
   }
 
   writeFile(nodePath: string, content: string, mode = 0o644): this {
-    const p = normal(nodePath);
-    this.mkdir(path.posix.dirname(p));
+    const p = this.realPath(nodePath);
+    this.mkdirReal(path.posix.dirname(p), 0o755);
     this.fs.set(p, { type: 'file', content, mode });
     return this;
   }
 
   symlink(nodePath: string, target: string): this {
-    const p = normal(nodePath);
-    this.mkdir(path.posix.dirname(p));
+    const p = this.realPath(nodePath);
+    this.mkdirReal(path.posix.dirname(p), 0o755);
     this.fs.set(p, { type: 'symlink', target });
     return this;
   }
 
-  /** A pod netns file under /run/netns, bind-mounted like `ip netns add` leaves it. */
+  /** A pod netns file under /run/netns, bind-mounted as `ip netns add` leaves it unless told otherwise. */
   addNetns(name: string, opts: { mounted?: boolean; inUse?: boolean } = {}): this {
     const p = `/run/netns/${name}`;
     this.writeFile(p, '', 0o444);
@@ -217,39 +228,45 @@ export class FakeHost implements Host {
     return this.links.map((l) => l.ifname);
   }
 
-  /** Every node path, sorted; dirs end in "/", symlinks show their target. */
+  realPath(nodePath: string): string {
+    return clean(underRoot(this.root, nodePath));
+  }
+
+  /** Node paths of everything under the root, sorted; dirs end in "/", symlinks show their target. */
   paths(): string[] {
-    return [...this.fs.entries()]
-      .filter(([p]) => p !== '/')
-      .map(([p, n]) => (n.type === 'dir' ? `${p}/` : n.type === 'symlink' ? `${p} -> ${n.target}` : p))
-      .sort();
+    const root = clean(this.root);
+    const out: string[] = [];
+    for (const [p, n] of this.fs) {
+      const rel = root === '/' ? p : p.startsWith(`${root}/`) ? p.slice(root.length) : null;
+      if (rel === null || rel === '/') continue;
+      out.push(n.type === 'dir' ? `${rel}/` : n.type === 'symlink' ? `${rel} -> ${n.target}` : rel);
+    }
+    return out.sort();
   }
 
   exists(nodePath: string): boolean {
-    return this.fs.has(normal(nodePath));
+    return this.fs.has(this.realPath(nodePath));
   }
 
-  /** All chain names of a backend's table. */
+  /** Content of a file by real path (backups may live outside the root). */
+  fileAt(real: string): string | undefined {
+    const n = this.fs.get(clean(real));
+    return n?.type === 'file' ? n.content : undefined;
+  }
+
   chains(backend: string, table: string): string[] {
     return this.iptables.get(backend)?.tables.find((t) => t.name === table)?.chains.map((c) => c.name) ?? [];
   }
 
-  /** Every "-A CHAIN spec" line of a backend's table. */
+  /** Every "-A CHAIN spec" line of a backend's table, in the order the table holds them. */
   rules(backend: string, table: string): string[] {
     return this.iptables.get(backend)?.tables.find((t) => t.name === table)?.rules.map((r) => `-A ${r.chain} ${r.spec}`) ?? [];
   }
 
-  realPath(nodePath: string): string {
-    return underRoot(this.root, nodePath);
-  }
-
-  /** The node path of a real path a step names; a path outside the root is a bug, not a failure. */
-  private nodePathOf(real: string): string {
-    if (this.root === '/') return normal(real);
-    const r = this.root.endsWith('/') ? this.root.slice(0, -1) : this.root;
-    if (real === r) return '/';
-    if (!real.startsWith(`${r}/`)) throw new Error(`FakeHost: ${real} is outside the root ${this.root}`);
-    return normal(real.slice(r.length));
+  /** Pretends another live process holds a lock (a node path). */
+  holdLock(nodePath: string, pid: number): this {
+    this.locks.set(this.realPath(nodePath), pid);
+    return this;
   }
 
   // ---- Host: reads ----------------------------------------------------------------------------
@@ -258,61 +275,42 @@ export class FakeHost implements Host {
     this.queries.push([...argv]);
     const a = argv.join(' ');
     const ok = (stdout: string, code = 0): ExecResult => ({ code, stdout, stderr: '' });
-    const bin = argv[0];
-    if (a === 'ip -j -d link show') return this.bins.has(bin) ? ok(JSON.stringify(this.links) + '\n') : null;
-    const route = /^ip -j -([46]) route show table main$/.exec(a);
-    if (route) return this.bins.has(bin) ? ok(JSON.stringify(this.routes[Number(route[1]) as 4 | 6]) + '\n') : null;
-    const tool = BACKEND_TOOL.exec(bin ?? '');
-    if (tool && tool[2] === 'save' && argv.length === 1) return this.bins.has(bin) ? ok(this.iptablesSave(tool[1])) : null;
-    if (a === 'nft -j list tables') {
-      if (!this.bins.has(bin)) return null;
-      const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
-      return ok(JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items] }) + '\n');
-    }
-    if (bin === 'systemctl' && argv[1] === 'is-active' && argv.length > 2) {
-      if (!this.bins.has(bin)) return null;
-      const states = argv.slice(2).map((u) => this.units.get(u) ?? 'inactive');
-      return ok(states.join('\n') + '\n', states.every((s) => s === 'active') ? 0 : 3);
-    }
-    throw new Error(`FakeHost: unsupported query: ${a}`);
+    const bin = argv[0] ?? '';
+    const known = (): ExecResult | null | undefined => {
+      if (a === 'ip -j -d link show') return ok(this.linksJson());
+      const route = /^ip -j -([46]) route show table main$/.exec(a);
+      if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
+      const tool = BACKEND_TOOL.exec(bin);
+      if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]));
+      if (a === 'nft -j list tables') {
+        const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
+        return ok(JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items] }) + '\n');
+      }
+      if (bin === 'systemctl' && argv[1] === 'is-active' && argv.length > 2) {
+        const states = argv.slice(2).map((u) => this.units.get(u) ?? 'inactive');
+        return ok(states.join('\n') + '\n', states.every((s) => s === 'active') ? 0 : 3);
+      }
+      return undefined;
+    };
+    const r = known();
+    if (r === undefined) throw new Error(`FakeHost: unsupported query: ${a}`);
+    return this.bins.has(bin) ? r : null;
   }
 
   async has(bin: string): Promise<boolean> {
     return this.bins.has(bin);
   }
 
-  /** Follows symlinks like path resolution does; the final component only when asked. */
-  private resolve(nodePath: string, followLast: boolean): string | null {
-    let parts = normal(nodePath).split('/').filter(Boolean);
-    let cur = '/';
-    for (let i = 0, hops = 0; i < parts.length; i++) {
-      const next = path.posix.join(cur, parts[i]);
-      const node = this.fs.get(next);
-      const last = i === parts.length - 1;
-      if (node?.type === 'symlink' && (!last || followLast)) {
-        if (++hops > 40) return null;
-        const target = path.posix.resolve(cur, node.target);
-        parts = [...target.split('/').filter(Boolean), ...parts.slice(i + 1)];
-        cur = '/';
-        i = -1;
-        continue;
-      }
-      if (!last && node?.type !== 'dir') return null;
-      cur = next;
-    }
-    return cur;
-  }
-
   async readFile(nodePath: string): Promise<string | null> {
-    const p = this.resolve(nodePath, true);
+    const p = this.resolve(this.realPath(nodePath), true);
     const node = p === null ? undefined : this.fs.get(p);
     if (!node) return null;
-    if (node.type !== 'file') throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read ${nodePath}`), { code: 'EISDIR' });
+    if (node.type !== 'file') throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${nodePath}'`), { code: 'EISDIR' });
     return node.content;
   }
 
   async readDir(nodePath: string): Promise<DirEntry[] | null> {
-    const p = this.resolve(nodePath, true);
+    const p = this.resolve(this.realPath(nodePath), true);
     if (p === null || this.fs.get(p)?.type !== 'dir') return null;
     const out: DirEntry[] = [];
     for (const [k, n] of this.fs) if (k !== '/' && path.posix.dirname(k) === p) out.push({ name: path.posix.basename(k), type: n.type });
@@ -320,7 +318,7 @@ export class FakeHost implements Host {
   }
 
   async entryType(nodePath: string): Promise<EntryType | null> {
-    const p = this.resolve(nodePath, false);
+    const p = this.resolve(this.realPath(nodePath), false);
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
@@ -340,50 +338,83 @@ export class FakeHost implements Host {
     return this.hostName;
   }
 
+  async lock(nodePath: string): Promise<() => Promise<void>> {
+    const file = this.realPath(nodePath);
+    const holder = this.locks.get(file);
+    if (holder !== undefined) throw new RefusedError(`another cni-sweep run (pid ${holder}) holds ${file}`, 'wait for it to finish; the lock is taken over automatically once that process is gone');
+    this.locks.set(file, process.pid);
+    return async () => {
+      if (this.locks.get(file) === process.pid) this.locks.delete(file);
+    };
+  }
+
+  async writeState(nodePath: string, content: string): Promise<void> {
+    const file = this.realPath(nodePath);
+    if (!this.writable) throw new UsageError(`cannot write ${file}: read-only file system`, 'cni-sweep needs a writable root for its lock, journal and backup');
+    this.mkdirReal(path.posix.dirname(file), 0o755);
+    this.fs.set(file, { type: 'file', content, mode: 0o600 });
+  }
+
   // ---- Host: writes ---------------------------------------------------------------------------
 
   async apply(step: Step): Promise<ExecResult> {
-    this.calls.push({ argv: [...step.argv], ...(step.stdin !== undefined ? { stdin: step.stdin } : {}) });
+    const rec: Step = { argv: [...step.argv] };
+    for (const k of ['stdin', 'stdoutTo', 'cwd'] as const) if (step[k] !== undefined) rec[k] = step[k];
+    this.calls.push(rec);
     const run = this.commandFor(step);
     if (!this.bins.has(step.argv[0])) throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     const fault = this.faults.find((f) => f.match(step));
     if (fault) throw new CommandFailedError(step.argv, fault.failure.code ?? 1, fault.failure.stderr ?? `injected failure: ${step.argv.join(' ')}`);
-    const stderr = run();
-    if (stderr) throw new CommandFailedError(step.argv, stderr.code, stderr.text);
-    return { code: 0, stdout: '', stderr: '' };
+    const r = run();
+    if (r.code !== 0) throw new CommandFailedError(step.argv, r.code, r.stderr ?? '');
+    if (step.stdoutTo !== undefined) {
+      const to = clean(step.stdoutTo);
+      if (this.fs.get(path.posix.dirname(to))?.type !== 'dir') throw Object.assign(new Error(`ENOENT: no such file or directory, open '${to}'`), { code: 'ENOENT' });
+      this.fs.set(to, { type: 'file', content: r.stdout ?? '', mode: 0o600 });
+    }
+    return { code: 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
-  /** Recognises a write and returns what running it does (an error, or null); throws on anything else. */
-  private commandFor(step: Step): () => { code: number; text: string } | null {
-    const { argv, stdin } = step;
+  /** Recognises a write and returns what running it does; throws on anything else. */
+  private commandFor(step: Step): () => Outcome {
+    const { argv, stdin, stdoutTo, cwd } = step;
     const a = argv.join(' ');
     const unknown = (why = 'unsupported command') => new Error(`FakeHost: ${why}: ${a}${stdin !== undefined ? ` <<< ${JSON.stringify(stdin)}` : ''}`);
-    const needStdin = () => {
+    const lines = () => {
       if (stdin === undefined) throw unknown('missing stdin');
       return stdin.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     };
+    if (cwd !== undefined && argv[0] !== 'sha256sum') throw unknown('unexpected cwd');
+
+    // Reads whose output the backup keeps: only meaningful with somewhere to put it.
+    if (stdoutTo !== undefined) {
+      const out = this.savedOutput(argv, stdin, cwd);
+      if (!out) throw unknown('unsupported command with stdoutTo');
+      return out;
+    }
+    if (stdin !== undefined && !['ip -batch -', 'nft -f -'].includes(a) && !BACKEND_TOOL.test(argv[0] ?? '')) throw unknown('unexpected stdin');
 
     if (a === 'ip -batch -') {
-      const ops = needStdin().map((line) => this.parseIpLine(line) ?? (() => { throw unknown(`unsupported ip -batch line "${line}"`); })());
+      const ops = lines().map((line) => this.parseIpLine(line) ?? (() => { throw unknown(`unsupported ip -batch line "${line}"`); })());
       return () => {
         // ip stops at the first failing line; the lines before it stay applied.
         for (let i = 0; i < ops.length; i++) {
           const err = ops[i]();
-          if (err) return { code: 1, text: `${err}\nCommand failed -:${i + 1}\n` };
+          if (err) return fail(1, `${err}\nCommand failed -:${i + 1}\n`);
         }
-        return null;
+        return OK;
       };
     }
 
     const tool = BACKEND_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'restore') {
       if (argv.length !== 3 || argv[1] !== '--noflush' || argv[2] !== '-w') throw unknown('restore without exactly --noflush -w');
-      const lines = needStdin();
-      return () => this.restore(tool[1], argv[0], lines, unknown);
+      const input = lines();
+      return () => this.restore(tool[1], argv[0], input, unknown);
     }
 
     if (a === 'nft -f -') {
-      const dels = needStdin().map((line) => {
+      const dels = lines().map((line) => {
         const m = /^delete table (\S+) (\S+)$/.exec(line);
         if (!m) throw unknown(`unsupported nft line "${line}"`);
         return { family: m[1], name: m[2], line };
@@ -391,15 +422,29 @@ export class FakeHost implements Host {
       return () => {
         // One nft -f is one transaction: all or nothing.
         const missing = dels.find((d) => !this.nftTables.some((t) => t.family === d.family && t.name === d.name));
-        if (missing) return { code: 1, text: `Error: Could not process rule: No such file or directory\n${missing.line}\n` };
+        if (missing) return fail(1, `Error: Could not process rule: No such file or directory\n${missing.line}\n`);
         this.nftTables = this.nftTables.filter((t) => !dels.some((d) => d.family === t.family && d.name === t.name));
-        return null;
+        return OK;
+      };
+    }
+    if (argv[0] === 'nft' && argv[1] === '-f' && argv.length === 3) {
+      // Loading a saved table back (restore).
+      return () => {
+        const text = this.fileAt(argv[2]);
+        if (text === undefined) return fail(1, `Error: Could not open file "${argv[2]}": No such file or directory\n`);
+        for (const m of text.matchAll(/^table (\S+) (\S+) \{$/gm)) {
+          if (!this.nftTables.some((t) => t.family === m[1] && t.name === m[2])) this.nftTables.push({ family: m[1], name: m[2] });
+        }
+        return OK;
       };
     }
 
     if (argv[0] === 'rm' && (argv[1] === '-f' || argv[1] === '-rf') && argv[2] === '--' && argv.length > 3) {
-      if (stdin !== undefined) throw unknown('unexpected stdin');
-      const targets = argv.slice(3).map((p) => ({ real: p, node: this.nodePathOf(p) }));
+      const targets = argv.slice(3).map((p) => {
+        // cni-sweep never removes anything outside the root: that is a bug, not a failed command.
+        if (!this.underRootReal(p)) throw new Error(`FakeHost: ${p} is outside the root ${this.root}`);
+        return clean(p);
+      });
       return () => this.rm(targets, argv[1] === '-rf');
     }
 
@@ -407,17 +452,31 @@ export class FakeHost implements Host {
       return () => {
         const errs: string[] = [];
         for (const p of argv.slice(3)) if (!this.mounts.delete(p)) errs.push(`umount: ${p}: not mounted.`);
-        return errs.length ? { code: 32, text: errs.join('\n') + '\n' } : null;
+        return errs.length ? fail(32, errs.join('\n') + '\n') : OK;
       };
+    }
+
+    if (a.startsWith('mkdir -p -m 0700 -- ') && argv.length > 5) {
+      return () => {
+        for (const d of argv.slice(5)) if (this.mkdirReal(clean(d), 0o700) === null) return fail(1, `mkdir: cannot create directory '${d}': Not a directory\n`);
+        return OK;
+      };
+    }
+
+    if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-cpf' && argv[4] && argv[5] === '--' && argv.length > 6) {
+      return () => this.tarCreate(clean(argv[2]), clean(argv[4]), argv.slice(6));
+    }
+    if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-xpf' && argv[4] && argv[5] === '--skip-old-files' && argv.length === 6) {
+      return () => this.tarExtract(clean(argv[2]), clean(argv[4]));
     }
 
     if (argv[0] === 'systemctl' && (argv[1] === 'stop' || argv[1] === 'start') && argv.length > 2) {
       const units = argv.slice(2);
       return () => {
         const unknownUnit = units.find((u) => !this.units.has(u));
-        if (unknownUnit) return { code: 5, text: `Failed to ${argv[1]} ${unknownUnit}: Unit ${unknownUnit} not found.\n` };
+        if (unknownUnit) return fail(5, `Failed to ${argv[1]} ${unknownUnit}: Unit ${unknownUnit} not found.\n`);
         for (const u of units) this.units.set(u, argv[1] === 'stop' ? 'inactive' : 'active');
-        return null;
+        return OK;
       };
     }
 
@@ -425,11 +484,90 @@ export class FakeHost implements Host {
       return () => {
         if (argv[3] === 'drain') this.cordoned.add(argv[4]);
         else this.cordoned.delete(argv[4]);
-        return null;
+        return OK;
       };
     }
 
     throw unknown();
+  }
+
+  /** The output of a command whose stdout the backup saves to a file; undefined when not one of those. */
+  private savedOutput(argv: string[], stdin: string | undefined, cwd: string | undefined): (() => Outcome) | undefined {
+    const a = argv.join(' ');
+    const out = (stdout: string): Outcome => ({ code: 0, stdout });
+    if (stdin !== undefined) return a === 'cat' ? () => out(stdin) : undefined;
+    const tool = BACKEND_TOOL.exec(argv[0] ?? '');
+    if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]));
+    if (a === 'nft list ruleset') return () => out(this.nftTables.map((t) => `table ${t.family} ${t.name} {\n}\n`).join(''));
+    if (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'table' && argv.length === 5) {
+      return () => (this.nftTables.some((t) => t.family === argv[3] && t.name === argv[4]) ? out(`table ${argv[3]} ${argv[4]} {\n}\n`) : fail(1, 'Error: No such file or directory\n'));
+    }
+    if (a === 'ip -d -j link show') return () => out(this.linksJson());
+    if (a === 'ip -d -j addr show') {
+      return () => out(JSON.stringify(this.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, addr_info: this.addrs.get(l.ifname) ?? [] }))) + '\n');
+    }
+    const routes = /^ip -d -j -([46]) route show table all$/.exec(a);
+    if (routes) return () => out(this.routesJson(Number(routes[1]) as 4 | 6));
+    if (argv[0] === 'sha256sum' && argv[1] === '--' && argv.length > 2 && cwd !== undefined) {
+      return () => {
+        const lines: string[] = [];
+        for (const rel of argv.slice(2)) {
+          const content = this.fileAt(path.posix.resolve(cwd, rel));
+          if (content === undefined) return fail(1, `sha256sum: ${rel}: No such file or directory\n`);
+          lines.push(`${createHash('sha256').update(content).digest('hex')}  ${rel}`);
+        }
+        return out(lines.join('\n') + '\n');
+      };
+    }
+    return undefined;
+  }
+
+  private linksJson(): string {
+    return JSON.stringify(this.links) + '\n';
+  }
+
+  private routesJson(family: 4 | 6): string {
+    return JSON.stringify(this.routes[family]) + '\n';
+  }
+
+  private underRootReal(real: string): boolean {
+    const root = clean(this.root);
+    const p = clean(real);
+    return root === '/' ? p.startsWith('/') : p === root || p.startsWith(`${root}/`);
+  }
+
+  /** Creates a directory and its parents; null when a component exists and is not a directory. */
+  private mkdirReal(real: string, mode: number): string | null {
+    const parts = real.split('/').filter(Boolean);
+    let cur = '/';
+    for (let i = 0; i < parts.length; i++) {
+      cur = path.posix.join(cur, parts[i]);
+      const n = this.fs.get(cur);
+      if (!n) this.fs.set(cur, { type: 'dir', mode: i === parts.length - 1 ? mode : 0o755 });
+      else if (n.type !== 'dir') return null;
+    }
+    return cur;
+  }
+
+  /** Follows symlinks like path resolution does; the final component only when asked. */
+  private resolve(real: string, followLast: boolean): string | null {
+    let parts = clean(real).split('/').filter(Boolean);
+    let cur = '/';
+    for (let i = 0, hops = 0; i < parts.length; i++) {
+      const next = path.posix.join(cur, parts[i]);
+      const node = this.fs.get(next);
+      const last = i === parts.length - 1;
+      if (node?.type === 'symlink' && (!last || followLast)) {
+        if (++hops > 40) return null;
+        parts = [...path.posix.resolve(cur, node.target).split('/').filter(Boolean), ...parts.slice(i + 1)];
+        cur = '/';
+        i = -1;
+        continue;
+      }
+      if (!last && node?.type !== 'dir') return null;
+      cur = next;
+    }
+    return cur;
   }
 
   /** One `ip -batch` line as an operation returning an error text or null; undefined when not understood. */
@@ -481,78 +619,136 @@ export class FakeHost implements Host {
     return null;
   }
 
-  private rm(targets: Array<{ real: string; node: string }>, recursive: boolean): { code: number; text: string } | null {
+  private rm(targets: string[], recursive: boolean): Outcome {
     const errs: string[] = [];
     for (const t of targets) {
-      const p = this.resolve(t.node, false);
+      // rm resolves the directories above a path but never the path itself.
+      const p = this.resolve(t, false);
       const node = p === null ? undefined : this.fs.get(p);
       if (!node || p === null) continue; // -f: a missing path is fine
       if (node.type === 'dir' && !recursive) {
-        errs.push(`rm: cannot remove '${t.real}': Is a directory`);
+        errs.push(`rm: cannot remove '${t}': Is a directory`);
         continue;
       }
       const doomed = [...this.fs.keys()].filter((k) => k === p || k.startsWith(`${p}/`));
-      if (doomed.some((k) => this.mounts.has(this.realPath(k)))) {
-        errs.push(`rm: cannot remove '${t.real}': Device or resource busy`);
+      if (doomed.some((k) => this.mounts.has(k))) {
+        errs.push(`rm: cannot remove '${t}': Device or resource busy`);
         continue;
       }
       for (const k of doomed) this.fs.delete(k);
     }
-    return errs.length ? { code: 1, text: errs.join('\n') + '\n' } : null;
+    return errs.length ? fail(1, errs.join('\n') + '\n') : OK;
+  }
+
+  /** A stand-in for a tar archive: the members and their contents as JSON (symlinks kept as links). */
+  private tarCreate(dir: string, archive: string, members: string[]): Outcome {
+    const entries: Array<{ path: string } & FsNode> = [];
+    const errs: string[] = [];
+    for (const m of members) {
+      const top = clean(path.posix.join(dir, m));
+      if (!this.fs.has(top)) {
+        errs.push(`tar: ${m}: Cannot stat: No such file or directory`);
+        continue;
+      }
+      for (const [k, n] of this.fs) if (k === top || k.startsWith(`${top}/`)) entries.push({ path: path.posix.relative(dir, k), ...n });
+    }
+    if (this.fs.get(path.posix.dirname(archive))?.type !== 'dir') return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
+    this.fs.set(archive, { type: 'file', content: JSON.stringify({ fakeTar: 1, entries }), mode: 0o644 });
+    return errs.length ? fail(2, `${errs.join('\n')}\ntar: Exiting with failure status due to previous errors\n`) : OK;
+  }
+
+  private tarExtract(dir: string, archive: string): Outcome {
+    const text = this.fileAt(archive);
+    if (text === undefined) return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
+    const { entries } = JSON.parse(text) as { entries: Array<{ path: string } & FsNode> };
+    for (const { path: rel, ...node } of entries) {
+      const to = clean(path.posix.join(dir, rel));
+      if (this.fs.has(to)) continue; // --skip-old-files
+      this.mkdirReal(path.posix.dirname(to), 0o755);
+      this.fs.set(to, node as FsNode);
+    }
+    return OK;
   }
 
   /** iptables-restore --noflush: each table commits atomically at COMMIT; the first failing table stops the run. */
-  private restore(backend: string, bin: string, lines: string[], unknown: (why: string) => Error): { code: number; text: string } | null {
+  private restore(backend: string, bin: string, lines: string[], unknown: (why: string) => Error): Outcome {
     const dump = this.iptables.get(backend) ?? { header: null, tables: [] };
     let work: IptTable | null = null;
-    let name = '';
     let failed: string | null = null;
     for (let n = 0; n < lines.length; n++) {
       const line = lines[n];
       if (line.startsWith('*')) {
-        name = line.slice(1);
-        const cur = dump.tables.find((t) => t.name === name);
-        work = cur ? structuredClone(cur) : { name, chains: [], rules: [] };
+        const cur = dump.tables.find((t) => t.name === line.slice(1));
+        work = cur ? structuredClone(cur) : { name: line.slice(1), chains: [], rules: [] };
         failed = null;
         continue;
       }
       if (!work) throw unknown(`restore line outside a table "${line}"`);
+      const t: IptTable = work;
       if (line === 'COMMIT') {
-        if (failed) return { code: 1, text: `${bin}: line ${failed}\n` };
-        const at = dump.tables.findIndex((t) => t.name === name);
-        if (at >= 0) dump.tables[at] = work;
-        else dump.tables.push(work);
+        if (failed) return fail(1, `${bin}: line ${failed}\n`);
+        const at = dump.tables.findIndex((x) => x.name === t.name);
+        if (at >= 0) dump.tables[at] = t;
+        else dump.tables.push(t);
         this.iptables.set(backend, dump);
         work = null;
         continue;
       }
       if (failed) continue;
-      const m = /^-([DFX]) (\S+)(?: (.*))?$/.exec(line);
-      if (!m || (m[1] !== 'D' && m[3] !== undefined)) throw unknown(`unsupported restore line "${line}"`);
-      const [, op, chain, spec] = m;
-      const t: IptTable = work;
-      const c = t.chains.find((x) => x.name === chain);
-      const fail = (why: string) => (failed = `${n + 1} failed: ${why}`);
-      if (!c) {
-        fail(`${line}: No chain/target/match by that name`);
-      } else if (op === 'D') {
-        const want = tokenize(spec ?? '').join('\0');
-        const at = t.rules.findIndex((r) => r.chain === chain && r.tokens.join('\0') === want);
-        if (at < 0) fail(`${line}: Bad rule (does a matching rule exist in that chain?)`);
-        else t.rules.splice(at, 1);
-      } else if (op === 'F') {
-        t.rules = t.rules.filter((r) => r.chain !== chain);
-      } else if (c.policy !== null) {
-        fail(`${line}: Invalid argument (a built-in chain)`);
-      } else if (t.rules.some((r) => r.chain === chain)) {
-        fail(`${line}: Directory not empty`);
-      } else if (t.rules.some((r) => r.target === chain)) {
-        fail(`${line}: Too many links`);
-      } else {
-        t.chains = t.chains.filter((x) => x.name !== chain);
-      }
+      const why = this.restoreLine(t, line, unknown);
+      if (why) failed = `${n + 1} failed: ${line}: ${why}`;
     }
-    if (work) return { code: 1, text: `${bin}: COMMIT expected at line ${lines.length + 1}\n` };
+    if (work) return fail(1, `${bin}: COMMIT expected at line ${lines.length + 1}\n`);
+    return OK;
+  }
+
+  /** Applies one line inside a table section; returns why it failed, or null. */
+  private restoreLine(t: IptTable, line: string, unknown: (why: string) => Error): string | null {
+    const decl = /^:(\S+) (\S+)(?: \[\d+:\d+\])?$/.exec(line);
+    if (decl) {
+      // With --noflush, declaring a chain that exists flushes it, as iptables-restore does.
+      if (t.chains.some((c) => c.name === decl[1])) t.rules = t.rules.filter((r) => r.chain !== decl[1]);
+      else t.chains.push({ name: decl[1], policy: decl[2] === '-' ? null : decl[2] });
+      return null;
+    }
+    const m = /^-([DFXAI]) (\S+)(?: (.*))?$/.exec(line);
+    if (!m || ('FX'.includes(m[1]) && m[3] !== undefined)) throw unknown(`unsupported restore line "${line}"`);
+    const [, op, chain, rest = ''] = m;
+    const c = t.chains.find((x) => x.name === chain);
+    if (!c) return 'No chain/target/match by that name';
+    if (op === 'D') {
+      const want = tokenize(rest).join('\0');
+      const at = t.rules.findIndex((r) => r.chain === chain && r.tokens.join('\0') === want);
+      if (at < 0) return 'Bad rule (does a matching rule exist in that chain?)';
+      t.rules.splice(at, 1);
+      return null;
+    }
+    if (op === 'F') {
+      t.rules = t.rules.filter((r) => r.chain !== chain);
+      return null;
+    }
+    if (op === 'X') {
+      if (c.policy !== null) return 'Invalid argument (a built-in chain)';
+      if (t.rules.some((r) => r.chain === chain)) return 'Directory not empty';
+      if (t.rules.some((r) => r.target === chain)) return 'Too many links';
+      t.chains = t.chains.filter((x) => x !== c);
+      return null;
+    }
+    // -A CHAIN spec, -I CHAIN n spec
+    const ins = op === 'I' ? /^(\d+) (.*)$/.exec(rest) : null;
+    if (op === 'I' && !ins) throw unknown(`unsupported restore line "${line}"`);
+    const spec = ins ? ins[2] : rest;
+    const rule: IptRule = parseIptablesSave(`*${t.name}\n-A ${chain} ${spec}\nCOMMIT\n`).tables[0].rules[0];
+    if (rule.target && !BUILTIN_TARGETS.has(rule.target) && !t.chains.some((x) => x.name === rule.target)) return `Couldn't load target \`${rule.target}'`;
+    const inChain = t.rules.filter((r) => r.chain === chain);
+    const pos = ins ? Number(ins[1]) : inChain.length + 1;
+    if (pos < 1 || pos > inChain.length + 1) return 'Index of insertion too big';
+    const before = inChain[pos - 1];
+    if (before) t.rules.splice(t.rules.indexOf(before), 0, rule);
+    else {
+      const last = inChain[inChain.length - 1];
+      t.rules.splice(last ? t.rules.indexOf(last) + 1 : t.rules.length, 0, rule);
+    }
     return null;
   }
 }

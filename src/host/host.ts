@@ -6,6 +6,10 @@ import { UsageError } from '../errors.js';
 export interface Step {
   argv: string[];
   stdin?: string;
+  /** Write the command's stdout to this (real) path, mode 0600; rendered as `> path`. */
+  stdoutTo?: string;
+  /** Run in this (real) directory; rendered as `(cd dir && ...)`. */
+  cwd?: string;
 }
 
 export interface ExecResult {
@@ -46,6 +50,13 @@ export interface Host {
   netnsInUse(paths: string[]): Promise<Set<string>>;
   isRoot(): boolean;
   hostname(): string;
+  /**
+   * Takes the run lock (a pid file at a node path). Resolves to a release function; rejects with
+   * RefusedError naming the holder when a live process holds it. A lock left by a dead process is taken over.
+   */
+  lock(nodePath: string): Promise<() => Promise<void>>;
+  /** Writes cni-sweep's own bookkeeping (journal), atomically. */
+  writeState(nodePath: string, content: string): Promise<void>;
 }
 
 /**

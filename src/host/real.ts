@@ -1,13 +1,38 @@
 // The real host: execa for commands, node:fs for reads. Every path is resolved under --root.
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { CommandFailedError } from '../errors.js';
+import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
 import { underRoot } from './host.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie (exited, not yet reaped) holds its pid but not the lock.
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** A read-only or unwritable root is bad input: say so in one line, before anything changed. */
+function writeError(file: string) {
+  return (e: unknown): never => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') throw new UsageError(`cannot write ${file}: read-only file system`, 'cni-sweep needs a writable root for its lock, journal and backup');
+    if (code === 'EACCES' || code === 'EPERM') throw new UsageError(`cannot write ${file}: permission denied`);
+    throw e;
+  };
+}
 
 function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType {
   if (st.isSymbolicLink()) return 'symlink';
@@ -21,10 +46,11 @@ export class RealHost implements Host {
 
   constructor(readonly root: string, private readonly defaultTimeoutMs = DEFAULT_TIMEOUT_MS) {}
 
-  private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions) {
+  private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
     return execa(cmd, args, {
       input: stdin,
+      cwd: opts?.cwd,
       stdin: stdin === undefined ? 'ignore' : undefined,
       reject: false,
       timeout: opts?.timeoutMs ?? this.defaultTimeoutMs,
@@ -41,12 +67,49 @@ export class RealHost implements Host {
   }
 
   async apply(step: Step, opts?: CallOptions): Promise<ExecResult> {
-    const r = await this.exec(step.argv, step.stdin, opts);
+    const r = await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd });
     const stderr = String(r.stderr ?? '');
     if ((r as { code?: string }).code === 'ENOENT') throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     if (r.timedOut) throw new CommandFailedError(step.argv, null, stderr, 'timed out');
     if (r.exitCode !== 0) throw new CommandFailedError(step.argv, r.exitCode ?? null, stderr || String(r.stdout ?? ''));
-    return { code: 0, stdout: String(r.stdout ?? ''), stderr };
+    const stdout = String(r.stdout ?? '');
+    if (step.stdoutTo) await fs.writeFile(step.stdoutTo, stdout, { mode: 0o600 });
+    return { code: 0, stdout, stderr };
+  }
+
+  async lock(nodePath: string): Promise<() => Promise<void>> {
+    const file = underRoot(this.root, nodePath);
+    await fs.mkdir(path.dirname(file), { recursive: true }).catch(writeError(file));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await fs.writeFile(file, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+        return async () => {
+          const holder = await fs.readFile(file, 'utf8').catch(() => '');
+          if (Number(holder.trim()) === process.pid) await fs.unlink(file).catch(() => {});
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') writeError(file)(e);
+      }
+      const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new RefusedError(`another cni-sweep run (pid ${pid}) holds ${file}`, 'wait for it to finish; the lock is taken over automatically once that process is gone');
+      }
+      // Stale: its process is gone. Remove it and try again.
+      await fs.unlink(file).catch(() => {});
+    }
+    throw new RefusedError(`could not take the lock ${file}`);
+  }
+
+  async writeState(nodePath: string, content: string): Promise<void> {
+    const file = underRoot(this.root, nodePath);
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(tmp, content, { mode: 0o600 });
+      await fs.rename(tmp, file);
+    } catch (e) {
+      writeError(file)(e);
+    }
   }
 
   async has(bin: string): Promise<boolean> {

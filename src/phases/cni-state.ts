@@ -30,7 +30,7 @@ export const cniState: Phase = {
     }
     if (!paths.length) return nothing(...notes);
     return {
-      steps: [{ argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))], removes: { kind: 'CNI state', items: paths } }],
+      steps: [{ argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))], removes: { kind: 'CNI state', items: paths }, backup: { files: paths } }],
       notes,
     };
   },

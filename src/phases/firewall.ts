@@ -1,8 +1,8 @@
 // Removes only what the CNI owns, rule by rule: one `iptables-restore --noflush -w` per backend and
 // family with -D/-F/-X lines, and `nft delete table` for its native tables. Never a flush of a
 // chain or table it does not own, never a save-filter-restore of a whole dump.
-import { iptablesBackends, listNftTables, saveIptables } from '../inspect.js';
-import { firewallDeletions, restoreScript } from '../ownership.js';
+import { BACKENDS, iptablesBackends, listNftTables, saveIptables } from '../inspect.js';
+import { firewallDeletions, restoreScript, undoScript } from '../ownership.js';
 import type { PlannedStep, Phase } from './types.js';
 
 export const firewall: Phase = {
@@ -14,6 +14,11 @@ export const firewall: Phase = {
     const notes: string[] = [];
     const backends = await iptablesBackends(ctx.host);
     if (!backends.length) notes.push('no iptables binaries installed: iptables rules not checked');
+    else {
+      for (const b of BACKENDS) {
+        if (!backends.some((x) => x.id === b.id || (x.family === b.family && !x.id.includes('-')))) notes.push(`${b.save} is not installed: ${b.id} rules not checked`);
+      }
+    }
     for (const b of backends) {
       const dump = await saveIptables(ctx.host, b, ctx.gaps);
       if (!dump) continue;
@@ -23,6 +28,7 @@ export const firewall: Phase = {
       steps.push({
         argv: [b.restore, '--noflush', '-w'],
         stdin: restoreScript(tables),
+        backup: { firewall: { backend: b.id, family: b.family, save: b.save, restore: b.restore, undo: undoScript(dump, tables) } },
         removes: { kind: `${b.id} rule or chain`, items: [...tables.flatMap((t) => t.deletes.map((r) => `${t.table} ${r.chain} rule`)), ...chains.map((c) => `chain ${c}`)] },
       });
     }
@@ -36,6 +42,7 @@ export const firewall: Phase = {
           argv: ['nft', '-f', '-'],
           stdin: present.map((t) => `delete table ${t.family} ${t.name}`).join('\n') + '\n',
           removes: { kind: 'nftables table', items: present.map((t) => `${t.family} ${t.name}`) },
+          backup: { nftTables: present },
         });
       }
     }

@@ -1,4 +1,5 @@
 // The phases, in the order they run. `--help` lists them from here.
+import { backup } from './backup.js';
 import { cniConfig } from './cni-config.js';
 import { cniState } from './cni-state.js';
 import { drain } from './drain.js';
@@ -13,6 +14,7 @@ import { uncordon } from './uncordon.js';
 
 export const PHASES: Phase[] = [
   preflight,
+  backup,
   drain,
   stopKubelet,
   stopRuntime,

@@ -10,6 +10,11 @@ export interface RunOptions {
   uncordon: boolean;
   dryRun: boolean;
   drainTimeoutSec: number;
+  /** Real path backups go under (default <root>/var/backups/cni-sweep). */
+  backupDir: string;
+  /** The run's start time (names the backup). */
+  now: Date;
+  version: string;
 }
 
 /** A step as planned: what runs, plus what it removes, for the confirmation prompt and the report. */
@@ -18,6 +23,12 @@ export interface PlannedStep extends Step {
   removes?: { kind: string; items: string[] };
   /** Per-step timeout; drain sets its own. */
   timeoutMs?: number;
+  /** What the backup phase must keep before this step runs. */
+  backup?: {
+    files?: string[];
+    firewall?: { backend: string; family: 4 | 6; save: string; restore: string; undo: string };
+    nftTables?: Array<{ family: string; name: string }>;
+  };
 }
 
 export interface PhasePlan {
@@ -39,6 +50,10 @@ export interface Ctx {
   stopped: { kubelet: string[]; runtime: string[] };
   /** Whether this run drained (or, in a plan, will drain) the node. */
   drained: boolean;
+  /** Plans of the selected cleanup phases against the node as it is now. */
+  planCleanup: () => Promise<Map<string, PhasePlan>>;
+  /** Set by the backup phase. */
+  backupDir?: string;
 }
 
 export interface Phase {

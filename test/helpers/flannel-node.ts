@@ -293,12 +293,17 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
   write(root, 'var/lib/cni/networks/podman/10.88.0.2', `${'f'.repeat(64)}\r\neth0`, 0o600);
   write(root, `var/lib/cni/results/podman-${'f'.repeat(64)}-eth0`, '{"kind":"cniCacheV1"}', 0o600);
   write(root, 'etc/hosts', '127.0.0.1 localhost\n');
-  // services: kubelet and containerd are running
-  write(root, 'shim/units/kubelet.service', 'active\n');
-  write(root, 'shim/units/containerd.service', 'active\n');
-  write(root, 'shim/kubeconfig', 'apiVersion: v1\nkind: Config\n');
+  // services: kubelet and containerd are running (the shims keep their state beside the root)
+  const shim = shimDir(root);
+  write(shim, 'units/kubelet.service', 'active\n');
+  write(shim, 'units/containerd.service', 'active\n');
+  write(shim, 'kubeconfig', 'apiVersion: v1\nkind: Config\n');
+  write(shim, 'calls.log', '');
   return node;
 }
+
+/** Where the recording shims keep unit states, the kubeconfig and their call log: beside the root, not in it. */
+export const shimDir = (root: string) => path.join(path.dirname(root), 'shim');
 
 export function destroyFlannelNode(node: { ns: string; root: string }): void {
   const netnsDir = path.join(node.root, 'run/netns');
@@ -314,5 +319,5 @@ export function destroyFlannelNode(node: { ns: string; root: string }): void {
   } catch {
     /* already gone */
   }
-  fs.rmSync(node.root, { recursive: true, force: true });
+  fs.rmSync(path.dirname(node.root), { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { inNs } from './flannel-node.js';
+import { inNs, shimDir } from './flannel-node.js';
 
 export const REPO = path.resolve(__dirname, '../..');
 export const CLI = path.join(REPO, 'dist/cni-sweep.cjs');
@@ -17,29 +17,52 @@ export interface CliResult {
   calls: string[];
 }
 
-export function runCli(node: { ns: string; root: string }, args: string[], opts: { env?: Record<string, string>; input?: string } = {}): CliResult {
-  const log = path.join(node.root, 'shim/calls.log');
-  fs.mkdirSync(path.dirname(log), { recursive: true });
-  fs.writeFileSync(log, '');
-  const r = spawnSync('nsenter', [`--net=/run/netns/${node.ns}`, process.execPath, CLI, ...args], {
+export interface CliOptions {
+  env?: Record<string, string>;
+  input?: string;
+  /** Directories put on PATH before the shims (fault wrappers). */
+  pathBefore?: string[];
+  /** Replace the system PATH entirely (after the shims): a node without some binaries. */
+  systemPath?: string;
+}
+
+export function cliEnv(node: { root: string }, opts: CliOptions = {}): Record<string, string> {
+  return {
+    PATH: [...(opts.pathBefore ?? []), SHIMS, opts.systemPath ?? process.env.PATH].join(':'),
+    SHIM_LOG: path.join(shimDir(node.root), 'calls.log'),
+    SHIM_STATE: shimDir(node.root),
+    NO_COLOR: '1',
+    ...opts.env,
+  };
+}
+
+export function cliArgv(node: { ns: string }, args: string[]): string[] {
+  return [`--net=/run/netns/${node.ns}`, process.execPath, CLI, ...args];
+}
+
+export function runCli(node: { ns: string; root: string }, args: string[], opts: CliOptions = {}): CliResult {
+  resetCalls(node);
+  const r = spawnSync('/usr/bin/nsenter', cliArgv(node, args), {
     encoding: 'utf8',
     input: opts.input ?? '',
-    env: {
-      PATH: `${SHIMS}:${process.env.PATH}`,
-      SHIM_LOG: log,
-      SHIM_STATE: path.join(node.root, 'shim'),
-      NO_COLOR: '1',
-      ...opts.env,
-    },
+    env: cliEnv(node, opts),
     maxBuffer: 256 * 1024 * 1024,
     timeout: 120_000,
   });
-  const calls = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: readCalls(node) };
+}
+
+export function readCalls(node: { root: string }): string[] {
+  return fs.readFileSync(path.join(shimDir(node.root), 'calls.log'), 'utf8').split('\n').filter(Boolean);
+}
+
+export function resetCalls(node: { root: string }): void {
+  fs.mkdirSync(shimDir(node.root), { recursive: true });
+  fs.writeFileSync(path.join(shimDir(node.root), 'calls.log'), '');
 }
 
 /** The standard arguments pointing cni-sweep at a test node. */
-export const nodeArgs = (node: { root: string }) => ['--root', node.root, '--node', 'node-1', '--kubeconfig', path.join(node.root, 'shim/kubeconfig')];
+export const nodeArgs = (node: { root: string }) => ['--root', node.root, '--node', 'node-1', '--kubeconfig', path.join(shimDir(node.root), 'kubeconfig')];
 
 function tryNs(ns: string, cmd: string, args: string[]): string {
   try {
@@ -73,7 +96,6 @@ function walk(root: string, rel = ''): string[] {
   const out: string[] = [];
   for (const name of fs.readdirSync(dir).sort()) {
     const r = path.join(rel, name);
-    if (r === 'shim') continue; // the shims' own bookkeeping
     const full = path.join(root, r);
     const st = fs.lstatSync(full);
     const mode = (st.mode & 0o7777).toString(8);
@@ -127,14 +149,12 @@ const XTABLES = /^table (ip|ip6|inet|arp|bridge) (filter|nat|mangle|raw|security
 /** Native nftables tables, without counters; the tables iptables-nft keeps are compared through iptables-save. */
 function nativeNftState(ns: string): string {
   const text = tryNs(ns, 'nft', ['-s', 'list', 'ruleset']);
-  const out: string[] = [];
-  let skip = false;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('table ')) skip = XTABLES.test(line);
-    if (!skip) out.push(line);
-    if (line === '}') skip = false;
+  const tables: string[] = [];
+  for (const block of text.split(/\n(?=table )/)) {
+    if (!XTABLES.test(block.split('\n')[0])) tables.push(block.trimEnd());
   }
-  return out.join('\n');
+  // Sorted: a restored table comes back last, and table order carries no meaning here.
+  return tables.sort().join('\n');
 }
 
 let counter = 0;

@@ -4,8 +4,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, inNs, ipv4Rules, type Backend, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, SHIMS, type NodeState } from '../helpers/harness.js';
+import { createFlannelNode, destroyFlannelNode, inNs, ipv4Rules, shimDir, type Backend, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliEnv, nodeArgs, runCli, scratch, snapshot, SHIMS, type NodeState } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
@@ -34,9 +34,15 @@ function withoutFlannel(s: NodeState, node: FlannelNode): NodeState {
     ipt4legacy: keepIpt(s.ipt4legacy),
     ipt6nft: keepIpt(s.ipt6nft),
     ipt6legacy: keepIpt(s.ipt6legacy),
-    nft: s.nft.replace(/table ip flannel-ipv4 \{[\s\S]*?\n\}\n/, ''),
+    nft: s.nft.split(/\n(?=table )/).filter((t) => !t.startsWith('table ip flannel-ipv4 ')).join('\n'),
     files: s.files.filter((f) => !/^(etc\/cni\/net\.d\/10-flannel\.conflist|run\/flannel|var\/lib\/cni\/flannel|var\/lib\/cni\/networks\/cbr0|var\/lib\/cni\/results\/cbr0-|run\/netns\/cni-)/.test(f)),
   };
+}
+
+/** cni-sweep's own bookkeeping (backups, journal) is not node state. */
+const OWN = /^var\/(backups|lib\/cni-sweep)(\/|$)|^var\/backups\/ /;
+function nodeOnly(s: NodeState): NodeState {
+  return { ...s, files: s.files.filter((f) => !OWN.test(f) && !/^var\/backups\/ /.test(f)) };
 }
 
 function expectNoFlannel(after: NodeState) {
@@ -62,17 +68,19 @@ describe.each<Backend>(['nft', 'legacy'])('cni-sweep run on a dirty Flannel node
     expect(report.changed).toBe(true);
     expect(report.cni).toEqual(['flannel']);
     expect(report.phases.map((p: { name: string; status: string }) => `${p.name}:${p.status}`)).toEqual([
-      'preflight:nothing-to-do', 'drain:ok', 'stop-kubelet:ok', 'stop-runtime:ok', 'cni-config:ok', 'cni-state:ok',
+      'preflight:nothing-to-do', 'backup:ok', 'drain:ok', 'stop-kubelet:ok', 'stop-runtime:ok', 'cni-config:ok', 'cni-state:ok',
       'interfaces:ok', 'routes:ok', 'firewall:ok', 'netns:ok', 'start-runtime:ok', 'start-kubelet:ok', 'uncordon:nothing-to-do',
     ]);
 
-    const after = snapshot(node);
+    const after = nodeOnly(snapshot(node));
     expectNoFlannel(after);
     expect(after).toEqual(withoutFlannel(before, node));
+    expect(report.backup).toMatch(new RegExp(`^${node.root}/var/backups/cni-sweep/\\d{8}T\\d{6}Z-node-1$`));
+    expect(fs.existsSync(path.join(report.backup, 'manifest.json'))).toBe(true);
 
     const changes = r.calls.filter((c) => !c.startsWith('systemctl is-active'));
     expect(changes).toEqual([
-      `kubectl --kubeconfig ${node.root}/shim/kubeconfig drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s`,
+      `kubectl --kubeconfig ${shimDir(node.root)}/kubeconfig drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s`,
       'systemctl stop kubelet.service',
       'systemctl stop containerd.service',
       'systemctl start containerd.service',
@@ -114,11 +122,11 @@ describe('cni-sweep plan', () => {
     const script = path.join(b.root, '..', 'plan.sh');
     fs.writeFileSync(script, planB.stdout);
     execFileSync('nsenter', [`--net=/run/netns/${b.ns}`, 'bash', script], {
-      env: { PATH: `${SHIMS}:${process.env.PATH}`, SHIM_LOG: path.join(b.root, 'shim/calls.log'), SHIM_STATE: path.join(b.root, 'shim') },
+      env: cliEnv(b),
       stdio: 'pipe',
     });
     expect(runCli(a, ['run', '--yes', ...nodeArgs(a)]).code).toBe(0);
-    expect(snapshot(b)).toEqual(snapshot(a));
+    expect(nodeOnly(snapshot(b))).toEqual(nodeOnly(snapshot(a)));
   });
 
   it('plans only what exists: nothing for a clean node', () => {
@@ -136,7 +144,7 @@ describe('cni-sweep plan', () => {
     const r = runCli(node, ['plan', ...nodeArgs(node)], { env: {} });
     // Same command, but as nobody: the shims and files stay readable, iptables and nft are not.
     const asNobody = execFileSync('nsenter', [`--net=/run/netns/${node.ns}`, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.resolve(__dirname, '../../dist/cni-sweep.cjs'), 'plan', ...nodeArgs(node)], {
-      env: { PATH: `${SHIMS}:${process.env.PATH}`, SHIM_LOG: '/dev/null', SHIM_STATE: path.join(node.root, 'shim'), NO_COLOR: '1' },
+      env: { ...cliEnv(node), SHIM_LOG: '/dev/null' },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -191,7 +199,7 @@ describe('Flannel firewall ownership on real iptables', () => {
       'ip6tables-nft-restore --noflush -w',
       'nft -f -',
     ]);
-    const after = snapshot(node);
+    const after = nodeOnly(snapshot(node));
     expectNoFlannel(after);
     expect(after).toEqual(withoutFlannel(before, node));
     expect(after.ipt4legacy).toContain('-A SITE-FW -s 172.16.0.1/32 -p tcp -m tcp --dport 1025 -j ACCEPT');

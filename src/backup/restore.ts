@@ -1,0 +1,131 @@
+// `cni-sweep restore <backup>`: puts the removed files and the CNI's firewall rules back, after
+// checking the checksums. Rules go back through `iptables-restore --noflush` carrying only what
+// is missing now, so nothing is duplicated and no chain is flushed by being declared again.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import { Gaps, listNftTables, saveIptables } from '../inspect.js';
+import { missingFromDump } from '../ownership.js';
+import type { PlannedStep } from '../phases/types.js';
+import { CHECKSUMS, MANIFEST, ManifestSchema, type Manifest } from './manifest.js';
+
+export interface RestorePlan {
+  dir: string;
+  manifest: Manifest;
+  steps: PlannedStep[];
+  notes: string[];
+}
+
+function bad(dir: string, what: string): never {
+  throw new UsageError(`backup ${dir}: ${what}`, 'pass a directory listed by `cni-sweep backups`');
+}
+
+/** Reads and checks a backup: the manifest parses and every file matches SHA256SUMS. */
+export function readBackup(dir: string): Manifest {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) bad(dir, 'no such directory');
+  let sums: string;
+  try {
+    sums = fs.readFileSync(path.join(dir, CHECKSUMS), 'utf8');
+  } catch (e) {
+    bad(dir, `cannot read ${CHECKSUMS} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  const listed = new Set<string>();
+  for (const line of sums.split('\n').filter(Boolean)) {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (!m) bad(dir, `${CHECKSUMS} is corrupt`);
+    const [, want, rel] = m;
+    if (rel.includes('..') || path.isAbsolute(rel)) bad(dir, `${CHECKSUMS} names a path outside the backup: ${rel}`);
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(path.join(dir, rel));
+    } catch {
+      bad(dir, `${rel} is missing`);
+    }
+    if (createHash('sha256').update(data).digest('hex') !== want) bad(dir, `checksum mismatch for ${rel}: the backup is corrupt or was changed`);
+    listed.add(rel);
+  }
+  if (!listed.has(MANIFEST)) bad(dir, `${MANIFEST} is not covered by ${CHECKSUMS}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), 'utf8'));
+  } catch (e) {
+    bad(dir, `${MANIFEST}: ${(e as Error).message}`);
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    bad(dir, `${MANIFEST}: ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  for (const rel of [...parsed.data.firewall.map((f) => f.undo), ...parsed.data.nftables.map((t) => t.file), ...(parsed.data.files.length ? ['files.tar'] : [])]) {
+    if (!listed.has(rel)) bad(dir, `${rel} is not covered by ${CHECKSUMS}`);
+  }
+  return parsed.data;
+}
+
+export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<RestorePlan> {
+  const manifest = readBackup(dir);
+  const steps: PlannedStep[] = [];
+  const notes: string[] = [];
+  if (manifest.files.length) {
+    // --skip-old-files: a file the new CNI (or the operator) has written since is never overwritten.
+    steps.push({ argv: ['tar', '-C', host.root, '-xpf', path.join(dir, 'files.tar'), '--skip-old-files'], removes: { kind: 'file restored', items: manifest.files } });
+  }
+  for (const fw of manifest.firewall) {
+    if (!(await host.has(fw.save)) || !(await host.has(fw.restore))) {
+      notes.push(`${fw.backend}: ${fw.restore} is not installed here; rules not restored (see ${path.join(dir, fw.undo)})`);
+      continue;
+    }
+    const current = await saveIptables(host, { id: fw.backend, family: fw.family, save: fw.save, restore: fw.restore }, gaps);
+    if (!current) continue;
+    const missing = missingFromDump(fs.readFileSync(path.join(dir, fw.undo), 'utf8'), current);
+    if (missing) steps.push({ argv: [fw.restore, '--noflush', '-w'], stdin: missing, removes: { kind: `${fw.backend} rules restored`, items: missing.split('\n').filter((l) => /^-[AI] /.test(l)) } });
+    else notes.push(`${fw.backend}: every rule is already present`);
+  }
+  if (manifest.nftables.length) {
+    const tables = (await listNftTables(host, gaps)) ?? [];
+    for (const t of manifest.nftables) {
+      if (tables.some((x) => x.family === t.family && x.name === t.name)) notes.push(`nftables table ${t.family} ${t.name} exists: left as it is`);
+      else steps.push({ argv: ['nft', '-f', path.join(dir, t.file)], removes: { kind: 'nftables table restored', items: [`${t.family} ${t.name}`] } });
+    }
+  }
+  if (manifest.interfaces.length || manifest.routes.length) {
+    notes.push(
+      `interfaces (${manifest.interfaces.join(', ') || 'none'}) and routes (${manifest.routes.length}) are not recreated: the CNI's agent recreates them; their listings are in ${path.join(dir, 'node')}`,
+    );
+  }
+  return { dir, manifest, steps, notes };
+}
+
+export interface BackupInfo {
+  dir: string;
+  created: string;
+  node: string;
+  cni: string[];
+  bytes: number;
+  ok: boolean;
+  error?: string;
+}
+
+function size(p: string): number {
+  const st = fs.lstatSync(p);
+  if (!st.isDirectory()) return st.size;
+  return fs.readdirSync(p).reduce((n, e) => n + size(path.join(p, e)), 0);
+}
+
+export function listBackups(base: string): BackupInfo[] {
+  if (!fs.existsSync(base)) return [];
+  const out: BackupInfo[] = [];
+  for (const name of fs.readdirSync(base).sort()) {
+    const dir = path.join(base, name);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    try {
+      const m = readBackup(dir);
+      out.push({ dir, created: m.created, node: m.node, cni: m.cni, bytes: size(dir), ok: true });
+    } catch (e) {
+      out.push({ dir, created: '', node: '', cni: [], bytes: size(dir), ok: false, error: (e as Error).message });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+// The journal of the last run, under <root>/var/lib/cni-sweep. A run that crashed half way
+// (power loss, SIGKILL) leaves it "running": the next run picks up the facts it had read before
+// removing them (network names, pod CIDRs), so it still recognises host-gw routes and untagged
+// rules after subnet.env and the conflist are gone.
+import { z } from 'zod';
+import type { Host } from './host/host.js';
+import type { Snapshot } from './inspect.js';
+import type { Report } from './run.js';
+import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
+
+export const JOURNAL = '/var/lib/cni-sweep/last-run.json';
+
+const Facts = z.object({ cni: z.string(), networks: z.array(z.string()), bridges: z.array(z.string()), podNetworks: z.array(z.string()), nodeSubnets: z.array(z.string()) });
+const JournalSchema = z.object({
+  status: z.enum(['running', 'finished', 'failed', 'interrupted']),
+  started: z.string(),
+  pid: z.number(),
+  node: z.string(),
+  facts: z.array(Facts),
+  report: z.unknown().optional(),
+});
+export type Journal = z.infer<typeof JournalSchema>;
+
+export async function readJournal(host: Host): Promise<Journal | null> {
+  const text = await host.readFile(JOURNAL).catch(() => null);
+  if (!text) return null;
+  try {
+    return JournalSchema.parse(JSON.parse(text));
+  } catch {
+    return null; // a torn or foreign journal is ignored, never trusted
+  }
+}
+
+export function journalFacts(snapshot: Snapshot) {
+  return snapshot.facts.map((f) => ({
+    cni: f.profile.name,
+    networks: f.networks,
+    bridges: f.bridges,
+    podNetworks: f.podNetworks.map((p) => p.text),
+    nodeSubnets: f.nodeSubnets.map((p) => p.text),
+  }));
+}
+
+/** Adds what an unfinished earlier run knew to the snapshot. Returns a note when it did. */
+export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string | null {
+  if (!journal || journal.status === 'finished') return null;
+  let used = false;
+  const addPrefixes = (into: Prefix[], texts: string[]) => {
+    for (const t of texts) {
+      const p = parsePrefix(t);
+      if (p && !into.some((q) => q.text === networkOf(p).text)) {
+        into.push(networkOf(p));
+        used = true;
+      }
+    }
+  };
+  for (const f of snapshot.facts) {
+    const old = journal.facts.find((j) => j.cni === f.profile.name);
+    if (!old) continue;
+    for (const n of old.networks) if (!f.networks.includes(n)) (f.networks.push(n), (used = true));
+    for (const b of old.bridges) if (!f.bridges.includes(b)) (f.bridges.push(b), (used = true));
+    addPrefixes(f.podNetworks, old.podNetworks);
+    addPrefixes(f.nodeSubnets, old.nodeSubnets);
+  }
+  return used ? `finishing the ${journal.status} run of ${journal.started} (pid ${journal.pid}): using the networks it had recorded` : null;
+}
+
+export async function writeJournal(host: Host, status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): Promise<void> {
+  const j: Journal = { status, started: started.toISOString(), pid: process.pid, node, facts: journalFacts(snapshot), report };
+  await host.writeState(JOURNAL, JSON.stringify(j, null, 2) + '\n');
+}

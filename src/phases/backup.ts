@@ -1,0 +1,87 @@
+// Before the first change, keep everything the run will remove: the firewall as saved (every
+// backend), the files as a tar (modes, owners and symlinks kept), the link/address/route
+// listings, the inverse firewall scripts, and a manifest with checksums.
+import path from 'node:path';
+import { MANIFEST, CHECKSUMS, MANIFEST_VERSION, type Manifest } from '../backup/manifest.js';
+import { iptablesBackends } from '../inspect.js';
+import type { Ctx, Phase, PlannedStep } from './types.js';
+import { nothing } from './types.js';
+
+export function backupDirName(now: Date, node: string): string {
+  const ts = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${ts}-${node.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+}
+
+export const backup: Phase = {
+  name: 'backup',
+  summary: 'save everything the run will remove, under --backup-dir',
+  cleanup: false,
+  async plan(ctx: Ctx) {
+    if (!ctx.hasWork) return nothing();
+    const plans = await ctx.planCleanup();
+    const all = [...plans.values()].flatMap((p) => p.steps);
+    const dir = path.join(ctx.opts.backupDir, backupDirName(ctx.opts.now, ctx.opts.node));
+    ctx.backupDir = dir;
+    const steps: PlannedStep[] = [{ argv: ['mkdir', '-p', '-m', '0700', '--', dir, `${dir}/firewall`, `${dir}/node`] }];
+    const written: string[] = [];
+    const save = (argv: string[], rel: string) => {
+      steps.push({ argv, stdoutTo: `${dir}/${rel}` });
+      written.push(rel);
+    };
+    const firewall: Manifest['firewall'] = [];
+    for (const b of await iptablesBackends(ctx.host)) {
+      save([b.save], `firewall/${b.id}.save`);
+    }
+    const nftables: Manifest['nftables'] = [];
+    if (await ctx.host.has('nft')) save(['nft', 'list', 'ruleset'], 'firewall/nft.ruleset');
+    save(['ip', '-d', '-j', 'link', 'show'], 'node/links.json');
+    save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
+    save(['ip', '-d', '-j', '-4', 'route', 'show', 'table', 'all'], 'node/routes-v4.json');
+    save(['ip', '-d', '-j', '-6', 'route', 'show', 'table', 'all'], 'node/routes-v6.json');
+
+    const files = all.flatMap((s) => s.backup?.files ?? []);
+    if (files.length) {
+      steps.push({ argv: ['tar', '-C', ctx.host.root, '-cpf', `${dir}/files.tar`, '--', ...files.map((f) => f.replace(/^\/+/, ''))] });
+      written.push('files.tar');
+    }
+    for (const s of all) {
+      const fw = s.backup?.firewall;
+      if (fw) {
+        const rel = `firewall/${fw.backend}.undo`;
+        steps.push({ argv: ['cat'], stdin: fw.undo, stdoutTo: `${dir}/${rel}` });
+        written.push(rel);
+        firewall.push({ backend: fw.backend, family: fw.family, save: fw.save, restore: fw.restore, undo: rel });
+      }
+      for (const t of s.backup?.nftTables ?? []) {
+        const rel = `firewall/nft-${t.family}-${t.name}.nft`;
+        save(['nft', 'list', 'table', t.family, t.name], rel);
+        nftables.push({ ...t, file: rel });
+      }
+    }
+    const items = (kind: string) => all.filter((s) => s.removes?.kind === kind).flatMap((s) => s.removes!.items);
+    const manifest: Manifest = {
+      version: MANIFEST_VERSION,
+      tool: `cni-sweep ${ctx.opts.version}`,
+      created: ctx.opts.now.toISOString(),
+      node: ctx.opts.node,
+      root: ctx.host.root,
+      cni: ctx.profiles.map((p) => p.name),
+      files,
+      interfaces: items('interface'),
+      routes: items('route'),
+      firewall,
+      nftables,
+      facts: ctx.snapshot.facts.map((f) => ({
+        cni: f.profile.name,
+        networks: f.networks,
+        bridges: f.bridges,
+        podNetworks: f.podNetworks.map((p) => p.text),
+        nodeSubnets: f.nodeSubnets.map((p) => p.text),
+      })),
+    };
+    steps.push({ argv: ['cat'], stdin: JSON.stringify(manifest, null, 2) + '\n', stdoutTo: `${dir}/${MANIFEST}` });
+    written.push(MANIFEST);
+    steps.push({ argv: ['sha256sum', '--', ...written], cwd: dir, stdoutTo: `${dir}/${CHECKSUMS}` });
+    return { steps, notes: [`backup: ${dir}`] };
+  },
+};

@@ -1,0 +1,292 @@
+// Nothing lost, nothing broken: backup and restore, the lock, containment, faults and bad input,
+// each on real kernel state in a network namespace and real files in a temporary root.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { onlyBinaries, wrapper } from '../helpers/faults.js';
+
+const made: FlannelNode[] = [];
+const cleanups: Array<() => void> = [];
+function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
+  const node = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
+  made.push(node);
+  return node;
+}
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+  while (made.length) destroyFlannelNode(made.pop()!);
+});
+
+const scratchDir = (node: FlannelNode, name: string) => path.join(path.dirname(node.root), name);
+const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
+/** Files as a restore can bring them back: pod netns files are mounts, not files, and are not restored. */
+const restorable = (s: NodeState) => ({ ...s, files: s.files.filter((f) => !OWN.test(f) && !/^run\/netns\/cni-/.test(f)) });
+
+describe('backup and restore', () => {
+  it('restore brings back byte-identical files and the CNI\'s rules, without duplicating them', () => {
+    const node = dirtyNode('restore');
+    const before = restorable(snapshot(node));
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(run.code).toBe(0);
+    const backup = JSON.parse(run.stdout).backup as string;
+    const manifest = JSON.parse(fs.readFileSync(path.join(backup, 'manifest.json'), 'utf8'));
+    expect(manifest.version).toBe(1);
+    expect(manifest.files).toContain('/etc/cni/net.d/10-flannel.conflist');
+    expect(manifest.interfaces).toEqual(expect.arrayContaining(['cni0', 'flannel.1']));
+    for (const f of ['firewall/iptables-nft.save', 'firewall/iptables-legacy.save', 'firewall/ip6tables-nft.save', 'firewall/nft.ruleset', 'node/links.json', 'node/addrs.json', 'node/routes-v4.json', 'files.tar', 'SHA256SUMS']) {
+      expect(fs.existsSync(path.join(backup, f)), f).toBe(true);
+    }
+    expect(fs.statSync(backup).mode & 0o777).toBe(0o700);
+
+    const dry = runCli(node, ['restore', backup, '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('iptables-nft-restore --noflush -w');
+    expect(dry.stdout).toMatch(/interfaces \(.*cni0.*\) and routes \(\d+\) are not recreated/);
+    const afterRun = snapshot(node);
+    expect(snapshot(node)).toEqual(afterRun);
+
+    const r = runCli(node, ['restore', backup]);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const after = restorable(snapshot(node));
+    expect(after.files).toEqual(before.files);
+    expect(after.ipt4nft).toEqual(before.ipt4nft);
+    expect(after.ipt6nft).toEqual(before.ipt6nft);
+    expect(after.nft).toEqual(before.nft);
+
+    const again = runCli(node, ['restore', backup, '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).steps.map((s: { argv: string[] }) => s.argv[0])).toEqual(['tar']);
+    expect(restorable(snapshot(node)).ipt4nft).toEqual(before.ipt4nft);
+  });
+
+  it('a run that removes nothing writes no backup, and `backups` lists and prunes', () => {
+    const node = dirtyNode('backups', { pods: 1 });
+    expect(runCli(node, ['run', '--yes', ...nodeArgs(node)]).code).toBe(0);
+    expect(runCli(node, ['run', '--yes', ...nodeArgs(node)]).code).toBe(0);
+    const base = path.join(node.root, 'var/backups/cni-sweep');
+    expect(fs.readdirSync(base)).toHaveLength(1);
+    const list = runCli(node, ['backups', '--root', node.root]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^\d{4}-\d\d-\d\dT\S+ {2}node-1 {2}flannel {2}\d+\.\d KiB {2}\//m);
+    fs.mkdirSync(path.join(base, '00000000T000000Z-old'));
+    const pruned = runCli(node, ['backups', 'prune', '--keep', '1', '--root', node.root]);
+    expect(pruned.code).toBe(0);
+    expect(fs.readdirSync(base)).toHaveLength(1);
+    expect(fs.readdirSync(base)[0]).toMatch(/-node-1$/);
+  });
+
+  it('refuses a corrupt backup with one line and exit 2, changing nothing', () => {
+    const node = dirtyNode('corrupt', { pods: 1 });
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    const backup = JSON.parse(run.stdout).backup as string;
+    fs.appendFileSync(path.join(backup, 'files.tar'), 'tampered');
+    const before = snapshot(node);
+    const r = runCli(node, ['restore', backup]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: backup .*: checksum mismatch for files\.tar/);
+    expect(r.stderr).not.toMatch(/ at /);
+    expect(snapshot(node)).toEqual(before);
+    const missing = runCli(node, ['restore', path.join(node.root, 'nope')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/no such directory/);
+  });
+});
+
+describe('containment', () => {
+  it('removes a symlink in the IPAM dir as a link and never touches its target', () => {
+    const node = dirtyNode('symlink', { pods: 1 });
+    const hosts = path.join(node.root, 'etc/hosts');
+    const outside = scratchDir(node, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'precious'), 'keep me\n');
+    fs.symlinkSync(hosts, path.join(node.root, 'var/lib/cni/networks/cbr0/10.244.1.99'));
+    fs.symlinkSync(path.join(node.root, 'etc'), path.join(node.root, 'var/lib/cni/networks/cbr0/etc-link'));
+    fs.symlinkSync(outside, path.join(node.root, 'var/lib/cni/results/cbr0-evil-eth0'));
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(node.root, 'var/lib/cni/networks/cbr0'))).toBe(false);
+    expect(fs.existsSync(path.join(node.root, 'var/lib/cni/results/cbr0-evil-eth0'))).toBe(false);
+    expect(fs.readFileSync(hosts, 'utf8')).toBe('127.0.0.1 localhost\n');
+    expect(fs.readFileSync(path.join(outside, 'precious'), 'utf8')).toBe('keep me\n');
+  });
+
+  it('leaves state alone when a directory above it is a symlink out of the CNI\'s locations', () => {
+    const node = dirtyNode('symlink-parent', { pods: 1 });
+    const elsewhere = scratchDir(node, 'elsewhere');
+    fs.renameSync(path.join(node.root, 'var/lib/cni'), elsewhere);
+    fs.symlinkSync(elsewhere, path.join(node.root, 'var/lib/cni'));
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    const state = JSON.parse(r.stdout).phases.find((p: { name: string }) => p.name === 'cni-state');
+    expect(state.notes.join('\n')).toMatch(/left alone: a directory above \/var\/lib\/cni\/flannel is a symlink/);
+    expect(fs.readdirSync(path.join(elsewhere, 'networks/cbr0')).length).toBeGreaterThan(0);
+    expect(fs.existsSync(path.join(node.root, 'run/flannel'))).toBe(false);
+  });
+
+  it('a --root that is not a directory is a usage error', () => {
+    const node = dirtyNode('badroot', { pods: 0 });
+    const r = runCli(node, ['plan', '--root', path.join(node.root, 'etc/hosts')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')[0]).toMatch(/^cni-sweep: error: --root .*: not a directory$/);
+  });
+});
+
+describe('locking', () => {
+  it('a second concurrent run exits 3 naming the holder\'s pid; the first finishes', async () => {
+    const node = dirtyNode('lock', { pods: 1 });
+    const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 2; fi');
+    const first = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), stdio: 'ignore' });
+    const done = new Promise<number | null>((resolve) => first.on('exit', resolve));
+    const lock = path.join(node.root, 'run/cni-sweep.lock');
+    for (let i = 0; i < 100 && !fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 50));
+    const second = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(second.code).toBe(3);
+    expect(second.stderr).toContain(`another cni-sweep run (pid ${first.pid}) holds ${lock}`);
+    expect(await done).toBe(0);
+    expect(fs.existsSync(lock)).toBe(false);
+  });
+
+  it('takes over a stale lock left by a dead process', () => {
+    const node = dirtyNode('stale', { pods: 1 });
+    const dead = spawnSync('true').pid; // reaped: no such process any more
+    fs.writeFileSync(path.join(node.root, 'run/cni-sweep.lock'), `${dead}\n`);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(node.root, 'run/cni-sweep.lock'))).toBe(false);
+    expect(snapshot(node).links.join('\n')).not.toMatch(/^cni0 /m);
+  });
+});
+
+describe('faults', () => {
+  it('a firewall change rejected after the services stopped: services restart, exit 1, the failure is reported, nothing lost', () => {
+    const node = dirtyNode('fail');
+    const faulty = wrapper(scratchDir(node, 'faulty'), 'iptables-nft-restore', 'echo "iptables-nft-restore: line 3 failed" >&2; exit 4');
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { pathBefore: [faulty] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^cni-sweep: error: phase firewall failed: iptables-nft-restore --noflush -w exited 4: iptables-nft-restore: line 3 failed$/m);
+    const report = JSON.parse(r.stdout);
+    expect(report.failed).toMatchObject({ phase: 'firewall', argv: ['iptables-nft-restore', '--noflush', '-w'], exitCode: 4 });
+    expect(report.failed.stderr).toContain('line 3 failed');
+    expect(report.phases.find((p: { name: string }) => p.name === 'netns').status).toBe('skipped');
+    expect(r.calls.filter((c) => /stop|start/.test(c) && !c.includes('is-active'))).toEqual([
+      'systemctl stop kubelet.service',
+      'systemctl stop containerd.service',
+      'systemctl start containerd.service',
+      'systemctl start kubelet.service',
+    ]);
+    // Nothing lost: what was removed is in the backup, and the rules the failed call carried are untouched.
+    expect(snapshot(node).ipt4nft).toEqual(before.ipt4nft);
+    expect(fs.existsSync(path.join(report.backup, 'files.tar'))).toBe(true);
+    // A rerun without the fault finishes the job.
+    const again = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(again.code).toBe(0);
+    expect(snapshot(node).ipt4nft).not.toMatch(/FLANNEL|cbr0/);
+  });
+
+  it('--no-restart-on-failure leaves the services stopped', () => {
+    const node = dirtyNode('norestart', { pods: 1 });
+    const faulty = wrapper(scratchDir(node, 'faulty'), 'nft', 'if [ "$1" = -f ]; then echo "nft: boom" >&2; exit 1; fi');
+    const r = runCli(node, ['run', '--yes', '--no-restart-on-failure', ...nodeArgs(node)], { pathBefore: [faulty] });
+    expect(r.code).toBe(1);
+    expect(r.calls.filter((c) => c.includes(' start '))).toEqual([]);
+    expect(fs.readFileSync(path.join(shimDir(node.root), 'units/kubelet.service'), 'utf8').trim()).toBe('inactive');
+  });
+
+  it('SIGTERM mid-run finishes the step in flight, restarts what was stopped, writes the report and exits 143', async () => {
+    const node = dirtyNode('sigterm', { pods: 1 });
+    const slow = wrapper(scratchDir(node, 'slow'), 'rm', 'case " $* " in *10-flannel.conflist*) sleep 1.5;; esac');
+    resetCalls(node);
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', '--json', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }) });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const log = path.join(shimDir(node.root), 'calls.log');
+    for (let i = 0; i < 200 && !fs.readFileSync(log, 'utf8').includes('stop containerd'); i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    const report = JSON.parse(out);
+    expect(report.interrupted).toBe('SIGTERM');
+    const status = Object.fromEntries(report.phases.map((p: { name: string; status: string }) => [p.name, p.status]));
+    expect(status['cni-config']).toBe('ok');
+    expect(status.interfaces).toBe('skipped');
+    expect(status['start-runtime']).toBe('ok');
+    expect(status['start-kubelet']).toBe('ok');
+    expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
+    expect(readCalls(node).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
+    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(journal.status).toBe('interrupted');
+  });
+
+  it('a rerun after a crash finishes the job with the facts the crashed run recorded', async () => {
+    const node = dirtyNode('crash', { oldUntagged: true, pods: 1 });
+    const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 5; fi');
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const subnetEnv = path.join(node.root, 'run/flannel/subnet.env');
+    for (let i = 0; i < 200 && fs.existsSync(subnetEnv); i++) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await exited;
+    expect(fs.existsSync(subnetEnv)).toBe(false);
+    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(journal.status).toBe('running');
+    fs.rmSync(path.join(node.root, 'run/cni-sweep.lock'), { force: true });
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/finishing the running run of/);
+    const after = snapshot(node);
+    expect(after.ipt4nft).not.toContain('-A POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN');
+    expect(after.ipt4nft).toContain('-A POSTROUTING -s 10.244.0.0/16 -d 192.168.50.0/24 -j ACCEPT');
+    expect(after.routes4).not.toMatch(/10\.244\.2\.0\/24/);
+  });
+
+  it('a node without iptables-legacy, nft and kubectl: those are skipped with a note, the rest is cleaned', () => {
+    const node = dirtyNode('missing-bins', { pods: 1 });
+    const bins = onlyBinaries(scratchDir(node, 'bin'), ['ip', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-nft-save', 'ip6tables-nft-restore', 'rm', 'tar', 'mkdir', 'cat', 'sha256sum', 'umount', 'bash', 'env', 'sleep']);
+    const shimsWithoutKubectl = scratchDir(node, 'shims');
+    fs.mkdirSync(shimsWithoutKubectl);
+    fs.copyFileSync(path.resolve(__dirname, '../helpers/shims/systemctl'), path.join(shimsWithoutKubectl, 'systemctl'));
+    fs.chmodSync(path.join(shimsWithoutKubectl, 'systemctl'), 0o755);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { env: { PATH: `${shimsWithoutKubectl}:${bins}` } });
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const notes = report.phases.flatMap((p: { notes: string[] }) => p.notes).join('\n');
+    expect(notes).toMatch(/not draining: kubectl is not installed/);
+    expect(notes).toMatch(/nft is not installed/);
+    expect(notes).toMatch(/iptables-legacy-save is not installed/);
+    const after = snapshot(node);
+    expect(after.ipt4nft).not.toMatch(/FLANNEL|cbr0/);
+    expect(after.nft).toContain('flannel-ipv4'); // could not be removed without nft: reported, not crashed
+  });
+});
+
+describe('bad input', () => {
+  it('a read-only root: one clear line, exit 2, and nothing changed', () => {
+    const node = dirtyNode('readonly', { pods: 1 });
+    execFileSync('mount', ['--bind', node.root, node.root]);
+    execFileSync('mount', ['-o', 'remount,ro,bind', node.root]);
+    cleanups.push(() => execFileSync('umount', ['-l', node.root]));
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([expect.stringMatching(/^cni-sweep: error: cannot write .*: read-only file system$/)]);
+    expect(snapshot(node)).toEqual(before);
+    expect(r.calls.filter((c) => !c.includes('is-active'))).toEqual([]);
+  });
+
+  it('an unparsable CNI config: exit 2 naming the file, nothing changed', () => {
+    const node = dirtyNode('badconf', { pods: 1 });
+    fs.writeFileSync(path.join(node.root, 'etc/cni/net.d/05-broken.conflist'), '{"name": "x", "plugins": [ {"type": ');
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([expect.stringMatching(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/)]);
+    expect(snapshot(node)).toEqual(before);
+  });
+});

@@ -1,0 +1,75 @@
+// Shared bits for the unit suites: a phase context built the way the runner builds it, and
+// captured CLI streams.
+import { afterEach, beforeEach } from 'vitest';
+import type { Host } from '../../src/host/host.js';
+import { Gaps, takeSnapshot } from '../../src/inspect.js';
+import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
+import type { Ctx, PhasePlan, RunOptions } from '../../src/phases/types.js';
+import { loadProfiles } from '../../src/profiles/index.js';
+import type { Profile } from '../../src/profiles/schema.js';
+
+export const FLANNEL: Profile = loadProfiles()[0];
+
+export function runOptions(over: Partial<RunOptions> = {}): RunOptions {
+  return {
+    node: 'node-1',
+    kubeconfig: '/root/.kube/config',
+    podCidrs: [],
+    uncordon: false,
+    dryRun: true,
+    drainTimeoutSec: 300,
+    backupDir: '/var/backups/cni-sweep',
+    now: new Date('2026-11-21T21:00:00.000Z'),
+    version: '0.0.0-test',
+    ...over,
+  };
+}
+
+/** A context as the runner plans with: snapshot taken first, every phase selected, work to do. */
+export async function ctxFor(host: Host, over: Partial<Omit<Ctx, 'opts'>> & { opts?: Partial<RunOptions> } = {}): Promise<Ctx> {
+  const gaps = new Gaps();
+  const profiles = over.profiles ?? [FLANNEL];
+  const snapshot = await takeSnapshot(host, profiles, over.opts?.podCidrs ?? [], gaps);
+  const ctx: Ctx = {
+    host,
+    profiles,
+    snapshot,
+    gaps,
+    selected: new Set(PHASE_NAMES),
+    hasWork: true,
+    stopped: { kubelet: [], runtime: [] },
+    drained: false,
+    planCleanup: async () => {
+      const out = new Map<string, PhasePlan>();
+      for (const p of PHASES) if (p.cleanup && ctx.selected.has(p.name)) out.set(p.name, await p.plan(ctx));
+      return out;
+    },
+    ...over,
+    opts: runOptions(over.opts),
+  };
+  return ctx;
+}
+
+/** The KUBECONFIG of whoever runs the tests must not leak into what a phase plans. */
+export function isolateKubeconfigEnv(): void {
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env.KUBECONFIG;
+    delete process.env.KUBECONFIG;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  });
+}
+
+export class Capture {
+  text = '';
+  write(s: string | Uint8Array): boolean {
+    this.text += typeof s === 'string' ? s : Buffer.from(s).toString('utf8');
+    return true;
+  }
+  get stream(): NodeJS.WritableStream {
+    return this as unknown as NodeJS.WritableStream;
+  }
+}

@@ -1,0 +1,271 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ProfileFacts } from '../../src/inspect.js';
+import { firewallDeletions, ownedLinks, ownedRoutes, restoreScript, routeDeleteLine, type FamilyRoute } from '../../src/ownership.js';
+import { parseCniConfig } from '../../src/parse/conflist.js';
+import { parseLinks, parseRoutes, type Link } from '../../src/parse/iproute.js';
+import { parseIptablesSave } from '../../src/parse/iptables.js';
+import { loadProfiles } from '../../src/profiles/index.js';
+import { networkOf, parsePrefix } from '../../src/util/cidr.js';
+import { PODMAN_CONFLIST } from '../helpers/flannel-node.js';
+
+const fixture = (name: string) => fs.readFileSync(path.join(__dirname, '../../fixtures/flannel', name), 'utf8');
+const [flannel] = loadProfiles();
+const net = (s: string) => networkOf(parsePrefix(s)!);
+const FLANNEL_CONF = parseCniConfig('/etc/cni/net.d/10-flannel.conflist', fixture('10-flannel.conflist'));
+const PODMAN_CONF = parseCniConfig('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
+const CID1 = '09a5a091440cee62f5f1f87b9c0b64e4c295443d3475462c9ac0cfec0e6c05b7';
+const CID2 = '626aefe4db8ef6aafb5f96cae207a674b56b972871c8c3358ca07c6fcd82a055';
+
+/** Facts as takeSnapshot finds them on the fixture node (dual stack, config present). */
+function facts(over: Partial<ProfileFacts> = {}): ProfileFacts[] {
+  return [
+    {
+      profile: flannel,
+      configs: [FLANNEL_CONF],
+      extraFiles: [],
+      networks: ['cbr0'],
+      bridges: ['cni0'],
+      podNetworks: [net('10.244.0.0/16'), net('fd00:10:244::/56')],
+      nodeSubnets: [net('10.244.1.0/24'), net('fd00:10:244:1::/64')],
+      ...over,
+    },
+  ];
+}
+
+const link = (ifname: string, more: Partial<Link> = {}): Link => ({ ifindex: 0, ifname, ...more });
+
+describe('ownedLinks', () => {
+  it('takes Flannel\'s devices by name and the veths on cni0, from the fixture node', () => {
+    expect(ownedLinks(parseLinks(fixture('ip-link.json')), facts())).toEqual([
+      { name: 'flannel.1', why: 'name', isPort: false },
+      { name: 'cni0', why: 'name', isPort: false },
+      { name: 'veth3ac59df3', why: 'bridge port of cni0', isPort: true },
+      { name: 'veth06cd40e8', why: 'bridge port of cni0', isPort: true },
+    ]);
+  });
+
+  it('matches flannel.<vni> and flannel-v6.<vni>, and nothing that merely looks alike', () => {
+    const links = ['flannel.4096', 'flannel-v6.4096', 'flannel-wg', 'flannel.x', 'flannel.1.100', 'myflannel.1', 'flannel'].map((n) => link(n));
+    expect(ownedLinks(links, facts()).map((o) => `${o.name}:${o.why}`)).toEqual(['flannel.4096:pattern', 'flannel-v6.4096:pattern', 'flannel-wg:name']);
+  });
+
+  it('leaves veths on other bridges, and non-veth ports of cni0', () => {
+    const links = [
+      link('cni0', { linkinfo: { info_kind: 'bridge' } }),
+      link('docker0', { linkinfo: { info_kind: 'bridge' } }),
+      link('vethdocker', { master: 'docker0', linkinfo: { info_kind: 'veth' } }),
+      link('vethpod', { master: 'cni0', linkinfo: { info_kind: 'veth' } }),
+      link('dummy7', { master: 'cni0', linkinfo: { info_kind: 'dummy' } }),
+    ];
+    expect(ownedLinks(links, facts()).map((o) => o.name)).toEqual(['cni0', 'vethpod']);
+  });
+
+  it('follows the bridge the config delegates to', () => {
+    const links = [link('kube-bridge', { linkinfo: { info_kind: 'bridge' } }), link('vethk', { master: 'kube-bridge', linkinfo: { info_kind: 'veth' } })];
+    expect(ownedLinks(links, facts({ bridges: ['kube-bridge'] }))).toEqual([
+      { name: 'kube-bridge', why: 'name', isPort: false },
+      { name: 'vethk', why: 'bridge port of kube-bridge', isPort: true },
+    ]);
+  });
+
+  it('owns nothing when no CNI is selected', () => {
+    expect(ownedLinks(parseLinks(fixture('ip-link.json')), [])).toEqual([]);
+  });
+});
+
+describe('ownedRoutes', () => {
+  const v4 = parseRoutes(fixture('ip-route.json')).map((r) => ({ ...r, family: 4 as const }));
+  const extra: FamilyRoute[] = [
+    { dst: '192.168.50.0/24', gateway: '192.168.1.1', dev: 'eth0', family: 4 },
+    { dst: '10.244.9.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', family: 4 },
+    { dst: '10.0.0.0/8', gateway: '192.168.1.254', dev: 'eth0', family: 4 },
+    { dst: 'fd00:10:244:2::/64', gateway: 'fd00:1::12', dev: 'eth0', metric: 1024, family: 6 },
+    { dst: 'fd00:77::/64', gateway: 'fd00:1::1', dev: 'eth0', metric: 1024, family: 6 },
+    { dst: 'default', gateway: 'fe80::1', dev: 'eth0', protocol: 'ra', metric: 1024, family: 6 },
+  ];
+  const devices = new Set(['flannel.1', 'cni0', 'veth3ac59df3', 'veth06cd40e8']);
+  const dsts = (rs: FamilyRoute[]) => rs.map((r) => `${r.dst} ${r.dev}`);
+
+  it('owns host-gw routes via the uplink into the pod network, and leaves routes through dying devices to go with them', () => {
+    expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, devices))).toEqual(['10.244.2.0/24 eth0', 'fd00:10:244:2::/64 eth0']);
+  });
+
+  it('owns routes through Flannel\'s devices too when the interfaces phase does not run', () => {
+    expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set()))).toEqual([
+      '10.244.0.0/24 flannel.1',
+      '10.244.1.0/24 cni0',
+      '10.244.2.0/24 eth0',
+      'fd00:10:244:2::/64 eth0',
+    ]);
+  });
+
+  it('never owns the default route, kernel routes, site routes or routes wider than the pod network', () => {
+    const owned = new Set(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set())));
+    for (const keep of ['default eth0', '192.168.1.0/24 eth0', '192.168.50.0/24 eth0', '10.244.9.0/24 eth0', '10.0.0.0/8 eth0', 'fd00:77::/64 eth0']) {
+      expect(owned.has(keep), keep).toBe(false);
+    }
+  });
+
+  it('owns no host-gw route when the pod network is unknown', () => {
+    expect(ownedRoutes([...v4, ...extra], facts({ podNetworks: [] }), devices, devices)).toEqual([]);
+  });
+
+  it('writes one exact ip -batch line per route', () => {
+    expect(routeDeleteLine({ dst: '10.244.2.0/24', gateway: '192.168.1.12', dev: 'eth0', family: 4 })).toBe('route delete 10.244.2.0/24 via 192.168.1.12 dev eth0');
+    expect(routeDeleteLine({ dst: 'fd00:10:244:2::/64', gateway: 'fd00:1::12', dev: 'eth0', metric: 1024, family: 6 })).toBe('route delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024');
+    expect(routeDeleteLine({ type: 'blackhole', dst: '10.244.3.0/24', table: 'main', metric: 0, family: 4 })).toBe('route delete blackhole 10.244.3.0/24 metric 0');
+    expect(routeDeleteLine({ type: 'unicast', dst: '10.244.3.0/24', dev: 'eth0', table: '100', family: 4 })).toBe('route delete 10.244.3.0/24 dev eth0 table 100');
+  });
+});
+
+const DNAT_CBR0 = `-D CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"cbr0\\" id: \\"${CID2}\\"" -m multiport --dports 8080 -j CNI-DN-49c66fde404ee0e926cc6`;
+const POD_JUMPS_V4 = [
+  `-D POSTROUTING -s 10.244.1.2/32 -m comment --comment "name: \\"cbr0\\" id: \\"${CID1}\\"" -j CNI-a723e4a1cfcd14e4ffa14659`,
+  `-D POSTROUTING -s 10.244.1.3/32 -m comment --comment "name: \\"cbr0\\" id: \\"${CID2}\\"" -j CNI-49c66fde404ee0e926cc64ea`,
+];
+const FILTER_SECTION = ['*filter', '-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD', '-F FLANNEL-FWD', '-X FLANNEL-FWD', 'COMMIT'];
+const chainOps = (chains: string[]) => [...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)];
+
+describe('firewallDeletions + restoreScript', () => {
+  const v4 = parseIptablesSave(fixture('iptables-save.v4.txt'));
+
+  it('removes Flannel\'s chains, the pods\' CNI chains and, when no config keeps using portmap, the CNI-HOSTPORT chains', () => {
+    const script = restoreScript(firewallDeletions(v4, { facts: facts(), remainingConfigs: [], family: 4 }));
+    expect(script).toBe(
+      [
+        ...FILTER_SECTION,
+        '*nat',
+        '-D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+        '-D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+        '-D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+        '-D POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
+        ...POD_JUMPS_V4,
+        ...chainOps(['CNI-49c66fde404ee0e926cc64ea', 'CNI-DN-49c66fde404ee0e926cc6', 'CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK', 'CNI-a723e4a1cfcd14e4ffa14659', 'FLANNEL-POSTRTG']),
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('keeps the shared CNI-HOSTPORT chains when a remaining config uses portmap, removing only cbr0\'s dnat entry and its CNI-DN chain', () => {
+    const script = restoreScript(firewallDeletions(v4, { facts: facts(), remainingConfigs: [PODMAN_CONF], family: 4 }));
+    expect(script).toBe(
+      [
+        ...FILTER_SECTION,
+        '*nat',
+        '-D POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
+        ...POD_JUMPS_V4,
+        DNAT_CBR0,
+        ...chainOps(['CNI-49c66fde404ee0e926cc64ea', 'CNI-DN-49c66fde404ee0e926cc6', 'CNI-a723e4a1cfcd14e4ffa14659', 'FLANNEL-POSTRTG']),
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('never touches a KUBE-* chain or rule, nor the site rule that mentions the pod network', () => {
+    const all = firewallDeletions(v4, { facts: facts(), remainingConfigs: [], family: 4 });
+    const lines = restoreScript(all).split('\n');
+    expect(lines.filter((l) => l.includes('KUBE-'))).toEqual([]);
+    expect(lines.filter((l) => l.includes('192.168.50.0/24'))).toEqual([]);
+  });
+
+  it('does the same on the IPv6 fixture with the IPv6 pod network', () => {
+    const v6 = parseIptablesSave(fixture('iptables-save.v6.txt'));
+    const script = restoreScript(firewallDeletions(v6, { facts: facts(), remainingConfigs: [], family: 6 }));
+    expect(script.split('\n').filter((l) => l.startsWith('-D '))).toEqual([
+      '-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
+      '-D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+      '-D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+      '-D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+      '-D POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
+      `-D POSTROUTING -s fd00:10:244:1::2/128 -m comment --comment "name: \\"cbr0\\" id: \\"${CID1}\\"" -j CNI-a723e4a1cfcd14e4ffa14659`,
+      `-D POSTROUTING -s fd00:10:244:1::3/128 -m comment --comment "name: \\"cbr0\\" id: \\"${CID2}\\"" -j CNI-49c66fde404ee0e926cc64ea`,
+    ]);
+    expect(script).not.toContain('fd00:10:244::/56 -d fd00:50::/64');
+  });
+
+  it('matches the 6 untagged rules of Flannel < v0.17 and none of the near misses', () => {
+    const old = parseIptablesSave(fixture('iptables-save.old-untagged.v4.txt'));
+    const tables = firewallDeletions(old, { facts: facts(), remainingConfigs: [PODMAN_CONF], family: 4 });
+    expect(restoreScript(tables)).toBe(
+      [
+        '*nat',
+        '-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN',
+        '-D POSTROUTING -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully',
+        '-D POSTROUTING ! -s 10.244.0.0/16 -d 10.244.1.0/24 -j RETURN',
+        '-D POSTROUTING ! -s 10.244.0.0/16 -d 10.244.0.0/16 -j MASQUERADE --random-fully',
+        DNAT_CBR0,
+        '-F CNI-DN-49c66fde404ee0e926cc6',
+        '-X CNI-DN-49c66fde404ee0e926cc6',
+        'COMMIT',
+        '*filter',
+        '-D FORWARD -s 10.244.0.0/16 -j ACCEPT',
+        '-D FORWARD -d 10.244.0.0/16 -j ACCEPT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('does not match untagged shapes for another pod network, and skips {subnet} shapes when the node subnet is unknown', () => {
+    const old = parseIptablesSave(fixture('iptables-save.old-untagged.v4.txt'));
+    const other = firewallDeletions(old, { facts: facts({ podNetworks: [net('10.42.0.0/16')] }), remainingConfigs: [PODMAN_CONF], family: 4 });
+    expect(restoreScript(other)).not.toContain('10.244.0.0/16');
+    const noSubnet = firewallDeletions(old, { facts: facts({ nodeSubnets: [] }), remainingConfigs: [PODMAN_CONF], family: 4 });
+    const lines = restoreScript(noSubnet).split('\n').filter((l) => l.includes('10.244.'));
+    expect(lines).toEqual([
+      '-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN',
+      '-D POSTROUTING -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully',
+      '-D POSTROUTING ! -s 10.244.0.0/16 -d 10.244.0.0/16 -j MASQUERADE --random-fully',
+      '-D FORWARD -s 10.244.0.0/16 -j ACCEPT',
+      '-D FORWARD -d 10.244.0.0/16 -j ACCEPT',
+    ]);
+  });
+
+  it('recognises the "flannel masq" typo comment of v0.17-era releases', () => {
+    const dump = parseIptablesSave(
+      ['*nat', ':POSTROUTING ACCEPT [0:0]', '-A POSTROUTING -s 10.42.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flannel masq" -j MASQUERADE --random-fully', '-A POSTROUTING -m comment --comment "flannel masquerade" -j MASQUERADE', 'COMMIT', ''].join('\n'),
+    );
+    expect(firewallDeletions(dump, { facts: facts(), remainingConfigs: [], family: 4 })).toEqual([
+      { table: 'nat', deletes: [dump.tables[0].rules[0]], chains: [] },
+    ]);
+  });
+
+  it('leaves the CNI-<hash> chains of another network alone', () => {
+    const dump = parseIptablesSave(
+      [
+        '*nat',
+        ':POSTROUTING ACCEPT [0:0]',
+        ':CNI-1111111111111111111111aa - [0:0]',
+        ':CNI-2222222222222222222222bb - [0:0]',
+        '-A POSTROUTING -s 10.88.0.2/32 -m comment --comment "name: \\"podman\\" id: \\"abc\\"" -j CNI-1111111111111111111111aa',
+        '-A POSTROUTING -s 10.244.1.2/32 -m comment --comment "name: \\"cbr0\\" id: \\"def\\"" -j CNI-2222222222222222222222bb',
+        '-A CNI-1111111111111111111111aa ! -d 224.0.0.0/4 -m comment --comment "name: \\"podman\\" id: \\"abc\\"" -j MASQUERADE',
+        '-A CNI-2222222222222222222222bb ! -d 224.0.0.0/4 -m comment --comment "name: \\"cbr0\\" id: \\"def\\"" -j MASQUERADE',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const [t] = firewallDeletions(dump, { facts: facts(), remainingConfigs: [PODMAN_CONF], family: 4 });
+    expect(t.chains).toEqual(['CNI-2222222222222222222222bb']);
+    expect(t.deletes.map((r) => r.target)).toEqual(['CNI-2222222222222222222222bb']);
+  });
+
+  it('finds nothing in a dump without Flannel state', () => {
+    const dump = parseIptablesSave('*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n');
+    expect(firewallDeletions(dump, { facts: facts(), remainingConfigs: [], family: 4 })).toEqual([]);
+  });
+});
+
+describe('restoreScript', () => {
+  it('deletes rules first, then flushes every chain, then deletes them, one section per table', () => {
+    const tables = [
+      { table: 'nat', deletes: [{ table: 'nat', chain: 'POSTROUTING', spec: '-j A', comments: [], tokens: ['-j', 'A'], target: 'A' }], chains: ['A', 'B'] },
+      { table: 'filter', deletes: [], chains: ['C'] },
+    ];
+    expect(restoreScript(tables)).toBe('*nat\n-D POSTROUTING -j A\n-F A\n-F B\n-X A\n-X B\nCOMMIT\n*filter\n-F C\n-X C\nCOMMIT\n');
+  });
+});

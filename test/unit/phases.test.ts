@@ -1,0 +1,366 @@
+// Each phase's plan for given node states: the exact steps, and nothing when the state is absent.
+import { describe, expect, it } from 'vitest';
+import { PhaseFailedError } from '../../src/errors.js';
+import { FakeHost } from '../../src/host/fake.js';
+import { cniConfig } from '../../src/phases/cni-config.js';
+import { cniState } from '../../src/phases/cni-state.js';
+import { drain } from '../../src/phases/drain.js';
+import { firewall } from '../../src/phases/firewall.js';
+import { interfaces } from '../../src/phases/interfaces.js';
+import { netns } from '../../src/phases/netns.js';
+import { preflight } from '../../src/phases/preflight.js';
+import { routes } from '../../src/phases/routes.js';
+import { startKubelet, startRuntime, stopKubelet, stopRuntime } from '../../src/phases/services.js';
+import { PHASE_NAMES } from '../../src/phases/index.js';
+import type { PlannedStep } from '../../src/phases/types.js';
+import { uncordon } from '../../src/phases/uncordon.js';
+import { FLANNEL_CONFLIST, ipv4Rules } from '../helpers/flannel-node.js';
+import { dirtyFlannelNode, foreignNode, NETWORK, podsFor, SUBNET } from './fake-node.js';
+import { ctxFor, isolateKubeconfigEnv } from './helpers.js';
+
+isolateKubeconfigEnv();
+
+const bare = (steps: PlannedStep[]) => steps.map((s) => (s.stdin === undefined ? { argv: s.argv } : { argv: s.argv, stdin: s.stdin }));
+const apply = async (h: FakeHost, steps: PlannedStep[]) => {
+  for (const s of steps) await h.apply(s);
+};
+
+describe('preflight', () => {
+  it('says what it found and which configs stay, and changes nothing', async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    const plan = await preflight.plan(await ctxFor(host));
+    expect(plan).toEqual({
+      steps: [],
+      notes: [
+        'flannel: config /etc/cni/net.d/10-flannel.conflist; networks cbr0; pod network 10.244.0.0/16, fd00:10:244::/56',
+        '2 CNI configs present; the runtime uses the first in lexical order: /etc/cni/net.d/10-flannel.conflist',
+        'kept (not owned by flannel): /etc/cni/net.d/87-podman-bridge.conflist',
+      ],
+    });
+  });
+});
+
+describe('cni-config', () => {
+  it('removes Flannel\'s config and nothing else in the directory', async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-f', '--', '/etc/cni/net.d/10-flannel.conflist'] }]);
+  });
+
+  it('finds the config by its plugin type, whatever the file is called', async () => {
+    const host = foreignNode().writeFile('/etc/cni/net.d/99-custom.conf', '{"name":"cbr0","type":"flannel"}').writeFile('/etc/cni/net.d/50-other.json', '{"name":"x","type":"bridge"}');
+    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-f', '--', '/etc/cni/net.d/99-custom.conf'] }]);
+  });
+
+  it('resolves the path under --root', async () => {
+    const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST);
+    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-f', '--', '/srv/node/etc/cni/net.d/10-flannel.conflist'] }]);
+  });
+
+  it('removes a symlinked config as a link, leaving its target', async () => {
+    const host = foreignNode().writeFile('/etc/kube-flannel/cni-conf.json', FLANNEL_CONFLIST).symlink('/etc/cni/net.d/10-flannel.conflist', '/etc/kube-flannel/cni-conf.json');
+    const plan = await cniConfig.plan(await ctxFor(host));
+    await apply(host, plan.steps);
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
+    expect(host.exists('/etc/kube-flannel/cni-conf.json')).toBe(true);
+  });
+
+  it('plans nothing without a Flannel config', async () => {
+    expect((await cniConfig.plan(await ctxFor(foreignNode()))).steps).toEqual([]);
+  });
+});
+
+describe('cni-state', () => {
+  it('removes Flannel\'s state, cbr0\'s IPAM and result caches, and leaves podman\'s', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    const results = pods.map((p) => `/var/lib/cni/results/cbr0-${p.cid}-eth0`).sort();
+    expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['rm', '-rf', '--', '/run/flannel', '/var/lib/cni/flannel', '/var/lib/cni/networks/cbr0', ...results] },
+    ]);
+  });
+
+  it('still finds cbr0\'s state once the config is gone', async () => {
+    const host = foreignNode().writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x').writeFile('/var/lib/cni/results/cbr0-abc-eth0', '{}');
+    expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['rm', '-rf', '--', '/var/lib/cni/networks/cbr0', '/var/lib/cni/results/cbr0-abc-eth0'] },
+    ]);
+  });
+
+  it('follows the network name of the config', async () => {
+    const host = foreignNode()
+      .writeFile('/etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST.replace('"cbr0"', '"podnet"'))
+      .writeFile('/var/lib/cni/networks/podnet/10.244.1.2', 'x')
+      .writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x');
+    expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-rf', '--', '/var/lib/cni/networks/podnet'] }]);
+  });
+
+  it('never follows a symlinked directory out of the CNI\'s locations', async () => {
+    const host = foreignNode().writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.244.0.0/16\n').writeFile('/data/cni/networks/cbr0/10.244.1.2', 'x');
+    for (const p of [...host.fs.keys()]) if (p.startsWith('/var/lib/cni')) host.fs.delete(p);
+    host.symlink('/var/lib/cni', '/data/cni');
+    const plan = await cniState.plan(await ctxFor(host));
+    expect(bare(plan.steps)).toEqual([{ argv: ['rm', '-rf', '--', '/run/flannel'] }]);
+    expect(plan.notes).toEqual([
+      "left alone: a directory above /var/lib/cni/networks/cbr0 is a symlink, and cni-sweep never follows one out of the CNI's locations",
+    ]);
+  });
+
+  it('removes a symlinked state directory as a link only', async () => {
+    const host = foreignNode().writeFile('/data/flannel/keep', 'x').symlink('/var/lib/cni/flannel', '/data/flannel');
+    const plan = await cniState.plan(await ctxFor(host));
+    expect(bare(plan.steps)).toEqual([{ argv: ['rm', '-rf', '--', '/var/lib/cni/flannel'] }]);
+    await apply(host, plan.steps);
+    expect(host.exists('/data/flannel/keep')).toBe(true);
+  });
+
+  it('plans nothing when there is no state', async () => {
+    expect(await cniState.plan(await ctxFor(foreignNode()))).toEqual({ steps: [], notes: [] });
+  });
+});
+
+describe('interfaces', () => {
+  it('deletes the pod veths first, then flannel.1 and cni0, in one ip -batch', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['ip', '-batch', '-'], stdin: `link delete ${pods[0].veth}\nlink delete ${pods[1].veth}\nlink delete flannel.1\nlink delete cni0\n` },
+    ]);
+  });
+
+  it('deletes overlay devices with a non-default VNI and the wireguard device', async () => {
+    const host = foreignNode().addLink({ ifname: 'flannel.4096', linkinfo: { info_kind: 'vxlan' } }).addLink({ ifname: 'flannel-v6.4096', linkinfo: { info_kind: 'vxlan' } }).addLink({ ifname: 'flannel-wg', linkinfo: { info_kind: 'wireguard' } });
+    expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['ip', '-batch', '-'], stdin: 'link delete flannel.4096\nlink delete flannel-v6.4096\nlink delete flannel-wg\n' }]);
+  });
+
+  it('plans no link delete when there is no cni0 or flannel device', async () => {
+    expect((await interfaces.plan(await ctxFor(foreignNode()))).steps).toEqual([]);
+  });
+
+  it('records that links could not be listed when ip is missing', async () => {
+    const ctx = await ctxFor(foreignNode().removeBinary('ip'));
+    expect((await interfaces.plan(ctx)).steps).toEqual([]);
+    expect(ctx.gaps.items).toEqual(['ip: not installed']);
+  });
+});
+
+describe('routes', () => {
+  it('deletes the host-gw routes, v4 and v6, and leaves routes through Flannel\'s devices to the interfaces phase', async () => {
+    const { host } = dirtyFlannelNode();
+    expect(bare((await routes.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['ip', '-batch', '-'], stdin: 'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0\nroute delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024\n' },
+    ]);
+  });
+
+  it('deletes the routes through Flannel\'s devices itself when interfaces is skipped', async () => {
+    const { host } = dirtyFlannelNode();
+    const ctx = await ctxFor(host, { selected: new Set(PHASE_NAMES.filter((n) => n !== 'interfaces')) });
+    const plan = await routes.plan(ctx);
+    expect(plan.steps[0].stdin).toBe(
+      [
+        'route delete 10.244.0.0/24 via 10.244.0.0 dev flannel.1',
+        'route delete 10.244.1.0/24 dev cni0',
+        'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0',
+        'route delete fd00:10:244:1::/64 dev cni0 metric 256',
+        'route delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024',
+        '',
+      ].join('\n'),
+    );
+    await apply(host, plan.steps);
+    expect(host.routes[4].map((r) => r.dst)).toEqual(['default', '172.17.0.0/16', '192.168.1.0/24', '192.168.50.0/24']);
+  });
+
+  it('uses --pod-cidr when subnet.env is gone', async () => {
+    const host = foreignNode().addRoute(4, { dst: '10.42.3.0/24', gateway: '192.168.1.13', dev: 'eth0' });
+    expect((await routes.plan(await ctxFor(host))).steps).toEqual([]);
+    const ctx = await ctxFor(host, { opts: { podCidrs: [{ family: 4, addr: 0x0a2a0000n, len: 16, text: '10.42.0.0/16' }] } });
+    expect((await routes.plan(ctx)).steps[0].stdin).toBe('route delete 10.42.3.0/24 via 192.168.1.13 dev eth0\n');
+  });
+
+  it('plans nothing on a node without Flannel routes', async () => {
+    expect((await routes.plan(await ctxFor(foreignNode()))).steps).toEqual([]);
+  });
+});
+
+describe('firewall', () => {
+  it('deletes Flannel\'s rules on each family and its nftables tables, and applying that keeps everything else', async () => {
+    const { host } = dirtyFlannelNode();
+    const before4 = host.iptablesSave('iptables-nft');
+    const plan = await firewall.plan(await ctxFor(host));
+    expect(plan.steps.map((s) => s.argv)).toEqual([
+      ['iptables-nft-restore', '--noflush', '-w'],
+      ['ip6tables-nft-restore', '--noflush', '-w'],
+      ['nft', '-f', '-'],
+    ]);
+    expect(plan.steps[1].stdin).toBe(
+      '*nat\n-D POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG\n-F FLANNEL-POSTRTG\n-X FLANNEL-POSTRTG\nCOMMIT\n' +
+        '*filter\n-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD\n-F FLANNEL-FWD\n-X FLANNEL-FWD\nCOMMIT\n',
+    );
+    expect(plan.steps[2].stdin).toBe('delete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\n');
+    await apply(host, plan.steps);
+
+    const kept = (text: string) => text.split('\n').filter((l) => l.startsWith('-A') && !/FLANNEL|CNI-|flanneld|name: /.test(l));
+    expect(host.rules('iptables-nft', 'nat').concat(host.rules('iptables-nft', 'filter')).sort()).toEqual(kept(before4).sort());
+    expect(host.chains('iptables-nft', 'nat')).toEqual(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
+    expect(host.rules('ip6tables-nft', 'nat')).toEqual(['-A POSTROUTING -s fd00:99::/64 -j MASQUERADE']);
+    expect(host.nftTables).toEqual([{ family: 'inet', name: 'site-filter' }]);
+    expect((await firewall.plan(await ctxFor(host))).steps).toEqual([]);
+  });
+
+  it('checks both backends: Flannel rules left in iptables-legacy are removed there too', async () => {
+    const { host } = dirtyFlannelNode({ ipv6: false, nftTable: false });
+    host.setIptables('iptables-legacy', ipv4Rules({ pods: podsFor(1), network: NETWORK, subnet: SUBNET, oldUntagged: true, podman: false, foreignRules: 0 }));
+    const plan = await firewall.plan(await ctxFor(host));
+    expect(plan.steps.map((s) => s.argv[0])).toEqual(['iptables-nft-restore', 'iptables-legacy-restore']);
+    expect(plan.steps[1].stdin).toContain('-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN\n');
+    await apply(host, plan.steps);
+    const left = host.iptablesSave('iptables-legacy').split('\n');
+    expect(left.filter((l) => l.includes('10.244.'))).toEqual(['-A POSTROUTING -s 10.244.0.0/16 -d 192.168.50.0/24 -j ACCEPT', '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP']);
+    expect(left.filter((l) => l.includes('CNI-'))).toEqual([]);
+  });
+
+  it('does not ask a backend that is not installed', async () => {
+    const { host } = dirtyFlannelNode();
+    host.removeBinary('iptables-legacy-save', 'iptables-legacy-restore', 'ip6tables-legacy-save', 'ip6tables-legacy-restore');
+    await firewall.plan(await ctxFor(host));
+    expect(host.queries.map((q) => q.join(' ')).filter((q) => q.includes('save'))).toEqual(['iptables-nft-save', 'ip6tables-nft-save']);
+  });
+
+  it('uses the plain iptables name on distributions that ship one variant', async () => {
+    const { host } = dirtyFlannelNode({ ipv6: false, nftTable: false });
+    host.iptables.set('iptables', host.iptables.get('iptables-nft')!);
+    host.bins = new Set(['ip', 'nft', 'systemctl', 'rm', 'iptables-save', 'iptables-restore']);
+    const plan = await firewall.plan(await ctxFor(host));
+    expect(plan.steps.map((s) => s.argv)).toEqual([['iptables-restore', '--noflush', '-w']]);
+  });
+
+  it('says when it could not check iptables or nftables at all', async () => {
+    const { host } = dirtyFlannelNode();
+    host.bins = new Set(['ip', 'systemctl']);
+    expect(await firewall.plan(await ctxFor(host))).toEqual({
+      steps: [],
+      notes: ['no iptables binaries installed: iptables rules not checked', 'nft is not installed: nftables tables not checked'],
+    });
+  });
+
+  it('plans nothing on a node without Flannel rules', async () => {
+    expect(await firewall.plan(await ctxFor(foreignNode()))).toEqual({ steps: [], notes: [] });
+  });
+});
+
+describe('netns', () => {
+  it('unmounts and removes the stale cni-* namespaces', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    const paths = pods.map((p) => `/run/netns/${p.netns}`).sort();
+    expect(bare((await netns.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['umount', '--lazy', '--', ...paths] },
+      { argv: ['rm', '-f', '--', ...paths] },
+    ]);
+  });
+
+  it('keeps a namespace a process still uses, and only removes one that is not mounted', async () => {
+    const host = foreignNode().addNetns('cni-aaaa', { inUse: true }).addNetns('cni-bbbb', { mounted: false }).addNetns('myns').addNetns('cni-CAPS');
+    const plan = await netns.plan(await ctxFor(host));
+    expect(bare(plan.steps)).toEqual([{ argv: ['rm', '-f', '--', '/run/netns/cni-bbbb'] }]);
+    expect(plan.notes).toEqual(['kept /run/netns/cni-aaaa: a running process still uses it']);
+  });
+
+  it('works on the files under --root', async () => {
+    const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST).addNetns('cni-1234');
+    expect(bare((await netns.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['umount', '--lazy', '--', '/srv/node/run/netns/cni-1234'] },
+      { argv: ['rm', '-f', '--', '/srv/node/run/netns/cni-1234'] },
+    ]);
+  });
+
+  it('touches no namespace when no CNI is selected', async () => {
+    const host = foreignNode().addNetns('cni-1234');
+    expect((await netns.plan(await ctxFor(host, { profiles: [] }))).steps).toEqual([]);
+  });
+});
+
+describe('services', () => {
+  it('stops kubelet when it runs, and starts it again afterwards', async () => {
+    const ctx = await ctxFor(foreignNode());
+    expect(bare((await stopKubelet.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'kubelet.service'] }]);
+    expect(bare((await startKubelet.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'start', 'kubelet.service'] }]);
+  });
+
+  it('stops every active runtime unit in order and starts them in reverse', async () => {
+    const host = foreignNode();
+    host.units.set('containerd.service', 'inactive');
+    for (const u of ['cri-docker.service', 'docker.socket', 'docker.service']) host.units.set(u, 'active');
+    const ctx = await ctxFor(host);
+    expect(bare((await stopRuntime.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'cri-docker.service', 'docker.socket', 'docker.service'] }]);
+    expect(bare((await startRuntime.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'start', 'docker.service', 'docker.socket', 'cri-docker.service'] }]);
+  });
+
+  it('says why it stops nothing', async () => {
+    const host = foreignNode();
+    host.units.clear();
+    const ctx = await ctxFor(host);
+    expect(await stopKubelet.plan(ctx)).toEqual({ steps: [], notes: ['kubelet.service is not running'] });
+    expect(await stopRuntime.plan(ctx)).toEqual({ steps: [], notes: ['no container runtime is running'] });
+    expect(await startRuntime.plan(ctx)).toEqual({ steps: [], notes: [] });
+    expect(await stopKubelet.plan(await ctxFor(foreignNode().removeBinary('systemctl')))).toEqual({ steps: [], notes: ['not stopping kubelet.service: systemctl is not installed'] });
+  });
+
+  it('does not even look at services when there is nothing to remove', async () => {
+    const host = foreignNode();
+    const ctx = await ctxFor(host, { hasWork: false });
+    expect(await stopKubelet.plan(ctx)).toEqual({ steps: [], notes: [] });
+    expect(await stopRuntime.plan(ctx)).toEqual({ steps: [], notes: [] });
+    expect(host.queries.filter((q) => q[0] === 'systemctl')).toEqual([]);
+  });
+});
+
+describe('drain', () => {
+  it('drains with the given kubeconfig and its own timeout', async () => {
+    const ctx = await ctxFor(foreignNode(), { opts: { drainTimeoutSec: 120 } });
+    expect((await drain.plan(ctx)).steps).toEqual([
+      { argv: ['kubectl', '--kubeconfig', '/root/.kube/config', 'drain', 'node-1', '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=120s'], timeoutMs: 150_000 },
+    ]);
+    expect(ctx.drained).toBe(true);
+  });
+
+  it('falls back to the control plane\'s admin.conf under --root', async () => {
+    const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\n');
+    const plan = await drain.plan(await ctxFor(host, { opts: { kubeconfig: undefined } }));
+    expect(plan.steps[0].argv.slice(0, 3)).toEqual(['kubectl', '--kubeconfig', '/srv/node/etc/kubernetes/admin.conf']);
+  });
+
+  it('says why it does not drain', async () => {
+    const ctx = await ctxFor(foreignNode(), { opts: { kubeconfig: undefined } });
+    expect(await drain.plan(ctx)).toEqual({ steps: [], notes: ['not draining: no kubeconfig (pass --kubeconfig or set KUBECONFIG)'] });
+    expect(ctx.drained).toBe(false);
+    expect(await drain.plan(await ctxFor(foreignNode().removeBinary('kubectl')))).toEqual({ steps: [], notes: ['not draining: kubectl is not installed'] });
+  });
+
+  it('does not drain a node with nothing to remove', async () => {
+    expect(await drain.plan(await ctxFor(foreignNode(), { hasWork: false }))).toEqual({ steps: [], notes: [] });
+  });
+});
+
+describe('uncordon', () => {
+  it('leaves the node cordoned without --uncordon, and says how to finish', async () => {
+    expect(await uncordon.plan(await ctxFor(foreignNode(), { drained: true }))).toEqual({
+      steps: [],
+      notes: ['leaving node-1 cordoned: pass --uncordon, or run kubectl uncordon once the new CNI is in place'],
+    });
+    expect(await uncordon.plan(await ctxFor(foreignNode()))).toEqual({ steps: [], notes: [] });
+  });
+
+  it('uncordons with --uncordon when a CNI config stays', async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    const plan = await uncordon.plan(await ctxFor(host, { drained: true, opts: { uncordon: true } }));
+    expect(plan.steps).toEqual([{ argv: ['kubectl', '--kubeconfig', '/root/.kube/config', 'uncordon', 'node-1'] }]);
+  });
+
+  it('refuses to uncordon a node left without any CNI config', async () => {
+    const { host } = dirtyFlannelNode();
+    const err = await uncordon.plan(await ctxFor(host, { drained: true, opts: { uncordon: true } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PhaseFailedError);
+    expect((err as Error).message).toBe('phase uncordon failed: refusing to uncordon: no CNI config left in /etc/cni/net.d; install the new CNI first, then run kubectl uncordon node-1');
+  });
+
+  it('does not uncordon a node this run did not drain', async () => {
+    expect(await uncordon.plan(await ctxFor(foreignNode(), { opts: { uncordon: true } }))).toEqual({ steps: [], notes: ['the node was not drained by this run'] });
+  });
+});

@@ -1,0 +1,289 @@
+// The runner: phase order, selection, dry run, idempotency, when services and the node are left
+// alone, and what happens after a failure or an interrupt.
+import { describe, expect, it } from 'vitest';
+import { RefusedError, UsageError } from '../../src/errors.js';
+import { silentReporter } from '../../src/events.js';
+import type { FakeHost } from '../../src/host/fake.js';
+import { JOURNAL } from '../../src/journal.js';
+import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
+import type { RunOptions } from '../../src/phases/types.js';
+import { sweep, type SweepRequest } from '../../src/run.js';
+import { dirtyFlannelNode, foreignNode } from './fake-node.js';
+import { FLANNEL, isolateKubeconfigEnv, runOptions } from './helpers.js';
+
+isolateKubeconfigEnv();
+
+const BACKUP_DIR = '/var/backups/cni-sweep/20261121T210000Z-node-1';
+
+function request(host: FakeHost, over: Partial<Omit<SweepRequest, 'opts'>> & { opts?: Partial<RunOptions> } = {}): SweepRequest {
+  return { host, profiles: [FLANNEL], phases: PHASES, selected: new Set(PHASE_NAMES), reporter: silentReporter, ...over, opts: runOptions({ dryRun: false, ...over.opts }) };
+}
+
+const statuses = (r: { report: { phases: Array<{ name: string; status: string }> } }) => Object.fromEntries(r.report.phases.map((p) => [p.name, p.status]));
+const cmd = (h: FakeHost) => h.calls.map((c) => c.argv.join(' '));
+/** Flannel's state on the fake node, all kinds together: empty means clean. */
+function flannelLeft(h: FakeHost): string[] {
+  const out: string[] = [];
+  for (const l of h.linkNames()) if (/^(cni0|flannel|veth)/.test(l) && l !== 'vethsite' && l !== 'vethsite-p') out.push(`link ${l}`);
+  for (const f of [4, 6] as const) for (const r of h.routes[f]) if (/^(10\.244\.|fd00:10:244:)/.test(r.dst)) out.push(`route ${r.dst}`);
+  for (const [b, d] of h.iptables) for (const t of d.tables) for (const c of t.chains) if (/^(FLANNEL-|CNI-)/.test(c.name)) out.push(`${b} chain ${c.name}`);
+  for (const [b] of h.iptables) for (const t of ['nat', 'filter']) for (const r of h.rules(b, t)) if (/flannel|cbr0|FLANNEL|CNI-/.test(r)) out.push(`${b} rule ${r}`);
+  for (const t of h.nftTables) if (t.name.startsWith('flannel')) out.push(`nft ${t.name}`);
+  for (const p of h.paths()) if (/flannel|cbr0|\/run\/netns\/cni-/.test(p)) out.push(`path ${p}`);
+  return out;
+}
+
+describe('sweep', () => {
+  it('plans every phase in order and reports what each would do', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await sweep(request(host, { opts: { dryRun: true } }));
+    expect(r.report.phases.map((p) => p.name)).toEqual(PHASE_NAMES);
+    expect(PHASE_NAMES).toEqual(['preflight', 'backup', 'drain', 'stop-kubelet', 'stop-runtime', 'cni-config', 'cni-state', 'interfaces', 'routes', 'firewall', 'netns', 'start-runtime', 'start-kubelet', 'uncordon']);
+    expect(statuses(r)).toEqual({
+      preflight: 'nothing-to-do',
+      backup: 'ok',
+      drain: 'ok',
+      'stop-kubelet': 'ok',
+      'stop-runtime': 'ok',
+      'cni-config': 'ok',
+      'cni-state': 'ok',
+      interfaces: 'ok',
+      routes: 'ok',
+      firewall: 'ok',
+      netns: 'ok',
+      'start-runtime': 'ok',
+      'start-kubelet': 'ok',
+      uncordon: 'nothing-to-do',
+    });
+    expect(r.report.backup).toBe(BACKUP_DIR);
+  });
+
+  it('a dry run changes nothing: no write call, no lock, no journal', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await sweep(request(host, { opts: { dryRun: true } }));
+    expect(host.calls).toEqual([]);
+    expect(host.exists(JOURNAL)).toBe(false);
+    expect(r.report).toMatchObject({ changed: false, dryRun: true, node: 'node-1', cni: ['flannel'] });
+    expect(new Set(r.report.phases.flatMap((p) => p.steps.map((s) => s.status)))).toEqual(new Set(['planned']));
+  });
+
+  it('reports unselected phases as skipped and runs none of their commands', async () => {
+    const { host } = dirtyFlannelNode();
+    const before = host.iptablesSave('iptables-nft');
+    const r = await sweep(request(host, { selected: new Set(PHASE_NAMES.filter((n) => n !== 'firewall')) }));
+    expect(statuses(r).firewall).toBe('skipped');
+    expect(r.report.phases.map((p) => p.name)).toEqual(PHASE_NAMES);
+    expect(cmd(host).filter((c) => c.includes('-restore') || c.startsWith('nft -f'))).toEqual([]);
+    expect(host.iptablesSave('iptables-nft')).toBe(before);
+  });
+
+  it('with --only, runs just those phases', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await sweep(request(host, { selected: new Set(['interfaces', 'routes']) }));
+    expect(Object.entries(statuses(r)).filter(([, s]) => s !== 'skipped')).toEqual([
+      ['interfaces', 'ok'],
+      ['routes', 'ok'],
+    ]);
+    expect(host.calls.map((c) => c.argv)).toEqual([
+      ['ip', '-batch', '-'],
+      ['ip', '-batch', '-'],
+    ]);
+    expect(host.units.get('kubelet.service')).toBe('active');
+  });
+
+  it('leaves the node clean, with everything that is not Flannel\'s still there, and a second run changes nothing', async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    const kept = foreignNode();
+    const first = await sweep(request(host));
+    expect(first.report.failed).toBeUndefined();
+    expect(first.report.changed).toBe(true);
+    expect(flannelLeft(host)).toEqual([]);
+    expect(host.linkNames()).toEqual(kept.linkNames());
+    expect(host.routes).toEqual(kept.routes);
+    expect(host.nftTables).toEqual(kept.nftTables);
+    expect(host.units).toEqual(kept.units);
+    expect(host.paths().filter((p) => !p.endsWith('/') && !p.startsWith('/var/backups/') && p !== JOURNAL)).toEqual([
+      '/etc/cni/net.d/87-podman-bridge.conflist',
+      ...kept.paths().filter((p) => !p.endsWith('/')),
+    ].sort());
+    // podman still uses portmap: its DNAT entry and the shared chains stay
+    expect(host.rules('iptables-nft', 'nat').filter((r) => r.includes('HOSTPORT') || r.includes('podman'))).toEqual([
+      '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+      '-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+      '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+      '-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE',
+      '-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000',
+      expect.stringMatching(/^-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"podman\\"/),
+    ]);
+
+    const calls = host.calls.length;
+    const second = await sweep(request(host));
+    expect(second.report.changed).toBe(false);
+    expect(host.calls.length).toBe(calls);
+    expect(second.report.phases.every((p) => p.status === 'nothing-to-do' && p.steps.length === 0)).toBe(true);
+  });
+
+  it('neither drains, stops services nor writes anything on a node with nothing to remove', async () => {
+    const host = foreignNode();
+    const r = await sweep(request(host));
+    expect(host.calls).toEqual([]);
+    expect(r.report.changed).toBe(false);
+    expect(statuses(r)).toMatchObject({ drain: 'nothing-to-do', 'stop-kubelet': 'nothing-to-do', 'stop-runtime': 'nothing-to-do', backup: 'nothing-to-do' });
+    expect(host.units.get('kubelet.service')).toBe('active');
+    expect(host.exists(JOURNAL)).toBe(false);
+  });
+
+  it('writes the backup before the first change', async () => {
+    const { host } = dirtyFlannelNode();
+    await sweep(request(host));
+    const c = cmd(host);
+    const lastBackup = c.findIndex((x) => x.startsWith('sha256sum'));
+    const firstChange = c.findIndex((x) => /^(kubectl|systemctl stop|rm |ip -batch|umount)/.test(x));
+    expect(lastBackup).toBeGreaterThan(0);
+    expect(firstChange).toBeGreaterThan(lastBackup);
+    const manifest = JSON.parse(host.fileAt(`${BACKUP_DIR}/manifest.json`)!);
+    expect(manifest.files.slice(0, 4)).toEqual(['/etc/cni/net.d/10-flannel.conflist', '/run/flannel', '/var/lib/cni/flannel', '/var/lib/cni/networks/cbr0']);
+    expect(manifest.nftables.map((t: { name: string }) => t.name)).toEqual(['flannel-ipv4', 'flannel-ipv6']);
+  });
+
+  it('restarts the runtime and kubelet when a phase fails after stopping them, and reports the failed command', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'iptables-nft-restore', { code: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
+    const r = await sweep(request(host));
+    expect(r.report.failed).toEqual({
+      phase: 'firewall',
+      error: 'iptables-nft-restore --noflush -w exited 4: iptables-nft-restore: line 3 failed',
+      argv: ['iptables-nft-restore', '--noflush', '-w'],
+      exitCode: 4,
+      stderr: 'iptables-nft-restore: line 3 failed\n',
+    });
+    expect(statuses(r)).toMatchObject({ interfaces: 'ok', routes: 'ok', firewall: 'failed', netns: 'skipped', 'start-runtime': 'ok', 'start-kubelet': 'ok', uncordon: 'skipped' });
+    const byName = Object.fromEntries(r.report.phases.map((p) => [p.name, p]));
+    expect(byName.netns.notes).toEqual(['not run: an earlier phase failed']);
+    expect(byName['start-runtime'].notes).toEqual(['run because phase firewall failed']);
+    expect(byName.firewall.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
+    expect(cmd(host).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
+    expect([host.units.get('containerd.service'), host.units.get('kubelet.service')]).toEqual(['active', 'active']);
+    expect(r.report.changed).toBe(true);
+    expect(JSON.parse(host.fileAt(host.realPath(JOURNAL))!).status).toBe('failed');
+  });
+
+  it('leaves them stopped with restartOnFailure: false', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'iptables-nft-restore');
+    const r = await sweep(request(host, { restartOnFailure: false }));
+    expect(statuses(r)).toMatchObject({ firewall: 'failed', 'start-runtime': 'skipped', 'start-kubelet': 'skipped' });
+    expect(cmd(host).filter((c) => c.startsWith('systemctl start'))).toEqual([]);
+    expect(host.units.get('kubelet.service')).toBe('inactive');
+  });
+
+  it('a failing drain stops the run before anything is removed or stopped', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'kubectl', { code: 1, stderr: 'error: cannot evict pod\n' });
+    const r = await sweep(request(host));
+    expect(r.report.failed).toMatchObject({ phase: 'drain', exitCode: 1 });
+    expect(cmd(host).filter((c) => /^(systemctl|rm|ip|umount|nft|ip6?tables)/.test(c))).toEqual([]);
+    expect(flannelLeft(host).length).toBeGreaterThan(10);
+  });
+
+  it('stops after the phase in flight when interrupted, restarts services and says so', async () => {
+    const { host } = dirtyFlannelNode();
+    const interrupt = { signal: null as NodeJS.Signals | null };
+    host.failOn((s) => {
+      if (s.argv[0] === 'rm' && s.argv[1] === '-f') interrupt.signal = 'SIGINT';
+      return false;
+    });
+    const r = await sweep(request(host, { interrupt }));
+    expect(r.report.interrupted).toBe('SIGINT');
+    expect(statuses(r)).toMatchObject({ 'cni-config': 'ok', 'cni-state': 'skipped', interfaces: 'skipped', netns: 'skipped', 'start-runtime': 'ok', 'start-kubelet': 'ok' });
+    expect(r.report.phases.find((p) => p.name === 'interfaces')!.notes).toEqual(['not run: SIGINT']);
+    expect(host.link('cni0')).toBeDefined();
+    expect(host.units.get('containerd.service')).toBe('active');
+  });
+
+  it('asks before the first change and changes nothing when not confirmed', async () => {
+    const { host } = dirtyFlannelNode();
+    let asked: string[] = [];
+    const r = await sweep(
+      request(host, {
+        confirm: async (plans) => {
+          asked = plans.filter((p) => p.plan.steps.length).map((p) => p.phase.name);
+          return false;
+        },
+      }),
+    );
+    expect(r.aborted).toBe(true);
+    expect(asked).toEqual(['backup', 'drain', 'stop-kubelet', 'stop-runtime', 'cni-config', 'cni-state', 'interfaces', 'routes', 'firewall', 'netns', 'start-runtime', 'start-kubelet']);
+    expect(host.calls).toEqual([]);
+    expect(host.locks.size).toBe(0);
+  });
+
+  it('plans each phase again just before applying it, against the node as it is then', async () => {
+    const { host } = dirtyFlannelNode();
+    await sweep(
+      request(host, {
+        confirm: async () => {
+          host.addLink({ ifname: 'vethlate', master: 'cni0', linkinfo: { info_kind: 'veth' } });
+          return true;
+        },
+      }),
+    );
+    expect(host.link('vethlate')).toBeUndefined();
+    expect(host.calls.find((c) => c.stdin?.includes('link delete cni0'))!.stdin).toContain('link delete vethlate\n');
+  });
+
+  it('refuses while another run holds the lock, and a plan does not need it', async () => {
+    const { host } = dirtyFlannelNode();
+    host.holdLock('/run/cni-sweep.lock', 4242);
+    const err = await sweep(request(host)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((err as Error).message).toBe('another cni-sweep run (pid 4242) holds /run/cni-sweep.lock');
+    expect(host.calls).toEqual([]);
+    expect((await sweep(request(host, { opts: { dryRun: true } }))).report.failed).toBeUndefined();
+  });
+
+  it('fails before changing anything when it cannot write its journal', async () => {
+    const { host } = dirtyFlannelNode();
+    host.writable = false;
+    await expect(sweep(request(host))).rejects.toThrow(UsageError);
+    expect(host.calls).toEqual([]);
+    expect(host.locks.size).toBe(0);
+  });
+
+  it('refuses --uncordon up front when no CNI config would be left, changing nothing', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await sweep(request(host, { opts: { uncordon: true } }));
+    expect(r.report.failed?.phase).toBe('uncordon');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('uncordons at the end with --uncordon when another CNI config stays', async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    await sweep(request(host, { opts: { uncordon: true } }));
+    expect(cmd(host).at(-1)).toBe('kubectl --kubeconfig /root/.kube/config uncordon node-1');
+    expect(host.cordoned.size).toBe(0);
+  });
+
+  it('a rerun after a failed run still finds the host-gw routes, using what the failed run had recorded', async () => {
+    const { host } = dirtyFlannelNode();
+    let broken = true;
+    host.failOn((s) => broken && (s.stdin?.startsWith('route delete') ?? false));
+    const first = await sweep(request(host));
+    expect(first.report.failed?.phase).toBe('routes');
+    expect(host.exists('/run/flannel/subnet.env')).toBe(false);
+    broken = false;
+    await sweep(request(host));
+    expect(host.routes[4].map((r) => r.dst)).not.toContain('10.244.2.0/24');
+    expect(host.routes[6].map((r) => r.dst)).not.toContain('fd00:10:244:2::/64');
+  });
+
+  // With no CNI detected or chosen, nothing on the node is any CNI's to remove: the shared portmap
+  // chains another runtime (k3s, nerdctl, a CNI whose config lives elsewhere) may be using must stay,
+  // and the node must not be drained or have its services restarted for them.
+  it('removes nothing when no CNI is selected, not even leftover CNI-HOSTPORT chains', async () => {
+    const host = foreignNode();
+    host.setIptables('iptables-nft', ['*nat', ':PREROUTING ACCEPT [0:0]', ':CNI-HOSTPORT-DNAT - [0:0]', ':CNI-HOSTPORT-MASQ - [0:0]', '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT', 'COMMIT', ''].join('\n'));
+    const r = await sweep(request(host, { profiles: [], opts: { dryRun: true } }));
+    expect(r.report.phases.flatMap((p) => p.steps.map((s) => s.argv.join(' ')))).toEqual([]);
+  });
+});
