@@ -41,6 +41,7 @@ const CommonOpts = z.object({
   root: z.string().default('/'),
   skip: z.string().optional(),
   only: z.string().optional(),
+  with: z.string().optional(),
   node: z.string().min(1).optional(),
   kubeconfig: z.string().optional(),
   podCidr: z.string().optional(),
@@ -62,6 +63,7 @@ function addCommon(cmd: Command): Command {
     .option('--root <dir>', 'filesystem root every path is resolved under', '/')
     .option('--skip <phases>', 'phases to skip, comma-separated')
     .option('--only <phases>', 'run only these phases, comma-separated')
+    .option('--with <phases>', 'add opt-in phases: remove-sandboxes, modules')
     .option('--node <name>', 'Kubernetes node name (default: hostname)')
     .option('--kubeconfig <path>', 'kubeconfig for drain/uncordon (default: $KUBECONFIG, else /etc/kubernetes/admin.conf)')
     .option('--pod-cidr <cidrs>', 'pod network CIDR(s), when /run/flannel/subnet.env is gone')
@@ -74,17 +76,21 @@ function addCommon(cmd: Command): Command {
 
 function phaseHelp(): string {
   const w = Math.max(...PHASES.map((p) => p.name.length));
-  return '\nPhases, in order:\n' + PHASES.map((p) => `  ${p.name.padEnd(w)}  ${p.summary}`).join('\n') + '\n';
+  return '\nPhases, in order (opt-in ones run only with --with):\n' + PHASES.map((p) => `  ${p.name.padEnd(w)}  ${p.summary}`).join('\n') + '\n';
 }
 
 function selectPhases(o: CommonOpts): Set<string> {
   const only = list(o.only);
   const skip = list(o.skip);
-  for (const n of [...only, ...skip]) {
+  const extra = list(o.with);
+  for (const n of [...only, ...skip, ...extra]) {
     if (!PHASE_NAMES.includes(n)) throw new UsageError(`unknown phase "${n}"`, `phases: ${PHASE_NAMES.join(', ')}`);
   }
   if (only.length && skip.length) throw new UsageError('--only and --skip cannot be used together');
-  return new Set(PHASE_NAMES.filter((n) => (only.length ? only.includes(n) : !skip.includes(n))));
+  const optIn = new Set(PHASES.filter((p) => p.optIn).map((p) => p.name));
+  for (const n of extra) if (!optIn.has(n)) throw new UsageError(`--with takes opt-in phases only (${[...optIn].join(', ')}), not "${n}"`);
+  if (only.length) return new Set(PHASE_NAMES.filter((n) => only.includes(n)));
+  return new Set(PHASE_NAMES.filter((n) => !skip.includes(n) && (!optIn.has(n) || extra.includes(n))));
 }
 
 function parseCidrs(v: string | undefined): Prefix[] {

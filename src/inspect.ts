@@ -45,6 +45,12 @@ export async function readCniConfigs(host: Host): Promise<CniConfig[]> {
   return out; // readDir is sorted: this is the order the runtime considers them in
 }
 
+/** A config is a profile's when one of its plugins has the profile's type (and IPAM type, where the profile names one). */
+export function ownsConfig(profile: Profile, c: CniConfig): boolean {
+  const { pluginTypes, ipamTypes } = profile.config;
+  return c.plugins.some((p) => pluginTypes.includes(p.type) && (!ipamTypes || (p.ipam !== undefined && ipamTypes.includes(p.ipam))));
+}
+
 export interface ProfileFacts {
   profile: Profile;
   configs: CniConfig[];
@@ -75,7 +81,7 @@ export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Pr
   }
   const facts: ProfileFacts[] = [];
   for (const profile of profiles) {
-    const mine = configs.filter((c) => c.types.some((t) => profile.config.pluginTypes.includes(t)));
+    const mine = configs.filter((c) => ownsConfig(profile, c));
     const extraFiles: string[] = [];
     for (const f of profile.config.extraFiles) {
       const p = `${CNI_CONF_DIR}/${f}`;
@@ -113,7 +119,7 @@ export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Pr
 /** Networks a profile's per-network state and firewall comments are named after; "cbr0" when Flannel's config is already gone. */
 export function networksOf(f: ProfileFacts): string[] {
   if (f.networks.length) return f.networks;
-  return f.profile.name === 'flannel' ? ['cbr0'] : [];
+  return f.profile.defaultNetworks;
 }
 
 /** Bridges a profile owns: named in its configs, else its default bridge names. */

@@ -9,9 +9,12 @@ import { contains, routeDst, type Prefix } from './util/cidr.js';
 
 export interface OwnedLink {
   name: string;
-  /** Why it is the CNI's: "name", "pattern", "bridge port of cni0". */
+  /** Why it is the CNI's: "name", "pattern", "bridge port of cni0", "kernel-owned". */
   why: string;
   isPort: boolean;
+  /** Cannot be deleted (tunl0): flushed and set down instead. */
+  kernelOwned: boolean;
+  up: boolean;
 }
 
 export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
@@ -20,12 +23,15 @@ export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
     const names = new Set(f.profile.interfaces.names);
     const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
     const bridges = new Set(bridgesOf(f));
+    const kernel = new Set(f.profile.interfaces.kernelOwned);
     for (const l of links) {
       if (out.some((o) => o.name === l.ifname)) continue;
-      if (names.has(l.ifname) || bridges.has(l.ifname)) out.push({ name: l.ifname, why: 'name', isPort: false });
-      else if (patterns.some((r) => r.test(l.ifname))) out.push({ name: l.ifname, why: 'pattern', isPort: false });
+      const base = { isPort: false, kernelOwned: false, up: (l.flags ?? []).includes('UP') };
+      if (kernel.has(l.ifname)) out.push({ ...base, name: l.ifname, why: 'kernel-owned', kernelOwned: true });
+      else if (names.has(l.ifname) || bridges.has(l.ifname)) out.push({ ...base, name: l.ifname, why: 'name' });
+      else if (patterns.some((r) => r.test(l.ifname))) out.push({ ...base, name: l.ifname, why: 'pattern' });
       else if (f.profile.interfaces.bridgePorts && l.master && bridges.has(l.master) && l.linkinfo?.info_kind === 'veth') {
-        out.push({ name: l.ifname, why: `bridge port of ${l.master}`, isPort: true });
+        out.push({ ...base, name: l.ifname, why: `bridge port of ${l.master}`, isPort: true });
       }
     }
   }
@@ -44,6 +50,7 @@ export function ownedRoutes(routes: FamilyRoute[], facts: ProfileFacts[], ownedD
     if (r.dev && dyingDevices.has(r.dev)) return false;
     if (r.dev && ownedDevices.has(r.dev)) return true;
     for (const f of facts) {
+      // Calico's BIRD (proto bird) and felix (proto 80) routes, blackholes for its IPAM blocks included.
       if (r.protocol && f.profile.routes.protocols.includes(r.protocol)) return true;
       if (!f.profile.routes.podNetworkRoutes || r.dst === 'default' || r.protocol === 'kernel' || !r.gateway) continue;
       const dst = routeDst(r.dst, r.family);
@@ -63,6 +70,11 @@ export function routeDeleteLine(r: FamilyRoute): string {
   if (r.table && r.table !== 'main') parts.push('table', r.table);
   if (r.metric !== undefined) parts.push('metric', String(r.metric));
   return parts.join(' ');
+}
+
+/** Devices whose routes disappear when the interfaces phase acts on them: deleted links, and kernel-owned ones it sets down. */
+export function dyingDevices(owned: OwnedLink[]): Set<string> {
+  return new Set(owned.filter((l) => !l.kernelOwned || l.up).map((l) => l.name));
 }
 
 /** Chains the bridge and portmap plugins share between every CNI that uses portmap. */

@@ -13,6 +13,7 @@ import { underRoot } from './host.js';
 export interface FakeLink {
   ifindex: number;
   ifname: string;
+  flags?: string[];
   mtu?: number;
   master?: string;
   /** The peer, for a veth whose other end is in the same namespace. */
@@ -55,7 +56,7 @@ export interface Failure {
 
 /** Binaries a typical node has. */
 export const DEFAULT_BINS = [
-  'ip', 'nft', 'systemctl', 'kubectl', 'rm', 'umount', 'mkdir', 'tar', 'cat', 'sha256sum',
+  'ip', 'nft', 'ipset', 'systemctl', 'kubectl', 'crictl', 'lsmod', 'modprobe', 'nsenter', 'rm', 'umount', 'mkdir', 'tar', 'cat', 'sha256sum',
   ...['iptables-nft', 'iptables-legacy', 'ip6tables-nft', 'ip6tables-legacy'].flatMap((b) => [`${b}-save`, `${b}-restore`]),
 ];
 
@@ -104,6 +105,13 @@ export class FakeHost implements Host {
   /** Parsed iptables state per backend id ("iptables-nft", "ip6tables-legacy", or plain "iptables"). */
   iptables = new Map<string, IptDump>();
   nftTables: Array<{ family: string; name: string }> = [];
+  ipsets: string[] = [];
+  /** Loaded kernel modules, with their reference counts and users as lsmod prints them. */
+  modules = new Map<string, { refs: number; users?: string }>();
+  /** Pod sandbox ids crictl lists. */
+  sandboxes: string[] = [];
+  /** Links inside a pod network namespace, by the real path of its netns file. */
+  netnsLinks = new Map<string, FakeLink[]>();
   /** Keyed by real path: everything under `root` is the node, anything else is outside it. */
   fs = new Map<string, FsNode>([['/', { type: 'dir', mode: 0o755 }]]);
   /** Real paths, as /proc/self/mountinfo shows them. */
@@ -137,7 +145,7 @@ export class FakeHost implements Host {
     if (this.link(link.ifname)) throw new Error(`FakeHost: link ${link.ifname} exists`);
     const ifindex = link.ifindex ?? this.nextIndex;
     this.nextIndex = Math.max(this.nextIndex, ifindex) + 1;
-    this.links.push({ mtu: 1500, operstate: 'UP', ...link, ifindex } as FakeLink);
+    this.links.push({ flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', ...link, ifindex } as FakeLink);
     return this;
   }
 
@@ -286,6 +294,24 @@ export class FakeHost implements Host {
         const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
         return ok(JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items] }) + '\n');
       }
+      const addr = /^ip -j addr show dev (\S+)$/.exec(a);
+      if (addr) {
+        const l = this.link(addr[1]);
+        if (!l) return { code: 1, stdout: '', stderr: `Device "${addr[1]}" does not exist.\n` };
+        return ok(JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: this.addrs.get(l.ifname) ?? [] }]) + '\n');
+      }
+      if (a === 'ipset list -n') return ok(this.ipsets.map((x) => `${x}\n`).join(''));
+      if (a === 'crictl pods -q') return ok(this.sandboxes.map((x) => `${x}\n`).join(''));
+      if (a === 'lsmod') {
+        const rows = [...this.modules].map(([m, u]) => `${m.padEnd(24)}16384  ${u.refs}${u.users ? ` ${u.users}` : ''}`);
+        return ok(['Module                  Size  Used by', ...rows, ''].join('\n'));
+      }
+      const ns = /^nsenter --net=(\S+) ip -j -d link show$/.exec(a);
+      if (ns) {
+        const inside = this.netnsLinks.get(ns[1]);
+        if (!inside) return { code: 1, stdout: '', stderr: `nsenter: reassociate to namespace 'ns/net' failed: Invalid argument\n` };
+        return ok(JSON.stringify(inside) + '\n');
+      }
       if (bin === 'systemctl' && argv[1] === 'is-active' && argv.length > 2) {
         const states = argv.slice(2).map((u) => this.units.get(u) ?? 'inactive');
         return ok(states.join('\n') + '\n', states.every((s) => s === 'active') ? 0 : 3);
@@ -392,7 +418,7 @@ export class FakeHost implements Host {
       if (!out) throw unknown('unsupported command with stdoutTo');
       return out;
     }
-    if (stdin !== undefined && !['ip -batch -', 'nft -f -'].includes(a) && !BACKEND_TOOL.test(argv[0] ?? '')) throw unknown('unexpected stdin');
+    if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !BACKEND_TOOL.test(argv[0] ?? '')) throw unknown('unexpected stdin');
 
     if (a === 'ip -batch -') {
       const ops = lines().map((line) => this.parseIpLine(line) ?? (() => { throw unknown(`unsupported ip -batch line "${line}"`); })());
@@ -439,6 +465,23 @@ export class FakeHost implements Host {
       };
     }
 
+    if (a === 'ipset restore') {
+      const names = lines().map((line) => {
+        const m = /^destroy (\S+)$/.exec(line);
+        if (!m) throw unknown(`unsupported ipset line "${line}"`);
+        return m[1];
+      });
+      return () => {
+        // ipset restore goes line by line and stops at the first error.
+        for (let i = 0; i < names.length; i++) {
+          const err = !this.ipsets.includes(names[i]) ? 'The set with the given name does not exist' : this.ipsetInUse(names[i]) ? 'Set cannot be destroyed: it is in use by a kernel component' : null;
+          if (err) return fail(1, `ipset v7.17: Error in line ${i + 1}: ${err}\n`);
+          this.ipsets = this.ipsets.filter((x) => x !== names[i]);
+        }
+        return OK;
+      };
+    }
+
     if (argv[0] === 'rm' && (argv[1] === '-f' || argv[1] === '-rf') && argv[2] === '--' && argv.length > 3) {
       const targets = argv.slice(3).map((p) => {
         // cni-sweep never removes anything outside the root: that is a bug, not a failed command.
@@ -476,6 +519,29 @@ export class FakeHost implements Host {
         const unknownUnit = units.find((u) => !this.units.has(u));
         if (unknownUnit) return fail(5, `Failed to ${argv[1]} ${unknownUnit}: Unit ${unknownUnit} not found.\n`);
         for (const u of units) this.units.set(u, argv[1] === 'stop' ? 'inactive' : 'active');
+        return OK;
+      };
+    }
+
+    if (argv[0] === 'crictl' && (argv[1] === 'stopp' || argv[1] === 'rmp') && argv.length > 2) {
+      return () => {
+        const missing = argv.slice(2).find((id) => !this.sandboxes.includes(id));
+        if (missing) return fail(1, `getting sandbox status of pod "${missing}": rpc error: code = NotFound\n`);
+        if (argv[1] === 'rmp') this.sandboxes = this.sandboxes.filter((id) => !argv.includes(id));
+        return OK;
+      };
+    }
+
+    if (argv[0] === 'modprobe' && argv[1] === '-r' && argv.length > 2) {
+      return () => {
+        for (const m of argv.slice(2)) {
+          const mod = this.modules.get(m);
+          if (!mod) return fail(1, `modprobe: FATAL: Module ${m} is not currently loaded.\n`);
+          if (mod.refs > 0) return fail(1, `modprobe: FATAL: Module ${m} is in use.\n`);
+          this.modules.delete(m);
+          // The module's own devices (tunl0 of ipip) go with it.
+          for (const l of this.links.filter((x) => x.linkinfo?.info_kind === m)) this.deleteLink(l.ifname);
+        }
         return OK;
       };
     }
@@ -574,6 +640,8 @@ export class FakeHost implements Host {
   private parseIpLine(line: string): (() => string | null) | undefined {
     const w = line.split(/\s+/);
     if (w[0] === 'link' && w[1] === 'delete' && w.length === 3) return () => this.deleteLink(w[2]);
+    if (w[0] === 'link' && w[1] === 'set' && w[3] === 'down' && w.length === 4) return () => this.linkDown(w[2]);
+    if (w[0] === 'address' && w[1] === 'flush' && w[2] === 'dev' && w.length === 4) return () => this.flushAddrs(w[3]);
     if (w[0] !== 'route' || w[1] !== 'delete') return undefined;
     let i = 2;
     const type = ROUTE_TYPES.includes(w[i]) ? w[i++] : undefined;
@@ -617,6 +685,31 @@ export class FakeHost implements Host {
       for (const port of this.links) if (port.master === g) delete port.master;
     }
     return null;
+  }
+
+  /** A device set down loses its routes, as the kernel drops them. */
+  private linkDown(name: string): string | null {
+    const l = this.link(name);
+    if (!l) return `Cannot find device "${name}"`;
+    l.flags = (l.flags ?? []).filter((f) => f !== 'UP' && f !== 'LOWER_UP');
+    l.operstate = 'DOWN';
+    for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => r.dev !== name);
+    return null;
+  }
+
+  /** Flushing addresses takes their prefix routes along. */
+  private flushAddrs(name: string): string | null {
+    if (!this.link(name)) return `Cannot find device "${name}"`;
+    this.addrs.delete(name);
+    for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => !(r.dev === name && r.protocol === 'kernel'));
+    return null;
+  }
+
+  private ipsetInUse(name: string): boolean {
+    for (const d of this.iptables.values()) {
+      for (const t of d.tables) for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
+    }
+    return false;
   }
 
   private rm(targets: string[], recursive: boolean): Outcome {

@@ -17,6 +17,7 @@ export interface CniConfig {
   types: string[];
   /** Bridges the config names, for delegate-style plugins (flannel) and bridge plugin configs. */
   bridges: string[];
+  plugins: Array<{ type: string; ipam?: string }>;
 }
 
 /** Extensions libcni reads from the conf dir. */
@@ -46,5 +47,5 @@ export function parseCniConfig(file: string, text: string): CniConfig {
     if (p.type === 'flannel') bridges.add(p.delegate?.bridge ?? 'cni0');
     if (p.type === 'bridge') bridges.add(p.bridge ?? 'cni0');
   }
-  return { file, name, types: plugins.map((p) => p.type), bridges: [...bridges] };
+  return { file, name, types: plugins.map((p) => p.type), bridges: [...bridges], plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type })) };
 }

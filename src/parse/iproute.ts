@@ -4,7 +4,9 @@ import { z } from 'zod';
 export const LinkSchema = z.looseObject({
   ifindex: z.number(),
   ifname: z.string(),
+  flags: z.array(z.string()).optional(),
   link: z.string().optional(),
+  link_index: z.number().optional(),
   mtu: z.number().optional(),
   master: z.string().optional(),
   operstate: z.string().optional(),

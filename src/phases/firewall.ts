@@ -32,7 +32,7 @@ export const firewall: Phase = {
         removes: { kind: `${b.id} rule or chain`, items: [...tables.flatMap((t) => t.deletes.map((r) => `${t.table} ${r.chain} rule`)), ...chains.map((c) => `chain ${c}`)] },
       });
     }
-    const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables);
+    const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
     if (owned.length) {
       const tables = await listNftTables(ctx.host, ctx.gaps);
       if (tables === null && !(await ctx.host.has('nft'))) notes.push('nft is not installed: nftables tables not checked');
@@ -44,6 +44,17 @@ export const firewall: Phase = {
           removes: { kind: 'nftables table', items: present.map((t) => `${t.family} ${t.name}`) },
           backup: { nftTables: present },
         });
+      }
+    }
+    // ipsets last: one cannot be destroyed while a rule still references it.
+    const prefixes = ctx.snapshot.facts.flatMap((f) => f.profile.firewall.ipsetPrefixes);
+    if (prefixes.length) {
+      const r = await ctx.host.query(['ipset', 'list', '-n']);
+      if (!r) notes.push('ipset is not installed: ipsets not checked');
+      else if (r.code !== 0) ctx.gaps.add('ipset list -n', r.stderr.trim() || `exit ${r.code}`);
+      else {
+        const sets = r.stdout.split('\n').map((x) => x.trim()).filter((x) => prefixes.some((p) => x.startsWith(p)));
+        if (sets.length) steps.push({ argv: ['ipset', 'restore'], stdin: sets.map((x) => `destroy ${x}`).join('\n') + '\n', removes: { kind: 'ipset', items: sets } });
       }
     }
     return { steps, notes };

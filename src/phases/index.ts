@@ -5,7 +5,9 @@ import { cniState } from './cni-state.js';
 import { drain } from './drain.js';
 import { firewall } from './firewall.js';
 import { interfaces } from './interfaces.js';
+import { modules } from './modules.js';
 import { netns } from './netns.js';
+import { removeSandboxes } from './remove-sandboxes.js';
 import { preflight } from './preflight.js';
 import { routes } from './routes.js';
 import { startKubelet, startRuntime, stopKubelet, stopRuntime } from './services.js';
@@ -17,6 +19,7 @@ export const PHASES: Phase[] = [
   backup,
   drain,
   stopKubelet,
+  removeSandboxes,
   stopRuntime,
   cniConfig,
   cniState,
@@ -24,6 +27,7 @@ export const PHASES: Phase[] = [
   routes,
   firewall,
   netns,
+  modules,
   startRuntime,
   startKubelet,
   uncordon,

@@ -1,8 +1,13 @@
 // Stale pod network namespaces (cni-*). They are bind-mounted files under <root>/run/netns: unmount
 // (lazily, as `ip netns delete` does) then unlink. Working on the files, not on `ip netns`, keeps
 // this correct under --root, where `ip netns` would look at the real /run/netns.
+//
+// With another CNI beside, a namespace whose pod interface pairs with a host interface that is not
+// the removed CNI's belongs to the other CNI's pod and stays; so does one a process still uses.
 import { underRoot } from '../host/host.js';
-import { NETNS_DIR } from '../inspect.js';
+import { listLinks, NETNS_DIR } from '../inspect.js';
+import { ownedLinks } from '../ownership.js';
+import { parseLinks } from '../parse/iproute.js';
 import type { PlannedStep, Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -18,9 +23,35 @@ export const netns: Phase = {
     const names = entries.filter((e) => e.type === 'file' && POD_NETNS.test(e.name)).map((e) => e.name);
     if (!names.length) return nothing();
     const paths = names.map((n) => underRoot(ctx.host.root, `${NETNS_DIR}/${n}`));
-    const inUse = await ctx.host.netnsInUse(paths);
-    const notes = [...inUse].map((p) => `kept ${p}: a running process still uses it`);
-    const stale = paths.filter((p) => !inUse.has(p));
+    const notes: string[] = [];
+    const keep = new Set<string>();
+    for (const p of await ctx.host.netnsInUse(paths)) {
+      keep.add(p);
+      notes.push(`kept ${p}: a running process still uses it`);
+    }
+
+    // Only look inside the namespaces when some host veth that is not the CNI's has its peer in
+    // another namespace: on a node with one CNI, every cni-* namespace is the CNI's.
+    const links = await listLinks(ctx.host, ctx.gaps);
+    const owned = new Set(ownedLinks(links, ctx.snapshot.facts).map((l) => l.name));
+    const foreign = links.filter((l) => l.linkinfo?.info_kind === 'veth' && l.link_netnsid !== undefined && !owned.has(l.ifname));
+    if (foreign.length) {
+      const byIndex = new Map(links.map((l) => [l.ifindex, l]));
+      for (const p of paths.filter((x) => !keep.has(x))) {
+        const r = await ctx.host.query(['nsenter', `--net=${p}`, 'ip', '-j', '-d', 'link', 'show']);
+        if (!r || r.code !== 0) continue; // a stale file whose namespace is gone
+        const peer = parseLinks(r.stdout)
+          .filter((l) => l.linkinfo?.info_kind === 'veth' && l.link_index !== undefined)
+          .map((l) => byIndex.get(l.link_index!))
+          .find((h) => h && !owned.has(h.ifname));
+        if (peer) {
+          keep.add(p);
+          notes.push(`kept ${p}: its pod interface pairs with ${peer.ifname}, which is not ${ctx.profiles.map((x) => x.name).join('/')}'s`);
+        }
+      }
+    }
+
+    const stale = paths.filter((p) => !keep.has(p));
     if (!stale.length) return nothing(...notes);
     const mounts = await ctx.host.mountPoints();
     const mounted = stale.filter((p) => mounts.has(p));

@@ -1,6 +1,6 @@
 // Routes that outlive the CNI's devices: host-gw routes to other nodes' pod subnets via the uplink.
 import { listLinks, listRoutes } from '../inspect.js';
-import { ownedLinks, ownedRoutes, routeDeleteLine } from '../ownership.js';
+import { dyingDevices, ownedLinks, ownedRoutes, routeDeleteLine } from '../ownership.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -9,9 +9,10 @@ export const routes: Phase = {
   summary: 'delete the CNI\'s remaining routes (host-gw routes into the pod network)',
   cleanup: true,
   async plan(ctx) {
-    const owned = new Set(ownedLinks(await listLinks(ctx.host, ctx.gaps), ctx.snapshot.facts).map((l) => l.name));
+    const links = ownedLinks(await listLinks(ctx.host, ctx.gaps), ctx.snapshot.facts);
+    const owned = new Set(links.map((l) => l.name));
     // When the interfaces phase runs, routes through those devices disappear with them.
-    const dying = ctx.selected.has('interfaces') ? owned : new Set<string>();
+    const dying = ctx.selected.has('interfaces') ? dyingDevices(links) : new Set<string>();
     const mine = ownedRoutes(await listRoutes(ctx.host, ctx.gaps), ctx.snapshot.facts, owned, dying);
     if (!mine.length) return nothing();
     const lines = mine.map(routeDeleteLine);

@@ -61,6 +61,8 @@ export interface Phase {
   summary: string;
   /** Cleanup phases remove CNI state; the others (drain, services) only run when there is some. */
   cleanup: boolean;
+  /** Runs only when asked for with --with (or --only). */
+  optIn?: boolean;
   plan(ctx: Ctx): Promise<PhasePlan>;
 }
 

@@ -1,6 +1,6 @@
 // Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
 import type { Host } from '../host/host.js';
-import { Gaps, iptablesBackends, listLinks, listNftTables, readCniConfigs, saveIptables } from '../inspect.js';
+import { Gaps, iptablesBackends, listLinks, listNftTables, ownsConfig, readCniConfigs, saveIptables } from '../inspect.js';
 import type { CniConfig } from '../parse/conflist.js';
 import type { Profile } from './schema.js';
 
@@ -21,11 +21,13 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promi
   const out: Detection[] = [];
   for (const profile of profiles) {
     const evidence: string[] = [];
-    for (const c of configs) if (c.types.some((t) => profile.config.pluginTypes.includes(t))) evidence.push(`config ${c.file}`);
+    for (const c of configs) if (ownsConfig(profile, c)) evidence.push(`config ${c.file}`);
     for (const p of profile.state.paths) if ((await host.entryType(p)) !== null) evidence.push(`state ${p}`);
     const patterns = profile.interfaces.patterns.map((p) => new RegExp(p));
     for (const l of links) {
-      if (profile.interfaces.names.includes(l.ifname) || patterns.some((r) => r.test(l.ifname))) evidence.push(`interface ${l.ifname}`);
+      // tunl0 exists wherever the ipip module is loaded: only an active one is evidence.
+      const active = profile.interfaces.kernelOwned.includes(l.ifname) && (l.flags ?? []).includes('UP');
+      if (active || profile.interfaces.names.includes(l.ifname) || patterns.some((r) => r.test(l.ifname))) evidence.push(`interface ${l.ifname}`);
     }
     for (const c of chains) {
       const name = c.split(' ')[2];
@@ -36,5 +38,10 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promi
     }
     if (evidence.length) out.push({ profile, evidence });
   }
-  return out;
+  // A composite (Canal) is only told apart from its parts by its config. With that config present,
+  // its parts' state without a config of their own is the composite's; without it, the parts stand alone.
+  const byConfig = (d: Detection) => d.evidence.some((e) => e.startsWith('config '));
+  const composites = out.filter((d) => d.profile.includes.length && byConfig(d));
+  const covered = new Set(composites.flatMap((d) => d.profile.includes));
+  return out.filter((d) => (d.profile.includes.length ? byConfig(d) : byConfig(d) || !covered.has(d.profile.name)));
 }

@@ -6,6 +6,7 @@ export const flannel: ProfileInput = {
   name: 'flannel',
   description: 'Flannel (vxlan, host-gw, wireguard, udp, ipip backends) with the bridge and portmap plugins',
   config: { pluginTypes: ['flannel'] },
+  defaultNetworks: ['cbr0'],
   state: {
     paths: ['/run/flannel', '/var/lib/cni/flannel'],
     networkPaths: ['/var/lib/cni/networks/{network}'],

@@ -1,9 +1,11 @@
 // The known CNIs, validated once at load so a broken profile is caught as bad input, not mid-run.
 import { UsageError } from '../errors.js';
+import { calico } from './calico.js';
+import { canal } from './canal.js';
 import { flannel } from './flannel.js';
 import { ProfileSchema, type Profile, type ProfileInput } from './schema.js';
 
-const SOURCES: ProfileInput[] = [flannel];
+const SOURCES: ProfileInput[] = [flannel, calico, canal];
 
 export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
   return inputs.map((input, i) => {

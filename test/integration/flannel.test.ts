@@ -68,8 +68,9 @@ describe.each<Backend>(['nft', 'legacy'])('cni-sweep run on a dirty Flannel node
     expect(report.changed).toBe(true);
     expect(report.cni).toEqual(['flannel']);
     expect(report.phases.map((p: { name: string; status: string }) => `${p.name}:${p.status}`)).toEqual([
-      'preflight:nothing-to-do', 'backup:ok', 'drain:ok', 'stop-kubelet:ok', 'stop-runtime:ok', 'cni-config:ok', 'cni-state:ok',
-      'interfaces:ok', 'routes:ok', 'firewall:ok', 'netns:ok', 'start-runtime:ok', 'start-kubelet:ok', 'uncordon:nothing-to-do',
+      'preflight:nothing-to-do', 'backup:ok', 'drain:ok', 'stop-kubelet:ok', 'remove-sandboxes:skipped', 'stop-runtime:ok', 'cni-config:ok',
+      'cni-state:ok', 'interfaces:ok', 'routes:ok', 'firewall:ok', 'netns:ok', 'modules:skipped', 'start-runtime:ok', 'start-kubelet:ok',
+      'uncordon:nothing-to-do',
     ]);
 
     const after = nodeOnly(snapshot(node));

@@ -1,0 +1,33 @@
+// Calico, checked against projectcalico/calico: felix/rules/rule_defs.go (cali- chains, cali: comments,
+// cali40/cali60 ipsets), the nftables dataplane (table ip/ip6 calico), felix's device names
+// (vxlan.calico, vxlan-v6.calico, wireguard.cali, wg-v6.cali, tunl0 of the ipip module), the CNI
+// plugin's veth names (cali + 11 hex) and its routes (proto bird from BIRD, proto 80 from felix).
+import type { ProfileInput } from './schema.js';
+
+export const calico: ProfileInput = {
+  name: 'calico',
+  description: 'Calico (BGP/IPIP, VXLAN and WireGuard; iptables and nftables dataplanes)',
+  config: { pluginTypes: ['calico'], ipamTypes: ['calico-ipam'], extraFiles: ['calico-kubeconfig'] },
+  defaultNetworks: ['k8s-pod-network'],
+  state: {
+    paths: ['/var/lib/calico', '/var/run/calico', '/run/calico', '/var/log/calico/cni'],
+    networkPaths: ['/var/lib/cni/networks/{network}'],
+  },
+  interfaces: {
+    names: ['vxlan.calico', 'vxlan-v6.calico', 'wireguard.cali', 'wg-v6.cali'],
+    patterns: ['^cali[0-9a-f]{11}$'],
+    bridgePorts: false,
+    kernelOwned: ['tunl0'],
+  },
+  routes: { podNetworkRoutes: false, protocols: ['bird', '80'] },
+  firewall: {
+    chainPrefixes: ['cali-'],
+    commentPrefixes: ['cali:'],
+    ipsetPrefixes: ['cali40', 'cali60'],
+  },
+  nftables: [
+    { family: 'ip', name: 'calico' },
+    { family: 'ip6', name: 'calico' },
+  ],
+  modules: ['ipip'],
+};
