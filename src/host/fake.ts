@@ -125,10 +125,13 @@ export class FakeHost implements Host {
   locks = new Map<string, number>();
   /** False stands for a read-only root: writeState fails the way RealHost reports it. */
   writable = true;
+  /** Node paths a non-root reader may not read (EACCES), at and below each. */
+  unreadable = new Set<string>();
 
   readonly calls: Step[] = [];
   readonly queries: string[][] = [];
   private faults: Array<{ match: (step: Step) => boolean; failure: Failure }> = [];
+  private queryFaults: Array<{ match: (argv: string[]) => boolean; failure: Failure }> = [];
   private nextIndex = 1;
 
   constructor(init: FakeHostInit = {}) {
@@ -226,6 +229,12 @@ export class FakeHost implements Host {
     return this;
   }
 
+  /** Makes every later query() matching `match` exit non-zero, as a tool does without root. */
+  failQuery(match: (argv: string[]) => boolean, failure: Failure = {}): this {
+    this.queryFaults.push({ match, failure });
+    return this;
+  }
+
   // ---- inspecting the model (for assertions) -----------------------------------------------
 
   link(name: string): FakeLink | undefined {
@@ -320,14 +329,23 @@ export class FakeHost implements Host {
     };
     const r = known();
     if (r === undefined) throw new Error(`FakeHost: unsupported query: ${a}`);
-    return this.bins.has(bin) ? r : null;
+    if (!this.bins.has(bin)) return null;
+    const fault = this.queryFaults.find((f) => f.match(argv));
+    return fault ? { code: fault.failure.code ?? 1, stdout: '', stderr: fault.failure.stderr ?? '' } : r;
   }
 
   async has(bin: string): Promise<boolean> {
     return this.bins.has(bin);
   }
 
+  private denyUnreadable(nodePath: string, op: string): void {
+    for (const u of this.unreadable) {
+      if (nodePath === u || nodePath.startsWith(`${u}/`)) throw Object.assign(new Error(`EACCES: permission denied, ${op} '${this.realPath(nodePath)}'`), { code: 'EACCES' });
+    }
+  }
+
   async readFile(nodePath: string): Promise<string | null> {
+    this.denyUnreadable(nodePath, 'open');
     const p = this.resolve(this.realPath(nodePath), true);
     const node = p === null ? undefined : this.fs.get(p);
     if (!node) return null;
@@ -336,6 +354,7 @@ export class FakeHost implements Host {
   }
 
   async readDir(nodePath: string): Promise<DirEntry[] | null> {
+    this.denyUnreadable(nodePath, 'scandir');
     const p = this.resolve(this.realPath(nodePath), true);
     if (p === null || this.fs.get(p)?.type !== 'dir') return null;
     const out: DirEntry[] = [];
@@ -344,6 +363,8 @@ export class FakeHost implements Host {
   }
 
   async entryType(nodePath: string): Promise<EntryType | null> {
+    // lstat needs search permission on the directories above, not on the path itself.
+    this.denyUnreadable(path.posix.dirname(nodePath), 'lstat');
     const p = this.resolve(this.realPath(nodePath), false);
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }

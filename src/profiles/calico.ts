@@ -10,7 +10,8 @@ export const calico: ProfileInput = {
   config: { pluginTypes: ['calico'], ipamTypes: ['calico-ipam'], extraFiles: ['calico-kubeconfig'] },
   defaultNetworks: ['k8s-pod-network'],
   state: {
-    paths: ['/var/lib/calico', '/var/run/calico', '/run/calico', '/var/log/calico/cni'],
+    // /var/log/calico holds the CNI plugin's log (cni/) and, on some installs, felix's: all Calico's.
+    paths: ['/var/lib/calico', '/var/run/calico', '/run/calico', '/var/log/calico'],
     networkPaths: ['/var/lib/cni/networks/{network}'],
   },
   interfaces: {

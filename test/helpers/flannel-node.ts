@@ -26,6 +26,8 @@ export interface FlannelNodeOptions {
   nftTable?: boolean;
   /** Pod network; /16 holds up to 250 pods on a /24 node subnet, /14 with a /22 node subnet holds 1000. */
   big?: boolean;
+  /** false: only the base node (uplink, docker0, kube-proxy and site rules, site files), no Flannel. */
+  flannel?: boolean;
 }
 
 export interface FlannelNode {
@@ -45,7 +47,7 @@ export const inNs = (ns: string, cmd: string, args: string[], input?: string) =>
 
 const hex = (s: string, n: number) => createHash('sha512').update(s).digest('hex').slice(0, n);
 
-function write(root: string, p: string, content: string, mode = 0o644) {
+export function write(root: string, p: string, content: string, mode = 0o644) {
   const full = path.join(root, p);
   fs.mkdirSync(path.dirname(full), { recursive: true });
   fs.writeFileSync(full, content, { mode });
@@ -93,7 +95,7 @@ function podIp(i: number, big: boolean): string {
 }
 
 /** iptables-restore input (v4) for a Flannel node, the given pods, and the site's own rules. */
-export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subnet: string; oldUntagged: boolean; podman: boolean; foreignRules: number }): string {
+export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subnet: string; oldUntagged: boolean; podman: boolean; foreignRules: number; flannel?: boolean }): string {
   const { network: net, subnet: sub } = o;
   const nat: string[] = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
   const filter: string[] = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
@@ -114,6 +116,7 @@ export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subne
   filter.push(`-A SITE-FW -s ${net} -d 192.168.50.0/24 -j DROP`);
   for (let i = 0; i < o.foreignRules; i++) filter.push(`-A SITE-FW -s 172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}/32 -p tcp -m tcp --dport ${1024 + (i % 60000)} -j ACCEPT`);
   nat.push(`-A POSTROUTING -s ${net} -d 192.168.50.0/24 -j ACCEPT`);
+  if (o.flannel === false) return [...nat, 'COMMIT', ...filter, 'COMMIT', ''].join('\n');
   // flannel
   if (o.oldUntagged) {
     nat.push(`-A POSTROUTING -s ${net} -d ${net} -j RETURN`);
@@ -238,6 +241,16 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
     // a veth attached to someone else's bridge must survive
     'link add vethsite type veth peer name vethsite-p', 'link set vethsite master docker0', 'link set vethsite up',
   ]);
+  if (o.flannel === false) {
+    ipb(['link delete cni0', 'link delete flannel.1', 'route add 192.168.50.0/24 via 192.168.1.1 dev eth0', 'route add default via 192.168.1.1 dev eth0']);
+    inNs(o.ns, backend === 'nft' ? 'iptables-nft-restore' : 'iptables-legacy-restore', ['--noflush'], ipv4Rules({ pods: [], network, subnet, oldUntagged: false, podman: false, foreignRules: o.foreignRules ?? 0, flannel: false }));
+    inNs(o.ns, 'nft', ['-f', '-'], nftRules(network, subnet).replace(/^table ip flannel-ipv4 \{[\s\S]*?\n\}\n/, ''));
+    write(root, 'etc/hosts', '127.0.0.1 localhost\n');
+    write(root, 'etc/cni/net.d/README.site', 'site notes: not a CNI config\n');
+    fs.mkdirSync(path.join(root, 'run/netns'), { recursive: true });
+    writeShims(root);
+    return node;
+  }
   if (o.ipv6 !== false) ipb(['addr add fd00:10:244:1::1/64 dev cni0 nodad']);
 
   // pods: a netns file per pod under <root>/run/netns, a veth on cni0 whose peer is eth0 inside it
@@ -293,13 +306,17 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
   write(root, 'var/lib/cni/networks/podman/10.88.0.2', `${'f'.repeat(64)}\r\neth0`, 0o600);
   write(root, `var/lib/cni/results/podman-${'f'.repeat(64)}-eth0`, '{"kind":"cniCacheV1"}', 0o600);
   write(root, 'etc/hosts', '127.0.0.1 localhost\n');
-  // services: kubelet and containerd are running (the shims keep their state beside the root)
+  writeShims(root);
+  return node;
+}
+
+/** kubelet and containerd are running; the shims keep their state beside the root, not in it. */
+function writeShims(root: string) {
   const shim = shimDir(root);
   write(shim, 'units/kubelet.service', 'active\n');
   write(shim, 'units/containerd.service', 'active\n');
   write(shim, 'kubeconfig', 'apiVersion: v1\nkind: Config\n');
   write(shim, 'calls.log', '');
-  return node;
 }
 
 /** Where the recording shims keep unit states, the kubeconfig and their call log: beside the root, not in it. */

@@ -65,7 +65,7 @@ describe('FakeHost writes', () => {
     const h = foreignNode();
     await expect(h.apply({ argv: ['iptables', '-F'] })).rejects.toThrow('FakeHost: unsupported command: iptables -F');
     await expect(h.apply({ argv: ['iptables-nft-restore'], stdin: '*nat\nCOMMIT\n' })).rejects.toThrow(/--noflush -w/);
-    await expect(h.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set eth0 down\n' })).rejects.toThrow('unsupported ip -batch line "link set eth0 down"');
+    await expect(h.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set eth0 up\n' })).rejects.toThrow('unsupported ip -batch line "link set eth0 up"');
     await expect(h.apply({ argv: ['nft', '-f', '-'], stdin: 'flush ruleset\n' })).rejects.toThrow(/unsupported nft line/);
     await expect(h.apply({ argv: ['rm', '-rf', '/etc'] })).rejects.toThrow(/unsupported command/);
     expect(h.calls.map((c) => c.argv[0])).toEqual(['iptables', 'iptables-nft-restore', 'ip', 'nft', 'rm']);
@@ -177,5 +177,68 @@ describe('FakeHost writes', () => {
     const e = await failure(h.apply({ argv: ['systemctl', 'stop', 'kubelet.service'] }));
     expect(e.message).toBe('systemctl stop kubelet.service exited 1: Job for kubelet.service canceled.');
     expect(h.units.get('kubelet.service')).toBe('active');
+  });
+
+  it('saves command output where a step says, and only for the reads the backup makes', async () => {
+    const h = dirtyFlannelNode().host;
+    await h.apply({ argv: ['mkdir', '-p', '-m', '0700', '--', '/b/x', '/b/x/fw'] });
+    await h.apply({ argv: ['iptables-nft-save'], stdoutTo: '/b/x/fw/v4.save' });
+    await h.apply({ argv: ['cat'], stdin: 'hello\n', stdoutTo: '/b/x/note' });
+    await h.apply({ argv: ['nft', 'list', 'table', 'ip', 'flannel-ipv4'], stdoutTo: '/b/x/fw/t.nft' });
+    await h.apply({ argv: ['sha256sum', '--', 'note'], cwd: '/b/x', stdoutTo: '/b/x/SUMS' });
+    expect(h.fileAt('/b/x/fw/v4.save')).toBe(h.iptablesSave('iptables-nft'));
+    expect(h.fileAt('/b/x/fw/t.nft')).toBe('table ip flannel-ipv4 {\n}\n');
+    expect(h.fileAt('/b/x/SUMS')).toBe('5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  note\n');
+    await expect(h.apply({ argv: ['cat'], stdin: 'x', stdoutTo: '/nowhere/file' })).rejects.toThrow(/ENOENT/);
+    await expect(h.apply({ argv: ['ip', '-j', 'addr', 'show'], stdoutTo: '/b/x/a' })).rejects.toThrow(/unsupported command with stdoutTo/);
+    await expect(h.apply({ argv: ['iptables-nft-save'] })).rejects.toThrow(/unsupported command/);
+  });
+
+  it('tar keeps what it archives, symlinks as links, and puts back only what is missing', async () => {
+    const h = new FakeHost().writeFile('/etc/cni/net.d/10-flannel.conflist', 'A').writeFile('/run/flannel/subnet.env', 'B', 0o600).symlink('/run/flannel/link', '/elsewhere');
+    await h.apply({ argv: ['tar', '-C', '/', '-cpf', '/tmp.tar', '--', 'etc/cni/net.d/10-flannel.conflist', 'run/flannel'] });
+    await h.apply({ argv: ['rm', '-rf', '--', '/run/flannel', '/etc/cni/net.d/10-flannel.conflist'] });
+    h.writeFile('/etc/cni/net.d/10-flannel.conflist', 'NEW');
+    await h.apply({ argv: ['tar', '-C', '/', '-xpf', '/tmp.tar', '--skip-old-files'] });
+    expect(await h.readFile('/etc/cni/net.d/10-flannel.conflist')).toBe('NEW');
+    expect(h.fs.get('/run/flannel/subnet.env')).toEqual({ type: 'file', content: 'B', mode: 0o600 });
+    expect(await h.entryType('/run/flannel/link')).toBe('symlink');
+    const e = await failure(h.apply({ argv: ['tar', '-C', '/', '-cpf', '/t2.tar', '--', 'no/such'] }));
+    expect(e.exitCode).toBe(2);
+  });
+
+  it('iptables-restore puts rules back with -I at a position and -A, and a chain declared again is flushed', async () => {
+    const h = new FakeHost().setIptables('iptables-nft', [...NAT, ''].join('\n'));
+    await h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\n:C - [0:0]\n-A C -j RETURN\n-I POSTROUTING 1 -j C\n-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE\nCOMMIT\n' });
+    expect(h.rules('iptables-nft', 'nat')).toEqual(['-A POSTROUTING -j C', '-A POSTROUTING -m comment --comment "x y" -j A', '-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE', '-A A -j B', '-A C -j RETURN']);
+    await h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\n:A - [0:0]\nCOMMIT\n' });
+    expect(h.rules('iptables-nft', 'nat').filter((r) => r.startsWith('-A A '))).toEqual([]);
+    const e = await failure(h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\n-I POSTROUTING 9 -j ACCEPT\n-A POSTROUTING -j NOPE\nCOMMIT\n' }));
+    expect(e.stderr).toBe('iptables-nft-restore: line 2 failed: -I POSTROUTING 9 -j ACCEPT: Index of insertion too big\n');
+  });
+
+  it('a device set down or with its addresses flushed loses its routes; an ipset still matched cannot be destroyed', async () => {
+    const h = dirtyFlannelNode().host;
+    await h.apply({ argv: ['ip', '-batch', '-'], stdin: 'address flush dev cni0\nlink set flannel.1 down\n' });
+    expect(h.addrs.has('cni0')).toBe(false);
+    expect(h.link('flannel.1')!.flags).toEqual(['BROADCAST', 'MULTICAST']);
+    expect(h.routes[4].map((r) => r.dst)).toEqual(['default', '10.244.2.0/24', '172.17.0.0/16', '192.168.1.0/24', '192.168.50.0/24']);
+    h.ipsets = ['cali40all-ipam-pools', 'KUBE-X'];
+    h.setIptables('iptables-legacy', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m set --match-set cali40all-ipam-pools src -j DROP\nCOMMIT\n');
+    const e = await failure(h.apply({ argv: ['ipset', 'restore'], stdin: 'destroy cali40all-ipam-pools\n' }));
+    expect(e.stderr).toBe('ipset v7.17: Error in line 1: Set cannot be destroyed: it is in use by a kernel component\n');
+    h.iptables.delete('iptables-legacy');
+    await h.apply({ argv: ['ipset', 'restore'], stdin: 'destroy cali40all-ipam-pools\n' });
+    expect(h.ipsets).toEqual(['KUBE-X']);
+  });
+
+  it('unloading a module takes its devices along, and refuses while the module is in use', async () => {
+    const h = foreignNode().addLink({ ifname: 'tunl0', linkinfo: { info_kind: 'ipip' } });
+    h.modules.set('ipip', { refs: 1, users: 'xfrm' });
+    expect((await h.query(['lsmod']))!.stdout).toBe('Module                  Size  Used by\nipip                    16384  1 xfrm\n');
+    expect((await failure(h.apply({ argv: ['modprobe', '-r', 'ipip'] }))).stderr).toBe('modprobe: FATAL: Module ipip is in use.\n');
+    h.modules.set('ipip', { refs: 0 });
+    await h.apply({ argv: ['modprobe', '-r', 'ipip'] });
+    expect(h.link('tunl0')).toBeUndefined();
   });
 });

@@ -46,7 +46,7 @@ export function podsFor(n: number): Pod[] {
 /** A node with no Flannel state: uplink, docker0 with a container, site routes, kube-proxy and site rules. */
 export function foreignNode(init: FakeHostInit = {}): FakeHost {
   const h = new FakeHost(init);
-  h.addLink({ ifname: 'lo', mtu: 65536, operstate: 'UNKNOWN' })
+  h.addLink({ ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN' })
     .addLink({ ifname: 'eth0' })
     .addLink({ ifname: 'docker0', linkinfo: { info_kind: 'bridge' } })
     .addLink({ ifname: 'site-br', linkinfo: { info_kind: 'bridge' } })
@@ -88,7 +88,7 @@ export function dirtyFlannelNode(o: DirtyNodeOptions = {}): { host: FakeHost; po
   const v4 = o.legacy ? 'iptables-legacy' : 'iptables-nft';
   const v6 = o.legacy ? 'ip6tables-legacy' : 'ip6tables-nft';
 
-  h.addLink({ ifname: 'lo', mtu: 65536, operstate: 'UNKNOWN' })
+  h.addLink({ ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN' })
     .addLink({ ifname: 'eth0' })
     .addLink({ ifname: 'flannel.1', mtu: 1450, linkinfo: { info_kind: 'vxlan', info_data: { id: 1, local: '192.168.1.11', link: 'eth0', port: 8472 } } })
     .addLink({ ifname: 'cni0', mtu: 1450, linkinfo: { info_kind: 'bridge' } })

@@ -3,12 +3,15 @@
 import { afterEach, beforeEach } from 'vitest';
 import type { Host } from '../../src/host/host.js';
 import { Gaps, takeSnapshot } from '../../src/inspect.js';
-import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
+import { PHASES } from '../../src/phases/index.js';
 import type { Ctx, PhasePlan, RunOptions } from '../../src/phases/types.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import type { Profile } from '../../src/profiles/schema.js';
 
-export const FLANNEL: Profile = loadProfiles()[0];
+/** The phases a run takes part in by default: every one but the opt-in ones (--with). */
+export const DEFAULT_PHASES = PHASES.filter((p) => !p.optIn).map((p) => p.name);
+
+export const FLANNEL: Profile = loadProfiles().find((p) => p.name === 'flannel')!;
 
 export function runOptions(over: Partial<RunOptions> = {}): RunOptions {
   return {
@@ -35,7 +38,7 @@ export async function ctxFor(host: Host, over: Partial<Omit<Ctx, 'opts'>> & { op
     profiles,
     snapshot,
     gaps,
-    selected: new Set(PHASE_NAMES),
+    selected: new Set(DEFAULT_PHASES),
     hasWork: true,
     stopped: { kubelet: [], runtime: [] },
     drained: false,

@@ -11,7 +11,7 @@ import { networkOf, parsePrefix } from '../../src/util/cidr.js';
 import { PODMAN_CONFLIST } from '../helpers/flannel-node.js';
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, '../../fixtures/flannel', name), 'utf8');
-const [flannel] = loadProfiles();
+const flannel = loadProfiles().find((p) => p.name === 'flannel')!;
 const net = (s: string) => networkOf(parsePrefix(s)!);
 const FLANNEL_CONF = parseCniConfig('/etc/cni/net.d/10-flannel.conflist', fixture('10-flannel.conflist'));
 const PODMAN_CONF = parseCniConfig('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
@@ -35,10 +35,11 @@ function facts(over: Partial<ProfileFacts> = {}): ProfileFacts[] {
 }
 
 const link = (ifname: string, more: Partial<Link> = {}): Link => ({ ifindex: 0, ifname, ...more });
+const brief = (o: { name: string; why: string; isPort: boolean }) => ({ name: o.name, why: o.why, isPort: o.isPort });
 
 describe('ownedLinks', () => {
   it('takes Flannel\'s devices by name and the veths on cni0, from the fixture node', () => {
-    expect(ownedLinks(parseLinks(fixture('ip-link.json')), facts())).toEqual([
+    expect(ownedLinks(parseLinks(fixture('ip-link.json')), facts()).map(brief)).toEqual([
       { name: 'flannel.1', why: 'name', isPort: false },
       { name: 'cni0', why: 'name', isPort: false },
       { name: 'veth3ac59df3', why: 'bridge port of cni0', isPort: true },
@@ -64,7 +65,7 @@ describe('ownedLinks', () => {
 
   it('follows the bridge the config delegates to', () => {
     const links = [link('kube-bridge', { linkinfo: { info_kind: 'bridge' } }), link('vethk', { master: 'kube-bridge', linkinfo: { info_kind: 'veth' } })];
-    expect(ownedLinks(links, facts({ bridges: ['kube-bridge'] }))).toEqual([
+    expect(ownedLinks(links, facts({ bridges: ['kube-bridge'] })).map(brief)).toEqual([
       { name: 'kube-bridge', why: 'name', isPort: false },
       { name: 'vethk', why: 'bridge port of kube-bridge', isPort: true },
     ]);

@@ -119,7 +119,7 @@ describe('parseSubnetEnv', () => {
 
 describe('parseCniConfig', () => {
   it('reads the stock kube-flannel conflist', () => {
-    expect(parseCniConfig('/etc/cni/net.d/10-flannel.conflist', fixture('10-flannel.conflist'))).toEqual({
+    expect(parseCniConfig('/etc/cni/net.d/10-flannel.conflist', fixture('10-flannel.conflist'))).toMatchObject({
       file: '/etc/cni/net.d/10-flannel.conflist',
       name: 'cbr0',
       types: ['flannel', 'portmap'],
@@ -128,12 +128,12 @@ describe('parseCniConfig', () => {
   });
 
   it('reads a single-plugin .conf the same way, whatever the file is called', () => {
-    expect(parseCniConfig('/etc/cni/net.d/99-mine.conf', fixture('10-flannel-renamed.conf'))).toEqual({ file: '/etc/cni/net.d/99-mine.conf', name: 'cbr0', types: ['flannel'], bridges: ['cni0'] });
+    expect(parseCniConfig('/etc/cni/net.d/99-mine.conf', fixture('10-flannel-renamed.conf'))).toMatchObject({ file: '/etc/cni/net.d/99-mine.conf', name: 'cbr0', types: ['flannel'], bridges: ['cni0'] });
   });
 
   it('takes the bridge name from flannel\'s delegate and from a bridge plugin', () => {
     expect(parseCniConfig('f', '{"name":"cbr0","type":"flannel","delegate":{"bridge":"kube-bridge"}}').bridges).toEqual(['kube-bridge']);
-    expect(parseCniConfig('p', PODMAN_CONFLIST)).toEqual({ file: 'p', name: 'podman', types: ['bridge', 'portmap', 'firewall', 'tuning'], bridges: ['cni-podman0'] });
+    expect(parseCniConfig('p', PODMAN_CONFLIST)).toMatchObject({ file: 'p', name: 'podman', types: ['bridge', 'portmap', 'firewall', 'tuning'], bridges: ['cni-podman0'] });
   });
 
   it('names the file when the JSON is malformed', () => {

@@ -7,16 +7,17 @@ import { cniState } from '../../src/phases/cni-state.js';
 import { drain } from '../../src/phases/drain.js';
 import { firewall } from '../../src/phases/firewall.js';
 import { interfaces } from '../../src/phases/interfaces.js';
+import { modules } from '../../src/phases/modules.js';
 import { netns } from '../../src/phases/netns.js';
+import { removeSandboxes } from '../../src/phases/remove-sandboxes.js';
 import { preflight } from '../../src/phases/preflight.js';
 import { routes } from '../../src/phases/routes.js';
 import { startKubelet, startRuntime, stopKubelet, stopRuntime } from '../../src/phases/services.js';
-import { PHASE_NAMES } from '../../src/phases/index.js';
 import type { PlannedStep } from '../../src/phases/types.js';
 import { uncordon } from '../../src/phases/uncordon.js';
 import { FLANNEL_CONFLIST, ipv4Rules } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode, NETWORK, podsFor, SUBNET } from './fake-node.js';
-import { ctxFor, isolateKubeconfigEnv } from './helpers.js';
+import { ctxFor, DEFAULT_PHASES, isolateKubeconfigEnv } from './helpers.js';
 
 isolateKubeconfigEnv();
 
@@ -93,6 +94,15 @@ describe('cni-state', () => {
     expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-rf', '--', '/var/lib/cni/networks/podnet'] }]);
   });
 
+  // libcni names result caches <network>-<containerID>-<ifname>: a network called "cbr0-v2" is
+  // somebody else's, and its caches merely start with "cbr0-".
+  it('leaves the result caches of a network whose name only starts with cbr0-', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 1 });
+    host.writeFile(`/var/lib/cni/results/cbr0-v2-${'e'.repeat(64)}-eth0`, '{"kind":"cniCacheV1","networkName":"cbr0-v2"}');
+    const rm = (await cniState.plan(await ctxFor(host))).steps[0].argv;
+    expect(rm.filter((a) => a.startsWith('/var/lib/cni/results/'))).toEqual([`/var/lib/cni/results/cbr0-${pods[0].cid}-eth0`]);
+  });
+
   it('never follows a symlinked directory out of the CNI\'s locations', async () => {
     const host = foreignNode().writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.244.0.0/16\n').writeFile('/data/cni/networks/cbr0/10.244.1.2', 'x');
     for (const p of [...host.fs.keys()]) if (p.startsWith('/var/lib/cni')) host.fs.delete(p);
@@ -151,7 +161,7 @@ describe('routes', () => {
 
   it('deletes the routes through Flannel\'s devices itself when interfaces is skipped', async () => {
     const { host } = dirtyFlannelNode();
-    const ctx = await ctxFor(host, { selected: new Set(PHASE_NAMES.filter((n) => n !== 'interfaces')) });
+    const ctx = await ctxFor(host, { selected: new Set(DEFAULT_PHASES.filter((n) => n !== 'interfaces')) });
     const plan = await routes.plan(ctx);
     expect(plan.steps[0].stdin).toBe(
       [
@@ -270,6 +280,23 @@ describe('netns', () => {
     ]);
   });
 
+  it('keeps the namespaces of another CNI\'s pods, told apart by the host end of their veth', async () => {
+    const { host, pods } = dirtyFlannelNode({ podman: true });
+    host.addLink({ ifname: 'cni-podman0', linkinfo: { info_kind: 'bridge' } }).addLink({ ifname: 'vethpodman', master: 'cni-podman0', link_netnsid: 9, linkinfo: { info_kind: 'veth' } });
+    const podman = host.addNetns('cni-0000aaaa').realPath('/run/netns/cni-0000aaaa');
+    const inside = (peer: string) => [{ ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } }];
+    host.netnsLinks.set(podman, inside('vethpodman'));
+    host.netnsLinks.set(host.realPath(`/run/netns/${pods[0].netns}`), inside(pods[0].veth));
+    // pods[1]'s namespace is gone: nsenter fails on its stale file, which is removed too
+    const plan = await netns.plan(await ctxFor(host));
+    const flannelNs = pods.map((p) => `/run/netns/${p.netns}`).sort();
+    expect(bare(plan.steps)).toEqual([
+      { argv: ['umount', '--lazy', '--', ...flannelNs] },
+      { argv: ['rm', '-f', '--', ...flannelNs] },
+    ]);
+    expect(plan.notes).toEqual(["kept /run/netns/cni-0000aaaa: its pod interface pairs with vethpodman, which is not flannel's"]);
+  });
+
   it('touches no namespace when no CNI is selected', async () => {
     const host = foreignNode().addNetns('cni-1234');
     expect((await netns.plan(await ctxFor(host, { profiles: [] }))).steps).toEqual([]);
@@ -362,5 +389,33 @@ describe('uncordon', () => {
 
   it('does not uncordon a node this run did not drain', async () => {
     expect(await uncordon.plan(await ctxFor(foreignNode(), { opts: { uncordon: true } }))).toEqual({ steps: [], notes: ['the node was not drained by this run'] });
+  });
+});
+
+describe('remove-sandboxes (opt-in)', () => {
+  it('stops and removes every pod sandbox while the runtime is still up', async () => {
+    const { host } = dirtyFlannelNode();
+    host.sandboxes = ['aaa111', 'bbb222'];
+    const plan = await removeSandboxes.plan(await ctxFor(host));
+    expect(bare(plan.steps)).toEqual([{ argv: ['crictl', 'stopp', 'aaa111', 'bbb222'] }, { argv: ['crictl', 'rmp', 'aaa111', 'bbb222'] }]);
+    await apply(host, plan.steps);
+    expect(host.sandboxes).toEqual([]);
+  });
+
+  it('says why it removes none', async () => {
+    const { host } = dirtyFlannelNode();
+    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['no pod sandboxes'] });
+    host.removeBinary('crictl');
+    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['crictl is not installed: sandboxes not removed'] });
+    expect(await removeSandboxes.plan(await ctxFor(host, { hasWork: false }))).toEqual({ steps: [], notes: [] });
+  });
+});
+
+describe('modules (opt-in)', () => {
+  it('has nothing to unload for Flannel, and does not even list modules', async () => {
+    const { host } = dirtyFlannelNode();
+    host.modules.set('vxlan', { refs: 0 });
+    expect(await modules.plan(await ctxFor(host))).toEqual({ steps: [], notes: [] });
+    expect(host.queries.filter((q) => q[0] === 'lsmod')).toEqual([]);
   });
 });

@@ -9,27 +9,31 @@ import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
 import type { RunOptions } from '../../src/phases/types.js';
 import { sweep, type SweepRequest } from '../../src/run.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
-import { FLANNEL, isolateKubeconfigEnv, runOptions } from './helpers.js';
+import { DEFAULT_PHASES, FLANNEL, isolateKubeconfigEnv, runOptions } from './helpers.js';
 
 isolateKubeconfigEnv();
 
 const BACKUP_DIR = '/var/backups/cni-sweep/20261121T210000Z-node-1';
 
 function request(host: FakeHost, over: Partial<Omit<SweepRequest, 'opts'>> & { opts?: Partial<RunOptions> } = {}): SweepRequest {
-  return { host, profiles: [FLANNEL], phases: PHASES, selected: new Set(PHASE_NAMES), reporter: silentReporter, ...over, opts: runOptions({ dryRun: false, ...over.opts }) };
+  return { host, profiles: [FLANNEL], phases: PHASES, selected: new Set(DEFAULT_PHASES), reporter: silentReporter, ...over, opts: runOptions({ dryRun: false, ...over.opts }) };
 }
 
 const statuses = (r: { report: { phases: Array<{ name: string; status: string }> } }) => Object.fromEntries(r.report.phases.map((p) => [p.name, p.status]));
 const cmd = (h: FakeHost) => h.calls.map((c) => c.argv.join(' '));
-/** Flannel's state on the fake node, all kinds together: empty means clean. */
-function flannelLeft(h: FakeHost): string[] {
+/** The per-pod CNI-* chains of cbr0 in a dump: the targets of rules whose comment names cbr0. */
+const cbr0Chains = (save: string) => [...save.matchAll(/name: \\"cbr0\\".* -j (CNI-\S+)/g)].map((m) => m[1]);
+
+/** Flannel's state left on the fake node, all kinds together: empty means clean. */
+function flannelLeft(h: FakeHost, chains: string[] = []): string[] {
   const out: string[] = [];
-  for (const l of h.linkNames()) if (/^(cni0|flannel|veth)/.test(l) && l !== 'vethsite' && l !== 'vethsite-p') out.push(`link ${l}`);
+  const mine = (s: string) => /flannel|FLANNEL|"cbr0"/.test(s) || chains.some((c) => s.includes(c));
+  for (const l of h.linkNames()) if (/^(cni0|flannel|veth)/.test(l) && !l.startsWith('vethsite')) out.push(`link ${l}`);
   for (const f of [4, 6] as const) for (const r of h.routes[f]) if (/^(10\.244\.|fd00:10:244:)/.test(r.dst)) out.push(`route ${r.dst}`);
-  for (const [b, d] of h.iptables) for (const t of d.tables) for (const c of t.chains) if (/^(FLANNEL-|CNI-)/.test(c.name)) out.push(`${b} chain ${c.name}`);
-  for (const [b] of h.iptables) for (const t of ['nat', 'filter']) for (const r of h.rules(b, t)) if (/flannel|cbr0|FLANNEL|CNI-/.test(r)) out.push(`${b} rule ${r}`);
+  for (const [b, d] of h.iptables) for (const t of d.tables) for (const c of t.chains) if (mine(c.name)) out.push(`${b} chain ${c.name}`);
+  for (const [b] of h.iptables) for (const t of ['nat', 'filter']) for (const r of h.rules(b, t)) if (mine(r)) out.push(`${b} rule ${r}`);
   for (const t of h.nftTables) if (t.name.startsWith('flannel')) out.push(`nft ${t.name}`);
-  for (const p of h.paths()) if (/flannel|cbr0|\/run\/netns\/cni-/.test(p)) out.push(`path ${p}`);
+  for (const p of h.paths()) if (/flannel|cbr0|\/run\/netns\/cni-/.test(p) && !p.startsWith('/var/backups/')) out.push(`path ${p}`);
   return out;
 }
 
@@ -38,12 +42,13 @@ describe('sweep', () => {
     const { host } = dirtyFlannelNode();
     const r = await sweep(request(host, { opts: { dryRun: true } }));
     expect(r.report.phases.map((p) => p.name)).toEqual(PHASE_NAMES);
-    expect(PHASE_NAMES).toEqual(['preflight', 'backup', 'drain', 'stop-kubelet', 'stop-runtime', 'cni-config', 'cni-state', 'interfaces', 'routes', 'firewall', 'netns', 'start-runtime', 'start-kubelet', 'uncordon']);
+    expect(PHASE_NAMES).toEqual(['preflight', 'backup', 'drain', 'stop-kubelet', 'remove-sandboxes', 'stop-runtime', 'cni-config', 'cni-state', 'interfaces', 'routes', 'firewall', 'netns', 'modules', 'start-runtime', 'start-kubelet', 'uncordon']);
     expect(statuses(r)).toEqual({
       preflight: 'nothing-to-do',
       backup: 'ok',
       drain: 'ok',
       'stop-kubelet': 'ok',
+      'remove-sandboxes': 'skipped',
       'stop-runtime': 'ok',
       'cni-config': 'ok',
       'cni-state': 'ok',
@@ -51,6 +56,7 @@ describe('sweep', () => {
       routes: 'ok',
       firewall: 'ok',
       netns: 'ok',
+      modules: 'skipped',
       'start-runtime': 'ok',
       'start-kubelet': 'ok',
       uncordon: 'nothing-to-do',
@@ -70,7 +76,7 @@ describe('sweep', () => {
   it('reports unselected phases as skipped and runs none of their commands', async () => {
     const { host } = dirtyFlannelNode();
     const before = host.iptablesSave('iptables-nft');
-    const r = await sweep(request(host, { selected: new Set(PHASE_NAMES.filter((n) => n !== 'firewall')) }));
+    const r = await sweep(request(host, { selected: new Set(DEFAULT_PHASES.filter((n) => n !== 'firewall')) }));
     expect(statuses(r).firewall).toBe('skipped');
     expect(r.report.phases.map((p) => p.name)).toEqual(PHASE_NAMES);
     expect(cmd(host).filter((c) => c.includes('-restore') || c.startsWith('nft -f'))).toEqual([]);
@@ -94,10 +100,15 @@ describe('sweep', () => {
   it('leaves the node clean, with everything that is not Flannel\'s still there, and a second run changes nothing', async () => {
     const { host } = dirtyFlannelNode({ podman: true });
     const kept = foreignNode();
+    const chains = cbr0Chains(host.iptablesSave('iptables-nft'));
+    expect(chains).toHaveLength(4);
+    expect(flannelLeft(host, chains)).toEqual(
+      expect.arrayContaining(['link cni0', 'link flannel.1', 'route 10.244.2.0/24', 'route fd00:10:244:2::/64', `iptables-nft chain ${chains[0]}`, 'ip6tables-nft chain FLANNEL-FWD', 'nft flannel-ipv4', 'path /etc/cni/net.d/10-flannel.conflist', 'path /var/lib/cni/networks/cbr0/']),
+    );
     const first = await sweep(request(host));
     expect(first.report.failed).toBeUndefined();
     expect(first.report.changed).toBe(true);
-    expect(flannelLeft(host)).toEqual([]);
+    expect(flannelLeft(host, chains)).toEqual([]);
     expect(host.linkNames()).toEqual(kept.linkNames());
     expect(host.routes).toEqual(kept.routes);
     expect(host.nftTables).toEqual(kept.nftTables);
@@ -120,7 +131,16 @@ describe('sweep', () => {
     const second = await sweep(request(host));
     expect(second.report.changed).toBe(false);
     expect(host.calls.length).toBe(calls);
-    expect(second.report.phases.every((p) => p.status === 'nothing-to-do' && p.steps.length === 0)).toBe(true);
+    expect(second.report.phases.filter((p) => p.status !== 'skipped').every((p) => p.status === 'nothing-to-do' && p.steps.length === 0)).toBe(true);
+    expect(second.report.phases.filter((p) => p.status === 'skipped').map((p) => p.name)).toEqual(['remove-sandboxes', 'modules']);
+  });
+
+  it('without another portmap user, removes the shared CNI-HOSTPORT chains too, and every cbr0 chain', async () => {
+    const { host } = dirtyFlannelNode();
+    await sweep(request(host));
+    expect(host.chains('iptables-nft', 'nat').filter((c) => c.startsWith('CNI-') || c.startsWith('FLANNEL-'))).toEqual([]);
+    expect(host.rules('iptables-nft', 'nat').filter((r) => r.includes('CNI-'))).toEqual([]);
+    expect(host.chains('iptables-nft', 'nat')).toEqual(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
   });
 
   it('neither drains, stops services nor writes anything on a node with nothing to remove', async () => {
@@ -182,8 +202,8 @@ describe('sweep', () => {
     host.failOn((s) => s.argv[0] === 'kubectl', { code: 1, stderr: 'error: cannot evict pod\n' });
     const r = await sweep(request(host));
     expect(r.report.failed).toMatchObject({ phase: 'drain', exitCode: 1 });
-    expect(cmd(host).filter((c) => /^(systemctl|rm|ip|umount|nft|ip6?tables)/.test(c))).toEqual([]);
-    expect(flannelLeft(host).length).toBeGreaterThan(10);
+    expect(cmd(host).filter((c) => /^(systemctl|rm |umount|nft -f|ip -batch|ip6?tables-\S+-restore)/.test(c))).toEqual([]);
+    expect(flannelLeft(host)).toEqual(flannelLeft(dirtyFlannelNode().host));
   });
 
   it('stops after the phase in flight when interrupted, restarts services and says so', async () => {

@@ -1,0 +1,410 @@
+// The command-line contract through main(argv, io), on a fake node: exit codes, one-line errors,
+// what goes to stdout (only the result) and what to stderr (progress), the JSON report and the
+// plan script.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main, VERSION, type Io } from '../../src/cli.js';
+import type { FakeHost } from '../../src/host/fake.js';
+import { PHASE_NAMES } from '../../src/phases/index.js';
+import { loadProfiles } from '../../src/profiles/index.js';
+import { dirtyFlannelNode, foreignNode } from './fake-node.js';
+import { Capture, isolateKubeconfigEnv } from './helpers.js';
+
+isolateKubeconfigEnv();
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+  roots: string[];
+  asked: string[];
+}
+
+async function cli(argv: string[], host: FakeHost = dirtyFlannelNode().host, io: Partial<Io> & { answer?: string } = {}): Promise<Result> {
+  const out = new Capture();
+  const err = new Capture();
+  const roots: string[] = [];
+  const asked: string[] = [];
+  const code = await main(argv, {
+    stdout: out.stream,
+    stderr: err.stream,
+    stdinIsTty: false,
+    stderrIsTty: false,
+    env: {},
+    makeHost: (root) => {
+      roots.push(root);
+      return host;
+    },
+    ...(io.answer !== undefined
+      ? {
+          stdinIsTty: true,
+          ask: async (q: string) => {
+            asked.push(q);
+            return io.answer!;
+          },
+        }
+      : {}),
+    ...io,
+  });
+  return { code, stdout: out.text, stderr: err.text, roots, asked };
+}
+
+const RUN = ['run', '--node', 'node-1', '--kubeconfig', '/etc/kubernetes/admin.conf'];
+const oneLineError = (stderr: string) => {
+  expect(stderr).toMatch(/^cni-sweep: error: [^\n]+\n( {2}hint: [^\n]+\n)?$/);
+  expect(stderr).not.toMatch(/\n\s+at /);
+};
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-unit-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('usage errors exit 2 with one clear line and no stack trace', () => {
+  it('unknown phase', async () => {
+    const r = await cli(['plan', '--skip', 'firewal']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`cni-sweep: error: unknown phase "firewal"\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`);
+    expect(r.stdout).toBe('');
+  });
+
+  it('unknown CNI', async () => {
+    const r = await cli(['plan', '--cni', 'flanel']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`cni-sweep: error: unknown CNI "flanel"\n  hint: known CNIs: ${loadProfiles().map((p) => p.name).join(', ')}\n`);
+  });
+
+  it('unknown option', async () => {
+    const r = await cli(['run', '--yes', '--frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("cni-sweep: error: unknown option '--frobnicate'\n  hint: see cni-sweep --help\n");
+  });
+
+  it('--only together with --skip', async () => {
+    const r = await cli(['plan', '--only', 'firewall', '--skip', 'routes']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('cni-sweep: error: --only and --skip cannot be used together\n');
+  });
+
+  it('--root that is not a directory, or does not exist', async () => {
+    const file = path.join(tmp, 'a-file');
+    fs.writeFileSync(file, '');
+    const r = await cli(['plan', '--root', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`cni-sweep: error: --root ${file}: not a directory\n`);
+    expect(r.roots).toEqual([]);
+    const missing = await cli(['plan', '--root', path.join(tmp, 'nope')]);
+    expect(missing.code).toBe(2);
+    oneLineError(missing.stderr);
+  });
+
+  it('bad values', async () => {
+    for (const argv of [
+      ['plan', '--pod-cidr', '10.244.0.0'],
+      ['plan', '--drain-timeout', 'soon'],
+    ]) {
+      const r = await cli(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      oneLineError(r.stderr);
+    }
+  });
+
+  it('a CNI config that cannot be parsed, naming the file', async () => {
+    const { host } = dirtyFlannelNode();
+    host.writeFile('/etc/cni/net.d/05-broken.conflist', '{"name": "x",');
+    const r = await cli(['plan'], host);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/);
+    oneLineError(r.stderr);
+  });
+
+  it('shows the stack only with --verbose', async () => {
+    const r = await cli(['plan', '--skip', 'firewal', '--verbose']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: unknown phase "firewal"\n/);
+    expect(r.stderr).toMatch(/\n\s+at /);
+  });
+
+  // The contract maps bad usage to 2; a playbook that templated an empty command must not "succeed".
+  it('no command at all is bad usage', async () => {
+    const r = await cli([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('refusals exit 3 and change nothing', () => {
+  it('run as non-root', async () => {
+    const { host } = dirtyFlannelNode({ isRoot: false });
+    const r = await cli([...RUN, '--yes'], host);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe('cni-sweep: error: run must be run as root\n  hint: use sudo, or `cni-sweep plan` to see what it would do\n');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('run without --yes and without a terminal', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await cli(RUN, host);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe('cni-sweep: error: refusing to change the node without confirmation\n  hint: pass --yes to run without a terminal\n');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('run on a terminal, answered no', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await cli(RUN, host, { answer: 'n' });
+    expect(r.code).toBe(3);
+    expect(r.asked).toEqual(['Proceed? [y/N] ']);
+    expect(r.stderr).toContain('cni-sweep will change node node-1. It will remove:\n  - CNI config (1): /etc/cni/net.d/10-flannel.conflist\n');
+    expect(r.stderr).toMatch(/cni-sweep: error: not confirmed: nothing was changed\n$/);
+    expect(r.stdout).toBe('');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('another run holds the lock', async () => {
+    const { host } = dirtyFlannelNode();
+    host.holdLock('/run/cni-sweep.lock', 777);
+    const r = await cli([...RUN, '--yes'], host);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/cni-sweep: error: another cni-sweep run \(pid 777\) holds \/run\/cni-sweep\.lock\n {2}hint: /);
+    expect(host.calls).toEqual([]);
+  });
+});
+
+describe('run', () => {
+  it('on a terminal, answered yes, runs and exits 0', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await cli(RUN, host, { answer: 'y' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state \(\d+ command\(s\)\)\n$/);
+    expect(host.link('cni0')).toBeUndefined();
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
+  });
+
+  it('--yes --json: stdout is exactly one JSON report, progress goes to stderr', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await cli([...RUN, '--yes', '--json'], host);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ changed: true, dryRun: false, node: 'node-1', cni: ['flannel'] });
+    expect(report.backup).toMatch(/^\/var\/backups\/cni-sweep\/\d{8}T\d{6}Z-node-1$/);
+    expect(report.phases.map((p: { name: string }) => p.name)).toEqual(PHASE_NAMES);
+    const iface = report.phases.find((p: { name: string }) => p.name === 'interfaces');
+    expect(iface.status).toBe('ok');
+    expect(iface.steps).toHaveLength(1);
+    expect(iface.steps[0]).toMatchObject({ argv: ['ip', '-batch', '-'], status: 'ok' });
+    expect(iface.steps[0].stdin).toMatch(/link delete cni0\n$/);
+    expect(typeof iface.steps[0].ms).toBe('number');
+    expect(r.stderr).toContain('cni-sweep: [interfaces] ran: ip -batch -');
+    expect(r.stderr).toContain('cni-sweep: found flannel: config /etc/cni/net.d/10-flannel.conflist');
+  });
+
+  it('a failing phase exits 1, says which command failed, and the JSON report names it', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
+    const r = await cli([...RUN, '--yes', '--json'], host);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.failed).toEqual({
+      phase: 'firewall',
+      error: 'ip6tables-nft-restore --noflush -w exited 2: ip6tables-nft-restore: line 2 failed',
+      argv: ['ip6tables-nft-restore', '--noflush', '-w'],
+      exitCode: 2,
+      stderr: 'ip6tables-nft-restore: line 2 failed\n',
+    });
+    expect(report.phases.find((p: { name: string }) => p.name === 'firewall').status).toBe('failed');
+    expect(r.stderr).toMatch(/cni-sweep: error: phase firewall failed: ip6tables-nft-restore --noflush -w exited 2: ip6tables-nft-restore: line 2 failed\n$/);
+    expect(host.units.get('kubelet.service')).toBe('active');
+  });
+
+  it('exits 143 after SIGTERM, restarting what it stopped, and unhooks its signal handler', async () => {
+    const { host } = dirtyFlannelNode();
+    let handler: ((sig: NodeJS.Signals) => void) | undefined;
+    let unhooked = false;
+    host.failOn((s) => {
+      if (s.argv[0] === 'rm' && s.argv[1] === '-rf') handler!('SIGTERM');
+      return false;
+    });
+    const r = await cli([...RUN, '--yes'], host, {
+      onSignals: (h) => {
+        handler = h;
+        return () => {
+          unhooked = true;
+        };
+      },
+    });
+    expect(r.code).toBe(143);
+    expect(unhooked).toBe(true);
+    expect(host.link('cni0')).toBeDefined();
+    expect(host.units.get('containerd.service')).toBe('active');
+  });
+
+  it('on a clean node reports nothing to do and exits 0', async () => {
+    const host = foreignNode();
+    const r = await cli([...RUN, '--yes', '--json'], host);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ changed: false, cni: [], backup: null });
+    expect(r.stderr).toContain('cni-sweep: no CNI state found on this node\n');
+    expect(host.calls).toEqual([]);
+  });
+});
+
+describe('plan', () => {
+  it('prints a bash script on stdout, with stdin as quoted heredocs, and changes nothing', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
+    expect(r.code).toBe(0);
+    expect(host.calls).toEqual([]);
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual(['#!/usr/bin/env bash', `# cni-sweep ${VERSION} plan: the exact commands \`cni-sweep run\` would execute, in order.`, '# node: node-1']);
+    expect(r.stdout).toContain('\nset -euo pipefail\n');
+    expect(r.stdout).toContain(`\nip -batch - <<'CNI_SWEEP_EOF'\nlink delete ${pods[0].veth}\nlink delete ${pods[1].veth}\nlink delete flannel.1\nlink delete cni0\nCNI_SWEEP_EOF\n`);
+    expect(r.stdout).toContain("\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n");
+    expect(r.stdout).toContain('\nrm -f -- /etc/cni/net.d/10-flannel.conflist\n');
+    expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');
+    // bash accepts it as a script
+    execFileSync('bash', ['-n'], { input: r.stdout });
+    expect(r.stderr).not.toContain('#!/usr/bin/env bash');
+  });
+
+  it('run --dry-run prints the same plan and needs neither root nor --yes', async () => {
+    const { host } = dirtyFlannelNode({ isRoot: false });
+    const a = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
+    const b = await cli(['run', '--dry-run', '--node', 'node-1', '--kubeconfig', '/k'], host);
+    expect(b.code).toBe(0);
+    const undated = (s: string) => s.replace(/\d{8}T\d{6}Z/g, 'TIME').replace(/"created": "[^"]+"/g, '');
+    expect(undated(b.stdout)).toBe(undated(a.stdout));
+    expect(host.calls).toEqual([]);
+  });
+
+  it('without root, says in the script and on stderr what it could not read, and still exits 0', async () => {
+    const { host } = dirtyFlannelNode({ isRoot: false });
+    host.unreadable.add('/var/lib/cni/results');
+    host.failQuery((a) => a[0] === 'iptables-nft-save', { code: 4, stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n' });
+    const r = await cli(['plan'], host);
+    expect(r.code).toBe(0);
+    const header = r.stdout.split('set -euo pipefail')[0];
+    expect(header).toContain('\n# could not read: iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n');
+    expect(header).toContain('\n# could not read: /var/lib/cni/results: permission denied\n');
+    expect(r.stderr).toContain('cni-sweep: warning: could not read /var/lib/cni/results: permission denied\n');
+    expect(r.stdout).not.toContain('iptables-nft-restore');
+  });
+
+  it('--json prints the report with planned steps', async () => {
+    const r = await cli(['plan', '--json', '--node', 'node-1']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(Object.keys(report)).toEqual(expect.arrayContaining(['changed', 'dryRun', 'node', 'cni', 'backup', 'phases']));
+    expect(report).toMatchObject({ changed: false, dryRun: true, node: 'node-1', cni: ['flannel'] });
+    const cfg = report.phases.find((p: { name: string }) => p.name === 'cni-config');
+    expect(cfg).toMatchObject({ name: 'cni-config', status: 'ok', steps: [{ argv: ['rm', '-f', '--', '/etc/cni/net.d/10-flannel.conflist'], status: 'planned', ms: 0 }] });
+  });
+
+  it('--skip and --only choose the phases of the plan', async () => {
+    const skip = JSON.parse((await cli(['plan', '--json', '--skip', 'drain,firewall'])).stdout);
+    expect(skip.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual(['drain', 'remove-sandboxes', 'firewall', 'modules']);
+    const only = JSON.parse((await cli(['plan', '--json', '--only', 'routes'])).stdout);
+    expect(only.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual(['routes']);
+    const withModules = JSON.parse((await cli(['plan', '--json', '--with', 'modules'])).stdout);
+    expect(withModules.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual(['remove-sandboxes']);
+    const r = await cli(['plan', '--with', 'firewall']);
+    expect(r.code).toBe(2);
+    oneLineError(r.stderr);
+  });
+
+  it('resolves every path under --root', async () => {
+    const root = fs.mkdtempSync(path.join(tmp, 'root-'));
+    const { host } = dirtyFlannelNode({ root });
+    const r = await cli(['plan', '--root', root], host);
+    expect(r.code).toBe(0);
+    expect(r.roots).toEqual([root]);
+    expect(r.stdout).toContain(`\nrm -f -- ${root}/etc/cni/net.d/10-flannel.conflist\n`);
+    expect(r.stdout).toContain(`# root: ${root}\n`);
+  });
+});
+
+describe('help, version and profiles', () => {
+  it('--help lists the phases in order', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    const listed = r.stdout.split(/Phases, in order[^\n]*:\n/)[1].split('\n').filter((l) => /^ {2}\S/.test(l)).map((l) => l.trim().split(/\s+/)[0]);
+    expect(listed).toEqual(PHASE_NAMES);
+    expect(r.stdout).toContain('Exit codes: 0 success, 1 a phase failed, 2 bad usage or input, 3 refused.');
+  });
+
+  it('--version prints the version', async () => {
+    expect(await cli(['--version'])).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('profiles lists flannel with what it owns', async () => {
+    const r = await cli(['profiles']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('flannel: Flannel (vxlan, host-gw, wireguard, udp, ipip backends) with the bridge and portmap plugins');
+    expect(lines).toContain('  config:     files whose plugin types include flannel');
+    expect(lines.find((l) => l.startsWith('  interfaces:'))).toBe('  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, /^flannel\\.\\d+$/, /^flannel-v6\\.\\d+$/, veths attached to its bridge');
+    expect(lines.find((l) => l.startsWith('  nftables:'))).toBe('  nftables:   ip flannel-ipv4, ip6 flannel-ipv6');
+    const json = JSON.parse((await cli(['profiles', '--json'])).stdout);
+    expect(json.map((p: { name: string }) => p.name)).toEqual(loadProfiles().map((p) => p.name));
+    expect(json.find((p: { name: string }) => p.name === 'flannel').interfaces.names).toContain('flannel.1');
+  });
+});
+
+describe('restore', () => {
+  /** Copies a backup the fake node wrote to a real directory (restore reads it with node:fs) and into the fake at that path. */
+  function materialize(host: FakeHost, backup: string): string {
+    const dir = fs.mkdtempSync(path.join(tmp, 'backup-'));
+    for (const p of host.paths()) {
+      if (!p.startsWith(`${backup}/`) || p.endsWith('/')) continue;
+      const rel = p.slice(backup.length + 1);
+      const content = host.fileAt(p)!;
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), content);
+      host.writeFile(path.join(dir, rel), content, 0o600);
+    }
+    return dir;
+  }
+
+  it('puts back the files, the firewall rules and the nftables tables a run removed', async () => {
+    const { host } = dirtyFlannelNode();
+    // Rule order matters within a chain; the order chains are listed in does not.
+    const byChain = (backend: string, table: string) => {
+      const out: Record<string, string[]> = {};
+      for (const c of host.chains(backend, table)) out[c] = host.rules(backend, table).filter((r) => r.startsWith(`-A ${c} `));
+      return out;
+    };
+    const before = { v4: byChain('iptables-nft', 'nat'), f4: byChain('iptables-nft', 'filter'), v6: byChain('ip6tables-nft', 'nat'), nft: [...host.nftTables], conf: await host.readFile('/etc/cni/net.d/10-flannel.conflist') };
+    const run = await cli([...RUN, '--yes', '--json'], host);
+    expect(run.code).toBe(0);
+    const dir = materialize(host, JSON.parse(run.stdout).backup);
+
+    const plan = await cli(['restore', dir, '--dry-run'], host);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain(`tar -C / -xpf ${dir}/files.tar --skip-old-files`);
+
+    const r = await cli(['restore', dir], host);
+    expect(r.code).toBe(0);
+    expect(await host.readFile('/etc/cni/net.d/10-flannel.conflist')).toBe(before.conf);
+    expect(host.exists('/run/flannel/subnet.env')).toBe(true);
+    expect(byChain('iptables-nft', 'nat')).toEqual(before.v4);
+    expect(byChain('iptables-nft', 'filter')).toEqual(before.f4);
+    expect(byChain('ip6tables-nft', 'nat')).toEqual(before.v6);
+    expect(host.nftTables.map((t) => `${t.family} ${t.name}`).sort()).toEqual(before.nft.map((t) => `${t.family} ${t.name}`).sort());
+
+    // Everything is back: a second restore has nothing to do and duplicates nothing.
+    const again = await cli(['restore', dir, '--json'], host);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).steps.filter((s: { argv: string[] }) => s.argv[0] !== 'tar')).toEqual([]);
+    expect(byChain('iptables-nft', 'nat')).toEqual(before.v4);
+  });
+
+  it('refuses a backup whose files do not match their checksums', async () => {
+    const { host } = dirtyFlannelNode();
+    const run = await cli([...RUN, '--yes', '--json'], host);
+    const dir = materialize(host, JSON.parse(run.stdout).backup);
+    fs.appendFileSync(path.join(dir, 'manifest.json'), ' ');
+    const r = await cli(['restore', dir], host);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: backup .*: checksum mismatch for manifest\.json: the backup is corrupt or was changed\n/);
+  });
+});
