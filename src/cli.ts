@@ -148,7 +148,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       profiles,
       opts: {
         node: o.node ?? host.hostname(),
-        kubeconfig: o.kubeconfig,
+        kubeconfig: o.kubeconfig ?? (io.env.KUBECONFIG || undefined),
         podCidrs,
         uncordon: o.uncordon,
         dryRun,
@@ -355,7 +355,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // No command at all: commander shows the help, but the invocation was still wrong.
+      if (err.code === 'commander.help') return 2;
       io.stderr.write(`cni-sweep: error: ${err.message.replace(/^error: /, '')}\n  hint: see cni-sweep --help\n`);
       return 2;
     }

@@ -22,7 +22,9 @@ export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
   for (const f of facts) {
     const names = new Set(f.profile.interfaces.names);
     const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
+    // Ports of every bridge the CNI owns: the one its config names, and any of its named links that is a bridge.
     const bridges = new Set(bridgesOf(f));
+    for (const l of links) if (l.linkinfo?.info_kind === 'bridge' && (names.has(l.ifname) || patterns.some((r) => r.test(l.ifname)))) bridges.add(l.ifname);
     const kernel = new Set(f.profile.interfaces.kernelOwned);
     for (const l of links) {
       if (out.some((o) => o.name === l.ifname)) continue;
@@ -141,7 +143,8 @@ export function firewallDeletions(dump: IptDump, ctx: FirewallContext): TableDel
     const owned = new Set<string>();
     for (const c of userChains) {
       if (prefixes.some((p) => c.startsWith(p))) owned.add(c);
-      if (!portmapShared && PORTMAP_CHAINS.includes(c)) owned.add(c);
+      // The shared portmap chains go whole only when a CNI is being removed and no config left uses portmap.
+      if (ctx.facts.length && !portmapShared && PORTMAP_CHAINS.includes(c)) owned.add(c);
     }
     // Per-container chains (CNI-<hash>, CNI-DN-<hash>) are the network's when the rules leading to them name it.
     for (const r of t.rules) {

@@ -157,7 +157,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
       for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
     }
     if (planError) report.failed = { phase: planError.phase, error: planError.err.message };
-    report.backup = planCtx.backupDir ?? null;
+    // A plan writes no backup: the directory it would use is in the plan script, not the report.
     return { report, plans, snapshot, gaps, aborted: false };
   }
 
@@ -169,22 +169,30 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   return { report, plans, snapshot, gaps, aborted: false };
 }
 
-async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: PhaseReport, report: Report): Promise<void> {
-  for (const step of plan.steps) {
+/** The backup is cni-sweep's own files, not a change to the node: it does not make a run "changed". */
+const changesNode = (phase: Phase) => phase.name !== 'backup';
+
+async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: PhaseReport, report: Report, interruptible = true): Promise<void> {
+  for (const [i, step] of plan.steps.entries()) {
+    if (interruptible && req.interrupt?.signal) {
+      for (const rest of plan.steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
+      pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${plan.steps.length} step(s)`);
+      return;
+    }
     const sr: StepReport = { argv: step.argv, stdin: step.stdin, status: 'ok', ms: 0 };
     pr.steps.push(sr);
     req.reporter.emit({ type: 'step-start', phase: phase.name, step });
     const t0 = performance.now();
     try {
       await req.host.apply(step, { timeoutMs: step.timeoutMs });
-      report.changed = true;
+      if (changesNode(phase)) report.changed = true;
     } catch (err) {
       sr.status = 'failed';
       sr.error = (err as Error).message;
       if (err instanceof CommandFailedError) {
         sr.exitCode = err.exitCode;
         sr.stderr = err.stderr;
-        report.changed = true; // a failed batch may have applied part of its lines
+        if (changesNode(phase)) report.changed = true; // a failed batch may have applied part of its lines
       }
       throw err;
     } finally {
@@ -243,7 +251,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Pro
       pr.notes = [`run because ${failure ? `phase ${failure.phase} failed` : `of ${report.interrupted}`}`];
       req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0] });
       try {
-        await runSteps(req, phase, plan, pr, report);
+        await runSteps(req, phase, plan, pr, report, false);
       } catch {
         pr.status = 'failed';
       }

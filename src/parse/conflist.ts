@@ -23,6 +23,12 @@ export interface CniConfig {
 /** Extensions libcni reads from the conf dir. */
 export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'];
 
+function describe(issue: z.core.$ZodIssue): string {
+  const where = issue.path.join('.') || '(root)';
+  const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message);
+  return missing ? `${where}: missing` : `${where}: ${issue.message}`;
+}
+
 export function parseCniConfig(file: string, text: string): CniConfig {
   let json: unknown;
   try {
@@ -30,15 +36,16 @@ export function parseCniConfig(file: string, text: string): CniConfig {
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
+  // libcni reads a .conflist (or anything with a "plugins" key) as a list, the rest as one plugin:
+  // report errors against the shape the file claims to be.
+  const isList = file.endsWith('.conflist') || (typeof json === 'object' && json !== null && 'plugins' in json);
   const asList = ConfList.safeParse(json);
+  if (isList && !asList.success) throw new Error(`${file}: ${describe(asList.error.issues[0])}`);
   const plugins = asList.success
     ? asList.data.plugins
     : (() => {
         const single = SingleConf.safeParse(json);
-        if (!single.success) {
-          const issue = single.error.issues[0];
-          throw new Error(`${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-        }
+        if (!single.success) throw new Error(`${file}: ${describe(single.error.issues[0])}`);
         return [single.data];
       })();
   const name = asList.success ? asList.data.name : (json as { name: string }).name;

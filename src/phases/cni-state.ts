@@ -16,12 +16,16 @@ export const cniState: Phase = {
       const candidates = [...f.profile.state.paths];
       for (const net of networksOf(f)) {
         for (const p of f.profile.state.networkPaths) candidates.push(p.replaceAll('{network}', net));
-        // libcni names result caches <network>-<containerID>-<ifname>.
-        for (const e of results) if (e.name.startsWith(`${net}-`)) candidates.push(`${RESULTS_DIR}/${e.name}`);
+        // libcni names result caches <network>-<containerID>-<ifname>; the ID pins the network name, so
+        // "cbr0-v2-<id>-eth0" (network cbr0-v2) is not cbr0's.
+        const cache = new RegExp(`^${net.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{64}-[^/]+$`);
+        for (const e of results) if (cache.test(e.name)) candidates.push(`${RESULTS_DIR}/${e.name}`);
       }
       for (const p of candidates) {
         if (paths.includes(p) || (await ctx.host.entryType(p)) === null) continue;
         if (!(await pathIsContained(ctx.host, p))) {
+          // /var/run is the system's link to /run, and profiles list the /run path as well.
+          if (p.startsWith('/var/run/') && (await ctx.host.entryType('/var/run')) === 'symlink') continue;
           notes.push(`left alone: a directory above ${p} is a symlink, and cni-sweep never follows one out of the CNI's locations`);
           continue;
         }

@@ -4,10 +4,9 @@ import { underRoot } from '../host/host.js';
 
 const ADMIN_CONF = '/etc/kubernetes/admin.conf';
 
-/** --kubeconfig, else $KUBECONFIG, else the control plane's admin.conf. A kubelet.conf cannot evict pods. */
+/** --kubeconfig or $KUBECONFIG (resolved by the CLI), else the control plane's admin.conf. A kubelet.conf cannot evict pods. */
 export async function kubeconfigFor(ctx: Ctx): Promise<string | null> {
   if (ctx.opts.kubeconfig) return ctx.opts.kubeconfig;
-  if (process.env.KUBECONFIG) return process.env.KUBECONFIG;
   if ((await ctx.host.entryType(ADMIN_CONF)) === 'file') return underRoot(ctx.host.root, ADMIN_CONF);
   return null;
 }

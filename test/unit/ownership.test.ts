@@ -47,6 +47,22 @@ describe('ownedLinks', () => {
     ]);
   });
 
+  it('when the config names another bridge, also takes the ports of a leftover cni0, so no pod veth is orphaned', () => {
+    const links = [
+      link('mybr0', { linkinfo: { info_kind: 'bridge' } }),
+      link('cni0', { linkinfo: { info_kind: 'bridge' } }),
+      link('vethaaaa1111', { master: 'mybr0', linkinfo: { info_kind: 'veth' } }),
+      link('vethbbbb2222', { master: 'cni0', linkinfo: { info_kind: 'veth' } }),
+      link('vethsite', { master: 'docker0', linkinfo: { info_kind: 'veth' } }),
+    ];
+    expect(ownedLinks(links, facts({ bridges: ['mybr0'] })).map((o) => `${o.name}:${o.why}`)).toEqual([
+      'mybr0:name',
+      'cni0:name',
+      'vethaaaa1111:bridge port of mybr0',
+      'vethbbbb2222:bridge port of cni0',
+    ]);
+  });
+
   it('matches flannel.<vni> and flannel-v6.<vni>, and nothing that merely looks alike', () => {
     const links = ['flannel.4096', 'flannel-v6.4096', 'flannel-wg', 'flannel.x', 'flannel.1.100', 'myflannel.1', 'flannel'].map((n) => link(n));
     expect(ownedLinks(links, facts()).map((o) => `${o.name}:${o.why}`)).toEqual(['flannel.4096:pattern', 'flannel-v6.4096:pattern', 'flannel-wg:name']);

@@ -141,8 +141,8 @@ describe('parseCniConfig', () => {
   });
 
   it('says which key is missing in a single conf', () => {
-    expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '{"name":"x"}')).toThrow('/etc/cni/net.d/a.conf: type: Invalid input: expected string, received undefined');
-    expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '{"type":"flannel"}')).toThrow('/etc/cni/net.d/a.conf: name: Invalid input: expected string, received undefined');
+    expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '{"name":"x"}')).toThrow('/etc/cni/net.d/a.conf: type: missing');
+    expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '{"type":"flannel"}')).toThrow('/etc/cni/net.d/a.conf: name: missing');
     expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '[]')).toThrow('/etc/cni/net.d/a.conf: (root): Invalid input: expected object, received array');
   });
 

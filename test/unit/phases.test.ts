@@ -80,9 +80,10 @@ describe('cni-state', () => {
   });
 
   it('still finds cbr0\'s state once the config is gone', async () => {
-    const host = foreignNode().writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x').writeFile('/var/lib/cni/results/cbr0-abc-eth0', '{}');
+    const cache = `/var/lib/cni/results/cbr0-${'ab'.repeat(32)}-eth0`;
+    const host = foreignNode().writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x').writeFile(cache, '{}');
     expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([
-      { argv: ['rm', '-rf', '--', '/var/lib/cni/networks/cbr0', '/var/lib/cni/results/cbr0-abc-eth0'] },
+      { argv: ['rm', '-rf', '--', '/var/lib/cni/networks/cbr0', cache] },
     ]);
   });
 

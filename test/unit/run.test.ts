@@ -61,7 +61,9 @@ describe('sweep', () => {
       'start-kubelet': 'ok',
       uncordon: 'nothing-to-do',
     });
-    expect(r.report.backup).toBe(BACKUP_DIR);
+    // A plan writes no backup: the path it would use shows in the plan script, and the report says null.
+    expect(r.report.backup).toBeNull();
+    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[0].argv).toContain(BACKUP_DIR);
   });
 
   it('a dry run changes nothing: no write call, no lock, no journal', async () => {
@@ -219,6 +221,31 @@ describe('sweep', () => {
     expect(r.report.phases.find((p) => p.name === 'interfaces')!.notes).toEqual(['not run: SIGINT']);
     expect(host.link('cni0')).toBeDefined();
     expect(host.units.get('containerd.service')).toBe('active');
+  });
+
+  it('an interrupt mid-phase stops before the next step of that phase, not only between phases', async () => {
+    const { host } = dirtyFlannelNode();
+    const interrupt = { signal: null as NodeJS.Signals | null };
+    host.failOn((s) => {
+      if (s.argv[0] === 'iptables-nft-restore') interrupt.signal = 'SIGTERM';
+      return false;
+    });
+    const r = await sweep(request(host, { interrupt }));
+    expect(r.report.interrupted).toBe('SIGTERM');
+    const fw = r.report.phases.find((p) => p.name === 'firewall')!;
+    expect(fw.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['iptables-nft-restore:ok', 'ip6tables-nft-restore:not-run', 'nft:not-run']);
+    expect(fw.notes).toEqual(['interrupted by SIGTERM after 1 of 3 step(s)']);
+    expect(host.nftTables.some((t) => t.name === 'flannel-ipv4')).toBe(true);
+    expect(host.units.get('kubelet.service')).toBe('active');
+  });
+
+  it('does not report changed when only its own backup files were written (the backup failed, nothing else ran)', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'tar', { code: 2, stderr: 'tar: write error\n' });
+    const r = await sweep(request(host));
+    expect(r.report.failed).toMatchObject({ phase: 'backup', exitCode: 2 });
+    expect(r.report.changed).toBe(false);
+    expect(cmd(host).filter((c) => /^(kubectl|systemctl (stop|start))/.test(c))).toEqual([]);
   });
 
   it('asks before the first change and changes nothing when not confirmed', async () => {
