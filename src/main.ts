@@ -5,7 +5,9 @@ import { RealHost } from './host/real.js';
 import { PlainReporter } from './report/plain.js';
 import type { Reporter } from './events.js';
 
-const color = process.stderr.isTTY && !process.env.NO_COLOR && !process.argv.includes('--no-color');
+// A terminal that reports no width (serial consoles, some CI ptys) sends ora into an endless
+// redraw: spinners and colour only where the width is known.
+const color = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !process.env.NO_COLOR && !process.argv.includes('--no-color');
 
 const io: Io = {
   stdout: process.stdout,

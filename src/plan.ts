@@ -44,15 +44,19 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
 /** What a run will remove, grouped by kind, for the confirmation prompt. */
 export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
   const byKind = new Map<string, string[]>();
+  const lines: string[] = [];
   for (const { plan } of plans) {
     for (const s of plan.steps) {
       if (!s.removes) continue;
+      if (s.removes.summary) {
+        lines.push(`${s.removes.kind.replace(/ rule or chain$/, '')}: ${s.removes.summary}`);
+        continue;
+      }
       const items = byKind.get(s.removes.kind) ?? [];
       items.push(...s.removes.items);
       byKind.set(s.removes.kind, items);
     }
   }
-  const lines: string[] = [];
   for (const [kind, items] of byKind) {
     const shown = items.slice(0, 6).join(', ');
     lines.push(`${kind} (${items.length}): ${shown}${items.length > 6 ? `, and ${items.length - 6} more` : ''}`);

@@ -82,6 +82,6 @@ export const backup: Phase = {
     steps.push({ argv: ['cat'], stdin: JSON.stringify(manifest, null, 2) + '\n', stdoutTo: `${dir}/${MANIFEST}` });
     written.push(MANIFEST);
     steps.push({ argv: ['sha256sum', '--', ...written], cwd: dir, stdoutTo: `${dir}/${CHECKSUMS}` });
-    return { steps, notes: [`backup: ${dir}`] };
+    return { steps, notes: [`saving to ${dir}`] };
   },
 };

@@ -29,7 +29,11 @@ export const firewall: Phase = {
         argv: [b.restore, '--noflush', '-w'],
         stdin: restoreScript(tables),
         backup: { firewall: { backend: b.id, family: b.family, save: b.save, restore: b.restore, undo: undoScript(dump, tables) } },
-        removes: { kind: `${b.id} rule or chain`, items: [...tables.flatMap((t) => t.deletes.map((r) => `${t.table} ${r.chain} rule`)), ...chains.map((c) => `chain ${c}`)] },
+        removes: {
+          kind: `${b.id} rule or chain`,
+          items: [...tables.flatMap((t) => t.deletes.map((r) => `${t.table} ${r.chain} rule`)), ...chains.map((c) => `chain ${c}`)],
+          summary: `${chains.length} chain(s)${chains.length ? ` (${chains.slice(0, 4).join(', ')}${chains.length > 4 ? ', ...' : ''})` : ''} and ${tables.reduce((n, t) => n + t.deletes.length, 0)} rule(s) in built-in or other chains`,
+        },
       });
     }
     const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);

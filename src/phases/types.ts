@@ -20,7 +20,7 @@ export interface RunOptions {
 /** A step as planned: what runs, plus what it removes, for the confirmation prompt and the report. */
 export interface PlannedStep extends Step {
   /** Kind of thing removed ("interface", "file", "iptables rule" ...) and the items, for humans. */
-  removes?: { kind: string; items: string[] };
+  removes?: { kind: string; items: string[]; /** One line for the prompt, where a list of items says little. */ summary?: string };
   /** Per-step timeout; drain sets its own. */
   timeoutMs?: number;
   /** What the backup phase must keep before this step runs. */
