@@ -41,25 +41,23 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   return out.join('\n') + '\n';
 }
 
-/** What a run will remove, grouped by kind, for the confirmation prompt. */
+/** What a run will remove, grouped by kind in phase order, for the confirmation prompt. */
 export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
-  const byKind = new Map<string, string[]>();
-  const lines: string[] = [];
+  const entries = new Map<string, string[] | string>();
   for (const { plan } of plans) {
     for (const s of plan.steps) {
       if (!s.removes) continue;
       if (s.removes.summary) {
-        lines.push(`${s.removes.kind.replace(/ rule or chain$/, '')}: ${s.removes.summary}`);
+        entries.set(`${entries.size}:${s.removes.kind}`, `${s.removes.kind.replace(/ rule or chain$/, '')}: ${s.removes.summary}`);
         continue;
       }
-      const items = byKind.get(s.removes.kind) ?? [];
-      items.push(...s.removes.items);
-      byKind.set(s.removes.kind, items);
+      const items = entries.get(s.removes.kind);
+      entries.set(s.removes.kind, [...(Array.isArray(items) ? items : []), ...s.removes.items]);
     }
   }
-  for (const [kind, items] of byKind) {
-    const shown = items.slice(0, 6).join(', ');
-    lines.push(`${kind} (${items.length}): ${shown}${items.length > 6 ? `, and ${items.length - 6} more` : ''}`);
-  }
-  return lines;
+  return [...entries].map(([kind, v]) => {
+    if (typeof v === 'string') return v;
+    const shown = v.slice(0, 6).join(', ');
+    return `${kind} (${v.length}): ${shown}${v.length > 6 ? `, and ${v.length - 6} more` : ''}`;
+  });
 }
