@@ -16,6 +16,8 @@ import { loadProfiles, selectProfiles } from './profiles/index.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { PlainReporter } from './report/plain.js';
+import { doctor, isHealthy } from './doctor/index.js';
+import { renderText, toJson } from './doctor/render.js';
 
 declare const __CNI_SWEEP_VERSION__: string | undefined;
 export const VERSION = typeof __CNI_SWEEP_VERSION__ === 'string' ? __CNI_SWEEP_VERSION__ : '0.0.0-dev';
@@ -269,6 +271,29 @@ function backupsCommand(io: Io, o: { root: string; backupDir?: string; json?: bo
   return 0;
 }
 
+async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
+  const root = checkRoot(o.root);
+  const podCidrs = parseCidrs(o.podCidr);
+  const all = loadProfiles();
+  const names = list(o.cni);
+  const profiles = names.length ? selectProfiles(all, names) : all;
+  const gaps = new Gaps();
+  const realHost = io.makeHost(root);
+  // Doctor only reads: without root it reads what it can and lists what it could not.
+  const host = realHost.isRoot() ? realHost : tolerantReads(realHost, gaps);
+  const { view, findings } = await doctor(
+    host,
+    { node: o.node ?? host.hostname(), kubeconfig: o.kubeconfig ?? (io.env.KUBECONFIG || undefined), podCidrs, profiles, allProfiles: all },
+    gaps,
+  );
+  if (o.json) io.stdout.write(JSON.stringify(toJson(view, findings), null, 2) + '\n');
+  else {
+    const color = o.color && Boolean((io.stdout as NodeJS.WriteStream).isTTY) && !io.env.NO_COLOR;
+    io.stdout.write(renderText(view, findings, { color, verbose: o.verbose }));
+  }
+  return isHealthy(findings) ? 0 : 1;
+}
+
 function profilesCommand(io: Io, json: boolean): number {
   const all = loadProfiles();
   if (json) {
@@ -318,6 +343,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action(async (opts) => {
       const o = parse(opts);
       code = await sweepCommand(io, o, o.dryRun);
+    });
+  program
+    .command('doctor')
+    .description('diagnose the node (stale CNI state, mixed CNIs, MTU mismatch ...) and name the command that fixes each finding; changes nothing')
+    .option('--cni <names>', 'CNIs whose leftovers to diagnose, comma-separated (default: every CNI cni-sweep knows)')
+    .option('--root <dir>', 'filesystem root every path is resolved under', '/')
+    .option('--node <name>', 'Kubernetes node name (default: hostname)')
+    .option('--kubeconfig <path>', "kubeconfig to read the Node's pod CIDR and the NetworkPolicy objects (default: $KUBECONFIG; without one the API is not asked)")
+    .option('--pod-cidr <cidrs>', "pod network CIDR(s), comma-separated: stands in for the Node's pod CIDR and for subnet.env")
+    .option('--json', 'print the findings as one JSON document on stdout')
+    .option('--verbose', 'every evidence line, and stack traces on errors')
+    .option('--no-color', 'no colour')
+    .addHelpText('after', '\nExit codes: 0 healthy, 1 findings (an error or a warning; notes alone are healthy), 2 bad usage.\n')
+    .action(async (opts) => {
+      code = await doctorCommand(io, parse(opts));
     });
   program
     .command('restore <backup>')

@@ -110,6 +110,10 @@ export class FakeHost implements Host {
   modules = new Map<string, { refs: number; users?: string }>();
   /** Pod sandbox ids crictl lists. */
   sandboxes: string[] = [];
+  /** Node objects `kubectl get node NAME -o json` returns, by name (a missing one is NotFound). */
+  kubeNodes = new Map<string, unknown>();
+  /** NetworkPolicy objects `kubectl get networkpolicies -A -o json` lists. */
+  networkPolicies: Array<{ namespace: string; name: string }> = [];
   /** Links inside a pod network namespace, by the real path of its netns file. */
   netnsLinks = new Map<string, FakeLink[]>();
   /** Keyed by real path: everything under `root` is the node, anything else is outside it. */
@@ -308,6 +312,19 @@ export class FakeHost implements Host {
         const l = this.link(addr[1]);
         if (!l) return { code: 1, stdout: '', stderr: `Device "${addr[1]}" does not exist.\n` };
         return ok(JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: this.addrs.get(l.ifname) ?? [] }]) + '\n');
+      }
+      if (a === 'ip -j -d addr show') {
+        return ok(JSON.stringify(this.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], mtu: l.mtu, addr_info: this.addrs.get(l.ifname) ?? [] }))) + '\n');
+      }
+      const kube = /^kubectl --kubeconfig \S+ get (?:node (\S+)|(networkpolicies) -A) -o json$/.exec(a);
+      if (kube?.[1] !== undefined) {
+        const node = this.kubeNodes.get(kube[1]);
+        if (node === undefined) return { code: 1, stdout: '', stderr: `Error from server (NotFound): nodes "${kube[1]}" not found\n` };
+        return ok(JSON.stringify(node) + '\n');
+      }
+      if (kube?.[2]) {
+        const items = this.networkPolicies.map((p) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: p.name, namespace: p.namespace }, spec: { podSelector: {} } }));
+        return ok(JSON.stringify({ apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } }) + '\n');
       }
       if (a === 'ipset list -n') return ok(this.ipsets.map((x) => `${x}\n`).join(''));
       if (a === 'crictl pods -q') return ok(this.sandboxes.map((x) => `${x}\n`).join(''));

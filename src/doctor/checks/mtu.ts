@@ -1,0 +1,100 @@
+// The silent large-packet drop: an overlay device whose MTU is above what the uplink can carry once
+// the encapsulation is added, pod veths above the overlay's MTU, and FLANNEL_MTU (what new pods
+// get) above it. Only devices of CNIs in use: a leftover device is reported as a leftover.
+import type { Link } from '../../parse/iproute.js';
+import { addrsOf, isUp, kubectl, plural } from '../helpers.js';
+import type { Check, Finding, NodeView } from '../types.js';
+
+/** Encapsulation overhead per overlay device. host-gw and BGP routing have none: pods then use the uplink as it is. */
+const OVERLAYS: Array<{ match: RegExp; cni: string; kind: string; overhead: number }> = [
+  { match: /^flannel\.\d+$/, cni: 'flannel', kind: 'VXLAN', overhead: 50 },
+  { match: /^flannel-v6\.\d+$/, cni: 'flannel', kind: 'VXLAN over IPv6', overhead: 70 },
+  { match: /^flannel-wg$/, cni: 'flannel', kind: 'WireGuard', overhead: 60 },
+  { match: /^flannel-wg-v6$/, cni: 'flannel', kind: 'WireGuard over IPv6', overhead: 80 },
+  { match: /^vxlan\.calico$/, cni: 'calico', kind: 'VXLAN', overhead: 50 },
+  { match: /^vxlan-v6\.calico$/, cni: 'calico', kind: 'VXLAN over IPv6', overhead: 70 },
+  { match: /^wireguard\.cali$/, cni: 'calico', kind: 'WireGuard', overhead: 60 },
+  { match: /^wg-v6\.cali$/, cni: 'calico', kind: 'WireGuard over IPv6', overhead: 80 },
+  { match: /^tunl0$/, cni: 'calico', kind: 'IPIP', overhead: 20 },
+];
+
+/** The device of the default route (IPv4 first): what encapsulated packets leave through. */
+function uplink(v: NodeView): Link | undefined {
+  for (const family of [4, 6] as const) {
+    const d = v.routes.filter((r) => r.family === family && r.dst === 'default' && r.dev).sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
+    const link = d && v.links.find((l) => l.ifname === d.dev);
+    if (link?.mtu) return link;
+  }
+  return undefined;
+}
+
+export const mtu: Check = {
+  name: 'mtu',
+  run(v) {
+    const out: Finding[] = [];
+    const up = uplink(v);
+    if (!up?.mtu) return out;
+    const overlays = v.links.flatMap((l) => {
+      const o = OVERLAYS.find((x) => x.match.test(l.ifname));
+      // tunl0 exists wherever the ipip module is loaded; only an addressed, up one carries traffic.
+      if (!o || !l.mtu || !v.inUse.has(o.cni) || (l.ifname === 'tunl0' && !(isUp(l.flags) && addrsOf(v, l.ifname).length))) return [];
+      return [{ link: l, ...o, limit: up.mtu! - o.overhead }];
+    });
+    for (const o of overlays.filter((x) => x.link.mtu! > x.limit)) {
+      out.push({
+        id: 'mtu-overlay',
+        severity: 'error',
+        title: `${o.link.ifname}'s MTU ${o.link.mtu} is above what ${up.ifname} can carry after ${o.kind} (${o.limit})`,
+        evidence: [`${o.link.ifname}: mtu ${o.link.mtu} (${o.kind} adds ${o.overhead} bytes)`, `${up.ifname}: mtu ${up.mtu} (uplink: the default route's device)`],
+        why:
+          `Packets above ${o.limit} bytes leave the pod, grow past ${up.mtu} bytes when encapsulated, and are dropped on ${up.ifname} without an error or ICMP: ` +
+          'small requests and health checks work, large transfers stall. Set the device right now with the command below, and fix the source so it stays right ' +
+          `(${o.cni === 'flannel' ? 'flanneld derives it from the uplink at start unless net-conf.json sets Backend.MTU' : 'Calico\'s MTU setting (veth_mtu / FELIX_VXLANMTU)'}); pods created meanwhile keep their MTU.`,
+        fix: ['ip', 'link', 'set', 'dev', o.link.ifname, 'mtu', String(o.limit)],
+      });
+    }
+
+    // What pods' traffic must fit: the smallest overlay device in use, or the uplink itself (host-gw, BGP).
+    const target = overlays.length ? overlays.reduce((a, b) => (a.link.mtu! <= b.link.mtu! ? a : b)).link : up;
+    const targetMtu = target.mtu!;
+    const targetText = `${target.ifname}: mtu ${targetMtu} (${overlays.length ? 'the overlay pod traffic leaves through' : 'uplink; no overlay device'})`;
+    const bridges = new Set(v.inUse.has('flannel') ? [...(v.facts.get('flannel')?.bridges ?? []), 'cni0'] : []);
+    const calico = v.profiles.find((p) => p.name === 'calico');
+    const caliVeth = new RegExp(calico?.interfaces.patterns[0] ?? '^cali[0-9a-f]{11}$');
+    const veths = v.links.filter(
+      (l) => l.linkinfo?.info_kind === 'veth' && ((l.master && bridges.has(l.master)) || (v.inUse.has('calico') && caliVeth.test(l.ifname))) && (l.mtu ?? 0) > targetMtu,
+    );
+    if (veths.length) {
+      out.push({
+        id: 'mtu-pod-veth',
+        severity: 'warning',
+        title: `${plural(veths.length, 'pod veth')} ${veths.length === 1 ? 'has' : 'have'} an MTU above ${target.ifname}'s (${targetMtu})`,
+        evidence: [...veths.map((l) => `${l.ifname}${l.master ? ` on ${l.master}` : ''}: mtu ${l.mtu}`), targetText],
+        why:
+          `These pods send packets up to their own MTU; whatever is above ${targetMtu} bytes must be fragmented or is dropped at ${target.ifname}, and where ICMP is filtered large transfers stall. ` +
+          'A pod keeps the MTU it was created with: recreate the pods on this node once new pods get the right MTU.',
+        fix: kubectl(v, 'delete', 'pods', '--all-namespaces', '--field-selector', `spec.nodeName=${v.node}`),
+      });
+    }
+
+    const envMtu = v.subnetEnv.env?.mtu;
+    if (v.inUse.has('flannel') && envMtu !== undefined) {
+      const flannelOverlays = overlays.filter((o) => o.cni === 'flannel');
+      const limit = flannelOverlays.length ? Math.min(...flannelOverlays.map((o) => o.link.mtu!)) : up.mtu;
+      const dev = flannelOverlays.find((o) => o.link.mtu === limit)?.link ?? up;
+      if (envMtu > limit) {
+        out.push({
+          id: 'mtu-flannel-env',
+          severity: 'warning',
+          title: `FLANNEL_MTU=${envMtu} in ${v.subnetEnv.path} is above ${dev.ifname}'s MTU ${limit}`,
+          evidence: [`${v.subnetEnv.path}: FLANNEL_MTU=${envMtu}`, `${dev.ifname}: mtu ${limit}`],
+          why:
+            'The flannel CNI plugin gives every new pod FLANNEL_MTU, so new pods get an MTU the network cannot carry. ' +
+            'flanneld writes subnet.env from its device when it starts: restart the kube-flannel pod on this node.',
+          fix: kubectl(v, '-n', 'kube-flannel', 'delete', 'pod', '-l', 'app=flannel', '--field-selector', `spec.nodeName=${v.node}`),
+        });
+      }
+    }
+    return out;
+  },
+};

@@ -1,0 +1,241 @@
+// Reads the node once, read-only (host.query and file reads), into the view every check works on.
+// Nothing here judges: a read that fails is recorded in notChecked and the checks see less.
+import { z } from 'zod';
+import type { Host } from '../host/host.js';
+import { CNI_CONF_DIR, Gaps, iptablesBackends, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, RESULTS_DIR, saveIptables, type ProfileFacts } from '../inspect.js';
+import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from '../parse/conflist.js';
+import { parseAddrs } from '../parse/iproute.js';
+import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
+import { RUNTIME_UNITS } from '../phases/services.js';
+import type { Profile } from '../profiles/schema.js';
+import { networkOf, parsePrefix, type Prefix } from '../util/cidr.js';
+import type { ConfigEntry, InterfaceAddr, IpamNetwork, NodeView } from './types.js';
+
+export const CNI_BIN_DIR = '/opt/cni/bin';
+export const IPAM_DIR = '/var/lib/cni/networks';
+const SUBNET_ENV = '/run/flannel/subnet.env';
+/** Units that run a container runtime: the runtimes themselves, and the distributions that embed containerd. */
+const RUNTIMES = [...RUNTIME_UNITS.filter((u) => u !== 'docker.socket'), 'k3s.service', 'k3s-agent.service', 'rke2-server.service', 'rke2-agent.service'];
+
+export interface ViewOptions {
+  node: string;
+  kubeconfig?: string;
+  podCidrs: Prefix[];
+  profiles: Profile[];
+  allProfiles: Profile[];
+}
+
+/** Every config in the conf dir, parsed where possible: a broken one is a finding, not a reason to stop. */
+async function readConfigs(host: Host, all: Profile[]): Promise<ConfigEntry[]> {
+  const out: ConfigEntry[] = [];
+  for (const e of (await host.readDir(CNI_CONF_DIR)) ?? []) {
+    if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+    const file = `${CNI_CONF_DIR}/${e.name}`;
+    const text = await host.readFile(file);
+    if (text === null) continue; // dangling symlink: libcni skips it too
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      /* parseCniConfig says why */
+    }
+    try {
+      const config = parseCniConfig(file, text);
+      out.push({ file, config, json, owners: all.filter((p) => ownsConfig(p, config)).map((p) => p.name) });
+    } catch (err) {
+      out.push({ file, config: null, json, error: (err as Error).message, owners: [] });
+    }
+  }
+  return out; // readDir is sorted: the runtime's order
+}
+
+/**
+ * The CNIs pods get their network from: those of the first loadable config (containerd and CRI-O
+ * load only that one), with a composite's parts. Multus is a meta-plugin that delegates to the
+ * other configs, so with Multus first every config's CNI is in use.
+ */
+function inUse(configs: ConfigEntry[], all: Profile[]): Set<string> {
+  const valid = configs.filter((c) => c.config);
+  if (!valid.length) return new Set();
+  const used = valid[0].config!.types.some((t) => t.startsWith('multus')) ? valid : [valid[0]];
+  const names = new Set(used.flatMap((c) => c.owners));
+  for (const p of all) if (names.has(p.name)) for (const part of p.includes) names.add(part);
+  return names;
+}
+
+/** The same facts takeSnapshot builds for a run, so what doctor counts is what `run` would remove. */
+function factsFor(profile: Profile, configs: CniConfig[], env: SubnetEnv | null, podCidrs: Prefix[], extraFiles: string[]): ProfileFacts {
+  const mine = configs.filter((c) => ownsConfig(profile, c));
+  const podNetworks: Prefix[] = [...podCidrs];
+  const nodeSubnets: Prefix[] = [];
+  if (profile.state.subnetEnv && env) {
+    for (const n of [...env.networks, ...env.ipv6Networks]) {
+      const p = parsePrefix(n);
+      if (p && !podNetworks.some((q) => q.text === networkOf(p).text)) podNetworks.push(networkOf(p));
+    }
+    for (const s of [env.subnet, env.ipv6Subnet]) {
+      const p = s ? parsePrefix(s) : null;
+      if (p) nodeSubnets.push(networkOf(p));
+    }
+  }
+  return {
+    profile,
+    configs: mine,
+    extraFiles,
+    networks: [...new Set(mine.map((c) => c.name))],
+    bridges: [...new Set(mine.flatMap((c) => c.bridges))],
+    podNetworks,
+    nodeSubnets,
+  };
+}
+
+async function readIpam(host: Host): Promise<IpamNetwork[]> {
+  const out: IpamNetwork[] = [];
+  for (const d of (await host.readDir(IPAM_DIR)) ?? []) {
+    if (d.type !== 'dir') continue;
+    const dir = `${IPAM_DIR}/${d.name}`;
+    const net: IpamNetwork = { network: d.name, dir, allocations: [] };
+    for (const f of (await host.readDir(dir)) ?? []) {
+      // host-local names each allocation file by its IP; lock and last_reserved_ip.<n> are bookkeeping.
+      const ip = f.type === 'file' ? parsePrefix(f.name) : null;
+      if (!ip) continue;
+      const text = (await host.readFile(`${dir}/${f.name}`)) ?? '';
+      // "<containerID>\r\n<ifname>", or only the container ID in older plugins.
+      const [containerId, ifname] = text.split(/\r?\n/).map((s) => s.trim());
+      net.allocations.push({ ip, file: `${dir}/${f.name}`, containerId: containerId ?? '', ifname: ifname || undefined });
+    }
+    out.push(net);
+  }
+  return out;
+}
+
+const KubeNode = z.looseObject({ spec: z.looseObject({ podCIDR: z.string().optional(), podCIDRs: z.array(z.string()).optional() }).optional() });
+const KubeList = z.looseObject({ items: z.array(z.looseObject({ metadata: z.looseObject({ name: z.string(), namespace: z.string().optional() }) })) });
+
+/** Runs a kubectl read; the parsed JSON, or a line for notChecked. */
+async function kubectlJson(host: Host, argv: string[]): Promise<{ json: unknown } | { error: string }> {
+  const r = await host.query(argv);
+  if (!r) return { error: 'kubectl is not installed' };
+  if (r.code !== 0) return { error: r.stderr.trim().split('\n').pop() || `exit ${r.code}` };
+  if (!r.stdout.trim()) return { error: 'printed nothing' };
+  try {
+    return { json: JSON.parse(r.stdout) };
+  } catch {
+    return { error: 'printed something that is not JSON' };
+  }
+}
+
+export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promise<NodeView> {
+  const notChecked: string[] = [];
+  const configs = await readConfigs(host, o.allProfiles);
+  const parsed = configs.flatMap((c) => (c.config ? [c.config] : []));
+
+  let env: SubnetEnv | null = null;
+  let envError: string | undefined;
+  const envText = await host.readFile(SUBNET_ENV);
+  if (envText !== null) {
+    try {
+      env = parseSubnetEnv(envText);
+    } catch (err) {
+      envError = (err as Error).message;
+    }
+  }
+
+  // Every known CNI, not only the diagnosed ones: a fix may have to remove another one whole.
+  const facts = new Map<string, ProfileFacts>();
+  const statePaths = new Map<string, string[]>();
+  const results = ((await host.readDir(RESULTS_DIR)) ?? []).map((e) => e.name);
+  for (const p of o.allProfiles) {
+    const extra: string[] = [];
+    for (const f of p.config.extraFiles) if ((await host.entryType(`${CNI_CONF_DIR}/${f}`)) !== null) extra.push(`${CNI_CONF_DIR}/${f}`);
+    const f = factsFor(p, parsed, env, o.podCidrs, extra);
+    facts.set(p.name, f);
+    const candidates = [...p.state.paths];
+    for (const net of networksOf(f)) {
+      for (const np of p.state.networkPaths) candidates.push(np.replaceAll('{network}', net));
+      // As the cni-state phase matches them: the container ID pins the network name.
+      const cache = new RegExp(`^${net.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{64}-[^/]+$`);
+      for (const r of results) if (cache.test(r)) candidates.push(`${RESULTS_DIR}/${r}`);
+    }
+    const present: string[] = [];
+    for (const c of candidates) if (!present.includes(c) && (await host.entryType(c)) !== null) present.push(c);
+    statePaths.set(p.name, present);
+  }
+
+  const bins = await host.readDir(CNI_BIN_DIR);
+  // libcni finds a plugin with stat(), which follows symlinks: a link counts like the file.
+  const cniBins = bins ? new Set(bins.filter((e) => e.type !== 'dir').map((e) => e.name)) : null;
+
+  const links = await listLinks(host, gaps);
+  const addrs = new Map<string, InterfaceAddr[]>();
+  const ar = await host.query(['ip', '-j', '-d', 'addr', 'show']);
+  if (ar?.code === 0) for (const l of parseAddrs(ar.stdout)) addrs.set(l.ifname, l.addr_info);
+  else gaps.add('ip -j -d addr show', ar ? ar.stderr.trim() || `exit ${ar.code}` : 'not installed');
+  const routes = await listRoutes(host, gaps);
+
+  const iptables: NodeView['iptables'] = [];
+  for (const backend of await iptablesBackends(host)) {
+    const dump = await saveIptables(host, backend, gaps);
+    if (dump) iptables.push({ backend, dump });
+  }
+  const nftTables = (await listNftTables(host, gaps)) ?? [];
+
+  const ipam = await readIpam(host);
+  const runtime: NodeView['runtime'] = { sandboxes: null };
+  // Only worth asking when there are allocations to compare with.
+  if (ipam.some((n) => n.allocations.length)) {
+    // crictl answering is authoritative, whichever unit runs the runtime (k3s and rke2 embed containerd).
+    const cr = await host.query(['crictl', 'pods', '-q']);
+    if (cr?.code === 0) runtime.sandboxes = cr.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    else {
+      const sc = (await host.has('systemctl')) ? await host.query(['systemctl', 'is-active', ...RUNTIMES]) : null;
+      const states = sc?.stdout.split('\n').map((s) => s.trim()) ?? [];
+      const why = cr ? `crictl pods -q failed: ${cr.stderr.trim().split('\n').pop() || `exit ${cr.code}`}` : 'crictl is not installed';
+      if (sc && !RUNTIMES.some((_, i) => states[i] === 'active')) runtime.down = `no container runtime is running (${RUNTIMES.map((u, i) => `${u} ${states[i] || 'unknown'}`).join(', ')})`;
+      // As root, a runtime that does not answer runs no pod; without root crictl may just lack access to its socket.
+      else if (cr && host.isRoot()) runtime.down = why;
+      else notChecked.push(`IPAM allocations against running pods: ${why}`);
+    }
+  }
+
+  const kube: NodeView['kube'] = { nodePodCidrs: null, networkPolicies: null };
+  if (o.kubeconfig) {
+    const base = ['kubectl', '--kubeconfig', o.kubeconfig];
+    const node = await kubectlJson(host, [...base, 'get', 'node', o.node, '-o', 'json']);
+    const parsedNode = 'json' in node ? KubeNode.safeParse(node.json) : null;
+    if (parsedNode?.success) {
+      const spec = parsedNode.data.spec;
+      const cidrs = spec?.podCIDRs?.length ? spec.podCIDRs : spec?.podCIDR ? [spec.podCIDR] : [];
+      kube.nodePodCidrs = cidrs.map((c) => parsePrefix(c)).filter((p): p is Prefix => p !== null).map(networkOf);
+    } else notChecked.push(`Node ${o.node}'s pod CIDR: kubectl get node: ${'error' in node ? node.error : 'not a Node object'}`);
+    const np = await kubectlJson(host, [...base, 'get', 'networkpolicies', '-A', '-o', 'json']);
+    const list = 'json' in np ? KubeList.safeParse(np.json) : null;
+    if (list?.success) kube.networkPolicies = list.data.items.map((i) => ({ namespace: i.metadata.namespace ?? '', name: i.metadata.name }));
+    else notChecked.push(`NetworkPolicy objects: kubectl get networkpolicies: ${'error' in np ? np.error : 'not a list'}`);
+  }
+
+  for (const g of gaps.items) notChecked.push(g);
+  return {
+    root: host.root,
+    node: o.node,
+    kubeconfig: o.kubeconfig,
+    podCidrs: o.podCidrs,
+    profiles: o.profiles,
+    allProfiles: o.allProfiles,
+    configs,
+    inUse: inUse(configs, o.allProfiles),
+    facts,
+    statePaths,
+    cniBins,
+    subnetEnv: { path: SUBNET_ENV, env, error: envError },
+    links,
+    addrs,
+    routes,
+    iptables,
+    nftTables,
+    ipam,
+    runtime,
+    kube,
+    notChecked,
+  };
+}

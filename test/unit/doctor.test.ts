@@ -1,0 +1,795 @@
+// `cni-sweep doctor` on fake nodes: each finding with its exact evidence and fix, a healthy node
+// with none, exit codes, and that it only ever reads.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
+import { CHECKS } from '../../src/doctor/index.js';
+import type { DoctorJson } from '../../src/doctor/render.js';
+import type { FakeHost } from '../../src/host/fake.js';
+import { CALICO_CONFLIST, CANAL_CONFLIST, calicoRules } from '../helpers/calico-node.js';
+import { FLANNEL_CONFLIST, PODMAN_CONFLIST } from '../helpers/flannel-node.js';
+import { dirtyFlannelNode, foreignNode, type Pod } from './fake-node.js';
+import { Capture, isolateKubeconfigEnv } from './helpers.js';
+
+isolateKubeconfigEnv();
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-doctor-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Read-only commands doctor may issue. */
+const READS = [
+  /^ip -j -d link show$/, /^ip -j -d addr show$/, /^ip -j -[46] route show table main$/, /^ip6?tables-(nft|legacy)-save$/, /^nft -j list tables$/,
+  /^systemctl is-active( \S+)+$/, /^crictl pods -q$/, /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
+];
+
+type Json = DoctorJson['findings'][number];
+
+async function doctor(host: FakeHost, args: string[] = [], io: { stdoutTty?: boolean; env?: NodeJS.ProcessEnv } = {}) {
+  const out = new Capture();
+  const err = new Capture();
+  if (io.stdoutTty) (out as unknown as { isTTY: boolean }).isTTY = true;
+  const code = await main(['doctor', '--node', 'node-1', ...args], {
+    stdout: out.stream,
+    stderr: err.stream,
+    stdinIsTty: false,
+    stderrIsTty: false,
+    env: io.env ?? {},
+    makeHost: () => host,
+  });
+  // Doctor never changes the node, and asks only read-only questions.
+  expect(host.calls).toEqual([]);
+  for (const q of host.queries) expect(READS.some((r) => r.test(q.join(' '))), q.join(' ')).toBe(true);
+  const report = args.includes('--json') && out.text ? (JSON.parse(out.text) as DoctorJson) : null;
+  return { code, stdout: out.text, stderr: err.text, report, findings: report?.findings ?? [] };
+}
+
+const json = (host: FakeHost, args: string[] = []) => doctor(host, ['--json', ...args]);
+const byId = (findings: Json[], id: string) => findings.filter((f) => f.id === id);
+const one = (findings: Json[], id: string) => {
+  const f = byId(findings, id);
+  expect(f, `${id} in ${findings.map((x) => x.id).join(', ')}`).toHaveLength(1);
+  return f[0];
+};
+
+const FLANNEL_BINS = ['flannel', 'bridge', 'host-local', 'portmap'];
+/** One run removes a departed Flannel whole: every phase that has something of it. */
+const REMOVE_FLANNEL = 'cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,routes,firewall';
+const REMOVE_CALICO = 'cni-sweep run --cni calico --only backup,interfaces,routes,firewall';
+const CALICO_BINS = ['calico', 'calico-ipam', 'portmap', 'bandwidth'];
+
+function installBins(host: FakeHost, bins: string[]) {
+  for (const b of bins) host.writeFile(`/opt/cni/bin/${b}`, '\x7fELF', 0o755);
+}
+
+/** The dirty Flannel node made consistent: plugins installed, every allocation a running pod's. */
+function healthyFlannel(init: { root?: string } = {}): { host: FakeHost; pods: Pod[] } {
+  const { host, pods } = dirtyFlannelNode(init);
+  installBins(host, FLANNEL_BINS);
+  host.sandboxes = pods.map((p) => p.cid);
+  return { host, pods };
+}
+
+function removeFile(host: FakeHost, nodePath: string) {
+  host.fs.delete(host.realPath(nodePath));
+}
+
+function setAddr(host: FakeHost, ifname: string, ...cidrs: string[]) {
+  host.addrs.delete(ifname);
+  for (const c of cidrs) host.addAddr(ifname, c);
+}
+
+/** Calico's devices, routes and rules on a fake node; its config only when asked. */
+function addCalico(host: FakeHost, o: { config?: boolean; tunl0?: 'active' | 'idle' } = {}) {
+  const veths = ['cali1a2b3c4d5e6', 'calif00dfeed123'];
+  host.addLink({ ifname: 'vxlan.calico', mtu: 1450, linkinfo: { info_kind: 'vxlan', info_data: { id: 4096 } } }).addAddr('vxlan.calico', '172.20.5.0/32');
+  for (const [i, v] of veths.entries()) {
+    host.addLink({ ifname: v, mtu: 1450, link_netnsid: 10 + i, linkinfo: { info_kind: 'veth' } });
+    host.addRoute(4, { dst: `172.20.5.${i + 2}`, dev: v, scope: 'link' });
+  }
+  if (o.tunl0) {
+    host.addLink({ ifname: 'tunl0', mtu: 1480, linkinfo: { info_kind: 'ipip' }, ...(o.tunl0 === 'idle' ? { flags: ['NOARP'], operstate: 'DOWN' } : {}) });
+    if (o.tunl0 === 'active') host.addAddr('tunl0', '172.20.5.1/32');
+  }
+  host
+    .addRoute(4, { type: 'blackhole', dst: '172.20.5.0/26', protocol: 'bird' })
+    .addRoute(4, { dst: '172.20.6.0/26', gateway: '192.168.1.12', dev: 'eth0', protocol: 'bird' })
+    .addRoute(4, { dst: '172.20.7.0/26', gateway: '172.20.7.0', dev: 'vxlan.calico', protocol: '80', flags: ['onlink'] });
+  const site = host.iptablesSave('iptables-nft');
+  host.setIptables('iptables-nft', mergeSave(site, calicoRules(veths.map((veth, i) => ({ cid: `${i}`.repeat(64), ip: `172.20.5.${i + 2}`, veth, netns: '' })))));
+  host.addNftTable('ip', 'calico');
+  if (o.config) host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST).writeFile('/etc/cni/net.d/calico-kubeconfig', 'apiVersion: v1\n', 0o600);
+  return veths;
+}
+
+/** Two iptables-save dumps as one (chains and rules of the same table merged). */
+function mergeSave(a: string, b: string): string {
+  const tables = new Map<string, { chains: string[]; rules: string[] }>();
+  for (const text of [a, b]) {
+    let cur: { chains: string[]; rules: string[] } | undefined;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('*')) {
+        cur = tables.get(line) ?? { chains: [], rules: [] };
+        tables.set(line, cur);
+      } else if (line.startsWith(':') && cur && !cur.chains.some((c) => c.split(' ')[0] === line.split(' ')[0])) cur.chains.push(line);
+      else if (line.startsWith('-A ') && cur) cur.rules.push(line);
+    }
+  }
+  return [...tables].flatMap(([t, x]) => [t, ...x.chains, ...x.rules, 'COMMIT']).join('\n') + '\n';
+}
+
+describe('a healthy node', () => {
+  it('a consistent Flannel node has no findings, exits 0 and says so', async () => {
+    const { host } = healthyFlannel();
+    const r = await json(host);
+    expect(r.code).toBe(0);
+    expect(r.findings).toEqual([]);
+    expect(r.report).toEqual({ healthy: true, node: 'node-1', root: '/', cniInUse: ['flannel'], findings: [], notChecked: [] });
+    const t = await doctor(host);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toBe('cni-sweep doctor: node node-1: healthy, no findings\nCNI in use: flannel (/etc/cni/net.d/10-flannel.conflist)\n');
+    expect(t.stderr).toBe('');
+  });
+
+  it('a node without any CNI state has no findings', async () => {
+    const r = await json(foreignNode());
+    expect(r.code).toBe(0);
+    expect(r.report?.healthy).toBe(true);
+    expect(r.findings).toEqual([]);
+  });
+
+  it('runs every check in its fixed order', () => {
+    expect(CHECKS.map((c) => c.name)).toEqual([
+      'cni-configs', 'plugin-binaries', 'flannel-subnet', 'bridge-pod-cidr', 'leftover-interfaces', 'ipam', 'mtu', 'hostgw-routes', 'leftover-routes', 'leftover-firewall', 'iptables-split', 'network-policy',
+    ]);
+  });
+});
+
+describe('CNI configs and plugins', () => {
+  it('names every plugin binary missing from /opt/cni/bin, flannel\'s implied bridge and host-local included; the CNI gone means all of it goes, in one run', async () => {
+    const { host } = healthyFlannel();
+    host.fs.delete(host.realPath('/opt/cni/bin/flannel'));
+    host.fs.delete(host.realPath('/opt/cni/bin/host-local'));
+    const r = await json(host);
+    expect(r.code).toBe(1);
+    expect(r.report?.healthy).toBe(false);
+    expect(r.findings).toEqual([
+      {
+        id: 'cni-plugin-missing',
+        severity: 'error',
+        title: '/etc/cni/net.d/10-flannel.conflist needs plugins missing from /opt/cni/bin: flannel, host-local',
+        evidence: [
+          '/opt/cni/bin/flannel: missing (plugin in /etc/cni/net.d/10-flannel.conflist)',
+          '/opt/cni/bin/host-local: missing (IPAM flannel hands its delegate in /etc/cni/net.d/10-flannel.conflist)',
+        ],
+        why: expect.stringContaining('`failed to find plugin "flannel" in path [/opt/cni/bin]`'),
+        fix: REMOVE_FLANNEL,
+        fixArgv: ['cni-sweep', 'run', '--cni', 'flannel', '--only', 'backup,cni-config,cni-state,interfaces,routes,firewall'],
+      },
+    ]);
+  });
+
+  it('a missing chained plugin (portmap) alone is not a removed CNI: no fix command, install the plugin', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/opt/cni/bin/portmap');
+    const f = one((await json(host)).findings, 'cni-plugin-missing');
+    expect(f.evidence).toEqual(['/opt/cni/bin/portmap: missing (plugin in /etc/cni/net.d/10-flannel.conflist)']);
+    expect(f.fix).toBeNull();
+    expect(f.why).toContain('Install the missing plugins');
+  });
+
+  it('echoes --root and --pod-cidr in the fix, and says when /opt/cni/bin itself is missing', async () => {
+    const root = fs.mkdtempSync(path.join(tmp, 'root-'));
+    const { host } = healthyFlannel({ root });
+    host.fs.delete(host.realPath('/opt/cni/bin'));
+    for (const b of FLANNEL_BINS) removeFile(host, `/opt/cni/bin/${b}`);
+    const f = one((await json(host, ['--root', root, '--pod-cidr', '10.244.0.0/16'])).findings, 'cni-plugin-missing');
+    expect(f.evidence[0]).toBe('/opt/cni/bin: no such directory');
+    expect(f.evidence).toHaveLength(5);
+    expect(f.fixArgv).toEqual(['cni-sweep', 'run', '--cni', 'flannel', '--only', 'backup,cni-config,cni-state,interfaces,routes,firewall', '--root', root, '--pod-cidr', '10.244.0.0/16']);
+  });
+
+  it('more than one config: the runtime uses the first in lexical order; the other CNI\'s is stale, and every finding of it has the one command that removes it whole', async () => {
+    const { host } = healthyFlannel();
+    addCalico(host, { config: true });
+    installBins(host, CALICO_BINS);
+    const r = await json(host);
+    expect(r.report?.cniInUse).toEqual(['calico']);
+    expect(one(r.findings, 'cni-config-multiple')).toEqual({
+      id: 'cni-config-multiple',
+      severity: 'warning',
+      title: '2 CNI configs in /etc/cni/net.d; the runtime uses only /etc/cni/net.d/10-calico.conflist',
+      evidence: ['runtime uses: /etc/cni/net.d/10-calico.conflist (calico; first in lexical order)', 'stale: /etc/cni/net.d/10-flannel.conflist (flannel)'],
+      why: expect.stringContaining('two CNIs fighting over one node'),
+      fix: REMOVE_FLANNEL,
+      fixArgv: expect.any(Array),
+    });
+    // Flannel is not in use any more: its devices, routes and rules are leftovers now (its pods still run, so no allocation is stale).
+    expect(r.findings.map((f) => `${f.id} ${f.fix}`)).toEqual(['cni-config-multiple', 'leftover-interfaces', 'leftover-routes', 'leftover-firewall'].map((id) => `${id} ${REMOVE_FLANNEL}`));
+  });
+
+  it('a second config of the CNI in use is a duplicate: removed by path, not with `--cni` (which would take both)', async () => {
+    const { host } = healthyFlannel();
+    host.writeFile('/etc/cni/net.d/20-flannel.conflist', FLANNEL_CONFLIST);
+    const f = one((await json(host)).findings, 'cni-config-multiple');
+    expect(f.evidence).toEqual(['runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel; first in lexical order)', 'stale: /etc/cni/net.d/20-flannel.conflist (flannel)']);
+    expect(f.fix).toBe('rm -f -- /etc/cni/net.d/20-flannel.conflist');
+  });
+
+  it('another tool\'s config (podman) beside the pod network is only a note: healthy, exit 0', async () => {
+    const { host } = healthyFlannel();
+    host.writeFile('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
+    installBins(host, ['firewall', 'tuning']);
+    const r = await json(host);
+    expect(r.code).toBe(0);
+    expect(r.findings).toEqual([
+      expect.objectContaining({
+        id: 'cni-config-multiple',
+        severity: 'info',
+        evidence: [
+          'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel; first in lexical order)',
+          'ignored: /etc/cni/net.d/87-podman-bridge.conflist (unknown CNI: network podman, plugins bridge, portmap, firewall, tuning)',
+        ],
+        fix: null,
+      }),
+    ]);
+    // podman's containers are not CRI pods: its allocations are not compared with crictl's list.
+    expect(byId(r.findings, 'ipam-stale')).toEqual([]);
+    const t = await doctor(host);
+    expect(t.stdout.split('\n')[0]).toBe('cni-sweep doctor: node node-1: healthy (1 note)');
+  });
+
+  it('a config that cannot be parsed is an error, and the rest is still diagnosed', async () => {
+    const { host } = healthyFlannel();
+    host.writeFile('/etc/cni/net.d/05-broken.conflist', '{"name": "x", "plugins": [');
+    const r = await json(host);
+    expect(r.code).toBe(1);
+    const f = one(r.findings, 'cni-config-invalid');
+    expect(f.severity).toBe('error');
+    expect(f.evidence).toEqual([expect.stringMatching(/^\/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/)]);
+    expect(f.fix).toBeNull();
+    expect(r.findings).toHaveLength(1);
+  });
+
+  it('a non-first config missing its plugins is a warning: the runtime does not use it yet', async () => {
+    const { host } = healthyFlannel();
+    host.writeFile('/etc/cni/net.d/99-extra.conf', JSON.stringify({ cniVersion: '0.4.0', name: 'extra', type: 'macvlan', master: 'eth0', ipam: { type: 'dhcp' } }));
+    const f = one((await json(host)).findings, 'cni-plugin-missing');
+    expect(f.severity).toBe('warning');
+    expect(f.evidence).toEqual(['/opt/cni/bin/macvlan: missing (plugin in /etc/cni/net.d/99-extra.conf)', '/opt/cni/bin/dhcp: missing (IPAM of macvlan in /etc/cni/net.d/99-extra.conf)']);
+  });
+});
+
+describe('Flannel subnet.env and cni0', () => {
+  it('a Flannel config without /run/flannel/subnet.env: loadFlannelSubnetEnv failed', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/run/flannel/subnet.env');
+    const r = await json(host);
+    const f = one(r.findings, 'flannel-subnet-env-missing');
+    expect(f).toEqual({
+      id: 'flannel-subnet-env-missing',
+      severity: 'error',
+      title: "Flannel's CNI config is present but /run/flannel/subnet.env is not",
+      evidence: ['/etc/cni/net.d/10-flannel.conflist: plugin "flannel" (network cbr0), the config the runtime uses', '/run/flannel/subnet.env: no such file'],
+      why: expect.stringContaining('`plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: open /run/flannel/subnet.env: no such file or directory`'),
+      // Without subnet.env the pod network is unknown: the host-gw route to 10.244.2.0/24 is not recognised.
+      fix: 'cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,firewall',
+      fixArgv: expect.any(Array),
+    });
+    expect(f.why).toContain('pass it (e.g. --pod-cidr 10.244.0.0/16)');
+    const withCidr = one((await json(host, ['--pod-cidr', '10.244.0.0/16'])).findings, 'flannel-subnet-env-missing');
+    expect(withCidr.fix).toBe(`${REMOVE_FLANNEL} --pod-cidr 10.244.0.0/16`);
+    expect(withCidr.why).not.toContain('pass it');
+  });
+
+  it('after a reboot only files are left: the fix is config and state', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/run/flannel/subnet.env');
+    host.links = host.links.filter((l) => !['cni0', 'flannel.1'].includes(l.ifname) && l.master !== 'cni0');
+    host.routes[4] = host.routes[4].filter((r) => !r.dst.startsWith('10.244.'));
+    host.routes[6] = host.routes[6].filter((r) => !r.dst.startsWith('fd00:10:244'));
+    host.iptables.clear();
+    host.nftTables = [];
+    expect(one((await json(host)).findings, 'flannel-subnet-env-missing').fix).toBe('cni-sweep run --cni flannel --only backup,cni-config,cni-state');
+  });
+
+  it('cni0 holding another address than FLANNEL_SUBNET\'s gateway: already has an IP address different from', async () => {
+    const { host } = healthyFlannel();
+    setAddr(host, 'cni0', '10.244.7.1/24', 'fd00:10:244:1::1/64');
+    const f = one((await json(host)).findings, 'flannel-subnet-mismatch');
+    expect(f).toEqual({
+      id: 'flannel-subnet-mismatch',
+      severity: 'error',
+      title: 'cni0 has 10.244.7.1/24, but /run/flannel/subnet.env says FLANNEL_SUBNET=10.244.1.1/24',
+      evidence: ['cni0: 10.244.7.1/24', '/run/flannel/subnet.env: FLANNEL_SUBNET=10.244.1.1/24'],
+      why: expect.stringContaining('`failed to set bridge addr: "cni0" already has an IP address different from 10.244.1.1/24`'),
+      fix: 'cni-sweep run --cni flannel --only backup,interfaces',
+      fixArgv: expect.any(Array),
+    });
+  });
+
+  it('IPv6: only an overlapping different address conflicts, as the bridge plugin decides', async () => {
+    const { host } = healthyFlannel();
+    setAddr(host, 'cni0', '10.244.1.1/24', 'fd00:10:244:1::9/64', 'fd00:99::1/64');
+    const f = one((await json(host)).findings, 'flannel-subnet-mismatch');
+    expect(f.evidence).toEqual(['cni0: fd00:10:244:1::9/64', '/run/flannel/subnet.env: FLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64']);
+  });
+
+  it('cni0 outside the Node\'s spec.podCIDRs (read with the kubeconfig)', async () => {
+    const { host } = healthyFlannel();
+    host.kubeNodes.set('node-1', { kind: 'Node', metadata: { name: 'node-1' }, spec: { podCIDR: '10.244.3.0/24', podCIDRs: ['10.244.3.0/24', 'fd00:10:244:3::/64'] } });
+    const r = await json(host, ['--kubeconfig', '/etc/kubernetes/admin.conf']);
+    expect(one(r.findings, 'bridge-outside-pod-cidr')).toEqual({
+      id: 'bridge-outside-pod-cidr',
+      severity: 'error',
+      title: "cni0 holds 10.244.1.1/24, fd00:10:244:1::1/64, outside the node's pod CIDR 10.244.3.0/24, fd00:10:244:3::/64",
+      evidence: ['cni0: 10.244.1.1/24, fd00:10:244:1::1/64', 'pod CIDR of Node node-1 (spec.podCIDRs): 10.244.3.0/24, fd00:10:244:3::/64'],
+      why: expect.stringContaining('already has an IP address different from'),
+      fix: 'cni-sweep run --cni flannel --only backup,interfaces',
+      fixArgv: expect.any(Array),
+    });
+    expect(host.queries).toContainEqual(['kubectl', '--kubeconfig', '/etc/kubernetes/admin.conf', 'get', 'node', 'node-1', '-o', 'json']);
+  });
+
+  it('--pod-cidr stands in for the Node when no kubeconfig is given; a bridge inside it is fine', async () => {
+    const { host } = healthyFlannel();
+    expect((await json(host, ['--pod-cidr', '10.244.0.0/16'])).findings).toEqual([]);
+    const f = one((await json(host, ['--pod-cidr', '10.96.0.0/12'])).findings, 'bridge-outside-pod-cidr');
+    expect(f.evidence).toEqual(['cni0: 10.244.1.1/24', 'pod CIDR (--pod-cidr): 10.96.0.0/12']);
+    expect(f.fix).toBe('cni-sweep run --cni flannel --only backup,interfaces --pod-cidr 10.96.0.0/12');
+  });
+
+  it('a Node that cannot be read is not a finding, but is said', async () => {
+    const { host } = healthyFlannel();
+    const r = await json(host, ['--kubeconfig', '/k']);
+    expect(r.findings).toEqual([]);
+    expect(r.report?.notChecked).toEqual(["Node node-1's pod CIDR: kubectl get node: Error from server (NotFound): nodes \"node-1\" not found"]);
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('leftovers of a CNI that is not in use', () => {
+  it('Flannel removed but its interfaces, routes, rules and allocations stay', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
+    const r = await json(host);
+    expect(r.report?.cniInUse).toEqual([]);
+    expect(one(r.findings, 'leftover-interfaces')).toEqual({
+      id: 'leftover-interfaces',
+      severity: 'warning',
+      title: "flannel's interfaces remain while flannel is not in use: flannel.1, cni0, 2 pod veths",
+      evidence: ['flannel.1 (vxlan): up, 10.244.1.0/32', `cni0 (bridge): up, 10.244.1.1/24 fd00:10:244:1::1/64, 2 pod veths: ${pods[0].veth} ${pods[1].veth}`],
+      why: expect.stringContaining('`cni0 already has an IP address different from ...`'),
+      fix: 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall',
+      fixArgv: expect.any(Array),
+    });
+    expect(one(r.findings, 'leftover-routes')).toMatchObject({
+      evidence: ['route: 10.244.2.0/24 via 192.168.1.12 dev eth0', 'route: fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024'],
+      fix: 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall',
+    });
+    const fw = byId(r.findings, 'leftover-firewall');
+    // portmap's chains are counted once, under the first CNI that would remove them.
+    expect(fw).toHaveLength(1);
+    expect(fw[0].evidence).toEqual([
+      'iptables-nft nat: 8 chains (FLANNEL-POSTRTG, CNI-HOSTPORT-DNAT, CNI-HOSTPORT-SETMARK, CNI-HOSTPORT-MASQ, +4) holding 20 rules; 6 rules in PREROUTING, OUTPUT, POSTROUTING',
+      'iptables-nft filter: 1 chain (FLANNEL-FWD) holding 2 rules; 1 rule in FORWARD',
+      'ip6tables-nft nat: 1 chain (FLANNEL-POSTRTG) holding 3 rules; 1 rule in POSTROUTING',
+      'ip6tables-nft filter: 1 chain (FLANNEL-FWD) holding 2 rules; 1 rule in FORWARD',
+      'nftables: table ip flannel-ipv4',
+      'nftables: table ip6 flannel-ipv6',
+    ]);
+    expect(fw[0].fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
+    expect(fw[0].why).toContain('FLANNEL-POSTRTG');
+    // Flannel's network is not in use: its whole IPAM state goes with the rest of it.
+    expect(one(r.findings, 'ipam-stale').fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
+  });
+
+  it('--cni limits the leftovers diagnosed to those CNIs', async () => {
+    const { host } = dirtyFlannelNode();
+    removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
+    addCalico(host);
+    const calicoOnly = await json(host, ['--cni', 'calico']);
+    const leftovers = (r: Awaited<ReturnType<typeof json>>) => r.findings.filter((f) => f.id.startsWith('leftover')).map((f) => f.fix);
+    expect(leftovers(calicoOnly)).toEqual([REMOVE_CALICO, REMOVE_CALICO, REMOVE_CALICO]);
+    const flannel = 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall';
+    expect(leftovers(await json(host))).toEqual([flannel, REMOVE_CALICO, flannel, REMOVE_CALICO, flannel, REMOVE_CALICO]);
+  });
+
+  it('Calico removed: cali* veths, vxlan.calico, an active tunl0, proto bird/80 routes and blackholes, cali- chains and its nftables table', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
+    host.writeFile('/etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST);
+    const veths = addCalico(host, { tunl0: 'active' });
+    const r = await json(host);
+    expect(r.report?.cniInUse).toEqual(['flannel']);
+    expect(one(r.findings, 'leftover-interfaces')).toMatchObject({
+      title: `calico's interfaces remain while calico is not in use: vxlan.calico, tunl0, 2 pod veths`,
+      evidence: ['vxlan.calico (vxlan): up, 172.20.5.0/32', 'tunl0 (ipip): up, 172.20.5.1/32', `2 pod veths: ${veths.join(' ')}`],
+      fix: REMOVE_CALICO,
+    });
+    expect(one(r.findings, 'leftover-routes')).toMatchObject({
+      title: '2 routes of calico remain while calico is not in use',
+      // Routes through its devices go with them and are not listed.
+      evidence: ['route: blackhole 172.20.5.0/26 proto bird', 'route: 172.20.6.0/26 via 192.168.1.12 dev eth0 proto bird'],
+      fix: REMOVE_CALICO,
+    });
+    expect(one(r.findings, 'leftover-firewall')).toMatchObject({
+      evidence: [
+        'iptables-nft nat: 6 chains (cali-PREROUTING, cali-POSTROUTING, cali-OUTPUT, cali-nat-outgoing, +2) holding 5 rules; 3 rules in PREROUTING, OUTPUT, POSTROUTING',
+        'iptables-nft filter: 10 chains (cali-INPUT, cali-FORWARD, cali-OUTPUT, cali-wl-to-host, +6) holding 13 rules; 4 rules in INPUT, FORWARD, OUTPUT',
+        'iptables-nft raw: 3 chains (cali-PREROUTING, cali-OUTPUT, cali-from-host-endpoint) holding 4 rules; 2 rules in PREROUTING, OUTPUT',
+        'iptables-nft mangle: 2 chains (cali-PREROUTING, cali-POSTROUTING) holding 1 rule; 2 rules in PREROUTING, POSTROUTING',
+        'nftables: table ip calico',
+      ],
+      fix: REMOVE_CALICO,
+    });
+  });
+
+  it('a tunl0 taken out of service (down, no address) is not a leftover: only its module can remove it', async () => {
+    const { host } = healthyFlannel();
+    host.addLink({ ifname: 'tunl0', mtu: 1480, flags: ['NOARP'], operstate: 'DOWN', linkinfo: { info_kind: 'ipip' } });
+    expect((await json(host)).findings).toEqual([]);
+  });
+
+  it('Canal in use: Flannel\'s and Calico\'s devices are its own, not leftovers', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
+    addCalico(host);
+    host.writeFile('/etc/cni/net.d/10-canal.conflist', CANAL_CONFLIST).writeFile('/etc/cni/net.d/calico-kubeconfig', 'x');
+    installBins(host, ['calico', 'host-local', 'portmap', 'bandwidth']);
+    const r = await json(host);
+    expect(r.report?.cniInUse.sort()).toEqual(['calico', 'canal', 'flannel']);
+    expect(r.findings.filter((f) => f.id.startsWith('leftover'))).toEqual([]);
+  });
+});
+
+describe('IPAM', () => {
+  it('allocations whose container is not among the running sandboxes, with the exact files to remove for a CNI in use', async () => {
+    const { host, pods } = healthyFlannel();
+    host.sandboxes = [pods[1].cid];
+    const f = one((await json(host)).findings, 'ipam-stale');
+    expect(f).toEqual({
+      id: 'ipam-stale',
+      severity: 'warning',
+      title: '1 IP allocation in /var/lib/cni/networks/cbr0 belongs to no running pod',
+      evidence: ['running pod sandboxes (crictl pods -q): 1', `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0].cid.slice(0, 13)} (eth0)`],
+      why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set`'),
+      fix: 'rm -f -- /var/lib/cni/networks/cbr0/10.244.1.2',
+      fixArgv: ['rm', '-f', '--', '/var/lib/cni/networks/cbr0/10.244.1.2'],
+    });
+  });
+
+  const refused = { code: 1, stderr: 'validate service connection: connection error: dial unix /run/containerd/containerd.sock: connect: connection refused\n' };
+  const RUNTIMES_DOWN =
+    'no container runtime is running (cri-docker.service inactive, docker.service inactive, containerd.service inactive, crio.service inactive, ' +
+    'k3s.service inactive, k3s-agent.service inactive, rke2-server.service inactive, rke2-agent.service inactive): no allocation can belong to a running pod';
+
+  it('a stopped runtime (crictl cannot reach it, no runtime unit active) runs no sandbox: every allocation is stale', async () => {
+    const { host } = healthyFlannel();
+    host.units.set('containerd.service', 'inactive');
+    host.failQuery((a) => a[0] === 'crictl', refused);
+    const f = one((await json(host)).findings, 'ipam-stale');
+    expect(f.evidence[0]).toBe(RUNTIMES_DOWN);
+    expect(f.evidence).toHaveLength(3);
+  });
+
+  it('crictl answering wins over systemctl: k3s runs containerd inside k3s.service', async () => {
+    const { host } = healthyFlannel();
+    host.units.set('containerd.service', 'inactive');
+    expect((await json(host)).findings).toEqual([]);
+    expect(host.queries.map((q) => q[0])).not.toContain('systemctl');
+  });
+
+  it('crictl failing as root with a runtime unit active counts as no sandbox; without root, or without crictl, it is not checked', async () => {
+    const { host } = healthyFlannel();
+    host.failQuery((a) => a[0] === 'crictl', refused);
+    expect(one((await json(host)).findings, 'ipam-stale').evidence[0]).toBe(`crictl pods -q failed: ${refused.stderr.trim()}: no allocation can belong to a running pod`);
+
+    const { host: user } = healthyFlannel();
+    user.isRootUser = false;
+    user.failQuery((a) => a[0] === 'crictl', { code: 1, stderr: 'permission denied\n' });
+    const u = await json(user);
+    expect(u.findings).toEqual([]);
+    expect(u.report?.notChecked).toEqual(['IPAM allocations against running pods: crictl pods -q failed: permission denied']);
+
+    const { host: h2 } = healthyFlannel();
+    h2.removeBinary('crictl');
+    const r = await json(h2);
+    expect(r.findings).toEqual([]);
+    expect(r.report?.notChecked).toEqual(['IPAM allocations against running pods: crictl is not installed']);
+  });
+
+  it('warns at 90% of the range (FLANNEL_SUBNET: 253 addresses) and errs when it is used up', async () => {
+    const { host } = healthyFlannel();
+    // 2 pods + 226 more = 228 of 10.244.1.1-10.244.1.254 without the gateway (.1): 90.1%.
+    for (let i = 4; i < 230; i++) host.writeFile(`/var/lib/cni/networks/cbr0/10.244.1.${i}`, `${'a'.repeat(63)}${i % 10}\r\neth0`, 0o600);
+    let r = await json(host);
+    expect(one(r.findings, 'ipam-exhaustion')).toEqual({
+      id: 'ipam-exhaustion',
+      severity: 'warning',
+      title: '/var/lib/cni/networks/cbr0 is 90.1% full: 228 of 253 addresses in 10.244.1.1-10.244.1.254',
+      evidence: [
+        '/var/lib/cni/networks/cbr0: 228 of 253 addresses allocated in 10.244.1.1-10.244.1.254 (/run/flannel/subnet.env FLANNEL_SUBNET=10.244.1.1/24)',
+        '226 of them belong to no running pod',
+      ],
+      why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set: 10.244.1.1-10.244.1.254`'),
+      // The same stale files as ipam-stale, in the directory's (lexical) order.
+      fix: expect.stringMatching(/^rm -f -- \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.10 \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.100 /),
+      fixArgv: expect.any(Array),
+    });
+    expect(one(r.findings, 'ipam-stale').evidence).toHaveLength(227);
+    for (let i = 230; i < 255; i++) host.writeFile(`/var/lib/cni/networks/cbr0/10.244.1.${i}`, `${'b'.repeat(64)}\r\neth0`, 0o600);
+    r = await json(host);
+    expect(one(r.findings, 'ipam-exhaustion')).toMatchObject({ severity: 'error', title: '/var/lib/cni/networks/cbr0 is 100% full: 253 of 253 addresses in 10.244.1.1-10.244.1.254' });
+  });
+
+  it('a full range of running pods has no fix command: the subnet is too small', async () => {
+    const { host } = healthyFlannel();
+    for (let i = 4; i < 255; i++) {
+      const cid = `${i}`.padStart(64, 'c');
+      host.writeFile(`/var/lib/cni/networks/cbr0/10.244.1.${i}`, `${cid}\r\neth0`, 0o600);
+      host.sandboxes.push(cid);
+    }
+    const f = one((await json(host)).findings, 'ipam-exhaustion');
+    expect(f.evidence[1]).toBe('0 of them belong to no running pod');
+    expect(f.fix).toBeNull();
+    expect(f.why).toContain('too small');
+  });
+
+  it('takes the range from the conflist (ipam.ranges with rangeStart/rangeEnd) for the runtime\'s bridge network', async () => {
+    const h = foreignNode();
+    h.writeFile('/etc/cni/net.d/10-bridge.conflist', JSON.stringify({
+      cniVersion: '1.0.0', name: 'mynet', plugins: [{ type: 'bridge', bridge: 'br-pods', ipam: { type: 'host-local', ranges: [[{ subnet: '10.22.0.0/24', rangeStart: '10.22.0.10', rangeEnd: '10.22.0.19' }]] } }],
+    }));
+    installBins(h, ['bridge', 'host-local']);
+    for (let i = 10; i < 19; i++) h.writeFile(`/var/lib/cni/networks/mynet/10.22.0.${i}`, `${`${i}`.padStart(64, 'd')}\r\neth0`, 0o600);
+    h.sandboxes = Array.from({ length: 9 }, (_, k) => `${k + 10}`.padStart(64, 'd'));
+    const f = one((await json(h)).findings, 'ipam-exhaustion');
+    expect(f.evidence[0]).toBe('/var/lib/cni/networks/mynet: 9 of 10 addresses allocated in 10.22.0.10-10.22.0.19 (/etc/cni/net.d/10-bridge.conflist ipam.ranges)');
+  });
+});
+
+describe('MTU', () => {
+  it('an overlay above the uplink MTU minus its encapsulation: the silent large-packet drop', async () => {
+    const { host } = healthyFlannel();
+    host.link('flannel.1')!.mtu = 1500;
+    const r = await json(host);
+    expect(one(r.findings, 'mtu-overlay')).toEqual({
+      id: 'mtu-overlay',
+      severity: 'error',
+      title: "flannel.1's MTU 1500 is above what eth0 can carry after VXLAN (1450)",
+      evidence: ['flannel.1: mtu 1500 (VXLAN adds 50 bytes)', "eth0: mtu 1500 (uplink: the default route's device)"],
+      why: expect.stringContaining('dropped on eth0 without an error'),
+      fix: 'ip link set dev flannel.1 mtu 1450',
+      fixArgv: ['ip', 'link', 'set', 'dev', 'flannel.1', 'mtu', '1450'],
+    });
+  });
+
+  it('WireGuard takes 60 bytes, host-gw none: pod veths are then held to the uplink', async () => {
+    const { host } = healthyFlannel();
+    host.link('flannel.1')!.ifname = 'flannel-wg';
+    host.link('flannel-wg')!.mtu = 1450;
+    expect(one((await json(host)).findings, 'mtu-overlay').title).toBe("flannel-wg's MTU 1450 is above what eth0 can carry after WireGuard (1440)");
+
+    const { host: gw } = healthyFlannel();
+    gw.links = gw.links.filter((l) => l.ifname !== 'flannel.1');
+    gw.link('eth0')!.mtu = 1400;
+    const r = await json(gw);
+    expect(one(r.findings, 'mtu-pod-veth').evidence.slice(-1)).toEqual(['eth0: mtu 1400 (uplink; no overlay device)']);
+    expect(one(r.findings, 'mtu-flannel-env').evidence).toEqual(['/run/flannel/subnet.env: FLANNEL_MTU=1450', 'eth0: mtu 1400']);
+  });
+
+  it('pod veths above the overlay MTU, with the command that recreates the node\'s pods', async () => {
+    const { host, pods } = healthyFlannel();
+    host.link(pods[0].veth)!.mtu = 1500;
+    const f = one((await json(host, ['--kubeconfig', '/k'])).findings, 'mtu-pod-veth');
+    expect(f).toMatchObject({
+      severity: 'warning',
+      title: "1 pod veth has an MTU above flannel.1's (1450)",
+      evidence: [`${pods[0].veth} on cni0: mtu 1500`, 'flannel.1: mtu 1450 (the overlay pod traffic leaves through)'],
+      fix: 'kubectl --kubeconfig /k delete pods --all-namespaces --field-selector spec.nodeName=node-1',
+    });
+  });
+
+  it('FLANNEL_MTU above the overlay\'s: every new pod gets it', async () => {
+    const { host } = healthyFlannel();
+    host.writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n');
+    setAddr(host, 'cni0', '10.244.1.1/24');
+    const f = one((await json(host)).findings, 'mtu-flannel-env');
+    expect(f).toMatchObject({
+      title: 'FLANNEL_MTU=1500 in /run/flannel/subnet.env is above flannel.1\'s MTU 1450',
+      evidence: ['/run/flannel/subnet.env: FLANNEL_MTU=1500', 'flannel.1: mtu 1450'],
+      fix: 'kubectl -n kube-flannel delete pod -l app=flannel --field-selector spec.nodeName=node-1',
+    });
+  });
+
+  it('Calico in use: vxlan.calico and an addressed tunl0 are held to the uplink, cali veths to the overlay', async () => {
+    const h = foreignNode();
+    addCalico(h, { config: true, tunl0: 'active' });
+    installBins(h, CALICO_BINS);
+    h.link('vxlan.calico')!.mtu = 1480;
+    h.link('tunl0')!.mtu = 1500;
+    h.link('calif00dfeed123')!.mtu = 1500;
+    const r = await json(h);
+    expect(byId(r.findings, 'mtu-overlay').map((f) => f.title)).toEqual([
+      "vxlan.calico's MTU 1480 is above what eth0 can carry after VXLAN (1450)",
+      "tunl0's MTU 1500 is above what eth0 can carry after IPIP (1480)",
+    ]);
+    expect(one(r.findings, 'mtu-pod-veth').evidence).toEqual(['calif00dfeed123: mtu 1500', 'vxlan.calico: mtu 1480 (the overlay pod traffic leaves through)']);
+  });
+
+  it('a leftover overlay is reported as a leftover, not as an MTU problem', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
+    host.link('flannel.1')!.mtu = 9000;
+    expect(byId((await json(host)).findings, 'mtu-overlay')).toEqual([]);
+  });
+});
+
+describe('routes', () => {
+  it('a host-gw route via a gateway no connected route on its device covers', async () => {
+    const { host } = healthyFlannel();
+    host.addRoute(4, { dst: '10.244.3.0/24', gateway: '10.9.9.12', dev: 'eth0', flags: ['onlink'] });
+    const r = await json(host);
+    expect(r.findings).toEqual([
+      {
+        id: 'hostgw-gateway-unreachable',
+        severity: 'error',
+        title: "Pod subnet 10.244.3.0/24 is routed via 10.9.9.12, which is not on eth0's segment",
+        evidence: [
+          'route: 10.244.3.0/24 via 10.9.9.12 dev eth0 onlink',
+          'connected routes on eth0: 192.168.1.0/24; none covers 10.9.9.12',
+          'pod network: 10.244.0.0/16, fd00:10:244::/56',
+        ],
+        why: expect.stringContaining('host-gw needs every node on one L2 segment'),
+        fix: 'ip route delete 10.244.3.0/24 via 10.9.9.12 dev eth0',
+        fixArgv: ['ip', 'route', 'delete', '10.244.3.0/24', 'via', '10.9.9.12', 'dev', 'eth0'],
+      },
+    ]);
+  });
+
+  it('vxlan routes through flannel.1 and host-gw routes on the segment are fine', async () => {
+    const { host } = healthyFlannel();
+    host.addRoute(4, { dst: '10.244.4.0/24', gateway: '192.168.1.14', dev: 'eth0' });
+    expect((await json(host)).findings).toEqual([]);
+  });
+});
+
+describe('firewall backends and NetworkPolicy', () => {
+  it('KUBE-* chains in both iptables-nft and iptables-legacy', async () => {
+    const { host } = healthyFlannel();
+    host.setIptables('iptables-legacy', '*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n');
+    const r = await json(host);
+    expect(r.findings).toEqual([
+      {
+        id: 'iptables-split-backends',
+        severity: 'warning',
+        title: 'iptables rules of kube-proxy or a CNI are split across iptables-nft and iptables-legacy',
+        evidence: [
+          'iptables-nft: 13 chains (KUBE-SERVICES, KUBE-POSTROUTING, KUBE-MARK-MASQ, FLANNEL-POSTRTG, CNI-HOSTPORT-DNAT, +8), 39 rules in or to them',
+          'iptables-legacy: 2 chains (KUBE-SERVICES, KUBE-MARK-MASQ), 1 rule in or to them',
+        ],
+        why: expect.stringContaining('iptables-legacy holds fewer rules and is probably the stale side; make every component use nft'),
+        fix: null,
+        fixArgv: null,
+      },
+    ]);
+  });
+
+  it('NetworkPolicy objects while the pods use Flannel alone; not with Canal', async () => {
+    const { host } = healthyFlannel();
+    host.kubeNodes.set('node-1', { spec: { podCIDR: '10.244.1.0/24' } });
+    host.networkPolicies = [{ namespace: 'prod', name: 'deny-all' }, { namespace: 'prod', name: 'allow-web' }];
+    const r = await json(host, ['--kubeconfig', '/k']);
+    expect(r.findings).toEqual([
+      {
+        id: 'networkpolicy-unenforced',
+        severity: 'warning',
+        title: "2 NetworkPolicy objects exist, but this node's pods use Flannel, which does not enforce them",
+        evidence: ['kubectl get networkpolicies -A: prod/deny-all, prod/allow-web', 'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel)'],
+        why: expect.stringContaining('Install Canal'),
+        fix: null,
+        fixArgv: null,
+      },
+    ]);
+    // Without a kubeconfig the API is never asked.
+    const { host: h2 } = healthyFlannel();
+    h2.networkPolicies = host.networkPolicies;
+    expect((await json(h2)).findings).toEqual([]);
+    expect(h2.queries.some((q) => q[0] === 'kubectl')).toBe(false);
+  });
+
+  it('$KUBECONFIG counts as given', async () => {
+    const { host } = healthyFlannel();
+    host.networkPolicies = [{ namespace: 'a', name: 'b' }];
+    const r = await doctor(host, ['--json'], { env: { KUBECONFIG: '/env/kubeconfig' } });
+    expect(one(r.findings, 'networkpolicy-unenforced').evidence[0]).toBe('kubectl get networkpolicies -A: a/b');
+  });
+});
+
+describe('the command line', () => {
+  it('prints findings as text: severity, id, title, evidence, why, fix; --verbose shows every evidence line', async () => {
+    const { host } = healthyFlannel();
+    host.link('flannel.1')!.mtu = 1500;
+    removeFile(host, '/opt/cni/bin/portmap');
+    const r = await doctor(host);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.split('\n');
+    expect(lines.slice(0, 8)).toEqual([
+      'cni-sweep doctor: node node-1: 2 findings (2 errors)',
+      'CNI in use: flannel (/etc/cni/net.d/10-flannel.conflist)',
+      '',
+      'error   cni-plugin-missing: /etc/cni/net.d/10-flannel.conflist needs plugins missing from /opt/cni/bin: portmap',
+      '  evidence: /opt/cni/bin/portmap: missing (plugin in /etc/cni/net.d/10-flannel.conflist)',
+      '  why:      Every pod sandbox on this node fails (FailedCreatePodSandBox): `failed to find plugin "portmap" in path [/opt/cni/bin]`. Install the missing plugins (the containernetworking plugins: the kubernetes-cni package, or the CNI\'s installer) or remove the config.',
+      '  fix:      no single command: see why',
+      '',
+    ]);
+    expect(lines.slice(8, 11)).toEqual([
+      "error   mtu-overlay: flannel.1's MTU 1500 is above what eth0 can carry after VXLAN (1450)",
+      '  evidence: flannel.1: mtu 1500 (VXLAN adds 50 bytes)',
+      "            eth0: mtu 1500 (uplink: the default route's device)",
+    ]);
+    expect(lines[12]).toBe('  fix:      ip link set dev flannel.1 mtu 1450');
+    expect(r.stdout).not.toContain('\x1b[');
+
+    const many = healthyFlannel().host;
+    many.sandboxes = [];
+    for (let i = 10; i < 30; i++) many.writeFile(`/var/lib/cni/networks/cbr0/10.244.1.${i}`, `${'e'.repeat(64)}\r\neth0`);
+    const short = await doctor(many);
+    expect(short.stdout).toContain('           ... and 13 more (--verbose or --json shows all)\n');
+    const long = await doctor(many, ['--verbose']);
+    expect(long.stdout).not.toContain('more (--verbose');
+    expect(long.stdout).toContain('/var/lib/cni/networks/cbr0/10.244.1.29: container eeeeeeeeeeeee (eth0)');
+  });
+
+  it('colours severities only on a terminal, and not with --no-color or NO_COLOR', async () => {
+    const { host } = healthyFlannel();
+    removeFile(host, '/opt/cni/bin/portmap');
+    expect((await doctor(host, [], { stdoutTty: true })).stdout).toContain('\x1b[31merror  \x1b[0m');
+    expect((await doctor(host, ['--no-color'], { stdoutTty: true })).stdout).not.toContain('\x1b[');
+    expect((await doctor(host, [], { stdoutTty: true, env: { NO_COLOR: '1' } })).stdout).not.toContain('\x1b[');
+  });
+
+  it('bad usage exits 2 with one line on stderr', async () => {
+    const { host } = healthyFlannel();
+    for (const [args, msg] of [
+      [['--pod-cidr', '10.244.0.0'], 'cni-sweep: error: --pod-cidr: not a CIDR: 10.244.0.0\n'],
+      [['--cni', 'flanel'], 'cni-sweep: error: unknown CNI "flanel"\n  hint: known CNIs: flannel, calico, canal\n'],
+      [['--root', path.join(tmp, 'nope')], `cni-sweep: error: --root ${path.join(tmp, 'nope')}: no such directory\n`],
+      [['--only', 'routes'], "cni-sweep: error: unknown option '--only'\n  hint: see cni-sweep --help\n"],
+    ] as const) {
+      const r = await doctor(host, [...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(msg);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('without root it reads what it can and lists what it could not', async () => {
+    const { host } = healthyFlannel();
+    host.isRootUser = false;
+    host.failQuery((a) => /^ip6?tables-(nft|legacy)-save$/.test(a[0]), { code: 1, stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n' });
+    host.unreadable.add('/var/lib/cni/networks/cbr0');
+    const r = await json(host);
+    expect(r.code).toBe(0);
+    expect(r.report?.notChecked).toEqual([
+      'iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+      'iptables-legacy-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+      'ip6tables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+      'ip6tables-legacy-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+      '/var/lib/cni/networks/cbr0: permission denied',
+    ]);
+    const t = await doctor(host);
+    expect(t.stdout).toContain('\nnot checked: /var/lib/cni/networks/cbr0: permission denied\n');
+  });
+
+  it('is listed in --help with its own exit codes', async () => {
+    const out = new Capture();
+    const code = await main(['doctor', '--help'], { stdout: out.stream, stderr: new Capture().stream, stdinIsTty: false, stderrIsTty: false, env: {}, makeHost: () => foreignNode() });
+    expect(code).toBe(0);
+    expect(out.text).toContain('Exit codes: 0 healthy, 1 findings');
+    for (const opt of ['--root', '--cni', '--node', '--kubeconfig', '--pod-cidr', '--json', '--verbose', '--no-color']) expect(out.text).toContain(opt);
+  });
+});
