@@ -91,7 +91,11 @@ function selectPhases(o: CommonOpts): Set<string> {
   if (only.length && skip.length) throw new UsageError('--only and --skip cannot be used together');
   const optIn = new Set(PHASES.filter((p) => p.optIn).map((p) => p.name));
   for (const n of extra) if (!optIn.has(n)) throw new UsageError(`--with takes opt-in phases only (${[...optIn].join(', ')}), not "${n}"`);
-  if (only.length) return new Set(PHASE_NAMES.filter((n) => only.includes(n)));
+  // Nothing is removed without a backup: --only with a cleanup phase brings the backup along.
+  if (only.length) {
+    const cleans = PHASES.some((p) => p.cleanup && only.includes(p.name));
+    return new Set(PHASE_NAMES.filter((n) => only.includes(n) || (cleans && n === 'backup')));
+  }
   return new Set(PHASE_NAMES.filter((n) => !skip.includes(n) && (!optIn.has(n) || extra.includes(n))));
 }
 

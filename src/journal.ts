@@ -41,11 +41,17 @@ export function journalFacts(snapshot: Snapshot) {
   }));
 }
 
-/** Adds what an unfinished earlier run knew to the snapshot. Returns a note when it did. */
+/**
+ * Adds what an earlier run knew to the snapshot. An unfinished run's facts are merged in; a
+ * finished run's only fill what the node no longer shows (a cleanup split over several
+ * `--only` runs loses subnet.env in the first). Returns a note when it used any.
+ */
 export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string | null {
-  if (!journal || journal.status === 'finished') return null;
+  if (!journal) return null;
+  const finished = journal.status === 'finished';
   let used = false;
   const addPrefixes = (into: Prefix[], texts: string[]) => {
+    if (finished && into.length) return;
     for (const t of texts) {
       const p = parsePrefix(t);
       if (p && !into.some((q) => q.text === networkOf(p).text)) {
@@ -57,12 +63,15 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
   for (const f of snapshot.facts) {
     const old = journal.facts.find((j) => j.cni === f.profile.name);
     if (!old) continue;
-    for (const n of old.networks) if (!f.networks.includes(n)) (f.networks.push(n), (used = true));
-    for (const b of old.bridges) if (!f.bridges.includes(b)) (f.bridges.push(b), (used = true));
+    if (!finished || !f.networks.length) for (const n of old.networks) if (!f.networks.includes(n)) (f.networks.push(n), (used = true));
+    if (!finished || !f.bridges.length) for (const b of old.bridges) if (!f.bridges.includes(b)) (f.bridges.push(b), (used = true));
     addPrefixes(f.podNetworks, old.podNetworks);
     addPrefixes(f.nodeSubnets, old.nodeSubnets);
   }
-  return used ? `finishing the ${journal.status} run of ${journal.started} (pid ${journal.pid}): using the networks it had recorded` : null;
+  if (!used) return null;
+  return finished
+    ? `using the networks the run of ${journal.started} recorded before it removed them (pass --pod-cidr to override)`
+    : `finishing the ${journal.status} run of ${journal.started} (pid ${journal.pid}): using the networks it had recorded`;
 }
 
 export async function writeJournal(host: Host, status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): Promise<void> {

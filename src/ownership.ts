@@ -50,7 +50,8 @@ export type FamilyRoute = Route & { family: 4 | 6 };
 export function ownedRoutes(routes: FamilyRoute[], facts: ProfileFacts[], ownedDevices: Set<string>, dyingDevices: Set<string>): FamilyRoute[] {
   return routes.filter((r) => {
     if (r.dev && dyingDevices.has(r.dev)) return false;
-    if (r.dev && ownedDevices.has(r.dev)) return true;
+    // Connected routes (proto kernel) belong to the device's address and go with it.
+    if (r.dev && ownedDevices.has(r.dev)) return r.protocol !== 'kernel';
     for (const f of facts) {
       // Calico's BIRD (proto bird) and felix (proto 80) routes, blackholes for its IPAM blocks included.
       if (r.protocol && f.profile.routes.protocols.includes(r.protocol)) return true;

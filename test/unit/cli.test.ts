@@ -303,8 +303,11 @@ describe('plan', () => {
   it('--skip and --only choose the phases of the plan', async () => {
     const skip = JSON.parse((await cli(['plan', '--json', '--skip', 'drain,firewall'])).stdout);
     expect(skip.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual(['drain', 'remove-sandboxes', 'firewall', 'modules']);
+    // A cleanup phase never runs without the backup of what it removes.
     const only = JSON.parse((await cli(['plan', '--json', '--only', 'routes'])).stdout);
-    expect(only.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual(['routes']);
+    expect(only.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual(['backup', 'routes']);
+    const onlyServices = JSON.parse((await cli(['plan', '--json', '--only', 'drain,uncordon'])).stdout);
+    expect(onlyServices.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual(['drain', 'uncordon']);
     const withModules = JSON.parse((await cli(['plan', '--json', '--with', 'modules'])).stdout);
     expect(withModules.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual(['remove-sandboxes']);
     const r = await cli(['plan', '--with', 'firewall']);

@@ -109,10 +109,9 @@ describe('ownedRoutes', () => {
     expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, devices))).toEqual(['10.244.2.0/24 eth0', 'fd00:10:244:2::/64 eth0']);
   });
 
-  it('owns routes through Flannel\'s devices too when the interfaces phase does not run', () => {
+  it('owns routes through Flannel\'s devices too when the interfaces phase does not run, but not the connected routes of their addresses', () => {
     expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set()))).toEqual([
       '10.244.0.0/24 flannel.1',
-      '10.244.1.0/24 cni0',
       '10.244.2.0/24 eth0',
       'fd00:10:244:2::/64 eth0',
     ]);

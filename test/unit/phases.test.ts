@@ -167,15 +167,13 @@ describe('routes', () => {
     expect(plan.steps[0].stdin).toBe(
       [
         'route delete 10.244.0.0/24 via 10.244.0.0 dev flannel.1',
-        'route delete 10.244.1.0/24 dev cni0',
         'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0',
-        'route delete fd00:10:244:1::/64 dev cni0 metric 256',
         'route delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024',
         '',
       ].join('\n'),
     );
     await apply(host, plan.steps);
-    expect(host.routes[4].map((r) => r.dst)).toEqual(['default', '172.17.0.0/16', '192.168.1.0/24', '192.168.50.0/24']);
+    expect(host.routes[4].map((r) => r.dst)).toEqual(['default', '10.244.1.0/24', '172.17.0.0/16', '192.168.1.0/24', '192.168.50.0/24']);
   });
 
   it('uses --pod-cidr when subnet.env is gone', async () => {

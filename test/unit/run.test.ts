@@ -324,6 +324,30 @@ describe('sweep', () => {
     expect(host.routes[6].map((r) => r.dst)).not.toContain('fd00:10:244:2::/64');
   });
 
+  it('a cleanup split over --only runs: the later run finds host-gw routes with the networks the first recorded', async () => {
+    const { host } = dirtyFlannelNode();
+    const first = await sweep(request(host, { selected: new Set(['backup', 'cni-config', 'cni-state']) }));
+    expect(first.report.failed).toBeUndefined();
+    expect(host.exists('/run/flannel/subnet.env')).toBe(false);
+    const notes: string[] = [];
+    await sweep(request(host, { selected: new Set(['backup', 'routes']), reporter: { emit: (e) => void (e.type === 'note' && !('phase' in e && e.phase) && notes.push(e.text)), pause() {} } }));
+    expect(host.routes[4].map((r) => r.dst)).not.toContain('10.244.2.0/24');
+    expect(notes).toEqual([expect.stringMatching(/^using the networks the run of 2026-11-21T21:00:00\.000Z recorded before it removed them \(pass --pod-cidr to override\)$/)]);
+  });
+
+  it('a finished run\'s networks never widen what a node still shows', async () => {
+    const { host } = dirtyFlannelNode();
+    await sweep(request(host, { selected: new Set(['backup', 'cni-config']) }));
+    // Flannel is back with another pod network; the journal's 10.244.0.0/16 must not be added to it.
+    host.writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.3.1/24\n');
+    const r = await sweep(request(host, { selected: new Set(['backup', 'routes']) }));
+    const routes = r.report.phases.find((p) => p.name === 'routes')!;
+    // Only the routes through flannel's own device go (interfaces is not in this run); the host-gw
+    // route into the old 10.244.0.0/16 is outside what the node shows now, and stays.
+    expect(routes.steps.map((st) => st.stdin)).toEqual(['route delete 10.244.0.0/24 via 10.244.0.0 dev flannel.1\n']);
+    expect(host.routes[4].map((x) => x.dst)).toContain('10.244.2.0/24');
+  });
+
   // With no CNI detected or chosen, nothing on the node is any CNI's to remove: the shared portmap
   // chains another runtime (k3s, nerdctl, a CNI whose config lives elsewhere) may be using must stay,
   // and the node must not be drained or have its services restarted for them.
