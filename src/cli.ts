@@ -175,7 +175,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       },
     });
     reporter.pause();
-    const report: Report & { detected?: unknown } = { ...result.report, detected: detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })) };
+    const report: Report = { ...result.report, detected: preselected ? undefined : detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })) };
     if (result.aborted) throw new RefusedError('not confirmed: nothing was changed');
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));

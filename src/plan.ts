@@ -22,7 +22,8 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   out.push(`# cni-sweep ${version} plan: the exact commands \`cni-sweep run\` would execute, in order.`);
   out.push(`# node: ${report.node}`);
   if (report.root !== '/') out.push(`# root: ${report.root}`);
-  out.push(`# cni: ${report.cni.join(', ') || 'none found'}`);
+  out.push(`# cni: ${report.cni.join(', ') || 'none found'}${report.detected ? ' (detected)' : ' (--cni)'}`);
+  for (const d of report.detected ?? []) out.push(`#   found ${d.cni}: ${d.evidence.slice(0, 8).join(', ')}${d.evidence.length > 8 ? `, and ${d.evidence.length - 8} more` : ''}`);
   out.push(`# phases: ${ran.join(' ')}`);
   if (skipped.length) out.push(`# skipped: ${skipped.join(' ')}`);
   out.push(`# inspected: ${report.inspected.join(', ')}`);

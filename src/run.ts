@@ -37,6 +37,8 @@ export interface Report {
   phases: PhaseReport[];
   inspected: string[];
   unreadable: string[];
+  /** What detection found and why, when --cni was not given. */
+  detected?: Array<{ cni: string; evidence: string[] }>;
   /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
   failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
   interrupted?: string;

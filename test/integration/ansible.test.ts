@@ -86,7 +86,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     expect(fs.readdirSync(path.join(dir, 'tmp')).filter((f) => f.endsWith('.cni-sweep.cjs'))).toEqual([]);
     for (const n of [a, b]) expect(check.stdout).toContain(`"# root: ${n.root}"`);
     expect(check.stdout).toContain('"# the role drains node-a from the control host first (cni_sweep_drain)"');
-    expect(check.stdout).toContain('"# cni: flannel"');
+    expect(check.stdout).toContain('"# cni: flannel (--cni)"');
     expect(check.stdout).toContain('"link delete cni0"');
     expect(check.stdout).toMatch(/"iptables-nft-restore --noflush -w <<'CNI_SWEEP_EOF'"/);
 

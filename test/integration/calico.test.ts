@@ -155,7 +155,7 @@ describe('Canal', () => {
     addCalico(n, { pods: 2, canal: true });
     const plan = runCli(n, ['plan', ...nodeArgs(n)]);
     expect(plan.code).toBe(0);
-    expect(plan.stdout).toContain('# cni: canal\n');
+    expect(plan.stdout).toContain('# cni: canal (detected)\n#   found canal: config /etc/cni/net.d/10-canal.conflist, ');
     const r = runCli(n, ['run', '--yes', ...nodeArgs(n)]);
     expect(r.code).toBe(0);
     const after = state(n);
