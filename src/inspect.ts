@@ -5,7 +5,7 @@ import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/con
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
 import { parseLinks, parseRoutes, type Link, type Route } from './parse/iproute.js';
 import { parseNftTables, type NftTable } from './parse/nft.js';
-import { parseSubnetEnv } from './parse/subnetenv.js';
+import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
@@ -70,6 +70,32 @@ export interface Snapshot {
   remainingConfigs: CniConfig[];
 }
 
+/** What a profile owns on this node, from its configs and (Flannel) subnet.env. Shared by run and doctor. */
+export function profileFacts(profile: Profile, configs: CniConfig[], env: SubnetEnv | null, podCidrs: Prefix[], extraFiles: string[]): ProfileFacts {
+  const mine = configs.filter((c) => ownsConfig(profile, c));
+  const podNetworks: Prefix[] = [...podCidrs];
+  const nodeSubnets: Prefix[] = [];
+  if (profile.state.subnetEnv && env) {
+    for (const n of [...env.networks, ...env.ipv6Networks]) {
+      const p = parsePrefix(n);
+      if (p && !podNetworks.some((q) => q.text === networkOf(p).text)) podNetworks.push(networkOf(p));
+    }
+    for (const s of [env.subnet, env.ipv6Subnet]) {
+      const p = s ? parsePrefix(s) : null;
+      if (p) nodeSubnets.push(networkOf(p));
+    }
+  }
+  return {
+    profile,
+    configs: mine,
+    extraFiles,
+    networks: [...new Set(mine.map((c) => c.name))],
+    bridges: [...new Set(mine.flatMap((c) => c.bridges))],
+    podNetworks,
+    nodeSubnets,
+  };
+}
+
 export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Prefix[], gaps: Gaps): Promise<Snapshot> {
   let configs: CniConfig[] = [];
   gaps.saw(CNI_CONF_DIR);
@@ -81,36 +107,24 @@ export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Pr
   }
   const facts: ProfileFacts[] = [];
   for (const profile of profiles) {
-    const mine = configs.filter((c) => ownsConfig(profile, c));
     const extraFiles: string[] = [];
     for (const f of profile.config.extraFiles) {
       const p = `${CNI_CONF_DIR}/${f}`;
       if ((await host.entryType(p).catch(() => null)) !== null) extraFiles.push(p);
     }
-    const networks = [...new Set(mine.map((c) => c.name))];
-    const bridges = [...new Set(mine.flatMap((c) => c.bridges))];
-    const podNetworks: Prefix[] = [...podCidrs];
-    const nodeSubnets: Prefix[] = [];
+    let env: SubnetEnv | null = null;
     if (profile.state.subnetEnv) {
       try {
         const text = await host.readFile(profile.state.subnetEnv);
         if (text !== null) {
           gaps.saw(profile.state.subnetEnv);
-          const env = parseSubnetEnv(text);
-          for (const n of [...env.networks, ...env.ipv6Networks]) {
-            const p = parsePrefix(n);
-            if (p && !podNetworks.some((q) => q.text === p.text)) podNetworks.push(networkOf(p));
-          }
-          for (const s of [env.subnet, env.ipv6Subnet]) {
-            const p = s ? parsePrefix(s) : null;
-            if (p) nodeSubnets.push(networkOf(p));
-          }
+          env = parseSubnetEnv(text);
         }
       } catch (err) {
         gaps.add(profile.state.subnetEnv, err);
       }
     }
-    facts.push({ profile, configs: mine, extraFiles, networks, bridges, podNetworks, nodeSubnets });
+    facts.push(profileFacts(profile, configs, env, podCidrs, extraFiles));
   }
   const owned = new Set(facts.flatMap((f) => f.configs.map((c) => c.file)));
   return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)) };

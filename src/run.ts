@@ -6,7 +6,7 @@ import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
 import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { readJournal, resumeFrom, writeJournal } from './journal.js';
-import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
+import type { Ctx, Phase, PhasePlan, RunOptions } from './phases/types.js';
 import { startKubelet, startRuntime } from './phases/services.js';
 import type { Profile } from './profiles/schema.js';
 

@@ -2,8 +2,8 @@
 // Nothing here judges: a read that fails is recorded in notChecked and the checks see less.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
-import { CNI_CONF_DIR, Gaps, iptablesBackends, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, RESULTS_DIR, saveIptables, type ProfileFacts } from '../inspect.js';
-import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from '../parse/conflist.js';
+import { CNI_CONF_DIR, Gaps, iptablesBackends, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, profileFacts, RESULTS_DIR, saveIptables, type ProfileFacts } from '../inspect.js';
+import { CNI_CONF_EXTENSIONS, parseCniConfig } from '../parse/conflist.js';
 import { parseAddrs } from '../parse/iproute.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
@@ -61,32 +61,6 @@ function inUse(configs: ConfigEntry[], all: Profile[]): Set<string> {
   const names = new Set(used.flatMap((c) => c.owners));
   for (const p of all) if (names.has(p.name)) for (const part of p.includes) names.add(part);
   return names;
-}
-
-/** The same facts takeSnapshot builds for a run, so what doctor counts is what `run` would remove. */
-function factsFor(profile: Profile, configs: CniConfig[], env: SubnetEnv | null, podCidrs: Prefix[], extraFiles: string[]): ProfileFacts {
-  const mine = configs.filter((c) => ownsConfig(profile, c));
-  const podNetworks: Prefix[] = [...podCidrs];
-  const nodeSubnets: Prefix[] = [];
-  if (profile.state.subnetEnv && env) {
-    for (const n of [...env.networks, ...env.ipv6Networks]) {
-      const p = parsePrefix(n);
-      if (p && !podNetworks.some((q) => q.text === networkOf(p).text)) podNetworks.push(networkOf(p));
-    }
-    for (const s of [env.subnet, env.ipv6Subnet]) {
-      const p = s ? parsePrefix(s) : null;
-      if (p) nodeSubnets.push(networkOf(p));
-    }
-  }
-  return {
-    profile,
-    configs: mine,
-    extraFiles,
-    networks: [...new Set(mine.map((c) => c.name))],
-    bridges: [...new Set(mine.flatMap((c) => c.bridges))],
-    podNetworks,
-    nodeSubnets,
-  };
 }
 
 async function readIpam(host: Host): Promise<IpamNetwork[]> {
@@ -148,7 +122,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   for (const p of o.allProfiles) {
     const extra: string[] = [];
     for (const f of p.config.extraFiles) if ((await host.entryType(`${CNI_CONF_DIR}/${f}`)) !== null) extra.push(`${CNI_CONF_DIR}/${f}`);
-    const f = factsFor(p, parsed, env, o.podCidrs, extra);
+    const f = profileFacts(p, parsed, env, o.podCidrs, extra);
     facts.set(p.name, f);
     const candidates = [...p.state.paths];
     for (const net of networksOf(f)) {
