@@ -1,18 +1,118 @@
-// Bundles the CLI into one CommonJS file that bin/cni-sweep loads and any Node 20+ can run.
+// Bundles the CLI into one CommonJS file that bin/cni-sweep loads and any Node 20+ can run with no
+// node_modules: every dependency is inside, and only Node's own modules are required.
+//
+// Start-up is most of what `cni-sweep --help` costs, so:
+// - the bundle is small: minified (names kept: errors report their class name), ESM builds of the
+//   dependencies preferred (tree-shaken), zod's 40-odd message locales left out (cni-sweep only
+//   uses English, which zod loads itself);
+// - it carries V8's code cache for itself: dist/cni-sweep.cjs is a small loader that compiles the
+//   bundle with vm.Script and the cache made at build time by a warm-up run (`--help`), so V8 skips
+//   parsing and compiling what start-up runs. A Node whose V8 differs from the one that built it
+//   rejects the cache and compiles as usual: same behaviour, no speed-up. Nothing is written at run time.
+//
+//   node scripts/build.mjs                 build dist/cni-sweep.cjs
+//   node scripts/build.mjs --analyze       also print the largest inputs and write dist/cni-sweep.meta.json
+//   node scripts/build.mjs --no-minify     readable output without the code cache, for debugging
+//   node scripts/build.mjs --no-code-cache the plain bundle
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
+const analyze = process.argv.includes('--analyze');
+const minify = !process.argv.includes('--no-minify');
+const codeCache = minify && !process.argv.includes('--no-code-cache');
+const outfile = path.join(repo, 'dist/cni-sweep.cjs');
 
-await build({
+/** zod's `locales` namespace re-exports every language; keep only English (what zod configures by default). */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /\/locales\/index\.js$/ }, (args) => {
+      if (!/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)) return undefined;
+      return { path: path.join(path.dirname(args.importer), args.path), namespace: 'zod-locales' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(args.path), 'en.js'))};\n`,
+      loader: 'js',
+      resolveDir: path.dirname(args.path),
+    }));
+  },
+};
+
+const result = await build({
+  absWorkingDir: repo,
   entryPoints: ['src/main.ts'],
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
   outfile: 'dist/cni-sweep.cjs',
+  write: !codeCache,
+  // ESM builds tree-shake: for packages without an exports map, prefer "module" over the CommonJS "main".
+  mainFields: ['module', 'main'],
+  minify,
+  keepNames: true,
   define: { __CNI_SWEEP_VERSION__: JSON.stringify(pkg.version) },
-  banner: { js: '#!/usr/bin/env node' },
+  banner: codeCache ? undefined : { js: '#!/usr/bin/env node' },
   legalComments: 'none',
+  plugins: [zodEnglishOnly],
+  metafile: true,
   logLevel: 'warning',
 });
+
+const out = result.metafile.outputs['dist/cni-sweep.cjs'];
+if (analyze) {
+  fs.writeFileSync(path.join(repo, 'dist/cni-sweep.meta.json'), JSON.stringify(result.metafile));
+  const byPackage = new Map();
+  for (const [file, info] of Object.entries(out.inputs)) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file);
+    const key = m ? m[1] : file.startsWith('zod-locales:') ? 'zod (locales stub)' : 'src';
+    byPackage.set(key, (byPackage.get(key) ?? 0) + info.bytesInOutput);
+  }
+  const rows = [...byPackage].sort((a, b) => b[1] - a[1]);
+  process.stdout.write(`dist/cni-sweep.cjs: ${(out.bytes / 1024).toFixed(0)} KiB\n`);
+  for (const [k, v] of rows.slice(0, 20)) process.stdout.write(`  ${(v / 1024).toFixed(1).padStart(7)} KiB  ${k}\n`);
+  process.stdout.write('(details: dist/cni-sweep.meta.json, e.g. on https://esbuild.github.io/analyze/)\n');
+}
+
+if (codeCache) {
+  const bundle = result.outputFiles.find((f) => f.path === outfile)?.text;
+  if (!bundle) throw new Error('build: esbuild produced no dist/cni-sweep.cjs');
+  // vm.Script has no loader for import(); esbuild turns imports of bundled modules into require().
+  if (/\bimport\(/.test(bundle)) throw new Error('build: the bundle calls import(): build with --no-code-cache, or make it a static import');
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
+  fs.mkdirSync(path.dirname(outfile), { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(path.dirname(outfile), '.code-cache-'));
+  try {
+    // Warm-up in a child: compile, run `--help` (prints, changes nothing), then save the cache,
+    // which now holds every function start-up compiled.
+    fs.writeFileSync(path.join(tmp, 'bundle.js'), wrapped);
+    const warm = [
+      "const vm = require('node:vm'), fs = require('node:fs'), path = require('node:path');",
+      `const dir = ${JSON.stringify(tmp)}, file = ${JSON.stringify(outfile)};`,
+      "const s = new vm.Script(fs.readFileSync(path.join(dir, 'bundle.js'), 'utf8'), { filename: file });",
+      "process.on('exit', () => fs.writeFileSync(path.join(dir, 'cache.bin'), s.createCachedData()));",
+      "process.argv = [process.argv[0], file, '--help'];",
+      'const m = { exports: {} };',
+      's.runInThisContext()(m.exports, require, m, file, path.dirname(file));',
+    ].join('\n');
+    execFileSync(process.execPath, ['-e', warm], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+    const cache = fs.readFileSync(path.join(tmp, 'cache.bin'));
+    const loader = [
+      '#!/usr/bin/env node',
+      `// cni-sweep ${pkg.version}: the bundle below runs with V8's code cache made at build time (Node ${process.version}); other Node versions compile it as usual.`,
+      "'use strict';",
+      `const code = ${JSON.stringify(wrapped)};`,
+      `const cachedData = Buffer.from(${JSON.stringify(cache.toString('base64'))}, 'base64');`,
+      "new (require('node:vm').Script)(code, { filename: __filename, cachedData }).runInThisContext()(exports, require, module, __filename, __dirname);",
+      '',
+    ].join('\n');
+    fs.writeFileSync(outfile, loader, { mode: 0o755 });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,533 @@
+// Benchmark: cleaning identical dirty Flannel nodes three ways, on real kernel state.
+//
+//   manual      the guides' way: one command per object (ip link delete per veth, iptables -D/-F/-X
+//               per rule and chain, rm per file, umount + rm per netns, ip route del per route)
+//   floor       the batched floor: one rm -rf, one ip -batch, one iptables-restore --noflush -w per
+//               backend/family, one nft -f, one umount + one rm for the pod namespaces
+//   floor-group the floor, but the pod veths go in one kernel batch: `link set ... group G` for each,
+//               then one `link delete group G` (the kernel unregisters them with one RCU wait)
+//   sweep       cni-sweep's cleanup phases: run --yes --only cni-config,cni-state,interfaces,routes,firewall,netns
+//   sweep-full  cni-sweep run --yes: backup, drain, service stop/start (to the recording shims) included
+//
+// Every method gets a freshly built node, identical to the others (same namespace name, same root
+// path, same pods); the end states are compared. Needs root. Usage:
+//   npm run bench [-- --runs 3 --configs target,big50,big250,big1000,target-legacy --methods manual,floor,... --no-write]
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode } from '../test/helpers/flannel-node.js';
+import { CLI as BUILT_CLI, REPO, cliEnv, snapshot, type NodeState } from '../test/helpers/harness.js';
+import { commandCount, discover, floorScript, manualScript } from './scripts.js';
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+interface Config {
+  name: string;
+  pods: number;
+  foreignRules: number;
+  big: boolean;
+  backend: 'nft' | 'legacy';
+  /** Shown in the table. */
+  label: string;
+}
+
+const CONFIGS: Config[] = [
+  { name: 'target', pods: 250, foreignRules: 5000, big: false, backend: 'nft', label: 'N=250, M=5000 (/16, /24 node subnet)' },
+  { name: 'big50', pods: 50, foreignRules: 0, big: true, backend: 'nft', label: 'N=50 (/14, /22 node subnet)' },
+  { name: 'big250', pods: 250, foreignRules: 0, big: true, backend: 'nft', label: 'N=250 (/14, /22 node subnet)' },
+  { name: 'big1000', pods: 1000, foreignRules: 0, big: true, backend: 'nft', label: 'N=1000 (/14, /22 node subnet)' },
+  { name: 'target-legacy', pods: 250, foreignRules: 5000, big: false, backend: 'legacy', label: 'N=250, M=5000, iptables-legacy' },
+];
+
+type Method = 'manual' | 'floor' | 'floor-group' | 'sweep' | 'sweep-full';
+const METHODS: Method[] = ['manual', 'floor', 'floor-group', 'sweep', 'sweep-full'];
+/** The CLI under test: dist/cni-sweep.cjs, or --cli (e.g. a build of a candidate change). */
+let CLI = BUILT_CLI;
+const CLEANUP_PHASES = 'cni-config,cni-state,interfaces,routes,firewall,netns';
+
+function parseArgs(argv: string[]) {
+  const o = { runs: 3, configs: CONFIGS.map((c) => c.name), methods: [...METHODS] as Method[], write: true, startupRuns: 20, cli: BUILT_CLI };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--runs') o.runs = Number(val());
+    else if (a === '--configs') o.configs = val().split(',');
+    else if (a === '--methods') o.methods = val().split(',') as Method[];
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--cli') o.cli = path.resolve(val());
+    else if (a === '--startup-runs') o.startupRuns = Number(val());
+    else if (a === '--help' || a === '-h') usage();
+    else usage(`unknown option ${a}`);
+  }
+  if (!Number.isInteger(o.runs) || o.runs < 1) usage('--runs: a positive integer');
+  for (const c of o.configs) if (!CONFIGS.some((x) => x.name === c)) usage(`unknown config ${c} (known: ${CONFIGS.map((x) => x.name).join(', ')})`);
+  for (const m of o.methods) if (!METHODS.includes(m)) usage(`unknown method ${m} (known: ${METHODS.join(', ')})`);
+  return o;
+}
+
+function usage(err?: string): never {
+  if (err) process.stderr.write(`bench: ${err}\n`);
+  process.stderr.write('usage: npm run bench -- [--runs N] [--configs target,big50,big250,big1000,target-legacy] [--methods manual,floor,floor-group,sweep,sweep-full] [--startup-runs N] [--cli path/to/cni-sweep.cjs] [--no-write]\n');
+  process.exit(err ? 2 : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// scratch space, and cleaning it up whatever happens
+
+const live = new Set<FlannelNode>();
+let base = '';
+
+function cleanupAll() {
+  for (const n of live) {
+    try {
+      destroyFlannelNode(n);
+    } catch (e) {
+      process.stderr.write(`bench: cleanup of ${n.ns} failed: ${(e as Error).message}\n`);
+    }
+  }
+  live.clear();
+  if (base) fs.rmSync(base, { recursive: true, force: true });
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    process.stderr.write(`\nbench: ${sig}: removing the benchmark's namespaces and files\n`);
+    cleanupAll();
+    process.exit(130);
+  });
+}
+
+function makeNode(cfg: Config): FlannelNode {
+  // Same namespace name and root path for every node of a config: pod ids, veth and netns names
+  // derive from the namespace name, so this makes the nodes identical.
+  const ns = `csb-${process.pid}-${cfg.name}`.slice(0, 40);
+  const root = path.join(base, cfg.name, 'root');
+  const node = createFlannelNode({ ns, root, pods: cfg.pods, foreignRules: cfg.foreignRules, big: cfg.big, backend: cfg.backend });
+  live.add(node);
+  return node;
+}
+
+function dropNode(node: FlannelNode) {
+  destroyFlannelNode(node);
+  live.delete(node);
+}
+
+// ---------------------------------------------------------------------------------------------
+// measuring
+
+interface Sample {
+  ms: number;
+  /** Peak RSS of the process tree (GNU time %M: the largest of the process and its children), kB. */
+  treeKb: number | null;
+  /** cni-sweep only: the Node process's own VmHWM, kB. */
+  nodeKb: number | null;
+  stdout: string;
+  stderr: string;
+  code: number | null;
+  signal: string | null;
+}
+
+const HAVE_TIME = fs.existsSync('/usr/bin/time');
+
+function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string } = {}): Sample {
+  const memFile = path.join(base, 'time.out');
+  fs.rmSync(memFile, { force: true });
+  if (extra.hwm) fs.rmSync(extra.hwm, { force: true });
+  const full = HAVE_TIME ? ['/usr/bin/time', '-f', '%M', '-o', memFile, ...argv] : argv;
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(full[0], full.slice(1), { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024, timeout: 1_800_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const readKb = (f: string) => {
+    try {
+      const v = fs.readFileSync(f, 'utf8').trim().split('\n').pop() ?? '';
+      return /^\d+$/.test(v) ? Number(v) : null;
+    } catch {
+      return null;
+    }
+  };
+  return { ms, treeKb: HAVE_TIME ? readKb(memFile) : null, nodeKb: extra.hwm ? readKb(extra.hwm) : null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', code: r.status, signal: r.signal ?? (r.error ? String(r.error) : null) };
+}
+
+const nsenter = (node: FlannelNode) => ['nsenter', `--net=${node.nsPath}`];
+
+function sweepArgv(node: FlannelNode, args: string[]): string[] {
+  return [...nsenter(node), process.execPath, '-r', path.join(REPO, 'bench/hwm.cjs'), CLI, ...args, '--root', node.root, '--node', 'n1', '--kubeconfig', path.join(shimDir(node.root), 'kubeconfig')];
+}
+
+function sweepEnv(node: FlannelNode, hwm: string): NodeJS.ProcessEnv {
+  return { ...cliEnv(node), CNI_SWEEP_BENCH_HWM: hwm };
+}
+
+// ---------------------------------------------------------------------------------------------
+// end states
+
+const OWN_FILES = /^var\/(backups|lib\/cni-sweep)(\/|$)|^run\/cni-sweep\.lock/;
+const FLANNEL = /FLANNEL|flanneld|CNI-|cbr0/;
+
+/** A node's state without cni-sweep's own bookkeeping (backups, journal, lock). */
+function endState(node: FlannelNode): NodeState {
+  const s = snapshot(node);
+  return { ...s, files: s.files.filter((f) => !OWN_FILES.test(f)) };
+}
+
+/** Flannel leftovers in an end state, for the report (empty when clean). */
+function leftovers(s: NodeState): string[] {
+  const out: string[] = [];
+  for (const l of s.links) if (/^(cni0|flannel|veth[0-9a-f]{8} )/.test(l)) out.push(`link ${l}`);
+  for (const k of ['ipt4nft', 'ipt4legacy', 'ipt6nft', 'ipt6legacy'] as const) for (const l of s[k].split('\n')) if (FLANNEL.test(l)) out.push(`${k}: ${l}`);
+  if (/flannel/.test(s.nft)) out.push('nft: flannel table');
+  for (const l of [...s.routes4.split('\n'), ...s.routes6.split('\n')]) if (/^(10\.244\.|10\.0\.(4|8|12)\.|fd00:10:244)/.test(l)) out.push(`route ${l}`);
+  for (const f of s.files) if (/flannel|cbr0|run\/netns\/cni-/.test(f)) out.push(`file ${f.split(' ')[0]}`);
+  return out;
+}
+
+function diffStates(a: NodeState, b: NodeState): string[] {
+  const out: string[] = [];
+  for (const k of Object.keys(a) as Array<keyof NodeState>) {
+    const la = (Array.isArray(a[k]) ? (a[k] as string[]) : String(a[k]).split('\n'));
+    const lb = (Array.isArray(b[k]) ? (b[k] as string[]) : String(b[k]).split('\n'));
+    const sa = new Set(la);
+    const sb = new Set(lb);
+    const onlyA = la.filter((l) => !sb.has(l));
+    const onlyB = lb.filter((l) => !sa.has(l));
+    if (onlyA.length || onlyB.length) out.push(`${k}: ${onlyA.slice(0, 3).map((l) => `-${l}`).concat(onlyB.slice(0, 3).map((l) => `+${l}`)).join(' | ')}${onlyA.length + onlyB.length > 6 ? ' ...' : ''}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// one cleanup
+
+interface Breakdown {
+  /** Wall time of each applied step (phase: argv[0..1]), from cni-sweep's --json report. */
+  steps: Array<{ phase: string; cmd: string; ms: number }>;
+}
+
+interface Result {
+  sample: Sample;
+  commands: number;
+  end: NodeState;
+  before: string;
+  breakdown?: Breakdown;
+}
+
+/** An unused link group: random, checked against the node's links. */
+function freeGroup(node: FlannelNode): number {
+  const used = new Set((JSON.parse(execFileSync('nsenter', [...nsenter(node).slice(1), 'ip', '-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ group?: string | number }>).map((l) => String(l.group)));
+  for (;;) {
+    const g = 100000 + Math.floor(Math.random() * 1_000_000_000);
+    if (!used.has(String(g))) return g;
+  }
+}
+
+function cleanOnce(cfg: Config, method: Method): Result {
+  const node = makeNode(cfg);
+  try {
+    const before = JSON.stringify(snapshot(node));
+    let sample: Sample;
+    let commands = 0;
+    let breakdown: Breakdown | undefined;
+    if (method === 'manual' || method === 'floor' || method === 'floor-group') {
+      const owned = discover(node);
+      const script = method === 'manual' ? manualScript(owned) : floorScript(owned, method === 'floor-group' ? { group: freeGroup(node) } : {});
+      commands = commandCount(owned, method === 'manual' ? 'manual' : 'floor');
+      const file = path.join(base, `${cfg.name}-${method}.sh`);
+      fs.writeFileSync(file, script);
+      sample = measure([...nsenter(node), 'bash', file], { PATH: process.env.PATH, LC_ALL: 'C' });
+      if (sample.code !== 0) throw new Error(`${method} script failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-2000)}\nscript: ${file}`);
+    } else {
+      const hwm = path.join(base, 'hwm.out');
+      const args = method === 'sweep' ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES] : ['run', '--yes', '--json'];
+      sample = measure(sweepArgv(node, args), sweepEnv(node, hwm), { hwm });
+      if (sample.code !== 0) throw new Error(`cni-sweep ${args.join(' ')} failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-1500)}`);
+      const report = JSON.parse(sample.stdout) as { phases: Array<{ name: string; steps: Array<{ argv: string[]; ms: number; status: string }> }> };
+      breakdown = { steps: report.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok').map((s) => ({ phase: p.name, cmd: s.argv.slice(0, 2).join(' '), ms: s.ms }))) };
+      commands = breakdown.steps.length;
+    }
+    return { sample, commands, end: endState(node), before, breakdown };
+  } finally {
+    dropNode(node);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan and startup
+
+function timePlan(cfg: Config, runs: number): { samples: Sample[]; steps: number } {
+  const node = makeNode(cfg);
+  try {
+    const hwm = path.join(base, 'hwm.out');
+    const samples: Sample[] = [];
+    for (let i = 0; i < runs; i++) {
+      const s = measure(sweepArgv(node, ['plan']), sweepEnv(node, hwm), { hwm });
+      if (s.code !== 0) throw new Error(`cni-sweep plan failed (exit ${s.code}${s.signal ? `, ${s.signal}` : ''}): ${s.stderr.slice(-1500)}`);
+      samples.push(s);
+    }
+    const steps = samples[0].stdout.split('\n').filter(Boolean).length;
+    return { samples, steps };
+  } finally {
+    dropNode(node);
+  }
+}
+
+interface Startup {
+  tool: string;
+  rows: Array<{ cmd: string; medianMs: number; minMs: number; maxMs: number }>;
+}
+
+function timeStartup(runs: number): Startup {
+  const cmds = [['--version'], ['--help'], ['profiles']];
+  const hyperfine = spawnSync('hyperfine', ['--version'], { encoding: 'utf8' }).status === 0;
+  const rows: Startup['rows'] = [];
+  const baseline = [process.execPath, '-e', '0'];
+  const all = [baseline, ...cmds.map((c) => [process.execPath, CLI, ...c])];
+  if (hyperfine) {
+    const out = path.join(base, 'hyperfine.json');
+    const r = spawnSync('hyperfine', ['-N', '--warmup', '3', '--runs', String(runs), '--export-json', out, ...all.map((a) => a.join(' '))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    if (r.status === 0) {
+      const j = JSON.parse(fs.readFileSync(out, 'utf8')) as { results: Array<{ command: string; median: number; min: number; max: number }> };
+      for (const x of j.results) rows.push({ cmd: x.command.replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'), medianMs: x.median * 1000, minMs: x.min * 1000, maxMs: x.max * 1000 });
+      return { tool: `hyperfine -N --warmup 3 --runs ${runs}`, rows };
+    }
+  }
+  for (const a of all) {
+    for (let i = 0; i < 3; i++) spawnSync(a[0], a.slice(1), { stdio: 'ignore' });
+    const ts: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = process.hrtime.bigint();
+      spawnSync(a[0], a.slice(1), { stdio: 'ignore' });
+      ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    rows.push({ cmd: a.join(' ').replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'), medianMs: median(ts), minMs: Math.min(...ts), maxMs: Math.max(...ts) });
+  }
+  return { tool: `spawnSync loop with process.hrtime, 3 warm-up + ${runs} runs`, rows };
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const fmtMb = (kb: number | null | undefined) => (kb == null ? 'n/a' : `${(kb / 1024).toFixed(0)} MB`);
+const fmtX = (x: number) => (x >= 10 ? `${x.toFixed(0)}x` : `${x.toFixed(2)}x`);
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'n/a';
+  }
+}
+
+function machine(): string[] {
+  const model = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  return [
+    `- date: ${new Date().toISOString()}`,
+    `- CPU: ${os.cpus().length} x ${model} (nproc ${sh('nproc', [])}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM`,
+    `- kernel: ${os.release()}; load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    `- node ${process.version}; ${sh('iptables-nft', ['--version'])}; ${sh('ip', ['-V'])}; ${sh('nft', ['--version'])}`,
+  ];
+}
+
+interface Row {
+  cfg: Config;
+  method: Method;
+  commands: number;
+  ms: number[];
+  treeKb: Array<number | null>;
+  nodeKb: Array<number | null>;
+  breakdowns: Breakdown[];
+}
+
+function maxKb(xs: Array<number | null>): number | null {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? Math.max(...v) : null;
+}
+
+async function mainBench() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: must run as root: it creates network namespaces, veths and iptables rules (sudo npm run bench)\n');
+    process.exit(3);
+  }
+  CLI = opts.cli;
+  if (opts.cli !== BUILT_CLI) opts.write = false; // RESULTS.md is for the CLI this tree builds
+  if (!fs.existsSync(CLI)) {
+    process.stderr.write(`bench: ${CLI} is missing: run npm run build first (npm run bench does)\n`);
+    process.exit(2);
+  }
+  base = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-bench-'));
+  const started = Date.now();
+  const header = machine();
+  process.stderr.write(`bench: ${opts.runs} run(s) of ${opts.methods.join(', ')} on ${opts.configs.join(', ')}; cli ${CLI}\n${header.join('\n')}\n`);
+
+  const rows: Row[] = [];
+  const problems: string[] = [];
+  const plans: Array<{ cfg: Config; samples: Sample[]; steps: number }> = [];
+  try {
+    for (const name of opts.configs) {
+      const cfg = CONFIGS.find((c) => c.name === name)!;
+      const byMethod = new Map<Method, Row>(opts.methods.map((m) => [m, { cfg, method: m, commands: 0, ms: [], treeKb: [], nodeKb: [], breakdowns: [] }]));
+      let reference: { method: Method; end: NodeState; json: string; before: string } | null = null;
+      for (let run = 1; run <= opts.runs; run++) {
+        // Methods interleaved within a run, so that drift on a shared machine hits all of them alike.
+        for (const m of opts.methods) {
+          let r: Result;
+          try {
+            r = cleanOnce(cfg, m);
+          } catch (e) {
+            // Killed from outside (a shared machine): note it and measure that cell again on a fresh node.
+            if (!/, SIG[A-Z]+\)/.test((e as Error).message)) throw e;
+            problems.push(`${cfg.name}/${m} run ${run}: killed from outside, measured again: ${(e as Error).message.split(':')[0]}`);
+            r = cleanOnce(cfg, m);
+          }
+          const row = byMethod.get(m)!;
+          row.commands = r.commands;
+          row.ms.push(r.sample.ms);
+          row.treeKb.push(r.sample.treeKb);
+          row.nodeKb.push(r.sample.nodeKb);
+          if (r.breakdown) row.breakdowns.push(r.breakdown);
+          const left = leftovers(r.end);
+          if (left.length) problems.push(`${cfg.name}/${m} run ${run}: Flannel state left: ${left.slice(0, 5).join('; ')}${left.length > 5 ? ` (+${left.length - 5})` : ''}`);
+          const json = JSON.stringify(r.end);
+          if (!reference) reference = { method: m, end: r.end, json, before: r.before };
+          else {
+            if (r.before !== reference.before) problems.push(`${cfg.name}/${m} run ${run}: the dirty node was not identical to the first one`);
+            if (json !== reference.json) problems.push(`${cfg.name}/${m} run ${run}: end state differs from ${reference.method}'s: ${diffStates(reference.end, r.end).join('; ')}`);
+          }
+          process.stderr.write(`bench: ${cfg.name} run ${run} ${m.padEnd(11)} ${fmtMs(r.sample.ms).padStart(8)}  ${r.commands} command(s)  peak ${fmtMb(r.sample.treeKb)}${r.sample.nodeKb ? ` (node ${fmtMb(r.sample.nodeKb)})` : ''}\n`);
+        }
+      }
+      rows.push(...byMethod.values());
+      const p = timePlan(cfg, opts.runs);
+      plans.push({ cfg, ...p });
+      process.stderr.write(`bench: ${cfg.name} plan ${p.samples.map((s) => fmtMs(s.ms)).join(', ')}\n`);
+    }
+    const startup = timeStartup(opts.startupRuns);
+    const md = render(opts, header, rows, plans, startup, problems, Date.now() - started);
+    process.stdout.write(md);
+    if (opts.write) {
+      fs.writeFileSync(path.join(REPO, 'bench/RESULTS.md'), md);
+      process.stderr.write('bench: wrote bench/RESULTS.md\n');
+    }
+    if (problems.length) process.exitCode = 1;
+  } finally {
+    cleanupAll();
+  }
+}
+
+function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[], plans: Array<{ cfg: Config; samples: Sample[]; steps: number }>, startup: Startup, problems: string[], elapsedMs: number): string {
+  const L: string[] = [];
+  L.push('# cni-sweep benchmark results', '');
+  L.push('Produced by `npm run bench` (bench/run.ts); every number is the median of the runs, on fresh identical dirty Flannel nodes', '(test/helpers/flannel-node.ts: IPv4 + IPv6, a native nftables table; iptables-nft backend unless the configuration says legacy) in network namespaces.', '');
+  L.push('Machine:', '', ...header, `- runs per cell: ${opts.runs}; whole benchmark took ${fmtMs(elapsedMs)}`, '');
+  L.push('Methods: **manual** = one command per object, as the guides do it (`ip link delete` per veth and device, `iptables -t nat -D`/`-F`/`-X` per rule and chain, `rm` per file and `rmdir` per directory, `umount` + `rm` per netns, `ip route del` per route);');
+  L.push('**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;');
+  L.push('**floor-group** = the floor, with the pod veths deleted in one kernel batch (`link set dev <veth> group <G>` for each, then one `link delete group <G>`);');
+  L.push(`**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`);
+  L.push('manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.', '');
+  L.push('Peak memory: GNU time `%M` (largest resident set of the process and any of its children, e.g. iptables-save); for cni-sweep also the Node process\'s own VmHWM.', '');
+  L.push('| configuration | method | commands | median wall | min – max | peak RSS (tree) | cni-sweep VmHWM | vs floor | manual ÷ this |');
+  L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const cfgName of opts.configs) {
+    const rs = rows.filter((r) => r.cfg.name === cfgName);
+    const floor = rs.find((r) => r.method === 'floor');
+    const manual = rs.find((r) => r.method === 'manual');
+    for (const r of rs) {
+      const m = median(r.ms);
+      L.push(`| ${r.cfg.label} | ${r.method} | ${r.commands} | ${fmtMs(m)} | ${fmtMs(Math.min(...r.ms))} – ${fmtMs(Math.max(...r.ms))} | ${fmtMb(maxKb(r.treeKb))} | ${r.method.startsWith('sweep') ? fmtMb(maxKb(r.nodeKb)) : ''} | ${floor ? fmtX(m / median(floor.ms)) : ''} | ${manual ? fmtX(median(manual.ms) / m) : ''} |`);
+    }
+  }
+  const growth = ['big50', 'big1000'].map((n) => rows.filter((r) => r.cfg.name === n));
+  if (growth[0].length && growth[1].length) {
+    L.push('', 'Growth from N=50 to N=1000 on the /22 node (median ms per added pod; linear growth means a constant here):', '');
+    L.push('| method | N=50 | N=1000 | ms per added pod |', '| --- | ---: | ---: | ---: |');
+    for (const r50 of growth[0]) {
+      const r1000 = growth[1].find((r) => r.method === r50.method);
+      if (!r1000) continue;
+      const a = median(r50.ms);
+      const b = median(r1000.ms);
+      L.push(`| ${r50.method} | ${fmtMs(a)} | ${fmtMs(b)} | ${((b - a) / 950).toFixed(1)} |`);
+    }
+  }
+  L.push('');
+  L.push('## Where cni-sweep\'s time goes (sweep, median per step over the runs)', '');
+  L.push('Per phase: the time its commands took (number of commands), then the slowest command. The rest of the wall time is Node start-up, inspection (read-only queries) and planning.', '');
+  L.push('| configuration | wall | commands | per phase | slowest command | start-up + inspection + planning |');
+  L.push('| --- | ---: | ---: | --- | --- | ---: |');
+  for (const r of rows.filter((x) => x.method === 'sweep' && x.breakdowns.length)) {
+    const phases = [...new Set(r.breakdowns[0].steps.map((x) => x.phase))];
+    const per = phases.map((ph) => ({ ph, n: r.breakdowns[0].steps.filter((x) => x.phase === ph).length, ms: median(r.breakdowns.map((b) => b.steps.filter((x) => x.phase === ph).reduce((n, x) => n + x.ms, 0))) }));
+    const slowest = r.breakdowns[0].steps.map((x, i) => ({ k: `${x.phase}: ${x.cmd}`, ms: median(r.breakdowns.map((b) => b.steps[i]?.ms ?? 0)) })).sort((a, b) => b.ms - a.ms)[0];
+    const stepSum = median(r.breakdowns.map((b) => b.steps.reduce((n, x) => n + x.ms, 0)));
+    L.push(`| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(stepSum)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest.k}\` ${fmtMs(slowest.ms)} | ${fmtMs(median(r.ms) - stepSum)} |`);
+  }
+  L.push('');
+  L.push('## cni-sweep plan', '');
+  L.push('| configuration | median wall | min – max | plan lines | peak RSS (tree) | VmHWM |');
+  L.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const p of plans) {
+    const ms = p.samples.map((s) => s.ms);
+    L.push(`| ${p.cfg.label} | ${fmtMs(median(ms))} | ${fmtMs(Math.min(...ms))} – ${fmtMs(Math.max(...ms))} | ${p.steps} | ${fmtMb(maxKb(p.samples.map((s) => s.treeKb)))} | ${fmtMb(maxKb(p.samples.map((s) => s.nodeKb)))} |`);
+  }
+  L.push('');
+  L.push(`## Start-up (${startup.tool})`, '');
+  L.push('| command | median | min – max |', '| --- | ---: | ---: |');
+  for (const r of startup.rows) L.push(`| \`${r.cmd}\` | ${r.medianMs.toFixed(1)} ms | ${r.minMs.toFixed(1)} – ${r.maxMs.toFixed(1)} ms |`);
+  L.push('');
+  L.push('## Targets', '');
+  const t = rows.filter((r) => r.cfg.name === 'target');
+  const tm = (m: Method) => t.find((r) => r.method === m);
+  const sweep = tm('sweep');
+  const floor = tm('floor');
+  const manual = tm('manual');
+  const check = (ok: boolean) => (ok ? 'met' : '**missed**');
+  if (sweep && floor) L.push(`- cni-sweep within 2x of the floor (N=250, M=5000): ${fmtX(median(sweep.ms) / median(floor.ms))}: ${check(median(sweep.ms) <= 2 * median(floor.ms))}`);
+  if (sweep && manual) L.push(`- cni-sweep >= 25x faster than manual (N=250, M=5000): ${fmtX(median(manual.ms) / median(sweep.ms))}: ${check(median(manual.ms) >= 25 * median(sweep.ms))}`);
+  const tp = plans.find((p) => p.cfg.name === 'target');
+  if (tp) L.push(`- plan < 1 s (N=250, M=5000): ${fmtMs(median(tp.samples.map((s) => s.ms)))}: ${check(median(tp.samples.map((s) => s.ms)) < 1000)}`);
+  const bp = plans.find((p) => p.cfg.name === 'big1000');
+  if (bp) L.push(`- plan on the biggest node (N=1000): ${fmtMs(median(bp.samples.map((s) => s.ms)))}`);
+  const peak = (names: string[]) => {
+    const rs = rows.filter((r) => names.includes(r.cfg.name) && r.method.startsWith('sweep'));
+    const ps = plans.filter((p) => names.includes(p.cfg.name));
+    return maxKb([...rs.flatMap((r) => [...r.nodeKb, ...r.treeKb]), ...ps.flatMap((p) => p.samples.flatMap((x) => [x.nodeKb, x.treeKb]))]);
+  };
+  const memTarget = peak(['target']);
+  if (memTarget !== null) L.push(`- cni-sweep peak memory < 150 MB (N=250, M=5000; run, full run and plan; Node VmHWM and process tree): ${fmtMb(memTarget)}: ${check(memTarget < 150 * 1024)}`);
+  for (const c of opts.configs.filter((n) => n !== 'target')) {
+    const m = peak([c]);
+    if (m !== null) L.push(`  - ${CONFIGS.find((x) => x.name === c)!.label}: ${fmtMb(m)}${m >= 150 * 1024 ? ' (over 150 MB)' : ''}`);
+  }
+  const legacy = rows.filter((r) => r.cfg.name === 'target-legacy');
+  const ls = legacy.find((r) => r.method === 'sweep');
+  const lm = legacy.find((r) => r.method === 'manual');
+  const lf = legacy.find((r) => r.method === 'floor');
+  if (ls && lm && lf) L.push(`- the same node on iptables-legacy (informational): cni-sweep ${fmtX(median(ls.ms) / median(lf.ms))} of the floor, ${fmtX(median(lm.ms) / median(ls.ms))} faster than manual`);
+  const v = startup.rows.find((r) => r.cmd.endsWith('--version'));
+  const h = startup.rows.find((r) => r.cmd.endsWith('--help'));
+  if (v && h) L.push(`- start-up < 150 ms: --version ${v.medianMs.toFixed(0)} ms, --help ${h.medianMs.toFixed(0)} ms: ${check(v.medianMs < 150 && h.medianMs < 150)}`);
+  L.push('');
+  L.push('## End states', '');
+  if (problems.length) L.push('Problems:', '', ...problems.map((p) => `- ${p}`));
+  else L.push('Every method left the same end state on every configuration and run (harness snapshot(): links, addresses, routes, iptables/ip6tables on both backends, native nftables, files; cni-sweep\'s own var/backups, var/lib/cni-sweep and lock excluded), with no Flannel state left.');
+  L.push('');
+  return L.join('\n');
+}
+
+mainBench().catch((e) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+  cleanupAll();
+  process.exit(1);
+});
