@@ -43,6 +43,14 @@ const io: Io = {
   },
 };
 
+// `cni-sweep plan | head`: the reader went away; that is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { Gaps, listNftTables, saveIptables } from '../inspect.js';
+import { Gaps, nftTablesPresent, saveIptables } from '../inspect.js';
 import { missingFromDump } from '../ownership.js';
 import type { PlannedStep } from '../phases/types.js';
 import { CHECKSUMS, MANIFEST, ManifestSchema, type Manifest } from './manifest.js';
@@ -84,7 +84,7 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
     else notes.push(`${fw.backend}: every rule is already present`);
   }
   if (manifest.nftables.length) {
-    const tables = (await listNftTables(host, gaps)) ?? [];
+    const tables = (await nftTablesPresent(host, manifest.nftables, gaps)) ?? [];
     for (const t of manifest.nftables) {
       if (tables.some((x) => x.family === t.family && x.name === t.name)) notes.push(`nftables table ${t.family} ${t.name} exists: left as it is`);
       else steps.push({ argv: ['nft', '-f', path.join(dir, t.file)], removes: { kind: 'nftables table restored', items: [`${t.family} ${t.name}`] } });

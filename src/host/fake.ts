@@ -16,6 +16,8 @@ export interface FakeLink {
   flags?: string[];
   mtu?: number;
   master?: string;
+  /** Link group, as `ip -j` prints it ("default" or a number). */
+  group?: string;
   /** The peer, for a veth whose other end is in the same namespace. */
   link?: string;
   link_netnsid?: number;
@@ -306,6 +308,11 @@ export class FakeHost implements Host {
       if (a === 'nft -j list tables') {
         const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
         return ok(JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items] }) + '\n');
+      }
+      const table = /^nft list table (\S+) (\S+)$/.exec(a);
+      if (table) {
+        const present = this.nftTables.some((t) => t.family === table[1] && t.name === table[2]);
+        return present ? ok(`table ${table[1]} ${table[2]} {\n}\n`) : { code: 1, stdout: '', stderr: `Error: No such file or directory; did you mean table ‘${table[2]}’ in family ${table[1]}?\nlist table ${table[1]} ${table[2]}\n` };
       }
       const addr = /^ip -j addr show dev (\S+)$/.exec(a);
       if (addr) {
@@ -678,6 +685,23 @@ export class FakeHost implements Host {
   private parseIpLine(line: string): (() => string | null) | undefined {
     const w = line.split(/\s+/);
     if (w[0] === 'link' && w[1] === 'delete' && w.length === 3) return () => this.deleteLink(w[2]);
+    if (w[0] === 'link' && w[1] === 'set' && w[2] === 'dev' && w[4] === 'group' && w.length === 6 && /^\d+$/.test(w[5])) {
+      return () => {
+        const l = this.link(w[3]);
+        if (!l) return `Cannot find device "${w[3]}"`;
+        l.group = w[5];
+        return null;
+      };
+    }
+    if (w[0] === 'link' && w[1] === 'delete' && w[2] === 'group' && w.length === 4 && /^\d+$/.test(w[3])) {
+      // The kernel deletes every link of the group; an empty group is an error, as with ip.
+      return () => {
+        const members = this.links.filter((l) => l.group === w[3]).map((l) => l.ifname);
+        if (!members.length) return 'RTNETLINK answers: No such device';
+        for (const m of members) if (this.link(m)) this.deleteLink(m);
+        return null;
+      };
+    }
     if (w[0] === 'link' && w[1] === 'set' && w[3] === 'down' && w.length === 4) return () => this.linkDown(w[2]);
     if (w[0] === 'address' && w[1] === 'flush' && w[2] === 'dev' && w.length === 4) return () => this.flushAddrs(w[3]);
     if (w[0] !== 'route' || w[1] !== 'delete') return undefined;

@@ -59,7 +59,24 @@ export class RealHost implements Host {
     });
   }
 
-  async query(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
+  /**
+   * Reads between two changes see the same node: planning asks for the same listings several
+   * times (iptables-save, ip link), so answers are kept until the next apply().
+   */
+  private answers = new Map<string, Promise<ExecResult | null>>();
+
+  query(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
+    const key = argv.join('\0');
+    let answer = this.answers.get(key);
+    if (!answer) {
+      answer = this.run(argv, opts);
+      this.answers.set(key, answer);
+      answer.catch(() => this.answers.delete(key));
+    }
+    return answer;
+  }
+
+  private async run(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
     const r = await this.exec(argv, undefined, opts);
     if ((r as { code?: string }).code === 'ENOENT') return null;
     if (r.timedOut) throw new CommandFailedError(argv, null, String(r.stderr ?? ''), 'timed out');
@@ -67,6 +84,7 @@ export class RealHost implements Host {
   }
 
   async apply(step: Step, opts?: CallOptions): Promise<ExecResult> {
+    this.answers.clear();
     const r = await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd });
     const stderr = String(r.stderr ?? '');
     if ((r as { code?: string }).code === 'ENOENT') throw new CommandFailedError(step.argv, null, '', 'not found on PATH');

@@ -9,6 +9,7 @@ export const LinkSchema = z.looseObject({
   link_index: z.number().optional(),
   mtu: z.number().optional(),
   master: z.string().optional(),
+  group: z.string().optional(),
   operstate: z.string().optional(),
   link_netnsid: z.number().optional(),
   linkinfo: z.looseObject({ info_kind: z.string().optional(), info_data: z.unknown().optional() }).optional(),

@@ -1,7 +1,7 @@
 // Removes only what the CNI owns, rule by rule: one `iptables-restore --noflush -w` per backend and
 // family with -D/-F/-X lines, and `nft delete table` for its native tables. Never a flush of a
 // chain or table it does not own, never a save-filter-restore of a whole dump.
-import { BACKENDS, iptablesBackends, listNftTables, saveIptables } from '../inspect.js';
+import { BACKENDS, iptablesBackends, nftTablesPresent, saveIptables } from '../inspect.js';
 import { firewallDeletions, restoreScript, undoScript } from '../ownership.js';
 import type { PlannedStep, Phase } from './types.js';
 
@@ -38,9 +38,8 @@ export const firewall: Phase = {
     }
     const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
     if (owned.length) {
-      const tables = await listNftTables(ctx.host, ctx.gaps);
-      if (tables === null && !(await ctx.host.has('nft'))) notes.push('nft is not installed: nftables tables not checked');
-      const present = owned.filter((o) => tables?.some((t) => t.family === o.family && t.name === o.name));
+      const present = (await nftTablesPresent(ctx.host, owned, ctx.gaps)) ?? [];
+      if (!(await ctx.host.has('nft'))) notes.push('nft is not installed: nftables tables not checked');
       if (present.length) {
         steps.push({
           argv: ['nft', '-f', '-'],

@@ -1,6 +1,6 @@
 // Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
 import type { Host } from '../host/host.js';
-import { Gaps, iptablesBackends, listLinks, listNftTables, ownsConfig, readCniConfigs, saveIptables } from '../inspect.js';
+import { Gaps, iptablesBackends, listLinks, nftTablesPresent, ownsConfig, readCniConfigs, saveIptables } from '../inspect.js';
 import type { CniConfig } from '../parse/conflist.js';
 import type { Profile } from './schema.js';
 
@@ -12,7 +12,7 @@ export interface Detection {
 export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promise<Detection[]> {
   const configs: CniConfig[] = await readCniConfigs(host);
   const links = await listLinks(host, gaps);
-  const nft = await listNftTables(host, gaps);
+  const nft = await nftTablesPresent(host, profiles.flatMap((p) => p.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i), gaps);
   const chains: string[] = [];
   for (const b of await iptablesBackends(host)) {
     const dump = await saveIptables(host, b, gaps);

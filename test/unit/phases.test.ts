@@ -129,11 +129,25 @@ describe('cni-state', () => {
 });
 
 describe('interfaces', () => {
-  it('deletes the pod veths first, then flannel.1 and cni0, in one ip -batch', async () => {
+  it('deletes the pod veths first, as one link group, then flannel.1 and cni0, in one ip -batch', async () => {
     const { host, pods } = dirtyFlannelNode();
     expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
-      { argv: ['ip', '-batch', '-'], stdin: `link delete ${pods[0].veth}\nlink delete ${pods[1].veth}\nlink delete flannel.1\nlink delete cni0\n` },
+      {
+        argv: ['ip', '-batch', '-'],
+        stdin: `link set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink delete group 4242424\nlink delete flannel.1\nlink delete cni0\n`,
+      },
     ]);
+  });
+
+  it('picks a link group no link is in, and deletes a single pod veth by name', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.link('docker0')!.group = '4242424';
+    expect((await interfaces.plan(await ctxFor(host))).steps[0].stdin).toContain(`link set dev ${pods[0].veth} group 4242425\n`);
+    const one = dirtyFlannelNode({ pods: 1 });
+    expect((await interfaces.plan(await ctxFor(one.host))).steps[0].stdin).toBe(`link delete ${one.pods[0].veth}\nlink delete flannel.1\nlink delete cni0\n`);
+    // docker0 kept its group, and its veth is not in the one deleted.
+    await apply(host, (await interfaces.plan(await ctxFor(host))).steps);
+    expect(host.linkNames()).toEqual(expect.arrayContaining(['docker0', 'vethsite']));
   });
 
   it('deletes overlay devices with a non-default VNI and the wireguard device', async () => {
