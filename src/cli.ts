@@ -1,7 +1,7 @@
 // Command-line wiring only: parse, validate, build the host and reporter, run, map errors to exit codes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
 import { CniSweepError, RefusedError, UsageError, exitCodeFor } from './errors.js';
 import type { Reporter } from './events.js';
