@@ -119,6 +119,19 @@ function checkRoot(root: string): string {
   return abs;
 }
 
+/** The host a command reads: without root, reads it may not make become gaps, reported instead of failing. */
+function openHost(io: Io, root: string, gaps: Gaps): Host {
+  const host = io.makeHost(root);
+  return host.isRoot() ? host : tolerantReads(host, gaps);
+}
+
+function reporterFor(io: Io, verbose: boolean): Reporter {
+  return io.makeReporter?.({ verbose }) ?? new PlainReporter(io.stderr, verbose);
+}
+
+/** --kubeconfig, else $KUBECONFIG of the caller's environment. */
+const kubeconfigOf = (io: Io, o: { kubeconfig?: string }) => o.kubeconfig ?? (io.env.KUBECONFIG || undefined);
+
 async function confirmRun(io: Io, lines: string[], node: string): Promise<boolean> {
   if (!io.ask) return false;
   io.stderr.write(`cni-sweep will change node ${node}. It will remove:\n${lines.map((l) => `  - ${l}`).join('\n')}\n`);
@@ -134,15 +147,14 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   const names = list(o.cni);
   const preselected = names.length ? selectProfiles(all, names) : null;
   const gaps = new Gaps();
-  const realHost = io.makeHost(root);
-  const host = realHost.isRoot() ? realHost : tolerantReads(realHost, gaps);
+  const host = openHost(io, root, gaps);
   if (!dryRun) {
     if (!host.isRoot()) throw new RefusedError('run must be run as root', 'use sudo, or `cni-sweep plan` to see what it would do');
     if (!o.yes && !io.stdinIsTty) throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
   const detected = preselected ? [] : await detect(host, all, gaps);
   const profiles = preselected ?? detected.map((d) => d.profile);
-  const reporter = io.makeReporter?.({ verbose: o.verbose }) ?? new PlainReporter(io.stderr, o.verbose);
+  const reporter = reporterFor(io, o.verbose);
   for (const d of detected) reporter.emit({ type: 'note', text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}` });
   if (!profiles.length) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
 
@@ -154,7 +166,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       profiles,
       opts: {
         node: o.node ?? host.hostname(),
-        kubeconfig: o.kubeconfig ?? (io.env.KUBECONFIG || undefined),
+        kubeconfig: kubeconfigOf(io, o),
         podCidrs,
         uncordon: o.uncordon,
         dryRun,
@@ -203,10 +215,9 @@ async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: 
   const manifest = readBackup(abs);
   const root = checkRoot(o.root ?? manifest.root);
   const gaps = new Gaps();
-  const realHost = io.makeHost(root);
-  if (!o.dryRun && !realHost.isRoot()) throw new RefusedError('restore must be run as root', 'use sudo, or --dry-run to see what it would do');
-  const host = realHost.isRoot() ? realHost : tolerantReads(realHost, gaps);
-  const reporter = io.makeReporter?.({ verbose: Boolean(o.verbose) }) ?? new PlainReporter(io.stderr, Boolean(o.verbose));
+  const host = openHost(io, root, gaps);
+  if (!o.dryRun && !host.isRoot()) throw new RefusedError('restore must be run as root', 'use sudo, or --dry-run to see what it would do');
+  const reporter = reporterFor(io, Boolean(o.verbose));
   const release = o.dryRun ? async () => {} : await host.lock('/run/cni-sweep.lock');
   try {
     const plan = await planRestore(host, abs, gaps);
@@ -282,12 +293,11 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const names = list(o.cni);
   const profiles = names.length ? selectProfiles(all, names) : all;
   const gaps = new Gaps();
-  const realHost = io.makeHost(root);
   // Doctor only reads: without root it reads what it can and lists what it could not.
-  const host = realHost.isRoot() ? realHost : tolerantReads(realHost, gaps);
+  const host = openHost(io, root, gaps);
   const { view, findings } = await doctor(
     host,
-    { node: o.node ?? host.hostname(), kubeconfig: o.kubeconfig ?? (io.env.KUBECONFIG || undefined), podCidrs, profiles, allProfiles: all },
+    { node: o.node ?? host.hostname(), kubeconfig: kubeconfigOf(io, o), podCidrs, profiles, allProfiles: all },
     gaps,
   );
   if (o.json) io.stdout.write(JSON.stringify(toJson(view, findings), null, 2) + '\n');

@@ -28,21 +28,26 @@ export class Gaps {
   }
 }
 
-export async function readCniConfigs(host: Host): Promise<CniConfig[]> {
-  const entries = (await host.readDir(CNI_CONF_DIR)) ?? [];
-  const out: CniConfig[] = [];
-  for (const e of entries) {
+/** The files libcni would load from the conf dir, with their text, in its (lexical) order. */
+export async function readCniConfigFiles(host: Host): Promise<Array<{ file: string; text: string }>> {
+  const out: Array<{ file: string; text: string }> = [];
+  for (const e of (await host.readDir(CNI_CONF_DIR)) ?? []) {
     if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
     const file = `${CNI_CONF_DIR}/${e.name}`;
     const text = await host.readFile(file);
-    if (text === null) continue; // dangling symlink
+    if (text !== null) out.push({ file, text }); // null: a dangling symlink, which libcni skips too
+  }
+  return out; // readDir is sorted: this is the order the runtime considers them in
+}
+
+export async function readCniConfigs(host: Host): Promise<CniConfig[]> {
+  return (await readCniConfigFiles(host)).map(({ file, text }) => {
     try {
-      out.push(parseCniConfig(file, text));
+      return parseCniConfig(file, text);
     } catch (err) {
       throw new UsageError((err as Error).message, 'cni-sweep will not guess who owns a config it cannot parse: fix or move it, then run again');
     }
-  }
-  return out; // readDir is sorted: this is the order the runtime considers them in
+  });
 }
 
 /** A config is a profile's when one of its plugins has the profile's type (and IPAM type, where the profile names one). */

@@ -2,8 +2,8 @@
 // Nothing here judges: a read that fails is recorded in notChecked and the checks see less.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
-import { CNI_CONF_DIR, Gaps, iptablesBackends, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, profileFacts, RESULTS_DIR, saveIptables, type ProfileFacts } from '../inspect.js';
-import { CNI_CONF_EXTENSIONS, parseCniConfig } from '../parse/conflist.js';
+import { CNI_CONF_DIR, Gaps, readCniConfigFiles, iptablesBackends, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, profileFacts, RESULTS_DIR, saveIptables, type ProfileFacts } from '../inspect.js';
+import { parseCniConfig } from '../parse/conflist.js';
 import { parseAddrs } from '../parse/iproute.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
@@ -28,11 +28,7 @@ export interface ViewOptions {
 /** Every config in the conf dir, parsed where possible: a broken one is a finding, not a reason to stop. */
 async function readConfigs(host: Host, all: Profile[]): Promise<ConfigEntry[]> {
   const out: ConfigEntry[] = [];
-  for (const e of (await host.readDir(CNI_CONF_DIR)) ?? []) {
-    if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
-    const file = `${CNI_CONF_DIR}/${e.name}`;
-    const text = await host.readFile(file);
-    if (text === null) continue; // dangling symlink: libcni skips it too
+  for (const { file, text } of await readCniConfigFiles(host)) {
     let json: unknown = null;
     try {
       json = JSON.parse(text);
@@ -46,7 +42,7 @@ async function readConfigs(host: Host, all: Profile[]): Promise<ConfigEntry[]> {
       out.push({ file, config: null, json, error: (err as Error).message, owners: [] });
     }
   }
-  return out; // readDir is sorted: the runtime's order
+  return out;
 }
 
 /**
