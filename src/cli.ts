@@ -8,6 +8,7 @@ import type { Reporter } from './events.js';
 import type { Host } from './host/host.js';
 import { tolerantReads } from './host/tolerant.js';
 import { Gaps } from './inspect.js';
+import { startBackupReads } from './phases/backup.js';
 import { PHASES, PHASE_NAMES } from './phases/index.js';
 import { removalSummary, renderScript, renderStep } from './plan.js';
 import { listBackups, planRestore, readBackup } from './backup/restore.js';
@@ -152,6 +153,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
     if (!host.isRoot()) throw new RefusedError('run must be run as root', 'use sudo, or `cni-sweep plan` to see what it would do');
     if (!o.yes && !io.stdinIsTty) throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
+  if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
   const detected = preselected ? [] : await detect(host, all, gaps);
   const profiles = preselected ?? detected.map((d) => d.profile);
   const reporter = reporterFor(io, o.verbose);

@@ -1,6 +1,6 @@
 // Read-only views of the node. The snapshot is taken once, before anything changes, because
 // later phases need facts (network names, pod CIDRs) that earlier phases remove.
-import type { Host } from './host/host.js';
+import type { ExecResult, Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
 import { parseLinks, parseRoutes, type Link, type Route } from './parse/iproute.js';
@@ -146,6 +146,19 @@ export function bridgesOf(f: ProfileFacts): string[] {
   return f.bridges.length ? f.bridges : f.profile.interfaces.names.filter((n) => n === 'cni0');
 }
 
+/**
+ * Parses an answer once: the host hands out the same answer until the node changes, and planning
+ * reads the same listings in several phases (a 5000-rule dump takes tens of ms to parse). The
+ * parsed values are shared: callers never modify them.
+ */
+const parsed = new WeakMap<ExecResult, Map<(text: string) => unknown, unknown>>();
+function parsedOnce<T>(r: ExecResult, parse: (text: string) => T): T {
+  let byParser = parsed.get(r);
+  if (!byParser) parsed.set(r, (byParser = new Map()));
+  if (!byParser.has(parse)) byParser.set(parse, parse(r.stdout));
+  return byParser.get(parse) as T;
+}
+
 export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
   gaps.saw('ip link');
   const r = await host.query(['ip', '-j', '-d', 'link', 'show']);
@@ -157,20 +170,22 @@ export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
     gaps.add('ip -j -d link show', r.stderr.trim() || `exit ${r.code}`);
     return [];
   }
-  return parseLinks(r.stdout);
+  return parsedOnce(r, parseLinks);
 }
 
 export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & { family: 4 | 6 }>> {
   const out: Array<Route & { family: 4 | 6 }> = [];
   gaps.saw('ip route');
-  for (const family of [4, 6] as const) {
-    const argv = ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main'];
-    const r = await host.query(argv);
+  const argvs = ([4, 6] as const).map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
+  const answers = await Promise.all(argvs.map((argv) => host.query(argv)));
+  for (const [i, family] of ([4, 6] as const).entries()) {
+    const argv = argvs[i];
+    const r = answers[i];
     if (!r || r.code !== 0) {
       gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');
       continue;
     }
-    for (const route of parseRoutes(r.stdout)) out.push({ ...route, family });
+    for (const route of parsedOnce(r, parseRoutes)) out.push({ ...route, family });
   }
   return out;
 }
@@ -205,6 +220,7 @@ export async function iptablesBackends(host: Host): Promise<Backend[]> {
   return out;
 }
 
+
 export async function saveIptables(host: Host, b: Backend, gaps: Gaps): Promise<IptDump | null> {
   gaps.saw(b.save);
   const r = await host.query([b.save]);
@@ -213,7 +229,13 @@ export async function saveIptables(host: Host, b: Backend, gaps: Gaps): Promise<
     gaps.add(b.save, r.stderr.trim() || `exit ${r.code}`);
     return null;
   }
-  return parseIptablesSave(r.stdout);
+  return parsedOnce(r, parseIptablesSave);
+}
+
+/** Every backend's dump, read at the same time. */
+export async function saveAllIptables(host: Host, gaps: Gaps): Promise<Array<{ backend: Backend; dump: IptDump | null }>> {
+  const backends = await iptablesBackends(host);
+  return Promise.all(backends.map(async (backend) => ({ backend, dump: await saveIptables(host, backend, gaps) })));
 }
 
 /**
@@ -222,11 +244,12 @@ export async function saveIptables(host: Host, b: Backend, gaps: Gaps): Promise<
  * Null when nft is not installed.
  */
 export async function nftTablesPresent(host: Host, wanted: NftTable[], gaps: Gaps): Promise<NftTable[] | null> {
+  if (wanted.length) gaps.saw('nft');
+  const answers = await Promise.all(wanted.map((t) => host.query(['nft', 'list', 'table', t.family, t.name])));
+  if (answers.some((r) => !r)) return null;
   const out: NftTable[] = [];
-  for (const t of wanted) {
-    gaps.saw('nft');
-    const r = await host.query(['nft', 'list', 'table', t.family, t.name]);
-    if (!r) return null;
+  for (const [i, t] of wanted.entries()) {
+    const r = answers[i]!;
     if (r.code === 0) out.push(t);
     else if (!/No such file or directory/.test(r.stderr)) gaps.add(`nft list table ${t.family} ${t.name}`, r.stderr.trim() || `exit ${r.code}`);
   }

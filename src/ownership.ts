@@ -191,14 +191,15 @@ export function undoScript(dump: IptDump, tables: TableDeletions[]): string {
     if (!table) continue;
     lines.push(`*${t.table}`);
     for (const c of t.chains) lines.push(`:${c} - [0:0]`);
-    for (const c of t.chains) for (const r of table.rules.filter((x) => x.chain === c)) lines.push(`-A ${c} ${r.spec}`);
+    const byChain = new Map<string, IptRule[]>();
     const position = new Map<IptRule, number>();
-    const seen = new Map<string, number>();
     for (const r of table.rules) {
-      const n = (seen.get(r.chain) ?? 0) + 1;
-      seen.set(r.chain, n);
-      position.set(r, n);
+      let rules = byChain.get(r.chain);
+      if (!rules) byChain.set(r.chain, (rules = []));
+      rules.push(r);
+      position.set(r, rules.length);
     }
+    for (const c of t.chains) for (const r of byChain.get(c) ?? []) lines.push(`-A ${c} ${r.spec}`);
     for (const r of t.deletes) lines.push(`-I ${r.chain} ${position.get(r)} ${r.spec}`);
     lines.push('COMMIT');
   }

@@ -6,8 +6,9 @@ import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
 import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { readJournal, resumeFrom, writeJournal } from './journal.js';
-import type { Ctx, Phase, PhasePlan, RunOptions } from './phases/types.js';
+import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { startKubelet, startRuntime } from './phases/services.js';
+import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 
 export interface StepReport {
@@ -85,7 +86,7 @@ function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boole
     // Cleanup phases only read to plan, so planning them ahead (for the backup) changes nothing.
     planCleanup: async () => {
       const out = new Map<string, PhasePlan>();
-      for (const p of req.phases) if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await p.plan(ctx));
+      for (const p of req.phases) if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await traced(`plan ${p.name}`, () => p.plan(ctx)));
       return out;
     },
   };
@@ -106,7 +107,7 @@ export async function sweep(req: SweepRequest): Promise<Sweep> {
 async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const { reporter } = req;
   const gaps = req.gaps ?? new Gaps();
-  const snapshot = await takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps);
+  const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps));
   const resumed = resumeFrom(await readJournal(req.host), snapshot);
   if (resumed) reporter.emit({ type: 'note', text: resumed });
 
@@ -163,11 +164,14 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     return { report, plans, snapshot, gaps, aborted: false };
   }
 
-  if (req.confirm && !(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>))) {
-    return { report, plans, snapshot, gaps, aborted: true };
+  if (req.confirm) {
+    if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>))) return { report, plans, snapshot, gaps, aborted: true };
+    // The node may have changed while the prompt waited: read it again.
+    req.host.refresh?.();
   }
 
-  await apply(req, snapshot, report);
+  // Without a prompt nothing happened since planning: the backup can keep what the plans remove.
+  await apply(req, snapshot, report, req.confirm ? null : cleanupPlans);
   return { report, plans, snapshot, gaps, aborted: false };
 }
 
@@ -175,39 +179,51 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
 const changesNode = (phase: Phase) => phase.name !== 'backup';
 
 async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: PhaseReport, report: Report, interruptible = true): Promise<void> {
-  for (const [i, step] of plan.steps.entries()) {
+  const steps = plan.steps;
+  for (let i = 0; i < steps.length; ) {
     if (interruptible && req.interrupt?.signal) {
-      for (const rest of plan.steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
-      pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${plan.steps.length} step(s)`);
+      for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
+      pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${steps.length} step(s)`);
       return;
     }
-    const sr: StepReport = { argv: step.argv, stdin: step.stdin, status: 'ok', ms: 0 };
-    pr.steps.push(sr);
-    req.reporter.emit({ type: 'step-start', phase: phase.name, step });
-    const t0 = performance.now();
-    try {
-      await req.host.apply(step, { timeoutMs: step.timeoutMs });
-      if (changesNode(phase)) report.changed = true;
-    } catch (err) {
-      sr.status = 'failed';
-      sr.error = (err as Error).message;
-      if (err instanceof CommandFailedError) {
-        sr.exitCode = err.exitCode;
-        sr.stderr = err.stderr;
-        if (changesNode(phase)) report.changed = true; // a failed batch may have applied part of its lines
-      }
-      throw err;
-    } finally {
-      sr.ms = Math.round(performance.now() - t0);
-      req.reporter.emit({ type: 'step-end', phase: phase.name, step, status: sr.status, ms: sr.ms, error: sr.error });
-    }
+    // A run of concurrent steps (the backup's reads) goes at once; anything else runs alone.
+    let j = i + 1;
+    if (steps[i].concurrent) while (j < steps.length && steps[j].concurrent) j++;
+    const results = await Promise.allSettled(steps.slice(i, j).map((step) => runStep(req, phase, step, pr, report)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    i = j;
   }
 }
 
-async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Promise<void> {
+async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: PhaseReport, report: Report): Promise<void> {
+  const sr: StepReport = { argv: step.argv, stdin: step.stdin, status: 'ok', ms: 0 };
+  pr.steps.push(sr);
+  req.reporter.emit({ type: 'step-start', phase: phase.name, step });
+  const t0 = performance.now();
+  try {
+    await req.host.apply(step, { timeoutMs: step.timeoutMs, readOnly: !changesNode(phase) });
+    if (changesNode(phase)) report.changed = true;
+  } catch (err) {
+    sr.status = 'failed';
+    sr.error = (err as Error).message;
+    if (err instanceof CommandFailedError) {
+      sr.exitCode = err.exitCode;
+      sr.stderr = err.stderr;
+      if (changesNode(phase)) report.changed = true; // a failed batch may have applied part of its lines
+    }
+    throw err;
+  } finally {
+    sr.ms = Math.round(performance.now() - t0);
+    req.reporter.emit({ type: 'step-end', phase: phase.name, step, status: sr.status, ms: sr.ms, error: sr.error });
+  }
+}
+
+async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, cleanupPlans: Map<string, PhasePlan> | null): Promise<void> {
   const ctx = newCtx(req, snapshot, new Gaps(), false);
+  if (cleanupPlans) ctx.planCleanup = async () => cleanupPlans;
   ctx.hasWork = true;
-  const journal = (status: Parameters<typeof writeJournal>[1]) => writeJournal(req.host, status, req.opts.now, req.opts.node, snapshot, report);
+  const journal = (status: Parameters<typeof writeJournal>[1]) => traced(`journal ${status}`, () => writeJournal(req.host, status, req.opts.now, req.opts.node, snapshot, report));
   // Written before the first change: a read-only root fails here, with nothing changed.
   await journal('running');
   let failure: { phase: string; err: Error } | null = null;
@@ -225,7 +241,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report): Pro
     req.reporter.emit({ type: 'phase-start', phase: phase.name, summary: phase.summary });
     const t0 = performance.now();
     try {
-      const plan = await phase.plan(ctx);
+      const plan = await traced(`plan ${phase.name}`, () => phase.plan(ctx));
       pr.notes = plan.notes;
       for (const n of plan.notes) req.reporter.emit({ type: 'note', phase: phase.name, text: n });
       pr.status = plan.steps.length ? 'ok' : 'nothing-to-do';

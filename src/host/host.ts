@@ -27,6 +27,11 @@ export interface DirEntry {
 
 export interface CallOptions {
   timeoutMs?: number;
+  /**
+   * apply() only: the step changes nothing a query sees (the backup reads the node and writes
+   * cni-sweep's own files), so answers read before it stay valid, and it may be answered by one.
+   */
+  readOnly?: boolean;
 }
 
 export interface Host {
@@ -55,6 +60,8 @@ export interface Host {
    * RefusedError naming the holder when a live process holds it. A lock left by a dead process is taken over.
    */
   lock(nodePath: string): Promise<() => Promise<void>>;
+  /** Forgets answers read so far: the node may have changed since (a prompt waited for its answer). */
+  refresh?(): void;
   /** Writes cni-sweep's own bookkeeping (journal), atomically. */
   writeState(nodePath: string, content: string): Promise<void>;
 }

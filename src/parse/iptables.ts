@@ -33,31 +33,43 @@ export interface IptDump {
 
 /** Splits an iptables-save rule line into tokens the way iptables-restore does (double quotes, backslash escapes). */
 export function tokenize(line: string): string[] {
+  // Most rules of a big firewall carry no quote or backslash: plain splitting is then exact, and
+  // ten times faster than the scan below.
+  if (!line.includes('"') && !line.includes('\\')) return line.split(/[ \t]+/).filter((t) => t !== '');
   const out: string[] = [];
   let cur = '';
   let inQuote = false;
   let has = false;
+  let run = 0; // start of the stretch of plain characters not yet copied into cur
   for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === '\\' && i + 1 < line.length && (line[i + 1] === '"' || line[i + 1] === '\\')) {
-      cur += line[++i];
+    const c = line.charCodeAt(i);
+    if (c === BACKSLASH && i + 1 < line.length && (line.charCodeAt(i + 1) === QUOTE || line.charCodeAt(i + 1) === BACKSLASH)) {
+      cur += line.slice(run, i) + line[i + 1];
+      run = ++i + 1;
       has = true;
-    } else if (c === '"') {
+    } else if (c === QUOTE) {
+      cur += line.slice(run, i);
+      run = i + 1;
       inQuote = !inQuote;
       has = true;
-    } else if (!inQuote && (c === ' ' || c === '\t')) {
+    } else if (!inQuote && (c === SPACE || c === TAB)) {
+      cur += line.slice(run, i);
+      run = i + 1;
       if (has) out.push(cur);
       cur = '';
       has = false;
-    } else {
-      cur += c;
-      has = true;
-    }
+    } else has = true;
   }
   if (inQuote) throw new Error(`unterminated quote in rule: ${line}`);
+  cur += line.slice(run);
   if (has) out.push(cur);
   return out;
 }
+
+const BACKSLASH = 92;
+const QUOTE = 34;
+const SPACE = 32;
+const TAB = 9;
 
 export function parseIptablesSave(text: string): IptDump {
   const dump: IptDump = { header: null, tables: [] };

@@ -1,7 +1,7 @@
 // Removes only what the CNI owns, rule by rule: one `iptables-restore --noflush -w` per backend and
 // family with -D/-F/-X lines, and `nft delete table` for its native tables. Never a flush of a
 // chain or table it does not own, never a save-filter-restore of a whole dump.
-import { BACKENDS, iptablesBackends, nftTablesPresent, saveIptables } from '../inspect.js';
+import { BACKENDS, iptablesBackends, nftTablesPresent, saveAllIptables } from '../inspect.js';
 import { firewallDeletions, restoreScript, undoScript } from '../ownership.js';
 import type { PlannedStep, Phase } from './types.js';
 
@@ -19,8 +19,10 @@ export const firewall: Phase = {
         if (!backends.some((x) => x.id === b.id || (x.family === b.family && !x.id.includes('-')))) notes.push(`${b.save} is not installed: ${b.id} rules not checked`);
       }
     }
-    for (const b of backends) {
-      const dump = await saveIptables(ctx.host, b, ctx.gaps);
+    const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
+    // Independent listings: read them at the same time.
+    const [dumps, present] = await Promise.all([saveAllIptables(ctx.host, ctx.gaps), owned.length ? nftTablesPresent(ctx.host, owned, ctx.gaps) : []]);
+    for (const { backend: b, dump } of dumps) {
       if (!dump) continue;
       const tables = firewallDeletions(dump, { facts: ctx.snapshot.facts, remainingConfigs: ctx.snapshot.remainingConfigs, family: b.family });
       if (!tables.length) continue;
@@ -36,11 +38,9 @@ export const firewall: Phase = {
         },
       });
     }
-    const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
     if (owned.length) {
-      const present = (await nftTablesPresent(ctx.host, owned, ctx.gaps)) ?? [];
-      if (!(await ctx.host.has('nft'))) notes.push('nft is not installed: nftables tables not checked');
-      if (present.length) {
+      if (!present) notes.push('nft is not installed: nftables tables not checked');
+      if (present?.length) {
         steps.push({
           argv: ['nft', '-f', '-'],
           stdin: present.map((t) => `delete table ${t.family} ${t.name}`).join('\n') + '\n',

@@ -1,7 +1,6 @@
 // Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
 import type { Host } from '../host/host.js';
-import { Gaps, iptablesBackends, listLinks, nftTablesPresent, ownsConfig, readCniConfigs, saveIptables } from '../inspect.js';
-import type { CniConfig } from '../parse/conflist.js';
+import { Gaps, listLinks, nftTablesPresent, ownsConfig, readCniConfigs, saveAllIptables } from '../inspect.js';
 import type { Profile } from './schema.js';
 
 export interface Detection {
@@ -10,13 +9,12 @@ export interface Detection {
 }
 
 export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promise<Detection[]> {
-  const configs: CniConfig[] = await readCniConfigs(host);
-  const links = await listLinks(host, gaps);
-  const nft = await nftTablesPresent(host, profiles.flatMap((p) => p.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i), gaps);
+  const wantedTables = profiles.flatMap((p) => p.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
+  // The listings are independent: read them at the same time.
+  const [configs, links, nft, dumps] = await Promise.all([readCniConfigs(host), listLinks(host, gaps), nftTablesPresent(host, wantedTables, gaps), saveAllIptables(host, gaps)]);
   const chains: string[] = [];
-  for (const b of await iptablesBackends(host)) {
-    const dump = await saveIptables(host, b, gaps);
-    for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push(`${b.id} ${t.name} ${c.name}`);
+  for (const { backend, dump } of dumps) {
+    for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push(`${backend.id} ${t.name} ${c.name}`);
   }
   const out: Detection[] = [];
   for (const profile of profiles) {

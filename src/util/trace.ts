@@ -1,0 +1,15 @@
+// Profiling aid: with CNI_SWEEP_TRACE=<file>, commands and planning are appended to that file with
+// their start (ms since start-up) and duration, to see where a run's time goes (bench/, README).
+import { appendFileSync } from 'node:fs';
+
+const TRACE = process.env.CNI_SWEEP_TRACE;
+
+export async function traced<T>(label: string, f: () => Promise<T>): Promise<T> {
+  if (!TRACE) return f();
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    appendFileSync(TRACE, `${t0.toFixed(0).padStart(6)} ${(performance.now() - t0).toFixed(0).padStart(5)} ${label.slice(0, 120)}\n`);
+  }
+}
