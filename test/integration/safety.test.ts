@@ -2,9 +2,10 @@
 // each on real kernel state in a network namespace and real files in a temporary root.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { createFlannelNode, destroyFlannelNode, inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
 import { onlyBinaries, wrapper } from '../helpers/faults.js';
 
@@ -29,9 +30,18 @@ describe('backup and restore', () => {
   it('restore brings back byte-identical files and the CNI\'s rules, without duplicating them', () => {
     const node = dirtyNode('restore');
     const before = restorable(snapshot(node));
+    const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
+    const saveBefore = inNs(node.ns, 'iptables-nft-save', []);
+    const tmpBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('cni-sweep-'));
     const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
     expect(run.code).toBe(0);
     const backup = JSON.parse(run.stdout).backup as string;
+    // The backup holds the firewall as it was before the first change (its reads start early and run together).
+    expect(fs.readFileSync(path.join(backup, 'firewall/nft.ruleset'), 'utf8')).toBe(rulesetBefore);
+    const noHeader = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    expect(noHeader(fs.readFileSync(path.join(backup, 'firewall/iptables-nft.save'), 'utf8'))).toBe(noHeader(saveBefore));
+    // nft's listing goes through a temporary file, which is gone afterwards.
+    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('cni-sweep-'))).toEqual(tmpBefore);
     const manifest = JSON.parse(fs.readFileSync(path.join(backup, 'manifest.json'), 'utf8'));
     expect(manifest.version).toBe(1);
     expect(manifest.files).toContain('/etc/cni/net.d/10-flannel.conflist');

@@ -248,6 +248,24 @@ describe('sweep', () => {
     expect(cmd(host).filter((c) => /^(kubectl|systemctl (stop|start))/.test(c))).toEqual([]);
   });
 
+  it('runs the backup\'s reads together; one that fails fails the backup after the others finished, before any change', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv.join(' ') === 'ip -d -j addr show', { code: 1, stderr: 'Dump was interrupted\n' });
+    const r = await sweep(request(host));
+    expect(r.report.failed).toMatchObject({ phase: 'backup', argv: ['ip', '-d', '-j', 'addr', 'show'], exitCode: 1 });
+    const steps = r.report.phases.find((p) => p.name === 'backup')!.steps;
+    // mkdir alone, then every save at once; the checksums wait for all of them and do not run.
+    expect(steps[0]).toMatchObject({ argv: ['mkdir', '-p', '-m', '0700', '--', BACKUP_DIR, `${BACKUP_DIR}/firewall`, `${BACKUP_DIR}/node`], status: 'ok' });
+    expect(steps.filter((s) => s.status === 'failed').map((s) => s.argv.join(' '))).toEqual(['ip -d -j addr show']);
+    expect(steps.slice(1).map((s) => s.argv[0])).toEqual(expect.arrayContaining(['iptables-nft-save', 'nft', 'tar', 'cat']));
+    expect(steps.filter((s) => s.argv[0] !== 'ip').every((s) => s.status === 'ok')).toBe(true);
+    expect(steps.some((s) => s.argv[0] === 'sha256sum')).toBe(false);
+    expect(host.exists(`${BACKUP_DIR}/files.tar`)).toBe(true);
+    expect(statuses(r)).toMatchObject({ drain: 'skipped', 'cni-config': 'skipped', firewall: 'skipped' });
+    expect(flannelLeft(host)).not.toEqual([]);
+    expect(r.report.changed).toBe(false);
+  });
+
   it('asks before the first change and changes nothing when not confirmed', async () => {
     const { host } = dirtyFlannelNode();
     let asked: string[] = [];
