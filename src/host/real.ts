@@ -1,6 +1,7 @@
 // The real host: execa for commands, node:fs for reads. Every path is resolved under --root.
 import fs from 'node:fs/promises';
-import { closeSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
@@ -74,15 +75,17 @@ export class RealHost implements Host {
     // wakes Node tens of thousands of times (a fifth of a second of CPU, taken from planning).
     // A temporary file takes them at no cost to this process.
     if (cmd !== 'nft' || stdin !== undefined) return execa(cmd, args, options);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-'));
-    const file = path.join(dir, 'stdout');
-    const fd = openSync(file, 'wx', 0o600);
+    // Unlinked as soon as it is open: nothing is left behind, whatever happens to this process.
+    const file = path.join(os.tmpdir(), `cni-sweep-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const fd = openSync(file, 'wx+', 0o600);
+    unlinkSync(file);
     try {
       const r = await execa(cmd, args, { ...options, stdout: fd } as Options);
-      return { code: (r as { code?: string }).code, exitCode: r.exitCode, timedOut: r.timedOut, stderr: r.stderr, stdout: readFileSync(file, 'utf8') };
+      const out = Buffer.alloc(fstatSync(fd).size);
+      for (let n = 0, k = 1; n < out.length && k > 0; n += k) k = readSync(fd, out, n, out.length - n, n);
+      return { code: (r as { code?: string }).code, exitCode: r.exitCode, timedOut: r.timedOut, stderr: r.stderr, stdout: out.toString('utf8') };
     } finally {
       closeSync(fd);
-      rmSync(dir, { recursive: true, force: true });
     }
   }
 
@@ -175,7 +178,7 @@ export class RealHost implements Host {
     for (const dir of (process.env.PATH ?? '').split(':')) {
       if (!dir) continue;
       try {
-        await fs.access(path.join(dir, bin), fs.constants.X_OK);
+        accessSync(path.join(dir, bin), fsConstants.X_OK); // synchronous: see the reads below
         found = true;
         break;
       } catch {

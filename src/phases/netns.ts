@@ -12,6 +12,8 @@ import type { PlannedStep, Phase } from './types.js';
 import { nothing } from './types.js';
 
 const POD_NETNS = /^cni-[0-9a-f-]+$/;
+const UMOUNT_PROCESSES = 4;
+const UMOUNT_CHUNK = 32;
 
 export const netns: Phase = {
   name: 'netns',
@@ -56,7 +58,11 @@ export const netns: Phase = {
     const mounts = await ctx.host.mountPoints();
     const mounted = stale.filter((p) => mounts.has(p));
     const steps: PlannedStep[] = [];
-    if (mounted.length) steps.push({ argv: ['umount', '--lazy', '--', ...mounted] });
+    // Each unmount waits for an RCU grace period; unmounts running at the same time share them,
+    // so many namespaces go in a few umount processes side by side (about twice as fast at 250).
+    const chunks = Math.min(UMOUNT_PROCESSES, Math.ceil(mounted.length / UMOUNT_CHUNK));
+    const size = Math.ceil(mounted.length / chunks);
+    for (let i = 0; i < mounted.length; i += size) steps.push({ argv: ['umount', '--lazy', '--', ...mounted.slice(i, i + size)], concurrent: chunks > 1 });
     steps.push({ argv: ['rm', '-f', '--', ...stale], removes: { kind: 'network namespace', items: stale.map((p) => p.split('/').pop()!) } });
     return { steps, notes };
   },

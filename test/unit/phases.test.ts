@@ -278,6 +278,18 @@ describe('netns', () => {
     ]);
   });
 
+  it('splits many unmounts over four umount processes that run side by side, each namespace once', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 250 });
+    const paths = pods.map((p) => `/run/netns/${p.netns}`).sort();
+    const steps = (await netns.plan(await ctxFor(host))).steps;
+    const umounts = steps.filter((s) => s.argv[0] === 'umount');
+    expect(umounts.map((s) => s.argv.length - 3)).toEqual([63, 63, 63, 61]);
+    expect(umounts.every((s) => s.concurrent && s.argv.slice(0, 3).join(' ') === 'umount --lazy --')).toBe(true);
+    expect(umounts.flatMap((s) => s.argv.slice(3))).toEqual(paths);
+    expect(steps.at(-1)).toMatchObject({ argv: ['rm', '-f', '--', ...paths] });
+    expect(steps.at(-1)!.concurrent).toBeFalsy();
+  });
+
   it('keeps a namespace a process still uses, and only removes one that is not mounted', async () => {
     const host = foreignNode().addNetns('cni-aaaa', { inUse: true }).addNetns('cni-bbbb', { mounted: false }).addNetns('myns').addNetns('cni-CAPS');
     const plan = await netns.plan(await ctxFor(host));
