@@ -41,11 +41,13 @@ const CONFIGS: Config[] = [
   { name: 'target-legacy', pods: 250, foreignRules: 5000, big: false, backend: 'legacy', label: 'N=250, M=5000, iptables-legacy' },
 ];
 
-type Method = 'manual' | 'floor' | 'floor-group' | 'sweep' | 'sweep-full';
-const METHODS: Method[] = ['manual', 'floor', 'floor-group', 'sweep', 'sweep-full'];
+type Method = 'manual' | 'floor' | 'floor-group' | 'sweep' | 'sweep-nobackup' | 'sweep-full';
+const METHODS: Method[] = ['manual', 'floor', 'floor-group', 'sweep', 'sweep-nobackup', 'sweep-full'];
 /** The CLI under test: dist/cni-sweep.cjs, or --cli (e.g. a build of a candidate change). */
 let CLI = BUILT_CLI;
 const CLEANUP_PHASES = 'cni-config,cni-state,interfaces,routes,firewall,netns';
+/** Every phase but the cleanup ones: what sweep-nobackup skips, so that it does exactly the manual and floor scripts' work. */
+const NOT_CLEANUP = 'preflight,backup,drain,stop-kubelet,stop-runtime,start-runtime,start-kubelet,uncordon';
 
 function parseArgs(argv: string[]) {
   const o = { runs: 3, configs: CONFIGS.map((c) => c.name), methods: [...METHODS] as Method[], write: true, startupRuns: 20, cli: BUILT_CLI };
@@ -243,7 +245,7 @@ function cleanOnce(cfg: Config, method: Method): Result {
       if (sample.code !== 0) throw new Error(`${method} script failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-2000)}\nscript: ${file}`);
     } else {
       const hwm = path.join(base, 'hwm.out');
-      const args = method === 'sweep' ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES] : ['run', '--yes', '--json'];
+      const args = method === 'sweep' ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES] : method === 'sweep-nobackup' ? ['run', '--yes', '--json', '--skip', NOT_CLEANUP] : ['run', '--yes', '--json'];
       sample = measure(sweepArgv(node, args), sweepEnv(node, hwm), { hwm });
       if (sample.code !== 0) throw new Error(`cni-sweep ${args.join(' ')} failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-1500)}`);
       const report = JSON.parse(sample.stdout) as { phases: Array<{ name: string; steps: Array<{ argv: string[]; ms: number; status: string }> }> };
@@ -435,7 +437,7 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   L.push('Methods: **manual** = one command per object, as the guides do it (`ip link delete` per veth and device, `iptables -t nat -D`/`-F`/`-X` per rule and chain, `rm` per file and `rmdir` per directory, `umount` + `rm` per netns, `ip route del` per route);');
   L.push('**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;');
   L.push('**floor-group** = the floor, with the pod veths deleted in one kernel batch (`link set dev <veth> group <G>` for each, then one `link delete group <G>`);');
-  L.push(`**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`);
+  L.push(`**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-nobackup** = \`cni-sweep run --yes --skip ${NOT_CLEANUP}\`: the cleanup phases alone, exactly the work of the manual and floor scripts; **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`);
   L.push('manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.', '');
   L.push('Peak memory: GNU time `%M` (largest resident set of the process and any of its children, e.g. iptables-save); for cni-sweep also the Node process\'s own VmHWM.', '');
   L.push('| configuration | method | commands | median wall | min – max | peak RSS (tree) | cni-sweep VmHWM | vs floor | manual ÷ this |');
@@ -493,8 +495,14 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   const floor = tm('floor');
   const manual = tm('manual');
   const check = (ok: boolean) => (ok ? 'met' : '**missed**');
-  if (sweep && floor) L.push(`- cni-sweep within 2x of the floor (N=250, M=5000): ${fmtX(median(sweep.ms) / median(floor.ms))}: ${check(median(sweep.ms) <= 2 * median(floor.ms))}`);
-  if (sweep && manual) L.push(`- cni-sweep >= 25x faster than manual (N=250, M=5000): ${fmtX(median(manual.ms) / median(sweep.ms))}: ${check(median(manual.ms) >= 25 * median(sweep.ms))}`);
+  const group = tm('floor-group');
+  const bare = tm('sweep-nobackup');
+  for (const [what, r] of [['cni-sweep (with its backup)', sweep], ['cni-sweep without the backup (the same work as manual and floor)', bare]] as const) {
+    if (!r) continue;
+    if (floor) L.push(`- ${what} within 2x of the floor (N=250, M=5000): ${fmtX(median(r.ms) / median(floor.ms))}: ${check(median(r.ms) <= 2 * median(floor.ms))}`);
+    if (group) L.push(`  - and of the link-group floor: ${fmtX(median(r.ms) / median(group.ms))}: ${check(median(r.ms) <= 2 * median(group.ms))}`);
+    if (manual) L.push(`  - >= 25x faster than manual: ${fmtX(median(manual.ms) / median(r.ms))}: ${check(median(manual.ms) >= 25 * median(r.ms))}`);
+  }
   const tp = plans.find((p) => p.cfg.name === 'target');
   if (tp) L.push(`- plan < 1 s (N=250, M=5000): ${fmtMs(median(tp.samples.map((s) => s.ms)))}: ${check(median(tp.samples.map((s) => s.ms)) < 1000)}`);
   const bp = plans.find((p) => p.cfg.name === 'big1000');
