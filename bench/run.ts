@@ -209,6 +209,8 @@ function diffStates(a: NodeState, b: NodeState): string[] {
 interface Breakdown {
   /** Wall time of each applied step (phase: argv[0..1]), from cni-sweep's --json report. */
   steps: Array<{ phase: string; cmd: string; ms: number }>;
+  /** Wall time of each applied phase (planning it again, then its steps, some side by side). */
+  phases: Array<{ phase: string; ms: number }>;
 }
 
 interface Result {
@@ -248,8 +250,11 @@ function cleanOnce(cfg: Config, method: Method): Result {
       const args = method === 'sweep' ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES] : method === 'sweep-nobackup' ? ['run', '--yes', '--json', '--skip', NOT_CLEANUP] : ['run', '--yes', '--json'];
       sample = measure(sweepArgv(node, args), sweepEnv(node, hwm), { hwm });
       if (sample.code !== 0) throw new Error(`cni-sweep ${args.join(' ')} failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-1500)}`);
-      const report = JSON.parse(sample.stdout) as { phases: Array<{ name: string; steps: Array<{ argv: string[]; ms: number; status: string }> }> };
-      breakdown = { steps: report.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok').map((s) => ({ phase: p.name, cmd: s.argv.slice(0, 2).join(' '), ms: s.ms }))) };
+      const report = JSON.parse(sample.stdout) as { phases: Array<{ name: string; ms?: number; steps: Array<{ argv: string[]; ms: number; status: string }> }> };
+      breakdown = {
+        steps: report.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok').map((s) => ({ phase: p.name, cmd: s.argv.slice(0, 2).join(' '), ms: s.ms }))),
+        phases: report.phases.filter((p) => p.ms !== undefined && p.steps.some((s) => s.status === 'ok')).map((p) => ({ phase: p.name, ms: p.ms! })),
+      };
       commands = breakdown.steps.length;
     }
     return { sample, commands, end: endState(node), before, breakdown };
@@ -464,16 +469,16 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
     }
   }
   L.push('');
-  L.push('## Where cni-sweep\'s time goes (sweep, median per step over the runs)', '');
-  L.push('Per phase: the time its commands took (number of commands), then the slowest command. The rest of the wall time is Node start-up, inspection (read-only queries) and planning.', '');
-  L.push('| configuration | wall | commands | per phase | slowest command | start-up + inspection + planning |');
-  L.push('| --- | ---: | ---: | --- | --- | ---: |');
+  L.push('## Where cni-sweep\'s time goes (sweep, median over the runs)', '');
+  L.push('Per phase: its wall time (planning it again against the node as it is then, and its commands, the backup\'s side by side), with the number of commands; then the slowest command. Before the first phase: Node start-up, detection, inspection and planning the whole run.', '');
+  L.push('| configuration | wall | before the first phase | per phase | slowest command |');
+  L.push('| --- | ---: | ---: | --- | --- |');
   for (const r of rows.filter((x) => x.method === 'sweep' && x.breakdowns.length)) {
-    const phases = [...new Set(r.breakdowns[0].steps.map((x) => x.phase))];
-    const per = phases.map((ph) => ({ ph, n: r.breakdowns[0].steps.filter((x) => x.phase === ph).length, ms: median(r.breakdowns.map((b) => b.steps.filter((x) => x.phase === ph).reduce((n, x) => n + x.ms, 0))) }));
+    const phases = r.breakdowns[0].phases.map((x) => x.phase);
+    const per = phases.map((ph) => ({ ph, n: r.breakdowns[0].steps.filter((x) => x.phase === ph).length, ms: median(r.breakdowns.map((b) => b.phases.find((x) => x.phase === ph)?.ms ?? 0)) }));
     const slowest = r.breakdowns[0].steps.map((x, i) => ({ k: `${x.phase}: ${x.cmd}`, ms: median(r.breakdowns.map((b) => b.steps[i]?.ms ?? 0)) })).sort((a, b) => b.ms - a.ms)[0];
-    const stepSum = median(r.breakdowns.map((b) => b.steps.reduce((n, x) => n + x.ms, 0)));
-    L.push(`| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(stepSum)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest.k}\` ${fmtMs(slowest.ms)} | ${fmtMs(median(r.ms) - stepSum)} |`);
+    const inPhases = median(r.breakdowns.map((b) => b.phases.reduce((n, x) => n + x.ms, 0)));
+    L.push(`| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(median(r.ms) - inPhases)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest.k}\` ${fmtMs(slowest.ms)} |`);
   }
   L.push('');
   L.push('## cni-sweep plan', '');

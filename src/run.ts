@@ -26,6 +26,8 @@ export interface PhaseReport {
   status: PhaseStatus;
   notes: string[];
   steps: StepReport[];
+  /** Wall time of an applied phase: planning it again, then its steps (some of which run side by side). */
+  ms?: number;
 }
 
 export interface Report {
@@ -252,7 +254,8 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       const cmd = err instanceof CommandFailedError ? err : undefined;
       report.failed = { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
     }
-    req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: Math.round(performance.now() - t0) });
+    pr.ms = Math.round(performance.now() - t0);
+    req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: pr.ms });
     if (phase.name === 'backup' && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
     await journal('running');
   }
