@@ -88,6 +88,8 @@ export interface NodeView {
   routes: FamilyRoute[];
   iptables: Array<{ backend: Backend; dump: IptDump }>;
   nftTables: NftTable[];
+  /** Names `ipset list -n` gives; null when ipset is not installed or could not be read. */
+  ipsets: string[] | null;
   ipam: IpamNetwork[];
   runtime: {
     /** Sandbox IDs `crictl pods -q` lists; null when not known. */

@@ -149,6 +149,13 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     if (dump) iptables.push({ backend, dump });
   }
   const nftTables = (await listNftTables(host, gaps)) ?? [];
+  // Only CNIs with ipsets (Calico) make them worth listing.
+  let ipsets: string[] | null = null;
+  if (o.allProfiles.some((p) => p.firewall.ipsetPrefixes.length)) {
+    const r = await host.query(['ipset', 'list', '-n']);
+    if (r?.code === 0) ipsets = r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
+    else if (r) gaps.add('ipset list -n', r.stderr.trim() || `exit ${r.code}`);
+  }
 
   const ipam = await readIpam(host);
   const runtime: NodeView['runtime'] = { sandboxes: null };
@@ -203,6 +210,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     routes,
     iptables,
     nftTables,
+    ipsets,
     ipam,
     runtime,
     kube,

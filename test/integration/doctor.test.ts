@@ -235,7 +235,7 @@ describe('two CNIs on one node', () => {
     expect(s.ipt4nft).not.toContain('FLANNEL');
   });
 
-  it('Calico removed without cleanup: cali* veths, vxlan.calico, proto bird/80 routes, cali- chains and its nftables table; the fixes clear them', () => {
+  it('Calico removed without cleanup: cali* veths, vxlan.calico, proto bird/80 routes, cali- chains, its nftables table and ipsets; the fixes clear them', () => {
     const n = dirtyNode('doc-cal', { flannel: false });
     const calico = addCalico(n);
     fs.rmSync(path.join(n.root, 'etc/cni/net.d/10-calico.conflist'));
@@ -253,8 +253,9 @@ describe('two CNIs on one node', () => {
       fix: `cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`,
     });
     const fw = one(r.findings, 'leftover-firewall');
-    expect(fw.evidence).toHaveLength(5);
+    expect(fw.evidence).toHaveLength(6);
     expect(fw.evidence).toContain('nftables: table ip calico');
+    expect(fw.evidence).toContain('3 ipsets: cali40masq-ipam-pools, cali40all-ipam-pools, cali40all-hosts-net');
     expect(fw.evidence).toContainEqual(expect.stringMatching(/^iptables-nft filter: 10 chains \(.*\) holding 13 rules; 4 rules in INPUT, FORWARD, OUTPUT$/));
     expect(fw.fix).toBe(`cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`);
     follow(n, fw);

@@ -21,7 +21,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** Read-only commands doctor may issue. */
 const READS = [
   /^ip -j -d link show$/, /^ip -j -d addr show$/, /^ip -j -[46] route show table main$/, /^ip6?tables-(nft|legacy)-save$/, /^nft -j list tables$/,
-  /^systemctl is-active( \S+)+$/, /^crictl pods -q$/, /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
+  /^ipset list -n$/, /^systemctl is-active( \S+)+$/, /^crictl pods -q$/, /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
 ];
 
 type Json = DoctorJson['findings'][number];
@@ -99,6 +99,7 @@ function addCalico(host: FakeHost, o: { config?: boolean; tunl0?: 'active' | 'id
   const site = host.iptablesSave('iptables-nft');
   host.setIptables('iptables-nft', mergeSave(site, calicoRules(veths.map((veth, i) => ({ cid: `${i}`.repeat(64), ip: `172.20.5.${i + 2}`, veth, netns: '' })))));
   host.addNftTable('ip', 'calico');
+  host.ipsets.push('cali40all-ipam-pools', 'cali40masq-ipam-pools', 'site-allow');
   if (o.config) host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST).writeFile('/etc/cni/net.d/calico-kubeconfig', 'apiVersion: v1\n', 0o600);
   return veths;
 }
@@ -421,6 +422,7 @@ describe('leftovers of a CNI that is not in use', () => {
         'iptables-nft raw: 3 chains (cali-PREROUTING, cali-OUTPUT, cali-from-host-endpoint) holding 4 rules; 2 rules in PREROUTING, OUTPUT',
         'iptables-nft mangle: 2 chains (cali-PREROUTING, cali-POSTROUTING) holding 1 rule; 2 rules in PREROUTING, POSTROUTING',
         'nftables: table ip calico',
+        '2 ipsets: cali40all-ipam-pools, cali40masq-ipam-pools',
       ],
       fix: REMOVE_CALICO,
     });

@@ -1,5 +1,5 @@
 // Firewall state of a CNI not in use, on every backend (iptables-nft, iptables-legacy, ip6tables-*)
-// and its native nftables tables, counted with the same ownership rules the firewall phase uses.
+// its native nftables tables and its ipsets, counted with the same ownership rules the firewall phase uses.
 import { notInUse, plural } from '../helpers.js';
 import { cniFirewall, removalFix } from '../owned.js';
 import type { Check, Finding } from '../types.js';
@@ -42,6 +42,8 @@ export const leftoverFirewall: Check = {
         }
       }
       for (const t of fw.nft) evidence.push(`nftables: table ${t.family} ${t.name}`);
+      const sets = (v.ipsets ?? []).filter((x) => profile.firewall.ipsetPrefixes.some((p) => x.startsWith(p)) && fresh(`ipset ${x}`));
+      if (sets.length) evidence.push(`${plural(sets.length, 'ipset')}: ${sets.join(', ')}`);
       if (!evidence.length) continue;
       out.push({
         id: 'leftover-firewall',
