@@ -256,6 +256,22 @@ export async function nftTablesPresent(host: Host, wanted: NftTable[], gaps: Gap
   return out;
 }
 
+/** The nftables tables these profiles own, each once (Canal and Flannel share Flannel's). */
+export function ownedNftTables(profiles: Profile[]): NftTable[] {
+  return profiles.flatMap((p) => p.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
+}
+
+/** ipset names; null when ipset is not installed. A failed listing is a gap, and lists nothing. */
+export async function listIpsets(host: Host, gaps: Gaps): Promise<string[] | null> {
+  const r = await host.query(['ipset', 'list', '-n']);
+  if (!r) return null;
+  if (r.code !== 0) {
+    gaps.add('ipset list -n', r.stderr.trim() || `exit ${r.code}`);
+    return [];
+  }
+  return r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
+}
+
 export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] | null> {
   gaps.saw('nft');
   const r = await host.query(['nft', '-j', 'list', 'tables']);

@@ -88,7 +88,7 @@ export interface NodeView {
   routes: FamilyRoute[];
   iptables: Array<{ backend: Backend; dump: IptDump }>;
   nftTables: NftTable[];
-  /** Names `ipset list -n` gives; null when ipset is not installed or could not be read. */
+  /** Names `ipset list -n` gives; null when ipset is not installed (or no known CNI uses ipsets). */
   ipsets: string[] | null;
   ipam: IpamNetwork[];
   runtime: {

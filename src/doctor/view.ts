@@ -2,7 +2,7 @@
 // Nothing here judges: a read that fails is recorded in notChecked and the checks see less.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
-import { CNI_CONF_DIR, Gaps, readCniConfigFiles, iptablesBackends, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, profileFacts, RESULTS_DIR, saveIptables, type ProfileFacts } from '../inspect.js';
+import { CNI_CONF_DIR, Gaps, readCniConfigFiles, listIpsets, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, profileFacts, RESULTS_DIR, saveAllIptables, type ProfileFacts } from '../inspect.js';
 import { parseCniConfig } from '../parse/conflist.js';
 import { parseAddrs } from '../parse/iproute.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
@@ -144,18 +144,10 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   const routes = await listRoutes(host, gaps);
 
   const iptables: NodeView['iptables'] = [];
-  for (const backend of await iptablesBackends(host)) {
-    const dump = await saveIptables(host, backend, gaps);
-    if (dump) iptables.push({ backend, dump });
-  }
+  for (const { backend, dump } of await saveAllIptables(host, gaps)) if (dump) iptables.push({ backend, dump });
   const nftTables = (await listNftTables(host, gaps)) ?? [];
   // Only CNIs with ipsets (Calico) make them worth listing.
-  let ipsets: string[] | null = null;
-  if (o.allProfiles.some((p) => p.firewall.ipsetPrefixes.length)) {
-    const r = await host.query(['ipset', 'list', '-n']);
-    if (r?.code === 0) ipsets = r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
-    else if (r) gaps.add('ipset list -n', r.stderr.trim() || `exit ${r.code}`);
-  }
+  const ipsets = o.allProfiles.some((p) => p.firewall.ipsetPrefixes.length) ? await listIpsets(host, gaps) : null;
 
   const ipam = await readIpam(host);
   const runtime: NodeView['runtime'] = { sandboxes: null };

@@ -1,7 +1,7 @@
 // Removes only what the CNI owns, rule by rule: one `iptables-restore --noflush -w` per backend and
 // family with -D/-F/-X lines, and `nft delete table` for its native tables. Never a flush of a
 // chain or table it does not own, never a save-filter-restore of a whole dump.
-import { BACKENDS, iptablesBackends, nftTablesPresent, saveAllIptables } from '../inspect.js';
+import { BACKENDS, iptablesBackends, listIpsets, nftTablesPresent, ownedNftTables, saveAllIptables } from '../inspect.js';
 import { firewallDeletions, restoreScript, undoScript } from '../ownership.js';
 import type { PlannedStep, Phase } from './types.js';
 
@@ -19,7 +19,7 @@ export const firewall: Phase = {
         if (!backends.some((x) => x.id === b.id || (x.family === b.family && !x.id.includes('-')))) notes.push(`${b.save} is not installed: ${b.id} rules not checked`);
       }
     }
-    const owned = ctx.snapshot.facts.flatMap((f) => f.profile.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
+    const owned = ownedNftTables(ctx.snapshot.facts.map((f) => f.profile));
     // Independent listings: read them at the same time.
     const [dumps, present] = await Promise.all([saveAllIptables(ctx.host, ctx.gaps), owned.length ? nftTablesPresent(ctx.host, owned, ctx.gaps) : []]);
     for (const { backend: b, dump } of dumps) {
@@ -52,11 +52,10 @@ export const firewall: Phase = {
     // ipsets last: one cannot be destroyed while a rule still references it.
     const prefixes = ctx.snapshot.facts.flatMap((f) => f.profile.firewall.ipsetPrefixes);
     if (prefixes.length) {
-      const r = await ctx.host.query(['ipset', 'list', '-n']);
-      if (!r) notes.push('ipset is not installed: ipsets not checked');
-      else if (r.code !== 0) ctx.gaps.add('ipset list -n', r.stderr.trim() || `exit ${r.code}`);
+      const all = await listIpsets(ctx.host, ctx.gaps);
+      if (!all) notes.push('ipset is not installed: ipsets not checked');
       else {
-        const sets = r.stdout.split('\n').map((x) => x.trim()).filter((x) => prefixes.some((p) => x.startsWith(p)));
+        const sets = all.filter((x) => prefixes.some((p) => x.startsWith(p)));
         if (sets.length) steps.push({ argv: ['ipset', 'restore'], stdin: sets.map((x) => `destroy ${x}`).join('\n') + '\n', removes: { kind: 'ipset', items: sets } });
       }
     }

@@ -1,6 +1,6 @@
 // Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
 import type { Host } from '../host/host.js';
-import { Gaps, listLinks, nftTablesPresent, ownsConfig, readCniConfigs, saveAllIptables } from '../inspect.js';
+import { Gaps, listLinks, nftTablesPresent, ownedNftTables, ownsConfig, readCniConfigs, saveAllIptables } from '../inspect.js';
 import type { Profile } from './schema.js';
 
 export interface Detection {
@@ -9,9 +9,8 @@ export interface Detection {
 }
 
 export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promise<Detection[]> {
-  const wantedTables = profiles.flatMap((p) => p.nftables).filter((t, i, all) => all.findIndex((x) => x.family === t.family && x.name === t.name) === i);
   // The listings are independent: read them at the same time.
-  const [configs, links, nft, dumps] = await Promise.all([readCniConfigs(host), listLinks(host, gaps), nftTablesPresent(host, wantedTables, gaps), saveAllIptables(host, gaps)]);
+  const [configs, links, nft, dumps] = await Promise.all([readCniConfigs(host), listLinks(host, gaps), nftTablesPresent(host, ownedNftTables(profiles), gaps), saveAllIptables(host, gaps)]);
   const chains: string[] = [];
   for (const { backend, dump } of dumps) {
     for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push(`${backend.id} ${t.name} ${c.name}`);
