@@ -18,6 +18,9 @@ describe('tokenize', () => {
     expect(tokenize('--comment "a\\\\b" -j X')).toEqual(['--comment', 'a\\b', '-j', 'X']);
     expect(tokenize('--comment "" -j X')).toEqual(['--comment', '', '-j', 'X']);
     expect(tokenize('  -s\t10.0.0.0/8   ! -d 1.2.3.4 ')).toEqual(['-s', '10.0.0.0/8', '!', '-d', '1.2.3.4']);
+    // Quotes in the middle of a word, and a backslash that escapes nothing (kept as is).
+    expect(tokenize('x"y z"w -j A')).toEqual(['xy zw', '-j', 'A']);
+    expect(tokenize('--comment a\\b  c\\"d -j A')).toEqual(['--comment', 'a\\b', 'c"d', '-j', 'A']);
   });
 
   it('rejects an unterminated quote', () => {
