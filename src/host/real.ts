@@ -76,10 +76,16 @@ export class RealHost implements Host {
     // A temporary file takes them at no cost to this process.
     if (cmd !== 'nft' || stdin !== undefined) return execa(cmd, args, options);
     // Unlinked as soon as it is open: nothing is left behind, whatever happens to this process.
+    // Without a usable temporary directory (read-only, missing $TMPDIR), the pipe still works.
     const file = path.join(os.tmpdir(), `cni-sweep-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const fd = openSync(file, 'wx+', 0o600);
-    unlinkSync(file);
+    let fd: number;
     try {
+      fd = openSync(file, 'wx+', 0o600);
+    } catch {
+      return execa(cmd, args, options);
+    }
+    try {
+      unlinkSync(file);
       const r = await execa(cmd, args, { ...options, stdout: fd } as Options);
       const out = Buffer.alloc(fstatSync(fd).size);
       for (let n = 0, k = 1; n < out.length && k > 0; n += k) k = readSync(fd, out, n, out.length - n, n);

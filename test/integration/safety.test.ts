@@ -276,6 +276,20 @@ describe('faults', () => {
     expect(after.ipt4nft).not.toMatch(/FLANNEL|cbr0/);
     expect(after.nft).toContain('flannel-ipv4'); // could not be removed without nft: reported, not crashed
   });
+
+  it('an unusable $TMPDIR (nft\'s listings go through a temporary file when they can) still cleans the node and backs up the ruleset', () => {
+    const node = dirtyNode('tmpdir', { pods: 1 });
+    const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { env: { TMPDIR: scratchDir(node, 'no-such-dir') } });
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const backup = JSON.parse(r.stdout).backup as string;
+    const noCounters = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter');
+    expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft.ruleset'), 'utf8'))).toBe(noCounters(rulesetBefore));
+    const after = snapshot(node);
+    expect(after.nft).not.toContain('flannel-ipv4');
+    expect(after.ipt4nft).not.toMatch(/FLANNEL|cbr0/);
+  });
 });
 
 describe('bad input', () => {
