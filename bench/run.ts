@@ -4,8 +4,8 @@
 //               per rule and chain, rm per file, umount + rm per netns, ip route del per route)
 //   floor       the batched floor: one rm -rf, one ip -batch, one iptables-restore --noflush -w per
 //               backend/family, one nft -f, one umount + one rm for the pod namespaces
-//   floor-group the floor, but the pod veths go in one kernel batch: `link set ... group G` for each,
-//               then one `link delete group G` (the kernel unregisters them with one RCU wait)
+//   floor-group the floor, but the links (pod veths, cni0, flannel devices) go in one kernel batch:
+//               `link set ... group G` for each, then one `link delete group G` (one unregister batch)
 //   sweep       cni-sweep's cleanup phases: run --yes --only cni-config,cni-state,interfaces,routes,firewall,netns
 //   sweep-full  cni-sweep run --yes: backup, drain, service stop/start (to the recording shims) included
 //
@@ -441,7 +441,7 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   L.push('Machine:', '', ...header, `- runs per cell: ${opts.runs}; whole benchmark took ${fmtMs(elapsedMs)}`, '');
   L.push('Methods: **manual** = one command per object, as the guides do it (`ip link delete` per veth and device, `iptables -t nat -D`/`-F`/`-X` per rule and chain, `rm` per file and `rmdir` per directory, `umount` + `rm` per netns, `ip route del` per route);');
   L.push('**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;');
-  L.push('**floor-group** = the floor, with the pod veths deleted in one kernel batch (`link set dev <veth> group <G>` for each, then one `link delete group <G>`);');
+  L.push('**floor-group** = the floor, with the links (pod veths, cni0, the flannel devices) deleted in one kernel batch (`link set dev <link> group <G>` for each, then one `link delete group <G>`);');
   L.push(`**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-nobackup** = \`cni-sweep run --yes --skip ${NOT_CLEANUP}\`: the cleanup phases alone, exactly the work of the manual and floor scripts; **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`);
   L.push('manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.', '');
   L.push('Peak memory: GNU time `%M` (largest resident set of the process and any of its children, e.g. iptables-save); for cni-sweep also the Node process\'s own VmHWM.', '');

@@ -170,18 +170,18 @@ function heredoc(cmd: string, body: string[]): string {
 /**
  * The batched floor: one `rm -rf` with every path, one `ip -batch -` for links and routes, one
  * `iptables-restore --noflush -w` per backend and family, one `nft -f -`, one umount and one rm
- * for the pod namespaces. With `group`, the pod veths are moved into one unused link group and
- * deleted with a single `link delete group` (one kernel unregister batch instead of one per veth).
+ * for the pod namespaces. With `group`, the pod veths, cni0 and the flannel devices are moved into
+ * one unused link group and deleted with a single `link delete group` (one kernel unregister batch
+ * instead of one per link).
  */
 export function floorScript(o: Owned, opts: { group?: number } = {}): string {
   const out = ['set -e'];
   if (o.paths.length) out.push(`rm -rf -- ${o.paths.map(q).join(' ')}`);
   const ipLines: string[] = [];
-  if (opts.group !== undefined && o.ports.length) {
-    for (const l of o.ports) ipLines.push(`link set dev ${l} group ${opts.group}`);
+  if (opts.group !== undefined && o.ports.length + o.devices.length) {
+    for (const l of [...o.ports, ...o.devices]) ipLines.push(`link set dev ${l} group ${opts.group}`);
     ipLines.push(`link delete group ${opts.group}`);
-  } else for (const l of o.ports) ipLines.push(`link delete ${l}`);
-  for (const l of o.devices) ipLines.push(`link delete ${l}`);
+  } else for (const l of [...o.ports, ...o.devices]) ipLines.push(`link delete ${l}`);
   for (const rt of o.routes) ipLines.push(`route del ${rt}`);
   if (ipLines.length) out.push(heredoc('ip -batch -', ipLines));
   for (const fw of o.firewall) {

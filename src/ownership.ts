@@ -15,6 +15,8 @@ export interface OwnedLink {
   /** Cannot be deleted (tunl0): flushed and set down instead. */
   kernelOwned: boolean;
   up: boolean;
+  /** `ip -d` link kind (veth, bridge, vxlan ...), when the kernel reports one. */
+  kind?: string;
 }
 
 export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
@@ -28,7 +30,7 @@ export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
     const kernel = new Set(f.profile.interfaces.kernelOwned);
     for (const l of links) {
       if (out.some((o) => o.name === l.ifname)) continue;
-      const base = { isPort: false, kernelOwned: false, up: (l.flags ?? []).includes('UP') };
+      const base = { isPort: false, kernelOwned: false, up: (l.flags ?? []).includes('UP'), kind: l.linkinfo?.info_kind };
       if (kernel.has(l.ifname)) out.push({ ...base, name: l.ifname, why: 'kernel-owned', kernelOwned: true });
       else if (names.has(l.ifname) || bridges.has(l.ifname)) out.push({ ...base, name: l.ifname, why: 'name' });
       else if (patterns.some((r) => r.test(l.ifname))) out.push({ ...base, name: l.ifname, why: 'pattern' });

@@ -696,9 +696,11 @@ export class FakeHost implements Host {
     if (w[0] === 'link' && w[1] === 'delete' && w[2] === 'group' && w.length === 4 && /^\d+$/.test(w[3])) {
       // The kernel deletes every link of the group; an empty group is an error, as with ip.
       return () => {
-        const members = this.links.filter((l) => l.group === w[3]).map((l) => l.ifname);
+        const members = this.links.filter((l) => l.group === w[3]);
         if (!members.length) return 'RTNETLINK answers: No such device';
-        for (const m of members) if (this.link(m)) this.deleteLink(m);
+        // All or nothing: a member without an rtnetlink delete (a NIC, an Open vSwitch port) fails the group.
+        if (members.some((l) => !l.linkinfo?.info_kind || l.linkinfo.info_kind === 'openvswitch')) return 'RTNETLINK answers: Operation not supported';
+        for (const m of members) if (this.link(m.ifname)) this.deleteLink(m.ifname);
         return null;
       };
     }

@@ -1,10 +1,24 @@
-// Deletes the CNI's links in one `ip -batch`. Bridge ports go first: deleting a veth's host end
-// also destroys its peer in the pod namespace.
+// Deletes the CNI's links in one `ip -batch`. Deleting a veth's host end also destroys its peer in
+// the pod namespace.
 import { listLinks } from '../inspect.js';
 import type { Link } from '../parse/iproute.js';
 import { ownedLinks } from '../ownership.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
+
+/**
+ * Link kinds whose driver the kernel can delete by group. A group delete refuses as a whole
+ * (EOPNOTSUPP) when one member has no rtnetlink delete, e.g. Open vSwitch's internal ports (Weave's
+ * `datapath`): links of any other kind are deleted one by one.
+ */
+const GROUP_DELETABLE = new Set(['veth', 'bridge', 'vxlan', 'geneve', 'wireguard', 'dummy', 'macvlan', 'ipvlan', 'vlan', 'ipip', 'gre', 'sit', 'ip6tnl', 'tun']);
+
+function partition<T>(xs: T[], f: (x: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const x of xs) (f(x) ? yes : no).push(x);
+  return [yes, no];
+}
 
 /** The first link group from 4242424 up that no link is in; deterministic, so a plan and its run agree. */
 export function unusedGroup(links: Link[]): number {
@@ -25,15 +39,16 @@ export const interfaces: Phase = {
     const ports = deletable.filter((l) => l.isPort);
     const devices = deletable.filter((l) => !l.isPort);
     const lines: string[] = [];
-    if (ports.length > 1) {
-      // The kernel tears a veth pair down with a grace period per deletion (~20 ms each): one
-      // `link delete` per pod veth takes seconds on a full node. Put them in a link group nobody
-      // uses and delete the group: one teardown for all of them.
+    // The kernel tears a link down with a grace period per deletion (~20 ms each): one `link delete`
+    // per pod veth takes seconds on a full node. Put every link in a link group nobody uses and
+    // delete the group: one teardown for all of them, bridge and overlay devices included.
+    const [grouped, single] = partition([...ports, ...devices], (l) => GROUP_DELETABLE.has(l.kind ?? ''));
+    if (grouped.length > 1) {
       const group = unusedGroup(links);
-      for (const l of ports) lines.push(`link set dev ${l.name} group ${group}`);
+      for (const l of grouped) lines.push(`link set dev ${l.name} group ${group}`);
       lines.push(`link delete group ${group}`);
-    } else for (const l of ports) lines.push(`link delete ${l.name}`);
-    for (const l of devices) lines.push(`link delete ${l.name}`);
+    } else single.unshift(...grouped);
+    for (const l of single) lines.push(`link delete ${l.name}`);
     const items = [...ports, ...devices].map((l) => l.name);
     const notes: string[] = [];
     for (const k of owned.filter((l) => l.kernelOwned)) {

@@ -87,7 +87,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     for (const n of [a, b]) expect(check.stdout).toContain(`"# root: ${n.root}"`);
     expect(check.stdout).toContain('"# the role drains node-a from the control host first (cni_sweep_drain)"');
     expect(check.stdout).toContain('"# cni: flannel (--cni)"');
-    expect(check.stdout).toContain('"link delete cni0"');
+    expect(check.stdout).toContain('"link set dev cni0 group 4242424"');
     expect(check.stdout).toMatch(/"iptables-nft-restore --noflush -w <<'CNI_SWEEP_EOF'"/);
 
     // 2. the play: node-a drained, cleaned and uncordoned before node-b is touched (serial: 1).

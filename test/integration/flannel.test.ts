@@ -115,7 +115,8 @@ describe('cni-sweep plan', () => {
     expect(plan.stdout).toMatch(/^#!\/usr\/bin\/env bash\n/);
     expect(plan.stdout).toContain('# cni: flannel');
     expect(plan.stdout).toContain("ip -batch - <<'CNI_SWEEP_EOF'\n");
-    expect(plan.stdout).toContain('link delete cni0\n');
+    expect(plan.stdout).toContain('link set dev cni0 group 4242424\n');
+    expect(plan.stdout).toMatch(/link set dev flannel.1 group 4242424\n(.*\n)*link delete group 4242424\n/);
     expect(plan.stdout).toContain('iptables-nft-restore --noflush -w');
 
     // Node b's plan differs from a's only in its own paths and pods: make it there, run it with bash.
@@ -150,7 +151,7 @@ describe('cni-sweep plan', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     expect(r.code).toBe(0);
-    expect(asNobody).toContain('link delete cni0');
+    expect(asNobody).toContain('link set dev cni0 group 4242424');
     expect(asNobody).toMatch(/# could not read: iptables-nft-save/);
   });
 });

@@ -75,12 +75,13 @@ describe('Calico detection', () => {
 });
 
 describe('Calico phases', () => {
-  it('interfaces: deletes cali* veths, vxlan.calico and the WireGuard devices; flushes and downs tunl0, which cannot be deleted', async () => {
+  it('interfaces: deletes cali* veths, vxlan.calico and the WireGuard devices as one link group; flushes and downs tunl0, which cannot be deleted', async () => {
     const plan = await interfaces.plan(await ctxFor(calicoNode(), { profiles: [CALICO] }));
     expect(bare(plan.steps)).toEqual([
       {
         argv: ['ip', '-batch', '-'],
-        stdin: 'link delete vxlan.calico\nlink delete wireguard.cali\nlink delete wg-v6.cali\nlink delete cali1a2b3c4d5e6\nlink delete calif0e1d2c3b4a\naddress flush dev tunl0\nlink set tunl0 down\n',
+        stdin:
+          'link set dev vxlan.calico group 4242424\nlink set dev wireguard.cali group 4242424\nlink set dev wg-v6.cali group 4242424\nlink set dev cali1a2b3c4d5e6 group 4242424\nlink set dev calif0e1d2c3b4a group 4242424\nlink delete group 4242424\naddress flush dev tunl0\nlink set tunl0 down\n',
       },
     ]);
   });

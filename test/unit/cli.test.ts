@@ -194,7 +194,7 @@ describe('run', () => {
     expect(iface.status).toBe('ok');
     expect(iface.steps).toHaveLength(1);
     expect(iface.steps[0]).toMatchObject({ argv: ['ip', '-batch', '-'], status: 'ok' });
-    expect(iface.steps[0].stdin).toMatch(/link delete cni0\n$/);
+    expect(iface.steps[0].stdin).toMatch(/link set dev cni0 group 4242424\nlink delete group 4242424\n$/);
     expect(typeof iface.steps[0].ms).toBe('number');
     expect(r.stderr).toContain('cni-sweep: [interfaces] ran: ip -batch -');
     expect(r.stderr).toContain('cni-sweep: found flannel: config /etc/cni/net.d/10-flannel.conflist');
@@ -258,7 +258,7 @@ describe('plan', () => {
     expect(host.calls).toEqual([]);
     expect(r.stdout.split('\n').slice(0, 3)).toEqual(['#!/usr/bin/env bash', `# cni-sweep ${VERSION} plan: the exact commands \`cni-sweep run\` would execute, in order.`, '# node: node-1']);
     expect(r.stdout).toContain('\nset -euo pipefail\n');
-    expect(r.stdout).toContain(`\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink delete group 4242424\nlink delete flannel.1\nlink delete cni0\nCNI_SWEEP_EOF\n`);
+    expect(r.stdout).toContain(`\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nCNI_SWEEP_EOF\n`);
     expect(r.stdout).toContain("\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n");
     expect(r.stdout).toContain('\nrm -f -- /etc/cni/net.d/10-flannel.conflist\n');
     expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');

@@ -129,22 +129,22 @@ describe('cni-state', () => {
 });
 
 describe('interfaces', () => {
-  it('deletes the pod veths first, as one link group, then flannel.1 and cni0, in one ip -batch', async () => {
+  it('deletes the pod veths, flannel.1 and cni0 as one link group, in one ip -batch', async () => {
     const { host, pods } = dirtyFlannelNode();
     expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
       {
         argv: ['ip', '-batch', '-'],
-        stdin: `link set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink delete group 4242424\nlink delete flannel.1\nlink delete cni0\n`,
+        stdin: `link set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\n`,
       },
     ]);
   });
 
-  it('picks a link group no link is in, and deletes a single pod veth by name', async () => {
+  it('picks a link group no link is in, and deletes a single link by name', async () => {
     const { host, pods } = dirtyFlannelNode();
     host.link('docker0')!.group = '4242424';
     expect((await interfaces.plan(await ctxFor(host))).steps[0].stdin).toContain(`link set dev ${pods[0].veth} group 4242425\n`);
-    const one = dirtyFlannelNode({ pods: 1 });
-    expect((await interfaces.plan(await ctxFor(one.host))).steps[0].stdin).toBe(`link delete ${one.pods[0].veth}\nlink delete flannel.1\nlink delete cni0\n`);
+    const one = foreignNode().addLink({ ifname: 'flannel.1', linkinfo: { info_kind: 'vxlan' } });
+    expect((await interfaces.plan(await ctxFor(one))).steps[0].stdin).toBe('link delete flannel.1\n');
     // docker0 kept its group, and its veth is not in the one deleted.
     await apply(host, (await interfaces.plan(await ctxFor(host))).steps);
     expect(host.linkNames()).toEqual(expect.arrayContaining(['docker0', 'vethsite']));
@@ -152,7 +152,23 @@ describe('interfaces', () => {
 
   it('deletes overlay devices with a non-default VNI and the wireguard device', async () => {
     const host = foreignNode().addLink({ ifname: 'flannel.4096', linkinfo: { info_kind: 'vxlan' } }).addLink({ ifname: 'flannel-v6.4096', linkinfo: { info_kind: 'vxlan' } }).addLink({ ifname: 'flannel-wg', linkinfo: { info_kind: 'wireguard' } });
-    expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['ip', '-batch', '-'], stdin: 'link delete flannel.4096\nlink delete flannel-v6.4096\nlink delete flannel-wg\n' }]);
+    expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['ip', '-batch', '-'], stdin: 'link set dev flannel.4096 group 4242424\nlink set dev flannel-v6.4096 group 4242424\nlink set dev flannel-wg group 4242424\nlink delete group 4242424\n' },
+    ]);
+  });
+
+  it('deletes a link the kernel may not delete by group (no kind reported) by name, after the group', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 1 });
+    host.addLink({ ifname: 'flannel0' }); // no kind reported
+    const steps = (await interfaces.plan(await ctxFor(host))).steps;
+    expect(steps[0].stdin).toBe(`link set dev ${pods[0].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nlink delete flannel0\n`);
+    // In the group, that link would have made the kernel refuse the whole delete.
+    const other = dirtyFlannelNode({ pods: 1 });
+    other.host.addLink({ ifname: 'flannel0' }); // no kind reported
+    await expect(apply(other.host, [{ argv: ['ip', '-batch', '-'], stdin: 'link set dev cni0 group 7\nlink set dev flannel0 group 7\nlink delete group 7\n' }])).rejects.toMatchObject({ stderr: expect.stringMatching(/Operation not supported/) });
+    expect(other.host.linkNames()).toEqual(expect.arrayContaining(['cni0', 'flannel0']));
+    await apply(host, steps);
+    expect(host.linkNames().filter((n) => /^(cni0|flannel)/.test(n) || n === pods[0].veth)).toEqual([]);
   });
 
   it('plans no link delete when there is no cni0 or flannel device', async () => {

@@ -294,7 +294,7 @@ describe('sweep', () => {
       }),
     );
     expect(host.link('vethlate')).toBeUndefined();
-    expect(host.calls.find((c) => c.stdin?.includes('link delete cni0'))!.stdin).toContain('link set dev vethlate group 4242424\n');
+    expect(host.calls.find((c) => c.stdin?.includes('link set dev cni0 group'))!.stdin).toContain('link set dev vethlate group 4242424\n');
   });
 
   it('refuses while another run holds the lock, and a plan does not need it', async () => {
