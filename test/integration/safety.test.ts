@@ -200,6 +200,26 @@ describe('faults', () => {
     expect(snapshot(node).ipt4nft).not.toMatch(/FLANNEL|cbr0/);
   });
 
+  it('a file that cannot be removed (immutable): the phase fails with rm\'s words, services restart, exit 1', () => {
+    const node = dirtyNode('immutable', { pods: 1 });
+    const conflist = path.join(node.root, 'etc/cni/net.d/10-flannel.conflist');
+    execFileSync('chattr', ['+i', conflist]);
+    cleanups.push(() => execFileSync('chattr', ['-i', conflist]));
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^cni-sweep: error: phase cni-config failed: rm -f -- ${conflist} exited 1: rm: cannot remove '${conflist}': Operation not permitted$`, 'm'));
+    const report = JSON.parse(r.stdout);
+    expect(report.failed).toMatchObject({ phase: 'cni-config', argv: ['rm', '-f', '--', conflist], exitCode: 1 });
+    expect(fs.existsSync(conflist)).toBe(true);
+    expect(report.phases.find((p: { name: string }) => p.name === 'interfaces').status).toBe('skipped');
+    expect(r.calls.filter((c) => / (stop|start) /.test(c))).toEqual([
+      'systemctl stop kubelet.service',
+      'systemctl stop containerd.service',
+      'systemctl start containerd.service',
+      'systemctl start kubelet.service',
+    ]);
+  });
+
   it('--no-restart-on-failure leaves the services stopped', () => {
     const node = dirtyNode('norestart', { pods: 1 });
     const faulty = wrapper(scratchDir(node, 'faulty'), 'nft', 'if [ "$1" = -f ]; then echo "nft: boom" >&2; exit 1; fi');
@@ -211,7 +231,7 @@ describe('faults', () => {
 
   it('SIGTERM mid-run finishes the step in flight, restarts what was stopped, writes the report and exits 143', async () => {
     const node = dirtyNode('sigterm', { pods: 1 });
-    const slow = wrapper(scratchDir(node, 'slow'), 'rm', 'case " $* " in *10-flannel.conflist*) sleep 1.5;; esac');
+    const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 1.5; fi');
     resetCalls(node);
     const child = spawn('nsenter', cliArgv(node, ['run', '--yes', '--json', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }) });
     let out = '';
@@ -225,8 +245,8 @@ describe('faults', () => {
     const report = JSON.parse(out);
     expect(report.interrupted).toBe('SIGTERM');
     const status = Object.fromEntries(report.phases.map((p: { name: string; status: string }) => [p.name, p.status]));
-    expect(status['cni-config']).toBe('ok');
-    expect(status.interfaces).toBe('skipped');
+    expect(status.interfaces).toBe('ok');
+    expect(status.routes).toBe('skipped');
     expect(status['start-runtime']).toBe('ok');
     expect(status['start-kubelet']).toBe('ok');
     expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
