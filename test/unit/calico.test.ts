@@ -104,6 +104,8 @@ describe('Calico phases', () => {
   it('firewall: cali-* chains in raw, mangle, nat and filter with their jumps and cali: rules, the nftables table, then the ipsets', async () => {
     const plan = await firewall.plan(await ctxFor(calicoNode(), { profiles: [CALICO] }));
     expect(plan.steps.map((s) => s.argv.join(' '))).toEqual(['iptables-nft-restore --noflush -w', 'nft -f -', 'ipset restore']);
+    // The batches side by side; the ipsets only once no rule references them any more.
+    expect(plan.steps.map((s) => s.concurrent ?? false)).toEqual([true, true, false]);
     const script = plan.steps[0].stdin!;
     expect(script.match(/^\*\w+$/gm)).toEqual(['*mangle', '*raw', '*filter', '*nat']);
     expect(script).toMatch(/^-D FORWARD -m comment --comment "cali:\S+" -m comment --comment "Policy explicitly accepted packet\." -m mark --mark 0x10000\/0x10000 -j ACCEPT$/m);

@@ -233,6 +233,7 @@ describe('firewall', () => {
         '*filter\n-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD\n-F FLANNEL-FWD\n-X FLANNEL-FWD\nCOMMIT\n',
     );
     expect(plan.steps[2].stdin).toBe('delete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\n');
+    expect(plan.steps.map((s) => s.concurrent)).toEqual([true, true, true]);
     await apply(host, plan.steps);
 
     const kept = (text: string) => text.split('\n').filter((l) => l.startsWith('-A') && !/FLANNEL|CNI-|flanneld|name: /.test(l));

@@ -190,6 +190,23 @@ describe('sweep', () => {
     expect(JSON.parse(host.fileAt(host.realPath(JOURNAL))!).status).toBe('failed');
   });
 
+  it('one firewall batch rejected: the batches beside it still apply, the phase fails naming the rejected one', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
+    const r = await sweep(request(host));
+    expect(r.report.failed).toMatchObject({ phase: 'firewall', argv: ['ip6tables-nft-restore', '--noflush', '-w'], exitCode: 2 });
+    const fw = r.report.phases.find((p) => p.name === 'firewall')!;
+    expect(fw.steps.map((x) => [x.argv[0], x.status])).toEqual([
+      ['iptables-nft-restore', 'ok'],
+      ['ip6tables-nft-restore', 'failed'],
+      ['nft', 'ok'],
+    ]);
+    expect(host.iptablesSave('iptables-nft')).not.toMatch(/FLANNEL/);
+    expect(host.iptablesSave('ip6tables-nft')).toMatch(/FLANNEL-POSTRTG/);
+    expect(host.nftTables.map((t) => t.name)).toEqual(['site-filter']);
+    expect(statuses(r)).toMatchObject({ firewall: 'failed', netns: 'skipped', 'start-runtime': 'ok', 'start-kubelet': 'ok' });
+  });
+
   it('leaves them stopped with restartOnFailure: false', async () => {
     const { host } = dirtyFlannelNode();
     host.failOn((s) => s.argv[0] === 'iptables-nft-restore');
@@ -227,16 +244,29 @@ describe('sweep', () => {
     const { host } = dirtyFlannelNode();
     const interrupt = { signal: null as NodeJS.Signals | null };
     host.failOn((s) => {
-      if (s.argv[0] === 'iptables-nft-restore') interrupt.signal = 'SIGTERM';
+      if (s.argv[0] === 'umount') interrupt.signal = 'SIGTERM';
       return false;
     });
     const r = await sweep(request(host, { interrupt }));
     expect(r.report.interrupted).toBe('SIGTERM');
-    const fw = r.report.phases.find((p) => p.name === 'firewall')!;
-    expect(fw.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['iptables-nft-restore:ok', 'ip6tables-nft-restore:not-run', 'nft:not-run']);
-    expect(fw.notes).toEqual(['interrupted by SIGTERM after 1 of 3 step(s)']);
-    expect(host.nftTables.some((t) => t.name === 'flannel-ipv4')).toBe(true);
+    const ns = r.report.phases.find((p) => p.name === 'netns')!;
+    expect(ns.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['umount:ok', 'rm:not-run']);
+    expect(ns.notes).toEqual(['interrupted by SIGTERM after 1 of 2 step(s)']);
+    expect(host.paths().filter((p) => p.startsWith('/run/netns/cni-')).length).toBe(2);
     expect(host.units.get('kubelet.service')).toBe('active');
+  });
+
+  it('an interrupt during side-by-side steps lets them all finish, then stops', async () => {
+    const { host } = dirtyFlannelNode();
+    const interrupt = { signal: null as NodeJS.Signals | null };
+    host.failOn((s) => {
+      if (s.argv[0] === 'iptables-nft-restore') interrupt.signal = 'SIGTERM';
+      return false;
+    });
+    const r = await sweep(request(host, { interrupt }));
+    const fw = r.report.phases.find((p) => p.name === 'firewall')!;
+    expect(fw.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['iptables-nft-restore:ok', 'ip6tables-nft-restore:ok', 'nft:ok']);
+    expect(statuses(r)).toMatchObject({ firewall: 'ok', netns: 'skipped' });
   });
 
   it('does not report changed when only its own backup files were written (the backup failed, nothing else ran)', async () => {
