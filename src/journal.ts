@@ -74,7 +74,13 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
     : `finishing the ${journal.status} run of ${journal.started} (pid ${journal.pid}): using the networks it had recorded`;
 }
 
+/**
+ * Written after every phase. The report in it leaves out the steps' stdin (the batches: hundreds of
+ * kilobytes on a full node, rewritten each time, and what stalls the write on a busy disk); the
+ * --json report and the backup's undo scripts carry them.
+ */
 export async function writeJournal(host: Host, status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): Promise<void> {
-  const j: Journal = { status, started: started.toISOString(), pid: process.pid, node, facts: journalFacts(snapshot), report };
+  const phases = report.phases.map((p) => ({ ...p, steps: p.steps.map(({ stdin, ...step }) => (stdin === undefined ? step : { ...step, stdinBytes: Buffer.byteLength(stdin) })) }));
+  const j: Journal = { status, started: started.toISOString(), pid: process.pid, node, facts: journalFacts(snapshot), report: { ...report, phases } };
   await host.writeState(JOURNAL, JSON.stringify(j, null, 2) + '\n');
 }

@@ -111,6 +111,13 @@ describe('sweep', () => {
     expect(first.report.failed).toBeUndefined();
     expect(first.report.changed).toBe(true);
     expect(flannelLeft(host, chains)).toEqual([]);
+    // The journal keeps each step's command and outcome; the batches' stdin only as a size.
+    const journal = JSON.parse(host.fileAt(host.realPath(JOURNAL))!);
+    const batch = first.report.phases.find((p) => p.name === 'interfaces')!.steps[0];
+    expect(journal.status).toBe('finished');
+    expect(journal.report.phases.find((p: { name: string }) => p.name === 'interfaces').steps).toEqual([
+      { argv: ['ip', '-batch', '-'], status: 'ok', ms: batch.ms, stdinBytes: Buffer.byteLength(batch.stdin!) },
+    ]);
     expect(host.linkNames()).toEqual(kept.linkNames());
     expect(host.routes).toEqual(kept.routes);
     expect(host.nftTables).toEqual(kept.nftTables);
