@@ -1,5 +1,6 @@
 // Read-only views of the node. The snapshot is taken once, before anything changes, because
 // later phases need facts (network names, pod CIDRs) that earlier phases remove.
+import path from 'node:path';
 import type { ExecResult, Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
@@ -283,12 +284,20 @@ export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] 
   return parseNftTables(r.stdout);
 }
 
-/** Whether a node path and every directory above it (below the root) is free of symlinks. */
-export async function pathIsContained(host: Host, nodePath: string): Promise<boolean> {
-  const parts = nodePath.split('/').filter(Boolean);
-  for (let i = 1; i < parts.length; i++) {
-    const t = await host.entryType('/' + parts.slice(0, i).join('/'));
-    if (t === 'symlink') return false;
-  }
-  return true;
+/**
+ * A check of whether every directory above a node path (below the root) is free of symlinks.
+ * Directories are looked at once per checker: hundreds of result caches share one parent.
+ */
+export function containment(host: Host): (nodePath: string) => Promise<boolean> {
+  const dirs = new Map<string, Promise<boolean>>();
+  const dirOk = (dir: string): Promise<boolean> => {
+    if (dir === '/') return Promise.resolve(true);
+    let ok = dirs.get(dir);
+    if (!ok) {
+      ok = dirOk(path.posix.dirname(dir)).then(async (above) => above && (await host.entryType(dir)) !== 'symlink');
+      dirs.set(dir, ok);
+    }
+    return ok;
+  };
+  return (nodePath) => dirOk('/' + nodePath.split('/').filter(Boolean).slice(0, -1).join('/'));
 }

@@ -1,6 +1,6 @@
 // IPAM allocations, result caches and the CNI's own state directories.
 import { underRoot } from '../host/host.js';
-import { networksOf, pathIsContained, RESULTS_DIR } from '../inspect.js';
+import { containment, networksOf, RESULTS_DIR } from '../inspect.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -10,8 +10,10 @@ export const cniState: Phase = {
   cleanup: true,
   async plan(ctx) {
     const paths: string[] = [];
+    const chosen = new Set<string>();
     const notes: string[] = [];
     const results = (await ctx.host.readDir(RESULTS_DIR)) ?? [];
+    const contained = containment(ctx.host);
     for (const f of ctx.snapshot.facts) {
       const candidates = [...f.profile.state.paths];
       for (const net of networksOf(f)) {
@@ -22,14 +24,15 @@ export const cniState: Phase = {
         for (const e of results) if (cache.test(e.name)) candidates.push(`${RESULTS_DIR}/${e.name}`);
       }
       for (const p of candidates) {
-        if (paths.includes(p) || (await ctx.host.entryType(p)) === null) continue;
-        if (!(await pathIsContained(ctx.host, p))) {
+        if (chosen.has(p) || (await ctx.host.entryType(p)) === null) continue;
+        if (!(await contained(p))) {
           // /var/run is the system's link to /run, and profiles list the /run path as well.
           if (p.startsWith('/var/run/') && (await ctx.host.entryType('/var/run')) === 'symlink') continue;
           notes.push(`left alone: a directory above ${p} is a symlink, and cni-sweep never follows one out of the CNI's locations`);
           continue;
         }
         paths.push(p);
+        chosen.add(p);
       }
     }
     if (!paths.length) return nothing(...notes);

@@ -115,6 +115,17 @@ describe('cni-state', () => {
     ]);
   });
 
+  it('leaves every result cache alone when only their directory is a symlink, and removes the rest', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 2 });
+    for (const p of [...host.fs.keys()]) if (p.startsWith('/var/lib/cni/results/')) host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!), host.fs.delete(p);
+    host.fs.delete('/var/lib/cni/results');
+    host.mkdir('/data/results').symlink('/var/lib/cni/results', '/data/results');
+    const plan = await cniState.plan(await ctxFor(host));
+    expect(plan.steps[0].argv.filter((a) => a.includes('/results'))).toEqual([]);
+    expect(plan.steps[0].argv).toContain('/var/lib/cni/networks/cbr0');
+    expect([...plan.notes].sort()).toEqual(pods.map((p) => `left alone: a directory above /var/lib/cni/results/cbr0-${p.cid}-eth0 is a symlink, and cni-sweep never follows one out of the CNI's locations`).sort());
+  });
+
   it('removes a symlinked state directory as a link only', async () => {
     const host = foreignNode().writeFile('/data/flannel/keep', 'x').symlink('/var/lib/cni/flannel', '/data/flannel');
     const plan = await cniState.plan(await ctxFor(host));
