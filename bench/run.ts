@@ -288,6 +288,13 @@ interface Startup {
   rows: Array<{ cmd: string; medianMs: number; minMs: number; maxMs: number }>;
 }
 
+/**
+ * What `sudo` leaves of the environment (env_reset): cni-sweep runs with it in every measurement.
+ * Variables a shell may carry, NODE_EXTRA_CA_CERTS among them (Node then parses a CA bundle at
+ * start-up, tens of milliseconds), do not reach a `sudo cni-sweep` on a node.
+ */
+const SUDO_ENV = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LC_ALL: 'C' };
+
 function timeStartup(runs: number): Startup {
   const cmds = [['--version'], ['--help'], ['profiles']];
   const hyperfine = spawnSync('hyperfine', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -296,7 +303,7 @@ function timeStartup(runs: number): Startup {
   const all = [baseline, ...cmds.map((c) => [process.execPath, CLI, ...c])];
   if (hyperfine) {
     const out = path.join(base, 'hyperfine.json');
-    const r = spawnSync('hyperfine', ['-N', '--warmup', '3', '--runs', String(runs), '--export-json', out, ...all.map((a) => a.join(' '))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync('hyperfine', ['-N', '--warmup', '3', '--runs', String(runs), '--export-json', out, ...all.map((a) => a.join(' '))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: SUDO_ENV });
     if (r.status === 0) {
       const j = JSON.parse(fs.readFileSync(out, 'utf8')) as { results: Array<{ command: string; median: number; min: number; max: number }> };
       for (const x of j.results) rows.push({ cmd: x.command.replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'), medianMs: x.median * 1000, minMs: x.min * 1000, maxMs: x.max * 1000 });
@@ -304,11 +311,11 @@ function timeStartup(runs: number): Startup {
     }
   }
   for (const a of all) {
-    for (let i = 0; i < 3; i++) spawnSync(a[0], a.slice(1), { stdio: 'ignore' });
+    for (let i = 0; i < 3; i++) spawnSync(a[0], a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
     const ts: number[] = [];
     for (let i = 0; i < runs; i++) {
       const t0 = process.hrtime.bigint();
-      spawnSync(a[0], a.slice(1), { stdio: 'ignore' });
+      spawnSync(a[0], a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
       ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     rows.push({ cmd: a.join(' ').replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'), medianMs: median(ts), minMs: Math.min(...ts), maxMs: Math.max(...ts) });
@@ -443,7 +450,8 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   L.push('**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;');
   L.push('**floor-group** = the floor, with the links (pod veths, cni0, the flannel devices) deleted in one kernel batch (`link set dev <link> group <G>` for each, then one `link delete group <G>`);');
   L.push(`**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-nobackup** = \`cni-sweep run --yes --skip ${NOT_CLEANUP}\`: the cleanup phases alone, exactly the work of the manual and floor scripts; **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`);
-  L.push('manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.', '');
+  L.push('manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.');
+  L.push('Every command runs with a minimal environment, as `sudo` leaves it (PATH, plus the shims\' variables for cni-sweep): a variable such as NODE_EXTRA_CA_CERTS in the shell that starts the benchmark would add its start-up cost to Node and never reaches a `sudo cni-sweep` on a node.', '');
   L.push('Peak memory: GNU time `%M` (largest resident set of the process and any of its children, e.g. iptables-save); for cni-sweep also the Node process\'s own VmHWM.', '');
   L.push('| configuration | method | commands | median wall | min – max | peak RSS (tree) | cni-sweep VmHWM | vs floor | manual ÷ this |');
   L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
