@@ -137,6 +137,29 @@ interface Sample {
 
 const HAVE_TIME = fs.existsSync('/usr/bin/time');
 
+/** Busy share of all CPUs over `ms`, from /proc/stat (iowait counts as idle). */
+function cpuBusy(ms: number): number {
+  const read = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    return { idle, total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const b = read();
+  return b.total === a.total ? 0 : 1 - (b.idle - a.idle) / (b.total - a.total);
+}
+
+/**
+ * Waits (up to 15 s) until the machine is quiet. Building a node, and tearing the previous one down,
+ * leave the kernel work for seconds afterwards (namespaces are destroyed by a background worker,
+ * IPv6 sets up each new link): measured right away, a method pays for its predecessor's teardown.
+ */
+function settle(): void {
+  const until = Date.now() + 15_000;
+  while (Date.now() < until && cpuBusy(250) > 0.1);
+}
+
 function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string } = {}): Sample {
   const memFile = path.join(base, 'time.out');
   fs.rmSync(memFile, { force: true });
@@ -243,11 +266,13 @@ function cleanOnce(cfg: Config, method: Method): Result {
       commands = commandCount(owned, method === 'manual' ? 'manual' : 'floor');
       const file = path.join(base, `${cfg.name}-${method}.sh`);
       fs.writeFileSync(file, script);
+      settle();
       sample = measure([...nsenter(node), 'bash', file], { PATH: process.env.PATH, LC_ALL: 'C' });
       if (sample.code !== 0) throw new Error(`${method} script failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-2000)}\nscript: ${file}`);
     } else {
       const hwm = path.join(base, 'hwm.out');
       const args = method === 'sweep' ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES] : method === 'sweep-nobackup' ? ['run', '--yes', '--json', '--skip', NOT_CLEANUP] : ['run', '--yes', '--json'];
+      settle();
       sample = measure(sweepArgv(node, args), sweepEnv(node, hwm), { hwm });
       if (sample.code !== 0) throw new Error(`cni-sweep ${args.join(' ')} failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-1500)}`);
       const report = JSON.parse(sample.stdout) as { phases: Array<{ name: string; ms?: number; steps: Array<{ argv: string[]; ms: number; status: string }> }> };
@@ -272,6 +297,7 @@ function timePlan(cfg: Config, runs: number): { samples: Sample[]; steps: number
     const hwm = path.join(base, 'hwm.out');
     const samples: Sample[] = [];
     for (let i = 0; i < runs; i++) {
+      settle();
       const s = measure(sweepArgv(node, ['plan']), sweepEnv(node, hwm), { hwm });
       if (s.code !== 0) throw new Error(`cni-sweep plan failed (exit ${s.code}${s.signal ? `, ${s.signal}` : ''}): ${s.stderr.slice(-1500)}`);
       samples.push(s);
@@ -350,6 +376,9 @@ function machine(): string[] {
     `- date: ${new Date().toISOString()}`,
     `- CPU: ${os.cpus().length} x ${model} (nproc ${sh('nproc', [])}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM`,
     `- kernel: ${os.release()}; load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    // umount (libmount) reads the whole mount table for each namespace it unmounts: leftover mounts
+    // from elsewhere slow the netns phase and the manual and floor scripts' umount alike.
+    `- mount table at start: ${fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).length} entries`,
     `- node ${process.version}; ${sh('iptables-nft', ['--version'])}; ${sh('ip', ['-V'])}; ${sh('nft', ['--version'])}`,
   ];
 }
