@@ -1,7 +1,7 @@
 // The real host: execa for commands, node:fs for reads. Every path is resolved under --root.
 import fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
@@ -56,23 +56,22 @@ const STRERROR: Record<string, string> = {
   EBUSY: 'Device or resource busy',
   EISDIR: 'Is a directory',
   ENOTDIR: 'Not a directory',
-  ENOTEMPTY: 'Directory not empty',
   EPERM: 'Operation not permitted',
   EROFS: 'Read-only file system',
 };
 
 /**
- * `rm -f -- paths` and `rm -rf -- paths`, done through node:fs (DESIGN allows it; the plan still
- * shows the rm command): a process per removal costs more than the removal on a full node. Same
- * behaviour as rm: a missing path is fine, symlinks are removed and never followed, every path is
- * tried, and failures are reported the way rm words them, with exit 1.
+ * `rm -f -- files`, done through node:fs (DESIGN allows it; the plan still shows the rm command): a
+ * process per removal costs more than the unlinks. Same behaviour as rm: a missing file is fine, a
+ * symlink is removed as a link, every file is tried, and failures are worded as rm words them, with
+ * exit 1. `rm -rf` stays GNU rm's: it walks a tree with openat and O_NOFOLLOW, so a directory
+ * swapped for a symlink during the walk cannot lead it elsewhere, as it could Node's path-based one.
  */
-function removePaths(paths: string[], recursive: boolean) {
+function unlinkFiles(paths: string[]) {
   const errors: string[] = [];
   for (const p of paths) {
     try {
-      if (recursive) rmSync(p, { recursive: true, force: true });
-      else unlinkSync(p);
+      unlinkSync(p);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (code === 'ENOENT') continue;
@@ -89,9 +88,7 @@ export class RealHost implements Host {
 
   private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
-    if (cmd === 'rm' && stdin === undefined && (args[0] === '-f' || args[0] === '-rf') && args[1] === '--') {
-      return traced(`$ ${argv.join(' ')}`, async () => removePaths(args.slice(2), args[0] === '-rf'));
-    }
+    if (cmd === 'rm' && stdin === undefined && args[0] === '-f' && args[1] === '--') return traced(`$ ${argv.join(' ')}`, async () => unlinkFiles(args.slice(2)));
     return traced(`$ ${argv.join(' ')}`, () => this.spawn(cmd, args, stdin, opts));
   }
 
