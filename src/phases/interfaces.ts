@@ -13,13 +13,6 @@ import { nothing } from './types.js';
  */
 const GROUP_DELETABLE = new Set(['veth', 'bridge', 'vxlan', 'geneve', 'wireguard', 'dummy', 'macvlan', 'ipvlan', 'vlan', 'ipip', 'gre', 'sit', 'ip6tnl', 'tun']);
 
-function partition<T>(xs: T[], f: (x: T) => boolean): [T[], T[]] {
-  const yes: T[] = [];
-  const no: T[] = [];
-  for (const x of xs) (f(x) ? yes : no).push(x);
-  return [yes, no];
-}
-
 /** The first link group from 4242424 up that no link is in; deterministic, so a plan and its run agree. */
 export function unusedGroup(links: Link[]): number {
   const used = new Set(links.map((l) => l.group));
@@ -36,20 +29,22 @@ export const interfaces: Phase = {
     const links = await listLinks(ctx.host, ctx.gaps);
     const owned = ownedLinks(links, ctx.snapshot.facts);
     const deletable = owned.filter((l) => !l.kernelOwned);
-    const ports = deletable.filter((l) => l.isPort);
-    const devices = deletable.filter((l) => !l.isPort);
+    const ordered = [...deletable.filter((l) => l.isPort), ...deletable.filter((l) => !l.isPort)];
     const lines: string[] = [];
     // The kernel tears a link down with a grace period per deletion (~20 ms each): one `link delete`
     // per pod veth takes seconds on a full node. Put every link in a link group nobody uses and
     // delete the group: one teardown for all of them, bridge and overlay devices included.
-    const [grouped, single] = partition([...ports, ...devices], (l) => GROUP_DELETABLE.has(l.kind ?? ''));
+    const groupable = (l: (typeof ordered)[number]) => GROUP_DELETABLE.has(l.kind ?? '');
+    const grouped = ordered.filter(groupable);
+    let byName = ordered;
     if (grouped.length > 1) {
       const group = unusedGroup(links);
       for (const l of grouped) lines.push(`link set dev ${l.name} group ${group}`);
       lines.push(`link delete group ${group}`);
-    } else single.unshift(...grouped);
-    for (const l of single) lines.push(`link delete ${l.name}`);
-    const items = [...ports, ...devices].map((l) => l.name);
+      byName = ordered.filter((l) => !groupable(l));
+    }
+    for (const l of byName) lines.push(`link delete ${l.name}`);
+    const items = ordered.map((l) => l.name);
     const notes: string[] = [];
     for (const k of owned.filter((l) => l.kernelOwned)) {
       const addrs = await ctx.host.query(['ip', '-j', 'addr', 'show', 'dev', k.name]);
