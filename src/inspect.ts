@@ -221,7 +221,6 @@ export async function iptablesBackends(host: Host): Promise<Backend[]> {
   return out;
 }
 
-
 export async function saveIptables(host: Host, b: Backend, gaps: Gaps): Promise<IptDump | null> {
   gaps.saw(b.save);
   const r = await host.query([b.save]);

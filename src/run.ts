@@ -188,7 +188,7 @@ async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: Ph
       pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${steps.length} step(s)`);
       return;
     }
-    // A run of concurrent steps (the backup's reads) goes at once; anything else runs alone.
+    // A run of consecutive concurrent steps goes at once; anything else runs alone.
     let j = i + 1;
     if (steps[i].concurrent) while (j < steps.length && steps[j].concurrent) j++;
     const results = await Promise.allSettled(steps.slice(i, j).map((step) => runStep(req, phase, step, pr, report)));

@@ -88,8 +88,8 @@ export class RealHost implements Host {
 
   private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
-    if (cmd === 'rm' && stdin === undefined && args[0] === '-f' && args[1] === '--') return traced(`$ ${argv.join(' ')}`, async () => unlinkFiles(args.slice(2)));
-    return traced(`$ ${argv.join(' ')}`, () => this.spawn(cmd, args, stdin, opts));
+    const unlinks = cmd === 'rm' && stdin === undefined && args[0] === '-f' && args[1] === '--';
+    return traced(`$ ${argv.join(' ')}`, async () => (unlinks ? unlinkFiles(args.slice(2)) : this.spawn(cmd, args, stdin, opts)));
   }
 
   private async spawn(cmd: string, args: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {

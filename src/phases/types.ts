@@ -21,7 +21,7 @@ export interface RunOptions {
 export interface PlannedStep extends Step {
   /** Kind of thing removed ("interface", "file", "iptables rule" ...) and the items, for humans. */
   removes?: { kind: string; items: string[]; /** One line for the prompt, where a list of items says little. */ summary?: string };
-  /** May run at the same time as the concurrent steps next to it (the backup's independent reads). */
+  /** May run at the same time as the concurrent steps next to it (the backup's reads, the firewall batches, the umounts). */
   concurrent?: boolean;
   /** Per-step timeout; drain sets its own. */
   timeoutMs?: number;
