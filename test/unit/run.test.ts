@@ -21,6 +21,16 @@ function request(host: FakeHost, over: Partial<Omit<SweepRequest, 'opts'>> & { o
 
 const statuses = (r: { report: { phases: Array<{ name: string; status: string }> } }) => Object.fromEntries(r.report.phases.map((p) => [p.name, p.status]));
 const cmd = (h: FakeHost) => h.calls.map((c) => c.argv.join(' '));
+
+/** The interrupt a run checks, set to `signal` the moment the run starts a step whose argv starts with `argv`. */
+function interruptOn(host: FakeHost, argv: string[], signal: NodeJS.Signals) {
+  const interrupt = { signal: null as NodeJS.Signals | null };
+  host.failOn((s) => {
+    if (argv.every((a, i) => s.argv[i] === a)) interrupt.signal = signal;
+    return false;
+  });
+  return interrupt;
+}
 /** The per-pod CNI-* chains of cbr0 in a dump: the targets of rules whose comment names cbr0. */
 const cbr0Chains = (save: string) => [...save.matchAll(/name: \\"cbr0\\".* -j (CNI-\S+)/g)].map((m) => m[1]);
 
@@ -234,11 +244,7 @@ describe('sweep', () => {
 
   it('stops after the phase in flight when interrupted, restarts services and says so', async () => {
     const { host } = dirtyFlannelNode();
-    const interrupt = { signal: null as NodeJS.Signals | null };
-    host.failOn((s) => {
-      if (s.argv[0] === 'rm' && s.argv[1] === '-f') interrupt.signal = 'SIGINT';
-      return false;
-    });
+    const interrupt = interruptOn(host, ['rm', '-f'], 'SIGINT');
     const r = await sweep(request(host, { interrupt }));
     expect(r.report.interrupted).toBe('SIGINT');
     expect(statuses(r)).toMatchObject({ 'cni-config': 'ok', 'cni-state': 'skipped', interfaces: 'skipped', netns: 'skipped', 'start-runtime': 'ok', 'start-kubelet': 'ok' });
@@ -249,11 +255,7 @@ describe('sweep', () => {
 
   it('an interrupt mid-phase stops before the next step of that phase, not only between phases', async () => {
     const { host } = dirtyFlannelNode();
-    const interrupt = { signal: null as NodeJS.Signals | null };
-    host.failOn((s) => {
-      if (s.argv[0] === 'umount') interrupt.signal = 'SIGTERM';
-      return false;
-    });
+    const interrupt = interruptOn(host, ['umount'], 'SIGTERM');
     const r = await sweep(request(host, { interrupt }));
     expect(r.report.interrupted).toBe('SIGTERM');
     const ns = r.report.phases.find((p) => p.name === 'netns')!;
@@ -265,11 +267,7 @@ describe('sweep', () => {
 
   it('an interrupt during side-by-side steps lets them all finish, then stops', async () => {
     const { host } = dirtyFlannelNode();
-    const interrupt = { signal: null as NodeJS.Signals | null };
-    host.failOn((s) => {
-      if (s.argv[0] === 'iptables-nft-restore') interrupt.signal = 'SIGTERM';
-      return false;
-    });
+    const interrupt = interruptOn(host, ['iptables-nft-restore'], 'SIGTERM');
     const r = await sweep(request(host, { interrupt }));
     const fw = r.report.phases.find((p) => p.name === 'firewall')!;
     expect(fw.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['iptables-nft-restore:ok', 'ip6tables-nft-restore:ok', 'nft:ok']);
