@@ -81,6 +81,23 @@ function unlinkFiles(paths: string[]) {
   return { exitCode: errors.length ? 1 : 0, stdout: '', stderr: errors.map((l) => `${l}\n`).join(''), timedOut: false };
 }
 
+const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
+
+/**
+ * Which cached listings (by the command that printed them) a change made by `changer` can alter.
+ * Removing files alters no listing. Deleting links, routes or namespaces alters what ip, nsenter
+ * and nft show (a netdev chain goes with its device), never an iptables dump: so the firewall phase
+ * plans on the dump read at the start, not on a second read of thousands of rules. A firewall batch
+ * alters the firewall listings. Anything else (systemctl, kubectl, crictl, modprobe, ...) may alter
+ * anything: after it, every listing is read again.
+ */
+export function staleAfter(changer: string): (reader: string) => boolean {
+  if (changer === 'rm' || changer === 'mkdir') return () => false;
+  if (changer === 'ip' || changer === 'umount') return (reader) => reader === 'ip' || reader === 'nsenter' || reader === 'nft';
+  if (changer === 'nft' || /^ip6?tables(-nft|-legacy)?-restore$/.test(changer)) return (reader) => reader === 'nft' || XTABLES_SAVE.test(reader);
+  return () => true;
+}
+
 export class RealHost implements Host {
   private whichCache = new Map<string, boolean>();
 
@@ -128,7 +145,7 @@ export class RealHost implements Host {
 
   /**
    * Reads between two changes see the same node: planning asks for the same listings several
-   * times (iptables-save, ip link), so answers are kept until the next apply().
+   * times (iptables-save, ip link), so answers are kept until a change that can alter them (staleAfter).
    */
   private answers = new Map<string, Promise<ExecResult | null>>();
 
@@ -154,11 +171,18 @@ export class RealHost implements Host {
     this.answers.clear();
   }
 
+  private forget(changer: string): void {
+    const stale = staleAfter(changer);
+    for (const key of [...this.answers.keys()]) if (stale(key.split('\0', 1)[0])) this.answers.delete(key);
+  }
+
   async apply(step: Step, opts?: CallOptions): Promise<ExecResult> {
     // A read whose answer is already in hand (the backup's ruleset, started early) is not made twice.
     const asRead = opts?.readOnly && step.stdin === undefined && step.cwd === undefined;
-    if (!opts?.readOnly) this.answers.clear();
+    if (!opts?.readOnly) this.forget(step.argv[0]);
     const r = asRead ? await this.readStep(step.argv, opts) : await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd });
+    // Also after: a read made while the change ran may have seen the node half way.
+    if (!opts?.readOnly) this.forget(step.argv[0]);
     const stderr = String(r.stderr ?? '');
     if ((r as { code?: string }).code === 'ENOENT') throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     if (r.timedOut) throw new CommandFailedError(step.argv, null, stderr, 'timed out');

@@ -1,0 +1,90 @@
+// The real host's memory of listings: a listing read once is kept until a change that can alter
+// it, and read again after one. Stand-in commands on PATH log each call and print how many calls
+// came before, so a kept answer and a fresh one can be told apart.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RealHost } from '../../src/host/real.js';
+
+const COMMANDS = ['ip', 'nsenter', 'nft', 'iptables-nft-save', 'ip6tables-legacy-save', 'iptables-nft-restore', 'umount', 'systemctl'];
+
+let dir: string;
+let log: string;
+const saved = { PATH: process.env.PATH, STANDIN_LOG: process.env.STANDIN_LOG };
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-realhost-'));
+  log = path.join(dir, 'calls.log');
+  fs.writeFileSync(log, '');
+  fs.mkdirSync(path.join(dir, 'bin'));
+  for (const c of COMMANDS) {
+    fs.writeFileSync(path.join(dir, 'bin', c), '#!/bin/sh\ncat >/dev/null\necho "${0##*/} $*" >> "$STANDIN_LOG"\nwc -l < "$STANDIN_LOG"\n', { mode: 0o755 });
+  }
+  process.env.PATH = `${path.join(dir, 'bin')}:${saved.PATH}`;
+  process.env.STANDIN_LOG = log;
+});
+
+afterEach(() => {
+  process.env.PATH = saved.PATH;
+  process.env.STANDIN_LOG = saved.STANDIN_LOG;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const LISTINGS = [
+  ['ip', '-j', '-d', 'link', 'show'],
+  ['nsenter', '--net=/run/netns/cni-1', 'ip', '-j', '-d', 'link', 'show'],
+  ['nft', 'list', 'table', 'ip', 'flannel-ipv4'],
+  ['iptables-nft-save'],
+  ['ip6tables-legacy-save'],
+];
+
+/** Reads every listing; returns the commands that actually ran for it. */
+async function readAll(host: RealHost): Promise<string[]> {
+  const before = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
+  for (const argv of LISTINGS) expect((await host.query(argv))!.code).toBe(0);
+  return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(before).map((l) => l.split(' ')[0]).sort();
+}
+
+describe('RealHost listings', () => {
+  it('keeps a listing until a change that can alter it, and reads it again after one', async () => {
+    const host = new RealHost(dir);
+    expect(await readAll(host)).toEqual(['ip', 'ip6tables-legacy-save', 'iptables-nft-save', 'nft', 'nsenter']);
+    expect(await readAll(host)).toEqual([]);
+
+    // Files: no listing shows them.
+    fs.writeFileSync(path.join(dir, 'conf'), '');
+    await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')] });
+    expect(await readAll(host)).toEqual([]);
+
+    // Links, routes and namespaces: what ip and nft show, not the iptables dumps.
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete group 7\n' });
+    expect(await readAll(host)).toEqual(['ip', 'nft', 'nsenter']);
+    await host.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'] });
+    expect(await readAll(host)).toEqual(['ip', 'nft', 'nsenter']);
+
+    // A firewall batch: the firewall listings, of both backends and families.
+    await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\nCOMMIT\n' });
+    expect(await readAll(host)).toEqual(['ip6tables-legacy-save', 'iptables-nft-save', 'nft']);
+
+    // Anything else (a service stopped, ...) may have changed anything.
+    await host.apply({ argv: ['systemctl', 'stop', 'kubelet.service'] });
+    expect(await readAll(host)).toEqual(['ip', 'ip6tables-legacy-save', 'iptables-nft-save', 'nft', 'nsenter']);
+  });
+
+  it('a kept answer is the one read before; a read after the change sees the change', async () => {
+    const host = new RealHost(dir);
+    const first = (await host.query(['iptables-nft-save']))!.stdout;
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete group 7\n' });
+    expect((await host.query(['iptables-nft-save']))!.stdout).toBe(first);
+    await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*filter\nCOMMIT\n' });
+    expect(Number((await host.query(['iptables-nft-save']))!.stdout)).toBeGreaterThan(Number(first));
+  });
+
+  it('a read-only step (the backup copying what it will keep) keeps every listing', async () => {
+    const host = new RealHost(dir);
+    await readAll(host);
+    await host.apply({ argv: ['systemctl', 'cat', 'kubelet.service'] }, { readOnly: true });
+    expect(await readAll(host)).toEqual([]);
+  });
+});
