@@ -81,6 +81,11 @@ function unlinkFiles(paths: string[]) {
   return { exitCode: errors.length ? 1 : 0, stdout: '', stderr: errors.map((l) => `${l}\n`).join(''), timedOut: false };
 }
 
+const LEGACY_TABLE_NAMES: Record<string, string> = {
+  'iptables-legacy-save': '/proc/net/ip_tables_names',
+  'ip6tables-legacy-save': '/proc/net/ip6_tables_names',
+};
+
 const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
 
 /**
@@ -161,10 +166,26 @@ export class RealHost implements Host {
   }
 
   private async run(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
+    if (argv.length === 1 && (await this.noLegacyTables(argv[0]))) return { code: 0, stdout: '', stderr: '' };
     const r = await this.exec(argv, undefined, opts);
     if ((r as { code?: string }).code === 'ENOENT') return null;
     if (r.timedOut) throw new CommandFailedError(argv, null, String(r.stderr ?? ''), 'timed out');
     return { code: r.exitCode ?? 1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+  }
+
+  /**
+   * `ip(6)tables-legacy-save` dumps the tables the kernel lists in /proc/net/ip(6)_tables_names (of
+   * this network namespace) and prints nothing when it lists none or does not exist (the legacy
+   * modules are not loaded). On the many nodes without legacy rules, that answer needs no process.
+   */
+  private async noLegacyTables(cmd: string): Promise<boolean> {
+    const names = LEGACY_TABLE_NAMES[cmd];
+    if (!names || !(await this.has(cmd))) return false;
+    try {
+      return readFileSync(names, 'utf8').trim() === '';
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT';
+    }
   }
 
   refresh(): void {

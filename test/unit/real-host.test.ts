@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
 
-const COMMANDS = ['ip', 'nsenter', 'nft', 'iptables-nft-save', 'ip6tables-legacy-save', 'iptables-nft-restore', 'umount', 'systemctl'];
+const COMMANDS = ['ip', 'nsenter', 'nft', 'iptables-nft-save', 'ip6tables-nft-save', 'iptables-nft-restore', 'umount', 'systemctl'];
 
 let dir: string;
 let log: string;
@@ -36,7 +36,7 @@ const LISTINGS = [
   ['nsenter', '--net=/run/netns/cni-1', 'ip', '-j', '-d', 'link', 'show'],
   ['nft', 'list', 'table', 'ip', 'flannel-ipv4'],
   ['iptables-nft-save'],
-  ['ip6tables-legacy-save'],
+  ['ip6tables-nft-save'],
 ];
 
 /** Reads every listing; returns the commands that actually ran for it. */
@@ -49,7 +49,7 @@ async function readAll(host: RealHost): Promise<string[]> {
 describe('RealHost listings', () => {
   it('keeps a listing until a change that can alter it, and reads it again after one', async () => {
     const host = new RealHost(dir);
-    expect(await readAll(host)).toEqual(['ip', 'ip6tables-legacy-save', 'iptables-nft-save', 'nft', 'nsenter']);
+    expect(await readAll(host)).toEqual(['ip', 'ip6tables-nft-save', 'iptables-nft-save', 'nft', 'nsenter']);
     expect(await readAll(host)).toEqual([]);
 
     // Files: no listing shows them.
@@ -65,11 +65,11 @@ describe('RealHost listings', () => {
 
     // A firewall batch: the firewall listings, of both backends and families.
     await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\nCOMMIT\n' });
-    expect(await readAll(host)).toEqual(['ip6tables-legacy-save', 'iptables-nft-save', 'nft']);
+    expect(await readAll(host)).toEqual(['ip6tables-nft-save', 'iptables-nft-save', 'nft']);
 
     // Anything else (a service stopped, ...) may have changed anything.
     await host.apply({ argv: ['systemctl', 'stop', 'kubelet.service'] });
-    expect(await readAll(host)).toEqual(['ip', 'ip6tables-legacy-save', 'iptables-nft-save', 'nft', 'nsenter']);
+    expect(await readAll(host)).toEqual(['ip', 'ip6tables-nft-save', 'iptables-nft-save', 'nft', 'nsenter']);
   });
 
   it('a kept answer is the one read before; a read after the change sees the change', async () => {
