@@ -89,17 +89,21 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
 const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
 
 /**
- * Which cached listings (by the command that printed them) a change made by `changer` can alter.
- * Removing files alters no listing. Deleting links, routes or namespaces alters what ip, nsenter
- * and nft show (a netdev chain goes with its device), never an iptables dump: so the firewall phase
- * plans on the dump read at the start, not on a second read of thousands of rules. A firewall batch
- * alters the firewall listings. Anything else (systemctl, kubectl, crictl, modprobe, ...) may alter
- * anything: after it, every listing is read again.
+ * Which cached listings (by the argv that printed them) a change can alter. Removing files alters
+ * no listing. A batch of route deletions alters the route listings. Deleting links or namespaces
+ * alters what ip and nsenter show, and nftables netdev chains (they go with their device), never an
+ * iptables dump: so the firewall phase plans on the dump read at the start, not on a second read of
+ * thousands of rules. A firewall batch alters the firewall listings. Anything else (systemctl,
+ * kubectl, crictl, modprobe, ...) may alter anything: after it, every listing is read again.
  */
-export function staleAfter(changer: string): (reader: string) => boolean {
-  if (changer === 'rm' || changer === 'mkdir') return () => false;
-  if (changer === 'ip' || changer === 'umount') return (reader) => reader === 'ip' || reader === 'nsenter' || reader === 'nft';
-  if (changer === 'nft' || /^ip6?tables(-nft|-legacy)?-restore$/.test(changer)) return (reader) => reader === 'nft' || XTABLES_SAVE.test(reader);
+export function staleAfter(change: Step): (reader: string[]) => boolean {
+  const cmd = change.argv[0];
+  if (cmd === 'rm' || cmd === 'mkdir') return () => false;
+  if (cmd === 'ip' && change.stdin !== undefined && change.stdin.split('\n').every((l) => /^\s*((-[46] )?route .*)?$/.test(l))) {
+    return (r) => r[0] === 'ip' && r.includes('route');
+  }
+  if (cmd === 'ip' || cmd === 'umount') return (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev'));
+  if (cmd === 'nft' || /^ip6?tables(-nft|-legacy)?-restore$/.test(cmd)) return (r) => r[0] === 'nft' || XTABLES_SAVE.test(r[0]);
   return () => true;
 }
 
@@ -192,18 +196,18 @@ export class RealHost implements Host {
     this.answers.clear();
   }
 
-  private forget(changer: string): void {
-    const stale = staleAfter(changer);
-    for (const key of [...this.answers.keys()]) if (stale(key.split('\0', 1)[0])) this.answers.delete(key);
+  private forget(change: Step): void {
+    const stale = staleAfter(change);
+    for (const key of [...this.answers.keys()]) if (stale(key.split('\0'))) this.answers.delete(key);
   }
 
   async apply(step: Step, opts?: CallOptions): Promise<ExecResult> {
     // A read whose answer is already in hand (the backup's ruleset, started early) is not made twice.
     const asRead = opts?.readOnly && step.stdin === undefined && step.cwd === undefined;
-    if (!opts?.readOnly) this.forget(step.argv[0]);
+    if (!opts?.readOnly) this.forget(step);
     const r = asRead ? await this.readStep(step.argv, opts) : await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd });
     // Also after: a read made while the change ran may have seen the node half way.
-    if (!opts?.readOnly) this.forget(step.argv[0]);
+    if (!opts?.readOnly) this.forget(step);
     const stderr = String(r.stderr ?? '');
     if ((r as { code?: string }).code === 'ENOENT') throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     if (r.timedOut) throw new CommandFailedError(step.argv, null, stderr, 'timed out');

@@ -31,25 +31,27 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const LISTINGS = [
-  ['ip', '-j', '-d', 'link', 'show'],
-  ['nsenter', '--net=/run/netns/cni-1', 'ip', '-j', '-d', 'link', 'show'],
-  ['nft', 'list', 'table', 'ip', 'flannel-ipv4'],
-  ['iptables-nft-save'],
-  ['ip6tables-nft-save'],
-];
+const LINKS = 'ip -j -d link show';
+const ROUTES = 'ip -j -4 route show table main';
+const POD_LINKS = 'nsenter --net=/run/netns/cni-1 ip -j -d link show';
+const NFT_IP = 'nft list table ip flannel-ipv4';
+const NFT_NETDEV = 'nft list table netdev ingress-filter';
+const IPT = 'iptables-nft-save';
+const IP6T = 'ip6tables-nft-save';
+const LISTINGS = [LINKS, ROUTES, POD_LINKS, NFT_IP, NFT_NETDEV, IPT, IP6T];
 
-/** Reads every listing; returns the commands that actually ran for it. */
+/** Reads every listing; returns those that actually ran a command for it. */
 async function readAll(host: RealHost): Promise<string[]> {
   const before = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
-  for (const argv of LISTINGS) expect((await host.query(argv))!.code).toBe(0);
-  return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(before).map((l) => l.split(' ')[0]).sort();
+  for (const l of LISTINGS) expect((await host.query(l.split(' ')))!.code).toBe(0);
+  return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(before).map((l) => l.trim()).sort();
 }
+const sorted = (...xs: string[]) => [...xs].sort();
 
 describe('RealHost listings', () => {
   it('keeps a listing until a change that can alter it, and reads it again after one', async () => {
     const host = new RealHost(dir);
-    expect(await readAll(host)).toEqual(['ip', 'ip6tables-nft-save', 'iptables-nft-save', 'nft', 'nsenter']);
+    expect(await readAll(host)).toEqual(sorted(...LISTINGS));
     expect(await readAll(host)).toEqual([]);
 
     // Files: no listing shows them.
@@ -57,19 +59,24 @@ describe('RealHost listings', () => {
     await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')] });
     expect(await readAll(host)).toEqual([]);
 
-    // Links, routes and namespaces: what ip and nft show, not the iptables dumps.
-    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete group 7\n' });
-    expect(await readAll(host)).toEqual(['ip', 'nft', 'nsenter']);
+    // Links: what ip and nsenter show, and netdev tables (their chains go with the device); not
+    // the iptables dumps, nor an nftables table of another family.
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set dev veth1 group 7\nlink delete group 7\n' });
+    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
     await host.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'] });
-    expect(await readAll(host)).toEqual(['ip', 'nft', 'nsenter']);
+    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
+
+    // Routes alone: the route listings.
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'route delete 10.244.1.0/24 via 192.168.1.11 dev eth0\nroute delete fd00:10:244:1::/64 via fd00::11 dev eth0\n' });
+    expect(await readAll(host)).toEqual([ROUTES]);
 
     // A firewall batch: the firewall listings, of both backends and families.
     await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\nCOMMIT\n' });
-    expect(await readAll(host)).toEqual(['ip6tables-nft-save', 'iptables-nft-save', 'nft']);
+    expect(await readAll(host)).toEqual(sorted(IP6T, IPT, NFT_IP, NFT_NETDEV));
 
     // Anything else (a service stopped, ...) may have changed anything.
     await host.apply({ argv: ['systemctl', 'stop', 'kubelet.service'] });
-    expect(await readAll(host)).toEqual(['ip', 'ip6tables-nft-save', 'iptables-nft-save', 'nft', 'nsenter']);
+    expect(await readAll(host)).toEqual(sorted(...LISTINGS));
   });
 
   it('a kept answer is the one read before; a read after the change sees the change', async () => {
