@@ -221,13 +221,46 @@ async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: P
   }
 }
 
+type JournalStatus = Parameters<typeof writeJournal>[1];
+
+/**
+ * The journal, written one write at a time. `now` waits for the disk. `later` records progress
+ * after a phase without waiting: on a busy disk a rename over the journal can stall for hundreds
+ * of milliseconds behind other writeback, and the next phase need not wait for it. A newer record
+ * replaces one not yet started. What a crash needs (the facts read before anything was removed) is
+ * in the first write, which is a `now`.
+ */
+function journalWriter(write: (status: JournalStatus) => Promise<void>) {
+  let tail: Promise<void> = Promise.resolve();
+  let next: JournalStatus | null = null;
+  return {
+    later(status: JournalStatus): void {
+      const idle = next === null;
+      next = status;
+      if (!idle) return;
+      tail = tail.then(async () => {
+        const s = next;
+        next = null;
+        // A progress record that cannot be written is not worth stopping a cleanup half way: the
+        // final write (a `now`) reports a disk that stays unwritable.
+        if (s) await write(s).catch(() => {});
+      });
+    },
+    async now(status: JournalStatus): Promise<void> {
+      next = null; // superseded by this newer record
+      await tail;
+      await write(status);
+    },
+  };
+}
+
 async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, cleanupPlans: Map<string, PhasePlan> | null): Promise<void> {
   const ctx = newCtx(req, snapshot, new Gaps(), false);
   if (cleanupPlans) ctx.planCleanup = async () => cleanupPlans;
   ctx.hasWork = true;
-  const journal = (status: Parameters<typeof writeJournal>[1]) => traced(`journal ${status}`, () => writeJournal(req.host, status, req.opts.now, req.opts.node, snapshot, report));
+  const journal = journalWriter((status) => traced(`journal ${status}`, () => writeJournal(req.host, status, req.opts.now, req.opts.node, snapshot, report)));
   // Written before the first change: a read-only root fails here, with nothing changed.
-  await journal('running');
+  await journal.now('running');
   let failure: { phase: string; err: Error } | null = null;
   for (const phase of req.phases) {
     if (!req.selected.has(phase.name)) {
@@ -257,7 +290,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
     pr.ms = Math.round(performance.now() - t0);
     req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: pr.ms });
     if (phase.name === 'backup' && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
-    await journal('running');
+    journal.later('running');
   }
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 
@@ -278,5 +311,5 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       }
     }
   }
-  await journal(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished');
+  await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished');
 }

@@ -350,6 +350,39 @@ describe('sweep', () => {
     expect(host.locks.size).toBe(0);
   });
 
+  it('a journal write stalled on a busy disk does not hold up the next phase; the last record is on disk when the run returns', async () => {
+    const { host } = dirtyFlannelNode();
+    const events: string[] = [];
+    const write = host.writeState.bind(host);
+    let n = 0;
+    host.writeState = async (p, content) => {
+      const k = ++n;
+      const status = JSON.parse(content).status;
+      events.push(`write ${k} ${status} start`);
+      if (k > 1) await new Promise((r) => setTimeout(r, 30)); // every progress record stalls
+      await write(p, content);
+      events.push(`write ${k} end`);
+    };
+    host.failOn((s) => {
+      events.push(`step ${s.argv[0]}`);
+      return false;
+    });
+    const r = await sweep(request(host));
+    expect(r.report.failed).toBeUndefined();
+    // Nothing changes before the first record (the facts a crashed run leaves) is written.
+    expect(events.slice(0, 2)).toEqual(['write 1 running start', 'write 1 end']);
+    // Phases went on while the second record was being written.
+    const stalled = events.slice(events.indexOf('write 2 running start'), events.indexOf('write 2 end'));
+    expect(stalled.filter((e) => e.startsWith('step ')).length).toBeGreaterThan(0);
+    // Records waiting behind a stalled one collapse into the newest: fewer writes than phases.
+    expect(n).toBeLessThan(r.report.phases.filter((p) => p.status !== 'skipped').length + 1);
+    // The run returns after its final record is written, and that record has every phase.
+    expect(events.at(-1)).toBe(`write ${n} end`);
+    const journal = JSON.parse(host.fileAt(host.realPath(JOURNAL))!);
+    expect(journal.status).toBe('finished');
+    expect(journal.report.phases.map((p: { name: string; status: string }) => `${p.name} ${p.status}`)).toEqual(r.report.phases.map((p) => `${p.name} ${p.status}`));
+  });
+
   it('refuses --uncordon up front when no CNI config would be left, changing nothing', async () => {
     const { host } = dirtyFlannelNode();
     const r = await sweep(request(host, { opts: { uncordon: true } }));
