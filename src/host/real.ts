@@ -170,7 +170,7 @@ export class RealHost implements Host {
   }
 
   private async run(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
-    if (argv.length === 1 && (await this.noLegacyTables(argv[0]))) return { code: 0, stdout: '', stderr: '' };
+    if (argv.length === 1 && this.noLegacyTables(argv[0])) return { code: 0, stdout: '', stderr: '' };
     const r = await this.exec(argv, undefined, opts);
     if ((r as { code?: string }).code === 'ENOENT') return null;
     if (r.timedOut) throw new CommandFailedError(argv, null, String(r.stderr ?? ''), 'timed out');
@@ -182,9 +182,9 @@ export class RealHost implements Host {
    * this network namespace) and prints nothing when it lists none or does not exist (the legacy
    * modules are not loaded). On the many nodes without legacy rules, that answer needs no process.
    */
-  private async noLegacyTables(cmd: string): Promise<boolean> {
+  private noLegacyTables(cmd: string): boolean {
     const names = LEGACY_TABLE_NAMES[cmd];
-    if (!names || !(await this.has(cmd))) return false;
+    if (!names || !this.onPath(cmd)) return false;
     try {
       return readFileSync(names, 'utf8').trim() === '';
     } catch (e) {
@@ -258,6 +258,10 @@ export class RealHost implements Host {
   }
 
   async has(bin: string): Promise<boolean> {
+    return this.onPath(bin);
+  }
+
+  private onPath(bin: string): boolean {
     const cached = this.whichCache.get(bin);
     if (cached !== undefined) return cached;
     let found = false;
