@@ -90,7 +90,7 @@ const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
 
 /**
  * Which cached listings (by the argv that printed them) a change can alter. Removing files alters
- * no listing. A batch of route deletions alters the route listings. Deleting links or namespaces
+ * no listing but a look inside a pod namespace (nsenter opens its file). A batch of route deletions alters the route listings. Deleting links or namespaces
  * alters what ip and nsenter show, and nftables netdev chains (they go with their device), never an
  * iptables dump: so the firewall phase plans on the dump read at the start, not on a second read of
  * thousands of rules. A firewall batch alters the firewall listings. Anything else (systemctl,
@@ -98,7 +98,7 @@ const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
  */
 export function staleAfter(change: Step): (reader: string[]) => boolean {
   const cmd = change.argv[0];
-  if (cmd === 'rm' || cmd === 'mkdir') return () => false;
+  if (cmd === 'rm' || cmd === 'mkdir') return (r) => r[0] === 'nsenter'; // it enters through a namespace file
   if (cmd === 'ip' && change.stdin !== undefined && change.stdin.split('\n').every((l) => /^\s*((-[46] )?route .*)?$/.test(l))) {
     return (r) => r[0] === 'ip' && r.includes('route');
   }
