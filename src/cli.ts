@@ -1,5 +1,6 @@
 // Command-line wiring only: parse, validate, build the host and reporter, run, map errors to exit codes.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
@@ -194,7 +195,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));
     else io.stdout.write(runSummary(report));
-    if (report.interrupted) return report.interrupted === 'SIGINT' ? 130 : 143;
+    if (report.interrupted) return 128 + ((os.constants.signals as Record<string, number>)[report.interrupted] ?? 15); // as a shell reports a signal
     if (report.failed) {
       const f = report.failed;
       io.stderr.write(`cni-sweep: error: phase ${f.phase} failed: ${f.error}\n`);

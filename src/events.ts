@@ -1,7 +1,8 @@
 // Phases and the runner never print: they emit these, and a reporter renders them.
 import type { PlannedStep } from './phases/types.js';
 
-export type PhaseStatus = 'ok' | 'nothing-to-do' | 'skipped' | 'failed';
+/** interrupted: a signal (or lost output) stopped the run before every step of the phase ran. */
+export type PhaseStatus = 'ok' | 'nothing-to-do' | 'skipped' | 'failed' | 'interrupted';
 export type StepStatus = 'planned' | 'ok' | 'failed' | 'not-run';
 
 export type SweepEvent =

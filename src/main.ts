@@ -9,6 +9,10 @@ import type { Reporter } from './events.js';
 // redraw: spinners and colour only where the width is known.
 const color = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !process.env.NO_COLOR && !process.argv.includes('--no-color');
 
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** While a run can be interrupted: stops it when stdout or stderr can no longer be written. */
+let outputLost: (() => void) | null = null;
+
 const io: Io = {
   stdout: process.stdout,
   stderr: process.stderr,
@@ -25,13 +29,15 @@ const io: Io = {
       });
     }),
   onSignals: (handler) => {
-    // The step in flight finishes; the runner then restarts what it stopped and reports.
+    // The step in flight finishes; the runner then restarts what it stopped and reports. A hang-up
+    // (the terminal or the SSH session of an Ansible run went away) stops a run the same way, and
+    // so does losing the output, which is how a session without a terminal ends.
     const h = (sig: NodeJS.Signals) => handler(sig);
-    process.on('SIGINT', h);
-    process.on('SIGTERM', h);
+    for (const sig of STOP_SIGNALS) process.on(sig, h);
+    outputLost = () => handler('SIGPIPE');
     return () => {
-      process.off('SIGINT', h);
-      process.off('SIGTERM', h);
+      for (const sig of STOP_SIGNALS) process.off(sig, h);
+      outputLost = null;
     };
   },
   makeReporter: ({ verbose }): Reporter => {
@@ -43,9 +49,18 @@ const io: Io = {
   },
 };
 
-// `cni-sweep plan | head`: the reader went away; that is not an error worth a stack trace.
+// `cni-sweep plan | head`: the reader went away; that is not an error worth a stack trace. During
+// a run it must not end the process half way either (kubelet and the runtime may be stopped): the
+// run stops as on a signal, and what it would still print goes nowhere.
+let gone = false;
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (gone) return;
+    if ((e.code === 'EPIPE' || e.code === 'EIO') && outputLost) {
+      gone = true;
+      outputLost();
+      return;
+    }
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });

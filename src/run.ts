@@ -186,6 +186,7 @@ async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: Ph
     if (interruptible && req.interrupt?.signal) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
       pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${steps.length} step(s)`);
+      pr.status = 'interrupted';
       return;
     }
     // A run of consecutive concurrent steps goes at once; anything else runs alone.

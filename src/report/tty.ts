@@ -25,6 +25,7 @@ export class TtyReporter implements Reporter {
         if (!this.spinner) break;
         if (e.status === 'failed') this.spinner.fail(text);
         else if (e.status === 'ok') this.spinner.succeed(text);
+        else if (e.status === 'interrupted') this.spinner.warn(text);
         else this.spinner.info(text);
         this.spinner = null;
         break;

@@ -229,8 +229,11 @@ describe('faults', () => {
     expect(fs.readFileSync(path.join(shimDir(node.root), 'units/kubelet.service'), 'utf8').trim()).toBe('inactive');
   });
 
-  it('SIGTERM mid-run finishes the step in flight, restarts what was stopped, writes the report and exits 143', async () => {
-    const node = dirtyNode('sigterm', { pods: 1 });
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGHUP', 129], // the terminal or the SSH session of an Ansible run went away
+  ] as const)('%s mid-run finishes the step in flight, restarts what was stopped, writes the report and exits %i', async (signal, code) => {
+    const node = dirtyNode(signal.toLowerCase(), { pods: 1 });
     const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 1.5; fi');
     resetCalls(node);
     const child = spawn('nsenter', cliArgv(node, ['run', '--yes', '--json', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }) });
@@ -240,10 +243,10 @@ describe('faults', () => {
     const log = path.join(shimDir(node.root), 'calls.log');
     for (let i = 0; i < 200 && !fs.readFileSync(log, 'utf8').includes('stop containerd'); i++) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 300));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(143);
+    child.kill(signal);
+    expect(await exited).toBe(code);
     const report = JSON.parse(out);
-    expect(report.interrupted).toBe('SIGTERM');
+    expect(report.interrupted).toBe(signal);
     const status = Object.fromEntries(report.phases.map((p: { name: string; status: string }) => [p.name, p.status]));
     expect(status.interfaces).toBe('ok');
     expect(status.routes).toBe('skipped');
@@ -253,6 +256,31 @@ describe('faults', () => {
     expect(readCalls(node).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
     const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
     expect(journal.status).toBe('interrupted');
+  });
+
+  it('a run whose output goes away (an SSH session without a terminal dropped) stops as on a signal: services restarted, journal written, exit 141', async () => {
+    const node = dirtyNode('epipe', { pods: 1 });
+    const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 1.5; fi');
+    resetCalls(node);
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const log = path.join(shimDir(node.root), 'calls.log');
+    for (let i = 0; i < 200 && !fs.readFileSync(log, 'utf8').includes('stop containerd'); i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    // The reader is gone: the next progress line cni-sweep writes fails with EPIPE.
+    child.stdout.destroy();
+    child.stderr.destroy();
+    expect(await exited).toBe(141);
+    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(journal.status).toBe('interrupted');
+    const status = Object.fromEntries(journal.report.phases.map((p: { name: string; status: string }) => [p.name, p.status]));
+    // The step in flight finished; nothing after the one that noticed the lost output ran.
+    expect(status.interfaces).toBe('ok');
+    expect(['interrupted', 'skipped']).toContain(status.routes);
+    expect(status.firewall).toBe('skipped');
+    expect(journal.report.phases.flatMap((p: { steps: Array<{ argv: string[]; status: string }> }) => p.steps).filter((st: { status: string }) => st.status === 'ok').map((st: { argv: string[] }) => st.argv[0])).not.toContain('iptables-nft-restore');
+    expect(readCalls(node).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
+    expect(fs.readFileSync(path.join(shimDir(node.root), 'units/kubelet.service'), 'utf8').trim()).toBe('active');
   });
 
   it('a rerun after a crash finishes the job with the facts the crashed run recorded', async () => {
