@@ -195,7 +195,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));
     else io.stdout.write(runSummary(report));
-    if (report.interrupted) return 128 + ((os.constants.signals as Record<string, number>)[report.interrupted] ?? 15); // as a shell reports a signal
+    if (report.interrupted) return signalExit(report.interrupted);
     if (report.failed) {
       const f = report.failed;
       io.stderr.write(`cni-sweep: error: phase ${f.phase} failed: ${f.error}\n`);
@@ -206,6 +206,9 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
     unhook();
   }
 }
+
+/** The exit code a shell reports for a process a signal ended: 128 + its number. */
+const signalExit = (sig: string) => 128 + ((os.constants.signals as Record<string, number>)[sig] ?? 15);
 
 function runSummary(r: Report): string {
   const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
@@ -222,6 +225,9 @@ async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: 
   if (!o.dryRun && !host.isRoot()) throw new RefusedError('restore must be run as root', 'use sudo, or --dry-run to see what it would do');
   const reporter = reporterFor(io, Boolean(o.verbose));
   const release = o.dryRun ? async () => {} : await host.lock('/run/cni-sweep.lock');
+  // As in a run: a signal or a lost output lets the command in flight finish, then stops.
+  const interrupt = { signal: null as NodeJS.Signals | null };
+  const unhook = !o.dryRun && io.onSignals ? io.onSignals((sig) => (interrupt.signal = sig)) : () => {};
   try {
     const plan = await planRestore(host, abs, gaps);
     for (const n of plan.notes) reporter.emit({ type: 'note', phase: 'restore', text: n });
@@ -232,6 +238,10 @@ async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: 
       for (const s of plan.steps) steps.push({ argv: s.argv, stdin: s.stdin, status: 'planned' });
     } else {
       for (const s of plan.steps) {
+        if (interrupt.signal) {
+          steps.push({ argv: s.argv, stdin: s.stdin, status: 'not-run' });
+          continue;
+        }
         reporter.emit({ type: 'step-start', phase: 'restore', step: s });
         const t0 = performance.now();
         try {
@@ -260,8 +270,13 @@ async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: 
       io.stderr.write(`cni-sweep: error: restore failed: ${failed}\n`);
       return 1;
     }
+    if (interrupt.signal) {
+      io.stderr.write(`cni-sweep: restore interrupted by ${interrupt.signal}: ${steps.filter((s) => s.status === 'not-run').length} command(s) not run; run it again to finish\n`);
+      return signalExit(interrupt.signal);
+    }
     return 0;
   } finally {
+    unhook();
     await release();
   }
 }

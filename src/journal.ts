@@ -79,8 +79,8 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
  * kilobytes on a full node, rewritten each time, and what stalls the write on a busy disk); the
  * --json report and the backup's undo scripts carry them.
  */
-export async function writeJournal(host: Host, status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): Promise<void> {
+export function journalText(status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): string {
   const phases = report.phases.map((p) => ({ ...p, steps: p.steps.map(({ stdin, ...step }) => (stdin === undefined ? step : { ...step, stdinBytes: Buffer.byteLength(stdin) })) }));
   const j: Journal = { status, started: started.toISOString(), pid: process.pid, node, facts: journalFacts(snapshot), report: { ...report, phases } };
-  await host.writeState(JOURNAL, JSON.stringify(j, null, 2) + '\n');
+  return JSON.stringify(j, null, 2) + '\n';
 }

@@ -23,9 +23,11 @@ const io: Io = {
   ask: (q) =>
     new Promise((resolve) => {
       const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+      // A terminal that goes away ends stdin: no answer is a no, not a promise left pending.
+      rl.on('close', () => resolve(''));
       rl.question(q, (a) => {
-        rl.close();
         resolve(a);
+        rl.close();
       });
     }),
   onSignals: (handler) => {

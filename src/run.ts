@@ -5,7 +5,7 @@ import { CommandFailedError, PhaseFailedError } from './errors.js';
 import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
 import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
-import { readJournal, resumeFrom, writeJournal } from './journal.js';
+import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { startKubelet, startRuntime } from './phases/services.js';
 import { traced } from './util/trace.js';
@@ -222,7 +222,7 @@ async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: P
   }
 }
 
-type JournalStatus = Parameters<typeof writeJournal>[1];
+type JournalStatus = Journal['status'];
 
 /**
  * The journal, written one write at a time. `now` waits for the disk. `later` records progress
@@ -231,26 +231,28 @@ type JournalStatus = Parameters<typeof writeJournal>[1];
  * replaces one not yet started. What a crash needs (the facts read before anything was removed) is
  * in the first write, which is a `now`.
  */
-function journalWriter(write: (status: JournalStatus) => Promise<void>) {
+function journalWriter(render: (status: JournalStatus) => string, write: (text: string) => Promise<void>) {
   let tail: Promise<void> = Promise.resolve();
-  let next: JournalStatus | null = null;
+  let next: string | null = null;
   return {
+    /** The record is taken now (the run goes on changing the report); it is written when the disk is free. */
     later(status: JournalStatus): void {
       const idle = next === null;
-      next = status;
+      next = render(status);
       if (!idle) return;
       tail = tail.then(async () => {
-        const s = next;
+        const text = next;
         next = null;
         // A progress record that cannot be written is not worth stopping a cleanup half way: the
         // final write (a `now`) reports a disk that stays unwritable.
-        if (s) await write(s).catch(() => {});
+        if (text !== null) await write(text).catch(() => {});
       });
     },
     async now(status: JournalStatus): Promise<void> {
       next = null; // superseded by this newer record
-      await tail;
-      await write(status);
+      const done = tail.then(() => write(render(status)));
+      tail = done.catch(() => {});
+      await done;
     },
   };
 }
@@ -259,7 +261,10 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
   const ctx = newCtx(req, snapshot, new Gaps(), false);
   if (cleanupPlans) ctx.planCleanup = async () => cleanupPlans;
   ctx.hasWork = true;
-  const journal = journalWriter((status) => traced(`journal ${status}`, () => writeJournal(req.host, status, req.opts.now, req.opts.node, snapshot, report)));
+  const journal = journalWriter(
+    (status) => journalText(status, req.opts.now, req.opts.node, snapshot, report),
+    (text) => traced('journal', () => req.host.writeState(JOURNAL, text)),
+  );
   // Written before the first change: a read-only root fails here, with nothing changed.
   await journal.now('running');
   let failure: { phase: string; err: Error } | null = null;

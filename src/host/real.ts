@@ -90,15 +90,16 @@ const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
 
 /**
  * Which cached listings (by the argv that printed them) a change can alter. Removing files alters
- * no listing but a look inside a pod namespace (nsenter opens its file). A batch of route deletions alters the route listings. Deleting links or namespaces
- * alters what ip and nsenter show, and nftables netdev chains (they go with their device), never an
- * iptables dump: so the firewall phase plans on the dump read at the start, not on a second read of
- * thousands of rules. A firewall batch alters the firewall listings. Anything else (systemctl,
- * kubectl, crictl, modprobe, ...) may alter anything: after it, every listing is read again.
+ * no listing but a look inside a pod namespace (nsenter opens its file). A batch of route deletions
+ * alters the route listings. Deleting links or namespaces alters what ip and nsenter show, and may
+ * alter a netdev table (bound to devices; other tables outlive the devices their chains hook), but
+ * never an iptables dump: so the firewall phase plans on the dump read at the start, not on a
+ * second read of thousands of rules. A firewall batch alters the firewall listings. Anything else
+ * (systemctl, kubectl, crictl, modprobe, tar, ...) may alter anything: every listing is read again.
  */
 export function staleAfter(change: Step): (reader: string[]) => boolean {
   const cmd = change.argv[0];
-  if (cmd === 'rm' || cmd === 'mkdir') return (r) => r[0] === 'nsenter'; // it enters through a namespace file
+  if (cmd === 'rm') return (r) => r[0] === 'nsenter'; // it enters through a namespace file
   if (cmd === 'ip' && change.stdin !== undefined && change.stdin.split('\n').every((l) => /^\s*((-[46] )?route .*)?$/.test(l))) {
     return (r) => r[0] === 'ip' && r.includes('route');
   }
@@ -125,6 +126,9 @@ export class RealHost implements Host {
       stdin: stdin === undefined ? ('ignore' as const) : undefined,
       reject: false,
       timeout: opts?.timeoutMs ?? this.defaultTimeoutMs,
+      // A session of its own: Ctrl-C or a hang-up reaches a terminal's whole process group, and
+      // must stop cni-sweep between steps, not kill an `ip -batch` or a drain half way.
+      detached: true,
       env: { LC_ALL: 'C' },
       stripFinalNewline: false,
     };

@@ -12,10 +12,11 @@ afterEach(() => {
   while (made.length) destroyFlannelNode(made.pop()!);
 });
 
-/** Runs cni-sweep on a pty of the given width, typing `answer` after a moment. */
-function onTerminal(node: FlannelNode, args: string[], answer: string, cols: number) {
+/** Runs cni-sweep on a pty of the given width, typing `answer` after a moment (null: the input ends instead). */
+function onTerminal(node: FlannelNode, args: string[], answer: string | null, cols: number) {
   const cmd = `stty cols ${cols} rows 40; ${['nsenter', ...cliArgv(node, args)].map(shellQuote).join(' ')}`;
-  const r = spawnSync('bash', ['-c', `(sleep 1; printf '%s\\n' ${shellQuote(answer)}) | script -qec ${shellQuote(cmd)} /dev/null`], {
+  const typed = answer === null ? 'sleep 1' : `sleep 1; printf '%s\\n' ${shellQuote(answer)}`;
+  const r = spawnSync('bash', ['-c', `(${typed}) | script -qec ${shellQuote(cmd)} /dev/null`], {
     env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' },
     encoding: 'utf8',
     timeout: 60_000,
@@ -39,6 +40,17 @@ describe('on a terminal', () => {
     expect(r.screen.match(/Proceed\? \[y\/N\]/g)).toHaveLength(1);
     expect(r.screen).toContain('cni-sweep: error: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);
+  });
+
+  it('a terminal whose input ends at the prompt is a no: nothing changed, exit 3', () => {
+    const node = createFlannelNode({ ...scratch('tty-eof'), pods: 1 });
+    made.push(node);
+    const before = snapshot(node);
+    const r = onTerminal(node, ['run', ...nodeArgs(node)], null, 120);
+    expect(r.code).toBe(3);
+    expect(r.screen).toContain('cni-sweep: error: not confirmed: nothing was changed');
+    expect(snapshot(node)).toEqual(before);
+    expect(fs.existsSync(`${node.root}/run/cni-sweep.lock`)).toBe(false);
   });
 
   it('"y" runs it, with a spinner that ends in ✔ per phase', () => {

@@ -356,8 +356,10 @@ describe('sweep', () => {
     const events: string[] = [];
     const write = host.writeState.bind(host);
     let n = 0;
+    const records: Array<{ status: string; report: { phases: Array<{ name: string; status: string; ms?: number }> } }> = [];
     host.writeState = async (p, content) => {
       const k = ++n;
+      records.push(JSON.parse(content));
       const status = JSON.parse(content).status;
       events.push(`write ${k} ${status} start`);
       if (k > 1) await new Promise((r) => setTimeout(r, 30)); // every progress record stalls
@@ -377,6 +379,8 @@ describe('sweep', () => {
     expect(stalled.filter((e) => e.startsWith('step ')).length).toBeGreaterThan(0);
     // Records waiting behind a stalled one collapse into the newest: fewer writes than phases.
     expect(n).toBeLessThan(r.report.phases.filter((p) => p.status !== 'skipped').length + 1);
+    // A progress record shows the run as it was when its phase ended, not the next phase begun.
+    for (const rec of records.slice(1)) expect(rec.report.phases.filter((p) => p.status === 'ok' && p.ms === undefined)).toEqual([]);
     // The run returns after its final record is written, and that record has every phase.
     expect(events.at(-1)).toBe(`write ${n} end`);
     const journal = JSON.parse(host.fileAt(host.realPath(JOURNAL))!);
