@@ -82,8 +82,8 @@ function unlinkFiles(paths: string[]) {
 }
 
 const LEGACY_TABLE_NAMES: Record<string, string> = {
-  'iptables-legacy-save': '/proc/net/ip_tables_names',
-  'ip6tables-legacy-save': '/proc/net/ip6_tables_names',
+  'iptables-legacy-save': 'ip_tables_names',
+  'ip6tables-legacy-save': 'ip6_tables_names',
 };
 
 const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
@@ -111,7 +111,8 @@ export function staleAfter(change: Step): (reader: string[]) => boolean {
 export class RealHost implements Host {
   private whichCache = new Map<string, boolean>();
 
-  constructor(readonly root: string, private readonly defaultTimeoutMs = DEFAULT_TIMEOUT_MS) {}
+  /** procNet: where the kernel's per-namespace tables are listed (a test points it elsewhere). */
+  constructor(readonly root: string, private readonly defaultTimeoutMs = DEFAULT_TIMEOUT_MS, private readonly procNet = '/proc/net') {}
 
   private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
@@ -190,7 +191,7 @@ export class RealHost implements Host {
     const names = LEGACY_TABLE_NAMES[cmd];
     if (!names || !this.onPath(cmd)) return false;
     try {
-      return readFileSync(names, 'utf8').trim() === '';
+      return readFileSync(path.join(this.procNet, names), 'utf8').trim() === '';
     } catch (e) {
       return (e as NodeJS.ErrnoException).code === 'ENOENT';
     }

@@ -95,3 +95,37 @@ describe('RealHost listings', () => {
     expect(await readAll(host)).toEqual([]);
   });
 });
+
+describe('RealHost iptables-legacy-save', () => {
+  // What the kernel lists in /proc/net/ip_tables_names is what iptables-legacy-save dumps.
+  const withTables = (names: string | null) => {
+    const procNet = path.join(dir, 'proc-net');
+    fs.mkdirSync(procNet, { recursive: true });
+    if (names !== null) fs.writeFileSync(path.join(procNet, 'ip_tables_names'), names);
+    fs.writeFileSync(path.join(dir, 'bin', 'iptables-legacy-save'), '#!/bin/sh\necho "iptables-legacy-save" >> "$STANDIN_LOG"\nprintf "*nat\\nCOMMIT\\n"\n', { mode: 0o755 });
+    return new RealHost(dir, undefined, procNet);
+  };
+  const ran = () => fs.readFileSync(log, 'utf8').includes('iptables-legacy-save');
+
+  it('with no legacy table listed, answers what the save would print (nothing) without running it', async () => {
+    expect(await withTables('').query(['iptables-legacy-save'])).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(ran()).toBe(false);
+  });
+
+  it('with the legacy modules not loaded (no list at all), the same', async () => {
+    expect(await withTables(null).query(['iptables-legacy-save'])).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(ran()).toBe(false);
+  });
+
+  it('with a legacy table listed, runs the save', async () => {
+    expect((await withTables('nat\n').query(['iptables-legacy-save']))!.stdout).toBe('*nat\nCOMMIT\n');
+    expect(ran()).toBe(true);
+  });
+
+  it('not installed stays not installed, whatever the kernel lists', async () => {
+    const host = withTables('');
+    fs.rmSync(path.join(dir, 'bin', 'iptables-legacy-save'));
+    process.env.PATH = path.join(dir, 'bin');
+    expect(await host.query(['iptables-legacy-save'])).toBeNull();
+  });
+});
