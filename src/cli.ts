@@ -161,8 +161,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   for (const d of detected) reporter.emit({ type: 'note', text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}` });
   if (!profiles.length) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
 
-  const interrupt = { signal: null as NodeJS.Signals | null };
-  const unhook = !dryRun && io.onSignals ? io.onSignals((sig) => (interrupt.signal = sig)) : () => {};
+  const { interrupt, unhook } = watchInterrupts(io, !dryRun);
   try {
     const result = await sweep({
       host,
@@ -207,6 +206,13 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   }
 }
 
+/** While `active` (a real run or restore), records the signal (or lost output) that asks it to stop; it stops between commands. */
+function watchInterrupts(io: Io, active: boolean) {
+  const interrupt = { signal: null as NodeJS.Signals | null };
+  const unhook = active && io.onSignals ? io.onSignals((sig) => (interrupt.signal = sig)) : () => {};
+  return { interrupt, unhook };
+}
+
 /** The exit code a shell reports for a process a signal ended: 128 + its number. */
 const signalExit = (sig: string) => 128 + ((os.constants.signals as Record<string, number>)[sig] ?? 15);
 
@@ -226,8 +232,7 @@ async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: 
   const reporter = reporterFor(io, Boolean(o.verbose));
   const release = o.dryRun ? async () => {} : await host.lock('/run/cni-sweep.lock');
   // As in a run: a signal or a lost output lets the command in flight finish, then stops.
-  const interrupt = { signal: null as NodeJS.Signals | null };
-  const unhook = !o.dryRun && io.onSignals ? io.onSignals((sig) => (interrupt.signal = sig)) : () => {};
+  const { interrupt, unhook } = watchInterrupts(io, !o.dryRun);
   try {
     const plan = await planRestore(host, abs, gaps);
     for (const n of plan.notes) reporter.emit({ type: 'note', phase: 'restore', text: n });

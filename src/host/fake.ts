@@ -7,7 +7,7 @@ import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
-import { underRoot } from './host.js';
+import { underRoot, XTABLES_TOOL } from './host.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -62,7 +62,6 @@ export const DEFAULT_BINS = [
   ...['iptables-nft', 'iptables-legacy', 'ip6tables-nft', 'ip6tables-legacy'].flatMap((b) => [`${b}-save`, `${b}-restore`]),
 ];
 
-const BACKEND_TOOL = /^(ip6?tables(?:-nft|-legacy)?)-(save|restore)$/;
 const ROUTE_TYPES = ['unicast', 'local', 'broadcast', 'multicast', 'throw', 'unreachable', 'prohibit', 'blackhole', 'nat', 'anycast'];
 /** Targets an iptables rule may jump to without a chain of that name. */
 const BUILTIN_TARGETS = new Set(['ACCEPT', 'DROP', 'RETURN', 'REJECT', 'QUEUE', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK', 'CT', 'NOTRACK', 'TCPMSS']);
@@ -303,7 +302,7 @@ export class FakeHost implements Host {
       if (a === 'ip -j -d link show') return ok(this.linksJson());
       const route = /^ip -j -([46]) route show table main$/.exec(a);
       if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
-      const tool = BACKEND_TOOL.exec(bin);
+      const tool = XTABLES_TOOL.exec(bin);
       if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]));
       if (a === 'nft -j list tables') {
         const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
@@ -463,7 +462,7 @@ export class FakeHost implements Host {
       if (!out) throw unknown('unsupported command with stdoutTo');
       return out;
     }
-    if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !BACKEND_TOOL.test(argv[0] ?? '')) throw unknown('unexpected stdin');
+    if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !XTABLES_TOOL.test(argv[0] ?? '')) throw unknown('unexpected stdin');
 
     if (a === 'ip -batch -') {
       const ops = lines().map((line) => this.parseIpLine(line) ?? (() => { throw unknown(`unsupported ip -batch line "${line}"`); })());
@@ -477,7 +476,7 @@ export class FakeHost implements Host {
       };
     }
 
-    const tool = BACKEND_TOOL.exec(argv[0] ?? '');
+    const tool = XTABLES_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'restore') {
       if (argv.length !== 3 || argv[1] !== '--noflush' || argv[2] !== '-w') throw unknown('restore without exactly --noflush -w');
       const input = lines();
@@ -607,7 +606,7 @@ export class FakeHost implements Host {
     const a = argv.join(' ');
     const out = (stdout: string): Outcome => ({ code: 0, stdout });
     if (stdin !== undefined) return a === 'cat' ? () => out(stdin) : undefined;
-    const tool = BACKEND_TOOL.exec(argv[0] ?? '');
+    const tool = XTABLES_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]));
     if (a === 'nft list ruleset') return () => out(this.nftTables.map((t) => `table ${t.family} ${t.name} {\n}\n`).join(''));
     if (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'table' && argv.length === 5) {

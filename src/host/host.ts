@@ -66,6 +66,9 @@ export interface Host {
   writeState(nodePath: string, content: string): Promise<void>;
 }
 
+/** An iptables save or restore tool of any backend and family: [1] the backend ("ip6tables-legacy"), [2] save|restore. */
+export const XTABLES_TOOL = /^(ip6?tables(?:-nft|-legacy)?)-(save|restore)$/;
+
 /**
  * Maps a node path ("/etc/cni/net.d") to the path under root. Rejects paths that would leave
  * the root through "..", so no profile or config can point a removal outside it.

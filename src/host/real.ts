@@ -7,7 +7,7 @@ import path from 'node:path';
 import { execa, type Options } from 'execa';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
-import { underRoot } from './host.js';
+import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -86,8 +86,6 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
   'ip6tables-legacy-save': 'ip6_tables_names',
 };
 
-const XTABLES_SAVE = /^ip6?tables(-nft|-legacy)?-save$/;
-
 /**
  * Which cached listings (by the argv that printed them) a change can alter. Removing files alters
  * no listing but a look inside a pod namespace (nsenter opens its file). A batch of route deletions
@@ -104,7 +102,7 @@ export function staleAfter(change: Step): (reader: string[]) => boolean {
     return (r) => r[0] === 'ip' && r.includes('route');
   }
   if (cmd === 'ip' || cmd === 'umount') return (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev'));
-  if (cmd === 'nft' || /^ip6?tables(-nft|-legacy)?-restore$/.test(cmd)) return (r) => r[0] === 'nft' || XTABLES_SAVE.test(r[0]);
+  if (cmd === 'nft' || XTABLES_TOOL.exec(cmd)?.[2] === 'restore') return (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0])?.[2] === 'save';
   return () => true;
 }
 

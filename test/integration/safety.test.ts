@@ -233,11 +233,11 @@ describe('faults', () => {
    * Starts `run` in a process group of its own (as a shell starts a job), with every `ip -batch`
    * slowed down; resolves once the interfaces batch is in flight.
    */
-  async function runWithSlowBatch(node: FlannelNode, args: string[], stdio: 'pipe' | 'ignore-stdin' = 'pipe') {
+  async function runWithSlowBatch(node: FlannelNode, args: string[]) {
     const marker = path.join(scratchDir(node, 'slow'), 'batch-started');
     const slow = wrapper(scratchDir(node, 'slow'), 'ip', `if [ "$1" = -batch ]; then touch ${marker}; sleep 1.5; fi`);
     resetCalls(node);
-    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...args, ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), detached: true, stdio: stdio === 'pipe' ? 'pipe' : ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...args, ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -272,7 +272,7 @@ describe('faults', () => {
 
   it('a run whose output goes away (an SSH session without a terminal dropped) stops as on a signal: services restarted, journal written, exit 141', async () => {
     const node = dirtyNode('epipe', { pods: 1 });
-    const { child, exited } = await runWithSlowBatch(node, [], 'ignore-stdin');
+    const { child, exited } = await runWithSlowBatch(node, []);
     // The reader is gone: the next progress line cni-sweep writes fails with EPIPE.
     child.stdout!.destroy();
     child.stderr!.destroy();
