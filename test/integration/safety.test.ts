@@ -288,6 +288,29 @@ describe('faults', () => {
     expect(fs.readFileSync(path.join(shimDir(node.root), 'units/kubelet.service'), 'utf8').trim()).toBe('active');
   });
 
+  it('SIGTERM during restore: the command in flight finishes, the rest is not run, one line says so, exit 143; a second restore finishes the job', async () => {
+    const node = dirtyNode('restore-sigterm', { pods: 1 });
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(run.code).toBe(0);
+    const backup = JSON.parse(run.stdout).backup as string;
+    const marker = path.join(scratchDir(node, 'slow'), 'tar-started');
+    const slow = wrapper(scratchDir(node, 'slow'), 'tar', `touch ${marker}; sleep 1.5`);
+    const child = spawn('nsenter', cliArgv(node, ['restore', backup]), { env: cliEnv(node, { pathBefore: [slow] }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
+    process.kill(-child.pid!, 'SIGTERM');
+    expect(await exited).toBe(143);
+    expect(stderr.split('\n').filter((l) => /interrupted/.test(l))).toEqual([expect.stringMatching(/^cni-sweep: restore interrupted by SIGTERM: [1-9]\d* command\(s\) not run; run it again to finish$/)]);
+    // tar finished: the files are back; the firewall batches after it did not run.
+    expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(true);
+    expect(snapshot(node).ipt4nft).not.toContain('FLANNEL-POSTRTG');
+    const again = runCli(node, ['restore', backup]);
+    expect(again.code).toBe(0);
+    expect(snapshot(node).ipt4nft).toContain('FLANNEL-POSTRTG');
+  });
+
   it('a rerun after a crash finishes the job with the facts the crashed run recorded', async () => {
     const node = dirtyNode('crash', { oldUntagged: true, pods: 1 });
     const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 5; fi');
