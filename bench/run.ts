@@ -50,7 +50,14 @@ const CLEANUP_PHASES = 'cni-config,cni-state,interfaces,routes,firewall,netns';
 const NOT_CLEANUP = 'preflight,backup,drain,stop-kubelet,stop-runtime,start-runtime,start-kubelet,uncordon';
 
 function parseArgs(argv: string[]) {
-  const o = { runs: 3, configs: CONFIGS.map((c) => c.name), methods: [...METHODS] as Method[], write: true, startupRuns: 20, cli: BUILT_CLI };
+  const o = {
+    runs: 3,
+    configs: CONFIGS.map((c) => c.name),
+    methods: [...METHODS] as Method[],
+    write: true,
+    startupRuns: 20,
+    cli: BUILT_CLI,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -68,14 +75,17 @@ function parseArgs(argv: string[]) {
     else usage(`unknown option ${a}`);
   }
   if (!Number.isInteger(o.runs) || o.runs < 1) usage('--runs: a positive integer');
-  for (const c of o.configs) if (!CONFIGS.some((x) => x.name === c)) usage(`unknown config ${c} (known: ${CONFIGS.map((x) => x.name).join(', ')})`);
+  for (const c of o.configs)
+    if (!CONFIGS.some((x) => x.name === c)) usage(`unknown config ${c} (known: ${CONFIGS.map((x) => x.name).join(', ')})`);
   for (const m of o.methods) if (!METHODS.includes(m)) usage(`unknown method ${m} (known: ${METHODS.join(', ')})`);
   return o;
 }
 
 function usage(err?: string): never {
   if (err) process.stderr.write(`bench: ${err}\n`);
-  process.stderr.write('usage: npm run bench -- [--runs N] [--configs target,big50,big250,big1000,target-legacy] [--methods manual,floor,floor-group,sweep,sweep-full] [--startup-runs N] [--cli path/to/cni-sweep.cjs] [--no-write]\n');
+  process.stderr.write(
+    'usage: npm run bench -- [--runs N] [--configs target,big50,big250,big1000,target-legacy] [--methods manual,floor,floor-group,sweep,sweep-full] [--startup-runs N] [--cli path/to/cni-sweep.cjs] [--no-write]\n',
+  );
   process.exit(err ? 2 : 0);
 }
 
@@ -166,7 +176,13 @@ function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string }
   if (extra.hwm) fs.rmSync(extra.hwm, { force: true });
   const full = HAVE_TIME ? ['/usr/bin/time', '-f', '%M', '-o', memFile, ...argv] : argv;
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(full[0], full.slice(1), { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024, timeout: 1_800_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(full[0], full.slice(1), {
+    env,
+    encoding: 'utf8',
+    maxBuffer: 512 * 1024 * 1024,
+    timeout: 1_800_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const readKb = (f: string) => {
     try {
@@ -176,13 +192,34 @@ function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string }
       return null;
     }
   };
-  return { ms, treeKb: HAVE_TIME ? readKb(memFile) : null, nodeKb: extra.hwm ? readKb(extra.hwm) : null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', code: r.status, signal: r.signal ?? (r.error ? String(r.error) : null) };
+  return {
+    ms,
+    treeKb: HAVE_TIME ? readKb(memFile) : null,
+    nodeKb: extra.hwm ? readKb(extra.hwm) : null,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    code: r.status,
+    signal: r.signal ?? (r.error ? String(r.error) : null),
+  };
 }
 
 const nsenter = (node: FlannelNode) => ['nsenter', `--net=${node.nsPath}`];
 
 function sweepArgv(node: FlannelNode, args: string[]): string[] {
-  return [...nsenter(node), process.execPath, '-r', path.join(REPO, 'bench/hwm.cjs'), CLI, ...args, '--root', node.root, '--node', 'n1', '--kubeconfig', path.join(shimDir(node.root), 'kubeconfig')];
+  return [
+    ...nsenter(node),
+    process.execPath,
+    '-r',
+    path.join(REPO, 'bench/hwm.cjs'),
+    CLI,
+    ...args,
+    '--root',
+    node.root,
+    '--node',
+    'n1',
+    '--kubeconfig',
+    path.join(shimDir(node.root), 'kubeconfig'),
+  ];
 }
 
 function sweepEnv(node: FlannelNode, hwm: string): NodeJS.ProcessEnv {
@@ -205,9 +242,11 @@ function endState(node: FlannelNode): NodeState {
 function leftovers(s: NodeState): string[] {
   const out: string[] = [];
   for (const l of s.links) if (/^(cni0|flannel|veth[0-9a-f]{8} )/.test(l)) out.push(`link ${l}`);
-  for (const k of ['ipt4nft', 'ipt4legacy', 'ipt6nft', 'ipt6legacy'] as const) for (const l of s[k].split('\n')) if (FLANNEL.test(l)) out.push(`${k}: ${l}`);
+  for (const k of ['ipt4nft', 'ipt4legacy', 'ipt6nft', 'ipt6legacy'] as const)
+    for (const l of s[k].split('\n')) if (FLANNEL.test(l)) out.push(`${k}: ${l}`);
   if (/flannel/.test(s.nft)) out.push('nft: flannel table');
-  for (const l of [...s.routes4.split('\n'), ...s.routes6.split('\n')]) if (/^(10\.244\.|10\.0\.(4|8|12)\.|fd00:10:244)/.test(l)) out.push(`route ${l}`);
+  for (const l of [...s.routes4.split('\n'), ...s.routes6.split('\n')])
+    if (/^(10\.244\.|10\.0\.(4|8|12)\.|fd00:10:244)/.test(l)) out.push(`route ${l}`);
   for (const f of s.files) if (/flannel|cbr0|run\/netns\/cni-/.test(f)) out.push(`file ${f.split(' ')[0]}`);
   return out;
 }
@@ -215,13 +254,20 @@ function leftovers(s: NodeState): string[] {
 function diffStates(a: NodeState, b: NodeState): string[] {
   const out: string[] = [];
   for (const k of Object.keys(a) as Array<keyof NodeState>) {
-    const la = (Array.isArray(a[k]) ? (a[k] as string[]) : String(a[k]).split('\n'));
-    const lb = (Array.isArray(b[k]) ? (b[k] as string[]) : String(b[k]).split('\n'));
+    const la = Array.isArray(a[k]) ? (a[k] as string[]) : String(a[k]).split('\n');
+    const lb = Array.isArray(b[k]) ? (b[k] as string[]) : String(b[k]).split('\n');
     const sa = new Set(la);
     const sb = new Set(lb);
     const onlyA = la.filter((l) => !sb.has(l));
     const onlyB = lb.filter((l) => !sa.has(l));
-    if (onlyA.length || onlyB.length) out.push(`${k}: ${onlyA.slice(0, 3).map((l) => `-${l}`).concat(onlyB.slice(0, 3).map((l) => `+${l}`)).join(' | ')}${onlyA.length + onlyB.length > 6 ? ' ...' : ''}`);
+    if (onlyA.length || onlyB.length)
+      out.push(
+        `${k}: ${onlyA
+          .slice(0, 3)
+          .map((l) => `-${l}`)
+          .concat(onlyB.slice(0, 3).map((l) => `+${l}`))
+          .join(' | ')}${onlyA.length + onlyB.length > 6 ? ' ...' : ''}`,
+      );
   }
   return out;
 }
@@ -246,7 +292,13 @@ interface Result {
 
 /** An unused link group: random, checked against the node's links. */
 function freeGroup(node: FlannelNode): number {
-  const used = new Set((JSON.parse(execFileSync('nsenter', [...nsenter(node).slice(1), 'ip', '-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ group?: string | number }>).map((l) => String(l.group)));
+  const used = new Set(
+    (
+      JSON.parse(
+        execFileSync('nsenter', [...nsenter(node).slice(1), 'ip', '-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 }),
+      ) as Array<{ group?: string | number }>
+    ).map((l) => String(l.group)),
+  );
   for (;;) {
     const g = 100000 + Math.floor(Math.random() * 1_000_000_000);
     if (!used.has(String(g))) return g;
@@ -262,23 +314,41 @@ function cleanOnce(cfg: Config, method: Method): Result {
     let breakdown: Breakdown | undefined;
     if (method === 'manual' || method === 'floor' || method === 'floor-group') {
       const owned = discover(node);
-      const script = method === 'manual' ? manualScript(owned) : floorScript(owned, method === 'floor-group' ? { group: freeGroup(node) } : {});
+      const script =
+        method === 'manual' ? manualScript(owned) : floorScript(owned, method === 'floor-group' ? { group: freeGroup(node) } : {});
       commands = commandCount(owned, method === 'manual' ? 'manual' : 'floor');
       const file = path.join(base, `${cfg.name}-${method}.sh`);
       fs.writeFileSync(file, script);
       settle();
       sample = measure([...nsenter(node), 'bash', file], { PATH: process.env.PATH, LC_ALL: 'C' });
-      if (sample.code !== 0) throw new Error(`${method} script failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-2000)}\nscript: ${file}`);
+      if (sample.code !== 0)
+        throw new Error(
+          `${method} script failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-2000)}\nscript: ${file}`,
+        );
     } else {
       const hwm = path.join(base, 'hwm.out');
-      const args = method === 'sweep' ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES] : method === 'sweep-nobackup' ? ['run', '--yes', '--json', '--skip', NOT_CLEANUP] : ['run', '--yes', '--json'];
+      const args =
+        method === 'sweep'
+          ? ['run', '--yes', '--json', '--only', CLEANUP_PHASES]
+          : method === 'sweep-nobackup'
+            ? ['run', '--yes', '--json', '--skip', NOT_CLEANUP]
+            : ['run', '--yes', '--json'];
       settle();
       sample = measure(sweepArgv(node, args), sweepEnv(node, hwm), { hwm });
-      if (sample.code !== 0) throw new Error(`cni-sweep ${args.join(' ')} failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-1500)}`);
-      const report = JSON.parse(sample.stdout) as { phases: Array<{ name: string; ms?: number; steps: Array<{ argv: string[]; ms: number; status: string }> }> };
+      if (sample.code !== 0)
+        throw new Error(
+          `cni-sweep ${args.join(' ')} failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-1500)}`,
+        );
+      const report = JSON.parse(sample.stdout) as {
+        phases: Array<{ name: string; ms?: number; steps: Array<{ argv: string[]; ms: number; status: string }> }>;
+      };
       breakdown = {
-        steps: report.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok').map((s) => ({ phase: p.name, cmd: s.argv.slice(0, 2).join(' '), ms: s.ms }))),
-        phases: report.phases.filter((p) => p.ms !== undefined && p.steps.some((s) => s.status === 'ok')).map((p) => ({ phase: p.name, ms: p.ms! })),
+        steps: report.phases.flatMap((p) =>
+          p.steps.filter((s) => s.status === 'ok').map((s) => ({ phase: p.name, cmd: s.argv.slice(0, 2).join(' '), ms: s.ms })),
+        ),
+        phases: report.phases
+          .filter((p) => p.ms !== undefined && p.steps.some((s) => s.status === 'ok'))
+          .map((p) => ({ phase: p.name, ms: p.ms! })),
       };
       commands = breakdown.steps.length;
     }
@@ -299,7 +369,8 @@ function timePlan(cfg: Config, runs: number): { samples: Sample[]; steps: number
     for (let i = 0; i < runs; i++) {
       settle();
       const s = measure(sweepArgv(node, ['plan']), sweepEnv(node, hwm), { hwm });
-      if (s.code !== 0) throw new Error(`cni-sweep plan failed (exit ${s.code}${s.signal ? `, ${s.signal}` : ''}): ${s.stderr.slice(-1500)}`);
+      if (s.code !== 0)
+        throw new Error(`cni-sweep plan failed (exit ${s.code}${s.signal ? `, ${s.signal}` : ''}): ${s.stderr.slice(-1500)}`);
       samples.push(s);
     }
     const steps = samples[0].stdout.split('\n').filter(Boolean).length;
@@ -329,10 +400,22 @@ function timeStartup(runs: number): Startup {
   const all = [baseline, ...cmds.map((c) => [process.execPath, CLI, ...c])];
   if (hyperfine) {
     const out = path.join(base, 'hyperfine.json');
-    const r = spawnSync('hyperfine', ['-N', '--warmup', '3', '--runs', String(runs), '--export-json', out, ...all.map((a) => a.join(' '))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: SUDO_ENV });
+    const r = spawnSync(
+      'hyperfine',
+      ['-N', '--warmup', '3', '--runs', String(runs), '--export-json', out, ...all.map((a) => a.join(' '))],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: SUDO_ENV },
+    );
     if (r.status === 0) {
-      const j = JSON.parse(fs.readFileSync(out, 'utf8')) as { results: Array<{ command: string; median: number; min: number; max: number }> };
-      for (const x of j.results) rows.push({ cmd: x.command.replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'), medianMs: x.median * 1000, minMs: x.min * 1000, maxMs: x.max * 1000 });
+      const j = JSON.parse(fs.readFileSync(out, 'utf8')) as {
+        results: Array<{ command: string; median: number; min: number; max: number }>;
+      };
+      for (const x of j.results)
+        rows.push({
+          cmd: x.command.replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'),
+          medianMs: x.median * 1000,
+          minMs: x.min * 1000,
+          maxMs: x.max * 1000,
+        });
       return { tool: `hyperfine -N --warmup 3 --runs ${runs}`, rows };
     }
   }
@@ -344,7 +427,12 @@ function timeStartup(runs: number): Startup {
       spawnSync(a[0], a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
       ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    rows.push({ cmd: a.join(' ').replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'), medianMs: median(ts), minMs: Math.min(...ts), maxMs: Math.max(...ts) });
+    rows.push({
+      cmd: a.join(' ').replace(process.execPath, 'node').replace(CLI, 'dist/cni-sweep.cjs'),
+      medianMs: median(ts),
+      minMs: Math.min(...ts),
+      maxMs: Math.max(...ts),
+    });
   }
   return { tool: `spawnSync loop with process.hrtime, 3 warm-up + ${runs} runs`, rows };
 }
@@ -358,7 +446,8 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const fmtMs = (ms: number) =>
+  ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
 const fmtMb = (kb: number | null | undefined) => (kb == null ? 'n/a' : `${(kb / 1024).toFixed(0)} MB`);
 const fmtX = (x: number) => (x >= 10 ? `${x.toFixed(0)}x` : `${x.toFixed(2)}x`);
 
@@ -375,7 +464,10 @@ function machine(): string[] {
   return [
     `- date: ${new Date().toISOString()}`,
     `- CPU: ${os.cpus().length} x ${model} (nproc ${sh('nproc', [])}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM`,
-    `- kernel: ${os.release()}; load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+    `- kernel: ${os.release()}; load average at start: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
     // umount (libmount) reads the whole mount table for each namespace it unmounts: leftover mounts
     // from elsewhere slow the netns phase and the manual and floor scripts' umount alike.
     `- mount table at start: ${fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).length} entries`,
@@ -413,7 +505,9 @@ async function mainBench() {
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-bench-'));
   const started = Date.now();
   const header = machine();
-  process.stderr.write(`bench: ${opts.runs} run(s) of ${opts.methods.join(', ')} on ${opts.configs.join(', ')}; cli ${CLI}\n${header.join('\n')}\n`);
+  process.stderr.write(
+    `bench: ${opts.runs} run(s) of ${opts.methods.join(', ')} on ${opts.configs.join(', ')}; cli ${CLI}\n${header.join('\n')}\n`,
+  );
 
   const rows: Row[] = [];
   const problems: string[] = [];
@@ -421,7 +515,9 @@ async function mainBench() {
   try {
     for (const name of opts.configs) {
       const cfg = CONFIGS.find((c) => c.name === name)!;
-      const byMethod = new Map<Method, Row>(opts.methods.map((m) => [m, { cfg, method: m, commands: 0, ms: [], treeKb: [], nodeKb: [], breakdowns: [] }]));
+      const byMethod = new Map<Method, Row>(
+        opts.methods.map((m) => [m, { cfg, method: m, commands: 0, ms: [], treeKb: [], nodeKb: [], breakdowns: [] }]),
+      );
       let reference: { method: Method; end: NodeState; json: string; before: string } | null = null;
       for (let run = 1; run <= opts.runs; run++) {
         // Methods interleaved within a run, so that drift on a shared machine hits all of them alike.
@@ -442,14 +538,23 @@ async function mainBench() {
           row.nodeKb.push(r.sample.nodeKb);
           if (r.breakdown) row.breakdowns.push(r.breakdown);
           const left = leftovers(r.end);
-          if (left.length) problems.push(`${cfg.name}/${m} run ${run}: Flannel state left: ${left.slice(0, 5).join('; ')}${left.length > 5 ? ` (+${left.length - 5})` : ''}`);
+          if (left.length)
+            problems.push(
+              `${cfg.name}/${m} run ${run}: Flannel state left: ${left.slice(0, 5).join('; ')}${left.length > 5 ? ` (+${left.length - 5})` : ''}`,
+            );
           const json = JSON.stringify(r.end);
           if (!reference) reference = { method: m, end: r.end, json, before: r.before };
           else {
-            if (r.before !== reference.before) problems.push(`${cfg.name}/${m} run ${run}: the dirty node was not identical to the first one`);
-            if (json !== reference.json) problems.push(`${cfg.name}/${m} run ${run}: end state differs from ${reference.method}'s: ${diffStates(reference.end, r.end).join('; ')}`);
+            if (r.before !== reference.before)
+              problems.push(`${cfg.name}/${m} run ${run}: the dirty node was not identical to the first one`);
+            if (json !== reference.json)
+              problems.push(
+                `${cfg.name}/${m} run ${run}: end state differs from ${reference.method}'s: ${diffStates(reference.end, r.end).join('; ')}`,
+              );
           }
-          process.stderr.write(`bench: ${cfg.name} run ${run} ${m.padEnd(11)} ${fmtMs(r.sample.ms).padStart(8)}  ${r.commands} command(s)  peak ${fmtMb(r.sample.treeKb)}${r.sample.nodeKb ? ` (node ${fmtMb(r.sample.nodeKb)})` : ''}\n`);
+          process.stderr.write(
+            `bench: ${cfg.name} run ${run} ${m.padEnd(11)} ${fmtMs(r.sample.ms).padStart(8)}  ${r.commands} command(s)  peak ${fmtMb(r.sample.treeKb)}${r.sample.nodeKb ? ` (node ${fmtMb(r.sample.nodeKb)})` : ''}\n`,
+          );
         }
       }
       rows.push(...byMethod.values());
@@ -470,18 +575,46 @@ async function mainBench() {
   }
 }
 
-function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[], plans: Array<{ cfg: Config; samples: Sample[]; steps: number }>, startup: Startup, problems: string[], elapsedMs: number): string {
+function render(
+  opts: ReturnType<typeof parseArgs>,
+  header: string[],
+  rows: Row[],
+  plans: Array<{ cfg: Config; samples: Sample[]; steps: number }>,
+  startup: Startup,
+  problems: string[],
+  elapsedMs: number,
+): string {
   const L: string[] = [];
   L.push('# cni-sweep benchmark results', '');
-  L.push('Produced by `npm run bench` (bench/run.ts); every number is the median of the runs, on fresh identical dirty Flannel nodes', '(test/helpers/flannel-node.ts: IPv4 + IPv6, a native nftables table; iptables-nft backend unless the configuration says legacy) in network namespaces.', '');
+  L.push(
+    'Produced by `npm run bench` (bench/run.ts); every number is the median of the runs, on fresh identical dirty Flannel nodes',
+    '(test/helpers/flannel-node.ts: IPv4 + IPv6, a native nftables table; iptables-nft backend unless the configuration says legacy) in network namespaces.',
+    '',
+  );
   L.push('Machine:', '', ...header, `- runs per cell: ${opts.runs}; whole benchmark took ${fmtMs(elapsedMs)}`, '');
-  L.push('Methods: **manual** = one command per object, as the guides do it (`ip link delete` per veth and device, `iptables -t nat -D`/`-F`/`-X` per rule and chain, `rm` per file and `rmdir` per directory, `umount` + `rm` per netns, `ip route del` per route);');
-  L.push('**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;');
-  L.push('**floor-group** = the floor, with the links (pod veths, cni0, the flannel devices) deleted in one kernel batch (`link set dev <link> group <G>` for each, then one `link delete group <G>`);');
-  L.push(`**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-nobackup** = \`cni-sweep run --yes --skip ${NOT_CLEANUP}\`: the cleanup phases alone, exactly the work of the manual and floor scripts; **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`);
-  L.push('manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.');
-  L.push('Every command runs with a minimal environment, as `sudo` leaves it (PATH, plus the shims\' variables for cni-sweep): a variable such as NODE_EXTRA_CA_CERTS in the shell that starts the benchmark would add its start-up cost to Node and never reaches a `sudo cni-sweep` on a node.', '');
-  L.push('Peak memory: GNU time `%M` (largest resident set of the process and any of its children, e.g. iptables-save); for cni-sweep also the Node process\'s own VmHWM.', '');
+  L.push(
+    'Methods: **manual** = one command per object, as the guides do it (`ip link delete` per veth and device, `iptables -t nat -D`/`-F`/`-X` per rule and chain, `rm` per file and `rmdir` per directory, `umount` + `rm` per netns, `ip route del` per route);',
+  );
+  L.push(
+    '**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;',
+  );
+  L.push(
+    '**floor-group** = the floor, with the links (pod veths, cni0, the flannel devices) deleted in one kernel batch (`link set dev <link> group <G>` for each, then one `link delete group <G>`);',
+  );
+  L.push(
+    `**sweep** = \`cni-sweep run --yes --only ${CLEANUP_PHASES}\` (plus whatever the CLI runs regardless, e.g. its backup: see the per-phase table); **sweep-nobackup** = \`cni-sweep run --yes --skip ${NOT_CLEANUP}\`: the cleanup phases alone, exactly the work of the manual and floor scripts; **sweep-full** = \`cni-sweep run --yes\` (preflight, backup, drain/stop/start through the recording shims).`,
+  );
+  L.push(
+    'manual and floor times count only the execution of their bash script (finding what to remove is free for them); cni-sweep times include Node start-up, inspection and planning.',
+  );
+  L.push(
+    "Every command runs with a minimal environment, as `sudo` leaves it (PATH, plus the shims' variables for cni-sweep): a variable such as NODE_EXTRA_CA_CERTS in the shell that starts the benchmark would add its start-up cost to Node and never reaches a `sudo cni-sweep` on a node.",
+    '',
+  );
+  L.push(
+    "Peak memory: GNU time `%M` (largest resident set of the process and any of its children, e.g. iptables-save); for cni-sweep also the Node process's own VmHWM.",
+    '',
+  );
   L.push('| configuration | method | commands | median wall | min – max | peak RSS (tree) | cni-sweep VmHWM | vs floor | manual ÷ this |');
   L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const cfgName of opts.configs) {
@@ -490,7 +623,9 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
     const manual = rs.find((r) => r.method === 'manual');
     for (const r of rs) {
       const m = median(r.ms);
-      L.push(`| ${r.cfg.label} | ${r.method} | ${r.commands} | ${fmtMs(m)} | ${fmtMs(Math.min(...r.ms))} – ${fmtMs(Math.max(...r.ms))} | ${fmtMb(maxKb(r.treeKb))} | ${r.method.startsWith('sweep') ? fmtMb(maxKb(r.nodeKb)) : ''} | ${floor ? fmtX(m / median(floor.ms)) : ''} | ${manual ? fmtX(median(manual.ms) / m) : ''} |`);
+      L.push(
+        `| ${r.cfg.label} | ${r.method} | ${r.commands} | ${fmtMs(m)} | ${fmtMs(Math.min(...r.ms))} – ${fmtMs(Math.max(...r.ms))} | ${fmtMb(maxKb(r.treeKb))} | ${r.method.startsWith('sweep') ? fmtMb(maxKb(r.nodeKb)) : ''} | ${floor ? fmtX(m / median(floor.ms)) : ''} | ${manual ? fmtX(median(manual.ms) / m) : ''} |`,
+      );
     }
   }
   const growth = ['big50', 'big1000'].map((n) => rows.filter((r) => r.cfg.name === n));
@@ -506,16 +641,27 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
     }
   }
   L.push('');
-  L.push('## Where cni-sweep\'s time goes (sweep, median over the runs)', '');
-  L.push('Per phase: its wall time (planning it again against the node as it is then, and its commands, the backup\'s side by side), with the number of commands; then the slowest command. Before the first phase: Node start-up, detection, inspection and planning the whole run.', '');
+  L.push("## Where cni-sweep's time goes (sweep, median over the runs)", '');
+  L.push(
+    "Per phase: its wall time (planning it again against the node as it is then, and its commands, the backup's side by side), with the number of commands; then the slowest command. Before the first phase: Node start-up, detection, inspection and planning the whole run.",
+    '',
+  );
   L.push('| configuration | wall | before the first phase | per phase | slowest command |');
   L.push('| --- | ---: | ---: | --- | --- |');
   for (const r of rows.filter((x) => x.method === 'sweep' && x.breakdowns.length)) {
     const phases = r.breakdowns[0].phases.map((x) => x.phase);
-    const per = phases.map((ph) => ({ ph, n: r.breakdowns[0].steps.filter((x) => x.phase === ph).length, ms: median(r.breakdowns.map((b) => b.phases.find((x) => x.phase === ph)?.ms ?? 0)) }));
-    const slowest = r.breakdowns[0].steps.map((x, i) => ({ k: `${x.phase}: ${x.cmd}`, ms: median(r.breakdowns.map((b) => b.steps[i]?.ms ?? 0)) })).sort((a, b) => b.ms - a.ms)[0];
+    const per = phases.map((ph) => ({
+      ph,
+      n: r.breakdowns[0].steps.filter((x) => x.phase === ph).length,
+      ms: median(r.breakdowns.map((b) => b.phases.find((x) => x.phase === ph)?.ms ?? 0)),
+    }));
+    const slowest = r.breakdowns[0].steps
+      .map((x, i) => ({ k: `${x.phase}: ${x.cmd}`, ms: median(r.breakdowns.map((b) => b.steps[i]?.ms ?? 0)) }))
+      .sort((a, b) => b.ms - a.ms)[0];
     const inPhases = median(r.breakdowns.map((b) => b.phases.reduce((n, x) => n + x.ms, 0)));
-    L.push(`| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(median(r.ms) - inPhases)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest.k}\` ${fmtMs(slowest.ms)} |`);
+    L.push(
+      `| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(median(r.ms) - inPhases)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest.k}\` ${fmtMs(slowest.ms)} |`,
+    );
   }
   L.push('');
   L.push('## cni-sweep plan', '');
@@ -523,7 +669,9 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   L.push('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const p of plans) {
     const ms = p.samples.map((s) => s.ms);
-    L.push(`| ${p.cfg.label} | ${fmtMs(median(ms))} | ${fmtMs(Math.min(...ms))} – ${fmtMs(Math.max(...ms))} | ${p.steps} | ${fmtMb(maxKb(p.samples.map((s) => s.treeKb)))} | ${fmtMb(maxKb(p.samples.map((s) => s.nodeKb)))} |`);
+    L.push(
+      `| ${p.cfg.label} | ${fmtMs(median(ms))} | ${fmtMs(Math.min(...ms))} – ${fmtMs(Math.max(...ms))} | ${p.steps} | ${fmtMb(maxKb(p.samples.map((s) => s.treeKb)))} | ${fmtMb(maxKb(p.samples.map((s) => s.nodeKb)))} |`,
+    );
   }
   L.push('');
   L.push(`## Start-up (${startup.tool})`, '');
@@ -539,14 +687,25 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   const check = (ok: boolean) => (ok ? 'met' : '**missed**');
   const group = tm('floor-group');
   const bare = tm('sweep-nobackup');
-  for (const [what, r] of [['cni-sweep (with its backup)', sweep], ['cni-sweep without the backup (the same work as manual and floor)', bare]] as const) {
+  for (const [what, r] of [
+    ['cni-sweep (with its backup)', sweep],
+    ['cni-sweep without the backup (the same work as manual and floor)', bare],
+  ] as const) {
     if (!r) continue;
-    if (floor) L.push(`- ${what} within 2x of the floor (N=250, M=5000): ${fmtX(median(r.ms) / median(floor.ms))}: ${check(median(r.ms) <= 2 * median(floor.ms))}`);
-    if (group) L.push(`  - and of the link-group floor: ${fmtX(median(r.ms) / median(group.ms))}: ${check(median(r.ms) <= 2 * median(group.ms))}`);
-    if (manual) L.push(`  - >= 25x faster than manual: ${fmtX(median(manual.ms) / median(r.ms))}: ${check(median(manual.ms) >= 25 * median(r.ms))}`);
+    if (floor)
+      L.push(
+        `- ${what} within 2x of the floor (N=250, M=5000): ${fmtX(median(r.ms) / median(floor.ms))}: ${check(median(r.ms) <= 2 * median(floor.ms))}`,
+      );
+    if (group)
+      L.push(`  - and of the link-group floor: ${fmtX(median(r.ms) / median(group.ms))}: ${check(median(r.ms) <= 2 * median(group.ms))}`);
+    if (manual)
+      L.push(`  - >= 25x faster than manual: ${fmtX(median(manual.ms) / median(r.ms))}: ${check(median(manual.ms) >= 25 * median(r.ms))}`);
   }
   const tp = plans.find((p) => p.cfg.name === 'target');
-  if (tp) L.push(`- plan < 1 s (N=250, M=5000): ${fmtMs(median(tp.samples.map((s) => s.ms)))}: ${check(median(tp.samples.map((s) => s.ms)) < 1000)}`);
+  if (tp)
+    L.push(
+      `- plan < 1 s (N=250, M=5000): ${fmtMs(median(tp.samples.map((s) => s.ms)))}: ${check(median(tp.samples.map((s) => s.ms)) < 1000)}`,
+    );
   const bp = plans.find((p) => p.cfg.name === 'big1000');
   if (bp) L.push(`- plan on the biggest node (N=1000): ${fmtMs(median(bp.samples.map((s) => s.ms)))}`);
   const peak = (names: string[]) => {
@@ -555,7 +714,10 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
     return maxKb([...rs.flatMap((r) => [...r.nodeKb, ...r.treeKb]), ...ps.flatMap((p) => p.samples.flatMap((x) => [x.nodeKb, x.treeKb]))]);
   };
   const memTarget = peak(['target']);
-  if (memTarget !== null) L.push(`- cni-sweep peak memory < 150 MB (N=250, M=5000; run, full run and plan; Node VmHWM and process tree): ${fmtMb(memTarget)}: ${check(memTarget < 150 * 1024)}`);
+  if (memTarget !== null)
+    L.push(
+      `- cni-sweep peak memory < 150 MB (N=250, M=5000; run, full run and plan; Node VmHWM and process tree): ${fmtMb(memTarget)}: ${check(memTarget < 150 * 1024)}`,
+    );
   for (const c of opts.configs.filter((n) => n !== 'target')) {
     const m = peak([c]);
     if (m !== null) L.push(`  - ${CONFIGS.find((x) => x.name === c)!.label}: ${fmtMb(m)}${m >= 150 * 1024 ? ' (over 150 MB)' : ''}`);
@@ -564,14 +726,23 @@ function render(opts: ReturnType<typeof parseArgs>, header: string[], rows: Row[
   const ls = legacy.find((r) => r.method === 'sweep');
   const lm = legacy.find((r) => r.method === 'manual');
   const lf = legacy.find((r) => r.method === 'floor');
-  if (ls && lm && lf) L.push(`- the same node on iptables-legacy (informational): cni-sweep ${fmtX(median(ls.ms) / median(lf.ms))} of the floor, ${fmtX(median(lm.ms) / median(ls.ms))} faster than manual`);
+  if (ls && lm && lf)
+    L.push(
+      `- the same node on iptables-legacy (informational): cni-sweep ${fmtX(median(ls.ms) / median(lf.ms))} of the floor, ${fmtX(median(lm.ms) / median(ls.ms))} faster than manual`,
+    );
   const v = startup.rows.find((r) => r.cmd.endsWith('--version'));
   const h = startup.rows.find((r) => r.cmd.endsWith('--help'));
-  if (v && h) L.push(`- start-up < 150 ms: --version ${v.medianMs.toFixed(0)} ms, --help ${h.medianMs.toFixed(0)} ms: ${check(v.medianMs < 150 && h.medianMs < 150)}`);
+  if (v && h)
+    L.push(
+      `- start-up < 150 ms: --version ${v.medianMs.toFixed(0)} ms, --help ${h.medianMs.toFixed(0)} ms: ${check(v.medianMs < 150 && h.medianMs < 150)}`,
+    );
   L.push('');
   L.push('## End states', '');
   if (problems.length) L.push('Problems:', '', ...problems.map((p) => `- ${p}`));
-  else L.push('Every method left the same end state on every configuration and run (harness snapshot(): links, addresses, routes, iptables/ip6tables on both backends, native nftables, files; cni-sweep\'s own var/backups, var/lib/cni-sweep and lock excluded), with no Flannel state left.');
+  else
+    L.push(
+      "Every method left the same end state on every configuration and run (harness snapshot(): links, addresses, routes, iptables/ip6tables on both backends, native nftables, files; cni-sweep's own var/backups, var/lib/cni-sweep and lock excluded), with no Flannel state left.",
+    );
   L.push('');
   return L.join('\n');
 }

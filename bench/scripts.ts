@@ -83,9 +83,19 @@ export function discover(node: FlannelNode): Owned {
   for (const p of paths) walkFiles(p, files, dirs);
 
   const netnsDir = r('run/netns');
-  const netns = fs.existsSync(netnsDir) ? fs.readdirSync(netnsDir).filter((f) => /^cni-[0-9a-f-]+$/.test(f)).sort().map((f) => path.join(netnsDir, f)) : [];
+  const netns = fs.existsSync(netnsDir)
+    ? fs
+        .readdirSync(netnsDir)
+        .filter((f) => /^cni-[0-9a-f-]+$/.test(f))
+        .sort()
+        .map((f) => path.join(netnsDir, f))
+    : [];
 
-  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<{ ifname: string; master?: string; linkinfo?: { info_kind?: string } }>;
+  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<{
+    ifname: string;
+    master?: string;
+    linkinfo?: { info_kind?: string };
+  }>;
   const ports = links.filter((l) => l.master === 'cni0' && l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
   const devices = links.filter((l) => l.ifname === 'cni0' || /^flannel(\.|-v6\.|-wg|0$)/.test(l.ifname)).map((l) => l.ifname);
   const dying = new Set([...ports, ...devices]);
@@ -93,11 +103,25 @@ export function discover(node: FlannelNode): Owned {
   const podNets = [node.network, 'fd00:10:244::/56'];
   const routes: string[] = [];
   for (const fam of ['-4', '-6']) {
-    const rs = JSON.parse(inNs(node.ns, 'ip', [fam, '-j', 'route', 'show', 'table', 'all'])) as Array<{ dst: string; gateway?: string; dev?: string; table?: string; type?: string }>;
+    const rs = JSON.parse(inNs(node.ns, 'ip', [fam, '-j', 'route', 'show', 'table', 'all'])) as Array<{
+      dst: string;
+      gateway?: string;
+      dev?: string;
+      table?: string;
+      type?: string;
+    }>;
     for (const rt of rs) {
       if (rt.dst === 'default' || !rt.gateway || (rt.dev && dying.has(rt.dev))) continue;
       if (!podNets.some((n) => inside(rt.dst, n))) continue;
-      routes.push([rt.dst, 'via', rt.gateway, ...(rt.dev ? ['dev', rt.dev] : []), ...(rt.table && rt.table !== 'main' ? ['table', rt.table] : [])].join(' '));
+      routes.push(
+        [
+          rt.dst,
+          'via',
+          rt.gateway,
+          ...(rt.dev ? ['dev', rt.dev] : []),
+          ...(rt.table && rt.table !== 'main' ? ['table', rt.table] : []),
+        ].join(' '),
+      );
     }
   }
 
@@ -186,10 +210,17 @@ export function floorScript(o: Owned, opts: { group?: number } = {}): string {
   if (ipLines.length) out.push(heredoc('ip -batch -', ipLines));
   for (const fw of o.firewall) {
     const body: string[] = [];
-    for (const t of fw.tables) body.push(`*${t.table}`, ...t.deletes, ...t.chains.map((c) => `-F ${c}`), ...t.chains.map((c) => `-X ${c}`), 'COMMIT');
+    for (const t of fw.tables)
+      body.push(`*${t.table}`, ...t.deletes, ...t.chains.map((c) => `-F ${c}`), ...t.chains.map((c) => `-X ${c}`), 'COMMIT');
     out.push(heredoc(`${fw.restore} --noflush -w`, body));
   }
-  if (o.nftTables.length) out.push(heredoc('nft -f -', o.nftTables.map((t) => `delete table ${t}`)));
+  if (o.nftTables.length)
+    out.push(
+      heredoc(
+        'nft -f -',
+        o.nftTables.map((t) => `delete table ${t}`),
+      ),
+    );
   if (o.netns.length) out.push(`umount --lazy -- ${o.netns.map(q).join(' ')}`, `rm -f -- ${o.netns.map(q).join(' ')}`);
   return out.join('\n') + '\n';
 }
@@ -198,5 +229,7 @@ export function floorScript(o: Owned, opts: { group?: number } = {}): string {
 export function commandCount(o: Owned, kind: 'manual' | 'floor'): number {
   if (kind === 'floor') return (o.paths.length ? 1 : 0) + 1 + o.firewall.length + (o.nftTables.length ? 1 : 0) + (o.netns.length ? 2 : 0);
   const fw = o.firewall.reduce((n, f) => n + f.tables.reduce((m, t) => m + t.deletes.length + 2 * t.chains.length, 0), 0);
-  return o.files.length + o.dirs.length + o.ports.length + o.devices.length + o.routes.length + fw + o.nftTables.length + 2 * o.netns.length;
+  return (
+    o.files.length + o.dirs.length + o.ports.length + o.devices.length + o.routes.length + fw + o.nftTables.length + 2 * o.netns.length
+  );
 }

@@ -55,4 +55,6 @@ fs.rmSync(config, { force: true });
 // 4. Check it runs.
 const v = spawnSync(out, ['--version'], { encoding: 'utf8' });
 if (v.status !== 0) fail(`${out} --version failed: ${v.stderr}`);
-process.stdout.write(`build-sea: ${path.relative(repo, out)} (${(fs.statSync(out).size / 2 ** 20).toFixed(0)} MiB), cni-sweep ${v.stdout.trim()} on Node ${process.version}\n`);
+process.stdout.write(
+  `build-sea: ${path.relative(repo, out)} (${(fs.statSync(out).size / 2 ** 20).toFixed(0)} MiB), cni-sweep ${v.stdout.trim()} on Node ${process.version}\n`,
+);

@@ -118,7 +118,8 @@ if (codeCache) {
   const bundle = result.outputFiles.find((f) => f.path === outfile)?.text;
   if (!bundle) throw new Error('build: esbuild produced no dist/cni-sweep.cjs');
   // vm.Script has no loader for import(); esbuild turns imports of bundled modules into require().
-  if (/\bimport\(/.test(bundle)) throw new Error('build: the bundle calls import(): build with --no-code-cache, or make it a static import');
+  if (/\bimport\(/.test(bundle))
+    throw new Error('build: the bundle calls import(): build with --no-code-cache, or make it a static import');
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
   fs.mkdirSync(path.dirname(outfile), { recursive: true });
   const tmp = fs.mkdtempSync(path.join(path.dirname(outfile), '.code-cache-'));
@@ -136,7 +137,10 @@ if (codeCache) {
       'const m = { exports: {} };',
       's.runInThisContext()(m.exports, require, m, file, path.dirname(file));',
     ].join('\n');
-    execFileSync(process.execPath, ['-e', warm], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: warmEnv.path, NO_COLOR: '1', LC_ALL: 'C' } });
+    execFileSync(process.execPath, ['-e', warm], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: warmEnv.path, NO_COLOR: '1', LC_ALL: 'C' },
+    });
     const cache = fs.readFileSync(path.join(tmp, 'cache.bin'));
     const loader = [
       '#!/usr/bin/env node',

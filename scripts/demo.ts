@@ -25,7 +25,9 @@ function cleanup() {
     try {
       destroyFlannelNode(node);
     } catch (e) {
-      process.stderr.write(`demo: cleanup failed: ${(e as Error).message}\n  remove by hand: ip netns delete ${node.ns}; rm -rf ${path.dirname(node.root)}\n`);
+      process.stderr.write(
+        `demo: cleanup failed: ${(e as Error).message}\n  remove by hand: ip netns delete ${node.ns}; rm -rf ${path.dirname(node.root)}\n`,
+      );
     }
     node = null;
   }
@@ -51,9 +53,15 @@ function show(n: FlannelNode, cmd: string) {
 function state(n: FlannelNode) {
   show(n, 'ip -br link');
   show(n, 'ip route | grep -E "10\\.244\\.|cni0|flannel" || echo "(no pod-network routes)"');
-  show(n, 'echo "FLANNEL rules (iptables-nft):  $(iptables-nft-save | grep -c FLANNEL)"; echo "CNI-* rules (iptables-nft):    $(iptables-nft-save | grep -c -- "CNI-")"; echo "FLANNEL rules (ip6tables-nft): $(ip6tables-nft-save | grep -c FLANNEL)"; echo "site rules kept (SITE-FW):     $(iptables-nft-save | grep -c SITE-FW)"');
+  show(
+    n,
+    'echo "FLANNEL rules (iptables-nft):  $(iptables-nft-save | grep -c FLANNEL)"; echo "CNI-* rules (iptables-nft):    $(iptables-nft-save | grep -c -- "CNI-")"; echo "FLANNEL rules (ip6tables-nft): $(ip6tables-nft-save | grep -c FLANNEL)"; echo "site rules kept (SITE-FW):     $(iptables-nft-save | grep -c SITE-FW)"',
+  );
   show(n, 'nft list tables');
-  show(n, `ls ${n.root}/etc/cni/net.d ${n.root}/var/lib/cni/networks; echo "pod netns files: $(ls ${n.root}/run/netns | wc -l)"; ls -d ${n.root}/run/flannel 2>/dev/null || echo "(no /run/flannel)"`);
+  show(
+    n,
+    `ls ${n.root}/etc/cni/net.d ${n.root}/var/lib/cni/networks; echo "pod netns files: $(ls ${n.root}/run/netns | wc -l)"; ls -d ${n.root}/run/flannel 2>/dev/null || echo "(no /run/flannel)"`,
+  );
 }
 
 /** Runs cni-sweep inside the node's namespace, its output going straight to the terminal. */
@@ -86,7 +94,9 @@ function main() {
     return 2;
   }
   if (process.getuid?.() !== 0) {
-    process.stderr.write('demo: must run as root: it creates a network namespace with veths, iptables rules and mounts.\n  run: sudo npm run demo\n');
+    process.stderr.write(
+      'demo: must run as root: it creates a network namespace with veths, iptables rules and mounts.\n  run: sudo npm run demo\n',
+    );
     return 3;
   }
   if (!fs.existsSync(CLI)) {
@@ -98,7 +108,11 @@ function main() {
   scratchBase = path.dirname(s.root);
   say(`Building a dirty Flannel node: namespace ${s.ns}, root ${s.root}, ${pods} pods`);
   node = createFlannelNode({ ...s, pods, foreignRules: 3 });
-  process.stdout.write(dim('(cni0 with pod veths, flannel.1, host-gw routes, FLANNEL-*/CNI-* iptables rules, a flannel nftables table, CNI config, IPAM and pod netns files;\n plus things that are not Flannel\'s and must survive: docker0, site-br, a veth on docker0, SITE-FW rules, kube-proxy rules, podman IPAM)\n'));
+  process.stdout.write(
+    dim(
+      "(cni0 with pod veths, flannel.1, host-gw routes, FLANNEL-*/CNI-* iptables rules, a flannel nftables table, CNI config, IPAM and pod netns files;\n plus things that are not Flannel's and must survive: docker0, site-br, a veth on docker0, SITE-FW rules, kube-proxy rules, podman IPAM)\n",
+    ),
+  );
   state(node);
 
   say('cni-sweep plan: what a run would do, as a bash script (changes nothing)');

@@ -38,7 +38,13 @@ export interface Io {
   makeReporter?: (opts: { verbose: boolean }) => Reporter;
 }
 
-const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+const list = (v: string | undefined) =>
+  v
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 
 const CommonOpts = z.object({
   cni: z.string().optional(),
@@ -80,7 +86,9 @@ function addCommon(cmd: Command): Command {
 
 function phaseHelp(): string {
   const w = Math.max(...PHASES.map((p) => p.name.length));
-  return '\nPhases, in order (opt-in ones run only with --with):\n' + PHASES.map((p) => `  ${p.name.padEnd(w)}  ${p.summary}`).join('\n') + '\n';
+  return (
+    '\nPhases, in order (opt-in ones run only with --with):\n' + PHASES.map((p) => `  ${p.name.padEnd(w)}  ${p.summary}`).join('\n') + '\n'
+  );
 }
 
 function selectPhases(o: CommonOpts): Set<string> {
@@ -152,13 +160,18 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   const host = openHost(io, root, gaps);
   if (!dryRun) {
     if (!host.isRoot()) throw new RefusedError('run must be run as root', 'use sudo, or `cni-sweep plan` to see what it would do');
-    if (!o.yes && !io.stdinIsTty) throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
+    if (!o.yes && !io.stdinIsTty)
+      throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
   if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
   const detected = preselected ? [] : await detect(host, all, gaps);
   const profiles = preselected ?? detected.map((d) => d.profile);
   const reporter = reporterFor(io, o.verbose);
-  for (const d of detected) reporter.emit({ type: 'note', text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}` });
+  for (const d of detected)
+    reporter.emit({
+      type: 'note',
+      text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}`,
+    });
   if (!profiles.length) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
 
   const { interrupt, unhook } = watchInterrupts(io, !dryRun);
@@ -183,13 +196,18 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       gaps,
       restartOnFailure: o.restartOnFailure,
       interrupt,
-      confirm: o.yes ? undefined : async (plans) => {
-        reporter.pause();
-        return confirmRun(io, removalSummary(plans), o.node ?? host.hostname());
-      },
+      confirm: o.yes
+        ? undefined
+        : async (plans) => {
+            reporter.pause();
+            return confirmRun(io, removalSummary(plans), o.node ?? host.hostname());
+          },
     });
     reporter.pause();
-    const report: Report = { ...result.report, detected: preselected ? undefined : detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })) };
+    const report: Report = {
+      ...result.report,
+      detected: preselected ? undefined : detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })),
+    };
     if (result.aborted) throw new RefusedError('not confirmed: nothing was changed');
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));
@@ -222,7 +240,11 @@ function runSummary(r: Report): string {
   return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n`;
 }
 
-async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: boolean; json?: boolean; verbose?: boolean }): Promise<number> {
+async function restoreCommand(
+  io: Io,
+  dir: string,
+  o: { root?: string; dryRun?: boolean; json?: boolean; verbose?: boolean },
+): Promise<number> {
   const abs = path.resolve(dir);
   const manifest = readBackup(abs);
   const root = checkRoot(o.root ?? manifest.root);
@@ -256,27 +278,50 @@ async function restoreCommand(io: Io, dir: string, o: { root?: string; dryRun?: 
         } catch (e) {
           failed = (e as Error).message;
           steps.push({ argv: s.argv, stdin: s.stdin, status: 'failed', error: failed });
-          reporter.emit({ type: 'step-end', phase: 'restore', step: s, status: 'failed', ms: Math.round(performance.now() - t0), error: failed });
+          reporter.emit({
+            type: 'step-end',
+            phase: 'restore',
+            step: s,
+            status: 'failed',
+            ms: Math.round(performance.now() - t0),
+            error: failed,
+          });
           break;
         }
       }
     }
     reporter.pause();
     const changed = !o.dryRun && steps.some((s) => s.status === 'ok');
-    if (o.json) io.stdout.write(JSON.stringify({ changed, dryRun: Boolean(o.dryRun), backup: abs, root, cni: manifest.cni, notes: plan.notes, steps, failed }, null, 2) + '\n');
+    if (o.json)
+      io.stdout.write(
+        JSON.stringify(
+          { changed, dryRun: Boolean(o.dryRun), backup: abs, root, cni: manifest.cni, notes: plan.notes, steps, failed },
+          null,
+          2,
+        ) + '\n',
+      );
     else if (o.dryRun) {
-      const lines = ['#!/usr/bin/env bash', `# cni-sweep ${VERSION} restore plan for ${abs}`, `# node: ${manifest.node}; cni: ${manifest.cni.join(', ')}; taken ${manifest.created}`];
+      const lines = [
+        '#!/usr/bin/env bash',
+        `# cni-sweep ${VERSION} restore plan for ${abs}`,
+        `# node: ${manifest.node}; cni: ${manifest.cni.join(', ')}; taken ${manifest.created}`,
+      ];
       for (const n of plan.notes) lines.push(`# ${n}`);
       lines.push(plan.steps.length ? 'set -euo pipefail' : '# nothing to restore: everything in the backup is present');
       for (const s of plan.steps) lines.push(renderStep(s));
       io.stdout.write(lines.join('\n') + '\n');
-    } else io.stdout.write(`cni-sweep: restore from ${abs}: ${changed ? `${steps.filter((s) => s.status === 'ok').length} command(s) ran` : 'nothing to restore'}\n`);
+    } else
+      io.stdout.write(
+        `cni-sweep: restore from ${abs}: ${changed ? `${steps.filter((s) => s.status === 'ok').length} command(s) ran` : 'nothing to restore'}\n`,
+      );
     if (failed) {
       io.stderr.write(`cni-sweep: error: restore failed: ${failed}\n`);
       return 1;
     }
     if (interrupt.signal) {
-      io.stderr.write(`cni-sweep: restore interrupted by ${interrupt.signal}: ${steps.filter((s) => s.status === 'not-run').length} command(s) not run; run it again to finish\n`);
+      io.stderr.write(
+        `cni-sweep: restore interrupted by ${interrupt.signal}: ${steps.filter((s) => s.status === 'not-run').length} command(s) not run; run it again to finish\n`,
+      );
       return signalExit(interrupt.signal);
     }
     return 0;
@@ -295,7 +340,11 @@ function backupsCommand(io: Io, o: { root: string; backupDir?: string; json?: bo
     if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep: not a count: ${o.keep}`);
     const gone = all.slice(0, Math.max(0, all.length - keep));
     for (const b of gone) fs.rmSync(b.dir, { recursive: true, force: true });
-    io.stdout.write(o.json ? JSON.stringify({ removed: gone.map((b) => b.dir), kept: all.slice(gone.length).map((b) => b.dir) }, null, 2) + '\n' : gone.map((b) => `removed ${b.dir}\n`).join('') || 'nothing to prune\n');
+    io.stdout.write(
+      o.json
+        ? JSON.stringify({ removed: gone.map((b) => b.dir), kept: all.slice(gone.length).map((b) => b.dir) }, null, 2) + '\n'
+        : gone.map((b) => `removed ${b.dir}\n`).join('') || 'nothing to prune\n',
+    );
     return 0;
   }
   if (o.json) {
@@ -304,7 +353,11 @@ function backupsCommand(io: Io, o: { root: string; backupDir?: string; json?: bo
   }
   if (!all.length) io.stdout.write(`no backups in ${base}\n`);
   for (const b of all) {
-    io.stdout.write(b.ok ? `${b.created}  ${b.node}  ${b.cni.join(',')}  ${(b.bytes / 1024).toFixed(1)} KiB  ${b.dir}\n` : `(unreadable)  ${b.dir}: ${b.error}\n`);
+    io.stdout.write(
+      b.ok
+        ? `${b.created}  ${b.node}  ${b.cni.join(',')}  ${(b.bytes / 1024).toFixed(1)} KiB  ${b.dir}\n`
+        : `(unreadable)  ${b.dir}: ${b.error}\n`,
+    );
   }
   return 0;
 }
@@ -383,11 +436,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
     });
   program
     .command('doctor')
-    .description('diagnose the node (stale CNI state, mixed CNIs, MTU mismatch ...) and name the command that fixes each finding; changes nothing')
+    .description(
+      'diagnose the node (stale CNI state, mixed CNIs, MTU mismatch ...) and name the command that fixes each finding; changes nothing',
+    )
     .option('--cni <names>', 'CNIs whose leftovers to diagnose, comma-separated (default: every CNI cni-sweep knows)')
     .option('--root <dir>', 'filesystem root every path is resolved under', '/')
     .option('--node <name>', 'Kubernetes node name (default: hostname)')
-    .option('--kubeconfig <path>', "kubeconfig to read the Node's pod CIDR and the NetworkPolicy objects (default: $KUBECONFIG; without one the API is not asked)")
+    .option(
+      '--kubeconfig <path>',
+      "kubeconfig to read the Node's pod CIDR and the NetworkPolicy objects (default: $KUBECONFIG; without one the API is not asked)",
+    )
     .option('--pod-cidr <cidrs>', "pod network CIDR(s), comma-separated: stands in for the Node's pod CIDR and for subnet.env")
     .option('--json', 'print the findings as one JSON document on stdout')
     .option('--verbose', 'every evidence line, and stack traces on errors')
@@ -414,7 +472,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--backup-dir <dir>', 'where backups are (default: <root>/var/backups/cni-sweep)')
     .option('--json', 'as JSON')
     .action((action: string | undefined, opts) => {
-      if (action !== undefined && action !== 'prune') throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
+      if (action !== undefined && action !== 'prune')
+        throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
       if (action === 'prune' && opts.keep === undefined) throw new UsageError('backups prune needs --keep <n>');
       code = backupsCommand(io, opts, action === 'prune');
     });
@@ -444,7 +503,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return exitCodeFor(err);
     }
     const e = err as Error;
-    io.stderr.write(`cni-sweep: error: ${e?.message ?? String(err)}\n${verbose ? `${e?.stack}\n` : '  hint: rerun with --verbose for details\n'}`);
+    io.stderr.write(
+      `cni-sweep: error: ${e?.message ?? String(err)}\n${verbose ? `${e?.stack}\n` : '  hint: rerun with --verbose for details\n'}`,
+    );
     return 1;
   }
 }
@@ -457,4 +518,3 @@ function parse(opts: unknown): CommonOpts {
   }
   return r.data;
 }
-

@@ -1,7 +1,10 @@
 // Typed errors. Only cli.ts maps them to exit codes (see exitCodeFor).
 
 export class CniSweepError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(message);
     this.name = new.target.name;
   }
@@ -28,7 +31,10 @@ export class CommandFailedError extends CniSweepError {
 
 /** A phase failed: exit 1. */
 export class PhaseFailedError extends CniSweepError {
-  constructor(readonly phase: string, readonly cause: Error) {
+  constructor(
+    readonly phase: string,
+    readonly cause: Error,
+  ) {
     super(`phase ${phase} failed: ${cause.message}`);
   }
 }

@@ -46,7 +46,10 @@ export async function readCniConfigs(host: Host): Promise<CniConfig[]> {
     try {
       return parseCniConfig(file, text);
     } catch (err) {
-      throw new UsageError((err as Error).message, 'cni-sweep will not guess who owns a config it cannot parse: fix or move it, then run again');
+      throw new UsageError(
+        (err as Error).message,
+        'cni-sweep will not guess who owns a config it cannot parse: fix or move it, then run again',
+      );
     }
   });
 }
@@ -77,7 +80,13 @@ export interface Snapshot {
 }
 
 /** What a profile owns on this node, from its configs and (Flannel) subnet.env. Shared by run and doctor. */
-export function profileFacts(profile: Profile, configs: CniConfig[], env: SubnetEnv | null, podCidrs: Prefix[], extraFiles: string[]): ProfileFacts {
+export function profileFacts(
+  profile: Profile,
+  configs: CniConfig[],
+  env: SubnetEnv | null,
+  podCidrs: Prefix[],
+  extraFiles: string[],
+): ProfileFacts {
   const mine = configs.filter((c) => ownsConfig(profile, c));
   const podNetworks: Prefix[] = [...podCidrs];
   const nodeSubnets: Prefix[] = [];
@@ -251,7 +260,8 @@ export async function nftTablesPresent(host: Host, wanted: NftTable[], gaps: Gap
   for (const [i, t] of wanted.entries()) {
     const r = answers[i]!;
     if (r.code === 0) out.push(t);
-    else if (!/No such file or directory/.test(r.stderr)) gaps.add(`nft list table ${t.family} ${t.name}`, r.stderr.trim() || `exit ${r.code}`);
+    else if (!/No such file or directory/.test(r.stderr))
+      gaps.add(`nft list table ${t.family} ${t.name}`, r.stderr.trim() || `exit ${r.code}`);
   }
   return out;
 }
@@ -269,7 +279,10 @@ export async function listIpsets(host: Host, gaps: Gaps): Promise<string[] | nul
     gaps.add('ipset list -n', r.stderr.trim() || `exit ${r.code}`);
     return [];
   }
-  return r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((x) => x.trim())
+    .filter(Boolean);
 }
 
 export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] | null> {

@@ -10,7 +10,13 @@ import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 
 export const JOURNAL = '/var/lib/cni-sweep/last-run.json';
 
-const Facts = z.object({ cni: z.string(), networks: z.array(z.string()), bridges: z.array(z.string()), podNetworks: z.array(z.string()), nodeSubnets: z.array(z.string()) });
+const Facts = z.object({
+  cni: z.string(),
+  networks: z.array(z.string()),
+  bridges: z.array(z.string()),
+  podNetworks: z.array(z.string()),
+  nodeSubnets: z.array(z.string()),
+});
 const JournalSchema = z.object({
   status: z.enum(['running', 'finished', 'failed', 'interrupted']),
   started: z.string(),
@@ -80,7 +86,17 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
  * --json report and the backup's undo scripts carry them.
  */
 export function journalText(status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): string {
-  const phases = report.phases.map((p) => ({ ...p, steps: p.steps.map(({ stdin, ...step }) => (stdin === undefined ? step : { ...step, stdinBytes: Buffer.byteLength(stdin) })) }));
-  const j: Journal = { status, started: started.toISOString(), pid: process.pid, node, facts: journalFacts(snapshot), report: { ...report, phases } };
+  const phases = report.phases.map((p) => ({
+    ...p,
+    steps: p.steps.map(({ stdin, ...step }) => (stdin === undefined ? step : { ...step, stdinBytes: Buffer.byteLength(stdin) })),
+  }));
+  const j: Journal = {
+    status,
+    started: started.toISOString(),
+    pid: process.pid,
+    node,
+    facts: journalFacts(snapshot),
+    report: { ...report, phases },
+  };
   return JSON.stringify(j, null, 2) + '\n';
 }

@@ -26,7 +26,8 @@ export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
     const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
     // Ports of every bridge the CNI owns: the one its config names, and any of its named links that is a bridge.
     const bridges = new Set(bridgesOf(f));
-    for (const l of links) if (l.linkinfo?.info_kind === 'bridge' && (names.has(l.ifname) || patterns.some((r) => r.test(l.ifname)))) bridges.add(l.ifname);
+    for (const l of links)
+      if (l.linkinfo?.info_kind === 'bridge' && (names.has(l.ifname) || patterns.some((r) => r.test(l.ifname)))) bridges.add(l.ifname);
     const kernel = new Set(f.profile.interfaces.kernelOwned);
     for (const l of links) {
       if (out.some((o) => o.name === l.ifname)) continue;
@@ -49,7 +50,12 @@ export type FamilyRoute = Route & { family: 4 | 6 };
  * through the uplink, and routes tagged with the CNI's routing protocol. Routes through devices
  * in `dyingDevices` are left out, because deleting the device takes them along.
  */
-export function ownedRoutes(routes: FamilyRoute[], facts: ProfileFacts[], ownedDevices: Set<string>, dyingDevices: Set<string>): FamilyRoute[] {
+export function ownedRoutes(
+  routes: FamilyRoute[],
+  facts: ProfileFacts[],
+  ownedDevices: Set<string>,
+  dyingDevices: Set<string>,
+): FamilyRoute[] {
   return routes.filter((r) => {
     if (r.dev && dyingDevices.has(r.dev)) return false;
     // Connected routes (proto kernel) belong to the device's address and go with it.
@@ -139,10 +145,11 @@ export function firewallDeletions(dump: IptDump, ctx: FirewallContext): TableDel
 
   for (const t of dump.tables) {
     const userChains = new Set(t.chains.filter((c) => c.policy === null).map((c) => c.name));
-    const namesNetwork = (r: IptRule) => r.comments.some((c) => {
-      const m = NET_COMMENT.exec(c);
-      return m !== null && networks.has(m[1]);
-    });
+    const namesNetwork = (r: IptRule) =>
+      r.comments.some((c) => {
+        const m = NET_COMMENT.exec(c);
+        return m !== null && networks.has(m[1]);
+      });
     const owned = new Set<string>();
     for (const c of userChains) {
       if (prefixes.some((p) => c.startsWith(p))) owned.add(c);

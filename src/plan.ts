@@ -23,13 +23,20 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   out.push(`# node: ${report.node}`);
   if (report.root !== '/') out.push(`# root: ${report.root}`);
   out.push(`# cni: ${report.cni.join(', ') || 'none found'}${report.detected ? ' (detected)' : ' (--cni)'}`);
-  for (const d of report.detected ?? []) out.push(`#   found ${d.cni}: ${d.evidence.slice(0, 8).join(', ')}${d.evidence.length > 8 ? `, and ${d.evidence.length - 8} more` : ''}`);
+  for (const d of report.detected ?? [])
+    out.push(
+      `#   found ${d.cni}: ${d.evidence.slice(0, 8).join(', ')}${d.evidence.length > 8 ? `, and ${d.evidence.length - 8} more` : ''}`,
+    );
   out.push(`# phases: ${ran.join(' ')}`);
   if (skipped.length) out.push(`# skipped: ${skipped.join(' ')}`);
   out.push(`# inspected: ${report.inspected.join(', ')}`);
   for (const u of report.unreadable) out.push(`# could not read: ${u}`);
   const steps = plans.reduce((n, p) => n + (p.plan?.steps.length ?? 0), 0);
-  out.push(steps ? `# ${steps} command(s); run as root on the node. It stops at the first command that fails.` : '# nothing to do: this node holds no state of the CNI.');
+  out.push(
+    steps
+      ? `# ${steps} command(s); run as root on the node. It stops at the first command that fails.`
+      : '# nothing to do: this node holds no state of the CNI.',
+  );
   if (report.failed) out.push(`# refused: ${report.failed.error}`);
   out.push('set -euo pipefail');
   for (const { phase, plan } of plans) {

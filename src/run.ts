@@ -88,7 +88,8 @@ function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boole
     // Cleanup phases only read to plan, so planning them ahead (for the backup) changes nothing.
     planCleanup: async () => {
       const out = new Map<string, PhasePlan>();
-      for (const p of req.phases) if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await traced(`plan ${p.name}`, () => p.plan(ctx)));
+      for (const p of req.phases)
+        if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await traced(`plan ${p.name}`, () => p.plan(ctx)));
       return out;
     },
   };
@@ -152,7 +153,13 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
 
   if (req.opts.dryRun || !planCtx.hasWork || planError) {
     for (const { phase, plan } of plans) {
-      const status: PhaseStatus = !plan ? 'skipped' : planError?.phase === phase.name ? 'failed' : plan.steps.length ? 'ok' : 'nothing-to-do';
+      const status: PhaseStatus = !plan
+        ? 'skipped'
+        : planError?.phase === phase.name
+          ? 'failed'
+          : plan.steps.length
+            ? 'ok'
+            : 'nothing-to-do';
       report.phases.push({
         name: phase.name,
         status,
@@ -167,7 +174,8 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   }
 
   if (req.confirm) {
-    if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>))) return { report, plans, snapshot, gaps, aborted: true };
+    if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>)))
+      return { report, plans, snapshot, gaps, aborted: true };
     // The node may have changed while the prompt waited: read it again.
     req.host.refresh?.();
   }
@@ -180,9 +188,16 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
 /** The backup is cni-sweep's own files, not a change to the node: it does not make a run "changed". */
 const changesNode = (phase: Phase) => phase.name !== 'backup';
 
-async function runSteps(req: SweepRequest, phase: Phase, plan: PhasePlan, pr: PhaseReport, report: Report, interruptible = true): Promise<void> {
+async function runSteps(
+  req: SweepRequest,
+  phase: Phase,
+  plan: PhasePlan,
+  pr: PhaseReport,
+  report: Report,
+  interruptible = true,
+): Promise<void> {
   const steps = plan.steps;
-  for (let i = 0; i < steps.length; ) {
+  for (let i = 0; i < steps.length;) {
     if (interruptible && req.interrupt?.signal) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
       pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${steps.length} step(s)`);
@@ -274,7 +289,12 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       continue;
     }
     if (failure || req.interrupt?.signal) {
-      report.phases.push({ name: phase.name, status: 'skipped', notes: [failure ? 'not run: an earlier phase failed' : `not run: ${req.interrupt?.signal}`], steps: [] });
+      report.phases.push({
+        name: phase.name,
+        status: 'skipped',
+        notes: [failure ? 'not run: an earlier phase failed' : `not run: ${req.interrupt?.signal}`],
+        steps: [],
+      });
       continue;
     }
     const pr: PhaseReport = { name: phase.name, status: 'ok', notes: [], steps: [] };

@@ -43,7 +43,8 @@ export function readBackup(dir: string): Manifest {
     } catch {
       bad(dir, `${rel} is missing`);
     }
-    if (createHash('sha256').update(data).digest('hex') !== want) bad(dir, `checksum mismatch for ${rel}: the backup is corrupt or was changed`);
+    if (createHash('sha256').update(data).digest('hex') !== want)
+      bad(dir, `checksum mismatch for ${rel}: the backup is corrupt or was changed`);
     listed.add(rel);
   }
   if (!listed.has(MANIFEST)) bad(dir, `${MANIFEST} is not covered by ${CHECKSUMS}`);
@@ -58,7 +59,11 @@ export function readBackup(dir: string): Manifest {
     const i = parsed.error.issues[0];
     bad(dir, `${MANIFEST}: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
-  for (const rel of [...parsed.data.firewall.map((f) => f.undo), ...parsed.data.nftables.map((t) => t.file), ...(parsed.data.files.length ? ['files.tar'] : [])]) {
+  for (const rel of [
+    ...parsed.data.firewall.map((f) => f.undo),
+    ...parsed.data.nftables.map((t) => t.file),
+    ...(parsed.data.files.length ? ['files.tar'] : []),
+  ]) {
     if (!listed.has(rel)) bad(dir, `${rel} is not covered by ${CHECKSUMS}`);
   }
   return parsed.data;
@@ -70,7 +75,10 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
   const notes: string[] = [];
   if (manifest.files.length) {
     // --skip-old-files: a file the new CNI (or the operator) has written since is never overwritten.
-    steps.push({ argv: ['tar', '-C', host.root, '-xpf', path.join(dir, 'files.tar'), '--skip-old-files'], removes: { kind: 'file restored', items: manifest.files } });
+    steps.push({
+      argv: ['tar', '-C', host.root, '-xpf', path.join(dir, 'files.tar'), '--skip-old-files'],
+      removes: { kind: 'file restored', items: manifest.files },
+    });
   }
   for (const fw of manifest.firewall) {
     if (!(await host.has(fw.save)) || !(await host.has(fw.restore))) {
@@ -80,14 +88,24 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
     const current = await saveIptables(host, { id: fw.backend, family: fw.family, save: fw.save, restore: fw.restore }, gaps);
     if (!current) continue;
     const missing = missingFromDump(fs.readFileSync(path.join(dir, fw.undo), 'utf8'), current);
-    if (missing) steps.push({ argv: [fw.restore, '--noflush', '-w'], stdin: missing, removes: { kind: `${fw.backend} rules restored`, items: missing.split('\n').filter((l) => /^-[AI] /.test(l)) } });
+    if (missing)
+      steps.push({
+        argv: [fw.restore, '--noflush', '-w'],
+        stdin: missing,
+        removes: { kind: `${fw.backend} rules restored`, items: missing.split('\n').filter((l) => /^-[AI] /.test(l)) },
+      });
     else notes.push(`${fw.backend}: every rule is already present`);
   }
   if (manifest.nftables.length) {
     const tables = (await nftTablesPresent(host, manifest.nftables, gaps)) ?? [];
     for (const t of manifest.nftables) {
-      if (tables.some((x) => x.family === t.family && x.name === t.name)) notes.push(`nftables table ${t.family} ${t.name} exists: left as it is`);
-      else steps.push({ argv: ['nft', '-f', path.join(dir, t.file)], removes: { kind: 'nftables table restored', items: [`${t.family} ${t.name}`] } });
+      if (tables.some((x) => x.family === t.family && x.name === t.name))
+        notes.push(`nftables table ${t.family} ${t.name} exists: left as it is`);
+      else
+        steps.push({
+          argv: ['nft', '-f', path.join(dir, t.file)],
+          removes: { kind: 'nftables table restored', items: [`${t.family} ${t.name}`] },
+        });
     }
   }
   if (manifest.interfaces.length || manifest.routes.length) {

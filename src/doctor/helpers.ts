@@ -54,7 +54,9 @@ export const isUp = (flags: string[] | undefined) => (flags ?? []).includes('UP'
 
 /** Addresses of a link as "10.244.1.1/24", without IPv6 link-local ones. */
 export function addrsOf(v: NodeView, ifname: string): string[] {
-  return (v.addrs.get(ifname) ?? []).filter((a) => !(a.family === 'inet6' && a.local.toLowerCase().startsWith('fe80:'))).map((a) => `${a.local}/${a.prefixlen}`);
+  return (v.addrs.get(ifname) ?? [])
+    .filter((a) => !(a.family === 'inet6' && a.local.toLowerCase().startsWith('fe80:')))
+    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 /** A route the way `ip route` prints it. */
@@ -91,7 +93,10 @@ export interface AddrRange {
  * A host-local range as the plugin canonicalises it: rangeStart defaults to the network's first
  * host, rangeEnd to its last (for IPv4, not the broadcast address), the gateway to the first host.
  */
-export function hostLocalRange(subnet: Prefix, o: { rangeStart?: Prefix | null; rangeEnd?: Prefix | null; gateway?: Prefix | null } = {}): AddrRange {
+export function hostLocalRange(
+  subnet: Prefix,
+  o: { rangeStart?: Prefix | null; rangeEnd?: Prefix | null; gateway?: Prefix | null } = {},
+): AddrRange {
   const bits = BigInt((subnet.family === 4 ? 32 : 128) - subnet.len);
   const net = (subnet.addr >> bits) << bits;
   const last = net + (1n << bits) - 1n;

@@ -25,10 +25,19 @@ export function cniRoutes(v: NodeView, facts: ProfileFacts): FamilyRoute[] {
 }
 
 /** Its rules per iptables backend (every config stays when a CNI without one is cleaned), and its nftables tables. */
-export function cniFirewall(v: NodeView, facts: ProfileFacts): { iptables: Array<{ backend: Backend; dump: IptDump; tables: TableDeletions[] }>; nft: Array<{ family: string; name: string }> } {
+export function cniFirewall(
+  v: NodeView,
+  facts: ProfileFacts,
+): { iptables: Array<{ backend: Backend; dump: IptDump; tables: TableDeletions[] }>; nft: Array<{ family: string; name: string }> } {
   const remainingConfigs = v.configs.flatMap((c) => (c.config && !facts.configs.includes(c.config) ? [c.config] : []));
   return {
-    iptables: v.iptables.map(({ backend, dump }) => ({ backend, dump, tables: firewallDeletions(dump, { facts: [facts], remainingConfigs, family: backend.family }) })).filter((x) => x.tables.length),
+    iptables: v.iptables
+      .map(({ backend, dump }) => ({
+        backend,
+        dump,
+        tables: firewallDeletions(dump, { facts: [facts], remainingConfigs, family: backend.family }),
+      }))
+      .filter((x) => x.tables.length),
     nft: facts.profile.nftables.filter((t) => v.nftTables.some((x) => x.family === t.family && x.name === t.name)),
   };
 }
@@ -51,5 +60,9 @@ export function removalFix(v: NodeView, cnis: string[]): string[] {
     const fw = cniFirewall(v, f);
     if (fw.iptables.length || fw.nft.length) phases.add('firewall');
   }
-  return sweepFix(v, cnis, PHASE_NAMES.filter((p) => phases.has(p)));
+  return sweepFix(
+    v,
+    cnis,
+    PHASE_NAMES.filter((p) => phases.has(p)),
+  );
 }

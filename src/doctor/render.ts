@@ -36,7 +36,9 @@ export function renderText(view: NodeView, findings: Finding[], o: { color: bool
   const problems = findings.length - count('info');
   const tally = (['error', 'warning', 'info'] as const).filter((s) => count(s)).map((s) => plural(count(s), s === 'info' ? 'note' : s));
   const out: string[] = [
-    problems ? `cni-sweep doctor: ${where}: ${plural(problems, 'finding')} (${tally.join(', ')})` : `cni-sweep doctor: ${where}: healthy${tally.length ? ` (${tally.join(', ')})` : ', no findings'}`,
+    problems
+      ? `cni-sweep doctor: ${where}: ${plural(problems, 'finding')} (${tally.join(', ')})`
+      : `cni-sweep doctor: ${where}: healthy${tally.length ? ` (${tally.join(', ')})` : ', no findings'}`,
   ];
   const used = view.configs.find((c) => c.config);
   out.push(`CNI in use: ${used ? `${[...view.inUse].join(', ') || 'unknown'} (${used.file})` : 'none (no CNI config)'}`);

@@ -2,7 +2,21 @@
 // Nothing here judges: a read that fails is recorded in notChecked and the checks see less.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
-import { CNI_CONF_DIR, Gaps, readCniConfigFiles, listIpsets, listLinks, listNftTables, listRoutes, networksOf, ownsConfig, profileFacts, RESULTS_DIR, saveAllIptables, type ProfileFacts } from '../inspect.js';
+import {
+  CNI_CONF_DIR,
+  Gaps,
+  readCniConfigFiles,
+  listIpsets,
+  listLinks,
+  listNftTables,
+  listRoutes,
+  networksOf,
+  ownsConfig,
+  profileFacts,
+  RESULTS_DIR,
+  saveAllIptables,
+  type ProfileFacts,
+} from '../inspect.js';
 import { parseCniConfig } from '../parse/conflist.js';
 import { parseAddrs } from '../parse/iproute.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
@@ -15,7 +29,13 @@ export const CNI_BIN_DIR = '/opt/cni/bin';
 export const IPAM_DIR = '/var/lib/cni/networks';
 const SUBNET_ENV = '/run/flannel/subnet.env';
 /** Units that run a container runtime: the runtimes themselves, and the distributions that embed containerd. */
-const RUNTIMES = [...RUNTIME_UNITS.filter((u) => u !== 'docker.socket'), 'k3s.service', 'k3s-agent.service', 'rke2-server.service', 'rke2-agent.service'];
+const RUNTIMES = [
+  ...RUNTIME_UNITS.filter((u) => u !== 'docker.socket'),
+  'k3s.service',
+  'k3s-agent.service',
+  'rke2-server.service',
+  'rke2-agent.service',
+];
 
 export interface ViewOptions {
   node: string;
@@ -79,8 +99,12 @@ async function readIpam(host: Host): Promise<IpamNetwork[]> {
   return out;
 }
 
-const KubeNode = z.looseObject({ spec: z.looseObject({ podCIDR: z.string().optional(), podCIDRs: z.array(z.string()).optional() }).optional() });
-const KubeList = z.looseObject({ items: z.array(z.looseObject({ metadata: z.looseObject({ name: z.string(), namespace: z.string().optional() }) })) });
+const KubeNode = z.looseObject({
+  spec: z.looseObject({ podCIDR: z.string().optional(), podCIDRs: z.array(z.string()).optional() }).optional(),
+});
+const KubeList = z.looseObject({
+  items: z.array(z.looseObject({ metadata: z.looseObject({ name: z.string(), namespace: z.string().optional() }) })),
+});
 
 /** Runs a kubectl read; the parsed JSON, or a line for notChecked. */
 async function kubectlJson(host: Host, argv: string[]): Promise<{ json: unknown } | { error: string }> {
@@ -155,12 +179,17 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   if (ipam.some((n) => n.allocations.length)) {
     // crictl answering is authoritative, whichever unit runs the runtime (k3s and rke2 embed containerd).
     const cr = await host.query(['crictl', 'pods', '-q']);
-    if (cr?.code === 0) runtime.sandboxes = cr.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    if (cr?.code === 0)
+      runtime.sandboxes = cr.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
     else {
       const sc = (await host.has('systemctl')) ? await host.query(['systemctl', 'is-active', ...RUNTIMES]) : null;
       const states = sc?.stdout.split('\n').map((s) => s.trim()) ?? [];
       const why = cr ? `crictl pods -q failed: ${cr.stderr.trim().split('\n').pop() || `exit ${cr.code}`}` : 'crictl is not installed';
-      if (sc && !RUNTIMES.some((_, i) => states[i] === 'active')) runtime.down = `no container runtime is running (${RUNTIMES.map((u, i) => `${u} ${states[i] || 'unknown'}`).join(', ')})`;
+      if (sc && !RUNTIMES.some((_, i) => states[i] === 'active'))
+        runtime.down = `no container runtime is running (${RUNTIMES.map((u, i) => `${u} ${states[i] || 'unknown'}`).join(', ')})`;
       // As root, a runtime that does not answer runs no pod; without root crictl may just lack access to its socket.
       else if (cr && host.isRoot()) runtime.down = why;
       else notChecked.push(`IPAM allocations against running pods: ${why}`);
@@ -175,11 +204,15 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     if (parsedNode?.success) {
       const spec = parsedNode.data.spec;
       const cidrs = spec?.podCIDRs?.length ? spec.podCIDRs : spec?.podCIDR ? [spec.podCIDR] : [];
-      kube.nodePodCidrs = cidrs.map((c) => parsePrefix(c)).filter((p): p is Prefix => p !== null).map(networkOf);
+      kube.nodePodCidrs = cidrs
+        .map((c) => parsePrefix(c))
+        .filter((p): p is Prefix => p !== null)
+        .map(networkOf);
     } else notChecked.push(`Node ${o.node}'s pod CIDR: kubectl get node: ${'error' in node ? node.error : 'not a Node object'}`);
     const np = await kubectlJson(host, [...base, 'get', 'networkpolicies', '-A', '-o', 'json']);
     const list = 'json' in np ? KubeList.safeParse(np.json) : null;
-    if (list?.success) kube.networkPolicies = list.data.items.map((i) => ({ namespace: i.metadata.namespace ?? '', name: i.metadata.name }));
+    if (list?.success)
+      kube.networkPolicies = list.data.items.map((i) => ({ namespace: i.metadata.namespace ?? '', name: i.metadata.name }));
     else notChecked.push(`NetworkPolicy objects: kubectl get networkpolicies: ${'error' in np ? np.error : 'not a list'}`);
   }
 

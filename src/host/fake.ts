@@ -58,13 +58,43 @@ export interface Failure {
 
 /** Binaries a typical node has. */
 export const DEFAULT_BINS = [
-  'ip', 'nft', 'ipset', 'systemctl', 'kubectl', 'crictl', 'lsmod', 'modprobe', 'nsenter', 'rm', 'umount', 'mkdir', 'tar', 'cat', 'sha256sum',
+  'ip',
+  'nft',
+  'ipset',
+  'systemctl',
+  'kubectl',
+  'crictl',
+  'lsmod',
+  'modprobe',
+  'nsenter',
+  'rm',
+  'umount',
+  'mkdir',
+  'tar',
+  'cat',
+  'sha256sum',
   ...['iptables-nft', 'iptables-legacy', 'ip6tables-nft', 'ip6tables-legacy'].flatMap((b) => [`${b}-save`, `${b}-restore`]),
 ];
 
 const ROUTE_TYPES = ['unicast', 'local', 'broadcast', 'multicast', 'throw', 'unreachable', 'prohibit', 'blackhole', 'nat', 'anycast'];
 /** Targets an iptables rule may jump to without a chain of that name. */
-const BUILTIN_TARGETS = new Set(['ACCEPT', 'DROP', 'RETURN', 'REJECT', 'QUEUE', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK', 'CT', 'NOTRACK', 'TCPMSS']);
+const BUILTIN_TARGETS = new Set([
+  'ACCEPT',
+  'DROP',
+  'RETURN',
+  'REJECT',
+  'QUEUE',
+  'LOG',
+  'MASQUERADE',
+  'SNAT',
+  'DNAT',
+  'REDIRECT',
+  'MARK',
+  'CONNMARK',
+  'CT',
+  'NOTRACK',
+  'TCPMSS',
+]);
 
 const familyOf = (addr: string): 4 | 6 => (addr.includes(':') ? 6 : 4);
 
@@ -277,12 +307,22 @@ export class FakeHost implements Host {
   }
 
   chains(backend: string, table: string): string[] {
-    return this.iptables.get(backend)?.tables.find((t) => t.name === table)?.chains.map((c) => c.name) ?? [];
+    return (
+      this.iptables
+        .get(backend)
+        ?.tables.find((t) => t.name === table)
+        ?.chains.map((c) => c.name) ?? []
+    );
   }
 
   /** Every "-A CHAIN spec" line of a backend's table, in the order the table holds them. */
   rules(backend: string, table: string): string[] {
-    return this.iptables.get(backend)?.tables.find((t) => t.name === table)?.rules.map((r) => `-A ${r.chain} ${r.spec}`) ?? [];
+    return (
+      this.iptables
+        .get(backend)
+        ?.tables.find((t) => t.name === table)
+        ?.rules.map((r) => `-A ${r.chain} ${r.spec}`) ?? []
+    );
   }
 
   /** Pretends another live process holds a lock (a node path). */
@@ -306,21 +346,44 @@ export class FakeHost implements Host {
       if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]));
       if (a === 'nft -j list tables') {
         const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
-        return ok(JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items] }) + '\n');
+        return ok(
+          JSON.stringify({
+            nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items],
+          }) + '\n',
+        );
       }
       const table = /^nft list table (\S+) (\S+)$/.exec(a);
       if (table) {
         const present = this.nftTables.some((t) => t.family === table[1] && t.name === table[2]);
-        return present ? ok(`table ${table[1]} ${table[2]} {\n}\n`) : { code: 1, stdout: '', stderr: `Error: No such file or directory; did you mean table ‘${table[2]}’ in family ${table[1]}?\nlist table ${table[1]} ${table[2]}\n` };
+        return present
+          ? ok(`table ${table[1]} ${table[2]} {\n}\n`)
+          : {
+              code: 1,
+              stdout: '',
+              stderr: `Error: No such file or directory; did you mean table ‘${table[2]}’ in family ${table[1]}?\nlist table ${table[1]} ${table[2]}\n`,
+            };
       }
       const addr = /^ip -j addr show dev (\S+)$/.exec(a);
       if (addr) {
         const l = this.link(addr[1]);
         if (!l) return { code: 1, stdout: '', stderr: `Device "${addr[1]}" does not exist.\n` };
-        return ok(JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: this.addrs.get(l.ifname) ?? [] }]) + '\n');
+        return ok(
+          JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: this.addrs.get(l.ifname) ?? [] }]) +
+            '\n',
+        );
       }
       if (a === 'ip -j -d addr show') {
-        return ok(JSON.stringify(this.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], mtu: l.mtu, addr_info: this.addrs.get(l.ifname) ?? [] }))) + '\n');
+        return ok(
+          JSON.stringify(
+            this.links.map((l) => ({
+              ifindex: l.ifindex,
+              ifname: l.ifname,
+              flags: l.flags ?? [],
+              mtu: l.mtu,
+              addr_info: this.addrs.get(l.ifname) ?? [],
+            })),
+          ) + '\n',
+        );
       }
       const kube = /^kubectl --kubeconfig \S+ get (?:node (\S+)|(networkpolicies) -A) -o json$/.exec(a);
       if (kube?.[1] !== undefined) {
@@ -329,7 +392,12 @@ export class FakeHost implements Host {
         return ok(JSON.stringify(node) + '\n');
       }
       if (kube?.[2]) {
-        const items = this.networkPolicies.map((p) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: p.name, namespace: p.namespace }, spec: { podSelector: {} } }));
+        const items = this.networkPolicies.map((p) => ({
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { name: p.name, namespace: p.namespace },
+          spec: { podSelector: {} },
+        }));
         return ok(JSON.stringify({ apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } }) + '\n');
       }
       if (a === 'ipset list -n') return ok(this.ipsets.map((x) => `${x}\n`).join(''));
@@ -363,7 +431,8 @@ export class FakeHost implements Host {
 
   private denyUnreadable(nodePath: string, op: string): void {
     for (const u of this.unreadable) {
-      if (nodePath === u || nodePath.startsWith(`${u}/`)) throw Object.assign(new Error(`EACCES: permission denied, ${op} '${this.realPath(nodePath)}'`), { code: 'EACCES' });
+      if (nodePath === u || nodePath.startsWith(`${u}/`))
+        throw Object.assign(new Error(`EACCES: permission denied, ${op} '${this.realPath(nodePath)}'`), { code: 'EACCES' });
     }
   }
 
@@ -372,7 +441,8 @@ export class FakeHost implements Host {
     const p = this.resolve(this.realPath(nodePath), true);
     const node = p === null ? undefined : this.fs.get(p);
     if (!node) return null;
-    if (node.type !== 'file') throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${nodePath}'`), { code: 'EISDIR' });
+    if (node.type !== 'file')
+      throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${nodePath}'`), { code: 'EISDIR' });
     return node.content;
   }
 
@@ -411,7 +481,11 @@ export class FakeHost implements Host {
   async lock(nodePath: string): Promise<() => Promise<void>> {
     const file = this.realPath(nodePath);
     const holder = this.locks.get(file);
-    if (holder !== undefined) throw new RefusedError(`another cni-sweep run (pid ${holder}) holds ${file}`, 'wait for it to finish; the lock is taken over automatically once that process is gone');
+    if (holder !== undefined)
+      throw new RefusedError(
+        `another cni-sweep run (pid ${holder}) holds ${file}`,
+        'wait for it to finish; the lock is taken over automatically once that process is gone',
+      );
     this.locks.set(file, process.pid);
     return async () => {
       if (this.locks.get(file) === process.pid) this.locks.delete(file);
@@ -420,7 +494,11 @@ export class FakeHost implements Host {
 
   async writeState(nodePath: string, content: string): Promise<void> {
     const file = this.realPath(nodePath);
-    if (!this.writable) throw new UsageError(`cannot write ${file}: read-only file system`, 'cni-sweep needs a writable root for its lock, journal and backup');
+    if (!this.writable)
+      throw new UsageError(
+        `cannot write ${file}: read-only file system`,
+        'cni-sweep needs a writable root for its lock, journal and backup',
+      );
     this.mkdirReal(path.posix.dirname(file), 0o755);
     this.fs.set(file, { type: 'file', content, mode: 0o600 });
   }
@@ -434,12 +512,14 @@ export class FakeHost implements Host {
     const run = this.commandFor(step);
     if (!this.bins.has(step.argv[0])) throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     const fault = this.faults.find((f) => f.match(step));
-    if (fault) throw new CommandFailedError(step.argv, fault.failure.code ?? 1, fault.failure.stderr ?? `injected failure: ${step.argv.join(' ')}`);
+    if (fault)
+      throw new CommandFailedError(step.argv, fault.failure.code ?? 1, fault.failure.stderr ?? `injected failure: ${step.argv.join(' ')}`);
     const r = run();
     if (r.code !== 0) throw new CommandFailedError(step.argv, r.code, r.stderr ?? '');
     if (step.stdoutTo !== undefined) {
       const to = clean(step.stdoutTo);
-      if (this.fs.get(path.posix.dirname(to))?.type !== 'dir') throw Object.assign(new Error(`ENOENT: no such file or directory, open '${to}'`), { code: 'ENOENT' });
+      if (this.fs.get(path.posix.dirname(to))?.type !== 'dir')
+        throw Object.assign(new Error(`ENOENT: no such file or directory, open '${to}'`), { code: 'ENOENT' });
       this.fs.set(to, { type: 'file', content: r.stdout ?? '', mode: 0o600 });
     }
     return { code: 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
@@ -449,10 +529,14 @@ export class FakeHost implements Host {
   private commandFor(step: Step): () => Outcome {
     const { argv, stdin, stdoutTo, cwd } = step;
     const a = argv.join(' ');
-    const unknown = (why = 'unsupported command') => new Error(`FakeHost: ${why}: ${a}${stdin !== undefined ? ` <<< ${JSON.stringify(stdin)}` : ''}`);
+    const unknown = (why = 'unsupported command') =>
+      new Error(`FakeHost: ${why}: ${a}${stdin !== undefined ? ` <<< ${JSON.stringify(stdin)}` : ''}`);
     const lines = () => {
       if (stdin === undefined) throw unknown('missing stdin');
-      return stdin.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+      return stdin
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
     };
     if (cwd !== undefined && argv[0] !== 'sha256sum') throw unknown('unexpected cwd');
 
@@ -462,10 +546,17 @@ export class FakeHost implements Host {
       if (!out) throw unknown('unsupported command with stdoutTo');
       return out;
     }
-    if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !XTABLES_TOOL.test(argv[0] ?? '')) throw unknown('unexpected stdin');
+    if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !XTABLES_TOOL.test(argv[0] ?? ''))
+      throw unknown('unexpected stdin');
 
     if (a === 'ip -batch -') {
-      const ops = lines().map((line) => this.parseIpLine(line) ?? (() => { throw unknown(`unsupported ip -batch line "${line}"`); })());
+      const ops = lines().map(
+        (line) =>
+          this.parseIpLine(line) ??
+          (() => {
+            throw unknown(`unsupported ip -batch line "${line}"`);
+          })(),
+      );
       return () => {
         // ip stops at the first failing line; the lines before it stay applied.
         for (let i = 0; i < ops.length; i++) {
@@ -518,7 +609,11 @@ export class FakeHost implements Host {
       return () => {
         // ipset restore goes line by line and stops at the first error.
         for (let i = 0; i < names.length; i++) {
-          const err = !this.ipsets.includes(names[i]) ? 'The set with the given name does not exist' : this.ipsetInUse(names[i]) ? 'Set cannot be destroyed: it is in use by a kernel component' : null;
+          const err = !this.ipsets.includes(names[i])
+            ? 'The set with the given name does not exist'
+            : this.ipsetInUse(names[i])
+              ? 'Set cannot be destroyed: it is in use by a kernel component'
+              : null;
           if (err) return fail(1, `ipset v7.17: Error in line ${i + 1}: ${err}\n`);
           this.ipsets = this.ipsets.filter((x) => x !== names[i]);
         }
@@ -545,7 +640,8 @@ export class FakeHost implements Host {
 
     if (a.startsWith('mkdir -p -m 0700 -- ') && argv.length > 5) {
       return () => {
-        for (const d of argv.slice(5)) if (this.mkdirReal(clean(d), 0o700) === null) return fail(1, `mkdir: cannot create directory '${d}': Not a directory\n`);
+        for (const d of argv.slice(5))
+          if (this.mkdirReal(clean(d), 0o700) === null) return fail(1, `mkdir: cannot create directory '${d}': Not a directory\n`);
         return OK;
       };
     }
@@ -553,7 +649,15 @@ export class FakeHost implements Host {
     if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-cpf' && argv[4] && argv[5] === '--' && argv.length > 6) {
       return () => this.tarCreate(clean(argv[2]), clean(argv[4]), argv.slice(6));
     }
-    if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-xpf' && argv[4] && argv[5] === '--skip-old-files' && argv.length === 6) {
+    if (
+      argv[0] === 'tar' &&
+      argv[1] === '-C' &&
+      argv[2] &&
+      argv[3] === '-xpf' &&
+      argv[4] &&
+      argv[5] === '--skip-old-files' &&
+      argv.length === 6
+    ) {
       return () => this.tarExtract(clean(argv[2]), clean(argv[4]));
     }
 
@@ -610,11 +714,18 @@ export class FakeHost implements Host {
     if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]));
     if (a === 'nft list ruleset') return () => out(this.nftTables.map((t) => `table ${t.family} ${t.name} {\n}\n`).join(''));
     if (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'table' && argv.length === 5) {
-      return () => (this.nftTables.some((t) => t.family === argv[3] && t.name === argv[4]) ? out(`table ${argv[3]} ${argv[4]} {\n}\n`) : fail(1, 'Error: No such file or directory\n'));
+      return () =>
+        this.nftTables.some((t) => t.family === argv[3] && t.name === argv[4])
+          ? out(`table ${argv[3]} ${argv[4]} {\n}\n`)
+          : fail(1, 'Error: No such file or directory\n');
     }
     if (a === 'ip -d -j link show') return () => out(this.linksJson());
     if (a === 'ip -d -j addr show') {
-      return () => out(JSON.stringify(this.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, addr_info: this.addrs.get(l.ifname) ?? [] }))) + '\n');
+      return () =>
+        out(
+          JSON.stringify(this.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, addr_info: this.addrs.get(l.ifname) ?? [] }))) +
+            '\n',
+        );
     }
     const routes = /^ip -d -j -([46]) route show table all$/.exec(a);
     if (routes) return () => out(this.routesJson(Number(routes[1]) as 4 | 6));
@@ -698,7 +809,8 @@ export class FakeHost implements Host {
         const members = this.links.filter((l) => l.group === w[3]);
         if (!members.length) return 'RTNETLINK answers: No such device';
         // All or nothing: a member without an rtnetlink delete (a NIC, an Open vSwitch port) fails the group.
-        if (members.some((l) => !l.linkinfo?.info_kind || l.linkinfo.info_kind === 'openvswitch')) return 'RTNETLINK answers: Operation not supported';
+        if (members.some((l) => !l.linkinfo?.info_kind || l.linkinfo.info_kind === 'openvswitch'))
+          return 'RTNETLINK answers: Operation not supported';
         for (const m of members) if (this.link(m.ifname)) this.deleteLink(m.ifname);
         return null;
       };
@@ -770,7 +882,8 @@ export class FakeHost implements Host {
 
   private ipsetInUse(name: string): boolean {
     for (const d of this.iptables.values()) {
-      for (const t of d.tables) for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
+      for (const t of d.tables)
+        for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
     }
     return false;
   }
@@ -808,7 +921,8 @@ export class FakeHost implements Host {
       }
       for (const [k, n] of this.fs) if (k === top || k.startsWith(`${top}/`)) entries.push({ path: path.posix.relative(dir, k), ...n });
     }
-    if (this.fs.get(path.posix.dirname(archive))?.type !== 'dir') return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
+    if (this.fs.get(path.posix.dirname(archive))?.type !== 'dir')
+      return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
     this.fs.set(archive, { type: 'file', content: JSON.stringify({ fakeTar: 1, entries }), mode: 0o644 });
     return errs.length ? fail(2, `${errs.join('\n')}\ntar: Exiting with failure status due to previous errors\n`) : OK;
   }
@@ -895,7 +1009,8 @@ export class FakeHost implements Host {
     if (op === 'I' && !ins) throw unknown(`unsupported restore line "${line}"`);
     const spec = ins ? ins[2] : rest;
     const rule: IptRule = parseIptablesSave(`*${t.name}\n-A ${chain} ${spec}\nCOMMIT\n`).tables[0].rules[0];
-    if (rule.target && !BUILTIN_TARGETS.has(rule.target) && !t.chains.some((x) => x.name === rule.target)) return `Couldn't load target \`${rule.target}'`;
+    if (rule.target && !BUILTIN_TARGETS.has(rule.target) && !t.chains.some((x) => x.name === rule.target))
+      return `Couldn't load target \`${rule.target}'`;
     const inChain = t.rules.filter((r) => r.chain === chain);
     const pos = ins ? Number(ins[1]) : inChain.length + 1;
     if (pos < 1 || pos > inChain.length + 1) return 'Index of insertion too big';

@@ -1,7 +1,20 @@
 // The real host: execa for commands, node:fs for reads. Every path is resolved under --root.
 import fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
@@ -30,7 +43,11 @@ function alive(pid: number): boolean {
 function writeError(file: string) {
   return (e: unknown): never => {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EROFS') throw new UsageError(`cannot write ${file}: read-only file system`, 'cni-sweep needs a writable root for its lock, journal and backup');
+    if (code === 'EROFS')
+      throw new UsageError(
+        `cannot write ${file}: read-only file system`,
+        'cni-sweep needs a writable root for its lock, journal and backup',
+      );
     if (code === 'EACCES' || code === 'EPERM') throw new UsageError(`cannot write ${file}: permission denied`);
     throw e;
   };
@@ -101,7 +118,8 @@ export function staleAfter(change: Step): (reader: string[]) => boolean {
   if (cmd === 'ip' && change.stdin !== undefined && change.stdin.split('\n').every((l) => /^\s*((-[46] )?route .*)?$/.test(l))) {
     return (r) => r[0] === 'ip' && r.includes('route');
   }
-  if (cmd === 'ip' || cmd === 'umount') return (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev'));
+  if (cmd === 'ip' || cmd === 'umount')
+    return (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev'));
   if (cmd === 'nft' || XTABLES_TOOL.exec(cmd)?.[2] === 'restore') return (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0])?.[2] === 'save';
   return () => true;
 }
@@ -110,7 +128,11 @@ export class RealHost implements Host {
   private whichCache = new Map<string, boolean>();
 
   /** procNet: where the kernel's per-namespace tables are listed (a test points it elsewhere). */
-  constructor(readonly root: string, private readonly defaultTimeoutMs = DEFAULT_TIMEOUT_MS, private readonly procNet = '/proc/net') {}
+  constructor(
+    readonly root: string,
+    private readonly defaultTimeoutMs = DEFAULT_TIMEOUT_MS,
+    private readonly procNet = '/proc/net',
+  ) {}
 
   private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
@@ -149,7 +171,13 @@ export class RealHost implements Host {
       const r = await execa(cmd, args, { ...options, stdout: fd } as Options);
       const out = Buffer.alloc(fstatSync(fd).size);
       for (let n = 0, k = 1; n < out.length && k > 0; n += k) k = readSync(fd, out, n, out.length - n, n);
-      return { code: (r as { code?: string }).code, exitCode: r.exitCode, timedOut: r.timedOut, stderr: r.stderr, stdout: out.toString('utf8') };
+      return {
+        code: (r as { code?: string }).code,
+        exitCode: r.exitCode,
+        timedOut: r.timedOut,
+        stderr: r.stderr,
+        stdout: out.toString('utf8'),
+      };
     } finally {
       closeSync(fd);
     }
@@ -222,7 +250,9 @@ export class RealHost implements Host {
 
   private async readStep(argv: string[], opts?: CallOptions) {
     const r = await this.query(argv, opts);
-    return r ? { exitCode: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: false } : { code: 'ENOENT', exitCode: undefined, stdout: '', stderr: '', timedOut: false };
+    return r
+      ? { exitCode: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: false }
+      : { code: 'ENOENT', exitCode: undefined, stdout: '', stderr: '', timedOut: false };
   }
 
   async lock(nodePath: string): Promise<() => Promise<void>> {
@@ -240,7 +270,10 @@ export class RealHost implements Host {
       }
       const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new RefusedError(`another cni-sweep run (pid ${pid}) holds ${file}`, 'wait for it to finish; the lock is taken over automatically once that process is gone');
+        throw new RefusedError(
+          `another cni-sweep run (pid ${pid}) holds ${file}`,
+          'wait for it to finish; the lock is taken over automatically once that process is gone',
+        );
       }
       // Stale: its process is gone. Remove it and try again.
       await fs.unlink(file).catch(() => {});

@@ -54,5 +54,11 @@ export function parseCniConfig(file: string, text: string): CniConfig {
     if (p.type === 'flannel') bridges.add(p.delegate?.bridge ?? 'cni0');
     if (p.type === 'bridge') bridges.add(p.bridge ?? 'cni0');
   }
-  return { file, name, types: plugins.map((p) => p.type), bridges: [...bridges], plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type })) };
+  return {
+    file,
+    name,
+    types: plugins.map((p) => p.type),
+    bridges: [...bridges],
+    plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type })),
+  };
 }

@@ -17,9 +17,18 @@ export function parseSubnetEnv(text: string): SubnetEnv {
     if (!t || t.startsWith('#')) continue;
     const eq = t.indexOf('=');
     if (eq <= 0) throw new Error(`not KEY=VALUE: ${t}`);
-    raw[t.slice(0, eq).trim()] = t.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    raw[t.slice(0, eq).trim()] = t
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1');
   }
-  const list = (v?: string) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+  const list = (v?: string) =>
+    v
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
   return {
     networks: list(raw.FLANNEL_NETWORK),
     subnet: raw.FLANNEL_SUBNET || undefined,

@@ -9,7 +9,10 @@ import type { Ctx, Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
 
 export function backupDirName(now: Date, node: string): string {
-  const ts = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const ts = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${ts}-${node.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 
@@ -55,7 +58,10 @@ export const backup: Phase = {
 
     const files = all.flatMap((s) => s.backup?.files ?? []);
     if (files.length) {
-      steps.push({ argv: ['tar', '-C', ctx.host.root, '-cpf', `${dir}/files.tar`, '--', ...files.map((f) => f.replace(/^\/+/, ''))], concurrent: true });
+      steps.push({
+        argv: ['tar', '-C', ctx.host.root, '-cpf', `${dir}/files.tar`, '--', ...files.map((f) => f.replace(/^\/+/, ''))],
+        concurrent: true,
+      });
       written.push('files.tar');
     }
     for (const s of all) {

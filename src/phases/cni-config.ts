@@ -16,7 +16,13 @@ export const cniConfig: Phase = {
     }
     if (!files.length) return nothing();
     return {
-      steps: [{ argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))], removes: { kind: 'CNI config', items: files }, backup: { files } }],
+      steps: [
+        {
+          argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))],
+          removes: { kind: 'CNI config', items: files },
+          backup: { files },
+        },
+      ],
       notes: [],
     };
   },

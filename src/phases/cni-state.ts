@@ -37,7 +37,13 @@ export const cniState: Phase = {
     }
     if (!paths.length) return nothing(...notes);
     return {
-      steps: [{ argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))], removes: { kind: 'CNI state', items: paths }, backup: { files: paths } }],
+      steps: [
+        {
+          argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))],
+          removes: { kind: 'CNI state', items: paths },
+          backup: { files: paths },
+        },
+      ],
       notes,
     };
   },

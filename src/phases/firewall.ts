@@ -7,7 +7,7 @@ import type { PlannedStep, Phase } from './types.js';
 
 export const firewall: Phase = {
   name: 'firewall',
-  summary: 'delete the CNI\'s iptables/ip6tables rules and chains on every backend, and its nftables tables',
+  summary: "delete the CNI's iptables/ip6tables rules and chains on every backend, and its nftables tables",
   cleanup: true,
   async plan(ctx) {
     const steps: PlannedStep[] = [];
@@ -16,15 +16,23 @@ export const firewall: Phase = {
     if (!backends.length) notes.push('no iptables binaries installed: iptables rules not checked');
     else {
       for (const b of BACKENDS) {
-        if (!backends.some((x) => x.id === b.id || (x.family === b.family && !x.id.includes('-')))) notes.push(`${b.save} is not installed: ${b.id} rules not checked`);
+        if (!backends.some((x) => x.id === b.id || (x.family === b.family && !x.id.includes('-'))))
+          notes.push(`${b.save} is not installed: ${b.id} rules not checked`);
       }
     }
     const owned = ownedNftTables(ctx.snapshot.facts.map((f) => f.profile));
     // Independent listings: read them at the same time.
-    const [dumps, present] = await Promise.all([saveAllIptables(ctx.host, ctx.gaps), owned.length ? nftTablesPresent(ctx.host, owned, ctx.gaps) : []]);
+    const [dumps, present] = await Promise.all([
+      saveAllIptables(ctx.host, ctx.gaps),
+      owned.length ? nftTablesPresent(ctx.host, owned, ctx.gaps) : [],
+    ]);
     for (const { backend: b, dump } of dumps) {
       if (!dump) continue;
-      const tables = firewallDeletions(dump, { facts: ctx.snapshot.facts, remainingConfigs: ctx.snapshot.remainingConfigs, family: b.family });
+      const tables = firewallDeletions(dump, {
+        facts: ctx.snapshot.facts,
+        remainingConfigs: ctx.snapshot.remainingConfigs,
+        family: b.family,
+      });
       if (!tables.length) continue;
       const chains = tables.flatMap((t) => t.chains);
       steps.push({
@@ -61,7 +69,12 @@ export const firewall: Phase = {
       if (!all) notes.push('ipset is not installed: ipsets not checked');
       else {
         const sets = all.filter((x) => prefixes.some((p) => x.startsWith(p)));
-        if (sets.length) steps.push({ argv: ['ipset', 'restore'], stdin: sets.map((x) => `destroy ${x}`).join('\n') + '\n', removes: { kind: 'ipset', items: sets } });
+        if (sets.length)
+          steps.push({
+            argv: ['ipset', 'restore'],
+            stdin: sets.map((x) => `destroy ${x}`).join('\n') + '\n',
+            removes: { kind: 'ipset', items: sets },
+          });
       }
     }
     return { steps, notes };

@@ -11,7 +11,22 @@ import { nothing } from './types.js';
  * (EOPNOTSUPP) when one member has no rtnetlink delete, e.g. Open vSwitch's internal ports (Weave's
  * `datapath`): links of any other kind are deleted one by one.
  */
-const GROUP_DELETABLE = new Set(['veth', 'bridge', 'vxlan', 'geneve', 'wireguard', 'dummy', 'macvlan', 'ipvlan', 'vlan', 'ipip', 'gre', 'sit', 'ip6tnl', 'tun']);
+const GROUP_DELETABLE = new Set([
+  'veth',
+  'bridge',
+  'vxlan',
+  'geneve',
+  'wireguard',
+  'dummy',
+  'macvlan',
+  'ipvlan',
+  'vlan',
+  'ipip',
+  'gre',
+  'sit',
+  'ip6tnl',
+  'tun',
+]);
 
 /** The first link group from 4242424 up that no link is in; deterministic, so a plan and its run agree. */
 export function unusedGroup(links: Link[]): number {
@@ -23,7 +38,7 @@ export function unusedGroup(links: Link[]): number {
 
 export const interfaces: Phase = {
   name: 'interfaces',
-  summary: 'delete the CNI\'s interfaces (bridge, overlay devices, pod veths)',
+  summary: "delete the CNI's interfaces (bridge, overlay devices, pod veths)",
   cleanup: true,
   async plan(ctx) {
     const links = await listLinks(ctx.host, ctx.gaps);

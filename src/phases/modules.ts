@@ -6,11 +6,13 @@ import { nothing } from './types.js';
 
 export const modules: Phase = {
   name: 'modules',
-  summary: 'unload the CNI\'s kernel modules (ipip for tunl0) when nothing else uses them (opt-in)',
+  summary: "unload the CNI's kernel modules (ipip for tunl0) when nothing else uses them (opt-in)",
   cleanup: true,
   optIn: true,
   async plan(ctx) {
-    const wanted = ctx.snapshot.facts.flatMap((f) => f.profile.modules.map((m) => ({ module: m, devices: f.profile.interfaces.kernelOwned })));
+    const wanted = ctx.snapshot.facts.flatMap((f) =>
+      f.profile.modules.map((m) => ({ module: m, devices: f.profile.interfaces.kernelOwned })),
+    );
     if (!wanted.length) return nothing();
     const lsmod = await ctx.host.query(['lsmod']);
     if (!lsmod || lsmod.code !== 0) return nothing('lsmod is not available: modules not checked');
@@ -27,7 +29,8 @@ export const modules: Phase = {
       if (!m || !links.some((l) => devices.includes(l.ifname))) continue;
       const others = links.filter((l) => l.linkinfo?.info_kind === module && !devices.includes(l.ifname)).map((l) => l.ifname);
       if (others.length) notes.push(`${module} left loaded: ${others.join(', ')} still use it`);
-      else if (m.refs > 0) notes.push(`${module} left loaded: in use (${m.refs} reference(s)${m.users && m.users !== '-' ? ` by ${m.users}` : ''})`);
+      else if (m.refs > 0)
+        notes.push(`${module} left loaded: in use (${m.refs} reference(s)${m.users && m.users !== '-' ? ` by ${m.users}` : ''})`);
       else if (!unload.includes(module)) unload.push(module);
     }
     if (!unload.length) return nothing(...notes);

@@ -63,8 +63,12 @@ export const netns: Phase = {
     // period: a few umount processes side by side spread both over the cores (twice as fast at 250).
     const chunks = Math.min(UMOUNT_PROCESSES, Math.ceil(mounted.length / UMOUNT_CHUNK));
     const size = Math.ceil(mounted.length / chunks);
-    for (let i = 0; i < mounted.length; i += size) steps.push({ argv: ['umount', '--lazy', '--', ...mounted.slice(i, i + size)], concurrent: chunks > 1 });
-    steps.push({ argv: ['rm', '-f', '--', ...stale], removes: { kind: 'network namespace', items: stale.map((p) => p.split('/').pop()!) } });
+    for (let i = 0; i < mounted.length; i += size)
+      steps.push({ argv: ['umount', '--lazy', '--', ...mounted.slice(i, i + size)], concurrent: chunks > 1 });
+    steps.push({
+      argv: ['rm', '-f', '--', ...stale],
+      removes: { kind: 'network namespace', items: stale.map((p) => p.split('/').pop()!) },
+    });
     return { steps, notes };
   },
 };

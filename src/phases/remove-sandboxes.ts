@@ -13,7 +13,10 @@ export const removeSandboxes: Phase = {
     const r = await ctx.host.query(['crictl', 'pods', '-q']);
     if (!r) return nothing('crictl is not installed: sandboxes not removed');
     if (r.code !== 0) return nothing(`crictl pods failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-    const ids = r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    const ids = r.stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (!ids.length) return nothing('no pod sandboxes');
     return {
       steps: [{ argv: ['crictl', 'stopp', ...ids] }, { argv: ['crictl', 'rmp', ...ids], removes: { kind: 'pod sandbox', items: ids } }],

@@ -6,7 +6,7 @@ import { nothing } from './types.js';
 
 export const routes: Phase = {
   name: 'routes',
-  summary: 'delete the CNI\'s remaining routes (host-gw routes into the pod network)',
+  summary: "delete the CNI's remaining routes (host-gw routes into the pod network)",
   cleanup: true,
   async plan(ctx) {
     const links = ownedLinks(await listLinks(ctx.host, ctx.gaps), ctx.snapshot.facts);
@@ -17,7 +17,13 @@ export const routes: Phase = {
     if (!mine.length) return nothing();
     const lines = mine.map(routeDeleteLine);
     return {
-      steps: [{ argv: ['ip', '-batch', '-'], stdin: lines.join('\n') + '\n', removes: { kind: 'route', items: lines.map((l) => l.replace(/^route delete /, '')) } }],
+      steps: [
+        {
+          argv: ['ip', '-batch', '-'],
+          stdin: lines.join('\n') + '\n',
+          removes: { kind: 'route', items: lines.map((l) => l.replace(/^route delete /, '')) },
+        },
+      ],
       notes: [],
     };
   },

@@ -10,14 +10,19 @@ export const uncordon: Phase = {
   cleanup: false,
   async plan(ctx) {
     if (!ctx.hasWork) return nothing();
-    if (!ctx.opts.uncordon) return nothing(ctx.drained ? `leaving ${ctx.opts.node} cordoned: pass --uncordon, or run kubectl uncordon once the new CNI is in place` : '');
+    if (!ctx.opts.uncordon)
+      return nothing(
+        ctx.drained ? `leaving ${ctx.opts.node} cordoned: pass --uncordon, or run kubectl uncordon once the new CNI is in place` : '',
+      );
     if (!ctx.drained) return nothing('the node was not drained by this run');
     // In a plan the removals have not happened yet, so count what will remain.
     const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host);
     if (!left.length) {
       throw new PhaseFailedError(
         'uncordon',
-        new Error(`refusing to uncordon: no CNI config left in ${CNI_CONF_DIR}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`),
+        new Error(
+          `refusing to uncordon: no CNI config left in ${CNI_CONF_DIR}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
+        ),
       );
     }
     const k = await kubectlArgv(ctx);

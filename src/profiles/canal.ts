@@ -19,7 +19,10 @@ export const canal: ProfileInput = {
     subnetEnv: flannel.state.subnetEnv,
   },
   interfaces: {
-    names: union(flannel.interfaces.names.filter((n) => n !== 'cni0'), calico.interfaces.names),
+    names: union(
+      flannel.interfaces.names.filter((n) => n !== 'cni0'),
+      calico.interfaces.names,
+    ),
     patterns: union(flannel.interfaces.patterns, calico.interfaces.patterns),
     bridgePorts: false,
     kernelOwned: calico.interfaces.kernelOwned,

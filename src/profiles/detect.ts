@@ -10,7 +10,12 @@ export interface Detection {
 
 export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promise<Detection[]> {
   // The listings are independent: read them at the same time.
-  const [configs, links, nft, dumps] = await Promise.all([readCniConfigs(host), listLinks(host, gaps), nftTablesPresent(host, ownedNftTables(profiles), gaps), saveAllIptables(host, gaps)]);
+  const [configs, links, nft, dumps] = await Promise.all([
+    readCniConfigs(host),
+    listLinks(host, gaps),
+    nftTablesPresent(host, ownedNftTables(profiles), gaps),
+    saveAllIptables(host, gaps),
+  ]);
   const chains: string[] = [];
   for (const { backend, dump } of dumps) {
     for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push(`${backend.id} ${t.name} ${c.name}`);
@@ -24,7 +29,8 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promi
     for (const l of links) {
       // tunl0 exists wherever the ipip module is loaded: only an active one is evidence.
       const active = profile.interfaces.kernelOwned.includes(l.ifname) && (l.flags ?? []).includes('UP');
-      if (active || profile.interfaces.names.includes(l.ifname) || patterns.some((r) => r.test(l.ifname))) evidence.push(`interface ${l.ifname}`);
+      if (active || profile.interfaces.names.includes(l.ifname) || patterns.some((r) => r.test(l.ifname)))
+        evidence.push(`interface ${l.ifname}`);
     }
     for (const c of chains) {
       const name = c.split(' ')[2];

@@ -1,7 +1,10 @@
 // What a CNI owns on a node, as data. Adding a CNI is adding one of these.
 import { z } from 'zod';
 
-const NodePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
+const NodePath = z
+  .string()
+  .regex(/^\/[^\0]*$/, 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
 
 /** A rule shape an old release wrote without any comment or own chain. {network} and {subnet} are filled in from the node. */
 const LegacyRule = z.object({

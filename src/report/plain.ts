@@ -3,7 +3,10 @@ import type { Reporter, SweepEvent } from '../events.js';
 import { renderArgv } from '../util/shell.js';
 
 export class PlainReporter implements Reporter {
-  constructor(private readonly out: NodeJS.WritableStream = process.stderr, private readonly verbose = false) {}
+  constructor(
+    private readonly out: NodeJS.WritableStream = process.stderr,
+    private readonly verbose = false,
+  ) {}
 
   emit(e: SweepEvent): void {
     const w = (s: string) => this.out.write(`cni-sweep: ${s}\n`);
@@ -18,7 +21,9 @@ export class PlainReporter implements Reporter {
         if (this.verbose) w(`[${e.phase}] $ ${renderArgv(e.step.argv)}`);
         break;
       case 'step-end':
-        w(`[${e.phase}] ${e.status === 'ok' ? 'ran' : e.status}: ${renderArgv(e.step.argv)}${e.step.removes ? ` (${e.step.removes.items.length} × ${e.step.removes.kind})` : ''}${e.error ? `: ${e.error}` : ''}`);
+        w(
+          `[${e.phase}] ${e.status === 'ok' ? 'ran' : e.status}: ${renderArgv(e.step.argv)}${e.step.removes ? ` (${e.step.removes.items.length} × ${e.step.removes.kind})` : ''}${e.error ? `: ${e.error}` : ''}`,
+        );
         break;
       case 'note':
         w(`${e.phase ? `[${e.phase}] ` : ''}${e.text}`);

@@ -18,7 +18,10 @@ export class TtyReporter implements Reporter {
         if (this.spinner) this.spinner.text = `${chalk.bold(e.phase)} ${renderArgv(e.step.argv)}`;
         break;
       case 'step-end':
-        if (this.verbose || e.status !== 'ok') this.line(`  ${e.status === 'ok' ? chalk.green('✔') : chalk.red('✖')} ${renderArgv(e.step.argv)} ${chalk.dim(`${e.ms} ms`)}${e.error ? ` ${chalk.red(e.error)}` : ''}`);
+        if (this.verbose || e.status !== 'ok')
+          this.line(
+            `  ${e.status === 'ok' ? chalk.green('✔') : chalk.red('✖')} ${renderArgv(e.step.argv)} ${chalk.dim(`${e.ms} ms`)}${e.error ? ` ${chalk.red(e.error)}` : ''}`,
+          );
         break;
       case 'phase-end': {
         const text = `${chalk.bold(e.phase)} ${chalk.dim(`${e.status}, ${e.ms} ms`)}`;

@@ -44,7 +44,10 @@ export function parseRecap(stdout: string): Record<string, Recap> {
 }
 
 /** Host variables that point the cni_sweep role at a test node. */
-export function hostVars(node: FlannelNode, o: { controlLog: string; cli?: CliOptions; vars?: Record<string, unknown> }): Record<string, unknown> {
+export function hostVars(
+  node: FlannelNode,
+  o: { controlLog: string; cli?: CliOptions; vars?: Record<string, unknown> },
+): Record<string, unknown> {
   return {
     ansible_connection: 'local',
     cni_sweep_become: false,

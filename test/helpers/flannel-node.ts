@@ -43,7 +43,8 @@ export function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
 }
 
-export const inNs = (ns: string, cmd: string, args: string[], input?: string) => sh('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], input);
+export const inNs = (ns: string, cmd: string, args: string[], input?: string) =>
+  sh('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], input);
 
 const hex = (s: string, n: number) => createHash('sha512').update(s).digest('hex').slice(0, n);
 
@@ -95,7 +96,15 @@ function podIp(i: number, big: boolean): string {
 }
 
 /** iptables-restore input (v4) for a Flannel node, the given pods, and the site's own rules. */
-export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subnet: string; oldUntagged: boolean; podman: boolean; foreignRules: number; flannel?: boolean }): string {
+export function ipv4Rules(o: {
+  pods: FlannelNode['pods'];
+  network: string;
+  subnet: string;
+  oldUntagged: boolean;
+  podman: boolean;
+  foreignRules: number;
+  flannel?: boolean;
+}): string {
   const { network: net, subnet: sub } = o;
   const nat: string[] = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
   const filter: string[] = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
@@ -114,7 +123,10 @@ export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subne
   // the site's own rules, some mentioning the pod network
   filter.push('-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT', ':SITE-FW - [0:0]', '-A FORWARD -j SITE-FW');
   filter.push(`-A SITE-FW -s ${net} -d 192.168.50.0/24 -j DROP`);
-  for (let i = 0; i < o.foreignRules; i++) filter.push(`-A SITE-FW -s 172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}/32 -p tcp -m tcp --dport ${1024 + (i % 60000)} -j ACCEPT`);
+  for (let i = 0; i < o.foreignRules; i++)
+    filter.push(
+      `-A SITE-FW -s 172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}/32 -p tcp -m tcp --dport ${1024 + (i % 60000)} -j ACCEPT`,
+    );
   nat.push(`-A POSTROUTING -s ${net} -d 192.168.50.0/24 -j ACCEPT`);
   if (o.flannel === false) return [...nat, 'COMMIT', ...filter, 'COMMIT', ''].join('\n');
   // flannel
@@ -153,7 +165,9 @@ export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subne
       const dn = `CNI-DN-${hex(`dn${p.cid}`, 21)}`;
       const port = 8080 + i;
       nat.push(`:${dn} - [0:0]`);
-      nat.push(`-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"cbr0\\" id: \\"${p.cid}\\"" -m multiport --dports ${port} -j ${dn}`);
+      nat.push(
+        `-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"cbr0\\" id: \\"${p.cid}\\"" -m multiport --dports ${port} -j ${dn}`,
+      );
       nat.push(`-A ${dn} -s ${sub} -p tcp -m tcp --dport ${port} -j CNI-HOSTPORT-SETMARK`);
       nat.push(`-A ${dn} -s 127.0.0.1/32 -p tcp -m tcp --dport ${port} -j CNI-HOSTPORT-SETMARK`);
       nat.push(`-A ${dn} -p tcp -m tcp --dport ${port} -j DNAT --to-destination ${p.ip}:80`);
@@ -163,7 +177,9 @@ export function ipv4Rules(o: { pods: FlannelNode['pods']; network: string; subne
     const cid = 'f'.repeat(64);
     const dn = `CNI-DN-${hex(`podman${cid}`, 21)}`;
     nat.push(`:${dn} - [0:0]`);
-    nat.push(`-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"podman\\" id: \\"${cid}\\"" -m multiport --dports 9090 -j ${dn}`);
+    nat.push(
+      `-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"podman\\" id: \\"${cid}\\"" -m multiport --dports 9090 -j ${dn}`,
+    );
     nat.push(`-A ${dn} -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.88.0.2:9090`);
   }
   return [...nat, 'COMMIT', ...filter, 'COMMIT', ''].join('\n');
@@ -175,18 +191,29 @@ export function ipv6Rules(): string {
   const c = '-m comment --comment "flanneld masq"';
   const f = '-m comment --comment "flanneld forward"';
   return [
-    '*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
-    ':FLANNEL-POSTRTG - [0:0]', `-A POSTROUTING ${c} -j FLANNEL-POSTRTG`,
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    ':FLANNEL-POSTRTG - [0:0]',
+    `-A POSTROUTING ${c} -j FLANNEL-POSTRTG`,
     `-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 ${c} -j RETURN`,
     `-A FLANNEL-POSTRTG -s ${sub} -d ${net} ${c} -j RETURN`,
     `-A FLANNEL-POSTRTG -s ${net} ! -d ff00::/8 ${c} -j MASQUERADE --random-fully`,
     '-A POSTROUTING -s fd00:99::/64 -j MASQUERADE',
     'COMMIT',
-    '*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]',
-    ':FLANNEL-FWD - [0:0]', `-A FORWARD ${f} -j FLANNEL-FWD`,
-    `-A FLANNEL-FWD -s ${net} ${f} -j ACCEPT`, `-A FLANNEL-FWD -d ${net} ${f} -j ACCEPT`,
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':FORWARD ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':FLANNEL-FWD - [0:0]',
+    `-A FORWARD ${f} -j FLANNEL-FWD`,
+    `-A FLANNEL-FWD -s ${net} ${f} -j ACCEPT`,
+    `-A FLANNEL-FWD -d ${net} ${f} -j ACCEPT`,
     '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
-    'COMMIT', '',
+    'COMMIT',
+    '',
   ].join('\n');
 }
 
@@ -231,19 +258,39 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
   ipb([
     'link set lo up',
     'link add eth0 type veth peer name eth0-peer',
-    'link set eth0 up', 'link set eth0-peer up',
+    'link set eth0 up',
+    'link set eth0-peer up',
     'addr add 192.168.1.11/24 dev eth0',
-    'link add cni0 type bridge', 'link set cni0 up', `addr add ${gw}/${subnet.split('/')[1]} dev cni0`,
+    'link add cni0 type bridge',
+    'link set cni0 up',
+    `addr add ${gw}/${subnet.split('/')[1]} dev cni0`,
     'link add flannel.1 type vxlan id 1 local 192.168.1.11 dev eth0 dstport 8472 nolearning',
-    'link set flannel.1 mtu 1450', 'link set flannel.1 up', `addr add ${subnet.split('/')[0]}/32 dev flannel.1`,
-    'link add docker0 type bridge', 'link set docker0 up', 'addr add 172.17.0.1/16 dev docker0',
-    'link add site-br type bridge', 'link set site-br up',
+    'link set flannel.1 mtu 1450',
+    'link set flannel.1 up',
+    `addr add ${subnet.split('/')[0]}/32 dev flannel.1`,
+    'link add docker0 type bridge',
+    'link set docker0 up',
+    'addr add 172.17.0.1/16 dev docker0',
+    'link add site-br type bridge',
+    'link set site-br up',
     // a veth attached to someone else's bridge must survive
-    'link add vethsite type veth peer name vethsite-p', 'link set vethsite master docker0', 'link set vethsite up',
+    'link add vethsite type veth peer name vethsite-p',
+    'link set vethsite master docker0',
+    'link set vethsite up',
   ]);
   if (o.flannel === false) {
-    ipb(['link delete cni0', 'link delete flannel.1', 'route add 192.168.50.0/24 via 192.168.1.1 dev eth0', 'route add default via 192.168.1.1 dev eth0']);
-    inNs(o.ns, backend === 'nft' ? 'iptables-nft-restore' : 'iptables-legacy-restore', ['--noflush'], ipv4Rules({ pods: [], network, subnet, oldUntagged: false, podman: false, foreignRules: o.foreignRules ?? 0, flannel: false }));
+    ipb([
+      'link delete cni0',
+      'link delete flannel.1',
+      'route add 192.168.50.0/24 via 192.168.1.1 dev eth0',
+      'route add default via 192.168.1.1 dev eth0',
+    ]);
+    inNs(
+      o.ns,
+      backend === 'nft' ? 'iptables-nft-restore' : 'iptables-legacy-restore',
+      ['--noflush'],
+      ipv4Rules({ pods: [], network, subnet, oldUntagged: false, podman: false, foreignRules: o.foreignRules ?? 0, flannel: false }),
+    );
     inNs(o.ns, 'nft', ['-f', '-'], nftRules(network, subnet).replace(/^table ip flannel-ipv4 \{[\s\S]*?\n\}\n/, ''));
     write(root, 'etc/hosts', '127.0.0.1 localhost\n');
     write(root, 'etc/cni/net.d/README.site', 'site notes: not a CNI config\n');
@@ -278,12 +325,28 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
     'route add default via 192.168.1.1 dev eth0',
   ]);
   if (o.ipv6 !== false) {
-    ipb(['addr add fd00:1::11/64 dev eth0 nodad', 'route add fd00:10:244:2::/64 via fd00:1::12 dev eth0', 'route add fd00:77::/64 via fd00:1::1 dev eth0']);
+    ipb([
+      'addr add fd00:1::11/64 dev eth0 nodad',
+      'route add fd00:10:244:2::/64 via fd00:1::12 dev eth0',
+      'route add fd00:77::/64 via fd00:1::1 dev eth0',
+    ]);
   }
 
   // firewall
   const restore = backend === 'nft' ? 'iptables-nft-restore' : 'iptables-legacy-restore';
-  inNs(o.ns, restore, ['--noflush'], ipv4Rules({ pods: node.pods, network, subnet, oldUntagged: o.oldUntagged ?? false, podman: o.podmanConfig ?? false, foreignRules: o.foreignRules ?? 0 }));
+  inNs(
+    o.ns,
+    restore,
+    ['--noflush'],
+    ipv4Rules({
+      pods: node.pods,
+      network,
+      subnet,
+      oldUntagged: o.oldUntagged ?? false,
+      podman: o.podmanConfig ?? false,
+      foreignRules: o.foreignRules ?? 0,
+    }),
+  );
   if (o.ipv6 !== false) inNs(o.ns, backend === 'nft' ? 'ip6tables-nft-restore' : 'ip6tables-legacy-restore', ['--noflush'], ipv6Rules());
   if (o.nftTable !== false) inNs(o.ns, 'nft', ['-f', '-'], nftRules(network, subnet));
 
@@ -291,14 +354,47 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
   write(root, 'etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST);
   write(root, 'etc/cni/net.d/README.site', 'site notes: not a CNI config\n');
   if (o.podmanConfig) write(root, 'etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
-  write(root, 'run/flannel/subnet.env', `FLANNEL_NETWORK=${network}\nFLANNEL_SUBNET=${gw}/${subnet.split('/')[1]}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n` + (o.ipv6 !== false ? 'FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\n' : ''));
+  write(
+    root,
+    'run/flannel/subnet.env',
+    `FLANNEL_NETWORK=${network}\nFLANNEL_SUBNET=${gw}/${subnet.split('/')[1]}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n` +
+      (o.ipv6 !== false ? 'FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\n' : ''),
+  );
   fs.mkdirSync(path.join(root, 'var/lib/cni/flannel'), { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.join(root, 'var/lib/cni/networks/cbr0'), { recursive: true });
   fs.mkdirSync(path.join(root, 'var/lib/cni/results'), { recursive: true });
   for (const p of node.pods) {
-    write(root, `var/lib/cni/flannel/${p.cid}`, JSON.stringify({ cniVersion: '0.3.1', hairpinMode: true, ipMasq: false, ipam: { ranges: [[{ subnet }]], routes: [{ dst: network }], type: 'host-local' }, isDefaultGateway: true, isGateway: true, mtu: 1450, name: 'cbr0', type: 'bridge' }), 0o600);
+    write(
+      root,
+      `var/lib/cni/flannel/${p.cid}`,
+      JSON.stringify({
+        cniVersion: '0.3.1',
+        hairpinMode: true,
+        ipMasq: false,
+        ipam: { ranges: [[{ subnet }]], routes: [{ dst: network }], type: 'host-local' },
+        isDefaultGateway: true,
+        isGateway: true,
+        mtu: 1450,
+        name: 'cbr0',
+        type: 'bridge',
+      }),
+      0o600,
+    );
     write(root, `var/lib/cni/networks/cbr0/${p.ip}`, `${p.cid}\r\neth0`, 0o600);
-    write(root, `var/lib/cni/results/cbr0-${p.cid}-eth0`, JSON.stringify({ kind: 'cniCacheV1', containerId: p.cid, config: 'e30=', ifName: 'eth0', networkName: 'cbr0', netns: `/var/run/netns/${p.netns}`, result: { cniVersion: '0.3.1', ips: [{ address: `${p.ip}/${subnet.split('/')[1]}`, gateway: gw }] } }), 0o600);
+    write(
+      root,
+      `var/lib/cni/results/cbr0-${p.cid}-eth0`,
+      JSON.stringify({
+        kind: 'cniCacheV1',
+        containerId: p.cid,
+        config: 'e30=',
+        ifName: 'eth0',
+        networkName: 'cbr0',
+        netns: `/var/run/netns/${p.netns}`,
+        result: { cniVersion: '0.3.1', ips: [{ address: `${p.ip}/${subnet.split('/')[1]}`, gateway: gw }] },
+      }),
+      0o600,
+    );
   }
   if (n) write(root, 'var/lib/cni/networks/cbr0/last_reserved_ip.0', node.pods[n - 1].ip, 0o600);
   write(root, 'var/lib/cni/networks/cbr0/lock', '', 0o600);

@@ -53,7 +53,10 @@ export function runCli(node: { ns: string; root: string }, args: string[], opts:
 }
 
 export function readCalls(node: { root: string }): string[] {
-  return fs.readFileSync(path.join(shimDir(node.root), 'calls.log'), 'utf8').split('\n').filter(Boolean);
+  return fs
+    .readFileSync(path.join(shimDir(node.root), 'calls.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean);
 }
 
 export function resetCalls(node: { root: string }): void {
@@ -62,7 +65,14 @@ export function resetCalls(node: { root: string }): void {
 }
 
 /** The standard arguments pointing cni-sweep at a test node. */
-export const nodeArgs = (node: { root: string }) => ['--root', node.root, '--node', 'node-1', '--kubeconfig', path.join(shimDir(node.root), 'kubeconfig')];
+export const nodeArgs = (node: { root: string }) => [
+  '--root',
+  node.root,
+  '--node',
+  'node-1',
+  '--kubeconfig',
+  path.join(shimDir(node.root), 'kubeconfig'),
+];
 
 function tryNs(ns: string, cmd: string, args: string[]): string {
   try {
@@ -122,12 +132,24 @@ export interface NodeState {
 export function snapshot(node: { ns: string; root: string }): NodeState {
   const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<Record<string, unknown>>;
   return {
-    links: links.map((l) => `${l.ifname} ${(l.linkinfo as { info_kind?: string } | undefined)?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`).sort(),
+    links: links
+      .map(
+        (l) => `${l.ifname} ${(l.linkinfo as { info_kind?: string } | undefined)?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`,
+      )
+      .sort(),
     addrs: addrState(node.ns),
     // "linkdown" follows a bridge's carrier, which settles on its own after ports go.
     // Sorted: the kernel adds link-local routes in whatever order the links came up.
-    routes4: inNs(node.ns, 'ip', ['-4', 'route', 'show', 'table', 'all']).replace(/ linkdown/g, '').split('\n').sort().join('\n'),
-    routes6: inNs(node.ns, 'ip', ['-6', 'route', 'show', 'table', 'main']).replace(/ linkdown/g, '').split('\n').sort().join('\n'),
+    routes4: inNs(node.ns, 'ip', ['-4', 'route', 'show', 'table', 'all'])
+      .replace(/ linkdown/g, '')
+      .split('\n')
+      .sort()
+      .join('\n'),
+    routes6: inNs(node.ns, 'ip', ['-6', 'route', 'show', 'table', 'main'])
+      .replace(/ linkdown/g, '')
+      .split('\n')
+      .sort()
+      .join('\n'),
     ipt4nft: iptablesState(node.ns, 'iptables-nft-save'),
     ipt4legacy: iptablesState(node.ns, 'iptables-legacy-save'),
     ipt6nft: iptablesState(node.ns, 'ip6tables-nft-save'),
@@ -139,9 +161,20 @@ export function snapshot(node: { ns: string; root: string }): NodeState {
 
 /** Addresses per link, without operstate: a bridge's carrier flips on its own when ports come and go. */
 function addrState(ns: string): string {
-  const links = JSON.parse(inNs(ns, 'ip', ['-j', 'addr', 'show'])) as Array<{ ifname: string; addr_info: Array<{ local: string; prefixlen: number }> }>;
+  const links = JSON.parse(inNs(ns, 'ip', ['-j', 'addr', 'show'])) as Array<{
+    ifname: string;
+    addr_info: Array<{ local: string; prefixlen: number }>;
+  }>;
   // Link-local IPv6 addresses are random per link: leave them out.
-  return links.map((l) => `${l.ifname} ${l.addr_info.filter((a) => !a.local.startsWith('fe80:')).map((a) => `${a.local}/${a.prefixlen}`).join(' ')}`).join('\n');
+  return links
+    .map(
+      (l) =>
+        `${l.ifname} ${l.addr_info
+          .filter((a) => !a.local.startsWith('fe80:'))
+          .map((a) => `${a.local}/${a.prefixlen}`)
+          .join(' ')}`,
+    )
+    .join('\n');
 }
 
 const XTABLES = /^table (ip|ip6|inet|arp|bridge) (filter|nat|mangle|raw|security) \{$/;

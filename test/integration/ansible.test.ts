@@ -7,7 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { wrapper } from '../helpers/faults.js';
-import { createFlannelNode, destroyFlannelNode, inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import {
+  createFlannelNode,
+  destroyFlannelNode,
+  inNs,
+  shimDir,
+  type FlannelNode,
+  type FlannelNodeOptions,
+} from '../helpers/flannel-node.js';
 import { bundleDest, findAnsiblePlaybook, hostVars, runPlaybook, writeInventory, type PlaybookResult } from '../helpers/ansible.js';
 import { CLI, readCalls, resetCalls, scratch, snapshot } from '../helpers/harness.js';
 
@@ -106,7 +113,12 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     expect(lines(controlLog)).toEqual([drain(a, 'node-a'), uncordon(a, 'node-a'), drain(b, 'node-b')]);
     // cni-sweep itself was told --skip drain and no --uncordon: kubectl ran only on the control host.
     for (const n of [a, b]) {
-      expect(changes(n)).toEqual(['systemctl stop kubelet.service', 'systemctl stop containerd.service', 'systemctl start containerd.service', 'systemctl start kubelet.service']);
+      expect(changes(n)).toEqual([
+        'systemctl stop kubelet.service',
+        'systemctl stop containerd.service',
+        'systemctl start containerd.service',
+        'systemctl start kubelet.service',
+      ]);
       expect(fs.readFileSync(bundleDest(n))).toEqual(fs.readFileSync(bundle));
     }
 
@@ -132,7 +144,11 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     const g = dirtyNode('ans-next');
     const dir = workDir();
     const controlLog = path.join(dir, 'control-calls.log');
-    const faults = wrapper(path.join(dir, 'faults'), 'iptables-nft-restore', 'echo "injected: iptables-nft-restore refused the batch" >&2; exit 4');
+    const faults = wrapper(
+      path.join(dir, 'faults'),
+      'iptables-nft-restore',
+      'echo "injected: iptables-nft-restore refused the batch" >&2; exit 4',
+    );
     const inventory = writeInventory(dir, {
       'node-f': hostVars(f, { controlLog, cli: { pathBefore: [faults] } }),
       'node-g': hostVars(g, { controlLog }),

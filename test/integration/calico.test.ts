@@ -32,17 +32,35 @@ const CALICO_LINE = /cali|172\.20\./;
 /** The state before, minus everything that is Calico's. */
 function withoutCalico(s: State, calico: CalicoInstall): State {
   const netns = new Set(calico.pods.map((p) => p.netns));
-  const dropLines = (t: string) => t.split('\n').filter((l) => !CALICO_LINE.test(l)).join('\n');
+  const dropLines = (t: string) =>
+    t
+      .split('\n')
+      .filter((l) => !CALICO_LINE.test(l))
+      .join('\n');
   return {
     ...s,
     links: s.links.filter((l) => !/^(cali[0-9a-f]{11}|vxlan\.calico) /.test(l)),
-    addrs: s.addrs.split('\n').filter((l) => !/^(cali[0-9a-f]{11}|vxlan\.calico) /.test(l)).join('\n'),
+    addrs: s.addrs
+      .split('\n')
+      .filter((l) => !/^(cali[0-9a-f]{11}|vxlan\.calico) /.test(l))
+      .join('\n'),
     routes4: dropLines(s.routes4),
-    routes6: s.routes6.split('\n').filter((l) => !/dev (cali[0-9a-f]{11}|vxlan\.calico) /.test(l)).join('\n'),
+    routes6: s.routes6
+      .split('\n')
+      .filter((l) => !/dev (cali[0-9a-f]{11}|vxlan\.calico) /.test(l))
+      .join('\n'),
     ipt4nft: dropLines(s.ipt4nft),
     ipt4legacy: dropLines(s.ipt4legacy),
-    nft: s.nft.split(/\n(?=table )/).filter((t) => !t.startsWith('table ip calico ')).join('\n'),
-    files: s.files.filter((f) => !/^(etc\/cni\/net\.d\/(10-calico\.conflist|10-canal\.conflist|calico-kubeconfig)|var\/lib\/calico|var\/run\/calico|var\/log\/calico|var\/lib\/cni\/results\/k8s-pod-network-)/.test(f) && !netns.has(f.split(' ')[0].replace(/^run\/netns\//, ''))),
+    nft: s.nft
+      .split(/\n(?=table )/)
+      .filter((t) => !t.startsWith('table ip calico '))
+      .join('\n'),
+    files: s.files.filter(
+      (f) =>
+        !/^(etc\/cni\/net\.d\/(10-calico\.conflist|10-canal\.conflist|calico-kubeconfig)|var\/lib\/calico|var\/run\/calico|var\/log\/calico|var\/lib\/cni\/results\/k8s-pod-network-)/.test(
+          f,
+        ) && !netns.has(f.split(' ')[0].replace(/^run\/netns\//, '')),
+    ),
     ipsets: s.ipsets.filter((x) => !x.startsWith('cali40')),
   };
 }
@@ -85,7 +103,7 @@ describe('Calico', () => {
     expect(runCli(n, ['run', '--yes', '--json', ...nodeArgs(n)]).stdout).toMatch(/"changed": false/);
   });
 
-  it('--cni calico beside a working Flannel removes only Calico; Flannel\'s config, interfaces, rules, state and pods stay byte for byte', () => {
+  it("--cni calico beside a working Flannel removes only Calico; Flannel's config, interfaces, rules, state and pods stay byte for byte", () => {
     const n = node('calico-beside-flannel');
     const calico = addCalico(n, { pods: 2 });
     const before = state(n);
@@ -100,14 +118,20 @@ describe('Calico', () => {
     for (const p of n.pods) expect(fs.existsSync(path.join(n.root, 'run/netns', p.netns))).toBe(true);
   });
 
-  it('--cni flannel beside a running Calico removes FLANNEL-POSTRTG and the rest of Flannel, and leaves Calico whole with its pods\' namespaces', () => {
+  it("--cni flannel beside a running Calico removes FLANNEL-POSTRTG and the rest of Flannel, and leaves Calico whole with its pods' namespaces", () => {
     const n = node('flannel-beside-calico');
     const calico = addCalico(n, { pods: 2 });
     const before = state(n);
     const r = runCli(n, ['run', '--yes', '--json', '--cni', 'flannel', ...nodeArgs(n)]);
     expect(r.code).toBe(0);
     const netnsPhase = JSON.parse(r.stdout).phases.find((p: { name: string }) => p.name === 'netns');
-    expect(netnsPhase.steps.at(-1).argv.filter((a: string) => a.includes('/run/netns/')).map((a: string) => path.basename(a)).sort()).toEqual(n.pods.map((p) => p.netns).sort());
+    expect(
+      netnsPhase.steps
+        .at(-1)
+        .argv.filter((a: string) => a.includes('/run/netns/'))
+        .map((a: string) => path.basename(a))
+        .sort(),
+    ).toEqual(n.pods.map((p) => p.netns).sort());
     const after = state(n);
     expect(after.ipt4nft).not.toMatch(/FLANNEL|flanneld|cbr0/);
     expect(after.links.join('\n')).not.toMatch(/^(cni0|flannel\.1) /m);
@@ -125,7 +149,7 @@ describe('Calico', () => {
     expect(fs.existsSync(path.join(n.root, 'etc/cni/net.d/10-calico.conflist'))).toBe(true);
   });
 
-  it('--uncordon refuses with exit 1 when no CNI config is left, and uncordons when the new CNI\'s config is there', () => {
+  it("--uncordon refuses with exit 1 when no CNI config is left, and uncordons when the new CNI's config is there", () => {
     const alone = node('uncordon-refused', { pods: 1 });
     const refused = runCli(alone, ['run', '--yes', '--uncordon', ...nodeArgs(alone)]);
     expect(refused.code).toBe(1);
@@ -144,7 +168,12 @@ describe('Calico', () => {
     const r = runCli(n, ['run', '--yes', '--with', 'remove-sandboxes', ...nodeArgs(n)], { env: { SHIM_PODS: 'aaa111 bbb222' } });
     expect(r.code).toBe(0);
     const changes = r.calls.filter((c) => !c.includes('is-active') && !c.startsWith('crictl pods'));
-    expect(changes.slice(1, 5)).toEqual(['systemctl stop kubelet.service', 'crictl stopp aaa111 bbb222', 'crictl rmp aaa111 bbb222', 'systemctl stop containerd.service']);
+    expect(changes.slice(1, 5)).toEqual([
+      'systemctl stop kubelet.service',
+      'crictl stopp aaa111 bbb222',
+      'crictl rmp aaa111 bbb222',
+      'systemctl stop containerd.service',
+    ]);
   });
 });
 

@@ -6,7 +6,16 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DoctorJson } from '../../src/doctor/render.js';
 import { addCalico } from '../helpers/calico-node.js';
-import { createFlannelNode, destroyFlannelNode, inNs, sh, shimDir, write, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import {
+  createFlannelNode,
+  destroyFlannelNode,
+  inNs,
+  sh,
+  shimDir,
+  write,
+  type FlannelNode,
+  type FlannelNodeOptions,
+} from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, scratch, snapshot, type CliOptions } from '../helpers/harness.js';
 
 type Finding = DoctorJson['findings'][number];
@@ -25,9 +34,24 @@ afterEach(() => {
 
 function kube(n: FlannelNode, o: { podCidrs?: string[]; policies?: Array<[string, string]> }) {
   const dir = shimDir(n.root);
-  if (o.podCidrs) write(dir, 'node.json', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1' }, spec: { podCIDR: o.podCidrs[0], podCIDRs: o.podCidrs } }));
+  if (o.podCidrs)
+    write(
+      dir,
+      'node.json',
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: 'node-1' },
+        spec: { podCIDR: o.podCidrs[0], podCIDRs: o.podCidrs },
+      }),
+    );
   if (o.policies) {
-    const items = o.policies.map(([namespace, name]) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace, name }, spec: { podSelector: {} } }));
+    const items = o.policies.map(([namespace, name]) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace, name },
+      spec: { podSelector: {} },
+    }));
     write(dir, 'networkpolicies.json', JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
   }
 }
@@ -47,7 +71,8 @@ function doctor(n: FlannelNode, args: string[] = [], opts: CliOptions = {}) {
   const report = JSON.parse(r.stdout) as DoctorJson;
   expect(r.code).toBe(report.healthy ? 0 : 1);
   // Read-only: the shims saw only questions.
-  for (const c of r.calls) expect(c).toMatch(/^(systemctl is-active |crictl pods -q$|kubectl --kubeconfig \S+ get (node node-1|networkpolicies -A) -o json$)/);
+  for (const c of r.calls)
+    expect(c).toMatch(/^(systemctl is-active |crictl pods -q$|kubectl --kubeconfig \S+ get (node node-1|networkpolicies -A) -o json$)/);
   return { ...r, report, findings: report.findings };
 }
 
@@ -74,7 +99,8 @@ function follow(n: FlannelNode, f: Finding, opts: CliOptions = {}) {
 
 const ids = (findings: Finding[]) => findings.map((f) => f.id);
 /** The one command that removes a departed Flannel whole, as doctor prints it for this node. */
-const removeFlannel = (n: FlannelNode, extra = '') => `cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,routes,firewall --root ${n.root}${extra}`;
+const removeFlannel = (n: FlannelNode, extra = '') =>
+  `cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,routes,firewall --root ${n.root}${extra}`;
 
 describe('a healthy node', () => {
   it('a node with only the base (no CNI) has no findings and exits 0', () => {
@@ -117,7 +143,10 @@ describe('a dirty Flannel node', () => {
     });
     expect(one(r.findings, 'cni-plugin-missing').why).toContain('The flannel plugin itself is gone');
     expect(one(r.findings, 'ipam-stale')).toMatchObject({
-      evidence: ['running pod sandboxes (crictl pods -q): 0', ...n.pods.map((p) => `/var/lib/cni/networks/cbr0/${p.ip}: container ${p.cid.slice(0, 13)} (eth0)`)],
+      evidence: [
+        'running pod sandboxes (crictl pods -q): 0',
+        ...n.pods.map((p) => `/var/lib/cni/networks/cbr0/${p.ip}: container ${p.cid.slice(0, 13)} (eth0)`),
+      ],
       fix: `rm -f -- ${n.pods.map((p) => `${n.root}/var/lib/cni/networks/cbr0/${p.ip}`).join(' ')}`,
     });
     expect(one(r.findings, 'mtu-pod-veth')).toMatchObject({
@@ -164,7 +193,10 @@ describe('Flannel config, subnet.env and cni0', () => {
     const f = one(r.findings, 'flannel-subnet-env-missing');
     expect(f).toMatchObject({
       severity: 'error',
-      evidence: ['/etc/cni/net.d/10-flannel.conflist: plugin "flannel" (network cbr0), the config the runtime uses', '/run/flannel/subnet.env: no such file'],
+      evidence: [
+        '/etc/cni/net.d/10-flannel.conflist: plugin "flannel" (network cbr0), the config the runtime uses',
+        '/run/flannel/subnet.env: no such file',
+      ],
       fix: removeFlannel(n, ' --pod-cidr 10.244.0.0/16'),
     });
     expect(f.why).toContain('loadFlannelSubnetEnv failed: open /run/flannel/subnet.env: no such file or directory');
@@ -175,7 +207,7 @@ describe('Flannel config, subnet.env and cni0', () => {
     expect(inNs(n.ns, 'ip', ['-4', 'route', 'show'])).not.toContain('10.244.2.0/24');
   });
 
-  it('cni0 with another subnet than FLANNEL_SUBNET and the Node\'s podCIDR (already has an IP address different from); the fix clears both', () => {
+  it("cni0 with another subnet than FLANNEL_SUBNET and the Node's podCIDR (already has an IP address different from); the fix clears both", () => {
     const n = dirtyNode('doc-cni0');
     makeConsistent(n);
     inNs(n.ns, 'ip', ['-batch', '-'], 'addr del 10.244.1.1/24 dev cni0\naddr add 10.244.7.1/24 dev cni0\n');
@@ -198,7 +230,7 @@ describe('Flannel config, subnet.env and cni0', () => {
 });
 
 describe('two CNIs on one node', () => {
-  it('Calico added beside Flannel: Calico\'s config is first, Flannel\'s is stale and all its state left over; the one fix removes Flannel and keeps Calico', () => {
+  it("Calico added beside Flannel: Calico's config is first, Flannel's is stale and all its state left over; the one fix removes Flannel and keeps Calico", () => {
     const n = dirtyNode('doc-mig');
     makeConsistent(n);
     const calico = addCalico(n);
@@ -209,16 +241,24 @@ describe('two CNIs on one node', () => {
     expect(ids(r.findings)).toEqual(['cni-config-multiple', 'leftover-interfaces', 'ipam-stale', 'leftover-routes', 'leftover-firewall']);
     expect(one(r.findings, 'cni-config-multiple')).toMatchObject({
       severity: 'warning',
-      evidence: ['runtime uses: /etc/cni/net.d/10-calico.conflist (calico; first in lexical order)', 'stale: /etc/cni/net.d/10-flannel.conflist (flannel)'],
+      evidence: [
+        'runtime uses: /etc/cni/net.d/10-calico.conflist (calico; first in lexical order)',
+        'stale: /etc/cni/net.d/10-flannel.conflist (flannel)',
+      ],
       fix: removeFlannel(n),
     });
     // Every finding about Flannel has the same fix: running it once clears them all.
     expect(new Set(r.findings.map((f) => f.fix))).toEqual(new Set([removeFlannel(n)]));
-    expect(one(r.findings, 'leftover-routes').evidence).toEqual(['route: 10.244.2.0/24 via 192.168.1.12 dev eth0', 'route: fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024']);
+    expect(one(r.findings, 'leftover-routes').evidence).toEqual([
+      'route: 10.244.2.0/24 via 192.168.1.12 dev eth0',
+      'route: fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024',
+    ]);
     // portmap's chains are shared with Calico's config (it uses portmap too): not Flannel's to count.
     expect(one(r.findings, 'leftover-firewall').evidence).toEqual([
       'iptables-nft filter: 1 chain (FLANNEL-FWD) holding 2 rules; 1 rule in FORWARD',
-      expect.stringMatching(/^iptables-nft nat: 6 chains \((CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}|FLANNEL-POSTRTG)(, (CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}|FLANNEL-POSTRTG)){3}, \+2\) holding 18 rules; 6 rules in POSTROUTING, CNI-HOSTPORT-DNAT$/),
+      expect.stringMatching(
+        /^iptables-nft nat: 6 chains \((CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}|FLANNEL-POSTRTG)(, (CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}|FLANNEL-POSTRTG)){3}, \+2\) holding 18 rules; 6 rules in POSTROUTING, CNI-HOSTPORT-DNAT$/,
+      ),
       'ip6tables-nft filter: 1 chain (FLANNEL-FWD) holding 2 rules; 1 rule in FORWARD',
       'ip6tables-nft nat: 1 chain (FLANNEL-POSTRTG) holding 3 rules; 1 rule in POSTROUTING',
       'nftables: table ip flannel-ipv4',
@@ -249,14 +289,20 @@ describe('two CNIs on one node', () => {
     });
     expect(one(r.findings, 'leftover-routes')).toMatchObject({
       // The proto 80 route through vxlan.calico goes with the device and is not listed.
-      evidence: ['route: blackhole 172.20.5.0/26 proto bird', 'route: 172.20.6.0/26 via 192.168.1.12 dev eth0 proto bird', 'route: blackhole 172.20.8.0/26 proto 80'],
+      evidence: [
+        'route: blackhole 172.20.5.0/26 proto bird',
+        'route: 172.20.6.0/26 via 192.168.1.12 dev eth0 proto bird',
+        'route: blackhole 172.20.8.0/26 proto 80',
+      ],
       fix: `cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`,
     });
     const fw = one(r.findings, 'leftover-firewall');
     expect(fw.evidence).toHaveLength(6);
     expect(fw.evidence).toContain('nftables: table ip calico');
     expect(fw.evidence).toContain('3 ipsets: cali40masq-ipam-pools, cali40all-ipam-pools, cali40all-hosts-net');
-    expect(fw.evidence).toContainEqual(expect.stringMatching(/^iptables-nft filter: 10 chains \(.*\) holding 13 rules; 4 rules in INPUT, FORWARD, OUTPUT$/));
+    expect(fw.evidence).toContainEqual(
+      expect.stringMatching(/^iptables-nft filter: 10 chains \(.*\) holding 13 rules; 4 rules in INPUT, FORWARD, OUTPUT$/),
+    );
     expect(fw.fix).toBe(`cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`);
     follow(n, fw);
     const after = doctor(n);
@@ -270,7 +316,8 @@ describe('IPAM', () => {
     const n = dirtyNode('doc-ipam');
     makeConsistent(n);
     // 3 running pods (.2-.4) and 226 leaked allocations (.5-.230): 229 of the 253 host-local can hand out.
-    for (let i = 5; i <= 230; i++) write(n.root, `var/lib/cni/networks/cbr0/10.244.1.${i}`, `${i.toString(16).padStart(64, '0')}\r\neth0`, 0o600);
+    for (let i = 5; i <= 230; i++)
+      write(n.root, `var/lib/cni/networks/cbr0/10.244.1.${i}`, `${i.toString(16).padStart(64, '0')}\r\neth0`, 0o600);
     const r = doctor(n, [], running(n));
     expect(ids(r.findings)).toEqual(['ipam-stale', 'ipam-exhaustion']);
     const stale = one(r.findings, 'ipam-stale');
@@ -305,12 +352,15 @@ describe('IPAM', () => {
         'k3s.service inactive, k3s-agent.service inactive, rke2-server.service inactive, rke2-agent.service inactive): no allocation can belong to a running pod',
     );
     expect(f.evidence).toHaveLength(4);
-    expect(r.calls.slice(0, 2)).toEqual(['crictl pods -q', 'systemctl is-active cri-docker.service docker.service containerd.service crio.service k3s.service k3s-agent.service rke2-server.service rke2-agent.service']);
+    expect(r.calls.slice(0, 2)).toEqual([
+      'crictl pods -q',
+      'systemctl is-active cri-docker.service docker.service containerd.service crio.service k3s.service k3s-agent.service rke2-server.service rke2-agent.service',
+    ]);
   });
 });
 
 describe('MTU', () => {
-  it('flannel.1 above the uplink MTU minus VXLAN\'s 50 bytes (the uplink MTU went down): the silent drop; the printed ip command fixes it', () => {
+  it("flannel.1 above the uplink MTU minus VXLAN's 50 bytes (the uplink MTU went down): the silent drop; the printed ip command fixes it", () => {
     const n = dirtyNode('doc-mtu');
     makeConsistent(n);
     // The kernel keeps a VXLAN device below its lower device's MTU when set, not when the lower one shrinks later.
@@ -331,10 +381,12 @@ describe('MTU', () => {
     // The overlay is right now; the pods and FLANNEL_MTU still carry the old MTU, and doctor says so.
     const after = doctor(n, [], running(n));
     expect(ids(after.findings)).toEqual(['mtu-pod-veth', 'mtu-flannel-env']);
-    expect(one(after.findings, 'mtu-pod-veth').evidence.slice(-1)).toEqual(['flannel.1: mtu 1350 (the overlay pod traffic leaves through)']);
+    expect(one(after.findings, 'mtu-pod-veth').evidence.slice(-1)).toEqual([
+      'flannel.1: mtu 1350 (the overlay pod traffic leaves through)',
+    ]);
   });
 
-  it('FLANNEL_MTU above flannel.1\'s MTU: new pods would get it', () => {
+  it("FLANNEL_MTU above flannel.1's MTU: new pods would get it", () => {
     const n = dirtyNode('doc-mtu-env');
     makeConsistent(n);
     const env = path.join(n.root, 'run/flannel/subnet.env');
@@ -362,7 +414,11 @@ describe('routes, firewall backends, NetworkPolicy', () => {
         id: 'hostgw-gateway-unreachable',
         severity: 'error',
         title: "Pod subnet 10.244.3.0/24 is routed via 10.9.9.12, which is not on eth0's segment",
-        evidence: ['route: 10.244.3.0/24 via 10.9.9.12 dev eth0 onlink', 'connected routes on eth0: 192.168.1.0/24; none covers 10.9.9.12', 'pod network: 10.244.0.0/16, fd00:10:244::/56'],
+        evidence: [
+          'route: 10.244.3.0/24 via 10.9.9.12 dev eth0 onlink',
+          'connected routes on eth0: 192.168.1.0/24; none covers 10.9.9.12',
+          'pod network: 10.244.0.0/16, fd00:10:244::/56',
+        ],
         why: expect.stringContaining('host-gw needs every node on one L2 segment'),
         fix: 'ip route delete 10.244.3.0/24 via 10.9.9.12 dev eth0',
         fixArgv: ['ip', 'route', 'delete', '10.244.3.0/24', 'via', '10.9.9.12', 'dev', 'eth0'],
@@ -374,28 +430,44 @@ describe('routes, firewall backends, NetworkPolicy', () => {
     expect(inNs(n.ns, 'ip', ['-4', 'route', 'show'])).toContain('10.244.2.0/24 via 192.168.1.12 dev eth0');
   });
 
-  it('kube-proxy\'s chains in iptables-nft and iptables-legacy at once', () => {
+  it("kube-proxy's chains in iptables-nft and iptables-legacy at once", () => {
     const n = dirtyNode('doc-split');
     makeConsistent(n);
-    inNs(n.ns, 'iptables-legacy-restore', ['--noflush'], '*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-POSTROUTING - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n-A POSTROUTING -j KUBE-POSTROUTING\nCOMMIT\n');
+    inNs(
+      n.ns,
+      'iptables-legacy-restore',
+      ['--noflush'],
+      '*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-POSTROUTING - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n-A POSTROUTING -j KUBE-POSTROUTING\nCOMMIT\n',
+    );
     const r = doctor(n, [], running(n));
     const f = one(r.findings, 'iptables-split-backends');
     expect(f.severity).toBe('warning');
-    expect(f.evidence).toEqual([expect.stringMatching(/^iptables-nft: 14 chains \(.*KUBE-FORWARD.*\), 42 rules in or to them$/), 'iptables-legacy: 2 chains (KUBE-POSTROUTING, KUBE-SERVICES), 2 rules in or to them']);
+    expect(f.evidence).toEqual([
+      expect.stringMatching(/^iptables-nft: 14 chains \(.*KUBE-FORWARD.*\), 42 rules in or to them$/),
+      'iptables-legacy: 2 chains (KUBE-POSTROUTING, KUBE-SERVICES), 2 rules in or to them',
+    ]);
     expect(f.why).toContain('iptables-legacy holds fewer rules and is probably the stale side');
     expect(f.fix).toBeNull();
   });
 
-  it('NetworkPolicy objects while this node\'s pods use Flannel alone', () => {
+  it("NetworkPolicy objects while this node's pods use Flannel alone", () => {
     const n = dirtyNode('doc-np');
     makeConsistent(n);
-    kube(n, { policies: [['prod', 'deny-all'], ['prod', 'allow-web']] });
+    kube(n, {
+      policies: [
+        ['prod', 'deny-all'],
+        ['prod', 'allow-web'],
+      ],
+    });
     const r = doctor(n, [], running(n));
     expect(r.findings).toEqual([
       expect.objectContaining({
         id: 'networkpolicy-unenforced',
         severity: 'warning',
-        evidence: ['kubectl get networkpolicies -A: prod/deny-all, prod/allow-web', 'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel)'],
+        evidence: [
+          'kubectl get networkpolicies -A: prod/deny-all, prod/allow-web',
+          'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel)',
+        ],
         fix: null,
       }),
     ]);

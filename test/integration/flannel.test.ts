@@ -4,7 +4,16 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, inNs, ipv4Rules, shimDir, type Backend, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import {
+  createFlannelNode,
+  destroyFlannelNode,
+  inNs,
+  ipv4Rules,
+  shimDir,
+  type Backend,
+  type FlannelNode,
+  type FlannelNodeOptions,
+} from '../helpers/flannel-node.js';
 import { cliEnv, nodeArgs, runCli, scratch, snapshot, SHIMS, type NodeState } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
@@ -23,19 +32,40 @@ const FLANNEL_RULE = /FLANNEL|flanneld|CNI-|cbr0/;
 /** What must survive: the state before, minus everything that is Flannel's. */
 function withoutFlannel(s: NodeState, node: FlannelNode): NodeState {
   const podVeths = new Set(node.pods.map((p) => p.veth));
-  const keepIpt = (t: string) => t.split('\n').filter((l) => !FLANNEL_RULE.test(l)).join('\n');
+  const keepIpt = (t: string) =>
+    t
+      .split('\n')
+      .filter((l) => !FLANNEL_RULE.test(l))
+      .join('\n');
   return {
     ...s,
     links: s.links.filter((l) => !/^(cni0|flannel\.1) /.test(l) && !podVeths.has(l.split(' ')[0])),
-    addrs: s.addrs.split('\n').filter((l) => !/^(cni0|flannel\.1|veth[0-9a-f]{8}) /.test(l)).join('\n'),
-    routes4: s.routes4.split('\n').filter((l) => !/10\.244\.|10\.0\.(4|8|12)\.|cni0|flannel/.test(l)).join('\n'),
-    routes6: s.routes6.split('\n').filter((l) => !/fd00:10:244|cni0|flannel/.test(l)).join('\n'),
+    addrs: s.addrs
+      .split('\n')
+      .filter((l) => !/^(cni0|flannel\.1|veth[0-9a-f]{8}) /.test(l))
+      .join('\n'),
+    routes4: s.routes4
+      .split('\n')
+      .filter((l) => !/10\.244\.|10\.0\.(4|8|12)\.|cni0|flannel/.test(l))
+      .join('\n'),
+    routes6: s.routes6
+      .split('\n')
+      .filter((l) => !/fd00:10:244|cni0|flannel/.test(l))
+      .join('\n'),
     ipt4nft: keepIpt(s.ipt4nft),
     ipt4legacy: keepIpt(s.ipt4legacy),
     ipt6nft: keepIpt(s.ipt6nft),
     ipt6legacy: keepIpt(s.ipt6legacy),
-    nft: s.nft.split(/\n(?=table )/).filter((t) => !t.startsWith('table ip flannel-ipv4 ')).join('\n'),
-    files: s.files.filter((f) => !/^(etc\/cni\/net\.d\/10-flannel\.conflist|run\/flannel|var\/lib\/cni\/flannel|var\/lib\/cni\/networks\/cbr0|var\/lib\/cni\/results\/cbr0-|run\/netns\/cni-)/.test(f)),
+    nft: s.nft
+      .split(/\n(?=table )/)
+      .filter((t) => !t.startsWith('table ip flannel-ipv4 '))
+      .join('\n'),
+    files: s.files.filter(
+      (f) =>
+        !/^(etc\/cni\/net\.d\/10-flannel\.conflist|run\/flannel|var\/lib\/cni\/flannel|var\/lib\/cni\/networks\/cbr0|var\/lib\/cni\/results\/cbr0-|run\/netns\/cni-)/.test(
+          f,
+        ),
+    ),
   };
 }
 
@@ -68,8 +98,21 @@ describe.each<Backend>(['nft', 'legacy'])('cni-sweep run on a dirty Flannel node
     expect(report.changed).toBe(true);
     expect(report.cni).toEqual(['flannel']);
     expect(report.phases.map((p: { name: string; status: string }) => `${p.name}:${p.status}`)).toEqual([
-      'preflight:nothing-to-do', 'backup:ok', 'drain:ok', 'stop-kubelet:ok', 'remove-sandboxes:skipped', 'stop-runtime:ok', 'cni-config:ok',
-      'cni-state:ok', 'interfaces:ok', 'routes:ok', 'firewall:ok', 'netns:ok', 'modules:skipped', 'start-runtime:ok', 'start-kubelet:ok',
+      'preflight:nothing-to-do',
+      'backup:ok',
+      'drain:ok',
+      'stop-kubelet:ok',
+      'remove-sandboxes:skipped',
+      'stop-runtime:ok',
+      'cni-config:ok',
+      'cni-state:ok',
+      'interfaces:ok',
+      'routes:ok',
+      'firewall:ok',
+      'netns:ok',
+      'modules:skipped',
+      'start-runtime:ok',
+      'start-kubelet:ok',
       'uncordon:nothing-to-do',
     ]);
 
@@ -145,11 +188,25 @@ describe('cni-sweep plan', () => {
     fs.chmodSync(path.dirname(node.root), 0o755);
     const r = runCli(node, ['plan', ...nodeArgs(node)], { env: {} });
     // Same command, but as nobody: the shims and files stay readable, iptables and nft are not.
-    const asNobody = execFileSync('nsenter', [`--net=/run/netns/${node.ns}`, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.resolve(__dirname, '../../dist/cni-sweep.cjs'), 'plan', ...nodeArgs(node)], {
-      env: { ...cliEnv(node), SHIM_LOG: '/dev/null' },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const asNobody = execFileSync(
+      'nsenter',
+      [
+        `--net=/run/netns/${node.ns}`,
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        path.resolve(__dirname, '../../dist/cni-sweep.cjs'),
+        'plan',
+        ...nodeArgs(node),
+      ],
+      {
+        env: { ...cliEnv(node), SHIM_LOG: '/dev/null' },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     expect(r.code).toBe(0);
     expect(asNobody).toContain('link set dev cni0 group 4242424');
     expect(asNobody).toMatch(/# could not read: iptables-nft-save/);
@@ -170,12 +227,13 @@ describe('Flannel firewall ownership on real iptables', () => {
       '-A POSTROUTING ! -s 10.244.0.0/16 -d 10.244.0.0/16 -j MASQUERADE --random-fully',
       '-A FORWARD -s 10.244.0.0/16 -j ACCEPT',
       '-A FORWARD -d 10.244.0.0/16 -j ACCEPT',
-    ]) expect(after.ipt4nft).not.toContain(gone);
+    ])
+      expect(after.ipt4nft).not.toContain(gone);
     expect(after.ipt4nft).toContain('-A POSTROUTING -s 10.244.0.0/16 -d 192.168.50.0/24 -j ACCEPT');
     expect(after.ipt4nft).toContain('-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP');
   });
 
-  it('keeps the shared portmap chains and podman\'s entries when podman\'s config still uses portmap', () => {
+  it("keeps the shared portmap chains and podman's entries when podman's config still uses portmap", () => {
     const node = dirtyNode('podman', { podmanConfig: true });
     expect(runCli(node, ['run', '--yes', ...nodeArgs(node)]).code).toBe(0);
     const after = snapshot(node);
@@ -184,12 +242,19 @@ describe('Flannel firewall ownership on real iptables', () => {
     expect(after.ipt4nft).toContain('-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE');
     expect(after.ipt4nft).toMatch(/dnat name: \\"podman\\"/);
     expect(after.ipt4nft).not.toMatch(/cbr0|FLANNEL/);
-    expect(after.files).toContain(`etc/cni/net.d/87-podman-bridge.conflist 644 ${JSON.stringify(fs.readFileSync(path.join(node.root, 'etc/cni/net.d/87-podman-bridge.conflist'), 'utf8'))}`);
+    expect(after.files).toContain(
+      `etc/cni/net.d/87-podman-bridge.conflist 644 ${JSON.stringify(fs.readFileSync(path.join(node.root, 'etc/cni/net.d/87-podman-bridge.conflist'), 'utf8'))}`,
+    );
   });
 
   it('cleans both backends when Flannel rules sit in iptables-nft and iptables-legacy at once', () => {
     const node = dirtyNode('both-backends', { backend: 'nft' });
-    inNs(node.ns, 'iptables-legacy-restore', ['--noflush'], ipv4Rules({ pods: node.pods, network: node.network, subnet: node.subnet, oldUntagged: false, podman: false, foreignRules: 2 }));
+    inNs(
+      node.ns,
+      'iptables-legacy-restore',
+      ['--noflush'],
+      ipv4Rules({ pods: node.pods, network: node.network, subnet: node.subnet, oldUntagged: false, podman: false, foreignRules: 2 }),
+    );
     const before = snapshot(node);
     expect(before.ipt4legacy).toContain('FLANNEL-POSTRTG');
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);

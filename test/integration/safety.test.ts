@@ -5,7 +5,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import {
+  createFlannelNode,
+  destroyFlannelNode,
+  inNs,
+  shimDir,
+  type FlannelNode,
+  type FlannelNodeOptions,
+} from '../helpers/flannel-node.js';
 import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
 import { onlyBinaries, wrapper } from '../helpers/faults.js';
 
@@ -27,7 +34,7 @@ const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const restorable = (s: NodeState) => ({ ...s, files: s.files.filter((f) => !OWN.test(f) && !/^run\/netns\/cni-/.test(f)) });
 
 describe('backup and restore', () => {
-  it('restore brings back byte-identical files and the CNI\'s rules, without duplicating them', () => {
+  it("restore brings back byte-identical files and the CNI's rules, without duplicating them", () => {
     const node = dirtyNode('restore');
     const before = restorable(snapshot(node));
     const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
@@ -40,7 +47,13 @@ describe('backup and restore', () => {
     // Counters aside: a packet the namespace itself sends (IPv6 neighbour discovery) may count in between.
     const noCounters = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter').replace(/\[\d+:\d+\]/g, '[n:n]');
     expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft.ruleset'), 'utf8'))).toBe(noCounters(rulesetBefore));
-    const noHeader = (t: string) => noCounters(t.split('\n').filter((l) => !l.startsWith('#')).join('\n'));
+    const noHeader = (t: string) =>
+      noCounters(
+        t
+          .split('\n')
+          .filter((l) => !l.startsWith('#'))
+          .join('\n'),
+      );
     expect(noHeader(fs.readFileSync(path.join(backup, 'firewall/iptables-nft.save'), 'utf8'))).toBe(noHeader(saveBefore));
     // nft's listing goes through a temporary file, which is gone afterwards.
     expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('cni-sweep-'))).toEqual(tmpBefore);
@@ -48,7 +61,17 @@ describe('backup and restore', () => {
     expect(manifest.version).toBe(1);
     expect(manifest.files).toContain('/etc/cni/net.d/10-flannel.conflist');
     expect(manifest.interfaces).toEqual(expect.arrayContaining(['cni0', 'flannel.1']));
-    for (const f of ['firewall/iptables-nft.save', 'firewall/iptables-legacy.save', 'firewall/ip6tables-nft.save', 'firewall/nft.ruleset', 'node/links.json', 'node/addrs.json', 'node/routes-v4.json', 'files.tar', 'SHA256SUMS']) {
+    for (const f of [
+      'firewall/iptables-nft.save',
+      'firewall/iptables-legacy.save',
+      'firewall/ip6tables-nft.save',
+      'firewall/nft.ruleset',
+      'node/links.json',
+      'node/addrs.json',
+      'node/routes-v4.json',
+      'files.tar',
+      'SHA256SUMS',
+    ]) {
       expect(fs.existsSync(path.join(backup, f)), f).toBe(true);
     }
     expect(fs.statSync(backup).mode & 0o777).toBe(0o700);
@@ -126,7 +149,7 @@ describe('containment', () => {
     expect(fs.readFileSync(path.join(outside, 'precious'), 'utf8')).toBe('keep me\n');
   });
 
-  it('leaves state alone when a directory above it is a symlink out of the CNI\'s locations', () => {
+  it("leaves state alone when a directory above it is a symlink out of the CNI's locations", () => {
     const node = dirtyNode('symlink-parent', { pods: 1 });
     const elsewhere = scratchDir(node, 'elsewhere');
     fs.renameSync(path.join(node.root, 'var/lib/cni'), elsewhere);
@@ -148,10 +171,13 @@ describe('containment', () => {
 });
 
 describe('locking', () => {
-  it('a second concurrent run exits 3 naming the holder\'s pid; the first finishes', async () => {
+  it("a second concurrent run exits 3 naming the holder's pid; the first finishes", async () => {
     const node = dirtyNode('lock', { pods: 1 });
     const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 2; fi');
-    const first = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), stdio: 'ignore' });
+    const first = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), {
+      env: cliEnv(node, { pathBefore: [slow] }),
+      stdio: 'ignore',
+    });
     const done = new Promise<number | null>((resolve) => first.on('exit', resolve));
     const lock = path.join(node.root, 'run/cni-sweep.lock');
     for (let i = 0; i < 100 && !fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 50));
@@ -180,7 +206,9 @@ describe('faults', () => {
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { pathBefore: [faulty] });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^cni-sweep: error: phase firewall failed: iptables-nft-restore --noflush -w exited 4: iptables-nft-restore: line 3 failed$/m);
+    expect(r.stderr).toMatch(
+      /^cni-sweep: error: phase firewall failed: iptables-nft-restore --noflush -w exited 4: iptables-nft-restore: line 3 failed$/m,
+    );
     const report = JSON.parse(r.stdout);
     expect(report.failed).toMatchObject({ phase: 'firewall', argv: ['iptables-nft-restore', '--noflush', '-w'], exitCode: 4 });
     expect(report.failed.stderr).toContain('line 3 failed');
@@ -200,14 +228,19 @@ describe('faults', () => {
     expect(snapshot(node).ipt4nft).not.toMatch(/FLANNEL|cbr0/);
   });
 
-  it('a file that cannot be removed (immutable): the phase fails with rm\'s words, services restart, exit 1', () => {
+  it("a file that cannot be removed (immutable): the phase fails with rm's words, services restart, exit 1", () => {
     const node = dirtyNode('immutable', { pods: 1 });
     const conflist = path.join(node.root, 'etc/cni/net.d/10-flannel.conflist');
     execFileSync('chattr', ['+i', conflist]);
     cleanups.push(() => execFileSync('chattr', ['-i', conflist]));
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^cni-sweep: error: phase cni-config failed: rm -f -- ${conflist} exited 1: rm: cannot remove '${conflist}': Operation not permitted$`, 'm'));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^cni-sweep: error: phase cni-config failed: rm -f -- ${conflist} exited 1: rm: cannot remove '${conflist}': Operation not permitted$`,
+        'm',
+      ),
+    );
     const report = JSON.parse(r.stdout);
     expect(report.failed).toMatchObject({ phase: 'cni-config', argv: ['rm', '-f', '--', conflist], exitCode: 1 });
     expect(fs.existsSync(conflist)).toBe(true);
@@ -237,7 +270,11 @@ describe('faults', () => {
     const marker = path.join(scratchDir(node, 'slow'), 'batch-started');
     const slow = wrapper(scratchDir(node, 'slow'), 'ip', `if [ "$1" = -batch ]; then touch ${marker}; sleep 1.5; fi`);
     resetCalls(node);
-    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...args, ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...args, ...nodeArgs(node)]), {
+      env: cliEnv(node, { pathBefore: [slow] }),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -250,25 +287,28 @@ describe('faults', () => {
     ['SIGTERM', 143],
     ['SIGINT', 130], // Ctrl-C: the terminal signals the whole job, cni-sweep and the command it runs
     ['SIGHUP', 129], // the terminal or the SSH session of an Ansible run went away: the same
-  ] as const)('%s to the process group mid-run: the command in flight finishes, what was stopped is restarted, the report is written, exit %i', async (signal, code) => {
-    const node = dirtyNode(signal.toLowerCase(), { pods: 1 });
-    const { child, exited, out } = await runWithSlowBatch(node, ['--json']);
-    process.kill(-child.pid!, signal);
-    expect(await exited).toBe(code);
-    const report = JSON.parse(out());
-    expect(report.interrupted).toBe(signal);
-    const status = Object.fromEntries(report.phases.map((p: { name: string; status: string }) => [p.name, p.status]));
-    expect(status.interfaces).toBe('ok');
-    expect(status.routes).toBe('skipped');
-    expect(status['start-runtime']).toBe('ok');
-    expect(status['start-kubelet']).toBe('ok');
-    expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
-    // The batch was not killed half way: every link it deletes is gone.
-    expect(snapshot(node).links.filter((l) => /^(cni0|flannel\.1|veth[0-9a-f]{8}) /.test(l))).toEqual([]);
-    expect(readCalls(node).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
-    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
-    expect(journal.status).toBe('interrupted');
-  });
+  ] as const)(
+    '%s to the process group mid-run: the command in flight finishes, what was stopped is restarted, the report is written, exit %i',
+    async (signal, code) => {
+      const node = dirtyNode(signal.toLowerCase(), { pods: 1 });
+      const { child, exited, out } = await runWithSlowBatch(node, ['--json']);
+      process.kill(-child.pid!, signal);
+      expect(await exited).toBe(code);
+      const report = JSON.parse(out());
+      expect(report.interrupted).toBe(signal);
+      const status = Object.fromEntries(report.phases.map((p: { name: string; status: string }) => [p.name, p.status]));
+      expect(status.interfaces).toBe('ok');
+      expect(status.routes).toBe('skipped');
+      expect(status['start-runtime']).toBe('ok');
+      expect(status['start-kubelet']).toBe('ok');
+      expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
+      // The batch was not killed half way: every link it deletes is gone.
+      expect(snapshot(node).links.filter((l) => /^(cni0|flannel\.1|veth[0-9a-f]{8}) /.test(l))).toEqual([]);
+      expect(readCalls(node).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
+      const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+      expect(journal.status).toBe('interrupted');
+    },
+  );
 
   it('a run whose output goes away (an SSH session without a terminal dropped) stops as on a signal: services restarted, journal written, exit 141', async () => {
     const node = dirtyNode('epipe', { pods: 1 });
@@ -295,14 +335,20 @@ describe('faults', () => {
     const backup = JSON.parse(run.stdout).backup as string;
     const marker = path.join(scratchDir(node, 'slow'), 'tar-started');
     const slow = wrapper(scratchDir(node, 'slow'), 'tar', `touch ${marker}; sleep 1.5`);
-    const child = spawn('nsenter', cliArgv(node, ['restore', backup]), { env: cliEnv(node, { pathBefore: [slow] }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('nsenter', cliArgv(node, ['restore', backup]), {
+      env: cliEnv(node, { pathBefore: [slow] }),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
     process.kill(-child.pid!, 'SIGTERM');
     expect(await exited).toBe(143);
-    expect(stderr.split('\n').filter((l) => /interrupted/.test(l))).toEqual([expect.stringMatching(/^cni-sweep: restore interrupted by SIGTERM: [1-9]\d* command\(s\) not run; run it again to finish$/)]);
+    expect(stderr.split('\n').filter((l) => /interrupted/.test(l))).toEqual([
+      expect.stringMatching(/^cni-sweep: restore interrupted by SIGTERM: [1-9]\d* command\(s\) not run; run it again to finish$/),
+    ]);
     // tar finished: the files are back; the firewall batches after it did not run.
     expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(true);
     expect(snapshot(node).ipt4nft).not.toContain('FLANNEL-POSTRTG');
@@ -314,7 +360,10 @@ describe('faults', () => {
   it('a rerun after a crash finishes the job with the facts the crashed run recorded', async () => {
     const node = dirtyNode('crash', { oldUntagged: true, pods: 1 });
     const slow = wrapper(scratchDir(node, 'slow'), 'ip', 'if [ "$1" = -batch ]; then sleep 5; fi');
-    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), { env: cliEnv(node, { pathBefore: [slow] }), stdio: 'ignore' });
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...nodeArgs(node)]), {
+      env: cliEnv(node, { pathBefore: [slow] }),
+      stdio: 'ignore',
+    });
     const exited = new Promise((resolve) => child.on('exit', resolve));
     const subnetEnv = path.join(node.root, 'run/flannel/subnet.env');
     for (let i = 0; i < 200 && fs.existsSync(subnetEnv); i++) await new Promise((r) => setTimeout(r, 20));
@@ -335,7 +384,22 @@ describe('faults', () => {
 
   it('a node without iptables-legacy, nft and kubectl: those are skipped with a note, the rest is cleaned', () => {
     const node = dirtyNode('missing-bins', { pods: 1 });
-    const bins = onlyBinaries(scratchDir(node, 'bin'), ['ip', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-nft-save', 'ip6tables-nft-restore', 'rm', 'tar', 'mkdir', 'cat', 'sha256sum', 'umount', 'bash', 'env', 'sleep']);
+    const bins = onlyBinaries(scratchDir(node, 'bin'), [
+      'ip',
+      'iptables-nft-save',
+      'iptables-nft-restore',
+      'ip6tables-nft-save',
+      'ip6tables-nft-restore',
+      'rm',
+      'tar',
+      'mkdir',
+      'cat',
+      'sha256sum',
+      'umount',
+      'bash',
+      'env',
+      'sleep',
+    ]);
     const shimsWithoutKubectl = scratchDir(node, 'shims');
     fs.mkdirSync(shimsWithoutKubectl);
     fs.copyFileSync(path.resolve(__dirname, '../helpers/shims/systemctl'), path.join(shimsWithoutKubectl, 'systemctl'));
@@ -353,7 +417,7 @@ describe('faults', () => {
     expect(after.nft).toContain('flannel-ipv4'); // could not be removed without nft: reported, not crashed
   });
 
-  it('an unusable $TMPDIR (nft\'s listings go through a temporary file when they can) still cleans the node and backs up the ruleset', () => {
+  it("an unusable $TMPDIR (nft's listings go through a temporary file when they can) still cleans the node and backs up the ruleset", () => {
     const node = dirtyNode('tmpdir', { pods: 1 });
     const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { env: { TMPDIR: scratchDir(node, 'no-such-dir') } });
@@ -377,7 +441,9 @@ describe('bad input', () => {
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([expect.stringMatching(/^cni-sweep: error: cannot write .*: read-only file system$/)]);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([
+      expect.stringMatching(/^cni-sweep: error: cannot write .*: read-only file system$/),
+    ]);
     expect(snapshot(node)).toEqual(before);
     expect(r.calls.filter((c) => !c.includes('is-active'))).toEqual([]);
   });
@@ -388,7 +454,9 @@ describe('bad input', () => {
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([expect.stringMatching(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/)]);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([
+      expect.stringMatching(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/),
+    ]);
     expect(snapshot(node)).toEqual(before);
   });
 });

@@ -58,7 +58,8 @@ describe('on a terminal', () => {
     made.push(node);
     const r = onTerminal(node, ['run', ...nodeArgs(node)], 'y', 120);
     expect(r.code).toBe(0);
-    for (const phase of ['backup', 'drain', 'interfaces', 'firewall', 'netns']) expect(r.screen).toMatch(new RegExp(`✔ ${phase} ok, \\d+ ms`));
+    for (const phase of ['backup', 'drain', 'interfaces', 'firewall', 'netns'])
+      expect(r.screen).toMatch(new RegExp(`✔ ${phase} ok, \\d+ ms`));
     expect(r.raw).toContain('\x1b['); // colour and cursor control on a terminal
     expect(snapshot(node).links.join('\n')).not.toMatch(/^cni0 /m);
   });

@@ -23,13 +23,19 @@ const profiles = loadProfiles();
 const CALICO = profiles.find((p) => p.name === 'calico')!;
 const CANAL = profiles.find((p) => p.name === 'canal')!;
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, '../../fixtures/calico', name), 'utf8');
-const bare = (steps: Array<{ argv: string[]; stdin?: string }>) => steps.map((s) => (s.stdin === undefined ? { argv: s.argv } : { argv: s.argv, stdin: s.stdin }));
+const bare = (steps: Array<{ argv: string[]; stdin?: string }>) =>
+  steps.map((s) => (s.stdin === undefined ? { argv: s.argv } : { argv: s.argv, stdin: s.stdin }));
 const POD_VETHS = ['cali1a2b3c4d5e6', 'calif0e1d2c3b4a'];
 
 /** Calico (IPIP and VXLAN, WireGuard on) left on a node, with the real iptables-save of fixtures/calico. */
 function calicoNode(host: FakeHost = foreignNode(), o: { tunl0Up?: boolean } = {}): FakeHost {
   host
-    .addLink({ ifname: 'tunl0', mtu: 1480, flags: o.tunl0Up === false ? ['NOARP'] : ['NOARP', 'UP', 'LOWER_UP'], linkinfo: { info_kind: 'ipip' } })
+    .addLink({
+      ifname: 'tunl0',
+      mtu: 1480,
+      flags: o.tunl0Up === false ? ['NOARP'] : ['NOARP', 'UP', 'LOWER_UP'],
+      linkinfo: { info_kind: 'ipip' },
+    })
     .addLink({ ifname: 'vxlan.calico', mtu: 1450, flags: ['UP'], linkinfo: { info_kind: 'vxlan' } })
     .addLink({ ifname: 'wireguard.cali', mtu: 1440, flags: ['UP'], linkinfo: { info_kind: 'wireguard' } })
     .addLink({ ifname: 'wg-v6.cali', mtu: 1420, flags: ['UP'], linkinfo: { info_kind: 'wireguard' } });
@@ -94,7 +100,11 @@ describe('Calico phases', () => {
   it('routes: BIRD and felix routes and IPAM blackholes; not routes through devices the interfaces phase takes down', async () => {
     const plan = await routes.plan(await ctxFor(calicoNode(), { profiles: [CALICO] }));
     expect(bare(plan.steps)).toEqual([
-      { argv: ['ip', '-batch', '-'], stdin: 'route delete blackhole 172.20.5.0/26\nroute delete 172.20.6.0/26 via 192.168.1.12 dev eth0\nroute delete blackhole 172.20.8.0/26\n' },
+      {
+        argv: ['ip', '-batch', '-'],
+        stdin:
+          'route delete blackhole 172.20.5.0/26\nroute delete 172.20.6.0/26 via 192.168.1.12 dev eth0\nroute delete blackhole 172.20.8.0/26\n',
+      },
     ]);
     const alone = await ctxFor(calicoNode(), { profiles: [CALICO] });
     alone.selected.delete('interfaces');
@@ -108,29 +118,44 @@ describe('Calico phases', () => {
     expect(plan.steps.map((s) => s.concurrent ?? false)).toEqual([true, true, false]);
     const script = plan.steps[0].stdin!;
     expect(script.match(/^\*\w+$/gm)).toEqual(['*mangle', '*raw', '*filter', '*nat']);
-    expect(script).toMatch(/^-D FORWARD -m comment --comment "cali:\S+" -m comment --comment "Policy explicitly accepted packet\." -m mark --mark 0x10000\/0x10000 -j ACCEPT$/m);
+    expect(script).toMatch(
+      /^-D FORWARD -m comment --comment "cali:\S+" -m comment --comment "Policy explicitly accepted packet\." -m mark --mark 0x10000\/0x10000 -j ACCEPT$/m,
+    );
     expect(script).toMatch(/^-X cali-fw-cali\w+$/m);
     expect(script).not.toContain('--dport 2222'); // the site's mangle rule
     expect(plan.steps[1].stdin).toBe('delete table ip calico\n');
     expect(plan.steps[2].stdin).toBe('destroy cali40masq-ipam-pools\ndestroy cali40all-ipam-pools\ndestroy cali40all-hosts-net\n');
   });
 
-  it('modules (opt-in): unloads ipip when tunl0 is Calico\'s and nothing else uses the module', async () => {
+  it("modules (opt-in): unloads ipip when tunl0 is Calico's and nothing else uses the module", async () => {
     const ctx = await ctxFor(calicoNode(), { profiles: [CALICO] });
     expect(bare((await modules.plan(ctx)).steps)).toEqual([{ argv: ['modprobe', '-r', 'ipip'] }]);
   });
 
   it('modules: keeps ipip loaded while another ipip tunnel or a module uses it, and says why', async () => {
     const other = calicoNode().addLink({ ifname: 'site-tun', linkinfo: { info_kind: 'ipip' } });
-    expect(await modules.plan(await ctxFor(other, { profiles: [CALICO] }))).toEqual({ steps: [], notes: ['ipip left loaded: site-tun still use it'] });
+    expect(await modules.plan(await ctxFor(other, { profiles: [CALICO] }))).toEqual({
+      steps: [],
+      notes: ['ipip left loaded: site-tun still use it'],
+    });
     const used = calicoNode();
     used.modules.set('ipip', { refs: 1, users: 'xfrm4_tunnel' });
-    expect(await modules.plan(await ctxFor(used, { profiles: [CALICO] }))).toEqual({ steps: [], notes: ['ipip left loaded: in use (1 reference(s) by xfrm4_tunnel)'] });
+    expect(await modules.plan(await ctxFor(used, { profiles: [CALICO] }))).toEqual({
+      steps: [],
+      notes: ['ipip left loaded: in use (1 reference(s) by xfrm4_tunnel)'],
+    });
   });
 
-  it('a full run with --with modules leaves nothing of Calico, tunl0 included, and keeps the site\'s ipset and rules', async () => {
+  it("a full run with --with modules leaves nothing of Calico, tunl0 included, and keeps the site's ipset and rules", async () => {
     const host = calicoNode();
-    const r = await sweep({ host, profiles: [CALICO], phases: PHASES, selected: new Set([...DEFAULT_PHASES, 'modules']), reporter: silentReporter, opts: runOptions({ dryRun: false }) });
+    const r = await sweep({
+      host,
+      profiles: [CALICO],
+      phases: PHASES,
+      selected: new Set([...DEFAULT_PHASES, 'modules']),
+      reporter: silentReporter,
+      opts: runOptions({ dryRun: false }),
+    });
     expect(r.report.failed).toBeUndefined();
     expect(host.linkNames().filter((l) => /cali|tunl0/.test(l))).toEqual([]);
     expect(host.routes[4].filter((x) => x.protocol === 'bird' || x.protocol === '80')).toEqual([]);
@@ -144,21 +169,35 @@ describe('Calico phases', () => {
 });
 
 describe('migration on the fake host', () => {
-  it('--cni flannel beside Calico keeps the namespaces of Calico\'s pods and removes Flannel\'s', async () => {
+  it("--cni flannel beside Calico keeps the namespaces of Calico's pods and removes Flannel's", async () => {
     const { host, pods } = dirtyFlannelNode();
     calicoNode(host);
-    const calicoNs = host.addNetns('cni-ca11c0de-0000-0000-0000-000000000001').realPath('/run/netns/cni-ca11c0de-0000-0000-0000-000000000001');
-    host.netnsLinks.set(calicoNs, [{ ifindex: 2, ifname: 'eth0', link_index: host.link(POD_VETHS[0])!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } }]);
-    for (const p of pods) host.netnsLinks.set(host.realPath(`/run/netns/${p.netns}`), [{ ifindex: 2, ifname: 'eth0', link_index: host.link(p.veth)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } }]);
+    const calicoNs = host
+      .addNetns('cni-ca11c0de-0000-0000-0000-000000000001')
+      .realPath('/run/netns/cni-ca11c0de-0000-0000-0000-000000000001');
+    host.netnsLinks.set(calicoNs, [
+      { ifindex: 2, ifname: 'eth0', link_index: host.link(POD_VETHS[0])!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
+    ]);
+    for (const p of pods)
+      host.netnsLinks.set(host.realPath(`/run/netns/${p.netns}`), [
+        { ifindex: 2, ifname: 'eth0', link_index: host.link(p.veth)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
+      ]);
     const plan = await netns.plan(await ctxFor(host, { profiles: [FLANNEL] }));
     expect(plan.steps.at(-1)!.argv.slice(3).sort()).toEqual(pods.map((p) => `/run/netns/${p.netns}`).sort());
-    expect(plan.notes).toEqual([`kept /run/netns/cni-ca11c0de-0000-0000-0000-000000000001: its pod interface pairs with ${POD_VETHS[0]}, which is not flannel's`]);
+    expect(plan.notes).toEqual([
+      `kept /run/netns/cni-ca11c0de-0000-0000-0000-000000000001: its pod interface pairs with ${POD_VETHS[0]}, which is not flannel's`,
+    ]);
   });
 
-  it('Canal owns the union: Flannel\'s chains and devices and Calico\'s', async () => {
+  it("Canal owns the union: Flannel's chains and devices and Calico's", async () => {
     expect(CANAL.firewall.chainPrefixes).toEqual(['FLANNEL-', 'cali-']);
     expect(CANAL.interfaces.names).toEqual(expect.arrayContaining(['flannel.1', 'vxlan.calico', 'wireguard.cali']));
     expect(CANAL.interfaces.names).not.toContain('cni0');
-    expect(CANAL.nftables).toEqual([{ family: 'ip', name: 'flannel-ipv4' }, { family: 'ip6', name: 'flannel-ipv6' }, { family: 'ip', name: 'calico' }, { family: 'ip6', name: 'calico' }]);
+    expect(CANAL.nftables).toEqual([
+      { family: 'ip', name: 'flannel-ipv4' },
+      { family: 'ip6', name: 'flannel-ipv6' },
+      { family: 'ip', name: 'calico' },
+      { family: 'ip6', name: 'calico' },
+    ]);
   });
 });

@@ -72,7 +72,11 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('unknown CNI', async () => {
     const r = await cli(['plan', '--cni', 'flanel']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`cni-sweep: error: unknown CNI "flanel"\n  hint: known CNIs: ${loadProfiles().map((p) => p.name).join(', ')}\n`);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: unknown CNI "flanel"\n  hint: known CNIs: ${loadProfiles()
+        .map((p) => p.name)
+        .join(', ')}\n`,
+    );
   });
 
   it('unknown option', async () => {
@@ -147,7 +151,9 @@ describe('refusals exit 3 and change nothing', () => {
     const { host } = dirtyFlannelNode();
     const r = await cli(RUN, host);
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe('cni-sweep: error: refusing to change the node without confirmation\n  hint: pass --yes to run without a terminal\n');
+    expect(r.stderr).toBe(
+      'cni-sweep: error: refusing to change the node without confirmation\n  hint: pass --yes to run without a terminal\n',
+    );
     expect(host.calls).toEqual([]);
   });
 
@@ -156,7 +162,9 @@ describe('refusals exit 3 and change nothing', () => {
     const r = await cli(RUN, host, { answer: 'n' });
     expect(r.code).toBe(3);
     expect(r.asked).toEqual(['Proceed? [y/N] ']);
-    expect(r.stderr).toContain('cni-sweep will change node node-1. It will remove:\n  - CNI config (1): /etc/cni/net.d/10-flannel.conflist\n');
+    expect(r.stderr).toContain(
+      'cni-sweep will change node node-1. It will remove:\n  - CNI config (1): /etc/cni/net.d/10-flannel.conflist\n',
+    );
     expect(r.stderr).toMatch(/cni-sweep: error: not confirmed: nothing was changed\n$/);
     expect(r.stdout).toBe('');
     expect(host.calls).toEqual([]);
@@ -214,7 +222,9 @@ describe('run', () => {
       stderr: 'ip6tables-nft-restore: line 2 failed\n',
     });
     expect(report.phases.find((p: { name: string }) => p.name === 'firewall').status).toBe('failed');
-    expect(r.stderr).toMatch(/cni-sweep: error: phase firewall failed: ip6tables-nft-restore --noflush -w exited 2: ip6tables-nft-restore: line 2 failed\n$/);
+    expect(r.stderr).toMatch(
+      /cni-sweep: error: phase firewall failed: ip6tables-nft-restore --noflush -w exited 2: ip6tables-nft-restore: line 2 failed\n$/,
+    );
     expect(host.units.get('kubelet.service')).toBe('active');
   });
 
@@ -256,10 +266,18 @@ describe('plan', () => {
     const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
     expect(r.code).toBe(0);
     expect(host.calls).toEqual([]);
-    expect(r.stdout.split('\n').slice(0, 3)).toEqual(['#!/usr/bin/env bash', `# cni-sweep ${VERSION} plan: the exact commands \`cni-sweep run\` would execute, in order.`, '# node: node-1']);
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual([
+      '#!/usr/bin/env bash',
+      `# cni-sweep ${VERSION} plan: the exact commands \`cni-sweep run\` would execute, in order.`,
+      '# node: node-1',
+    ]);
     expect(r.stdout).toContain('\nset -euo pipefail\n');
-    expect(r.stdout).toContain(`\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nCNI_SWEEP_EOF\n`);
-    expect(r.stdout).toContain("\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n");
+    expect(r.stdout).toContain(
+      `\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nCNI_SWEEP_EOF\n`,
+    );
+    expect(r.stdout).toContain(
+      "\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n",
+    );
     expect(r.stdout).toContain('\nrm -f -- /etc/cni/net.d/10-flannel.conflist\n');
     expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');
     // bash accepts it as a script
@@ -280,11 +298,16 @@ describe('plan', () => {
   it('without root, says in the script and on stderr what it could not read, and still exits 0', async () => {
     const { host } = dirtyFlannelNode({ isRoot: false });
     host.unreadable.add('/var/lib/cni/results');
-    host.failQuery((a) => a[0] === 'iptables-nft-save', { code: 4, stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n' });
+    host.failQuery((a) => a[0] === 'iptables-nft-save', {
+      code: 4,
+      stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
+    });
     const r = await cli(['plan'], host);
     expect(r.code).toBe(0);
     const header = r.stdout.split('set -euo pipefail')[0];
-    expect(header).toContain('\n# could not read: iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n');
+    expect(header).toContain(
+      '\n# could not read: iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
+    );
     expect(header).toContain('\n# could not read: /var/lib/cni/results: permission denied\n');
     expect(r.stderr).toContain('cni-sweep: warning: could not read /var/lib/cni/results: permission denied\n');
     expect(r.stdout).not.toContain('iptables-nft-restore');
@@ -297,19 +320,36 @@ describe('plan', () => {
     expect(Object.keys(report)).toEqual(expect.arrayContaining(['changed', 'dryRun', 'node', 'cni', 'backup', 'phases']));
     expect(report).toMatchObject({ changed: false, dryRun: true, node: 'node-1', cni: ['flannel'] });
     const cfg = report.phases.find((p: { name: string }) => p.name === 'cni-config');
-    expect(cfg).toMatchObject({ name: 'cni-config', status: 'ok', steps: [{ argv: ['rm', '-f', '--', '/etc/cni/net.d/10-flannel.conflist'], status: 'planned', ms: 0 }] });
+    expect(cfg).toMatchObject({
+      name: 'cni-config',
+      status: 'ok',
+      steps: [{ argv: ['rm', '-f', '--', '/etc/cni/net.d/10-flannel.conflist'], status: 'planned', ms: 0 }],
+    });
   });
 
   it('--skip and --only choose the phases of the plan', async () => {
     const skip = JSON.parse((await cli(['plan', '--json', '--skip', 'drain,firewall'])).stdout);
-    expect(skip.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual(['drain', 'remove-sandboxes', 'firewall', 'modules']);
+    expect(skip.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual([
+      'drain',
+      'remove-sandboxes',
+      'firewall',
+      'modules',
+    ]);
     // A cleanup phase never runs without the backup of what it removes.
     const only = JSON.parse((await cli(['plan', '--json', '--only', 'routes'])).stdout);
-    expect(only.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual(['backup', 'routes']);
+    expect(only.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual([
+      'backup',
+      'routes',
+    ]);
     const onlyServices = JSON.parse((await cli(['plan', '--json', '--only', 'drain,uncordon'])).stdout);
-    expect(onlyServices.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual(['drain', 'uncordon']);
+    expect(onlyServices.phases.filter((p: { status: string }) => p.status !== 'skipped').map((p: { name: string }) => p.name)).toEqual([
+      'drain',
+      'uncordon',
+    ]);
     const withModules = JSON.parse((await cli(['plan', '--json', '--with', 'modules'])).stdout);
-    expect(withModules.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual(['remove-sandboxes']);
+    expect(withModules.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual([
+      'remove-sandboxes',
+    ]);
     const r = await cli(['plan', '--with', 'firewall']);
     expect(r.code).toBe(2);
     oneLineError(r.stderr);
@@ -330,7 +370,11 @@ describe('help, version and profiles', () => {
   it('--help lists the phases in order', async () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
-    const listed = r.stdout.split(/Phases, in order[^\n]*:\n/)[1].split('\n').filter((l) => /^ {2}\S/.test(l)).map((l) => l.trim().split(/\s+/)[0]);
+    const listed = r.stdout
+      .split(/Phases, in order[^\n]*:\n/)[1]
+      .split('\n')
+      .filter((l) => /^ {2}\S/.test(l))
+      .map((l) => l.trim().split(/\s+/)[0]);
     expect(listed).toEqual(PHASE_NAMES);
     expect(r.stdout).toContain('Exit codes: 0 success, 1 a phase failed, 2 bad usage or input, 3 refused.');
   });
@@ -345,7 +389,9 @@ describe('help, version and profiles', () => {
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('flannel: Flannel (vxlan, host-gw, wireguard, udp, ipip backends) with the bridge and portmap plugins');
     expect(lines).toContain('  config:     files whose plugin types include flannel');
-    expect(lines.find((l) => l.startsWith('  interfaces:'))).toBe('  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, /^flannel\\.\\d+$/, /^flannel-v6\\.\\d+$/, veths attached to its bridge');
+    expect(lines.find((l) => l.startsWith('  interfaces:'))).toBe(
+      '  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, /^flannel\\.\\d+$/, /^flannel-v6\\.\\d+$/, veths attached to its bridge',
+    );
     expect(lines.find((l) => l.startsWith('  nftables:'))).toBe('  nftables:   ip flannel-ipv4, ip6 flannel-ipv6');
     const json = JSON.parse((await cli(['profiles', '--json'])).stdout);
     expect(json.map((p: { name: string }) => p.name)).toEqual(loadProfiles().map((p) => p.name));
@@ -376,7 +422,13 @@ describe('restore', () => {
       for (const c of host.chains(backend, table)) out[c] = host.rules(backend, table).filter((r) => r.startsWith(`-A ${c} `));
       return out;
     };
-    const before = { v4: byChain('iptables-nft', 'nat'), f4: byChain('iptables-nft', 'filter'), v6: byChain('ip6tables-nft', 'nat'), nft: [...host.nftTables], conf: await host.readFile('/etc/cni/net.d/10-flannel.conflist') };
+    const before = {
+      v4: byChain('iptables-nft', 'nat'),
+      f4: byChain('iptables-nft', 'filter'),
+      v6: byChain('ip6tables-nft', 'nat'),
+      nft: [...host.nftTables],
+      conf: await host.readFile('/etc/cni/net.d/10-flannel.conflist'),
+    };
     const run = await cli([...RUN, '--yes', '--json'], host);
     expect(run.code).toBe(0);
     const dir = materialize(host, JSON.parse(run.stdout).backup);

@@ -20,8 +20,15 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Read-only commands doctor may issue. */
 const READS = [
-  /^ip -j -d link show$/, /^ip -j -d addr show$/, /^ip -j -[46] route show table main$/, /^ip6?tables-(nft|legacy)-save$/, /^nft -j list tables$/,
-  /^ipset list -n$/, /^systemctl is-active( \S+)+$/, /^crictl pods -q$/, /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
+  /^ip -j -d link show$/,
+  /^ip -j -d addr show$/,
+  /^ip -j -[46] route show table main$/,
+  /^ip6?tables-(nft|legacy)-save$/,
+  /^nft -j list tables$/,
+  /^ipset list -n$/,
+  /^systemctl is-active( \S+)+$/,
+  /^crictl pods -q$/,
+  /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
 ];
 
 type Json = DoctorJson['findings'][number];
@@ -40,7 +47,11 @@ async function doctor(host: FakeHost, args: string[] = [], io: { stdoutTty?: boo
   });
   // Doctor never changes the node, and asks only read-only questions.
   expect(host.calls).toEqual([]);
-  for (const q of host.queries) expect(READS.some((r) => r.test(q.join(' '))), q.join(' ')).toBe(true);
+  for (const q of host.queries)
+    expect(
+      READS.some((r) => r.test(q.join(' '))),
+      q.join(' '),
+    ).toBe(true);
   const report = args.includes('--json') && out.text ? (JSON.parse(out.text) as DoctorJson) : null;
   return { code, stdout: out.text, stderr: err.text, report, findings: report?.findings ?? [] };
 }
@@ -83,13 +94,20 @@ function setAddr(host: FakeHost, ifname: string, ...cidrs: string[]) {
 /** Calico's devices, routes and rules on a fake node; its config only when asked. */
 function addCalico(host: FakeHost, o: { config?: boolean; tunl0?: 'active' | 'idle' } = {}) {
   const veths = ['cali1a2b3c4d5e6', 'calif00dfeed123'];
-  host.addLink({ ifname: 'vxlan.calico', mtu: 1450, linkinfo: { info_kind: 'vxlan', info_data: { id: 4096 } } }).addAddr('vxlan.calico', '172.20.5.0/32');
+  host
+    .addLink({ ifname: 'vxlan.calico', mtu: 1450, linkinfo: { info_kind: 'vxlan', info_data: { id: 4096 } } })
+    .addAddr('vxlan.calico', '172.20.5.0/32');
   for (const [i, v] of veths.entries()) {
     host.addLink({ ifname: v, mtu: 1450, link_netnsid: 10 + i, linkinfo: { info_kind: 'veth' } });
     host.addRoute(4, { dst: `172.20.5.${i + 2}`, dev: v, scope: 'link' });
   }
   if (o.tunl0) {
-    host.addLink({ ifname: 'tunl0', mtu: 1480, linkinfo: { info_kind: 'ipip' }, ...(o.tunl0 === 'idle' ? { flags: ['NOARP'], operstate: 'DOWN' } : {}) });
+    host.addLink({
+      ifname: 'tunl0',
+      mtu: 1480,
+      linkinfo: { info_kind: 'ipip' },
+      ...(o.tunl0 === 'idle' ? { flags: ['NOARP'], operstate: 'DOWN' } : {}),
+    });
     if (o.tunl0 === 'active') host.addAddr('tunl0', '172.20.5.1/32');
   }
   host
@@ -97,10 +115,16 @@ function addCalico(host: FakeHost, o: { config?: boolean; tunl0?: 'active' | 'id
     .addRoute(4, { dst: '172.20.6.0/26', gateway: '192.168.1.12', dev: 'eth0', protocol: 'bird' })
     .addRoute(4, { dst: '172.20.7.0/26', gateway: '172.20.7.0', dev: 'vxlan.calico', protocol: '80', flags: ['onlink'] });
   const site = host.iptablesSave('iptables-nft');
-  host.setIptables('iptables-nft', mergeSave(site, calicoRules(veths.map((veth, i) => ({ cid: `${i}`.repeat(64), ip: `172.20.5.${i + 2}`, veth, netns: '' })))));
+  host.setIptables(
+    'iptables-nft',
+    mergeSave(site, calicoRules(veths.map((veth, i) => ({ cid: `${i}`.repeat(64), ip: `172.20.5.${i + 2}`, veth, netns: '' })))),
+  );
   host.addNftTable('ip', 'calico');
   host.ipsets.push('cali40all-ipam-pools', 'cali40masq-ipam-pools', 'site-allow');
-  if (o.config) host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST).writeFile('/etc/cni/net.d/calico-kubeconfig', 'apiVersion: v1\n', 0o600);
+  if (o.config)
+    host
+      .writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST)
+      .writeFile('/etc/cni/net.d/calico-kubeconfig', 'apiVersion: v1\n', 0o600);
   return veths;
 }
 
@@ -129,7 +153,9 @@ describe('a healthy node', () => {
     expect(r.report).toEqual({ healthy: true, node: 'node-1', root: '/', cniInUse: ['flannel'], findings: [], notChecked: [] });
     const t = await doctor(host);
     expect(t.code).toBe(0);
-    expect(t.stdout).toBe('cni-sweep doctor: node node-1: healthy, no findings\nCNI in use: flannel (/etc/cni/net.d/10-flannel.conflist)\n');
+    expect(t.stdout).toBe(
+      'cni-sweep doctor: node node-1: healthy, no findings\nCNI in use: flannel (/etc/cni/net.d/10-flannel.conflist)\n',
+    );
     expect(t.stderr).toBe('');
   });
 
@@ -142,13 +168,24 @@ describe('a healthy node', () => {
 
   it('runs every check in its fixed order', () => {
     expect(CHECKS.map((c) => c.name)).toEqual([
-      'cni-configs', 'plugin-binaries', 'flannel-subnet', 'bridge-pod-cidr', 'leftover-interfaces', 'ipam', 'mtu', 'hostgw-routes', 'leftover-routes', 'leftover-firewall', 'iptables-split', 'network-policy',
+      'cni-configs',
+      'plugin-binaries',
+      'flannel-subnet',
+      'bridge-pod-cidr',
+      'leftover-interfaces',
+      'ipam',
+      'mtu',
+      'hostgw-routes',
+      'leftover-routes',
+      'leftover-firewall',
+      'iptables-split',
+      'network-policy',
     ]);
   });
 });
 
 describe('CNI configs and plugins', () => {
-  it('names every plugin binary missing from /opt/cni/bin, flannel\'s implied bridge and host-local included; the CNI gone means all of it goes, in one run', async () => {
+  it("names every plugin binary missing from /opt/cni/bin, flannel's implied bridge and host-local included; the CNI gone means all of it goes, in one run", async () => {
     const { host } = healthyFlannel();
     host.fs.delete(host.realPath('/opt/cni/bin/flannel'));
     host.fs.delete(host.realPath('/opt/cni/bin/host-local'));
@@ -188,10 +225,21 @@ describe('CNI configs and plugins', () => {
     const f = one((await json(host, ['--root', root, '--pod-cidr', '10.244.0.0/16'])).findings, 'cni-plugin-missing');
     expect(f.evidence[0]).toBe('/opt/cni/bin: no such directory');
     expect(f.evidence).toHaveLength(5);
-    expect(f.fixArgv).toEqual(['cni-sweep', 'run', '--cni', 'flannel', '--only', 'backup,cni-config,cni-state,interfaces,routes,firewall', '--root', root, '--pod-cidr', '10.244.0.0/16']);
+    expect(f.fixArgv).toEqual([
+      'cni-sweep',
+      'run',
+      '--cni',
+      'flannel',
+      '--only',
+      'backup,cni-config,cni-state,interfaces,routes,firewall',
+      '--root',
+      root,
+      '--pod-cidr',
+      '10.244.0.0/16',
+    ]);
   });
 
-  it('more than one config: the runtime uses the first in lexical order; the other CNI\'s is stale, and every finding of it has the one command that removes it whole', async () => {
+  it("more than one config: the runtime uses the first in lexical order; the other CNI's is stale, and every finding of it has the one command that removes it whole", async () => {
     const { host } = healthyFlannel();
     addCalico(host, { config: true });
     installBins(host, CALICO_BINS);
@@ -201,24 +249,32 @@ describe('CNI configs and plugins', () => {
       id: 'cni-config-multiple',
       severity: 'warning',
       title: '2 CNI configs in /etc/cni/net.d; the runtime uses only /etc/cni/net.d/10-calico.conflist',
-      evidence: ['runtime uses: /etc/cni/net.d/10-calico.conflist (calico; first in lexical order)', 'stale: /etc/cni/net.d/10-flannel.conflist (flannel)'],
+      evidence: [
+        'runtime uses: /etc/cni/net.d/10-calico.conflist (calico; first in lexical order)',
+        'stale: /etc/cni/net.d/10-flannel.conflist (flannel)',
+      ],
       why: expect.stringContaining('two CNIs fighting over one node'),
       fix: REMOVE_FLANNEL,
       fixArgv: expect.any(Array),
     });
     // Flannel is not in use any more: its devices, routes and rules are leftovers now (its pods still run, so no allocation is stale).
-    expect(r.findings.map((f) => `${f.id} ${f.fix}`)).toEqual(['cni-config-multiple', 'leftover-interfaces', 'leftover-routes', 'leftover-firewall'].map((id) => `${id} ${REMOVE_FLANNEL}`));
+    expect(r.findings.map((f) => `${f.id} ${f.fix}`)).toEqual(
+      ['cni-config-multiple', 'leftover-interfaces', 'leftover-routes', 'leftover-firewall'].map((id) => `${id} ${REMOVE_FLANNEL}`),
+    );
   });
 
   it('a second config of the CNI in use is a duplicate: removed by path, not with `--cni` (which would take both)', async () => {
     const { host } = healthyFlannel();
     host.writeFile('/etc/cni/net.d/20-flannel.conflist', FLANNEL_CONFLIST);
     const f = one((await json(host)).findings, 'cni-config-multiple');
-    expect(f.evidence).toEqual(['runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel; first in lexical order)', 'stale: /etc/cni/net.d/20-flannel.conflist (flannel)']);
+    expect(f.evidence).toEqual([
+      'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel; first in lexical order)',
+      'stale: /etc/cni/net.d/20-flannel.conflist (flannel)',
+    ]);
     expect(f.fix).toBe('rm -f -- /etc/cni/net.d/20-flannel.conflist');
   });
 
-  it('another tool\'s config (podman) beside the pod network is only a note: healthy, exit 0', async () => {
+  it("another tool's config (podman) beside the pod network is only a note: healthy, exit 0", async () => {
     const { host } = healthyFlannel();
     host.writeFile('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
     installBins(host, ['firewall', 'tuning']);
@@ -255,10 +311,16 @@ describe('CNI configs and plugins', () => {
 
   it('a non-first config missing its plugins is a warning: the runtime does not use it yet', async () => {
     const { host } = healthyFlannel();
-    host.writeFile('/etc/cni/net.d/99-extra.conf', JSON.stringify({ cniVersion: '0.4.0', name: 'extra', type: 'macvlan', master: 'eth0', ipam: { type: 'dhcp' } }));
+    host.writeFile(
+      '/etc/cni/net.d/99-extra.conf',
+      JSON.stringify({ cniVersion: '0.4.0', name: 'extra', type: 'macvlan', master: 'eth0', ipam: { type: 'dhcp' } }),
+    );
     const f = one((await json(host)).findings, 'cni-plugin-missing');
     expect(f.severity).toBe('warning');
-    expect(f.evidence).toEqual(['/opt/cni/bin/macvlan: missing (plugin in /etc/cni/net.d/99-extra.conf)', '/opt/cni/bin/dhcp: missing (IPAM of macvlan in /etc/cni/net.d/99-extra.conf)']);
+    expect(f.evidence).toEqual([
+      '/opt/cni/bin/macvlan: missing (plugin in /etc/cni/net.d/99-extra.conf)',
+      '/opt/cni/bin/dhcp: missing (IPAM of macvlan in /etc/cni/net.d/99-extra.conf)',
+    ]);
   });
 });
 
@@ -272,8 +334,13 @@ describe('Flannel subnet.env and cni0', () => {
       id: 'flannel-subnet-env-missing',
       severity: 'error',
       title: "Flannel's CNI config is present but /run/flannel/subnet.env is not",
-      evidence: ['/etc/cni/net.d/10-flannel.conflist: plugin "flannel" (network cbr0), the config the runtime uses', '/run/flannel/subnet.env: no such file'],
-      why: expect.stringContaining('`plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: open /run/flannel/subnet.env: no such file or directory`'),
+      evidence: [
+        '/etc/cni/net.d/10-flannel.conflist: plugin "flannel" (network cbr0), the config the runtime uses',
+        '/run/flannel/subnet.env: no such file',
+      ],
+      why: expect.stringContaining(
+        '`plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: open /run/flannel/subnet.env: no such file or directory`',
+      ),
       // Without subnet.env the pod network is unknown: the host-gw route to 10.244.2.0/24 is not recognised.
       fix: 'cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,firewall',
       fixArgv: expect.any(Array),
@@ -292,10 +359,12 @@ describe('Flannel subnet.env and cni0', () => {
     host.routes[6] = host.routes[6].filter((r) => !r.dst.startsWith('fd00:10:244'));
     host.iptables.clear();
     host.nftTables = [];
-    expect(one((await json(host)).findings, 'flannel-subnet-env-missing').fix).toBe('cni-sweep run --cni flannel --only backup,cni-config,cni-state');
+    expect(one((await json(host)).findings, 'flannel-subnet-env-missing').fix).toBe(
+      'cni-sweep run --cni flannel --only backup,cni-config,cni-state',
+    );
   });
 
-  it('cni0 holding another address than FLANNEL_SUBNET\'s gateway: already has an IP address different from', async () => {
+  it("cni0 holding another address than FLANNEL_SUBNET's gateway: already has an IP address different from", async () => {
     const { host } = healthyFlannel();
     setAddr(host, 'cni0', '10.244.7.1/24', 'fd00:10:244:1::1/64');
     const f = one((await json(host)).findings, 'flannel-subnet-mismatch');
@@ -317,9 +386,13 @@ describe('Flannel subnet.env and cni0', () => {
     expect(f.evidence).toEqual(['cni0: fd00:10:244:1::9/64', '/run/flannel/subnet.env: FLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64']);
   });
 
-  it('cni0 outside the Node\'s spec.podCIDRs (read with the kubeconfig)', async () => {
+  it("cni0 outside the Node's spec.podCIDRs (read with the kubeconfig)", async () => {
     const { host } = healthyFlannel();
-    host.kubeNodes.set('node-1', { kind: 'Node', metadata: { name: 'node-1' }, spec: { podCIDR: '10.244.3.0/24', podCIDRs: ['10.244.3.0/24', 'fd00:10:244:3::/64'] } });
+    host.kubeNodes.set('node-1', {
+      kind: 'Node',
+      metadata: { name: 'node-1' },
+      spec: { podCIDR: '10.244.3.0/24', podCIDRs: ['10.244.3.0/24', 'fd00:10:244:3::/64'] },
+    });
     const r = await json(host, ['--kubeconfig', '/etc/kubernetes/admin.conf']);
     expect(one(r.findings, 'bridge-outside-pod-cidr')).toEqual({
       id: 'bridge-outside-pod-cidr',
@@ -345,7 +418,9 @@ describe('Flannel subnet.env and cni0', () => {
     const { host } = healthyFlannel();
     const r = await json(host, ['--kubeconfig', '/k']);
     expect(r.findings).toEqual([]);
-    expect(r.report?.notChecked).toEqual(["Node node-1's pod CIDR: kubectl get node: Error from server (NotFound): nodes \"node-1\" not found"]);
+    expect(r.report?.notChecked).toEqual([
+      'Node node-1\'s pod CIDR: kubectl get node: Error from server (NotFound): nodes "node-1" not found',
+    ]);
     expect(r.code).toBe(0);
   });
 });
@@ -360,7 +435,10 @@ describe('leftovers of a CNI that is not in use', () => {
       id: 'leftover-interfaces',
       severity: 'warning',
       title: "flannel's interfaces remain while flannel is not in use: flannel.1, cni0, 2 pod veths",
-      evidence: ['flannel.1 (vxlan): up, 10.244.1.0/32', `cni0 (bridge): up, 10.244.1.1/24 fd00:10:244:1::1/64, 2 pod veths: ${pods[0].veth} ${pods[1].veth}`],
+      evidence: [
+        'flannel.1 (vxlan): up, 10.244.1.0/32',
+        `cni0 (bridge): up, 10.244.1.1/24 fd00:10:244:1::1/64, 2 pod veths: ${pods[0].veth} ${pods[1].veth}`,
+      ],
       why: expect.stringContaining('`cni0 already has an IP address different from ...`'),
       fix: 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall',
       fixArgv: expect.any(Array),
@@ -434,7 +512,7 @@ describe('leftovers of a CNI that is not in use', () => {
     expect((await json(host)).findings).toEqual([]);
   });
 
-  it('Canal in use: Flannel\'s and Calico\'s devices are its own, not leftovers', async () => {
+  it("Canal in use: Flannel's and Calico's devices are its own, not leftovers", async () => {
     const { host } = healthyFlannel();
     removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
     addCalico(host);
@@ -455,14 +533,20 @@ describe('IPAM', () => {
       id: 'ipam-stale',
       severity: 'warning',
       title: '1 IP allocation in /var/lib/cni/networks/cbr0 belongs to no running pod',
-      evidence: ['running pod sandboxes (crictl pods -q): 1', `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0].cid.slice(0, 13)} (eth0)`],
+      evidence: [
+        'running pod sandboxes (crictl pods -q): 1',
+        `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0].cid.slice(0, 13)} (eth0)`,
+      ],
       why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set`'),
       fix: 'rm -f -- /var/lib/cni/networks/cbr0/10.244.1.2',
       fixArgv: ['rm', '-f', '--', '/var/lib/cni/networks/cbr0/10.244.1.2'],
     });
   });
 
-  const refused = { code: 1, stderr: 'validate service connection: connection error: dial unix /run/containerd/containerd.sock: connect: connection refused\n' };
+  const refused = {
+    code: 1,
+    stderr: 'validate service connection: connection error: dial unix /run/containerd/containerd.sock: connect: connection refused\n',
+  };
   const RUNTIMES_DOWN =
     'no container runtime is running (cri-docker.service inactive, docker.service inactive, containerd.service inactive, crio.service inactive, ' +
     'k3s.service inactive, k3s-agent.service inactive, rke2-server.service inactive, rke2-agent.service inactive): no allocation can belong to a running pod';
@@ -486,7 +570,9 @@ describe('IPAM', () => {
   it('crictl failing as root with a runtime unit active counts as no sandbox; without root, or without crictl, it is not checked', async () => {
     const { host } = healthyFlannel();
     host.failQuery((a) => a[0] === 'crictl', refused);
-    expect(one((await json(host)).findings, 'ipam-stale').evidence[0]).toBe(`crictl pods -q failed: ${refused.stderr.trim()}: no allocation can belong to a running pod`);
+    expect(one((await json(host)).findings, 'ipam-stale').evidence[0]).toBe(
+      `crictl pods -q failed: ${refused.stderr.trim()}: no allocation can belong to a running pod`,
+    );
 
     const { host: user } = healthyFlannel();
     user.isRootUser = false;
@@ -517,13 +603,18 @@ describe('IPAM', () => {
       ],
       why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set: 10.244.1.1-10.244.1.254`'),
       // The same stale files as ipam-stale, in the directory's (lexical) order.
-      fix: expect.stringMatching(/^rm -f -- \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.10 \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.100 /),
+      fix: expect.stringMatching(
+        /^rm -f -- \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.10 \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.100 /,
+      ),
       fixArgv: expect.any(Array),
     });
     expect(one(r.findings, 'ipam-stale').evidence).toHaveLength(227);
     for (let i = 230; i < 255; i++) host.writeFile(`/var/lib/cni/networks/cbr0/10.244.1.${i}`, `${'b'.repeat(64)}\r\neth0`, 0o600);
     r = await json(host);
-    expect(one(r.findings, 'ipam-exhaustion')).toMatchObject({ severity: 'error', title: '/var/lib/cni/networks/cbr0 is 100% full: 253 of 253 addresses in 10.244.1.1-10.244.1.254' });
+    expect(one(r.findings, 'ipam-exhaustion')).toMatchObject({
+      severity: 'error',
+      title: '/var/lib/cni/networks/cbr0 is 100% full: 253 of 253 addresses in 10.244.1.1-10.244.1.254',
+    });
   });
 
   it('a full range of running pods has no fix command: the subnet is too small', async () => {
@@ -539,16 +630,29 @@ describe('IPAM', () => {
     expect(f.why).toContain('too small');
   });
 
-  it('takes the range from the conflist (ipam.ranges with rangeStart/rangeEnd) for the runtime\'s bridge network', async () => {
+  it("takes the range from the conflist (ipam.ranges with rangeStart/rangeEnd) for the runtime's bridge network", async () => {
     const h = foreignNode();
-    h.writeFile('/etc/cni/net.d/10-bridge.conflist', JSON.stringify({
-      cniVersion: '1.0.0', name: 'mynet', plugins: [{ type: 'bridge', bridge: 'br-pods', ipam: { type: 'host-local', ranges: [[{ subnet: '10.22.0.0/24', rangeStart: '10.22.0.10', rangeEnd: '10.22.0.19' }]] } }],
-    }));
+    h.writeFile(
+      '/etc/cni/net.d/10-bridge.conflist',
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'mynet',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'br-pods',
+            ipam: { type: 'host-local', ranges: [[{ subnet: '10.22.0.0/24', rangeStart: '10.22.0.10', rangeEnd: '10.22.0.19' }]] },
+          },
+        ],
+      }),
+    );
     installBins(h, ['bridge', 'host-local']);
     for (let i = 10; i < 19; i++) h.writeFile(`/var/lib/cni/networks/mynet/10.22.0.${i}`, `${`${i}`.padStart(64, 'd')}\r\neth0`, 0o600);
     h.sandboxes = Array.from({ length: 9 }, (_, k) => `${k + 10}`.padStart(64, 'd'));
     const f = one((await json(h)).findings, 'ipam-exhaustion');
-    expect(f.evidence[0]).toBe('/var/lib/cni/networks/mynet: 9 of 10 addresses allocated in 10.22.0.10-10.22.0.19 (/etc/cni/net.d/10-bridge.conflist ipam.ranges)');
+    expect(f.evidence[0]).toBe(
+      '/var/lib/cni/networks/mynet: 9 of 10 addresses allocated in 10.22.0.10-10.22.0.19 (/etc/cni/net.d/10-bridge.conflist ipam.ranges)',
+    );
   });
 });
 
@@ -572,7 +676,9 @@ describe('MTU', () => {
     const { host } = healthyFlannel();
     host.link('flannel.1')!.ifname = 'flannel-wg';
     host.link('flannel-wg')!.mtu = 1450;
-    expect(one((await json(host)).findings, 'mtu-overlay').title).toBe("flannel-wg's MTU 1450 is above what eth0 can carry after WireGuard (1440)");
+    expect(one((await json(host)).findings, 'mtu-overlay').title).toBe(
+      "flannel-wg's MTU 1450 is above what eth0 can carry after WireGuard (1440)",
+    );
 
     const { host: gw } = healthyFlannel();
     gw.links = gw.links.filter((l) => l.ifname !== 'flannel.1');
@@ -582,7 +688,7 @@ describe('MTU', () => {
     expect(one(r.findings, 'mtu-flannel-env').evidence).toEqual(['/run/flannel/subnet.env: FLANNEL_MTU=1450', 'eth0: mtu 1400']);
   });
 
-  it('pod veths above the overlay MTU, with the command that recreates the node\'s pods', async () => {
+  it("pod veths above the overlay MTU, with the command that recreates the node's pods", async () => {
     const { host, pods } = healthyFlannel();
     host.link(pods[0].veth)!.mtu = 1500;
     const f = one((await json(host, ['--kubeconfig', '/k'])).findings, 'mtu-pod-veth');
@@ -594,13 +700,16 @@ describe('MTU', () => {
     });
   });
 
-  it('FLANNEL_MTU above the overlay\'s: every new pod gets it', async () => {
+  it("FLANNEL_MTU above the overlay's: every new pod gets it", async () => {
     const { host } = healthyFlannel();
-    host.writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n');
+    host.writeFile(
+      '/run/flannel/subnet.env',
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n',
+    );
     setAddr(host, 'cni0', '10.244.1.1/24');
     const f = one((await json(host)).findings, 'mtu-flannel-env');
     expect(f).toMatchObject({
-      title: 'FLANNEL_MTU=1500 in /run/flannel/subnet.env is above flannel.1\'s MTU 1450',
+      title: "FLANNEL_MTU=1500 in /run/flannel/subnet.env is above flannel.1's MTU 1450",
       evidence: ['/run/flannel/subnet.env: FLANNEL_MTU=1500', 'flannel.1: mtu 1450'],
       fix: 'kubectl -n kube-flannel delete pod -l app=flannel --field-selector spec.nodeName=node-1',
     });
@@ -618,7 +727,10 @@ describe('MTU', () => {
       "vxlan.calico's MTU 1480 is above what eth0 can carry after VXLAN (1450)",
       "tunl0's MTU 1500 is above what eth0 can carry after IPIP (1480)",
     ]);
-    expect(one(r.findings, 'mtu-pod-veth').evidence).toEqual(['calif00dfeed123: mtu 1500', 'vxlan.calico: mtu 1480 (the overlay pod traffic leaves through)']);
+    expect(one(r.findings, 'mtu-pod-veth').evidence).toEqual([
+      'calif00dfeed123: mtu 1500',
+      'vxlan.calico: mtu 1480 (the overlay pod traffic leaves through)',
+    ]);
   });
 
   it('a leftover overlay is reported as a leftover, not as an MTU problem', async () => {
@@ -661,7 +773,10 @@ describe('routes', () => {
 describe('firewall backends and NetworkPolicy', () => {
   it('KUBE-* chains in both iptables-nft and iptables-legacy', async () => {
     const { host } = healthyFlannel();
-    host.setIptables('iptables-legacy', '*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n');
+    host.setIptables(
+      'iptables-legacy',
+      '*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n',
+    );
     const r = await json(host);
     expect(r.findings).toEqual([
       {
@@ -682,14 +797,20 @@ describe('firewall backends and NetworkPolicy', () => {
   it('NetworkPolicy objects while the pods use Flannel alone; not with Canal', async () => {
     const { host } = healthyFlannel();
     host.kubeNodes.set('node-1', { spec: { podCIDR: '10.244.1.0/24' } });
-    host.networkPolicies = [{ namespace: 'prod', name: 'deny-all' }, { namespace: 'prod', name: 'allow-web' }];
+    host.networkPolicies = [
+      { namespace: 'prod', name: 'deny-all' },
+      { namespace: 'prod', name: 'allow-web' },
+    ];
     const r = await json(host, ['--kubeconfig', '/k']);
     expect(r.findings).toEqual([
       {
         id: 'networkpolicy-unenforced',
         severity: 'warning',
         title: "2 NetworkPolicy objects exist, but this node's pods use Flannel, which does not enforce them",
-        evidence: ['kubectl get networkpolicies -A: prod/deny-all, prod/allow-web', 'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel)'],
+        evidence: [
+          'kubectl get networkpolicies -A: prod/deny-all, prod/allow-web',
+          'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel)',
+        ],
         why: expect.stringContaining('Install Canal'),
         fix: null,
         fixArgv: null,
@@ -772,7 +893,10 @@ describe('the command line', () => {
   it('without root it reads what it can and lists what it could not', async () => {
     const { host } = healthyFlannel();
     host.isRootUser = false;
-    host.failQuery((a) => /^ip6?tables-(nft|legacy)-save$/.test(a[0]), { code: 1, stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n' });
+    host.failQuery((a) => /^ip6?tables-(nft|legacy)-save$/.test(a[0]), {
+      code: 1,
+      stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
+    });
     host.unreadable.add('/var/lib/cni/networks/cbr0');
     const r = await json(host);
     expect(r.code).toBe(0);
@@ -789,9 +913,17 @@ describe('the command line', () => {
 
   it('is listed in --help with its own exit codes', async () => {
     const out = new Capture();
-    const code = await main(['doctor', '--help'], { stdout: out.stream, stderr: new Capture().stream, stdinIsTty: false, stderrIsTty: false, env: {}, makeHost: () => foreignNode() });
+    const code = await main(['doctor', '--help'], {
+      stdout: out.stream,
+      stderr: new Capture().stream,
+      stdinIsTty: false,
+      stderrIsTty: false,
+      env: {},
+      makeHost: () => foreignNode(),
+    });
     expect(code).toBe(0);
     expect(out.text).toContain('Exit codes: 0 healthy, 1 findings');
-    for (const opt of ['--root', '--cni', '--node', '--kubeconfig', '--pod-cidr', '--json', '--verbose', '--no-color']) expect(out.text).toContain(opt);
+    for (const opt of ['--root', '--cni', '--node', '--kubeconfig', '--pod-cidr', '--json', '--verbose', '--no-color'])
+      expect(out.text).toContain(opt);
   });
 });

@@ -6,7 +6,16 @@ import { CommandFailedError } from '../../src/errors.js';
 import { FakeHost } from '../../src/host/fake.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 
-const NAT = ['*nat', ':PREROUTING ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ':A - [0:0]', ':B - [0:0]', '-A POSTROUTING -m comment --comment "x y" -j A', '-A A -j B', 'COMMIT'];
+const NAT = [
+  '*nat',
+  ':PREROUTING ACCEPT [0:0]',
+  ':POSTROUTING ACCEPT [0:0]',
+  ':A - [0:0]',
+  ':B - [0:0]',
+  '-A POSTROUTING -m comment --comment "x y" -j A',
+  '-A A -j B',
+  'COMMIT',
+];
 const FILTER = ['*filter', ':INPUT ACCEPT [0:0]', ':F - [0:0]', '-A INPUT -j F', 'COMMIT'];
 
 async function failure(p: Promise<unknown>): Promise<CommandFailedError> {
@@ -22,17 +31,30 @@ describe('FakeHost reads', () => {
   it('answers the queries cni-sweep issues, as the tools print them', async () => {
     const h = foreignNode();
     const links = await h.query(['ip', '-j', '-d', 'link', 'show']);
-    expect(JSON.parse(links!.stdout).map((l: { ifname: string }) => l.ifname)).toEqual(['lo', 'eth0', 'docker0', 'site-br', 'vethsite', 'vethsite-p']);
+    expect(JSON.parse(links!.stdout).map((l: { ifname: string }) => l.ifname)).toEqual([
+      'lo',
+      'eth0',
+      'docker0',
+      'site-br',
+      'vethsite',
+      'vethsite-p',
+    ]);
     const r6 = await h.query(['ip', '-j', '-6', 'route', 'show', 'table', 'main']);
     expect(JSON.parse(r6!.stdout).map((r: { dst: string }) => r.dst)).toEqual(['fd00:1::/64', 'fd00:77::/64', 'fe80::/64']);
     expect((await h.query(['iptables-nft-save']))!.stdout).toContain('-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP\n');
     expect(await h.query(['iptables-legacy-save'])).toEqual({ code: 0, stdout: '', stderr: '' });
-    expect(JSON.parse((await h.query(['nft', '-j', 'list', 'tables']))!.stdout).nftables[1]).toEqual({ table: { family: 'inet', name: 'site-filter', handle: 1 } });
+    expect(JSON.parse((await h.query(['nft', '-j', 'list', 'tables']))!.stdout).nftables[1]).toEqual({
+      table: { family: 'inet', name: 'site-filter', handle: 1 },
+    });
   });
 
   it('systemctl is-active prints one state per unit and exits 3 when any is not active', async () => {
     const h = foreignNode();
-    expect(await h.query(['systemctl', 'is-active', 'kubelet.service', 'crio.service'])).toEqual({ code: 3, stdout: 'active\ninactive\n', stderr: '' });
+    expect(await h.query(['systemctl', 'is-active', 'kubelet.service', 'crio.service'])).toEqual({
+      code: 3,
+      stdout: 'active\ninactive\n',
+      stderr: '',
+    });
     expect(await h.query(['systemctl', 'is-active', 'kubelet.service'])).toEqual({ code: 0, stdout: 'active\n', stderr: '' });
   });
 
@@ -46,7 +68,10 @@ describe('FakeHost reads', () => {
   });
 
   it('reads files through symlinks but reports a symlink as one', async () => {
-    const h = new FakeHost().writeFile('/data/cni/a.conf', '{}').symlink('/etc/cni/net.d', '/data/cni').symlink('/etc/x.conf', '../data/cni/a.conf');
+    const h = new FakeHost()
+      .writeFile('/data/cni/a.conf', '{}')
+      .symlink('/etc/cni/net.d', '/data/cni')
+      .symlink('/etc/x.conf', '../data/cni/a.conf');
     expect(await h.readFile('/etc/cni/net.d/a.conf')).toBe('{}');
     expect(await h.readFile('/etc/x.conf')).toBe('{}');
     expect(await h.entryType('/etc/cni/net.d')).toBe('symlink');
@@ -65,7 +90,9 @@ describe('FakeHost writes', () => {
     const h = foreignNode();
     await expect(h.apply({ argv: ['iptables', '-F'] })).rejects.toThrow('FakeHost: unsupported command: iptables -F');
     await expect(h.apply({ argv: ['iptables-nft-restore'], stdin: '*nat\nCOMMIT\n' })).rejects.toThrow(/--noflush -w/);
-    await expect(h.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set eth0 up\n' })).rejects.toThrow('unsupported ip -batch line "link set eth0 up"');
+    await expect(h.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set eth0 up\n' })).rejects.toThrow(
+      'unsupported ip -batch line "link set eth0 up"',
+    );
     await expect(h.apply({ argv: ['nft', '-f', '-'], stdin: 'flush ruleset\n' })).rejects.toThrow(/unsupported nft line/);
     await expect(h.apply({ argv: ['rm', '-rf', '/etc'] })).rejects.toThrow(/unsupported command/);
     expect(h.calls.map((c) => c.argv[0])).toEqual(['iptables', 'iptables-nft-restore', 'ip', 'nft', 'rm']);
@@ -82,7 +109,12 @@ describe('FakeHost writes', () => {
 
   it('ip -batch stops at the first failing line and keeps the lines before it', async () => {
     const h = foreignNode();
-    const e = await failure(h.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete site-br\nroute delete 10.9.9.0/24 via 192.168.1.1 dev eth0\nlink delete docker0\n' }));
+    const e = await failure(
+      h.apply({
+        argv: ['ip', '-batch', '-'],
+        stdin: 'link delete site-br\nroute delete 10.9.9.0/24 via 192.168.1.1 dev eth0\nlink delete docker0\n',
+      }),
+    );
     expect(e.exitCode).toBe(1);
     expect(e.stderr).toBe('RTNETLINK answers: No such process\nCommand failed -:2\n');
     expect(h.linkNames()).toEqual(['lo', 'eth0', 'docker0', 'vethsite', 'vethsite-p']);
@@ -134,7 +166,9 @@ describe('FakeHost writes', () => {
     expect((await failure(restore('*nat\n-F NOPE\nCOMMIT\n'))).stderr).toMatch(/No chain\/target\/match by that name/);
     expect(h.rules('iptables-nft', 'nat')).toHaveLength(2);
     await restore('*nat\n-D POSTROUTING -m comment --comment "x y" -j A\n-F A\n-F B\n-X A\n-X B\nCOMMIT\n');
-    expect(h.iptablesSave('iptables-nft')).toBe('# Generated by iptables-nft-save v1.8.9 (nf_tables)\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n# Completed\n');
+    expect(h.iptablesSave('iptables-nft')).toBe(
+      '# Generated by iptables-nft-save v1.8.9 (nf_tables)\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n# Completed\n',
+    );
   });
 
   it('nft -f is all or nothing', async () => {
@@ -145,16 +179,33 @@ describe('FakeHost writes', () => {
   });
 
   it('rm -rf removes a symlink, never what it points to, and only paths under the root', async () => {
-    const h = new FakeHost({ root: '/srv/node' }).writeFile('/data/flannel/keep', 'x').symlink('/var/lib/cni/flannel', '/srv/node/data/flannel').writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'id');
-    await h.apply({ argv: ['rm', '-rf', '--', '/srv/node/var/lib/cni/flannel', '/srv/node/var/lib/cni/networks/cbr0', '/srv/node/not-there'] });
-    expect(h.paths()).toEqual(['/data/', '/data/flannel/', '/data/flannel/keep', '/var/', '/var/lib/', '/var/lib/cni/', '/var/lib/cni/networks/']);
-    await expect(h.apply({ argv: ['rm', '-rf', '--', '/var/lib/cni'] })).rejects.toThrow('FakeHost: /var/lib/cni is outside the root /srv/node');
+    const h = new FakeHost({ root: '/srv/node' })
+      .writeFile('/data/flannel/keep', 'x')
+      .symlink('/var/lib/cni/flannel', '/srv/node/data/flannel')
+      .writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'id');
+    await h.apply({
+      argv: ['rm', '-rf', '--', '/srv/node/var/lib/cni/flannel', '/srv/node/var/lib/cni/networks/cbr0', '/srv/node/not-there'],
+    });
+    expect(h.paths()).toEqual([
+      '/data/',
+      '/data/flannel/',
+      '/data/flannel/keep',
+      '/var/',
+      '/var/lib/',
+      '/var/lib/cni/',
+      '/var/lib/cni/networks/',
+    ]);
+    await expect(h.apply({ argv: ['rm', '-rf', '--', '/var/lib/cni'] })).rejects.toThrow(
+      'FakeHost: /var/lib/cni is outside the root /srv/node',
+    );
   });
 
   it('rm -f will not remove a directory, nor a file that is still mounted', async () => {
     const h = new FakeHost().mkdir('/run/netns').addNetns('cni-1').addNetns('cni-2', { mounted: false });
     const e = await failure(h.apply({ argv: ['rm', '-f', '--', '/run/netns', '/run/netns/cni-1', '/run/netns/cni-2'] }));
-    expect(e.stderr).toBe("rm: cannot remove '/run/netns': Is a directory\nrm: cannot remove '/run/netns/cni-1': Device or resource busy\n");
+    expect(e.stderr).toBe(
+      "rm: cannot remove '/run/netns': Is a directory\nrm: cannot remove '/run/netns/cni-1': Device or resource busy\n",
+    );
     expect(h.paths()).toEqual(['/run/', '/run/netns/', '/run/netns/cni-1']);
     await h.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'] });
     expect(h.mounts.size).toBe(0);
@@ -195,7 +246,10 @@ describe('FakeHost writes', () => {
   });
 
   it('tar keeps what it archives, symlinks as links, and puts back only what is missing', async () => {
-    const h = new FakeHost().writeFile('/etc/cni/net.d/10-flannel.conflist', 'A').writeFile('/run/flannel/subnet.env', 'B', 0o600).symlink('/run/flannel/link', '/elsewhere');
+    const h = new FakeHost()
+      .writeFile('/etc/cni/net.d/10-flannel.conflist', 'A')
+      .writeFile('/run/flannel/subnet.env', 'B', 0o600)
+      .symlink('/run/flannel/link', '/elsewhere');
     await h.apply({ argv: ['tar', '-C', '/', '-cpf', '/tmp.tar', '--', 'etc/cni/net.d/10-flannel.conflist', 'run/flannel'] });
     await h.apply({ argv: ['rm', '-rf', '--', '/run/flannel', '/etc/cni/net.d/10-flannel.conflist'] });
     h.writeFile('/etc/cni/net.d/10-flannel.conflist', 'NEW');
@@ -209,11 +263,25 @@ describe('FakeHost writes', () => {
 
   it('iptables-restore puts rules back with -I at a position and -A, and a chain declared again is flushed', async () => {
     const h = new FakeHost().setIptables('iptables-nft', [...NAT, ''].join('\n'));
-    await h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\n:C - [0:0]\n-A C -j RETURN\n-I POSTROUTING 1 -j C\n-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE\nCOMMIT\n' });
-    expect(h.rules('iptables-nft', 'nat')).toEqual(['-A POSTROUTING -j C', '-A POSTROUTING -m comment --comment "x y" -j A', '-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE', '-A A -j B', '-A C -j RETURN']);
+    await h.apply({
+      argv: ['iptables-nft-restore', '--noflush', '-w'],
+      stdin: '*nat\n:C - [0:0]\n-A C -j RETURN\n-I POSTROUTING 1 -j C\n-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE\nCOMMIT\n',
+    });
+    expect(h.rules('iptables-nft', 'nat')).toEqual([
+      '-A POSTROUTING -j C',
+      '-A POSTROUTING -m comment --comment "x y" -j A',
+      '-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE',
+      '-A A -j B',
+      '-A C -j RETURN',
+    ]);
     await h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\n:A - [0:0]\nCOMMIT\n' });
     expect(h.rules('iptables-nft', 'nat').filter((r) => r.startsWith('-A A '))).toEqual([]);
-    const e = await failure(h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\n-I POSTROUTING 9 -j ACCEPT\n-A POSTROUTING -j NOPE\nCOMMIT\n' }));
+    const e = await failure(
+      h.apply({
+        argv: ['iptables-nft-restore', '--noflush', '-w'],
+        stdin: '*nat\n-I POSTROUTING 9 -j ACCEPT\n-A POSTROUTING -j NOPE\nCOMMIT\n',
+      }),
+    );
     expect(e.stderr).toBe('iptables-nft-restore: line 2 failed: -I POSTROUTING 9 -j ACCEPT: Index of insertion too big\n');
   });
 
@@ -224,7 +292,10 @@ describe('FakeHost writes', () => {
     expect(h.link('flannel.1')!.flags).toEqual(['BROADCAST', 'MULTICAST']);
     expect(h.routes[4].map((r) => r.dst)).toEqual(['default', '10.244.2.0/24', '172.17.0.0/16', '192.168.1.0/24', '192.168.50.0/24']);
     h.ipsets = ['cali40all-ipam-pools', 'KUBE-X'];
-    h.setIptables('iptables-legacy', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m set --match-set cali40all-ipam-pools src -j DROP\nCOMMIT\n');
+    h.setIptables(
+      'iptables-legacy',
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m set --match-set cali40all-ipam-pools src -j DROP\nCOMMIT\n',
+    );
     const e = await failure(h.apply({ argv: ['ipset', 'restore'], stdin: 'destroy cali40all-ipam-pools\n' }));
     expect(e.stderr).toBe('ipset v7.17: Error in line 1: Set cannot be destroyed: it is in use by a kernel component\n');
     h.iptables.delete('iptables-legacy');

@@ -72,9 +72,16 @@ export function foreignNode(init: FakeHostInit = {}): FakeHost {
   h.setIptables(
     'iptables-nft',
     [
-      '*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':SITE-FW - [0:0]',
-      '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT', '-A FORWARD -j SITE-FW', '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP',
-      'COMMIT', '',
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      ':FORWARD ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':SITE-FW - [0:0]',
+      '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+      '-A FORWARD -j SITE-FW',
+      '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP',
+      'COMMIT',
+      '',
     ].join('\n'),
   );
   return h;
@@ -90,14 +97,21 @@ export function dirtyFlannelNode(o: DirtyNodeOptions = {}): { host: FakeHost; po
 
   h.addLink({ ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN' })
     .addLink({ ifname: 'eth0' })
-    .addLink({ ifname: 'flannel.1', mtu: 1450, linkinfo: { info_kind: 'vxlan', info_data: { id: 1, local: '192.168.1.11', link: 'eth0', port: 8472 } } })
+    .addLink({
+      ifname: 'flannel.1',
+      mtu: 1450,
+      linkinfo: { info_kind: 'vxlan', info_data: { id: 1, local: '192.168.1.11', link: 'eth0', port: 8472 } },
+    })
     .addLink({ ifname: 'cni0', mtu: 1450, linkinfo: { info_kind: 'bridge' } })
     .addLink({ ifname: 'docker0', linkinfo: { info_kind: 'bridge' } })
     .addLink({ ifname: 'site-br', linkinfo: { info_kind: 'bridge' } })
     .addLink({ ifname: 'vethsite', master: 'docker0', link: 'vethsite-p', linkinfo: { info_kind: 'veth' } })
     .addLink({ ifname: 'vethsite-p', link: 'vethsite', linkinfo: { info_kind: 'veth' } });
   pods.forEach((p, i) => h.addLink({ ifname: p.veth, mtu: 1450, master: 'cni0', link_netnsid: i, linkinfo: { info_kind: 'veth' } }));
-  h.addAddr('eth0', '192.168.1.11/24').addAddr('cni0', '10.244.1.1/24').addAddr('flannel.1', '10.244.1.0/32').addAddr('docker0', '172.17.0.1/16');
+  h.addAddr('eth0', '192.168.1.11/24')
+    .addAddr('cni0', '10.244.1.1/24')
+    .addAddr('flannel.1', '10.244.1.0/32')
+    .addAddr('docker0', '172.17.0.1/16');
 
   h.addRoute(4, { dst: 'default', gateway: '192.168.1.1', dev: 'eth0', protocol: 'dhcp', metric: 100 })
     .addRoute(4, { dst: '10.244.0.0/24', gateway: '10.244.0.0', dev: 'flannel.1', flags: ['onlink'] })
@@ -115,7 +129,10 @@ export function dirtyFlannelNode(o: DirtyNodeOptions = {}): { host: FakeHost; po
       .addRoute(6, { dst: 'fe80::/64', dev: 'eth0', protocol: 'kernel', metric: 256, pref: 'medium' });
   }
 
-  h.setIptables(v4, ipv4Rules({ pods, network: NETWORK, subnet: SUBNET, oldUntagged: o.oldUntagged ?? false, podman: o.podman ?? false, foreignRules: 2 }));
+  h.setIptables(
+    v4,
+    ipv4Rules({ pods, network: NETWORK, subnet: SUBNET, oldUntagged: o.oldUntagged ?? false, podman: o.podman ?? false, foreignRules: 2 }),
+  );
   if (ipv6) h.setIptables(v6, ipv6Rules());
   if (o.nftTable ?? true) h.addNftTable('ip', 'flannel-ipv4').addNftTable('ip6', 'flannel-ipv6');
   h.addNftTable('inet', 'site-filter');

@@ -38,7 +38,7 @@ const link = (ifname: string, more: Partial<Link> = {}): Link => ({ ifindex: 0, 
 const brief = (o: { name: string; why: string; isPort: boolean }) => ({ name: o.name, why: o.why, isPort: o.isPort });
 
 describe('ownedLinks', () => {
-  it('takes Flannel\'s devices by name and the veths on cni0, from the fixture node', () => {
+  it("takes Flannel's devices by name and the veths on cni0, from the fixture node", () => {
     expect(ownedLinks(parseLinks(fixture('ip-link.json')), facts()).map(brief)).toEqual([
       { name: 'flannel.1', why: 'name', isPort: false },
       { name: 'cni0', why: 'name', isPort: false },
@@ -64,8 +64,14 @@ describe('ownedLinks', () => {
   });
 
   it('matches flannel.<vni> and flannel-v6.<vni>, and nothing that merely looks alike', () => {
-    const links = ['flannel.4096', 'flannel-v6.4096', 'flannel-wg', 'flannel.x', 'flannel.1.100', 'myflannel.1', 'flannel'].map((n) => link(n));
-    expect(ownedLinks(links, facts()).map((o) => `${o.name}:${o.why}`)).toEqual(['flannel.4096:pattern', 'flannel-v6.4096:pattern', 'flannel-wg:name']);
+    const links = ['flannel.4096', 'flannel-v6.4096', 'flannel-wg', 'flannel.x', 'flannel.1.100', 'myflannel.1', 'flannel'].map((n) =>
+      link(n),
+    );
+    expect(ownedLinks(links, facts()).map((o) => `${o.name}:${o.why}`)).toEqual([
+      'flannel.4096:pattern',
+      'flannel-v6.4096:pattern',
+      'flannel-wg:name',
+    ]);
   });
 
   it('leaves veths on other bridges, and non-veth ports of cni0', () => {
@@ -80,7 +86,10 @@ describe('ownedLinks', () => {
   });
 
   it('follows the bridge the config delegates to', () => {
-    const links = [link('kube-bridge', { linkinfo: { info_kind: 'bridge' } }), link('vethk', { master: 'kube-bridge', linkinfo: { info_kind: 'veth' } })];
+    const links = [
+      link('kube-bridge', { linkinfo: { info_kind: 'bridge' } }),
+      link('vethk', { master: 'kube-bridge', linkinfo: { info_kind: 'veth' } }),
+    ];
     expect(ownedLinks(links, facts({ bridges: ['kube-bridge'] })).map(brief)).toEqual([
       { name: 'kube-bridge', why: 'name', isPort: false },
       { name: 'vethk', why: 'bridge port of kube-bridge', isPort: true },
@@ -109,7 +118,7 @@ describe('ownedRoutes', () => {
     expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, devices))).toEqual(['10.244.2.0/24 eth0', 'fd00:10:244:2::/64 eth0']);
   });
 
-  it('owns routes through Flannel\'s devices too when the interfaces phase does not run, but not the connected routes of their addresses', () => {
+  it("owns routes through Flannel's devices too when the interfaces phase does not run, but not the connected routes of their addresses", () => {
     expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set()))).toEqual([
       '10.244.0.0/24 flannel.1',
       '10.244.2.0/24 eth0',
@@ -119,7 +128,14 @@ describe('ownedRoutes', () => {
 
   it('never owns the default route, kernel routes, site routes or routes wider than the pod network', () => {
     const owned = new Set(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set())));
-    for (const keep of ['default eth0', '192.168.1.0/24 eth0', '192.168.50.0/24 eth0', '10.244.9.0/24 eth0', '10.0.0.0/8 eth0', 'fd00:77::/64 eth0']) {
+    for (const keep of [
+      'default eth0',
+      '192.168.1.0/24 eth0',
+      '192.168.50.0/24 eth0',
+      '10.244.9.0/24 eth0',
+      '10.0.0.0/8 eth0',
+      'fd00:77::/64 eth0',
+    ]) {
       expect(owned.has(keep), keep).toBe(false);
     }
   });
@@ -129,10 +145,18 @@ describe('ownedRoutes', () => {
   });
 
   it('writes one exact ip -batch line per route', () => {
-    expect(routeDeleteLine({ dst: '10.244.2.0/24', gateway: '192.168.1.12', dev: 'eth0', family: 4 })).toBe('route delete 10.244.2.0/24 via 192.168.1.12 dev eth0');
-    expect(routeDeleteLine({ dst: 'fd00:10:244:2::/64', gateway: 'fd00:1::12', dev: 'eth0', metric: 1024, family: 6 })).toBe('route delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024');
-    expect(routeDeleteLine({ type: 'blackhole', dst: '10.244.3.0/24', table: 'main', metric: 0, family: 4 })).toBe('route delete blackhole 10.244.3.0/24 metric 0');
-    expect(routeDeleteLine({ type: 'unicast', dst: '10.244.3.0/24', dev: 'eth0', table: '100', family: 4 })).toBe('route delete 10.244.3.0/24 dev eth0 table 100');
+    expect(routeDeleteLine({ dst: '10.244.2.0/24', gateway: '192.168.1.12', dev: 'eth0', family: 4 })).toBe(
+      'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0',
+    );
+    expect(routeDeleteLine({ dst: 'fd00:10:244:2::/64', gateway: 'fd00:1::12', dev: 'eth0', metric: 1024, family: 6 })).toBe(
+      'route delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024',
+    );
+    expect(routeDeleteLine({ type: 'blackhole', dst: '10.244.3.0/24', table: 'main', metric: 0, family: 4 })).toBe(
+      'route delete blackhole 10.244.3.0/24 metric 0',
+    );
+    expect(routeDeleteLine({ type: 'unicast', dst: '10.244.3.0/24', dev: 'eth0', table: '100', family: 4 })).toBe(
+      'route delete 10.244.3.0/24 dev eth0 table 100',
+    );
   });
 });
 
@@ -141,13 +165,19 @@ const POD_JUMPS_V4 = [
   `-D POSTROUTING -s 10.244.1.2/32 -m comment --comment "name: \\"cbr0\\" id: \\"${CID1}\\"" -j CNI-a723e4a1cfcd14e4ffa14659`,
   `-D POSTROUTING -s 10.244.1.3/32 -m comment --comment "name: \\"cbr0\\" id: \\"${CID2}\\"" -j CNI-49c66fde404ee0e926cc64ea`,
 ];
-const FILTER_SECTION = ['*filter', '-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD', '-F FLANNEL-FWD', '-X FLANNEL-FWD', 'COMMIT'];
+const FILTER_SECTION = [
+  '*filter',
+  '-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
+  '-F FLANNEL-FWD',
+  '-X FLANNEL-FWD',
+  'COMMIT',
+];
 const chainOps = (chains: string[]) => [...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)];
 
 describe('firewallDeletions + restoreScript', () => {
   const v4 = parseIptablesSave(fixture('iptables-save.v4.txt'));
 
-  it('removes Flannel\'s chains, the pods\' CNI chains and, when no config keeps using portmap, the CNI-HOSTPORT chains', () => {
+  it("removes Flannel's chains, the pods' CNI chains and, when no config keeps using portmap, the CNI-HOSTPORT chains", () => {
     const script = restoreScript(firewallDeletions(v4, { facts: facts(), remainingConfigs: [], family: 4 }));
     expect(script).toBe(
       [
@@ -158,14 +188,22 @@ describe('firewallDeletions + restoreScript', () => {
         '-D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
         '-D POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
         ...POD_JUMPS_V4,
-        ...chainOps(['CNI-49c66fde404ee0e926cc64ea', 'CNI-DN-49c66fde404ee0e926cc6', 'CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK', 'CNI-a723e4a1cfcd14e4ffa14659', 'FLANNEL-POSTRTG']),
+        ...chainOps([
+          'CNI-49c66fde404ee0e926cc64ea',
+          'CNI-DN-49c66fde404ee0e926cc6',
+          'CNI-HOSTPORT-DNAT',
+          'CNI-HOSTPORT-MASQ',
+          'CNI-HOSTPORT-SETMARK',
+          'CNI-a723e4a1cfcd14e4ffa14659',
+          'FLANNEL-POSTRTG',
+        ]),
         'COMMIT',
         '',
       ].join('\n'),
     );
   });
 
-  it('keeps the shared CNI-HOSTPORT chains when a remaining config uses portmap, removing only cbr0\'s dnat entry and its CNI-DN chain', () => {
+  it("keeps the shared CNI-HOSTPORT chains when a remaining config uses portmap, removing only cbr0's dnat entry and its CNI-DN chain", () => {
     const script = restoreScript(firewallDeletions(v4, { facts: facts(), remainingConfigs: [PODMAN_CONF], family: 4 }));
     expect(script).toBe(
       [
@@ -228,10 +266,16 @@ describe('firewallDeletions + restoreScript', () => {
 
   it('does not match untagged shapes for another pod network, and skips {subnet} shapes when the node subnet is unknown', () => {
     const old = parseIptablesSave(fixture('iptables-save.old-untagged.v4.txt'));
-    const other = firewallDeletions(old, { facts: facts({ podNetworks: [net('10.42.0.0/16')] }), remainingConfigs: [PODMAN_CONF], family: 4 });
+    const other = firewallDeletions(old, {
+      facts: facts({ podNetworks: [net('10.42.0.0/16')] }),
+      remainingConfigs: [PODMAN_CONF],
+      family: 4,
+    });
     expect(restoreScript(other)).not.toContain('10.244.0.0/16');
     const noSubnet = firewallDeletions(old, { facts: facts({ nodeSubnets: [] }), remainingConfigs: [PODMAN_CONF], family: 4 });
-    const lines = restoreScript(noSubnet).split('\n').filter((l) => l.includes('10.244.'));
+    const lines = restoreScript(noSubnet)
+      .split('\n')
+      .filter((l) => l.includes('10.244.'));
     expect(lines).toEqual([
       '-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN',
       '-D POSTROUTING -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully',
@@ -243,7 +287,14 @@ describe('firewallDeletions + restoreScript', () => {
 
   it('recognises the "flannel masq" typo comment of v0.17-era releases', () => {
     const dump = parseIptablesSave(
-      ['*nat', ':POSTROUTING ACCEPT [0:0]', '-A POSTROUTING -s 10.42.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flannel masq" -j MASQUERADE --random-fully', '-A POSTROUTING -m comment --comment "flannel masquerade" -j MASQUERADE', 'COMMIT', ''].join('\n'),
+      [
+        '*nat',
+        ':POSTROUTING ACCEPT [0:0]',
+        '-A POSTROUTING -s 10.42.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flannel masq" -j MASQUERADE --random-fully',
+        '-A POSTROUTING -m comment --comment "flannel masquerade" -j MASQUERADE',
+        'COMMIT',
+        '',
+      ].join('\n'),
     );
     expect(firewallDeletions(dump, { facts: facts(), remainingConfigs: [], family: 4 })).toEqual([
       { table: 'nat', deletes: [dump.tables[0].rules[0]], chains: [] },
@@ -279,7 +330,11 @@ describe('firewallDeletions + restoreScript', () => {
 describe('restoreScript', () => {
   it('deletes rules first, then flushes every chain, then deletes them, one section per table', () => {
     const tables = [
-      { table: 'nat', deletes: [{ table: 'nat', chain: 'POSTROUTING', spec: '-j A', comments: [], tokens: ['-j', 'A'], target: 'A' }], chains: ['A', 'B'] },
+      {
+        table: 'nat',
+        deletes: [{ table: 'nat', chain: 'POSTROUTING', spec: '-j A', comments: [], tokens: ['-j', 'A'], target: 'A' }],
+        chains: ['A', 'B'],
+      },
       { table: 'filter', deletes: [], chains: ['C'] },
     ];
     expect(restoreScript(tables)).toBe('*nat\n-D POSTROUTING -j A\n-F A\n-F B\n-X A\n-X B\nCOMMIT\n*filter\n-F C\n-X C\nCOMMIT\n');

@@ -13,7 +13,14 @@ const CID1 = '09a5a091440cee62f5f1f87b9c0b64e4c295443d3475462c9ac0cfec0e6c05b7';
 
 describe('tokenize', () => {
   it('splits like iptables-restore: double quotes group, backslash escapes quote and backslash', () => {
-    expect(tokenize('-m comment --comment "flanneld masq" -j RETURN')).toEqual(['-m', 'comment', '--comment', 'flanneld masq', '-j', 'RETURN']);
+    expect(tokenize('-m comment --comment "flanneld masq" -j RETURN')).toEqual([
+      '-m',
+      'comment',
+      '--comment',
+      'flanneld masq',
+      '-j',
+      'RETURN',
+    ]);
     expect(tokenize('--comment "name: \\"cbr0\\" id: \\"abc\\""')).toEqual(['--comment', 'name: "cbr0" id: "abc"']);
     expect(tokenize('--comment "a\\\\b" -j X')).toEqual(['--comment', 'a\\b', '-j', 'X']);
     expect(tokenize('--comment "" -j X')).toEqual(['--comment', '', '-j', 'X']);
@@ -91,19 +98,34 @@ describe('parseIptablesSave', () => {
   it('reads an empty dump as no tables, and names the line of anything it does not understand', () => {
     expect(parseIptablesSave('')).toEqual({ header: null, tables: [] });
     expect(() => parseIptablesSave('-A INPUT -j ACCEPT\n')).toThrow('line 1: rule outside a table: -A INPUT -j ACCEPT');
-    expect(() => parseIptablesSave('*filter\n:INPUT ACCEPT [0:0]\n-I INPUT -j ACCEPT\nCOMMIT\n')).toThrow('line 3: unexpected iptables-save line: -I INPUT -j ACCEPT');
+    expect(() => parseIptablesSave('*filter\n:INPUT ACCEPT [0:0]\n-I INPUT -j ACCEPT\nCOMMIT\n')).toThrow(
+      'line 3: unexpected iptables-save line: -I INPUT -j ACCEPT',
+    );
   });
 });
 
 describe('parseSubnetEnv', () => {
   it('reads the single-stack fixture', () => {
     const e = parseSubnetEnv(fixture('subnet.env'));
-    expect({ ...e, raw: undefined }).toEqual({ networks: ['10.244.0.0/16'], subnet: '10.244.1.1/24', ipv6Networks: [], ipv6Subnet: undefined, mtu: 1450, ipMasq: true, raw: undefined });
+    expect({ ...e, raw: undefined }).toEqual({
+      networks: ['10.244.0.0/16'],
+      subnet: '10.244.1.1/24',
+      ipv6Networks: [],
+      ipv6Subnet: undefined,
+      mtu: 1450,
+      ipMasq: true,
+      raw: undefined,
+    });
   });
 
   it('reads the dual-stack fixture', () => {
     const e = parseSubnetEnv(fixture('subnet-dualstack.env'));
-    expect([e.networks, e.subnet, e.ipv6Networks, e.ipv6Subnet]).toEqual([['10.244.0.0/16'], '10.244.1.1/24', ['fd00:10:244::/56'], 'fd00:10:244:1::1/64']);
+    expect([e.networks, e.subnet, e.ipv6Networks, e.ipv6Subnet]).toEqual([
+      ['10.244.0.0/16'],
+      '10.244.1.1/24',
+      ['fd00:10:244::/56'],
+      'fd00:10:244:1::1/64',
+    ]);
   });
 
   it('splits comma lists, strips quotes and comments, and leaves missing keys unset', () => {
@@ -131,28 +153,44 @@ describe('parseCniConfig', () => {
   });
 
   it('reads a single-plugin .conf the same way, whatever the file is called', () => {
-    expect(parseCniConfig('/etc/cni/net.d/99-mine.conf', fixture('10-flannel-renamed.conf'))).toMatchObject({ file: '/etc/cni/net.d/99-mine.conf', name: 'cbr0', types: ['flannel'], bridges: ['cni0'] });
+    expect(parseCniConfig('/etc/cni/net.d/99-mine.conf', fixture('10-flannel-renamed.conf'))).toMatchObject({
+      file: '/etc/cni/net.d/99-mine.conf',
+      name: 'cbr0',
+      types: ['flannel'],
+      bridges: ['cni0'],
+    });
   });
 
-  it('takes the bridge name from flannel\'s delegate and from a bridge plugin', () => {
+  it("takes the bridge name from flannel's delegate and from a bridge plugin", () => {
     expect(parseCniConfig('f', '{"name":"cbr0","type":"flannel","delegate":{"bridge":"kube-bridge"}}').bridges).toEqual(['kube-bridge']);
-    expect(parseCniConfig('p', PODMAN_CONFLIST)).toMatchObject({ file: 'p', name: 'podman', types: ['bridge', 'portmap', 'firewall', 'tuning'], bridges: ['cni-podman0'] });
+    expect(parseCniConfig('p', PODMAN_CONFLIST)).toMatchObject({
+      file: 'p',
+      name: 'podman',
+      types: ['bridge', 'portmap', 'firewall', 'tuning'],
+      bridges: ['cni-podman0'],
+    });
   });
 
   it('names the file when the JSON is malformed', () => {
-    expect(() => parseCniConfig('/etc/cni/net.d/10-flannel.conflist', '{"name": "cbr0",')).toThrow(/^\/etc\/cni\/net\.d\/10-flannel\.conflist: not valid JSON \(/);
+    expect(() => parseCniConfig('/etc/cni/net.d/10-flannel.conflist', '{"name": "cbr0",')).toThrow(
+      /^\/etc\/cni\/net\.d\/10-flannel\.conflist: not valid JSON \(/,
+    );
   });
 
   it('says which key is missing in a single conf', () => {
     expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '{"name":"x"}')).toThrow('/etc/cni/net.d/a.conf: type: missing');
     expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '{"type":"flannel"}')).toThrow('/etc/cni/net.d/a.conf: name: missing');
-    expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '[]')).toThrow('/etc/cni/net.d/a.conf: (root): Invalid input: expected object, received array');
+    expect(() => parseCniConfig('/etc/cni/net.d/a.conf', '[]')).toThrow(
+      '/etc/cni/net.d/a.conf: (root): Invalid input: expected object, received array',
+    );
   });
 
   // A .conflist is a plugin list: when its `plugins` key is missing the error must say so, not
   // complain about a top-level `type` the file was never meant to have.
   it('says `plugins` is missing when a .conflist has none', () => {
-    expect(() => parseCniConfig('/etc/cni/net.d/10-x.conflist', '{"name":"x","cniVersion":"1.0.0"}')).toThrow(/^\/etc\/cni\/net\.d\/10-x\.conflist: plugins/);
+    expect(() => parseCniConfig('/etc/cni/net.d/10-x.conflist', '{"name":"x","cniVersion":"1.0.0"}')).toThrow(
+      /^\/etc\/cni\/net\.d\/10-x\.conflist: plugins/,
+    );
   });
 });
 

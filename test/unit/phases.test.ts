@@ -42,23 +42,31 @@ describe('preflight', () => {
 });
 
 describe('cni-config', () => {
-  it('removes Flannel\'s config and nothing else in the directory', async () => {
+  it("removes Flannel's config and nothing else in the directory", async () => {
     const { host } = dirtyFlannelNode({ podman: true });
-    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-f', '--', '/etc/cni/net.d/10-flannel.conflist'] }]);
+    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['rm', '-f', '--', '/etc/cni/net.d/10-flannel.conflist'] },
+    ]);
   });
 
   it('finds the config by its plugin type, whatever the file is called', async () => {
-    const host = foreignNode().writeFile('/etc/cni/net.d/99-custom.conf', '{"name":"cbr0","type":"flannel"}').writeFile('/etc/cni/net.d/50-other.json', '{"name":"x","type":"bridge"}');
+    const host = foreignNode()
+      .writeFile('/etc/cni/net.d/99-custom.conf', '{"name":"cbr0","type":"flannel"}')
+      .writeFile('/etc/cni/net.d/50-other.json', '{"name":"x","type":"bridge"}');
     expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-f', '--', '/etc/cni/net.d/99-custom.conf'] }]);
   });
 
   it('resolves the path under --root', async () => {
     const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST);
-    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([{ argv: ['rm', '-f', '--', '/srv/node/etc/cni/net.d/10-flannel.conflist'] }]);
+    expect(bare((await cniConfig.plan(await ctxFor(host))).steps)).toEqual([
+      { argv: ['rm', '-f', '--', '/srv/node/etc/cni/net.d/10-flannel.conflist'] },
+    ]);
   });
 
   it('removes a symlinked config as a link, leaving its target', async () => {
-    const host = foreignNode().writeFile('/etc/kube-flannel/cni-conf.json', FLANNEL_CONFLIST).symlink('/etc/cni/net.d/10-flannel.conflist', '/etc/kube-flannel/cni-conf.json');
+    const host = foreignNode()
+      .writeFile('/etc/kube-flannel/cni-conf.json', FLANNEL_CONFLIST)
+      .symlink('/etc/cni/net.d/10-flannel.conflist', '/etc/kube-flannel/cni-conf.json');
     const plan = await cniConfig.plan(await ctxFor(host));
     await apply(host, plan.steps);
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
@@ -71,7 +79,7 @@ describe('cni-config', () => {
 });
 
 describe('cni-state', () => {
-  it('removes Flannel\'s state, cbr0\'s IPAM and result caches, and leaves podman\'s', async () => {
+  it("removes Flannel's state, cbr0's IPAM and result caches, and leaves podman's", async () => {
     const { host, pods } = dirtyFlannelNode();
     const results = pods.map((p) => `/var/lib/cni/results/cbr0-${p.cid}-eth0`).sort();
     expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([
@@ -79,7 +87,7 @@ describe('cni-state', () => {
     ]);
   });
 
-  it('still finds cbr0\'s state once the config is gone', async () => {
+  it("still finds cbr0's state once the config is gone", async () => {
     const cache = `/var/lib/cni/results/cbr0-${'ab'.repeat(32)}-eth0`;
     const host = foreignNode().writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x').writeFile(cache, '{}');
     expect(bare((await cniState.plan(await ctxFor(host))).steps)).toEqual([
@@ -104,8 +112,10 @@ describe('cni-state', () => {
     expect(rm.filter((a) => a.startsWith('/var/lib/cni/results/'))).toEqual([`/var/lib/cni/results/cbr0-${pods[0].cid}-eth0`]);
   });
 
-  it('never follows a symlinked directory out of the CNI\'s locations', async () => {
-    const host = foreignNode().writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.244.0.0/16\n').writeFile('/data/cni/networks/cbr0/10.244.1.2', 'x');
+  it("never follows a symlinked directory out of the CNI's locations", async () => {
+    const host = foreignNode()
+      .writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.244.0.0/16\n')
+      .writeFile('/data/cni/networks/cbr0/10.244.1.2', 'x');
     for (const p of [...host.fs.keys()]) if (p.startsWith('/var/lib/cni')) host.fs.delete(p);
     host.symlink('/var/lib/cni', '/data/cni');
     const plan = await cniState.plan(await ctxFor(host));
@@ -117,13 +127,22 @@ describe('cni-state', () => {
 
   it('leaves every result cache alone when only their directory is a symlink, and removes the rest', async () => {
     const { host, pods } = dirtyFlannelNode({ pods: 2 });
-    for (const p of [...host.fs.keys()]) if (p.startsWith('/var/lib/cni/results/')) host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!), host.fs.delete(p);
+    for (const p of [...host.fs.keys()])
+      if (p.startsWith('/var/lib/cni/results/'))
+        (host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!), host.fs.delete(p));
     host.fs.delete('/var/lib/cni/results');
     host.mkdir('/data/results').symlink('/var/lib/cni/results', '/data/results');
     const plan = await cniState.plan(await ctxFor(host));
     expect(plan.steps[0].argv.filter((a) => a.includes('/results'))).toEqual([]);
     expect(plan.steps[0].argv).toContain('/var/lib/cni/networks/cbr0');
-    expect([...plan.notes].sort()).toEqual(pods.map((p) => `left alone: a directory above /var/lib/cni/results/cbr0-${p.cid}-eth0 is a symlink, and cni-sweep never follows one out of the CNI's locations`).sort());
+    expect([...plan.notes].sort()).toEqual(
+      pods
+        .map(
+          (p) =>
+            `left alone: a directory above /var/lib/cni/results/cbr0-${p.cid}-eth0 is a symlink, and cni-sweep never follows one out of the CNI's locations`,
+        )
+        .sort(),
+    );
   });
 
   it('removes a symlinked state directory as a link only', async () => {
@@ -162,9 +181,16 @@ describe('interfaces', () => {
   });
 
   it('deletes overlay devices with a non-default VNI and the wireguard device', async () => {
-    const host = foreignNode().addLink({ ifname: 'flannel.4096', linkinfo: { info_kind: 'vxlan' } }).addLink({ ifname: 'flannel-v6.4096', linkinfo: { info_kind: 'vxlan' } }).addLink({ ifname: 'flannel-wg', linkinfo: { info_kind: 'wireguard' } });
+    const host = foreignNode()
+      .addLink({ ifname: 'flannel.4096', linkinfo: { info_kind: 'vxlan' } })
+      .addLink({ ifname: 'flannel-v6.4096', linkinfo: { info_kind: 'vxlan' } })
+      .addLink({ ifname: 'flannel-wg', linkinfo: { info_kind: 'wireguard' } });
     expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
-      { argv: ['ip', '-batch', '-'], stdin: 'link set dev flannel.4096 group 4242424\nlink set dev flannel-v6.4096 group 4242424\nlink set dev flannel-wg group 4242424\nlink delete group 4242424\n' },
+      {
+        argv: ['ip', '-batch', '-'],
+        stdin:
+          'link set dev flannel.4096 group 4242424\nlink set dev flannel-v6.4096 group 4242424\nlink set dev flannel-wg group 4242424\nlink delete group 4242424\n',
+      },
     ]);
   });
 
@@ -172,11 +198,17 @@ describe('interfaces', () => {
     const { host, pods } = dirtyFlannelNode({ pods: 1 });
     host.addLink({ ifname: 'flannel0' }); // no kind reported
     const steps = (await interfaces.plan(await ctxFor(host))).steps;
-    expect(steps[0].stdin).toBe(`link set dev ${pods[0].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nlink delete flannel0\n`);
+    expect(steps[0].stdin).toBe(
+      `link set dev ${pods[0].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nlink delete flannel0\n`,
+    );
     // In the group, that link would have made the kernel refuse the whole delete.
     const other = dirtyFlannelNode({ pods: 1 });
     other.host.addLink({ ifname: 'flannel0' }); // no kind reported
-    await expect(apply(other.host, [{ argv: ['ip', '-batch', '-'], stdin: 'link set dev cni0 group 7\nlink set dev flannel0 group 7\nlink delete group 7\n' }])).rejects.toMatchObject({ stderr: expect.stringMatching(/Operation not supported/) });
+    await expect(
+      apply(other.host, [
+        { argv: ['ip', '-batch', '-'], stdin: 'link set dev cni0 group 7\nlink set dev flannel0 group 7\nlink delete group 7\n' },
+      ]),
+    ).rejects.toMatchObject({ stderr: expect.stringMatching(/Operation not supported/) });
     expect(other.host.linkNames()).toEqual(expect.arrayContaining(['cni0', 'flannel0']));
     await apply(host, steps);
     expect(host.linkNames().filter((n) => /^(cni0|flannel)/.test(n) || n === pods[0].veth)).toEqual([]);
@@ -194,14 +226,18 @@ describe('interfaces', () => {
 });
 
 describe('routes', () => {
-  it('deletes the host-gw routes, v4 and v6, and leaves routes through Flannel\'s devices to the interfaces phase', async () => {
+  it("deletes the host-gw routes, v4 and v6, and leaves routes through Flannel's devices to the interfaces phase", async () => {
     const { host } = dirtyFlannelNode();
     expect(bare((await routes.plan(await ctxFor(host))).steps)).toEqual([
-      { argv: ['ip', '-batch', '-'], stdin: 'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0\nroute delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024\n' },
+      {
+        argv: ['ip', '-batch', '-'],
+        stdin:
+          'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0\nroute delete fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024\n',
+      },
     ]);
   });
 
-  it('deletes the routes through Flannel\'s devices itself when interfaces is skipped', async () => {
+  it("deletes the routes through Flannel's devices itself when interfaces is skipped", async () => {
     const { host } = dirtyFlannelNode();
     const ctx = await ctxFor(host, { selected: new Set(DEFAULT_PHASES.filter((n) => n !== 'interfaces')) });
     const plan = await routes.plan(ctx);
@@ -230,7 +266,7 @@ describe('routes', () => {
 });
 
 describe('firewall', () => {
-  it('deletes Flannel\'s rules on each family and its nftables tables, and applying that keeps everything else', async () => {
+  it("deletes Flannel's rules on each family and its nftables tables, and applying that keeps everything else", async () => {
     const { host } = dirtyFlannelNode();
     const before4 = host.iptablesSave('iptables-nft');
     const plan = await firewall.plan(await ctxFor(host));
@@ -249,7 +285,15 @@ describe('firewall', () => {
 
     const kept = (text: string) => text.split('\n').filter((l) => l.startsWith('-A') && !/FLANNEL|CNI-|flanneld|name: /.test(l));
     expect(host.rules('iptables-nft', 'nat').concat(host.rules('iptables-nft', 'filter')).sort()).toEqual(kept(before4).sort());
-    expect(host.chains('iptables-nft', 'nat')).toEqual(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
+    expect(host.chains('iptables-nft', 'nat')).toEqual([
+      'PREROUTING',
+      'INPUT',
+      'OUTPUT',
+      'POSTROUTING',
+      'KUBE-SERVICES',
+      'KUBE-POSTROUTING',
+      'KUBE-MARK-MASQ',
+    ]);
     expect(host.rules('ip6tables-nft', 'nat')).toEqual(['-A POSTROUTING -s fd00:99::/64 -j MASQUERADE']);
     expect(host.nftTables).toEqual([{ family: 'inet', name: 'site-filter' }]);
     expect((await firewall.plan(await ctxFor(host))).steps).toEqual([]);
@@ -257,13 +301,19 @@ describe('firewall', () => {
 
   it('checks both backends: Flannel rules left in iptables-legacy are removed there too', async () => {
     const { host } = dirtyFlannelNode({ ipv6: false, nftTable: false });
-    host.setIptables('iptables-legacy', ipv4Rules({ pods: podsFor(1), network: NETWORK, subnet: SUBNET, oldUntagged: true, podman: false, foreignRules: 0 }));
+    host.setIptables(
+      'iptables-legacy',
+      ipv4Rules({ pods: podsFor(1), network: NETWORK, subnet: SUBNET, oldUntagged: true, podman: false, foreignRules: 0 }),
+    );
     const plan = await firewall.plan(await ctxFor(host));
     expect(plan.steps.map((s) => s.argv[0])).toEqual(['iptables-nft-restore', 'iptables-legacy-restore']);
     expect(plan.steps[1].stdin).toContain('-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN\n');
     await apply(host, plan.steps);
     const left = host.iptablesSave('iptables-legacy').split('\n');
-    expect(left.filter((l) => l.includes('10.244.'))).toEqual(['-A POSTROUTING -s 10.244.0.0/16 -d 192.168.50.0/24 -j ACCEPT', '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP']);
+    expect(left.filter((l) => l.includes('10.244.'))).toEqual([
+      '-A POSTROUTING -s 10.244.0.0/16 -d 192.168.50.0/24 -j ACCEPT',
+      '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP',
+    ]);
     expect(left.filter((l) => l.includes('CNI-'))).toEqual([]);
   });
 
@@ -319,7 +369,11 @@ describe('netns', () => {
   });
 
   it('keeps a namespace a process still uses, and only removes one that is not mounted', async () => {
-    const host = foreignNode().addNetns('cni-aaaa', { inUse: true }).addNetns('cni-bbbb', { mounted: false }).addNetns('myns').addNetns('cni-CAPS');
+    const host = foreignNode()
+      .addNetns('cni-aaaa', { inUse: true })
+      .addNetns('cni-bbbb', { mounted: false })
+      .addNetns('myns')
+      .addNetns('cni-CAPS');
     const plan = await netns.plan(await ctxFor(host));
     expect(bare(plan.steps)).toEqual([{ argv: ['rm', '-f', '--', '/run/netns/cni-bbbb'] }]);
     expect(plan.notes).toEqual(['kept /run/netns/cni-aaaa: a running process still uses it']);
@@ -333,20 +387,21 @@ describe('netns', () => {
     ]);
   });
 
-  it('keeps the namespaces of another CNI\'s pods, told apart by the host end of their veth', async () => {
+  it("keeps the namespaces of another CNI's pods, told apart by the host end of their veth", async () => {
     const { host, pods } = dirtyFlannelNode({ podman: true });
-    host.addLink({ ifname: 'cni-podman0', linkinfo: { info_kind: 'bridge' } }).addLink({ ifname: 'vethpodman', master: 'cni-podman0', link_netnsid: 9, linkinfo: { info_kind: 'veth' } });
+    host
+      .addLink({ ifname: 'cni-podman0', linkinfo: { info_kind: 'bridge' } })
+      .addLink({ ifname: 'vethpodman', master: 'cni-podman0', link_netnsid: 9, linkinfo: { info_kind: 'veth' } });
     const podman = host.addNetns('cni-0000aaaa').realPath('/run/netns/cni-0000aaaa');
-    const inside = (peer: string) => [{ ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } }];
+    const inside = (peer: string) => [
+      { ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
+    ];
     host.netnsLinks.set(podman, inside('vethpodman'));
     host.netnsLinks.set(host.realPath(`/run/netns/${pods[0].netns}`), inside(pods[0].veth));
     // pods[1]'s namespace is gone: nsenter fails on its stale file, which is removed too
     const plan = await netns.plan(await ctxFor(host));
     const flannelNs = pods.map((p) => `/run/netns/${p.netns}`).sort();
-    expect(bare(plan.steps)).toEqual([
-      { argv: ['umount', '--lazy', '--', ...flannelNs] },
-      { argv: ['rm', '-f', '--', ...flannelNs] },
-    ]);
+    expect(bare(plan.steps)).toEqual([{ argv: ['umount', '--lazy', '--', ...flannelNs] }, { argv: ['rm', '-f', '--', ...flannelNs] }]);
     expect(plan.notes).toEqual(["kept /run/netns/cni-0000aaaa: its pod interface pairs with vethpodman, which is not flannel's"]);
   });
 
@@ -368,8 +423,12 @@ describe('services', () => {
     host.units.set('containerd.service', 'inactive');
     for (const u of ['cri-docker.service', 'docker.socket', 'docker.service']) host.units.set(u, 'active');
     const ctx = await ctxFor(host);
-    expect(bare((await stopRuntime.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'cri-docker.service', 'docker.socket', 'docker.service'] }]);
-    expect(bare((await startRuntime.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'start', 'docker.service', 'docker.socket', 'cri-docker.service'] }]);
+    expect(bare((await stopRuntime.plan(ctx)).steps)).toEqual([
+      { argv: ['systemctl', 'stop', 'cri-docker.service', 'docker.socket', 'docker.service'] },
+    ]);
+    expect(bare((await startRuntime.plan(ctx)).steps)).toEqual([
+      { argv: ['systemctl', 'start', 'docker.service', 'docker.socket', 'cri-docker.service'] },
+    ]);
   });
 
   it('says why it stops nothing', async () => {
@@ -379,7 +438,10 @@ describe('services', () => {
     expect(await stopKubelet.plan(ctx)).toEqual({ steps: [], notes: ['kubelet.service is not running'] });
     expect(await stopRuntime.plan(ctx)).toEqual({ steps: [], notes: ['no container runtime is running'] });
     expect(await startRuntime.plan(ctx)).toEqual({ steps: [], notes: [] });
-    expect(await stopKubelet.plan(await ctxFor(foreignNode().removeBinary('systemctl')))).toEqual({ steps: [], notes: ['not stopping kubelet.service: systemctl is not installed'] });
+    expect(await stopKubelet.plan(await ctxFor(foreignNode().removeBinary('systemctl')))).toEqual({
+      steps: [],
+      notes: ['not stopping kubelet.service: systemctl is not installed'],
+    });
   });
 
   it('does not even look at services when there is nothing to remove', async () => {
@@ -395,12 +457,24 @@ describe('drain', () => {
   it('drains with the given kubeconfig and its own timeout', async () => {
     const ctx = await ctxFor(foreignNode(), { opts: { drainTimeoutSec: 120 } });
     expect((await drain.plan(ctx)).steps).toEqual([
-      { argv: ['kubectl', '--kubeconfig', '/root/.kube/config', 'drain', 'node-1', '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=120s'], timeoutMs: 150_000 },
+      {
+        argv: [
+          'kubectl',
+          '--kubeconfig',
+          '/root/.kube/config',
+          'drain',
+          'node-1',
+          '--ignore-daemonsets',
+          '--delete-emptydir-data',
+          '--timeout=120s',
+        ],
+        timeoutMs: 150_000,
+      },
     ]);
     expect(ctx.drained).toBe(true);
   });
 
-  it('falls back to the control plane\'s admin.conf under --root', async () => {
+  it("falls back to the control plane's admin.conf under --root", async () => {
     const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\n');
     const plan = await drain.plan(await ctxFor(host, { opts: { kubeconfig: undefined } }));
     expect(plan.steps[0].argv.slice(0, 3)).toEqual(['kubectl', '--kubeconfig', '/srv/node/etc/kubernetes/admin.conf']);
@@ -410,7 +484,10 @@ describe('drain', () => {
     const ctx = await ctxFor(foreignNode(), { opts: { kubeconfig: undefined } });
     expect(await drain.plan(ctx)).toEqual({ steps: [], notes: ['not draining: no kubeconfig (pass --kubeconfig or set KUBECONFIG)'] });
     expect(ctx.drained).toBe(false);
-    expect(await drain.plan(await ctxFor(foreignNode().removeBinary('kubectl')))).toEqual({ steps: [], notes: ['not draining: kubectl is not installed'] });
+    expect(await drain.plan(await ctxFor(foreignNode().removeBinary('kubectl')))).toEqual({
+      steps: [],
+      notes: ['not draining: kubectl is not installed'],
+    });
   });
 
   it('does not drain a node with nothing to remove', async () => {
@@ -437,11 +514,16 @@ describe('uncordon', () => {
     const { host } = dirtyFlannelNode();
     const err = await uncordon.plan(await ctxFor(host, { drained: true, opts: { uncordon: true } })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PhaseFailedError);
-    expect((err as Error).message).toBe('phase uncordon failed: refusing to uncordon: no CNI config left in /etc/cni/net.d; install the new CNI first, then run kubectl uncordon node-1');
+    expect((err as Error).message).toBe(
+      'phase uncordon failed: refusing to uncordon: no CNI config left in /etc/cni/net.d; install the new CNI first, then run kubectl uncordon node-1',
+    );
   });
 
   it('does not uncordon a node this run did not drain', async () => {
-    expect(await uncordon.plan(await ctxFor(foreignNode(), { opts: { uncordon: true } }))).toEqual({ steps: [], notes: ['the node was not drained by this run'] });
+    expect(await uncordon.plan(await ctxFor(foreignNode(), { opts: { uncordon: true } }))).toEqual({
+      steps: [],
+      notes: ['the node was not drained by this run'],
+    });
   });
 });
 
@@ -459,7 +541,10 @@ describe('remove-sandboxes (opt-in)', () => {
     const { host } = dirtyFlannelNode();
     expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['no pod sandboxes'] });
     host.removeBinary('crictl');
-    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['crictl is not installed: sandboxes not removed'] });
+    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({
+      steps: [],
+      notes: ['crictl is not installed: sandboxes not removed'],
+    });
     expect(await removeSandboxes.plan(await ctxFor(host, { hasWork: false }))).toEqual({ steps: [], notes: [] });
   });
 });

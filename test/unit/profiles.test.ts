@@ -23,8 +23,12 @@ describe('profiles', () => {
   });
 
   it('rejects a broken profile with a readable error naming it and the field', () => {
-    expect(() => loadProfiles([{ ...flannel, name: 'bad', state: { paths: ['relative/path'] } }])).toThrow(new UsageError('invalid profile bad: state.paths.0: must be an absolute path'));
-    expect(() => loadProfiles([{ ...flannel, name: 'bad', state: { paths: ['/var/lib/../../etc'] } }])).toThrow('invalid profile bad: state.paths.0: must not contain ".."');
+    expect(() => loadProfiles([{ ...flannel, name: 'bad', state: { paths: ['relative/path'] } }])).toThrow(
+      new UsageError('invalid profile bad: state.paths.0: must be an absolute path'),
+    );
+    expect(() => loadProfiles([{ ...flannel, name: 'bad', state: { paths: ['/var/lib/../../etc'] } }])).toThrow(
+      'invalid profile bad: state.paths.0: must not contain ".."',
+    );
     expect(() => loadProfiles([{ ...flannel, surprise: true }])).toThrow(/^invalid profile flannel: \(root\): /);
   });
 

@@ -19,7 +19,11 @@ beforeEach(() => {
   fs.writeFileSync(log, '');
   fs.mkdirSync(path.join(dir, 'bin'));
   for (const c of COMMANDS) {
-    fs.writeFileSync(path.join(dir, 'bin', c), '#!/bin/sh\ncat >/dev/null\necho "${0##*/} $*" >> "$STANDIN_LOG"\nwc -l < "$STANDIN_LOG"\n', { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(dir, 'bin', c),
+      '#!/bin/sh\ncat >/dev/null\necho "${0##*/} $*" >> "$STANDIN_LOG"\nwc -l < "$STANDIN_LOG"\n',
+      { mode: 0o755 },
+    );
   }
   process.env.PATH = `${path.join(dir, 'bin')}:${saved.PATH}`;
   process.env.STANDIN_LOG = log;
@@ -44,7 +48,13 @@ const LISTINGS = [LINKS, ROUTES, POD_LINKS, NFT_IP, NFT_NETDEV, IPT, IP6T];
 async function readAll(host: RealHost): Promise<string[]> {
   const before = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
   for (const l of LISTINGS) expect((await host.query(l.split(' ')))!.code).toBe(0);
-  return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(before).map((l) => l.trim()).sort();
+  return fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .slice(before)
+    .map((l) => l.trim())
+    .sort();
 }
 const sorted = (...xs: string[]) => [...xs].sort();
 
@@ -67,7 +77,10 @@ describe('RealHost listings', () => {
     expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
 
     // Routes alone: the route listings.
-    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'route delete 10.244.1.0/24 via 192.168.1.11 dev eth0\nroute delete fd00:10:244:1::/64 via fd00::11 dev eth0\n' });
+    await host.apply({
+      argv: ['ip', '-batch', '-'],
+      stdin: 'route delete 10.244.1.0/24 via 192.168.1.11 dev eth0\nroute delete fd00:10:244:1::/64 via fd00::11 dev eth0\n',
+    });
     expect(await readAll(host)).toEqual([ROUTES]);
 
     // A firewall batch: the firewall listings, of both backends and families.
@@ -102,7 +115,11 @@ describe('RealHost iptables-legacy-save', () => {
     const procNet = path.join(dir, 'proc-net');
     fs.mkdirSync(procNet, { recursive: true });
     if (names !== null) fs.writeFileSync(path.join(procNet, 'ip_tables_names'), names);
-    fs.writeFileSync(path.join(dir, 'bin', 'iptables-legacy-save'), '#!/bin/sh\necho "iptables-legacy-save" >> "$STANDIN_LOG"\nprintf "*nat\\nCOMMIT\\n"\n', { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(dir, 'bin', 'iptables-legacy-save'),
+      '#!/bin/sh\necho "iptables-legacy-save" >> "$STANDIN_LOG"\nprintf "*nat\\nCOMMIT\\n"\n',
+      { mode: 0o755 },
+    );
     return new RealHost(dir, undefined, procNet);
   };
   const ran = () => fs.readFileSync(log, 'utf8').includes('iptables-legacy-save');

@@ -16,10 +16,19 @@ isolateKubeconfigEnv();
 const BACKUP_DIR = '/var/backups/cni-sweep/20261121T210000Z-node-1';
 
 function request(host: FakeHost, over: Partial<Omit<SweepRequest, 'opts'>> & { opts?: Partial<RunOptions> } = {}): SweepRequest {
-  return { host, profiles: [FLANNEL], phases: PHASES, selected: new Set(DEFAULT_PHASES), reporter: silentReporter, ...over, opts: runOptions({ dryRun: false, ...over.opts }) };
+  return {
+    host,
+    profiles: [FLANNEL],
+    phases: PHASES,
+    selected: new Set(DEFAULT_PHASES),
+    reporter: silentReporter,
+    ...over,
+    opts: runOptions({ dryRun: false, ...over.opts }),
+  };
 }
 
-const statuses = (r: { report: { phases: Array<{ name: string; status: string }> } }) => Object.fromEntries(r.report.phases.map((p) => [p.name, p.status]));
+const statuses = (r: { report: { phases: Array<{ name: string; status: string }> } }) =>
+  Object.fromEntries(r.report.phases.map((p) => [p.name, p.status]));
 const cmd = (h: FakeHost) => h.calls.map((c) => c.argv.join(' '));
 
 /** The interrupt a run checks, set to `signal` the moment the run starts a step whose argv starts with `argv`. */
@@ -52,7 +61,24 @@ describe('sweep', () => {
     const { host } = dirtyFlannelNode();
     const r = await sweep(request(host, { opts: { dryRun: true } }));
     expect(r.report.phases.map((p) => p.name)).toEqual(PHASE_NAMES);
-    expect(PHASE_NAMES).toEqual(['preflight', 'backup', 'drain', 'stop-kubelet', 'remove-sandboxes', 'stop-runtime', 'cni-config', 'cni-state', 'interfaces', 'routes', 'firewall', 'netns', 'modules', 'start-runtime', 'start-kubelet', 'uncordon']);
+    expect(PHASE_NAMES).toEqual([
+      'preflight',
+      'backup',
+      'drain',
+      'stop-kubelet',
+      'remove-sandboxes',
+      'stop-runtime',
+      'cni-config',
+      'cni-state',
+      'interfaces',
+      'routes',
+      'firewall',
+      'netns',
+      'modules',
+      'start-runtime',
+      'start-kubelet',
+      'uncordon',
+    ]);
     expect(statuses(r)).toEqual({
       preflight: 'nothing-to-do',
       backup: 'ok',
@@ -109,13 +135,23 @@ describe('sweep', () => {
     expect(host.units.get('kubelet.service')).toBe('active');
   });
 
-  it('leaves the node clean, with everything that is not Flannel\'s still there, and a second run changes nothing', async () => {
+  it("leaves the node clean, with everything that is not Flannel's still there, and a second run changes nothing", async () => {
     const { host } = dirtyFlannelNode({ podman: true });
     const kept = foreignNode();
     const chains = cbr0Chains(host.iptablesSave('iptables-nft'));
     expect(chains).toHaveLength(4);
     expect(flannelLeft(host, chains)).toEqual(
-      expect.arrayContaining(['link cni0', 'link flannel.1', 'route 10.244.2.0/24', 'route fd00:10:244:2::/64', `iptables-nft chain ${chains[0]}`, 'ip6tables-nft chain FLANNEL-FWD', 'nft flannel-ipv4', 'path /etc/cni/net.d/10-flannel.conflist', 'path /var/lib/cni/networks/cbr0/']),
+      expect.arrayContaining([
+        'link cni0',
+        'link flannel.1',
+        'route 10.244.2.0/24',
+        'route fd00:10:244:2::/64',
+        `iptables-nft chain ${chains[0]}`,
+        'ip6tables-nft chain FLANNEL-FWD',
+        'nft flannel-ipv4',
+        'path /etc/cni/net.d/10-flannel.conflist',
+        'path /var/lib/cni/networks/cbr0/',
+      ]),
     );
     const first = await sweep(request(host));
     expect(first.report.failed).toBeUndefined();
@@ -132,10 +168,9 @@ describe('sweep', () => {
     expect(host.routes).toEqual(kept.routes);
     expect(host.nftTables).toEqual(kept.nftTables);
     expect(host.units).toEqual(kept.units);
-    expect(host.paths().filter((p) => !p.endsWith('/') && !p.startsWith('/var/backups/') && p !== JOURNAL)).toEqual([
-      '/etc/cni/net.d/87-podman-bridge.conflist',
-      ...kept.paths().filter((p) => !p.endsWith('/')),
-    ].sort());
+    expect(host.paths().filter((p) => !p.endsWith('/') && !p.startsWith('/var/backups/') && p !== JOURNAL)).toEqual(
+      ['/etc/cni/net.d/87-podman-bridge.conflist', ...kept.paths().filter((p) => !p.endsWith('/'))].sort(),
+    );
     // podman still uses portmap: its DNAT entry and the shared chains stay
     expect(host.rules('iptables-nft', 'nat').filter((r) => r.includes('HOSTPORT') || r.includes('podman'))).toEqual([
       '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
@@ -150,7 +185,9 @@ describe('sweep', () => {
     const second = await sweep(request(host));
     expect(second.report.changed).toBe(false);
     expect(host.calls.length).toBe(calls);
-    expect(second.report.phases.filter((p) => p.status !== 'skipped').every((p) => p.status === 'nothing-to-do' && p.steps.length === 0)).toBe(true);
+    expect(
+      second.report.phases.filter((p) => p.status !== 'skipped').every((p) => p.status === 'nothing-to-do' && p.steps.length === 0),
+    ).toBe(true);
     expect(second.report.phases.filter((p) => p.status === 'skipped').map((p) => p.name)).toEqual(['remove-sandboxes', 'modules']);
   });
 
@@ -159,7 +196,15 @@ describe('sweep', () => {
     await sweep(request(host));
     expect(host.chains('iptables-nft', 'nat').filter((c) => c.startsWith('CNI-') || c.startsWith('FLANNEL-'))).toEqual([]);
     expect(host.rules('iptables-nft', 'nat').filter((r) => r.includes('CNI-'))).toEqual([]);
-    expect(host.chains('iptables-nft', 'nat')).toEqual(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
+    expect(host.chains('iptables-nft', 'nat')).toEqual([
+      'PREROUTING',
+      'INPUT',
+      'OUTPUT',
+      'POSTROUTING',
+      'KUBE-SERVICES',
+      'KUBE-POSTROUTING',
+      'KUBE-MARK-MASQ',
+    ]);
   });
 
   it('neither drains, stops services nor writes anything on a node with nothing to remove', async () => {
@@ -167,7 +212,12 @@ describe('sweep', () => {
     const r = await sweep(request(host));
     expect(host.calls).toEqual([]);
     expect(r.report.changed).toBe(false);
-    expect(statuses(r)).toMatchObject({ drain: 'nothing-to-do', 'stop-kubelet': 'nothing-to-do', 'stop-runtime': 'nothing-to-do', backup: 'nothing-to-do' });
+    expect(statuses(r)).toMatchObject({
+      drain: 'nothing-to-do',
+      'stop-kubelet': 'nothing-to-do',
+      'stop-runtime': 'nothing-to-do',
+      backup: 'nothing-to-do',
+    });
     expect(host.units.get('kubelet.service')).toBe('active');
     expect(host.exists(JOURNAL)).toBe(false);
   });
@@ -181,7 +231,12 @@ describe('sweep', () => {
     expect(lastBackup).toBeGreaterThan(0);
     expect(firstChange).toBeGreaterThan(lastBackup);
     const manifest = JSON.parse(host.fileAt(`${BACKUP_DIR}/manifest.json`)!);
-    expect(manifest.files.slice(0, 4)).toEqual(['/etc/cni/net.d/10-flannel.conflist', '/run/flannel', '/var/lib/cni/flannel', '/var/lib/cni/networks/cbr0']);
+    expect(manifest.files.slice(0, 4)).toEqual([
+      '/etc/cni/net.d/10-flannel.conflist',
+      '/run/flannel',
+      '/var/lib/cni/flannel',
+      '/var/lib/cni/networks/cbr0',
+    ]);
     expect(manifest.nftables.map((t: { name: string }) => t.name)).toEqual(['flannel-ipv4', 'flannel-ipv6']);
   });
 
@@ -196,7 +251,15 @@ describe('sweep', () => {
       exitCode: 4,
       stderr: 'iptables-nft-restore: line 3 failed\n',
     });
-    expect(statuses(r)).toMatchObject({ interfaces: 'ok', routes: 'ok', firewall: 'failed', netns: 'skipped', 'start-runtime': 'ok', 'start-kubelet': 'ok', uncordon: 'skipped' });
+    expect(statuses(r)).toMatchObject({
+      interfaces: 'ok',
+      routes: 'ok',
+      firewall: 'failed',
+      netns: 'skipped',
+      'start-runtime': 'ok',
+      'start-kubelet': 'ok',
+      uncordon: 'skipped',
+    });
     const byName = Object.fromEntries(r.report.phases.map((p) => [p.name, p]));
     expect(byName.netns.notes).toEqual(['not run: an earlier phase failed']);
     expect(byName['start-runtime'].notes).toEqual(['run because phase firewall failed']);
@@ -247,7 +310,14 @@ describe('sweep', () => {
     const interrupt = interruptOn(host, ['rm', '-f'], 'SIGINT');
     const r = await sweep(request(host, { interrupt }));
     expect(r.report.interrupted).toBe('SIGINT');
-    expect(statuses(r)).toMatchObject({ 'cni-config': 'ok', 'cni-state': 'skipped', interfaces: 'skipped', netns: 'skipped', 'start-runtime': 'ok', 'start-kubelet': 'ok' });
+    expect(statuses(r)).toMatchObject({
+      'cni-config': 'ok',
+      'cni-state': 'skipped',
+      interfaces: 'skipped',
+      netns: 'skipped',
+      'start-runtime': 'ok',
+      'start-kubelet': 'ok',
+    });
     expect(r.report.phases.find((p) => p.name === 'interfaces')!.notes).toEqual(['not run: SIGINT']);
     expect(host.link('cni0')).toBeDefined();
     expect(host.units.get('containerd.service')).toBe('active');
@@ -284,14 +354,17 @@ describe('sweep', () => {
     expect(cmd(host).filter((c) => /^(kubectl|systemctl (stop|start))/.test(c))).toEqual([]);
   });
 
-  it('runs the backup\'s reads together; one that fails fails the backup after the others finished, before any change', async () => {
+  it("runs the backup's reads together; one that fails fails the backup after the others finished, before any change", async () => {
     const { host } = dirtyFlannelNode();
     host.failOn((s) => s.argv.join(' ') === 'ip -d -j addr show', { code: 1, stderr: 'Dump was interrupted\n' });
     const r = await sweep(request(host));
     expect(r.report.failed).toMatchObject({ phase: 'backup', argv: ['ip', '-d', '-j', 'addr', 'show'], exitCode: 1 });
     const steps = r.report.phases.find((p) => p.name === 'backup')!.steps;
     // mkdir alone, then every save at once; the checksums wait for all of them and do not run.
-    expect(steps[0]).toMatchObject({ argv: ['mkdir', '-p', '-m', '0700', '--', BACKUP_DIR, `${BACKUP_DIR}/firewall`, `${BACKUP_DIR}/node`], status: 'ok' });
+    expect(steps[0]).toMatchObject({
+      argv: ['mkdir', '-p', '-m', '0700', '--', BACKUP_DIR, `${BACKUP_DIR}/firewall`, `${BACKUP_DIR}/node`],
+      status: 'ok',
+    });
     expect(steps.filter((s) => s.status === 'failed').map((s) => s.argv.join(' '))).toEqual(['ip -d -j addr show']);
     expect(steps.slice(1).map((s) => s.argv[0])).toEqual(expect.arrayContaining(['iptables-nft-save', 'nft', 'tar', 'cat']));
     expect(steps.filter((s) => s.argv[0] !== 'ip').every((s) => s.status === 'ok')).toBe(true);
@@ -314,7 +387,20 @@ describe('sweep', () => {
       }),
     );
     expect(r.aborted).toBe(true);
-    expect(asked).toEqual(['backup', 'drain', 'stop-kubelet', 'stop-runtime', 'cni-config', 'cni-state', 'interfaces', 'routes', 'firewall', 'netns', 'start-runtime', 'start-kubelet']);
+    expect(asked).toEqual([
+      'backup',
+      'drain',
+      'stop-kubelet',
+      'stop-runtime',
+      'cni-config',
+      'cni-state',
+      'interfaces',
+      'routes',
+      'firewall',
+      'netns',
+      'start-runtime',
+      'start-kubelet',
+    ]);
     expect(host.calls).toEqual([]);
     expect(host.locks.size).toBe(0);
   });
@@ -385,7 +471,9 @@ describe('sweep', () => {
     expect(events.at(-1)).toBe(`write ${n} end`);
     const journal = JSON.parse(host.fileAt(host.realPath(JOURNAL))!);
     expect(journal.status).toBe('finished');
-    expect(journal.report.phases.map((p: { name: string; status: string }) => `${p.name} ${p.status}`)).toEqual(r.report.phases.map((p) => `${p.name} ${p.status}`));
+    expect(journal.report.phases.map((p: { name: string; status: string }) => `${p.name} ${p.status}`)).toEqual(
+      r.report.phases.map((p) => `${p.name} ${p.status}`),
+    );
   });
 
   it('refuses --uncordon up front when no CNI config would be left, changing nothing', async () => {
@@ -421,12 +509,21 @@ describe('sweep', () => {
     expect(first.report.failed).toBeUndefined();
     expect(host.exists('/run/flannel/subnet.env')).toBe(false);
     const notes: string[] = [];
-    await sweep(request(host, { selected: new Set(['backup', 'routes']), reporter: { emit: (e) => void (e.type === 'note' && !('phase' in e && e.phase) && notes.push(e.text)), pause() {} } }));
+    await sweep(
+      request(host, {
+        selected: new Set(['backup', 'routes']),
+        reporter: { emit: (e) => void (e.type === 'note' && !('phase' in e && e.phase) && notes.push(e.text)), pause() {} },
+      }),
+    );
     expect(host.routes[4].map((r) => r.dst)).not.toContain('10.244.2.0/24');
-    expect(notes).toEqual([expect.stringMatching(/^using the networks the run of 2026-11-21T21:00:00\.000Z recorded before it removed them \(pass --pod-cidr to override\)$/)]);
+    expect(notes).toEqual([
+      expect.stringMatching(
+        /^using the networks the run of 2026-11-21T21:00:00\.000Z recorded before it removed them \(pass --pod-cidr to override\)$/,
+      ),
+    ]);
   });
 
-  it('a finished run\'s networks never widen what a node still shows', async () => {
+  it("a finished run's networks never widen what a node still shows", async () => {
     const { host } = dirtyFlannelNode();
     await sweep(request(host, { selected: new Set(['backup', 'cni-config']) }));
     // Flannel is back with another pod network; the journal's 10.244.0.0/16 must not be added to it.
@@ -444,7 +541,18 @@ describe('sweep', () => {
   // and the node must not be drained or have its services restarted for them.
   it('removes nothing when no CNI is selected, not even leftover CNI-HOSTPORT chains', async () => {
     const host = foreignNode();
-    host.setIptables('iptables-nft', ['*nat', ':PREROUTING ACCEPT [0:0]', ':CNI-HOSTPORT-DNAT - [0:0]', ':CNI-HOSTPORT-MASQ - [0:0]', '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT', 'COMMIT', ''].join('\n'));
+    host.setIptables(
+      'iptables-nft',
+      [
+        '*nat',
+        ':PREROUTING ACCEPT [0:0]',
+        ':CNI-HOSTPORT-DNAT - [0:0]',
+        ':CNI-HOSTPORT-MASQ - [0:0]',
+        '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
     const r = await sweep(request(host, { profiles: [], opts: { dryRun: true } }));
     expect(r.report.phases.flatMap((p) => p.steps.map((s) => s.argv.join(' ')))).toEqual([]);
   });

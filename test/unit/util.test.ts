@@ -19,7 +19,20 @@ describe('cidr', () => {
   });
 
   it('rejects what is not a prefix', () => {
-    for (const bad of ['10.244.0.0/33', '10.244.0/16', '256.0.0.0/8', '10.0.0.0/', '10.0.0.0/8/1', 'fd00::/129', '1::2::3', '1:2:3:4:5:6:7:8:9', '::1:2:3:4:5:6:7:8', 'fe80::1%eth0', '10.0.0.0/+8', '']) {
+    for (const bad of [
+      '10.244.0.0/33',
+      '10.244.0/16',
+      '256.0.0.0/8',
+      '10.0.0.0/',
+      '10.0.0.0/8/1',
+      'fd00::/129',
+      '1::2::3',
+      '1:2:3:4:5:6:7:8:9',
+      '::1:2:3:4:5:6:7:8',
+      'fe80::1%eth0',
+      '10.0.0.0/+8',
+      '',
+    ]) {
       expect(parsePrefix(bad), bad).toBeNull();
     }
   });
@@ -73,7 +86,11 @@ describe('shell rendering', () => {
 
   it('round-trips hostile arguments through bash', () => {
     const args = ['plain', 'two words', "it's", '$(echo pwned)', '`id`', 'a"b', 'back\\slash', 'new\nline', '*', '~root', '!x', ''];
-    expect(bash(`printf '%s\\0' ${renderArgv(args)}`).split('\0').slice(0, -1)).toEqual(args);
+    expect(
+      bash(`printf '%s\\0' ${renderArgv(args)}`)
+        .split('\0')
+        .slice(0, -1),
+    ).toEqual(args);
   });
 
   it('picks a heredoc delimiter that no line of the body equals', () => {

@@ -25,7 +25,9 @@ export const bridgePodCidr: Check = {
       });
       if (!outside.length) continue;
       // Flannel's bridge goes with `run --cni flannel --only interfaces`; anyone else's by hand.
-      const byFlannel = valid.some((c) => c.config!.bridges.includes(bridge) && c.owners.includes('flannel')) || (bridge === 'cni0' && !valid.some((c) => c.config!.bridges.includes(bridge)));
+      const byFlannel =
+        valid.some((c) => c.config!.bridges.includes(bridge) && c.owners.includes('flannel')) ||
+        (bridge === 'cni0' && !valid.some((c) => c.config!.bridges.includes(bridge)));
       out.push({
         id: 'bridge-outside-pod-cidr',
         severity: 'error',

@@ -42,17 +42,17 @@ export const cniConfigs: Check = {
       const owners = otherCni.flatMap((c) => c.owners);
       // Flannel's state under Canal is Canal's live state: then only the stale config goes; a CNI that is gone goes whole.
       fix = owners.some((o) => v.inUse.has(o)) ? sweepFix(v, owners, ['cni-config']) : removalFix(v, owners);
-    }
-    else if (duplicates.length) fix = ['rm', '-f', '--', ...duplicates.map((c) => realPath(v, c.file))];
+    } else if (duplicates.length) fix = ['rm', '-f', '--', ...duplicates.map((c) => realPath(v, c.file))];
     out.push({
       id: 'cni-config-multiple',
       severity: otherCni.length || duplicates.length ? 'warning' : 'info',
       title: `${valid.length} CNI configs in /etc/cni/net.d; the runtime uses only ${first.file}`,
       evidence,
-      why: otherCni.length || duplicates.length
-        ? 'The runtime (containerd, CRI-O) loads only the first config in lexical order and ignores the rest. A stale config of another CNI means two CNIs fighting over one node: ' +
-          'pods silently switch networks as soon as a config is added or removed, and the old CNI\'s leftovers keep routing and filtering traffic. `kubectl delete -f` of a CNI never removes its config.'
-        : 'The runtime loads only the first config; the others belong to no pod network cni-sweep knows (e.g. podman\'s bridge) and are ignored by Kubernetes. Nothing to do unless one of them is a pod network too.',
+      why:
+        otherCni.length || duplicates.length
+          ? 'The runtime (containerd, CRI-O) loads only the first config in lexical order and ignores the rest. A stale config of another CNI means two CNIs fighting over one node: ' +
+            "pods silently switch networks as soon as a config is added or removed, and the old CNI's leftovers keep routing and filtering traffic. `kubectl delete -f` of a CNI never removes its config."
+          : "The runtime loads only the first config; the others belong to no pod network cni-sweep knows (e.g. podman's bridge) and are ignored by Kubernetes. Nothing to do unless one of them is a pod network too.",
       fix,
     });
     return out;

@@ -24,14 +24,18 @@ export const flannelSubnet: Check = {
         severity: used ? 'error' : 'warning',
         title: `Flannel's CNI config is present but ${path} is ${v.subnetEnv.error ? 'unreadable' : env ? 'missing FLANNEL_SUBNET' : 'not'}`,
         evidence: [
-          ...flannelConfigs.map((c) => `${c.file}: plugin "flannel" (network ${c.config!.name})${c === valid[0] ? ', the config the runtime uses' : ''}`),
+          ...flannelConfigs.map(
+            (c) => `${c.file}: plugin "flannel" (network ${c.config!.name})${c === valid[0] ? ', the config the runtime uses' : ''}`,
+          ),
           v.subnetEnv.error ? `${path}: ${v.subnetEnv.error}` : env ? `${path}: no FLANNEL_SUBNET line` : `${path}: no such file`,
         ],
         why:
           `Every new pod fails: \`plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: open ${path}: no such file or directory\`. ` +
           'flanneld writes that file when it starts; without it, Flannel was removed (`kubectl delete -f kube-flannel.yml` leaves the config behind, and a reboot empties /run) ' +
           'or flanneld has not started on this node. If Flannel is meant to run here, look at the kube-flannel pod on this node instead of removing its config.' +
-          (v.podCidrs.length ? '' : ' Without subnet.env a run knows Flannel\'s pod network only from --pod-cidr: pass it (e.g. --pod-cidr 10.244.0.0/16) so host-gw routes and old untagged rules go too.'),
+          (v.podCidrs.length
+            ? ''
+            : " Without subnet.env a run knows Flannel's pod network only from --pod-cidr: pass it (e.g. --pod-cidr 10.244.0.0/16) so host-gw routes and old untagged rules go too."),
         fix: removalFix(v, cnis),
       });
       return out;
@@ -42,7 +46,9 @@ export const flannelSubnet: Check = {
     const wanted = [env.subnet, env.ipv6Subnet].map((s) => (s ? parsePrefix(s) : null)).filter((p) => p !== null);
     for (const bridge of [...new Set(flannelConfigs.flatMap((c) => c.config!.bridges))]) {
       if (!v.links.some((l) => l.ifname === bridge)) continue; // created at the next pod, with the right address
-      const have = addrsOf(v, bridge).map((a) => parsePrefix(a)!).filter(Boolean);
+      const have = addrsOf(v, bridge)
+        .map((a) => parsePrefix(a)!)
+        .filter(Boolean);
       for (const gw of wanted) {
         const same = have.filter((a) => a.family === gw.family);
         if (same.some((a) => a.text === gw.text)) continue;

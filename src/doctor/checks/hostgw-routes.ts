@@ -27,7 +27,9 @@ export const hostgwRoutes: Check = {
         const key = routeText(r);
         if (connected || seen.has(key)) continue;
         seen.add(key);
-        const onDev = v.routes.filter((c) => c.family === r.family && c.dev === r.dev && !c.gateway && c.dst !== 'default' && !c.dst.startsWith('fe80:')).map((c) => c.dst);
+        const onDev = v.routes
+          .filter((c) => c.family === r.family && c.dev === r.dev && !c.gateway && c.dst !== 'default' && !c.dst.startsWith('fe80:'))
+          .map((c) => c.dst);
         out.push({
           id: 'hostgw-gateway-unreachable',
           severity: 'error',

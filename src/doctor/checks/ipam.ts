@@ -22,7 +22,10 @@ function fromRange(r: Json | null): AddrRange | null {
 export function rangeSets(v: NodeView, network: string): { sets: AddrRange[][]; source: string } | null {
   const env = v.subnetEnv.env;
   const fromEnv = () => {
-    const sets = [env?.subnet, env?.ipv6Subnet].map(prefix).filter((p) => p !== null).map((p) => [hostLocalRange(p)]);
+    const sets = [env?.subnet, env?.ipv6Subnet]
+      .map(prefix)
+      .filter((p) => p !== null)
+      .map((p) => [hostLocalRange(p)]);
     return sets.length ? { sets, source: `${v.subnetEnv.path} FLANNEL_SUBNET=${env!.subnet}` } : null;
   };
   const config = v.configs.find((c) => c.config?.name === network);
@@ -34,12 +37,16 @@ export function rangeSets(v: NodeView, network: string): { sets: AddrRange[][]; 
       const ipam = obj(p?.ipam);
       if (ipam?.type !== 'host-local') continue;
       if (Array.isArray(ipam.ranges)) {
-        const sets = ipam.ranges.map((set) => (Array.isArray(set) ? set.map((r) => fromRange(obj(r))).filter((r) => r !== null) : [])).filter((s) => s.length);
+        const sets = ipam.ranges
+          .map((set) => (Array.isArray(set) ? set.map((r) => fromRange(obj(r))).filter((r) => r !== null) : []))
+          .filter((s) => s.length);
         if (sets.length) return { sets, source: `${config.file} ipam.ranges` };
       }
       if (ipam.subnet === 'usePodCidr') {
         const cidrs = v.kube.nodePodCidrs ?? [];
-        return cidrs.length ? { sets: cidrs.map((c) => [hostLocalRange(c)]), source: `Node ${v.node} spec.podCIDRs (ipam.subnet usePodCidr)` } : null;
+        return cidrs.length
+          ? { sets: cidrs.map((c) => [hostLocalRange(c)]), source: `Node ${v.node} spec.podCIDRs (ipam.subnet usePodCidr)` }
+          : null;
       }
       const single = fromRange(ipam);
       if (single) return { sets: [[single]], source: `${config.file} ipam.subnet` };
@@ -65,7 +72,9 @@ export const ipam: Check = {
   run(v) {
     const out: Finding[] = [];
     const { sandboxes, down } = v.runtime;
-    const isStale = (a: IpamAllocation) => down !== undefined || (sandboxes !== null && !sandboxes.some((id) => a.containerId && (a.containerId.startsWith(id) || id.startsWith(a.containerId))));
+    const isStale = (a: IpamAllocation) =>
+      down !== undefined ||
+      (sandboxes !== null && !sandboxes.some((id) => a.containerId && (a.containerId.startsWith(id) || id.startsWith(a.containerId))));
     const known = down !== undefined || sandboxes !== null;
     const runtimeNetwork = v.configs.find((c) => c.config)?.config!.name;
     for (const net of v.ipam) {
@@ -75,15 +84,20 @@ export const ipam: Check = {
       const stale = known ? net.allocations.filter(isStale) : [];
       // A CNI not in use goes whole (its IPAM state with it); a live one loses only the stale files.
       const fix = owner && !v.inUse.has(owner) ? removalFix(v, [owner]) : ['rm', '-f', '--', ...stale.map((a) => realPath(v, a.file))];
-      const context = down ? `${down}: no allocation can belong to a running pod` : `running pod sandboxes (crictl pods -q): ${sandboxes?.length ?? 0}`;
+      const context = down
+        ? `${down}: no allocation can belong to a running pod`
+        : `running pod sandboxes (crictl pods -q): ${sandboxes?.length ?? 0}`;
       if (stale.length) {
         out.push({
           id: 'ipam-stale',
           severity: 'warning',
           title: `${plural(stale.length, 'IP allocation')} in ${net.dir} ${stale.length === 1 ? 'belongs' : 'belong'} to no running pod`,
-          evidence: [context, ...stale.map((a) => `${a.file}: container ${shortId(a.containerId) || '(none)'}${a.ifname ? ` (${a.ifname})` : ''}`)],
+          evidence: [
+            context,
+            ...stale.map((a) => `${a.file}: container ${shortId(a.containerId) || '(none)'}${a.ifname ? ` (${a.ifname})` : ''}`),
+          ],
           why:
-            'host-local frees an address only when the pod\'s CNI DEL succeeds; after a hard reboot, a runtime crash or a broken CNI the files stay, ' +
+            "host-local frees an address only when the pod's CNI DEL succeeds; after a hard reboot, a runtime crash or a broken CNI the files stay, " +
             'and once the range is used up every new pod fails with `failed to allocate for range 0: no IP addresses available in range set`.',
           fix,
         });
@@ -119,7 +133,7 @@ function exhaustion(v: NodeView, net: IpamNetwork, stale: IpamAllocation[], know
         (staleHere
           ? ' Allocations of pods that are gone hold part of it.'
           : known
-            ? ' Every allocation belongs to a running pod: the node\'s pod subnet is too small for its pods (a larger node CIDR, or a lower kubelet maxPods).'
+            ? " Every allocation belongs to a running pod: the node's pod subnet is too small for its pods (a larger node CIDR, or a lower kubelet maxPods)."
             : ''),
       fix: staleHere ? fix : null,
     });

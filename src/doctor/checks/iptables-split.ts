@@ -13,8 +13,14 @@ export const iptablesSplit: Check = {
       const sides = v.iptables
         .filter((x) => x.backend.family === family && /-(nft|legacy)$/.test(x.backend.id))
         .map(({ backend, dump }) => {
-          const chains = dump.tables.flatMap((t) => t.chains.filter((c) => c.policy === null && prefixes.some((p) => c.name.startsWith(p))).map((c) => ({ table: t.name, name: c.name })));
-          const rules = dump.tables.flatMap((t) => t.rules.filter((r) => chains.some((c) => c.table === t.name && (c.name === r.chain || c.name === r.target)))).length;
+          const chains = dump.tables.flatMap((t) =>
+            t.chains
+              .filter((c) => c.policy === null && prefixes.some((p) => c.name.startsWith(p)))
+              .map((c) => ({ table: t.name, name: c.name })),
+          );
+          const rules = dump.tables.flatMap((t) =>
+            t.rules.filter((r) => chains.some((c) => c.table === t.name && (c.name === r.chain || c.name === r.target))),
+          ).length;
           return { id: backend.id, chains, rules };
         })
         .filter((s) => s.chains.length);

@@ -6,7 +6,7 @@ import type { Check, Finding } from '../types.js';
 
 const WHY: Record<string, string> = {
   flannel:
-    'FLANNEL-POSTRTG keeps masquerading pod traffic after a migration, which hides pods\' source addresses from the new CNI and silently breaks NetworkPolicy (projectcalico/calico#12920); ' +
+    "FLANNEL-POSTRTG keeps masquerading pod traffic after a migration, which hides pods' source addresses from the new CNI and silently breaks NetworkPolicy (projectcalico/calico#12920); " +
     'FLANNEL-FWD keeps accepting forwarded traffic for the old pod network.',
   calico:
     'cali-* chains stay hooked into INPUT, FORWARD, OUTPUT and the nat and raw tables: they keep marking, accepting or dropping traffic by Calico policy nobody maintains any more.',
@@ -28,7 +28,9 @@ export const leftoverFirewall: Check = {
             table: all.table,
             chains: all.chains.filter((c) => fresh(`${backend.id} ${all.table} ${c}`)),
             // Rules inside a chain already reported were counted with it.
-            deletes: all.deletes.filter((r) => !reported.has(`${backend.id} ${all.table} ${r.chain}`) && fresh(`${backend.id} ${all.table} -A ${r.chain} ${r.spec}`)),
+            deletes: all.deletes.filter(
+              (r) => !reported.has(`${backend.id} ${all.table} ${r.chain}`) && fresh(`${backend.id} ${all.table} -A ${r.chain} ${r.spec}`),
+            ),
           };
           if (!t.chains.length && !t.deletes.length) continue;
           const table = dump.tables.find((x) => x.name === t.table)!;
@@ -36,7 +38,9 @@ export const leftoverFirewall: Check = {
           const shown = t.chains.slice(0, 4).join(', ') + (t.chains.length > 4 ? `, +${t.chains.length - 4}` : '');
           const parts = [
             ...(t.chains.length ? [`${plural(t.chains.length, 'chain')} (${shown}) holding ${plural(inChains, 'rule')}`] : []),
-            ...(t.deletes.length ? [`${plural(t.deletes.length, 'rule')} in ${[...new Set(t.deletes.map((r) => r.chain))].join(', ')}`] : []),
+            ...(t.deletes.length
+              ? [`${plural(t.deletes.length, 'rule')} in ${[...new Set(t.deletes.map((r) => r.chain))].join(', ')}`]
+              : []),
           ];
           evidence.push(`${backend.id} ${t.table}: ${parts.join('; ')}`);
         }

@@ -8,12 +8,12 @@ import type { Check, Finding } from '../types.js';
 const WHY: Record<string, string> = {
   flannel:
     'A leftover cni0 keeps its old address, so the next bridge-based CNI fails with `cni0 already has an IP address different from ...`; ' +
-    'a leftover flannel.1 (VXLAN on UDP 8472) keeps routes to old pod subnets and blocks other CNIs\' VXLAN devices (Cilium does not start: cilium/cilium#3219).',
+    "a leftover flannel.1 (VXLAN on UDP 8472) keeps routes to old pod subnets and blocks other CNIs' VXLAN devices (Cilium does not start: cilium/cilium#3219).",
   calico:
     'cali* veths and vxlan.calico keep routes to old Calico pods and IPAM blocks, and an addressed tunl0 keeps taking IPIP traffic: ' +
-    'traffic to those ranges goes where no pod is, and the next CNI\'s devices conflict with them.',
+    "traffic to those ranges goes where no pod is, and the next CNI's devices conflict with them.",
 };
-const GENERIC = 'They keep addresses and routes of a network that no longer exists on this node and conflict with the next CNI\'s devices.';
+const GENERIC = "They keep addresses and routes of a network that no longer exists on this node and conflict with the next CNI's devices.";
 
 export const leftoverInterfaces: Check = {
   name: 'leftover-interfaces',

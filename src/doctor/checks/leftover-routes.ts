@@ -10,7 +10,7 @@ const WHY: Record<string, string> = {
     'Blackhole routes for old Calico IPAM blocks swallow traffic to those addresses, and routes via other nodes send pod-range traffic to nodes that no longer serve it; ' +
     'the next CNI may hand out the same ranges.',
   flannel:
-    'host-gw routes to other nodes\' old pod subnets keep sending those ranges to the old nodes and break the next backend (k3s-io/k3s#2808).',
+    "host-gw routes to other nodes' old pod subnets keep sending those ranges to the old nodes and break the next backend (k3s-io/k3s#2808).",
 };
 
 export const leftoverRoutes: Check = {

@@ -21,7 +21,9 @@ const OVERLAYS: Array<{ match: RegExp; cni: string; kind: string; overhead: numb
 /** The device of the default route (IPv4 first): what encapsulated packets leave through. */
 function uplink(v: NodeView): Link | undefined {
   for (const family of [4, 6] as const) {
-    const d = v.routes.filter((r) => r.family === family && r.dst === 'default' && r.dev).sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
+    const d = v.routes
+      .filter((r) => r.family === family && r.dst === 'default' && r.dev)
+      .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
     const link = d && v.links.find((l) => l.ifname === d.dev);
     if (link?.mtu) return link;
   }
@@ -45,11 +47,14 @@ export const mtu: Check = {
         id: 'mtu-overlay',
         severity: 'error',
         title: `${o.link.ifname}'s MTU ${o.link.mtu} is above what ${up.ifname} can carry after ${o.kind} (${o.limit})`,
-        evidence: [`${o.link.ifname}: mtu ${o.link.mtu} (${o.kind} adds ${o.overhead} bytes)`, `${up.ifname}: mtu ${up.mtu} (uplink: the default route's device)`],
+        evidence: [
+          `${o.link.ifname}: mtu ${o.link.mtu} (${o.kind} adds ${o.overhead} bytes)`,
+          `${up.ifname}: mtu ${up.mtu} (uplink: the default route's device)`,
+        ],
         why:
           `Packets above ${o.limit} bytes leave the pod, grow past ${up.mtu} bytes when encapsulated, and are dropped on ${up.ifname} without an error or ICMP: ` +
           'small requests and health checks work, large transfers stall. Set the device right now with the command below, and fix the source so it stays right ' +
-          `(${o.cni === 'flannel' ? 'flanneld derives it from the uplink at start unless net-conf.json sets Backend.MTU' : 'Calico\'s MTU setting (veth_mtu / FELIX_VXLANMTU)'}); pods created meanwhile keep their MTU.`,
+          `(${o.cni === 'flannel' ? 'flanneld derives it from the uplink at start unless net-conf.json sets Backend.MTU' : "Calico's MTU setting (veth_mtu / FELIX_VXLANMTU)"}); pods created meanwhile keep their MTU.`,
         fix: ['ip', 'link', 'set', 'dev', o.link.ifname, 'mtu', String(o.limit)],
       });
     }
@@ -62,7 +67,10 @@ export const mtu: Check = {
     const calico = v.profiles.find((p) => p.name === 'calico');
     const caliVeth = new RegExp(calico?.interfaces.patterns[0] ?? '^cali[0-9a-f]{11}$');
     const veths = v.links.filter(
-      (l) => l.linkinfo?.info_kind === 'veth' && ((l.master && bridges.has(l.master)) || (v.inUse.has('calico') && caliVeth.test(l.ifname))) && (l.mtu ?? 0) > targetMtu,
+      (l) =>
+        l.linkinfo?.info_kind === 'veth' &&
+        ((l.master && bridges.has(l.master)) || (v.inUse.has('calico') && caliVeth.test(l.ifname))) &&
+        (l.mtu ?? 0) > targetMtu,
     );
     if (veths.length) {
       out.push({

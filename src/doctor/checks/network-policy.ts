@@ -18,7 +18,10 @@ export const networkPolicy: Check = {
         severity: 'warning',
         title: `${plural(policies.length, 'NetworkPolicy object')} ${policies.length === 1 ? 'exists' : 'exist'}, but this node's pods use Flannel, which does not enforce them`,
         evidence: [
-          `kubectl get networkpolicies -A: ${policies.slice(0, 5).map((p) => `${p.namespace}/${p.name}`).join(', ')}${policies.length > 5 ? `, +${policies.length - 5}` : ''}`,
+          `kubectl get networkpolicies -A: ${policies
+            .slice(0, 5)
+            .map((p) => `${p.namespace}/${p.name}`)
+            .join(', ')}${policies.length > 5 ? `, +${policies.length - 5}` : ''}`,
           `runtime uses: ${used?.file} (flannel)`,
         ],
         why:

@@ -25,7 +25,7 @@ export function neededPlugins(c: ConfigEntry): Array<{ type: string; role: strin
     add(type, 'plugin');
     const ipam = str(obj(p.ipam)?.type);
     if (type === 'flannel') {
-      add(str(obj(p.delegate)?.type) ?? 'bridge', 'flannel\'s delegate');
+      add(str(obj(p.delegate)?.type) ?? 'bridge', "flannel's delegate");
       add(ipam ?? 'host-local', 'IPAM flannel hands its delegate');
     } else add(ipam, `IPAM of ${type}`);
   }
@@ -42,7 +42,8 @@ export const pluginBinaries: Check = {
       if (!missing.length) continue;
       const used = c === valid[0];
       // The CNI's own plugin gone too means the CNI was removed and its config left behind.
-      const mainGone = c.owners.length > 0 && c.owners.every((o) => missing.some((m) => profileNamed(v, o)?.config.pluginTypes.includes(m.type)));
+      const mainGone =
+        c.owners.length > 0 && c.owners.every((o) => missing.some((m) => profileNamed(v, o)?.config.pluginTypes.includes(m.type)));
       const first = missing[0].type;
       out.push({
         id: 'cni-plugin-missing',
@@ -58,7 +59,7 @@ export const pluginBinaries: Check = {
             : `The runtime does not use this config now (it is not the first), but fails with \`failed to find plugin "${first}" in path [${CNI_BIN_DIR}]\` once it is.`) +
           (mainGone
             ? ` The ${c.owners.join(', ')} plugin itself is gone: the CNI was removed and its config left behind.`
-            : ' Install the missing plugins (the containernetworking plugins: the kubernetes-cni package, or the CNI\'s installer) or remove the config.'),
+            : " Install the missing plugins (the containernetworking plugins: the kubernetes-cni package, or the CNI's installer) or remove the config."),
         fix: mainGone ? removalFix(v, c.owners) : null,
       });
     }
