@@ -17,6 +17,7 @@ import { detect } from './profiles/detect.js';
 import { loadProfiles, selectProfiles } from './profiles/index.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
+import { renderArgv } from './util/shell.js';
 import { PlainReporter } from './report/plain.js';
 import { doctor, isHealthy } from './doctor/index.js';
 import { renderText, toJson } from './doctor/render.js';
@@ -216,6 +217,8 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
     if (report.failed) {
       const f = report.failed;
       io.stderr.write(`cni-sweep: error: phase ${f.phase} failed: ${f.error}\n`);
+      // The line above shortens a long command; the JSON report has it whole, and so does --verbose.
+      if (o.verbose && f.argv) io.stderr.write(`  command: ${renderArgv(f.argv)}\n`);
       return 1;
     }
     return 0;
@@ -461,7 +464,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--dry-run', 'print what it would do, as a bash script')
     .option('--json', 'print the result as JSON')
     .option('--verbose', 'more output')
-    .action(async (dir, opts) => {
+    .action(async (dir: string, opts) => {
+      rejectEmpty(opts);
+      if (dir.trim() === '') throw new UsageError('restore: empty backup name', 'pass a directory listed by `cni-sweep backups`');
       code = await restoreCommand(io, dir, opts);
     });
   program
@@ -472,6 +477,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--backup-dir <dir>', 'where backups are (default: <root>/var/backups/cni-sweep)')
     .option('--json', 'as JSON')
     .action((action: string | undefined, opts) => {
+      rejectEmpty(opts);
       if (action !== undefined && action !== 'prune')
         throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
       if (action === 'prune' && opts.keep === undefined) throw new UsageError('backups prune needs --keep <n>');
@@ -487,6 +493,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
   let verbose = argv.includes('--verbose');
   try {
+    // Options before (or without) a command: commander would call the first one "unknown".
+    const first = argv.find((a) => a !== '--verbose');
+    const topLevel = ['-h', '--help', '-V', '--version', 'help'];
+    if (first === undefined || (first.startsWith('-') && !topLevel.includes(first)))
+      throw new UsageError(
+        first === undefined ? 'no command given' : `no command given before ${first}: options come after the command`,
+        `commands: ${program.commands.map((c) => c.name()).join(', ')}; see cni-sweep --help`,
+      );
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
@@ -510,11 +524,27 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-function parse(opts: unknown): CommonOpts {
+const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/**
+ * An empty value is never what was meant: `--root ''` would resolve to the working directory,
+ * `--only ''` would run every phase, `--keep ''` would prune every backup. A list option must name
+ * something too (`--only ,`). Typically a templated variable that was not set.
+ */
+function rejectEmpty(opts: Record<string, unknown>, lists: string[] = []): void {
+  for (const [key, v] of Object.entries(opts)) {
+    if (typeof v !== 'string') continue;
+    if (v.trim() === '') throw new UsageError(`${flag(key)}: empty value`, `give ${flag(key)} a value, or leave the option out`);
+    if (lists.includes(key) && !list(v).length) throw new UsageError(`${flag(key)}: no names in "${v}"`);
+  }
+}
+
+function parse(opts: Record<string, unknown>): CommonOpts {
+  rejectEmpty(opts, ['cni', 'skip', 'only', 'with', 'podCidr']);
   const r = CommonOpts.safeParse(opts);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new UsageError(`--${String(i.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i.message}`);
+    throw new UsageError(`${flag(String(i.path[0]))}: ${i.message}`);
   }
   return r.data;
 }

@@ -25,8 +25,27 @@ export class CommandFailedError extends CniSweepError {
     reason?: string,
   ) {
     const tail = stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
-    super(`${argv.join(' ')} ${reason ?? `exited ${exitCode}`}${tail ? `: ${tail}` : ''}`);
+    super(`${shortArgv(argv)} ${reason ?? `exited ${exitCode}`}${tail ? `: ${tail}` : ''}`);
   }
+}
+
+const SHORT_ARGV = 200;
+
+/**
+ * A command for a one-line message: a step that removes 250 pods' files carries tens of
+ * kilobytes of paths, so a long one shows its options, its first operand and how many there are.
+ * The full argv is in the JSON report (and printed with --verbose).
+ */
+export function shortArgv(argv: string[]): string {
+  const full = argv.join(' ');
+  if (full.length <= SHORT_ARGV) return full;
+  const dashes = argv.indexOf('--');
+  let head = dashes >= 0 && dashes < 8 ? dashes + 1 : argv.findIndex((a, i) => i > 0 && !a.startsWith('-'));
+  if (head < 1 || head >= argv.length) head = Math.max(1, argv.length - 1);
+  const operands = argv.slice(head);
+  const clip = (a: string) => (a.length > 80 ? `${a.slice(0, 77)}...` : a);
+  const shown = [...argv.slice(0, head), operands[0] ?? ''].map(clip).join(' ');
+  return operands.length > 1 ? `${shown} ... (${operands.length} ${dashes >= 0 ? 'paths' : 'arguments'})` : shown;
 }
 
 /** A phase failed: exit 1. */

@@ -4,10 +4,13 @@
 import { CommandFailedError, PhaseFailedError } from './errors.js';
 import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
-import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
+import path from 'node:path';
+import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { startKubelet, startRuntime } from './phases/services.js';
+import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
+import { underRoot } from './host/host.js';
 import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 
@@ -138,6 +141,18 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     }
   }
 
+  // Nothing is changed unless everything can be: checked once, before the prompt and the backup.
+  let preflightFailed: string[] = [];
+  if (!planError && planCtx.hasWork) {
+    const removed = removalTargets(plans).map((t) => t.path);
+    if (req.selected.has('backup')) {
+      const confDirs = [CNI_CONF_DIR, ...snapshot.configs.map((c) => path.posix.dirname(c.file))].map((d) => underRoot(req.host.root, d));
+      checkBackupDir(req.opts.backupDir, removed, [...new Set(confDirs)]);
+    }
+    // Without root, access(2) answers for the caller, not for the run: a plan checks the tools only.
+    preflightFailed = await preflightProblems(req.host, plans, req.host.isRoot());
+  }
+
   const report: Report = {
     changed: false,
     dryRun: req.opts.dryRun,
@@ -151,8 +166,18 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   };
   for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
 
-  if (req.opts.dryRun || !planCtx.hasWork || planError) {
+  if (req.opts.dryRun || !planCtx.hasWork || planError || preflightFailed.length) {
     for (const { phase, plan } of plans) {
+      if (phase.name === 'preflight' && preflightFailed.length) {
+        // A plan changes nothing either way: it says what a run would refuse, and still shows the commands.
+        const said = req.opts.dryRun ? preflightFailed.map((p) => `a run would refuse: ${p}`) : preflightFailed;
+        const notes = [...(plan?.notes ?? []), ...said];
+        for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
+        if (plan) plan.notes = notes; // the plan script shows them under its preflight heading
+        report.phases.push({ name: phase.name, status: req.opts.dryRun ? 'nothing-to-do' : 'failed', notes, steps: [] });
+        for (const n of said) reporter.emit({ type: 'warn', text: n });
+        continue;
+      }
       const status: PhaseStatus = !plan
         ? 'skipped'
         : planError?.phase === phase.name
@@ -169,6 +194,13 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
       for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
     }
     if (planError) report.failed = { phase: planError.phase, error: planError.err.message };
+    else if (preflightFailed.length && !req.opts.dryRun) {
+      const more = preflightFailed.length - 1;
+      report.failed = {
+        phase: 'preflight',
+        error: `${preflightFailed[0]}${more ? ` (and ${more} more: see the preflight notes)` : ''}; nothing was changed`,
+      };
+    }
     // A plan writes no backup: the directory it would use is in the plan script, not the report.
     return { report, plans, snapshot, gaps, aborted: false };
   }

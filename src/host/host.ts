@@ -62,6 +62,12 @@ export interface Host {
   lock(nodePath: string): Promise<() => Promise<void>>;
   /** Forgets answers read so far: the node may have changed since (a prompt waited for its answer). */
   refresh?(): void;
+  /**
+   * What of these removals (real paths; `tree`: rm -rf, everything below goes too) the kernel would
+   * refuse, asked without changing anything: a read-only mount, an immutable file or directory, a
+   * directory the caller may not write, a mount below a tree. Empty when all can go.
+   */
+  unremovable?(targets: Array<{ path: string; tree: boolean }>): Promise<Array<{ path: string; reason: string }>>;
   /** Writes cni-sweep's own bookkeeping (journal), atomically. */
   writeState(nodePath: string, content: string): Promise<void>;
 }

@@ -293,6 +293,73 @@ export class RealHost implements Host {
     }
   }
 
+  async unremovable(targets: Array<{ path: string; tree: boolean }>): Promise<Array<{ path: string; reason: string }>> {
+    const out: Array<{ path: string; reason: string }> = [];
+    const mounts = targets.some((t) => t.tree) ? await this.mountPoints() : new Set<string>();
+    const dirs = new Map<string, string | null>();
+    // access(2) answers with the checks unlink(2) and rmdir(2) make: EROFS on a read-only mount,
+    // EPERM for an immutable inode (chattr +i: even root may not write it), EACCES without
+    // permission. Removing needs write access to the directory holding the entry, and an
+    // immutable entry cannot be removed at all. No process, no parsing, and any file system.
+    const refusal = (p: string, mode: number): string | null => {
+      try {
+        accessSync(p, mode);
+        return null;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+        return code === 'EPERM'
+          ? 'immutable (chattr +i)'
+          : code === 'EROFS'
+            ? 'read-only file system'
+            : (STRERROR[code] ?? code).toLowerCase();
+      }
+    };
+    const dirRefusal = (dir: string): string | null => {
+      if (!dirs.has(dir)) dirs.set(dir, refusal(dir, fsConstants.W_OK | fsConstants.X_OK));
+      return dirs.get(dir)!;
+    };
+    const check = (p: string, tree: boolean): boolean => {
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (!st) return true;
+      const inDir = dirRefusal(path.dirname(p));
+      if (inDir) {
+        out.push({
+          path: p,
+          reason: inDir === 'immutable (chattr +i)' ? `its directory ${path.dirname(p)} is immutable (chattr +i)` : inDir,
+        });
+        return false;
+      }
+      if (!st.isSymbolicLink()) {
+        const self = refusal(p, fsConstants.W_OK);
+        if (self === 'immutable (chattr +i)' || self === 'read-only file system') {
+          out.push({ path: p, reason: self });
+          return false;
+        }
+      }
+      if (tree && mounts.has(p)) {
+        out.push({ path: p, reason: 'a file system is mounted on it' });
+        return false;
+      }
+      if (tree && st.isDirectory()) {
+        let names: string[] = [];
+        try {
+          names = readdirSync(p);
+        } catch (e) {
+          out.push({ path: p, reason: (STRERROR[(e as NodeJS.ErrnoException).code ?? ''] ?? String(e)).toLowerCase() });
+          return false;
+        }
+        for (const name of names) if (!check(path.join(p, name), true) && out.length >= 20) return false;
+      }
+      return true;
+    };
+    for (const t of targets) {
+      check(t.path, t.tree);
+      if (out.length >= 20) break;
+    }
+    return out;
+  }
+
   async has(bin: string): Promise<boolean> {
     return this.onPath(bin);
   }

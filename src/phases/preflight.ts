@@ -1,5 +1,9 @@
 // Says what was found and why; changes nothing. Root and confirmation are checked by the runner.
-import type { Phase } from './types.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import type { Phase, PhasePlan, PlannedStep } from './types.js';
 import { networksOf } from '../inspect.js';
 
 export const preflight: Phase = {
@@ -22,3 +26,75 @@ export const preflight: Phase = {
     return { steps: [], notes };
   },
 };
+
+/** What a step removes with rm: its operands (real paths), and whether whole trees go (-r). */
+function removals(step: PlannedStep): Array<{ path: string; tree: boolean }> {
+  if (step.argv[0] !== 'rm') return [];
+  const dashes = step.argv.indexOf('--');
+  if (dashes < 0) return [];
+  const tree = step.argv.slice(1, dashes).some((a) => /^-[a-z]*r/i.test(a));
+  return step.argv.slice(dashes + 1).map((p) => ({ path: p, tree }));
+}
+
+export const removalTargets = (plans: Array<{ plan: PhasePlan | null }>) =>
+  plans.flatMap(({ plan }) => (plan?.steps ?? []).flatMap(removals));
+
+/**
+ * Checked after planning and before the first change, so that a run never stops half way on what
+ * it could have known: every command the plan runs is installed, and (`writes`) the kernel would let
+ * every removal happen. A read-only /var/lib/cni found only at cni-state would leave the node with
+ * its CNI config gone and the whole dataplane in place.
+ */
+export async function preflightProblems(
+  host: Host,
+  plans: Array<{ phase: Phase; plan: PhasePlan | null }>,
+  writes: boolean,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const needs = new Map<string, string>();
+  for (const { phase, plan } of plans) for (const s of plan?.steps ?? []) if (!needs.has(s.argv[0])) needs.set(s.argv[0], phase.name);
+  for (const [bin, phase] of needs) if (!(await host.has(bin))) problems.push(`${bin} is not installed (phase ${phase} runs it)`);
+  if (writes && host.unremovable)
+    for (const u of await host.unremovable(removalTargets(plans))) problems.push(`cannot remove ${u.path}: ${u.reason}`);
+  return problems;
+}
+
+/** The deepest existing directory above (or at) a path, resolved, with the rest appended. */
+function canonical(p: string): string {
+  let head = path.resolve(p);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(head), ...rest.reverse());
+    } catch {
+      const up = path.dirname(head);
+      if (up === head) return path.join(head, ...rest.reverse());
+      rest.push(path.basename(head));
+      head = up;
+    }
+  }
+}
+
+const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/**
+ * A backup inside a directory the run removes is deleted right after it is written; one in a CNI
+ * config directory is read by the runtime as network configs (manifest.json). Both are bad input.
+ */
+export function checkBackupDir(backupDir: string, removed: string[], confDirs: string[]): void {
+  const dir = canonical(backupDir);
+  for (const r of removed) {
+    if (within(backupDir, r) || within(dir, canonical(r)))
+      throw new UsageError(
+        `--backup-dir ${backupDir} is inside ${r}, which this run removes`,
+        'put backups somewhere the run does not clean',
+      );
+  }
+  for (const c of confDirs) {
+    if (within(backupDir, c) || within(dir, canonical(c)))
+      throw new UsageError(
+        `--backup-dir ${backupDir} is in the CNI config directory ${c}`,
+        'the runtime would read the backup as network configs: put backups elsewhere',
+      );
+  }
+}
