@@ -23,6 +23,11 @@ const JournalSchema = z.object({
   pid: z.number(),
   node: z.string(),
   facts: z.array(Facts),
+  /**
+   * Units this run stopped and has not started again, written (and waited for) before they are
+   * stopped: after a crash the next run starts them. Absent in journals of older versions.
+   */
+  leftStopped: z.array(z.string()).optional(),
   report: z.unknown().optional(),
 });
 export type Journal = z.infer<typeof JournalSchema>;
@@ -85,7 +90,14 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
  * kilobytes on a full node, rewritten each time, and what stalls the write on a busy disk); the
  * --json report and the backup's undo scripts carry them.
  */
-export function journalText(status: Journal['status'], started: Date, node: string, snapshot: Snapshot, report: Report): string {
+export function journalText(
+  status: Journal['status'],
+  started: Date,
+  node: string,
+  snapshot: Snapshot,
+  report: Report,
+  leftStopped: string[] = [],
+): string {
   const phases = report.phases.map((p) => ({
     ...p,
     steps: p.steps.map(({ stdin, ...step }) => (stdin === undefined ? step : { ...step, stdinBytes: Buffer.byteLength(stdin) })),
@@ -96,6 +108,7 @@ export function journalText(status: Journal['status'], started: Date, node: stri
     pid: process.pid,
     node,
     facts: journalFacts(snapshot),
+    leftStopped,
     report: { ...report, phases },
   };
   return JSON.stringify(j, null, 2) + '\n';

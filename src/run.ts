@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
-import { startKubelet, startRuntime } from './phases/services.js';
+import { byRole, inactiveUnits, startKubelet, startRuntime } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { underRoot } from './host/host.js';
 import { traced } from './util/trace.js';
@@ -114,12 +114,16 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const { reporter } = req;
   const gaps = req.gaps ?? new Gaps();
   const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps));
-  const resumed = resumeFrom(await readJournal(req.host), snapshot);
+  const journal = await readJournal(req.host);
+  const resumed = resumeFrom(journal, snapshot);
   if (resumed) reporter.emit({ type: 'note', text: resumed });
+  const leftBehind = await stoppedByEarlierRun(req, journal);
+  if (leftBehind) reporter.emit({ type: 'note', text: leftBehind.note });
 
   // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
   // so that a clean node is not drained and its services are not restarted.
   const planCtx = newCtx(req, snapshot, gaps, true);
+  withLeftBehind(planCtx, leftBehind);
   const cleanupPlans = await planCtx.planCleanup();
   planCtx.planCleanup = async () => cleanupPlans;
   planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);
@@ -166,7 +170,9 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   };
   for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
 
-  if (req.opts.dryRun || !planCtx.hasWork || planError || preflightFailed.length) {
+  // A crashed run's stopped services are started even when nothing is left to clean.
+  const restartOnly = !planCtx.hasWork && Boolean(leftBehind?.units.length);
+  if (req.opts.dryRun || (!planCtx.hasWork && !restartOnly) || planError || preflightFailed.length) {
     for (const { phase, plan } of plans) {
       if (phase.name === 'preflight' && preflightFailed.length) {
         // A plan changes nothing either way: it says what a run would refuse, and still shows the commands.
@@ -205,7 +211,8 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     return { report, plans, snapshot, gaps, aborted: false };
   }
 
-  if (req.confirm) {
+  // Starting what an earlier run left stopped is putting the node back, not a cleanup to confirm.
+  if (req.confirm && !restartOnly) {
     if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>)))
       return { report, plans, snapshot, gaps, aborted: true };
     // The node may have changed while the prompt waited: read it again.
@@ -213,7 +220,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   }
 
   // Without a prompt nothing happened since planning: the backup can keep what the plans remove.
-  await apply(req, snapshot, report, req.confirm ? null : cleanupPlans);
+  await apply(req, snapshot, report, req.confirm ? null : cleanupPlans, planCtx.hasWork, leftBehind);
   return { report, plans, snapshot, gaps, aborted: false };
 }
 
@@ -304,12 +311,63 @@ function journalWriter(render: (status: JournalStatus) => string, write: (text: 
   };
 }
 
-async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, cleanupPlans: Map<string, PhasePlan> | null): Promise<void> {
+/**
+ * Units the journal says an earlier run stopped and did not start again (it was killed, or its
+ * restart failed) and that are still stopped. This run starts them at the end, unless it was told
+ * to leave services stopped.
+ */
+type LeftBehind = NonNullable<Ctx['leftBehind']> & { stillStopped: string[] };
+
+async function stoppedByEarlierRun(req: SweepRequest, journal: Journal | null): Promise<LeftBehind | null> {
+  const recorded = journal?.leftStopped ?? [];
+  if (!journal || !recorded.length) return null;
+  const units = await inactiveUnits(req.host, recorded);
+  if (!units.length) return null;
+  const who = `the ${journal.status === 'running' ? 'unfinished ' : ''}run of ${journal.started} (pid ${journal.pid}) stopped ${units.join(', ')} and did not start ${units.length > 1 ? 'them' : 'it'} again`;
+  if (req.restartOnFailure === false)
+    return {
+      units: [],
+      stillStopped: units,
+      note: `${who}; left stopped (--no-restart-on-failure): systemctl start ${[...units].reverse().join(' ')}`,
+    };
+  return { units, stillStopped: units, note: `${who}: starting ${units.length > 1 ? 'them' : 'it'} at the end of this run` };
+}
+
+function withLeftBehind(ctx: Ctx, leftBehind: LeftBehind | null): void {
+  if (!leftBehind?.units.length) return;
+  ctx.leftBehind = { units: leftBehind.units, note: leftBehind.note };
+  const { kubelet, runtime } = byRole(leftBehind.units);
+  ctx.stopped.kubelet.push(...kubelet);
+  ctx.stopped.runtime.push(...runtime);
+}
+
+/** The units the `systemctl <verb>` steps of a list name. */
+const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
+  steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
+
+async function apply(
+  req: SweepRequest,
+  snapshot: Snapshot,
+  report: Report,
+  cleanupPlans: Map<string, PhasePlan> | null,
+  hasWork: boolean,
+  leftBehind: LeftBehind | null,
+): Promise<void> {
   const ctx = newCtx(req, snapshot, new Gaps(), false);
   if (cleanupPlans) ctx.planCleanup = async () => cleanupPlans;
-  ctx.hasWork = true;
+  ctx.hasWork = hasWork;
+  withLeftBehind(ctx, leftBehind);
+  // What is stopped and not started again, as the journal must say should this process die.
+  const leftStopped = new Set<string>(leftBehind?.stillStopped ?? []);
+  const started = (pr: PhaseReport) => {
+    for (const u of unitsOf(
+      pr.steps.filter((s) => s.status === 'ok'),
+      'start',
+    ))
+      leftStopped.delete(u);
+  };
   const journal = journalWriter(
-    (status) => journalText(status, req.opts.now, req.opts.node, snapshot, report),
+    (status) => journalText(status, req.opts.now, req.opts.node, snapshot, report, [...leftStopped]),
     (text) => traced('journal', () => req.host.writeState(JOURNAL, text)),
   );
   // Written before the first change: a read-only root fails here, with nothing changed.
@@ -338,6 +396,18 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       pr.notes = plan.notes;
       for (const n of plan.notes) req.reporter.emit({ type: 'note', phase: phase.name, text: n });
       pr.status = plan.steps.length ? 'ok' : 'nothing-to-do';
+      // On disk before the stop: a run killed right after it leaves the next run what to start.
+      const stopping = unitsOf(plan.steps, 'stop');
+      if (stopping.length) {
+        for (const u of stopping) leftStopped.add(u);
+        // The record shows the phases that ended; this one is in it once it has.
+        report.phases.pop();
+        try {
+          await journal.now('running');
+        } finally {
+          report.phases.push(pr);
+        }
+      }
       await runSteps(req, phase, plan, pr, report);
     } catch (err) {
       pr.status = 'failed';
@@ -345,6 +415,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       const cmd = err instanceof CommandFailedError ? err : undefined;
       report.failed = { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
     }
+    started(pr);
     pr.ms = Math.round(performance.now() - t0);
     req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: pr.ms });
     if (phase.name === 'backup' && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
@@ -367,6 +438,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       } catch {
         pr.status = 'failed';
       }
+      started(pr);
     }
   }
   await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished');

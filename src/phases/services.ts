@@ -1,5 +1,6 @@
 // Stopping and starting kubelet and the container runtime. Stopped first so nothing recreates
 // interfaces or IPAM files while they are removed; started again in reverse order.
+import type { Host } from '../host/host.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
 import { nothing } from './types.js';
 
@@ -25,9 +26,24 @@ async function planStop(ctx: Ctx, units: string[], into: string[]): Promise<Phas
   return { steps: [{ argv: ['systemctl', 'stop', ...active] }], notes: [] };
 }
 
-function planStart(units: string[]): PhasePlan {
+function planStart(ctx: Ctx, units: string[]): PhasePlan {
   if (!units.length) return nothing();
-  return { steps: [{ argv: ['systemctl', 'start', ...[...units].reverse()] }], notes: [] };
+  const left = ctx.leftBehind && units.some((u) => ctx.leftBehind!.units.includes(u)) ? [ctx.leftBehind.note] : [];
+  return { steps: [{ argv: ['systemctl', 'start', ...[...units].reverse()] }], notes: left };
+}
+
+/** Of these units, the ones systemd reports inactive now (none when systemctl cannot tell). */
+export async function inactiveUnits(host: Host, units: string[]): Promise<string[]> {
+  if (!units.length || !(await host.has('systemctl'))) return [];
+  const r = await host.query(['systemctl', 'is-active', ...units]);
+  if (!r) return [];
+  const states = r.stdout.split('\n');
+  return units.filter((_, i) => ['inactive', 'failed'].includes(states[i]?.trim() ?? ''));
+}
+
+/** Splits units into the lists the start phases start them from. */
+export function byRole(units: string[]): { kubelet: string[]; runtime: string[] } {
+  return { kubelet: units.filter((u) => KUBELET_UNITS.includes(u)), runtime: units.filter((u) => !KUBELET_UNITS.includes(u)) };
 }
 
 export const stopKubelet: Phase = {
@@ -48,12 +64,12 @@ export const startRuntime: Phase = {
   name: 'start-runtime',
   summary: 'start the container runtime again',
   cleanup: false,
-  plan: async (ctx) => planStart(ctx.stopped.runtime),
+  plan: async (ctx) => planStart(ctx, ctx.stopped.runtime),
 };
 
 export const startKubelet: Phase = {
   name: 'start-kubelet',
   summary: 'start kubelet again',
   cleanup: false,
-  plan: async (ctx) => planStart(ctx.stopped.kubelet),
+  plan: async (ctx) => planStart(ctx, ctx.stopped.kubelet),
 };

@@ -56,6 +56,8 @@ export interface Ctx {
   planCleanup: () => Promise<Map<string, PhasePlan>>;
   /** Set by the backup phase. */
   backupDir?: string;
+  /** Units an earlier run stopped and left stopped (it crashed): started again at the end, and why. */
+  leftBehind?: { units: string[]; note: string };
 }
 
 export interface Phase {
