@@ -25,6 +25,12 @@ export interface DirEntry {
   type: EntryType;
 }
 
+export interface RemovalTarget {
+  path: string;
+  tree: boolean;
+  unmounted?: boolean;
+}
+
 export interface CallOptions {
   timeoutMs?: number;
   /**
@@ -65,9 +71,10 @@ export interface Host {
   /**
    * What of these removals (real paths; `tree`: rm -rf, everything below goes too) the kernel would
    * refuse, asked without changing anything: a read-only mount, an immutable file or directory, a
-   * directory the caller may not write, a mount below a tree. Empty when all can go.
+   * directory the caller may not write, a mount below a tree. `unmounted`: the plan unmounts it
+   * first (a pod netns file), so only its directory counts. Empty when all can go.
    */
-  unremovable?(targets: Array<{ path: string; tree: boolean }>): Promise<Array<{ path: string; reason: string }>>;
+  unremovable?(targets: RemovalTarget[]): Promise<Array<{ path: string; reason: string }>>;
   /** Writes cni-sweep's own bookkeeping (journal), atomically. */
   writeState(nodePath: string, content: string): Promise<void>;
 }

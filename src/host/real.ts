@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
-import type { CallOptions, DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
+import type { CallOptions, DirEntry, EntryType, ExecResult, Host, RemovalTarget, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 
@@ -293,9 +293,9 @@ export class RealHost implements Host {
     }
   }
 
-  async unremovable(targets: Array<{ path: string; tree: boolean }>): Promise<Array<{ path: string; reason: string }>> {
+  async unremovable(targets: RemovalTarget[]): Promise<Array<{ path: string; reason: string }>> {
     const out: Array<{ path: string; reason: string }> = [];
-    const mounts = targets.some((t) => t.tree) ? await this.mountPoints() : new Set<string>();
+    const mounts = targets.length ? await this.mountPoints() : new Set<string>();
     const dirs = new Map<string, string | null>();
     // access(2) answers with the checks unlink(2) and rmdir(2) make: EROFS on a read-only mount,
     // EPERM for an immutable inode (chattr +i: even root may not write it), EACCES without
@@ -319,7 +319,7 @@ export class RealHost implements Host {
       if (!dirs.has(dir)) dirs.set(dir, refusal(dir, fsConstants.W_OK | fsConstants.X_OK));
       return dirs.get(dir)!;
     };
-    const check = (p: string, tree: boolean): boolean => {
+    const check = (p: string, tree: boolean, unmounted = false): boolean => {
       const st = lstatSync(p, { throwIfNoEntry: false });
       if (!st) return true;
       const inDir = dirRefusal(path.dirname(p));
@@ -330,16 +330,18 @@ export class RealHost implements Host {
         });
         return false;
       }
+      // A pod netns file is an nsfs mount until the plan unmounts it: what is mounted says nothing.
+      if (unmounted) return true;
+      if (mounts.has(p)) {
+        out.push({ path: p, reason: 'a file system is mounted on it' });
+        return false;
+      }
       if (!st.isSymbolicLink()) {
         const self = refusal(p, fsConstants.W_OK);
         if (self === 'immutable (chattr +i)' || self === 'read-only file system') {
           out.push({ path: p, reason: self });
           return false;
         }
-      }
-      if (tree && mounts.has(p)) {
-        out.push({ path: p, reason: 'a file system is mounted on it' });
-        return false;
       }
       if (tree && st.isDirectory()) {
         let names: string[] = [];
@@ -354,7 +356,7 @@ export class RealHost implements Host {
       return true;
     };
     for (const t of targets) {
-      check(t.path, t.tree);
+      check(t.path, t.tree, t.unmounted);
       if (out.length >= 20) break;
     }
     return out;

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import type { Host } from '../host/host.js';
+import type { Host, RemovalTarget } from '../host/host.js';
 import type { Phase, PhasePlan, PlannedStep } from './types.js';
 import { networksOf } from '../inspect.js';
 
@@ -36,8 +36,12 @@ function removals(step: PlannedStep): Array<{ path: string; tree: boolean }> {
   return step.argv.slice(dashes + 1).map((p) => ({ path: p, tree }));
 }
 
-export const removalTargets = (plans: Array<{ plan: PhasePlan | null }>) =>
-  plans.flatMap(({ plan }) => (plan?.steps ?? []).flatMap(removals));
+export function removalTargets(plans: Array<{ plan: PhasePlan | null }>): RemovalTarget[] {
+  const steps = plans.flatMap(({ plan }) => plan?.steps ?? []);
+  // umount --lazy -- <paths>: the netns phase unmounts these before it removes them.
+  const unmounted = new Set(steps.filter((s) => s.argv[0] === 'umount').flatMap((s) => s.argv.slice(s.argv.indexOf('--') + 1)));
+  return steps.flatMap(removals).map((t) => (unmounted.has(t.path) ? { ...t, unmounted: true } : t));
+}
 
 /**
  * Checked after planning and before the first change, so that a run never stops half way on what

@@ -1,0 +1,198 @@
+// A run never stops half way on what it could have known, and never leaves a node worse than it
+// found it: the preflight (read-only, immutable, missing tools), the services a crashed run left
+// stopped, a backup that cannot be written, and bad option values. Real kernel state in a network
+// namespace, real files in a temporary root, the recording shims for systemctl and kubectl.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, SHIMS, snapshot } from '../helpers/harness.js';
+import { onlyBinaries } from '../helpers/faults.js';
+
+const made: FlannelNode[] = [];
+const cleanups: Array<() => void> = [];
+function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
+  const node = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
+  made.push(node);
+  return node;
+}
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+  while (made.length) destroyFlannelNode(made.pop()!);
+});
+
+const scratchDir = (node: FlannelNode, name: string) => path.join(path.dirname(node.root), name);
+const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'));
+/** What the shims did that changes something: no is-active queries. */
+const changes = (calls: string[]) => calls.filter((c) => !c.includes(' is-active ') && !c.includes(' get '));
+const unit = (node: FlannelNode, name: string) => fs.readFileSync(path.join(shimDir(node.root), 'units', name), 'utf8').trim();
+
+describe('preflight: nothing changes unless every removal can happen', () => {
+  it('/var/lib/cni on a read-only mount: exit 1 naming the path, nothing changed, no service stopped, no backup', () => {
+    const node = dirtyNode('ro-cni');
+    const cni = path.join(node.root, 'var/lib/cni');
+    execFileSync('mount', ['--bind', cni, cni]);
+    execFileSync('mount', ['-o', 'remount,ro,bind', cni]);
+    cleanups.push(() => execFileSync('umount', ['-l', cni]));
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(1);
+    expect(errorLines(r.stderr)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^cni-sweep: error: phase preflight failed: cannot remove ${cni}/\\S+: read-only file system( \\(and \\d+ more: see the preflight notes\\))?; nothing was changed$`,
+        ),
+      ),
+    ]);
+    expect(snapshot(node)).toEqual(before);
+    expect(changes(r.calls)).toEqual([]);
+    expect(fs.existsSync(path.join(node.root, 'var/backups'))).toBe(false);
+    // The plan shows what a run would refuse, and still the commands.
+    const plan = runCli(node, ['plan', ...nodeArgs(node)]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(new RegExp(`^# a run would refuse: cannot remove ${cni}/\\S+: read-only file system$`, 'm'));
+  });
+
+  it('one immutable IPAM file (chattr +i): exit 1 naming it, the conflist and everything else still there', () => {
+    const node = dirtyNode('immutable-ipam');
+    const ipam = path.join(node.root, 'var/lib/cni/networks/cbr0', node.pods[1].ip);
+    execFileSync('chattr', ['+i', ipam]);
+    cleanups.push(() => execFileSync('chattr', ['-i', ipam]));
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(1);
+    expect(errorLines(r.stderr)).toEqual([
+      `cni-sweep: error: phase preflight failed: cannot remove ${ipam}: immutable (chattr +i); nothing was changed`,
+    ]);
+    expect(snapshot(node)).toEqual(before);
+    expect(changes(r.calls)).toEqual([]);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ changed: false, backup: null, failed: { phase: 'preflight' } });
+    expect(report.phases.find((p: { name: string }) => p.name === 'preflight').status).toBe('failed');
+    expect(unit(node, 'kubelet.service')).toBe('active');
+  });
+
+  it('a missing tool the plan runs (tar, for the backup): exit 1 naming it, nothing changed', () => {
+    const node = dirtyNode('no-tar', { pods: 1 });
+    const bins = onlyBinaries(scratchDir(node, 'bin'), [
+      'ip',
+      'iptables-nft-save',
+      'iptables-nft-restore',
+      'ip6tables-nft-save',
+      'ip6tables-nft-restore',
+      'iptables-legacy-save',
+      'iptables-legacy-restore',
+      'ip6tables-legacy-save',
+      'ip6tables-legacy-restore',
+      'nft',
+      'rm',
+      'mkdir',
+      'cat',
+      'sha256sum',
+      'umount',
+      'bash',
+      'env',
+    ]);
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)], { env: { PATH: `${SHIMS}:${bins}` } });
+    expect(r.code).toBe(1);
+    expect(errorLines(r.stderr)).toEqual([
+      'cni-sweep: error: phase preflight failed: tar is not installed (phase backup runs it); nothing was changed',
+    ]);
+    expect(snapshot(node)).toEqual(before);
+    expect(changes(r.calls)).toEqual([]);
+  });
+});
+
+describe('a crashed run leaves no service stopped for the next run', () => {
+  /**
+   * Starts `run` with the systemctl call `held` (its arguments, a bash pattern) held: it never
+   * reaches the shim. SIGKILLs cni-sweep once that call began: a power loss or OOM kill at that moment.
+   */
+  async function crashAt(node: FlannelNode, held: string, args: string[] = []) {
+    const dir = scratchDir(node, 'hold');
+    const marker = path.join(dir, 'held');
+    fs.mkdirSync(dir, { recursive: true });
+    // Never the real systemctl: the held call records its pid and waits, then the shim decides.
+    fs.writeFileSync(
+      path.join(dir, 'systemctl'),
+      `#!/usr/bin/env bash\nif [[ "$*" == ${held} ]]; then echo $$ > ${marker}; sleep 60; exit 1; fi\nexec ${SHIMS}/systemctl "$@"\n`,
+      { mode: 0o755 },
+    );
+    resetCalls(node);
+    const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...args, ...nodeArgs(node)]), {
+      env: cliEnv(node, { pathBefore: [dir] }),
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.existsSync(marker)).toBe(true);
+    child.kill('SIGKILL');
+    await exited;
+    // The held call dies with the run's machine, so to speak: it never reaches systemd.
+    process.kill(Number(fs.readFileSync(marker, 'utf8')), 'SIGKILL');
+    return readCalls(node);
+  }
+
+  it('killed before starting the services, with everything cleaned: plan says it would start them, a rerun starts them and says why', async () => {
+    const node = dirtyNode('crash-start', { pods: 1 });
+    const calls = await crashAt(node, "'start '*");
+    expect(changes(calls).filter((c) => c.startsWith('systemctl'))).toEqual([
+      'systemctl stop kubelet.service',
+      'systemctl stop containerd.service',
+    ]);
+    expect(unit(node, 'kubelet.service')).toBe('inactive');
+    expect(unit(node, 'containerd.service')).toBe('inactive');
+    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(journal).toMatchObject({ status: 'running', leftStopped: ['kubelet.service', 'containerd.service'] });
+
+    const note =
+      /unfinished run of \S+ \(pid \d+\) stopped kubelet\.service, containerd\.service and did not start them again: starting them at the end of this run/;
+    const plan = runCli(node, ['plan', ...nodeArgs(node)]);
+    expect(plan.code).toBe(0);
+    expect(plan.stderr).toMatch(note);
+    expect(plan.stdout).toMatch(/^systemctl start containerd\.service$/m);
+    expect(plan.stdout).toMatch(/^systemctl start kubelet\.service$/m);
+    expect(plan.stdout).not.toMatch(/^(rm|ip|kubectl|systemctl stop)/m); // nothing left to clean
+    expect(changes(plan.calls)).toEqual([]);
+
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(note);
+    expect(changes(r.calls)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
+    expect(unit(node, 'kubelet.service')).toBe('active');
+    expect(unit(node, 'containerd.service')).toBe('active');
+    expect(JSON.parse(r.stdout).changed).toBe(true);
+    const after = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(after).toMatchObject({ status: 'finished', leftStopped: [] });
+
+    // Done once: the next run has nothing to start.
+    const again = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(again.code).toBe(0);
+    expect(changes(again.calls)).toEqual([]);
+  });
+
+  it('killed after stopping kubelet, while stopping the runtime: the rerun cleans the node and starts kubelet too', async () => {
+    const node = dirtyNode('crash-stop', { pods: 1 });
+    await crashAt(node, "'stop containerd.service'");
+    expect(unit(node, 'kubelet.service')).toBe('inactive');
+    expect(unit(node, 'containerd.service')).toBe('active'); // its stop never happened
+    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(journal.leftStopped).toEqual(['kubelet.service', 'containerd.service']);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    // containerd is running: only kubelet is the crashed run's to start.
+    expect(r.stderr).toMatch(
+      /unfinished run of \S+ \(pid \d+\) stopped kubelet\.service and did not start it again: starting it at the end of this run/,
+    );
+    expect(changes(r.calls).filter((c) => c.startsWith('systemctl'))).toEqual([
+      'systemctl stop containerd.service',
+      'systemctl start containerd.service',
+      'systemctl start kubelet.service',
+    ]);
+    expect(unit(node, 'kubelet.service')).toBe('active');
+    expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
+    expect(snapshot(node).links.join('\n')).not.toMatch(/^cni0 /m);
+  });
+});
