@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, SHIMS, snapshot } from '../helpers/harness.js';
-import { onlyBinaries } from '../helpers/faults.js';
+import { onlyBinaries, wrapper } from '../helpers/faults.js';
 
 const made: FlannelNode[] = [];
 const cleanups: Array<() => void> = [];
@@ -194,5 +194,89 @@ describe('a crashed run leaves no service stopped for the next run', () => {
     expect(unit(node, 'kubelet.service')).toBe('active');
     expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
     expect(snapshot(node).links.join('\n')).not.toMatch(/^cni0 /m);
+  });
+});
+
+describe('bad input is a usage error before anything changes', () => {
+  it.each([['--root'], ['--only'], ['--skip'], ['--with'], ['--cni'], ['--pod-cidr'], ['--kubeconfig'], ['--node'], ['--backup-dir']])(
+    'run %s "": exit 2, one line, nothing changed',
+    (opt) => {
+      const node = dirtyNode(`empty${opt.replace(/-/g, '')}`.slice(0, 14), { pods: 1 });
+      const before = snapshot(node);
+      // The empty value comes last, so that it is not overridden by the standard arguments.
+      const r = runCli(node, ['run', '--yes', ...nodeArgs(node), opt, '']);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+        `cni-sweep: error: ${opt}: empty value`,
+        `  hint: give ${opt} a value, or leave the option out`,
+      ]);
+      expect(snapshot(node)).toEqual(before);
+      expect(r.calls).toEqual([]);
+    },
+  );
+
+  it('options without a command, and no arguments at all: exit 2 with one line naming the commands', () => {
+    const node = dirtyNode('nocommand', { pods: 0 });
+    const r = runCli(node, ['--root', node.root, '--yes']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles; see cni-sweep --help\n$/,
+    );
+    const none = runCli(node, []);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^cni-sweep: error: no command given\n {2}hint: commands: plan, run/);
+    expect(none.stdout).toBe('');
+  });
+
+  it.each([
+    [
+      'inside a directory the run removes',
+      'var/lib/cni/networks/cbr0/backups',
+      /is inside \S+\/var\/lib\/cni\/networks\/cbr0, which this run removes$/,
+    ],
+    ['in the CNI config directory', 'etc/cni/net.d/backups', /is in the CNI config directory \S+\/etc\/cni\/net\.d$/],
+  ])('--backup-dir %s: exit 2 before anything changes', (_what, rel, message) => {
+    const node = dirtyNode('backupdir', { pods: 1 });
+    const before = snapshot(node);
+    const dir = path.join(node.root, rel);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node), '--backup-dir', dir]);
+    expect(r.code).toBe(2);
+    expect(errorLines(r.stderr)).toEqual([expect.stringMatching(message)]);
+    expect(errorLines(r.stderr)[0]).toContain(`--backup-dir ${dir} `);
+    expect(snapshot(node)).toEqual(before);
+    expect(changes(r.calls)).toEqual([]);
+    // Through a symlink to it, the same.
+    const link = scratchDir(node, 'link');
+    fs.symlinkSync(path.dirname(dir), link);
+    const viaLink = runCli(node, ['plan', ...nodeArgs(node), '--backup-dir', path.join(link, 'backups')]);
+    expect(viaLink.code).toBe(2);
+    expect(errorLines(viaLink.stderr)).toEqual([expect.stringMatching(message)]);
+  });
+});
+
+describe('a failed phase says what failed in one short line', () => {
+  it('a removal of many paths that fails: the line shows the first path and how many, the report and --verbose the whole command', () => {
+    const node = dirtyNode('shortline', { pods: 6 });
+    const failing = wrapper(
+      scratchDir(node, 'faulty'),
+      'rm',
+      'if [ "$1" = -rf ]; then echo "rm: cannot remove: Input/output error" >&2; exit 1; fi',
+    );
+    const r = runCli(node, ['run', '--yes', '--json', '--verbose', ...nodeArgs(node)], { pathBefore: [failing] });
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    const argv: string[] = report.failed.argv;
+    expect(argv.slice(0, 2)).toEqual(['rm', '-rf']);
+    expect(argv.length).toBeGreaterThan(8);
+    const line = errorLines(r.stderr)[0];
+    expect(line).toBe(
+      `cni-sweep: error: phase cni-state failed: rm -rf -- ${argv[3]} ... (${argv.length - 3} paths) exited 1: rm: cannot remove: Input/output error`,
+    );
+    expect(line.length).toBeLessThan(300);
+    expect(report.failed.error).toBe(line.replace('cni-sweep: error: phase cni-state failed: ', ''));
+    // --verbose prints the whole command on the line after.
+    expect(r.stderr).toContain(`\n  command: ${argv.join(' ')}\n`);
+    const quiet = runCli(node, ['run', '--yes', ...nodeArgs(node)], { pathBefore: [failing] });
+    expect(quiet.stderr).not.toContain('  command: ');
   });
 });

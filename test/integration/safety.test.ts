@@ -228,29 +228,24 @@ describe('faults', () => {
     expect(snapshot(node).ipt4nft).not.toMatch(/FLANNEL|cbr0/);
   });
 
-  it("a file that cannot be removed (immutable): the phase fails with rm's words, services restart, exit 1", () => {
+  it('an immutable CNI config: refused before the first change, exit 1 naming it; nothing stopped, nothing removed', () => {
     const node = dirtyNode('immutable', { pods: 1 });
     const conflist = path.join(node.root, 'etc/cni/net.d/10-flannel.conflist');
     execFileSync('chattr', ['+i', conflist]);
     cleanups.push(() => execFileSync('chattr', ['-i', conflist]));
+    const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(
-        `^cni-sweep: error: phase cni-config failed: rm -f -- ${conflist} exited 1: rm: cannot remove '${conflist}': Operation not permitted$`,
+        `^cni-sweep: error: phase preflight failed: cannot remove ${conflist}: immutable \\(chattr \\+i\\); nothing was changed$`,
         'm',
       ),
     );
     const report = JSON.parse(r.stdout);
-    expect(report.failed).toMatchObject({ phase: 'cni-config', argv: ['rm', '-f', '--', conflist], exitCode: 1 });
-    expect(fs.existsSync(conflist)).toBe(true);
-    expect(report.phases.find((p: { name: string }) => p.name === 'interfaces').status).toBe('skipped');
-    expect(r.calls.filter((c) => / (stop|start) /.test(c))).toEqual([
-      'systemctl stop kubelet.service',
-      'systemctl stop containerd.service',
-      'systemctl start containerd.service',
-      'systemctl start kubelet.service',
-    ]);
+    expect(report.failed).toMatchObject({ phase: 'preflight' });
+    expect(snapshot(node)).toEqual(before);
+    expect(r.calls.filter((c) => / (stop|start) /.test(c))).toEqual([]);
   });
 
   it('--no-restart-on-failure leaves the services stopped', () => {
