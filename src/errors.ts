@@ -24,7 +24,12 @@ export class CommandFailedError extends CniSweepError {
     readonly stderr: string,
     reason?: string,
   ) {
-    const tail = stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+    // GNU tar ends with a line that only says it gave up; the line before says why.
+    const lines = stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l && !/^tar: (Error is not recoverable|Exiting with failure status)/.test(l));
+    const tail = lines.at(-1) ?? '';
     super(`${shortArgv(argv)} ${reason ?? `exited ${exitCode}`}${tail ? `: ${tail}` : ''}`);
   }
 }

@@ -4,6 +4,7 @@
 import { CommandFailedError, PhaseFailedError } from './errors.js';
 import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
+import fs from 'node:fs';
 import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
@@ -341,6 +342,27 @@ function withLeftBehind(ctx: Ctx, leftBehind: LeftBehind | null): void {
   ctx.stopped.runtime.push(...runtime);
 }
 
+/**
+ * A backup that could not be written whole (a full disk) is no backup: it is removed, so that
+ * `backups` and `restore` never offer it. Nothing on the node has changed yet.
+ */
+async function removePartialBackup(req: SweepRequest, dir: string, pr: PhaseReport): Promise<string> {
+  const argv = ['rm', '-rf', '--', dir];
+  const sr: StepReport = { argv, status: 'ok', ms: 0 };
+  pr.steps.push(sr);
+  const t0 = performance.now();
+  try {
+    await req.host.apply({ argv }, { readOnly: true });
+  } catch (err) {
+    sr.status = 'failed';
+    sr.error = (err as Error).message;
+  }
+  sr.ms = Math.round(performance.now() - t0);
+  const said = sr.status === 'ok' ? `removed the partial backup ${dir}` : `could not remove the partial backup ${dir}: ${sr.error}`;
+  pr.notes.push(said);
+  return `${said}; nothing on the node was changed`;
+}
+
 /** The units the `systemctl <verb>` steps of a list name. */
 const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
   steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
@@ -391,8 +413,11 @@ async function apply(
     report.phases.push(pr);
     req.reporter.emit({ type: 'phase-start', phase: phase.name, summary: phase.summary });
     const t0 = performance.now();
+    let partialBackup: string | null = null;
     try {
       const plan = await traced(`plan ${phase.name}`, () => phase.plan(ctx));
+      // A backup directory this run creates is this run's to remove if the backup cannot be finished.
+      if (phase.name === 'backup' && ctx.backupDir && !fs.existsSync(ctx.backupDir)) partialBackup = ctx.backupDir;
       pr.notes = plan.notes;
       for (const n of plan.notes) req.reporter.emit({ type: 'note', phase: phase.name, text: n });
       pr.status = plan.steps.length ? 'ok' : 'nothing-to-do';
@@ -414,6 +439,7 @@ async function apply(
       failure = { phase: phase.name, err: err as Error };
       const cmd = err instanceof CommandFailedError ? err : undefined;
       report.failed = { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
+      if (partialBackup) report.failed.error += `; ${await removePartialBackup(req, partialBackup, pr)}`;
     }
     started(pr);
     pr.ms = Math.round(performance.now() - t0);

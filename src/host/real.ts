@@ -75,6 +75,8 @@ const STRERROR: Record<string, string> = {
   ENOTDIR: 'Not a directory',
   EPERM: 'Operation not permitted',
   EROFS: 'Read-only file system',
+  ENOSPC: 'No space left on device',
+  EDQUOT: 'Disk quota exceeded',
 };
 
 /**
@@ -244,7 +246,10 @@ export class RealHost implements Host {
     if (r.timedOut) throw new CommandFailedError(step.argv, null, stderr, 'timed out');
     if (r.exitCode !== 0) throw new CommandFailedError(step.argv, r.exitCode ?? null, stderr || String(r.stdout ?? ''));
     const stdout = String(r.stdout ?? '');
-    if (step.stdoutTo) await fs.writeFile(step.stdoutTo, stdout, { mode: 0o600 });
+    if (step.stdoutTo)
+      await fs.writeFile(step.stdoutTo, stdout, { mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`cannot write ${step.stdoutTo}: ${(STRERROR[e.code ?? ''] ?? e.message).toLowerCase()}`);
+      });
     return { code: 0, stdout, stderr };
   }
 

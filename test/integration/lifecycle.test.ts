@@ -2,7 +2,7 @@
 // found it: the preflight (read-only, immutable, missing tools), the services a crashed run left
 // stopped, a backup that cannot be written, and bad option values. Real kernel state in a network
 // namespace, real files in a temporary root, the recording shims for systemctl and kubectl.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -278,5 +278,41 @@ describe('a failed phase says what failed in one short line', () => {
     expect(r.stderr).toContain(`\n  command: ${argv.join(' ')}\n`);
     const quiet = runCli(node, ['run', '--yes', ...nodeArgs(node)], { pathBefore: [failing] });
     expect(quiet.stderr).not.toContain('  command: ');
+  });
+});
+
+describe('a backup that cannot be written whole', () => {
+  it('out of space (a 256 KiB tmpfs as --backup-dir, in a mount namespace of its own): the partial backup is removed, nothing changed, exit 1, one line', () => {
+    const node = dirtyNode('enospc', { pods: 2 });
+    // A file the CNI's IPAM directory holds, bigger than the backup's file system.
+    fs.writeFileSync(path.join(node.root, 'var/lib/cni/networks/cbr0/big'), Buffer.alloc(2 << 20, 7));
+    const full = scratchDir(node, 'full');
+    fs.mkdirSync(full);
+    const left = path.join(scratchDir(node, 'left'));
+    const before = snapshot(node);
+    resetCalls(node);
+    const argv = cliArgv(node, ['run', '--yes', '--json', ...nodeArgs(node), '--backup-dir', full]);
+    // The tmpfs exists only in this namespace; what is left in it is listed before it goes.
+    const script = `mount -t tmpfs -o size=256k tmpfs ${full} || exit 99; nsenter ${argv.map((a) => `'${a}'`).join(' ')}; rc=$?; ls -A ${full} > ${left}; exit $rc`;
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'bash', '-c', script], {
+      encoding: 'utf8',
+      env: cliEnv(node),
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(1);
+    const lines = errorLines(r.stderr);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^cni-sweep: error: phase backup failed: .*no space left on device; removed the partial backup \S+; nothing on the node was changed$/i,
+      ),
+    ]);
+    expect(fs.readFileSync(left, 'utf8')).toBe('');
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ changed: false, backup: null, failed: { phase: 'backup' } });
+    expect(report.phases.find((p: { name: string }) => p.name === 'cni-config').status).toBe('skipped');
+    const own = (s: ReturnType<typeof snapshot>) => ({ ...s, files: s.files.filter((f) => !/^var\/lib\/cni-sweep(\/| )/.test(f)) });
+    expect(own(snapshot(node))).toEqual(own(before));
+    expect(changes(readCalls(node))).toEqual([]);
   });
 });
