@@ -260,6 +260,10 @@ async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: P
   req.reporter.emit({ type: 'step-start', phase: phase.name, step });
   const t0 = performance.now();
   try {
+    if (step.completeStdin && step.stdin !== undefined) {
+      step = { ...step, stdin: await step.completeStdin(req.host, step.stdin) };
+      sr.stdin = step.stdin;
+    }
     await req.host.apply(step, { timeoutMs: step.timeoutMs, readOnly: !changesNode(phase) });
     if (changesNode(phase)) report.changed = true;
   } catch (err) {

@@ -1,10 +1,22 @@
 // The backup manifest: what a run removed, so `restore` can put files and firewall rules back.
 import { z } from 'zod';
 
-export const MANIFEST_VERSION = 1;
+/** 2: adds `members`. Version 1 manifests are still read (their files.tar is checked without them). */
+export const MANIFEST_VERSION = 2;
+
+export const MemberSchema = z.object({
+  name: z.string(),
+  type: z.enum(['file', 'dir', 'symlink', 'hardlink', 'other']),
+  size: z.number().int().nonnegative(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  link: z.string().optional(),
+});
 
 export const ManifestSchema = z.object({
-  version: z.literal(MANIFEST_VERSION),
+  version: z.union([z.literal(1), z.literal(MANIFEST_VERSION)]),
   tool: z.string(),
   created: z.string(),
   node: z.string(),
@@ -12,6 +24,8 @@ export const ManifestSchema = z.object({
   cni: z.array(z.string()),
   /** Node paths in files.tar. */
   files: z.array(z.string()),
+  /** Every member of files.tar as tar wrote it (name, type, size, sha256 of a file, link target); version 2. */
+  members: z.array(MemberSchema).optional(),
   interfaces: z.array(z.string()),
   routes: z.array(z.string()),
   firewall: z.array(

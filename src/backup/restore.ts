@@ -10,6 +10,7 @@ import { Gaps, nftTablesPresent, saveIptables } from '../inspect.js';
 import { missingFromDump } from '../ownership.js';
 import type { PlannedStep } from '../phases/types.js';
 import { CHECKSUMS, MANIFEST, ManifestSchema, type Manifest } from './manifest.js';
+import type { TarMember } from './tar.js';
 
 export interface RestorePlan {
   dir: string;
@@ -69,11 +70,87 @@ export function readBackup(dir: string): Manifest {
   return parsed.data;
 }
 
+/** A member name as a list of path segments; null when absolute or when it climbs with "..". */
+function segments(name: string): string[] | null {
+  if (name.startsWith('/')) return null;
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  return parts.length && !parts.includes('..') ? parts : null;
+}
+
+/** Where a link stored at `name` points, as a real path; null when a relative target climbs above the root. */
+function linkTarget(root: string, name: string, target: string): string | null {
+  if (target.startsWith('/')) return path.posix.normalize(target);
+  const parts = name.split('/').slice(0, -1);
+  for (const p of target.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p !== '..') parts.push(p);
+    else if (!parts.pop()) return null;
+  }
+  return path.posix.join(root, ...parts);
+}
+
+const inside = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
+
+/**
+ * Every member of files.tar, checked before anything is extracted: a name the run removed (no
+ * absolute name, no ".."), a plain file, directory or link, no link that leads out of the root
+ * and nothing stored below a link, and, when the manifest lists the members (version 2), exactly
+ * those, with their types, sizes, checksums and link targets. A recomputed SHA256SUMS does not
+ * make a changed archive pass.
+ */
+function checkMembers(dir: string, manifest: Manifest, members: TarMember[], root: string): void {
+  const removed = manifest.files.map((f) => f.replace(/^\/+/, '').replace(/\/+$/, ''));
+  const links: string[] = [];
+  const names = new Set<string>();
+  for (const m of members) {
+    const parts = segments(m.name);
+    if (!parts) bad(dir, `files.tar holds ${JSON.stringify(m.name)}: an absolute name or one with ".." is never extracted`);
+    const name = parts.join('/');
+    if (!removed.some((f) => name === f || name.startsWith(`${f}/`)))
+      bad(dir, `files.tar holds ${name}, which is not one of the paths the run removed`);
+    if (m.type === 'other') bad(dir, `files.tar holds ${name}, which is not a file, directory or link`);
+    const under = links.find((l) => name.startsWith(`${l}/`));
+    if (under) bad(dir, `files.tar holds ${name} below the link ${under}`);
+    if (m.type === 'symlink') {
+      const to = linkTarget(root, name, m.link ?? '');
+      if (to === null || !inside(to, root)) bad(dir, `files.tar holds ${name}, a link pointing outside the root (${m.link})`);
+      links.push(name);
+    }
+    if (m.type === 'hardlink' && !names.has((m.link ?? '').replace(/\/+$/, '')))
+      bad(dir, `files.tar holds ${name}, a hard link to ${m.link}, which is not an earlier member`);
+    names.add(name);
+  }
+  if (!manifest.members) return;
+  const want = new Map(manifest.members.map((m) => [m.name, m]));
+  for (const m of members) {
+    const w = want.get(m.name);
+    if (!w) bad(dir, `files.tar holds ${m.name}, which the manifest does not list`);
+    for (const k of ['type', 'size', 'sha256', 'link'] as const)
+      if (w[k] !== m[k])
+        bad(dir, `files.tar member ${m.name} does not match the manifest: ${k} ${m[k] ?? 'none'}, recorded ${w[k] ?? 'none'}`);
+    want.delete(m.name);
+  }
+  const lost = [...want.keys()];
+  if (lost.length) bad(dir, `files.tar lacks ${lost[0]}${lost.length > 1 ? ` and ${lost.length - 1} more` : ''}, which the manifest lists`);
+}
+
 export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<RestorePlan> {
   const manifest = readBackup(dir);
   const steps: PlannedStep[] = [];
   const notes: string[] = [];
   if (manifest.files.length) {
+    if (!host.tarMembers) bad(dir, 'files.tar cannot be checked here');
+    let members: TarMember[];
+    try {
+      members = await host.tarMembers(path.join(dir, 'files.tar'));
+    } catch (e) {
+      bad(dir, `files.tar is not a readable tar archive: ${(e as Error).message}`);
+    }
+    checkMembers(dir, manifest, members, host.root);
+    if (!manifest.members)
+      notes.push(
+        `the manifest (version ${manifest.version}) does not list the members of files.tar: they were checked against the paths it removed only`,
+      );
     // --skip-old-files: a file the new CNI (or the operator) has written since is never overwritten.
     steps.push({
       argv: ['tar', '-C', host.root, '-xpf', path.join(dir, 'files.tar'), '--skip-old-files'],

@@ -8,6 +8,7 @@ import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
+import type { TarMember } from '../backup/tar.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -925,6 +926,19 @@ export class FakeHost implements Host {
       return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
     this.fs.set(archive, { type: 'file', content: JSON.stringify({ fakeTar: 1, entries }), mode: 0o644 });
     return errs.length ? fail(2, `${errs.join('\n')}\ntar: Exiting with failure status due to previous errors\n`) : OK;
+  }
+
+  async tarMembers(archive: string): Promise<TarMember[]> {
+    const text = this.fileAt(clean(archive));
+    if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file, open '${archive}'`), { code: 'ENOENT' });
+    const { entries } = JSON.parse(text) as { entries: Array<{ path: string } & FsNode> };
+    return entries.map(({ path: name, ...n }) =>
+      n.type === 'file'
+        ? { name, type: 'file', size: Buffer.byteLength(n.content), sha256: createHash('sha256').update(n.content).digest('hex') }
+        : n.type === 'symlink'
+          ? { name, type: 'symlink', size: 0, link: n.target }
+          : { name, type: n.type === 'dir' ? 'dir' : 'other', size: 0 },
+    );
   }
 
   private tarExtract(dir: string, archive: string): Outcome {

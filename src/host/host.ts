@@ -2,6 +2,7 @@
 // only way to change the node, and only the runner calls it.
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import type { TarMember } from '../backup/tar.js';
 
 export interface Step {
   argv: string[];
@@ -75,6 +76,8 @@ export interface Host {
    * first (a pod netns file), so only its directory counts. Empty when all can go.
    */
   unremovable?(targets: RemovalTarget[]): Promise<Array<{ path: string; reason: string }>>;
+  /** The members of a tar archive (a real path: a backup's files.tar), read without extracting anything. */
+  tarMembers?(archive: string): Promise<TarMember[]>;
   /** Writes cni-sweep's own bookkeeping (journal), atomically. */
   writeState(nodePath: string, content: string): Promise<void>;
 }

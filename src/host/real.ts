@@ -22,6 +22,7 @@ import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, RemovalTarget, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
+import { tarMembers, type TarMember } from '../backup/tar.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 
@@ -365,6 +366,10 @@ export class RealHost implements Host {
       if (out.length >= 20) break;
     }
     return out;
+  }
+
+  async tarMembers(archive: string): Promise<TarMember[]> {
+    return tarMembers(readFileSync(archive));
   }
 
   async has(bin: string): Promise<boolean> {

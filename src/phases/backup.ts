@@ -28,6 +28,16 @@ export function startBackupReads(host: Host): void {
   host.query(NFT_RULESET).catch(() => {}); // not installed: the answer is null, and the backup skips it
 }
 
+/** The manifest with the members of the archive tar wrote, which `restore` checks before extracting. */
+const withMembers =
+  (archive: string) =>
+  async (host: Host, stdin: string): Promise<string> => {
+    if (!host.tarMembers) return stdin;
+    const manifest = JSON.parse(stdin) as Manifest;
+    const members = await host.tarMembers(archive);
+    return JSON.stringify({ ...manifest, members }, null, 2) + '\n';
+  };
+
 export const backup: Phase = {
   name: 'backup',
   summary: 'save everything the run will remove, under --backup-dir',
@@ -99,9 +109,18 @@ export const backup: Phase = {
         nodeSubnets: f.nodeSubnets.map((p) => p.text),
       })),
     };
-    steps.push({ argv: ['cat'], stdin: JSON.stringify(manifest, null, 2) + '\n', stdoutTo: `${dir}/${MANIFEST}`, concurrent: true });
+    // After the reads and tar (not beside them): it lists what tar actually wrote.
+    steps.push({
+      argv: ['cat'],
+      stdin: JSON.stringify(manifest, null, 2) + '\n',
+      stdoutTo: `${dir}/${MANIFEST}`,
+      completeStdin: files.length ? withMembers(`${dir}/files.tar`) : undefined,
+    });
     written.push(MANIFEST);
     steps.push({ argv: ['sha256sum', '--', ...written], cwd: dir, stdoutTo: `${dir}/${CHECKSUMS}` });
-    return { steps, notes: [`saving to ${dir}`] };
+    const notes = [`saving to ${dir}`];
+    if (files.length)
+      notes.push('manifest.json also lists every member of files.tar (name, type, size, sha256), read from it once written');
+    return { steps, notes };
   },
 };

@@ -23,6 +23,11 @@ export interface PlannedStep extends Step {
   removes?: { kind: string; items: string[]; /** One line for the prompt, where a list of items says little. */ summary?: string };
   /** May run at the same time as the concurrent steps next to it (the backup's reads, the firewall batches, the umounts). */
   concurrent?: boolean;
+  /**
+   * Completes stdin at run time from what the steps before it wrote (the manifest lists the
+   * members of files.tar once tar has written it). The plan shows stdin as planned.
+   */
+  completeStdin?: (host: Host, stdin: string) => Promise<string>;
   /** Per-step timeout; drain sets its own. */
   timeoutMs?: number;
   /** What the backup phase must keep before this step runs. */

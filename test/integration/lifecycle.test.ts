@@ -316,3 +316,78 @@ describe('a backup that cannot be written whole', () => {
     expect(changes(readCalls(node))).toEqual([]);
   });
 });
+
+describe('restore checks every member of files.tar against the manifest before it extracts anything', () => {
+  /** A node cleaned by a run, and its backup. */
+  function backedUp(tag: string) {
+    const node = dirtyNode(tag, { pods: 1 });
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(run.code).toBe(0);
+    return { node, backup: JSON.parse(run.stdout).backup as string };
+  }
+  /** What someone who changed files.tar would do next: SHA256SUMS computed again, so the checksums pass. */
+  function recomputeSums(backup: string) {
+    const sums = path.join(backup, 'SHA256SUMS');
+    const files = fs
+      .readFileSync(sums, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(66));
+    fs.writeFileSync(sums, execFileSync('sha256sum', ['--', ...files], { cwd: backup, encoding: 'utf8' }));
+  }
+  /** Appends `rel` (made under a scratch directory by `make`) to files.tar with GNU tar. */
+  function append(node: FlannelNode, backup: string, rel: string, make: (full: string) => void) {
+    const src = scratchDir(node, 'evil');
+    const full = path.join(src, rel);
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    make(full);
+    execFileSync('tar', ['-C', src, '-rf', path.join(backup, 'files.tar'), rel]);
+  }
+
+  it.each([
+    [
+      'an added member outside what the run removed',
+      (node: FlannelNode, backup: string) =>
+        append(node, backup, 'etc/cron.d/evil', (f) => fs.writeFileSync(f, '* * * * * root touch /pwned\n')),
+      /files\.tar holds etc\/cron\.d\/evil, which is not one of the paths the run removed$/,
+      'etc/cron.d/evil',
+    ],
+    [
+      'an added member inside a removed directory',
+      (node: FlannelNode, backup: string) =>
+        append(node, backup, 'var/lib/cni/networks/cbr0/10.244.1.250', (f) => fs.writeFileSync(f, 'x')),
+      /files\.tar holds var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.250, which the manifest does not list$/,
+      'var/lib/cni/networks/cbr0/10.244.1.250',
+    ],
+    [
+      'a symlink pointing outside the root',
+      (node: FlannelNode, backup: string) =>
+        append(node, backup, 'var/lib/cni/networks/cbr0/etc', (f) => fs.symlinkSync('../../../../../../../../etc', f)),
+      /files\.tar holds var\/lib\/cni\/networks\/cbr0\/etc, a link pointing outside the root \(\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/etc\)$/,
+      'var/lib/cni/networks/cbr0/etc',
+    ],
+    [
+      'a member whose size changed',
+      (node: FlannelNode, backup: string) => {
+        const rel = 'etc/cni/net.d/10-flannel.conflist';
+        execFileSync('tar', ['--delete', '-f', path.join(backup, 'files.tar'), rel]);
+        append(node, backup, rel, (f) => fs.writeFileSync(f, '{"name": "cbr0", "plugins": [{"type": "flannel"}, {"type": "evil"}]}\n'));
+      },
+      /files\.tar member etc\/cni\/net\.d\/10-flannel\.conflist does not match the manifest: size \d+, recorded \d+$/,
+      'etc/cni/net.d/10-flannel.conflist',
+    ],
+  ])('%s, with SHA256SUMS recomputed: exit 2, one line, nothing written', (_what, tamper, message, rel) => {
+    const { node, backup } = backedUp('tamper');
+    tamper(node, backup);
+    recomputeSums(backup);
+    const before = snapshot(node);
+    for (const args of [['--dry-run'], []]) {
+      const r = runCli(node, ['restore', backup, ...args]);
+      expect(r.code).toBe(2);
+      expect(errorLines(r.stderr)).toEqual([expect.stringMatching(message)]);
+      expect(r.stdout).toBe('');
+    }
+    expect(snapshot(node)).toEqual(before);
+    expect(fs.existsSync(path.join(node.root, rel))).toBe(false);
+  });
+});

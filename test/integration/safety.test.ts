@@ -58,7 +58,11 @@ describe('backup and restore', () => {
     // nft's listing goes through a temporary file, which is gone afterwards.
     expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('cni-sweep-'))).toEqual(tmpBefore);
     const manifest = JSON.parse(fs.readFileSync(path.join(backup, 'manifest.json'), 'utf8'));
-    expect(manifest.version).toBe(1);
+    expect(manifest.version).toBe(2);
+    // Every member of files.tar, as tar wrote it: what restore checks before extracting.
+    expect(manifest.members).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'etc/cni/net.d/10-flannel.conflist', type: 'file' })]),
+    );
     expect(manifest.files).toContain('/etc/cni/net.d/10-flannel.conflist');
     expect(manifest.interfaces).toEqual(expect.arrayContaining(['cni0', 'flannel.1']));
     for (const f of [

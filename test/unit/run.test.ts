@@ -369,7 +369,11 @@ describe('sweep', () => {
     expect(steps.slice(1).map((s) => s.argv[0])).toEqual(expect.arrayContaining(['iptables-nft-save', 'nft', 'tar', 'cat']));
     expect(steps.filter((s) => s.argv[0] !== 'ip').every((s) => s.status === 'ok')).toBe(true);
     expect(steps.some((s) => s.argv[0] === 'sha256sum')).toBe(false);
-    expect(host.exists(`${BACKUP_DIR}/files.tar`)).toBe(true);
+    // What was written is no backup: it is removed again, and the report names no backup.
+    expect(steps.at(-1)).toMatchObject({ argv: ['rm', '-rf', '--', BACKUP_DIR], status: 'ok' });
+    expect(host.exists(BACKUP_DIR)).toBe(false);
+    expect(r.report.backup).toBeNull();
+    expect(r.report.failed!.error).toMatch(/; removed the partial backup \S+; nothing on the node was changed$/);
     expect(statuses(r)).toMatchObject({ drain: 'skipped', 'cni-config': 'skipped', firewall: 'skipped' });
     expect(flannelLeft(host)).not.toEqual([]);
     expect(r.report.changed).toBe(false);
