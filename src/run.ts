@@ -316,16 +316,28 @@ function journalWriter(render: (status: JournalStatus) => string, write: (text: 
   };
 }
 
+type LeftBehind = NonNullable<Ctx['leftBehind']> & { stillStopped: string[] };
+
+/** Whether a process is running; a plan takes no lock, so the run it reads about may be live. */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Units the journal says an earlier run stopped and did not start again (it was killed, or its
  * restart failed) and that are still stopped. This run starts them at the end, unless it was told
  * to leave services stopped.
  */
-type LeftBehind = NonNullable<Ctx['leftBehind']> & { stillStopped: string[] };
-
 async function stoppedByEarlierRun(req: SweepRequest, journal: Journal | null): Promise<LeftBehind | null> {
   const recorded = journal?.leftStopped ?? [];
   if (!journal || !recorded.length) return null;
+  // A run holds the lock, so the one it read about is over; a plan may be reading a live one.
+  if (req.opts.dryRun && journal.status === 'running' && journal.pid !== process.pid && running(journal.pid)) return null;
   const units = await inactiveUnits(req.host, recorded);
   if (!units.length) return null;
   const who = `the ${journal.status === 'running' ? 'unfinished ' : ''}run of ${journal.started} (pid ${journal.pid}) stopped ${units.join(', ')} and did not start ${units.length > 1 ? 'them' : 'it'} again`;

@@ -114,10 +114,10 @@ describe('a crashed run leaves no service stopped for the next run', () => {
     const dir = scratchDir(node, 'hold');
     const marker = path.join(dir, 'held');
     fs.mkdirSync(dir, { recursive: true });
-    // Never the real systemctl: the held call records its pid and waits, then the shim decides.
+    // Never the real systemctl: the held call records its pid and waits until the test kills it; any other goes to the shim.
     fs.writeFileSync(
       path.join(dir, 'systemctl'),
-      `#!/usr/bin/env bash\nif [[ "$*" == ${held} ]]; then echo $$ > ${marker}; sleep 60; exit 1; fi\nexec ${SHIMS}/systemctl "$@"\n`,
+      `#!/usr/bin/env bash\nif [[ "$*" == ${held} ]]; then echo $$ > ${marker}; exec sleep 60; fi\nexec ${SHIMS}/systemctl "$@"\n`,
       { mode: 0o755 },
     );
     resetCalls(node);

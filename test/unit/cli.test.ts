@@ -453,6 +453,41 @@ describe('restore', () => {
     expect(byChain('iptables-nft', 'nat')).toEqual(before.v4);
   });
 
+  it('reads a version 1 manifest (no member list): the members are checked against its paths, and the plan says so', async () => {
+    const { host } = dirtyFlannelNode();
+    const run = await cli([...RUN, '--yes', '--json'], host);
+    const dir = materialize(host, JSON.parse(run.stdout).backup);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    expect(manifest.version).toBe(2);
+    expect(manifest.members.map((m: { name: string }) => m.name)).toContain('etc/cni/net.d/10-flannel.conflist');
+    delete manifest.members;
+    const old = JSON.stringify({ ...manifest, version: 1 }, null, 2) + '\n';
+    fs.writeFileSync(path.join(dir, 'manifest.json'), old);
+    const sums = execFileSync(
+      'sha256sum',
+      [
+        '--',
+        ...fs
+          .readFileSync(path.join(dir, 'SHA256SUMS'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.slice(66)),
+      ],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+      },
+    );
+    fs.writeFileSync(path.join(dir, 'SHA256SUMS'), sums);
+    host.writeFile(path.join(dir, 'manifest.json'), old, 0o600);
+    const r = await cli(['restore', dir, '--dry-run'], host);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '# the manifest (version 1) does not list the members of files.tar: they were checked against the paths it removed only',
+    );
+    expect(r.stdout).toContain(`tar -C / -xpf ${dir}/files.tar --skip-old-files`);
+  });
+
   it('refuses a backup whose files do not match their checksums', async () => {
     const { host } = dirtyFlannelNode();
     const run = await cli([...RUN, '--yes', '--json'], host);
