@@ -49,14 +49,22 @@ function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink
     for (const b of bridgesOf(f)) {
       const l = byName.get(b);
       // The bridge plugin makes a bridge: a config naming another kind of device (eth0) does not make it the CNI's.
-      if (l && !byProfile(b) && l.linkinfo?.info_kind !== 'bridge') kept.set(b, `a config names it as the bridge, but it is a ${l.linkinfo?.info_kind ?? 'physical'} device`);
+      if (l && !byProfile(b) && l.linkinfo?.info_kind !== 'bridge' && !kept.has(b))
+        kept.set(b, `a config names it as the bridge, but it is a ${l.linkinfo?.info_kind ?? 'physical'} device`);
       bridges.add(b);
     }
     for (const l of links) if (l.linkinfo?.info_kind === 'bridge' && byProfile(l.ifname)) bridges.add(l.ifname);
     // A bridge a config names with a port that is not a pod veth (the uplink enslaved to it, a tap)
     // carries more than pods. The profile's own bridge (cni0) goes: such a port is detached, not deleted.
     for (const l of links) {
-      if (l.master && bridges.has(l.master) && !byProfile(l.master) && l.linkinfo?.info_kind !== 'veth' && !byProfile(l.ifname) && !kept.has(l.master))
+      if (
+        l.master &&
+        bridges.has(l.master) &&
+        !byProfile(l.master) &&
+        l.linkinfo?.info_kind !== 'veth' &&
+        !byProfile(l.ifname) &&
+        !kept.has(l.master)
+      )
         kept.set(l.master, `it has the port ${l.ifname}, which is not a pod veth`);
     }
     const named = new Set(bridges);

@@ -76,7 +76,8 @@ export const XTABLES_TOOL = /^(ip6?tables(?:-nft|-legacy)?)-(save|restore)$/;
  */
 export function underRoot(root: string, nodePath: string): string {
   if (!nodePath.startsWith('/')) throw new UsageError(`not an absolute path: ${nodePath}`);
-  if (nodePath.split('/').includes('..') || nodePath.includes('\0')) throw new UsageError(`path escapes the root: ${JSON.stringify(nodePath)}`);
+  if (nodePath.split('/').includes('..') || nodePath.includes('\0'))
+    throw new UsageError(`path escapes the root: ${JSON.stringify(nodePath)}`);
   const normal = path.posix.normalize(nodePath);
   return root === '/' ? normal : path.posix.join(root, normal);
 }

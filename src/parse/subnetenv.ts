@@ -1,4 +1,5 @@
 // /run/flannel/subnet.env: KEY=VALUE lines written by flanneld (FLANNEL_NETWORK may be a comma list).
+// Each value is a CIDR as Go's net.ParseCIDR takes it (a bare address is not one).
 // Read the way flanneld reads it back (pkg/subnet ReadCIDRsFromSubnetFile: godotenv): comments,
 // an `export ` prefix, single or double quotes, CRLF line ends, `KEY: value`. A line none of these
 // explain, an unterminated quote, or a network key that is not a list of CIDRs makes the file
@@ -43,7 +44,7 @@ function cidrs(key: string, v: string | undefined): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const c of list) if (!parsePrefix(c)) throw new ParseError(`${key}: not a CIDR: ${c}`);
+  for (const c of list) if (!c.includes('/') || !parsePrefix(c)) throw new ParseError(`${key}: not a CIDR: ${c}`);
   return list;
 }
 

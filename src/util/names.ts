@@ -11,7 +11,8 @@ const CNI_NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 /** Why a CNI network name is unusable, or null when it is valid. */
 export function networkNameProblem(name: string): string | null {
   if (name === '') return 'the network name is empty';
-  if (!CNI_NETWORK_NAME.test(name)) return `network name ${JSON.stringify(name)} is not a valid CNI network name (letters, digits, '_', '.', '-', starting with a letter or digit)`;
+  if (!CNI_NETWORK_NAME.test(name))
+    return `network name ${JSON.stringify(name)} is not a valid CNI network name (letters, digits, '_', '.', '-', starting with a letter or digit)`;
   return null;
 }
 
