@@ -166,9 +166,12 @@ describe('a Flannel config whose file name is not UTF-8', () => {
 describe('subnet.env', () => {
   const HOSTGW = '10.244.2.0/24 via 192.168.1.12 dev eth0';
   it.each([
-    ['quoted', 'FLANNEL_NETWORK="10.244.0.0/16"\nFLANNEL_SUBNET="10.244.1.1/24"\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n'],
+    ['quoted', 'FLANNEL_NETWORK=\'10.244.0.0/16\'\nFLANNEL_SUBNET="10.244.1.1/24"\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n'],
     ['exported', 'export FLANNEL_NETWORK=10.244.0.0/16\nexport FLANNEL_SUBNET=10.244.1.1/24\n'],
-    ['CRLF', 'FLANNEL_NETWORK=10.244.0.0/16\r\nFLANNEL_SUBNET=10.244.1.1/24\r\nFLANNEL_MTU=1450\r\n'],
+    [
+      'with CRLF, quotes and comments',
+      "# by hand\r\nFLANNEL_NETWORK='10.244.0.0/16' # the cluster\r\nFLANNEL_SUBNET=10.244.1.1/24\r\nFLANNEL_MTU=1450\r\n",
+    ],
   ])('written %s, as flanneld reads it: the host-gw route goes', (_, text) => {
     const node = dirtyNode('env', { pods: 1, ipv6: false });
     fs.writeFileSync(path.join(node.root, 'run/flannel/subnet.env'), text);
