@@ -96,6 +96,23 @@ describe('containment of removal targets', () => {
     );
   });
 
+  it('property: whatever the result caches are called, only entries directly in the results dir go', async () => {
+    const entry = fc
+      .string({ unit: 'binary', minLength: 1 })
+      .filter((x) => !x.includes('/') && !x.includes('\0') && x !== '.' && x !== '..');
+    await fc.assert(
+      fc.asyncProperty(fc.array(entry, { maxLength: 5 }), fc.constantFrom('cbr0', 'cbr0.', 'c-b'), async (suffixes, net) => {
+        const { host } = dirtyFlannelNode({ pods: 1 });
+        host.writeFile('/etc/cni/net.d/10-flannel.conflist', conflist(net));
+        for (const x of suffixes) host.writeFile(`/var/lib/cni/results/${net}-${'a'.repeat(64)}-${x}`, '{}');
+        const plan = await cniState.plan(await ctxFor(host));
+        for (const t of plan.steps.flatMap((st) => st.removes?.items ?? []))
+          expect(insideLocations(t, FLANNEL_LOCATIONS, FLANNEL_PARENTS), t).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('hostile names: the config stays, nothing named after it goes, the plan says why', async () => {
     for (const n of ['', '.', '/', 'cbr0/..', 'podman/.', 'cbr0/../../../../../etc']) {
       const { host } = dirtyFlannelNode();
