@@ -210,15 +210,21 @@ export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
   return parsedOnce(r, parseLinks);
 }
 
-export async function listAddrs(host: Host, gaps: Gaps): Promise<LinkAddrs[]> {
+/** Addresses of every link; null when they cannot be read. */
+export async function listAddrs(host: Host, gaps: Gaps): Promise<LinkAddrs[] | null> {
   // The backup's argv: it takes this answer instead of reading the addresses a second time.
   const argv = ['ip', '-d', '-j', 'addr', 'show'];
   const r = await host.query(argv);
   if (!r || r.code !== 0) {
     gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');
-    return [];
+    return null;
   }
-  return parsedOnce(r, parseAddrs);
+  try {
+    return parsedOnce(r, parseAddrs);
+  } catch (err) {
+    gaps.add(argv.join(' '), err);
+    return null;
+  }
 }
 
 export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & { family: 4 | 6 }>> {

@@ -103,7 +103,7 @@ function linkLocal(a: { family: string; local: string }): boolean {
  * The profile's own device names (cni0, flannel.1) are not checked for addresses: they are its by
  * name, and a stale address on them is what the cleanup is for.
  */
-export function protectedDevices(addrs: LinkAddrs[], routes: FamilyRoute[], f: ProfileFacts): Map<string, string> {
+export function protectedDevices(addrs: LinkAddrs[] | null, routes: FamilyRoute[], f: ProfileFacts): Map<string, string> {
   const kept = new Map<string, string>();
   for (const r of routes) {
     if (r.dst !== 'default') continue;
@@ -112,6 +112,12 @@ export function protectedDevices(addrs: LinkAddrs[], routes: FamilyRoute[], f: P
   }
   const names = new Set(f.profile.interfaces.names);
   const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
+  if (!addrs) {
+    // Unknown addresses: a bridge only a config names may carry the node's own.
+    for (const b of bridgesOf(f))
+      if (!names.has(b) && !patterns.some((r) => r.test(b)) && !kept.has(b)) kept.set(b, 'its addresses could not be read');
+    return kept;
+  }
   for (const d of addrs) {
     if (kept.has(d.ifname)) continue;
     // The profile's own devices are its by name: a stale address on cni0 is what the cleanup is for.
