@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { ExecResult, Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
-import { parseLinks, parseRoutes, type Link, type Route } from './parse/iproute.js';
+import { parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Route } from './parse/iproute.js';
+import { protectedDevices } from './ownership.js';
 import { parseNftTables, type NftTable } from './parse/nft.js';
 import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
@@ -63,6 +64,8 @@ export function ownsConfig(profile: Profile, c: CniConfig): boolean {
 export interface ProfileFacts {
   profile: Profile;
   configs: CniConfig[];
+  /** The CNI's configs with a name that fails validation: kept, and nothing is derived from them. */
+  untrusted?: CniConfig[];
   extraFiles: string[];
   networks: string[];
   bridges: string[];
@@ -70,6 +73,8 @@ export interface ProfileFacts {
   podNetworks: Prefix[];
   /** This node's pod subnets (network form, e.g. 10.244.1.0/24). */
   nodeSubnets: Prefix[];
+  /** Devices that stay whatever a config says (the uplink, foreign addresses), and why: read by takeSnapshot. */
+  keptDevices?: Map<string, string>;
 }
 
 export interface Snapshot {
@@ -87,7 +92,8 @@ export function profileFacts(
   podCidrs: Prefix[],
   extraFiles: string[],
 ): ProfileFacts {
-  const mine = configs.filter((c) => ownsConfig(profile, c));
+  const all = configs.filter((c) => ownsConfig(profile, c));
+  const mine = all.filter((c) => !c.untrusted);
   const podNetworks: Prefix[] = [...podCidrs];
   const nodeSubnets: Prefix[] = [];
   if (profile.state.subnetEnv && env) {
@@ -103,6 +109,7 @@ export function profileFacts(
   return {
     profile,
     configs: mine,
+    untrusted: all.filter((c) => c.untrusted),
     extraFiles,
     networks: [...new Set(mine.map((c) => c.name))],
     bridges: [...new Set(mine.flatMap((c) => c.bridges))],
@@ -129,26 +136,46 @@ export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Pr
     }
     let env: SubnetEnv | null = null;
     if (profile.state.subnetEnv) {
+      // Without it (and without --pod-cidr) the pod network is unknown: say what that leaves.
+      const costs = podCidrs.length
+        ? 'using --pod-cidr for the pod network'
+        : 'host-gw routes into the pod network and untagged legacy iptables rules will not be removed (pass --pod-cidr)';
       try {
         const text = await host.readFile(profile.state.subnetEnv);
         if (text !== null) {
           gaps.saw(profile.state.subnetEnv);
           env = parseSubnetEnv(text);
+          if (!env.networks.length && !env.ipv6Networks.length)
+            gaps.add(profile.state.subnetEnv, `no FLANNEL_NETWORK or FLANNEL_IPV6_NETWORK; ${costs}`);
         }
       } catch (err) {
-        gaps.add(profile.state.subnetEnv, err);
+        gaps.add(profile.state.subnetEnv, `${err instanceof Error ? err.message.split('\n')[0] : String(err)}; ${costs}`);
       }
     }
     facts.push(profileFacts(profile, configs, env, podCidrs, extraFiles));
+  }
+  // Without ip there are no links to protect, and the phases say that ip is missing.
+  if (facts.length && (await host.has('ip'))) {
+    const [addrs, routes] = await Promise.all([listAddrs(host, gaps), listRoutes(host, gaps)]);
+    for (const f of facts) f.keptDevices = protectedDevices(addrs, routes, f);
   }
   const owned = new Set(facts.flatMap((f) => f.configs.map((c) => c.file)));
   return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)) };
 }
 
-/** Networks a profile's per-network state and firewall comments are named after; "cbr0" when Flannel's config is already gone. */
+/**
+ * Networks a profile's per-network state and firewall comments are named after; "cbr0" when Flannel's
+ * config is already gone. Not when only an untrusted config is left: which network it stands for is
+ * unknown, and guessing could remove another network's state.
+ */
 export function networksOf(f: ProfileFacts): string[] {
-  if (f.networks.length) return f.networks;
+  if (f.networks.length || f.untrusted?.length) return f.networks;
   return f.profile.defaultNetworks;
+}
+
+/** The note that says why an untrusted config and what derives from it stay. */
+export function untrustedNote(c: CniConfig): string {
+  return `kept ${c.file}: ${c.untrusted}; nothing named after it (its IPAM allocations, result caches, bridge, firewall comments) is removed`;
 }
 
 /** Bridges a profile owns: named in its configs, else its default bridge names. */
@@ -181,6 +208,23 @@ export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
     return [];
   }
   return parsedOnce(r, parseLinks);
+}
+
+/** Addresses of every link; null when they cannot be read. */
+export async function listAddrs(host: Host, gaps: Gaps): Promise<LinkAddrs[] | null> {
+  // The backup's argv: it takes this answer instead of reading the addresses a second time.
+  const argv = ['ip', '-d', '-j', 'addr', 'show'];
+  const r = await host.query(argv);
+  if (!r || r.code !== 0) {
+    gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');
+    return null;
+  }
+  try {
+    return parsedOnce(r, parseAddrs);
+  } catch (err) {
+    gaps.add(argv.join(' '), err);
+    return null;
+  }
 }
 
 export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & { family: 4 | 6 }>> {

@@ -3,9 +3,10 @@ import type { ProfileFacts } from './inspect.js';
 import { bridgesOf, networksOf } from './inspect.js';
 import type { IptDump, IptRule } from './parse/iptables.js';
 import { tokenize } from './parse/iptables.js';
-import type { Link, Route } from './parse/iproute.js';
+import type { Link, LinkAddrs, Route } from './parse/iproute.js';
+import { batchSafeDevice } from './util/names.js';
 import type { CniConfig } from './parse/conflist.js';
-import { contains, routeDst, type Prefix } from './util/cidr.js';
+import { contains, parsePrefix, routeDst, type Prefix } from './util/cidr.js';
 
 export interface OwnedLink {
   name: string;
@@ -20,27 +21,121 @@ export interface OwnedLink {
 }
 
 export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
+  return linkOwnership(links, facts).owned;
+}
+
+/**
+ * Devices a profile would own that stay whatever its config says: the loopback device, a device
+ * named in a config that is not a bridge, a bridge with a port that is not a pod veth, names the
+ * kernel or `ip -batch` cannot take, and what the snapshot found protected (the uplink, devices
+ * with addresses outside the pod network: ProfileFacts.keptDevices).
+ */
+export function keptLinks(links: Link[], facts: ProfileFacts[]): Array<{ name: string; why: string }> {
+  return linkOwnership(links, facts).kept;
+}
+
+function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink[]; kept: Array<{ name: string; why: string }> } {
   const out: OwnedLink[] = [];
+  const keptOut: Array<{ name: string; why: string }> = [];
+  const byName = new Map(links.map((l) => [l.ifname, l]));
   for (const f of facts) {
     const names = new Set(f.profile.interfaces.names);
     const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
+    const byProfile = (n: string) => names.has(n) || patterns.some((r) => r.test(n));
+    const kept = new Map(f.keptDevices ?? []);
+    for (const l of links) if (l.ifname === 'lo' || (l.flags ?? []).includes('LOOPBACK')) kept.set(l.ifname, 'the loopback device');
     // Ports of every bridge the CNI owns: the one its config names, and any of its named links that is a bridge.
-    const bridges = new Set(bridgesOf(f));
-    for (const l of links)
-      if (l.linkinfo?.info_kind === 'bridge' && (names.has(l.ifname) || patterns.some((r) => r.test(l.ifname)))) bridges.add(l.ifname);
+    const bridges = new Set<string>();
+    for (const b of bridgesOf(f)) {
+      const l = byName.get(b);
+      // The bridge plugin makes a bridge: a config naming another kind of device (eth0) does not make it the CNI's.
+      if (l && !byProfile(b) && l.linkinfo?.info_kind !== 'bridge' && !kept.has(b))
+        kept.set(b, `a config names it as the bridge, but it is a ${l.linkinfo?.info_kind ?? 'physical'} device`);
+      bridges.add(b);
+    }
+    for (const l of links) if (l.linkinfo?.info_kind === 'bridge' && byProfile(l.ifname)) bridges.add(l.ifname);
+    // A bridge a config names with a port that is not a pod veth (the uplink enslaved to it, a tap)
+    // carries more than pods. The profile's own bridge (cni0) goes: such a port is detached, not deleted.
+    for (const l of links) {
+      if (
+        l.master &&
+        bridges.has(l.master) &&
+        !byProfile(l.master) &&
+        l.linkinfo?.info_kind !== 'veth' &&
+        !byProfile(l.ifname) &&
+        !kept.has(l.master)
+      )
+        kept.set(l.master, `it has the port ${l.ifname}, which is not a pod veth`);
+    }
+    const named = new Set(bridges);
+    for (const b of bridges) if (kept.has(b)) bridges.delete(b);
     const kernel = new Set(f.profile.interfaces.kernelOwned);
     for (const l of links) {
       if (out.some((o) => o.name === l.ifname)) continue;
       const base = { isPort: false, kernelOwned: false, up: (l.flags ?? []).includes('UP'), kind: l.linkinfo?.info_kind };
-      if (kernel.has(l.ifname)) out.push({ ...base, name: l.ifname, why: 'kernel-owned', kernelOwned: true });
-      else if (names.has(l.ifname) || bridges.has(l.ifname)) out.push({ ...base, name: l.ifname, why: 'name' });
-      else if (patterns.some((r) => r.test(l.ifname))) out.push({ ...base, name: l.ifname, why: 'pattern' });
+      let owned: OwnedLink | null = null;
+      if (kernel.has(l.ifname)) owned = { ...base, name: l.ifname, why: 'kernel-owned', kernelOwned: true };
+      else if (names.has(l.ifname) || named.has(l.ifname)) owned = { ...base, name: l.ifname, why: 'name' };
+      else if (patterns.some((r) => r.test(l.ifname))) owned = { ...base, name: l.ifname, why: 'pattern' };
       else if (f.profile.interfaces.bridgePorts && l.master && bridges.has(l.master) && l.linkinfo?.info_kind === 'veth') {
-        out.push({ ...base, name: l.ifname, why: `bridge port of ${l.master}`, isPort: true });
+        owned = { ...base, name: l.ifname, why: `bridge port of ${l.master}`, isPort: true };
       }
+      if (!owned) continue;
+      const why = kept.get(l.ifname) ?? (batchSafeDevice(l.ifname) ? null : 'its name cannot be passed safely to ip -batch');
+      if (why) {
+        if (!keptOut.some((k) => k.name === l.ifname)) keptOut.push({ name: l.ifname, why });
+        continue;
+      }
+      out.push(owned);
     }
   }
-  return out;
+  return { owned: out.filter((o) => !keptOut.some((k) => k.name === o.name)), kept: keptOut };
+}
+
+/** Whether an address is link-local (169.254/16, fe80::/10): every device may carry one. */
+function linkLocal(a: { family: string; local: string }): boolean {
+  return a.family === 'inet6' ? /^fe[89ab]/i.test(a.local) : a.local.startsWith('169.254.');
+}
+
+/**
+ * Devices that stay whatever a config says, read from the node before anything changes: the
+ * uplink (a default route goes through it) and devices with an address outside the pod network.
+ * The profile's own device names (cni0, flannel.1) are not checked for addresses: they are its by
+ * name, and a stale address on them is what the cleanup is for.
+ */
+export function protectedDevices(addrs: LinkAddrs[] | null, routes: FamilyRoute[], f: ProfileFacts): Map<string, string> {
+  const kept = new Map<string, string>();
+  for (const r of routes) {
+    if (r.dst !== 'default') continue;
+    const hops = (r as { nexthops?: Array<{ dev?: string }> }).nexthops ?? [];
+    for (const dev of [r.dev, ...hops.map((h) => h.dev)]) if (dev) kept.set(dev, 'it is the uplink: a default route goes through it');
+  }
+  const names = new Set(f.profile.interfaces.names);
+  const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
+  if (!addrs) {
+    // Unknown addresses: a bridge only a config names may carry the node's own.
+    for (const b of bridgesOf(f))
+      if (!names.has(b) && !patterns.some((r) => r.test(b)) && !kept.has(b)) kept.set(b, 'its addresses could not be read');
+    return kept;
+  }
+  for (const d of addrs) {
+    if (kept.has(d.ifname)) continue;
+    // The profile's own devices are its by name: a stale address on cni0 is what the cleanup is for.
+    if (names.has(d.ifname) || patterns.some((r) => r.test(d.ifname)) || f.profile.interfaces.kernelOwned.includes(d.ifname)) continue;
+    for (const a of d.addr_info) {
+      if (linkLocal(a)) continue;
+      const p = parsePrefix(`${a.local}/${a.family === 'inet6' ? 128 : 32}`);
+      if (p && f.podNetworks.some((net) => contains(net, p))) continue;
+      kept.set(
+        d.ifname,
+        f.podNetworks.length
+          ? `it carries ${a.local}, outside the pod network ${f.podNetworks.map((n) => n.text).join(', ')}`
+          : `it carries ${a.local} and the pod network is unknown`,
+      );
+      break;
+    }
+  }
+  return kept;
 }
 
 export type FamilyRoute = Route & { family: 4 | 6 };

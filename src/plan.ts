@@ -2,7 +2,7 @@
 // (the confirmation prompt).
 import type { Phase, PhasePlan, PlannedStep } from './phases/types.js';
 import type { Report } from './run.js';
-import { heredocDelimiter, renderArgv, shellQuote } from './util/shell.js';
+import { commentLine, heredocDelimiter, renderArgv, shellQuote } from './util/shell.js';
 
 export function renderStep(step: PlannedStep): string {
   let cmd = renderArgv(step.argv);
@@ -46,7 +46,8 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
     for (const n of plan.notes) out.push(`# ${n}`);
     for (const s of plan.steps) out.push(renderStep(s));
   }
-  return out.join('\n') + '\n';
+  // Comments carry names from the node (files, networks, devices, errors): none may end its line.
+  return out.map((l) => (l.startsWith('#') ? commentLine(l) : l)).join('\n') + '\n';
 }
 
 /** What a run will remove, grouped by kind in phase order, for the confirmation prompt. */

@@ -373,7 +373,7 @@ export class FakeHost implements Host {
             '\n',
         );
       }
-      if (a === 'ip -j -d addr show') {
+      if (a === 'ip -j -d addr show' || a === 'ip -d -j addr show') {
         return ok(
           JSON.stringify(
             this.links.map((l) => ({

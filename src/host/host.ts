@@ -86,12 +86,29 @@ export interface Host {
 export const XTABLES_TOOL = /^(ip6?tables(?:-nft|-legacy)?)-(save|restore)$/;
 
 /**
- * Maps a node path ("/etc/cni/net.d") to the path under root. Rejects paths that would leave
- * the root through "..", so no profile or config can point a removal outside it.
+ * Maps a node path ("/etc/cni/net.d") to the path under root. Rejects any ".." component, looked
+ * for before normalising ("/a/../../etc" normalises to "/etc", which no longer shows it), and NUL,
+ * so no profile or config can point a removal outside its place.
  */
 export function underRoot(root: string, nodePath: string): string {
   if (!nodePath.startsWith('/')) throw new UsageError(`not an absolute path: ${nodePath}`);
+  if (nodePath.split('/').includes('..') || nodePath.includes('\0'))
+    throw new UsageError(`path escapes the root: ${JSON.stringify(nodePath)}`);
   const normal = path.posix.normalize(nodePath);
-  if (normal.split('/').includes('..')) throw new UsageError(`path escapes the root: ${nodePath}`);
   return root === '/' ? normal : path.posix.join(root, normal);
+}
+
+/**
+ * Whether a removal target stays in a profile's own locations: the path is already in normal form
+ * (no "", ".", ".." component, no trailing slash), and it is one of the locations owned outright or
+ * a direct child of a directory whose entries are the CNI's (one network's IPAM directory, one
+ * result cache). A location's parent, or the root, is never a target.
+ */
+export function insideLocations(nodePath: string, owned: readonly string[], parents: readonly string[]): boolean {
+  if (!nodePath.startsWith('/') || nodePath.includes('\0')) return false;
+  const parts = nodePath.split('/').slice(1);
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) return false;
+  if ([...owned, ...parents].some((l) => l === nodePath || l.startsWith(nodePath + '/')) && !owned.includes(nodePath)) return false;
+  if (owned.includes(nodePath)) return true;
+  return parents.includes(path.posix.dirname(nodePath));
 }

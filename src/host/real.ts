@@ -23,6 +23,7 @@ import type { CallOptions, DirEntry, EntryType, ExecResult, Host, RemovalTarget,
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
+import { decodeName, encodeName, fsPath, hasRawBytes } from '../util/names.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 
@@ -91,7 +92,7 @@ function unlinkFiles(paths: string[]) {
   const errors: string[] = [];
   for (const p of paths) {
     try {
-      unlinkSync(p);
+      unlinkSync(fsPath(p));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (code === 'ENOENT') continue;
@@ -140,7 +141,30 @@ export class RealHost implements Host {
   private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
     const unlinks = cmd === 'rm' && stdin === undefined && args[0] === '-f' && args[1] === '--';
-    return traced(`$ ${argv.join(' ')}`, async () => (unlinks ? unlinkFiles(args.slice(2)) : this.spawn(cmd, args, stdin, opts)));
+    return traced(`$ ${argv.join(' ')}`, async () => {
+      if (unlinks) return unlinkFiles(args.slice(2));
+      if (argv.some(hasRawBytes)) return this.spawnBytes(argv, stdin, opts);
+      return this.spawn(cmd, args, stdin, opts);
+    });
+  }
+
+  /**
+   * Node passes arguments as UTF-8: a file name that is not UTF-8 (see util/names) cannot be one.
+   * bash takes the arguments byte for byte from stdin, NUL-separated, and execs the command with
+   * them (as the plan's $'\xNN' words give them to it).
+   */
+  private spawnBytes(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
+    if (stdin !== undefined) throw new CommandFailedError(argv, null, '', 'a name that is not UTF-8 cannot go with standard input');
+    const input = Buffer.concat(argv.flatMap((a) => [encodeName(a), Buffer.from([0])]));
+    return execa('bash', ['-c', 'mapfile -d "" -t a && exec "${a[@]}"'], {
+      input,
+      cwd: opts?.cwd,
+      reject: false,
+      timeout: opts?.timeoutMs ?? this.defaultTimeoutMs,
+      detached: true,
+      env: { LC_ALL: 'C' },
+      stripFinalNewline: false,
+    });
   }
 
   private async spawn(cmd: string, args: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
@@ -400,7 +424,7 @@ export class RealHost implements Host {
 
   async readFile(nodePath: string): Promise<string | null> {
     try {
-      return readFileSync(underRoot(this.root, nodePath), 'utf8');
+      return readFileSync(fsPath(underRoot(this.root, nodePath)), 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
@@ -409,8 +433,10 @@ export class RealHost implements Host {
 
   async readDir(nodePath: string): Promise<DirEntry[] | null> {
     try {
-      const ents = readdirSync(underRoot(this.root, nodePath), { withFileTypes: true });
-      return ents.map((d) => ({ name: d.name, type: typeOf(d) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      // Names as bytes: one that is not UTF-8 is kept exactly (util/names), not replaced by U+FFFD.
+      const ents = readdirSync(fsPath(underRoot(this.root, nodePath)), { withFileTypes: true, encoding: 'buffer' });
+      // Sorted by bytes, as libcni (Go) sorts the conf dir.
+      return ents.sort((a, b) => Buffer.compare(a.name, b.name)).map((d) => ({ name: decodeName(d.name), type: typeOf(d) }));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -419,7 +445,7 @@ export class RealHost implements Host {
   }
 
   async entryType(nodePath: string): Promise<EntryType | null> {
-    const st = lstatSync(underRoot(this.root, nodePath), { throwIfNoEntry: false });
+    const st = lstatSync(fsPath(underRoot(this.root, nodePath)), { throwIfNoEntry: false });
     return st ? typeOf(st) : null;
   }
 

@@ -1,5 +1,7 @@
 // CNI network configuration files (.conf single plugin, .conflist plugin chain), as libcni loads them.
 import { z } from 'zod';
+import { ParseError } from './errors.js';
+import { deviceNameProblem, networkNameProblem, pluginTypeProblem } from '../util/names.js';
 
 const Plugin = z.looseObject({
   type: z.string(),
@@ -18,6 +20,12 @@ export interface CniConfig {
   /** Bridges the config names, for delegate-style plugins (flannel) and bridge plugin configs. */
   bridges: string[];
   plugins: Array<{ type: string; ipam?: string }>;
+  /**
+   * Why nothing may be derived from this config (a network name outside the CNI spec's grammar, a
+   * bridge name the kernel would refuse, a plugin type that is not a file name): its network's IPAM,
+   * result caches, bridge and firewall comments stay, and so does the file.
+   */
+  untrusted?: string;
 }
 
 /** Extensions libcni reads from the conf dir. */
@@ -34,18 +42,18 @@ export function parseCniConfig(file: string, text: string): CniConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new ParseError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   // libcni reads a .conflist (or anything with a "plugins" key) as a list, the rest as one plugin:
   // report errors against the shape the file claims to be.
   const isList = file.endsWith('.conflist') || (typeof json === 'object' && json !== null && 'plugins' in json);
   const asList = ConfList.safeParse(json);
-  if (isList && !asList.success) throw new Error(`${file}: ${describe(asList.error.issues[0])}`);
+  if (isList && !asList.success) throw new ParseError(`${file}: ${describe(asList.error.issues[0])}`);
   const plugins = asList.success
     ? asList.data.plugins
     : (() => {
         const single = SingleConf.safeParse(json);
-        if (!single.success) throw new Error(`${file}: ${describe(single.error.issues[0])}`);
+        if (!single.success) throw new ParseError(`${file}: ${describe(single.error.issues[0])}`);
         return [single.data];
       })();
   const name = asList.success ? asList.data.name : (json as { name: string }).name;
@@ -54,11 +62,17 @@ export function parseCniConfig(file: string, text: string): CniConfig {
     if (p.type === 'flannel') bridges.add(p.delegate?.bridge ?? 'cni0');
     if (p.type === 'bridge') bridges.add(p.bridge ?? 'cni0');
   }
+  const problem =
+    networkNameProblem(name) ??
+    plugins.map((p) => pluginTypeProblem(p.type)).find(Boolean) ??
+    [...bridges].map((b) => deviceNameProblem(b)).find(Boolean) ??
+    null;
   return {
     file,
     name,
     types: plugins.map((p) => p.type),
     bridges: [...bridges],
     plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type })),
+    ...(problem ? { untrusted: problem } : {}),
   };
 }

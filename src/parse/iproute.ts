@@ -1,5 +1,6 @@
 // `ip -j` output of links, addresses and routes (iproute2 JSON field names).
 import { z } from 'zod';
+import { ParseError } from './errors.js';
 
 export const LinkSchema = z.looseObject({
   ifindex: z.number(),
@@ -35,8 +36,14 @@ export type Route = z.infer<typeof RouteSchema>;
 function parseArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
   const t = text.trim();
   if (t === '') return [];
-  const parsed = z.array(schema).safeParse(JSON.parse(t));
-  if (!parsed.success) throw new Error(`unexpected ip -j ${what} output: ${parsed.error.issues[0].message}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(t);
+  } catch (e) {
+    throw new ParseError(`unexpected ip -j ${what} output: ${(e as Error).message}`);
+  }
+  const parsed = z.array(schema).safeParse(json);
+  if (!parsed.success) throw new ParseError(`unexpected ip -j ${what} output: ${parsed.error.issues[0].message}`);
   return parsed.data;
 }
 

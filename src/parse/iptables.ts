@@ -1,4 +1,5 @@
 // Parser for iptables-save / ip6tables-save output (nft and legacy backends print the same format).
+import { ParseError } from './errors.js';
 
 export interface IptRule {
   table: string;
@@ -60,7 +61,7 @@ export function tokenize(line: string): string[] {
       has = false;
     } else has = true;
   }
-  if (inQuote) throw new Error(`unterminated quote in rule: ${line}`);
+  if (inQuote) throw new ParseError(`unterminated quote in rule: ${line}`);
   cur += line.slice(run);
   if (has) out.push(cur);
   return out;
@@ -91,7 +92,7 @@ export function parseIptablesSave(text: string): IptDump {
       table = null;
       continue;
     }
-    if (!table) throw new Error(`line ${n + 1}: rule outside a table: ${line}`);
+    if (!table) throw new ParseError(`line ${n + 1}: rule outside a table: ${line}`);
     if (line.startsWith(':')) {
       const [name, policy] = line.slice(1).split(/\s+/);
       table.chains.push({ name, policy: policy === '-' || policy === undefined ? null : policy });
@@ -112,7 +113,7 @@ export function parseIptablesSave(text: string): IptDump {
       table.rules.push({ table: table.name, chain, spec, target, comments, tokens });
       continue;
     }
-    throw new Error(`line ${n + 1}: unexpected iptables-save line: ${line}`);
+    throw new ParseError(`line ${n + 1}: unexpected iptables-save line: ${line}`);
   }
   return dump;
 }

@@ -1,5 +1,6 @@
 // `nft -j list tables` / `nft -j list ruleset` output: only the table list matters to us.
 import { z } from 'zod';
+import { ParseError } from './errors.js';
 
 const Doc = z.object({ nftables: z.array(z.record(z.string(), z.unknown())) });
 const Table = z.looseObject({ family: z.string(), name: z.string() });
@@ -10,12 +11,20 @@ export interface NftTable {
 }
 
 export function parseNftTables(text: string): NftTable[] {
-  const doc = Doc.parse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ParseError(`unexpected nft -j output: ${(e as Error).message}`);
+  }
+  const doc = Doc.safeParse(json);
+  if (!doc.success) throw new ParseError(`unexpected nft -j output: ${doc.error.issues[0].message}`);
   const out: NftTable[] = [];
-  for (const item of doc.nftables) {
+  for (const item of doc.data.nftables) {
     if (!('table' in item)) continue;
-    const t = Table.parse(item.table);
-    out.push({ family: t.family, name: t.name });
+    const t = Table.safeParse(item.table);
+    if (!t.success) throw new ParseError(`unexpected nft -j table: ${t.error.issues[0].message}`);
+    out.push({ family: t.data.family, name: t.data.name });
   }
   return out;
 }

@@ -1,6 +1,8 @@
 // IPAM allocations, result caches and the CNI's own state directories.
-import { underRoot } from '../host/host.js';
-import { containment, networksOf, RESULTS_DIR } from '../inspect.js';
+import path from 'node:path';
+import { insideLocations, underRoot } from '../host/host.js';
+import { containment, networksOf, RESULTS_DIR, untrustedNote } from '../inspect.js';
+import { networkNameProblem } from '../util/names.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -15,8 +17,19 @@ export const cniState: Phase = {
     const results = (await ctx.host.readDir(RESULTS_DIR)) ?? [];
     const contained = containment(ctx.host);
     for (const f of ctx.snapshot.facts) {
-      const candidates = [...f.profile.state.paths];
+      // Said once: by cni-config when it takes part.
+      if (!ctx.selected.has('cni-config')) for (const c of f.untrusted ?? []) notes.push(untrustedNote(c));
+      const owned = f.profile.state.paths;
+      // Directories whose entries are per-network: a network name fills exactly one component.
+      const parents = [...f.profile.state.networkPaths.map((p) => path.posix.dirname(p)), RESULTS_DIR];
+      const candidates = [...owned];
       for (const net of networksOf(f)) {
+        // Names also come from a crashed run's journal: checked here too, whatever their source.
+        const problem = networkNameProblem(net);
+        if (problem) {
+          notes.push(`left alone: the state of network ${JSON.stringify(net)}: ${problem}`);
+          continue;
+        }
         for (const p of f.profile.state.networkPaths) candidates.push(p.replaceAll('{network}', net));
         // libcni names result caches <network>-<containerID>-<ifname>; the ID pins the network name, so
         // "cbr0-v2-<id>-eth0" (network cbr0-v2) is not cbr0's.
@@ -24,7 +37,13 @@ export const cniState: Phase = {
         for (const e of results) if (cache.test(e.name)) candidates.push(`${RESULTS_DIR}/${e.name}`);
       }
       for (const p of candidates) {
-        if (chosen.has(p) || (await ctx.host.entryType(p)) === null) continue;
+        if (chosen.has(p)) continue;
+        // Checked on the final path, before anything is looked up with it.
+        if (!insideLocations(p, owned, parents)) {
+          notes.push(`left alone: ${JSON.stringify(p)} is not inside ${f.profile.name}'s own locations`);
+          continue;
+        }
+        if ((await ctx.host.entryType(p)) === null) continue;
         if (!(await contained(p))) {
           // /var/run is the system's link to /run, and profiles list the /run path as well.
           if (p.startsWith('/var/run/') && (await ctx.host.entryType('/var/run')) === 'symlink') continue;

@@ -2,7 +2,7 @@
 // the pod namespace.
 import { listLinks } from '../inspect.js';
 import type { Link } from '../parse/iproute.js';
-import { ownedLinks } from '../ownership.js';
+import { keptLinks, ownedLinks } from '../ownership.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -60,7 +60,8 @@ export const interfaces: Phase = {
     }
     for (const l of byName) lines.push(`link delete ${l.name}`);
     const items = ordered.map((l) => l.name);
-    const notes: string[] = [];
+    // The uplink, lo, a bridge that carries more than pods: whatever a config says, they stay.
+    const notes = keptLinks(links, ctx.snapshot.facts).map((k) => `kept ${k.name}: ${k.why}`);
     for (const k of owned.filter((l) => l.kernelOwned)) {
       const addrs = await ctx.host.query(['ip', '-j', 'addr', 'show', 'dev', k.name]);
       const has = addrs?.code === 0 && /"local"/.test(addrs.stdout);

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inNs, shimDir } from './flannel-node.js';
+import { decodeName, fsPath } from '../../src/util/names.js';
 
 export const REPO = path.resolve(__dirname, '../..');
 export const CLI = path.join(REPO, 'dist/cni-sweep.cjs');
@@ -94,7 +95,7 @@ export function iptablesState(ns: string, save: string): string {
 /** File content for comparison; a bind-mounted netns file cannot be read (EINVAL). */
 function readable(full: string): string {
   try {
-    return JSON.stringify(fs.readFileSync(full, 'utf8'));
+    return JSON.stringify(fs.readFileSync(fsPath(full), 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EINVAL') return '<netns mount>';
     throw e;
@@ -104,12 +105,16 @@ function readable(full: string): string {
 function walk(root: string, rel = ''): string[] {
   const dir = path.join(root, rel);
   const out: string[] = [];
-  for (const name of fs.readdirSync(dir).sort()) {
+  // Names as bytes: one that is not UTF-8 is shown with U+DCxx for its bytes (src/util/names), and still found.
+  for (const name of fs
+    .readdirSync(fsPath(dir), { encoding: 'buffer' })
+    .map((b) => decodeName(b))
+    .sort()) {
     const r = path.join(rel, name);
     const full = path.join(root, r);
-    const st = fs.lstatSync(full);
+    const st = fs.lstatSync(fsPath(full));
     const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(full)}`);
+    if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(fsPath(full))}`);
     else if (st.isDirectory()) out.push(`${r}/ ${mode}`, ...walk(root, r));
     else out.push(`${r} ${mode} ${readable(full)}`);
   }
