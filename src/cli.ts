@@ -252,8 +252,10 @@ const signalExit = (sig: string) => 128 + ((os.constants.signals as Record<strin
 
 function runSummary(r: Report): string {
   const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
-  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n`;
-  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n`;
+  const kept = (r.targets ?? []).filter((t) => t.action === 'keep').map((t) => t.cni);
+  const keptLine = kept.length ? `cni-sweep: kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)\n` : '';
+  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n${keptLine}`;
+  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n${keptLine}`;
 }
 
 async function restoreCommand(
