@@ -14,10 +14,10 @@ afterEach(() => {
   while (made.length) destroyFlannelNode(made.pop()!);
 });
 
-/** Runs cni-sweep on a pty of the given width, typing `answer` after a moment (null: the input ends instead). */
-function onTerminal(node: FlannelNode, args: string[], answer: string | null, cols: number) {
+/** Runs cni-sweep on a pty of the given width, typing `answer` after a moment. */
+function onTerminal(node: FlannelNode, args: string[], answer: string, cols: number) {
   const cmd = `stty cols ${cols} rows 40; ${['nsenter', ...cliArgv(node, args)].map(shellQuote).join(' ')}`;
-  const typed = answer === null ? 'sleep 1' : `sleep 1; printf '%s\\n' ${shellQuote(answer)}`;
+  const typed = `sleep 1; printf '%s\\n' ${shellQuote(answer)}`;
   const r = spawnSync('bash', ['-c', `(${typed}) | script -qec ${shellQuote(cmd)} /dev/null`], {
     env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' },
     encoding: 'utf8',
@@ -44,13 +44,21 @@ describe('on a terminal', () => {
     expect(snapshot(node)).toEqual(before);
   });
 
-  it('a terminal whose input ends at the prompt is a no: nothing changed, exit 3', () => {
+  it('a terminal whose input ends at the prompt is a no: nothing changed, exit 3', async () => {
     const node = createFlannelNode({ ...scratch('tty-eof'), pods: 1 });
     made.push(node);
     const before = snapshot(node);
-    const r = onTerminal(node, ['run', ...nodeArgs(node)], null, 120);
-    expect(r.code).toBe(3);
-    expect(r.screen).toContain('cni-sweep: error: not confirmed: nothing was changed');
+    // The input ends once the prompt is on the screen: an end of input typed before the prompt
+    // switched the terminal to raw mode would be lost, and the prompt would wait for ever.
+    const cmd = `stty cols 120 rows 40; ${['nsenter', ...cliArgv(node, ['run', ...nodeArgs(node)])].map(shellQuote).join(' ')}`;
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' }, stdio: 'pipe' });
+    let screen = '';
+    child.stdout!.on('data', (d) => (screen += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    for (let i = 0; i < 1500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
+    child.stdin!.end();
+    expect(await exited).toBe(3);
+    expect(screen.replace(/\r/g, '')).toContain('cni-sweep: error: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);
     expect(fs.existsSync(`${node.root}/run/cni-sweep.lock`)).toBe(false);
   });
