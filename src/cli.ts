@@ -15,6 +15,7 @@ import { removalSummary, renderScript, renderStep } from './plan.js';
 import { listBackups, planRestore, readBackup } from './backup/restore.js';
 import { detect } from './profiles/detect.js';
 import { loadProfiles, selectProfiles } from './profiles/index.js';
+import { chooseTargets, type Target } from './profiles/targets.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { renderArgv } from './util/shell.js';
@@ -143,9 +144,11 @@ function reporterFor(io: Io, verbose: boolean): Reporter {
 /** --kubeconfig, else $KUBECONFIG of the caller's environment. */
 const kubeconfigOf = (io: Io, o: { kubeconfig?: string }) => o.kubeconfig ?? (io.env.KUBECONFIG || undefined);
 
-async function confirmRun(io: Io, lines: string[], node: string): Promise<boolean> {
+async function confirmRun(io: Io, lines: string[], node: string, targets: Target[], warnings: string[]): Promise<boolean> {
   if (!io.ask) return false;
   io.stderr.write(`cni-sweep will change node ${node}. It will remove:\n${lines.map((l) => `  - ${l}`).join('\n')}\n`);
+  if (targets.length) io.stderr.write(`Per CNI:\n${targets.map((t) => `  ${t.action} ${t.cni}: ${t.why}\n`).join('')}`);
+  for (const w of warnings) io.stderr.write(`warning: ${w}\n`);
   const answer = await io.ask('Proceed? [y/N] ');
   return /^y(es)?$/i.test(answer.trim());
 }
@@ -166,14 +169,18 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   }
   if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
   const detected = preselected ? [] : await detect(host, all, gaps);
-  const profiles = preselected ?? detected.map((d) => d.profile);
+  // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
+  const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected });
+  const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
+  const profiles = preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name));
   const reporter = reporterFor(io, o.verbose);
   for (const d of detected)
     reporter.emit({
       type: 'note',
       text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}`,
     });
-  if (!profiles.length) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
+  for (const t of targets) if (t.action === 'keep') reporter.emit({ type: 'note', text: `keeping ${t.cni}: ${t.why}` });
+  if (!detected.length && !preselected) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
 
   const { interrupt, unhook } = watchInterrupts(io, !dryRun);
   try {
@@ -190,6 +197,8 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
         backupDir: o.backupDir ? path.resolve(o.backupDir) : path.join(root, 'var/backups/cni-sweep'),
         now: new Date(),
         version: VERSION,
+        // Without a prompt nobody is told the node is not drained: then the run refuses instead.
+        refuseUndrained: !dryRun && o.yes,
       },
       phases: PHASES,
       selected,
@@ -201,13 +210,20 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
         ? undefined
         : async (plans) => {
             reporter.pause();
-            return confirmRun(io, removalSummary(plans), o.node ?? host.hostname());
+            return confirmRun(
+              io,
+              removalSummary(plans),
+              o.node ?? host.hostname(),
+              targets,
+              plans.flatMap((p) => p.plan.warnings ?? []),
+            );
           },
     });
     reporter.pause();
     const report: Report = {
       ...result.report,
       detected: preselected ? undefined : detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })),
+      targets,
     };
     if (result.aborted) throw new RefusedError('not confirmed: nothing was changed');
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -239,8 +255,10 @@ const signalExit = (sig: string) => 128 + ((os.constants.signals as Record<strin
 
 function runSummary(r: Report): string {
   const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
-  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n`;
-  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n`;
+  const kept = (r.targets ?? []).filter((t) => t.action === 'keep').map((t) => t.cni);
+  const keptLine = kept.length ? `cni-sweep: kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)\n` : '';
+  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n${keptLine}`;
+  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n${keptLine}`;
 }
 
 async function restoreCommand(

@@ -22,11 +22,14 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   out.push(`# cni-sweep ${version} plan: the exact commands \`cni-sweep run\` would execute, in order.`);
   out.push(`# node: ${report.node}`);
   if (report.root !== '/') out.push(`# root: ${report.root}`);
-  out.push(`# cni: ${report.cni.join(', ') || 'none found'}${report.detected ? ' (detected)' : ' (--cni)'}`);
+  const none = report.detected?.length ? 'none to remove' : 'none found';
+  out.push(`# cni: ${report.cni.join(', ') || none}${report.detected ? ' (detected)' : ' (--cni)'}`);
   for (const d of report.detected ?? [])
     out.push(
       `#   found ${d.cni}: ${d.evidence.slice(0, 8).join(', ')}${d.evidence.length > 8 ? `, and ${d.evidence.length - 8} more` : ''}`,
     );
+  for (const t of report.targets ?? []) out.push(`#   ${t.action} ${t.cni}: ${t.why}`);
+  for (const w of report.warnings ?? []) out.push(`# WARNING: ${w}`);
   out.push(`# phases: ${ran.join(' ')}`);
   if (skipped.length) out.push(`# skipped: ${skipped.join(' ')}`);
   out.push(`# inspected: ${report.inspected.join(', ')}`);

@@ -46,6 +46,10 @@ export interface Report {
   unreadable: string[];
   /** What detection found and why, when --cni was not given. */
   detected?: Array<{ cni: string; evidence: string[] }>;
+  /** Per CNI, whether the run removes or keeps it, and why (the selection rule, or --cni). */
+  targets?: Array<{ cni: string; action: 'remove' | 'keep'; why: string }>;
+  /** What the operator must know (no drain, a non-pod-network config left first ...), from the phases' plans. */
+  warnings?: string[];
   /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
   failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
   interrupted?: string;
@@ -168,8 +172,11 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     phases: [],
     inspected: [...gaps.inspected],
     unreadable: gaps.items,
+    warnings: plans.flatMap((p) => p.plan?.warnings ?? []),
   };
   for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
+  // A prompt shows them itself.
+  if (req.opts.dryRun || !req.confirm) for (const w of report.warnings ?? []) reporter.emit({ type: 'warn', text: w });
 
   // A crashed run's stopped services are started even when nothing is left to clean.
   const restartOnly = !planCtx.hasWork && Boolean(leftBehind?.units.length);

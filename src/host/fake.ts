@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable } from '../parse/iptables.js';
-import type { DirEntry, EntryType, ExecResult, Host, Step } from './host.js';
+import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 
@@ -154,6 +154,8 @@ export class FakeHost implements Host {
   mounts = new Set<string>();
   /** Real paths of netns files a running process still uses. */
   netnsUsed = new Set<string>();
+  /** Running processes; those with otherNetns run in another network namespace than cni-sweep. */
+  procs: Array<ProcessInfo & { otherNetns?: boolean }> = [];
   units = new Map<string, string>();
   /** Nodes cordoned through kubectl drain and not uncordoned since. */
   cordoned = new Set<string>();
@@ -251,6 +253,13 @@ export class FakeHost implements Host {
     this.writeFile(p, '', 0o444);
     if (opts.mounted ?? true) this.mounts.add(this.realPath(p));
     if (opts.inUse) this.netnsUsed.add(this.realPath(p));
+    return this;
+  }
+
+  /** A running process: argv as its command line shows it; comm defaults to argv[0]'s base name. */
+  addProcess(argv: string[], opts: { pid?: number; comm?: string; otherNetns?: boolean } = {}): this {
+    const pid = opts.pid ?? 1000 + this.procs.length;
+    this.procs.push({ pid, comm: opts.comm ?? path.posix.basename(argv[0]).slice(0, 15), argv, otherNetns: opts.otherNetns });
     return this;
   }
 
@@ -469,6 +478,10 @@ export class FakeHost implements Host {
 
   async netnsInUse(paths: string[]): Promise<Set<string>> {
     return new Set(paths.filter((p) => this.netnsUsed.has(p)));
+  }
+
+  async processes(): Promise<ProcessInfo[]> {
+    return this.procs.filter((p) => !p.otherNetns).map(({ pid, comm, argv }) => ({ pid, comm, argv }));
   }
 
   isRoot(): boolean {

@@ -32,6 +32,15 @@ export interface RemovalTarget {
   unmounted?: boolean;
 }
 
+/** A running process, as /proc shows it. */
+export interface ProcessInfo {
+  pid: number;
+  /** The kernel's name for it (/proc/<pid>/comm, at most 15 characters). */
+  comm: string;
+  /** Its command line; argv[0] is what it calls itself (`exec -a` sets it). */
+  argv: string[];
+}
+
 export interface CallOptions {
   timeoutMs?: number;
   /**
@@ -60,6 +69,11 @@ export interface Host {
   mountPoints(): Promise<Set<string>>;
   /** Which of these netns files (real paths) a running process still has as its network namespace. */
   netnsInUse(paths: string[]): Promise<Set<string>>;
+  /**
+   * The processes running in cni-sweep's own network namespace (a CNI's node agent uses the host
+   * network). Always the machine's /proc, whatever the root: processes are not files under it.
+   */
+  processes(): Promise<ProcessInfo[]>;
   isRoot(): boolean;
   hostname(): string;
   /**

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
-import type { CallOptions, DirEntry, EntryType, ExecResult, Host, RemovalTarget, Step } from './host.js';
+import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
@@ -493,6 +493,40 @@ export class RealHost implements Host {
       if (hit) used.add(hit);
     }
     return used;
+  }
+
+  async processes(): Promise<ProcessInfo[]> {
+    const ns = (pid: string) => {
+      try {
+        return readlinkSync(`/proc/${pid}/ns/net`);
+      } catch (e) {
+        // Another user's process, read without root: its namespace is unknown, so it counts (a
+        // live agent must never be missed); gone or a kernel thread: it does not.
+        return (e as NodeJS.ErrnoException).code === 'EACCES' ? 'unknown' : null;
+      }
+    };
+    const own = ns('self');
+    let pids: string[] = [];
+    try {
+      pids = readdirSync('/proc');
+    } catch {
+      return [];
+    }
+    const out: ProcessInfo[] = [];
+    for (const pid of pids) {
+      if (!/^\d+$/.test(pid)) continue;
+      const theirs = ns(pid);
+      if (theirs === null || (theirs !== 'unknown' && theirs !== own)) continue;
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        if (argv.at(-1) === '') argv.pop();
+        if (!argv.length) continue; // a kernel thread, or a zombie
+        out.push({ pid: Number(pid), comm: readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), argv });
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+    return out;
   }
 
   isRoot(): boolean {

@@ -1,6 +1,10 @@
+import { RefusedError } from '../errors.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
-import { kubectlArgv } from './kube.js';
+import { kubeconfigFor, kubectlArgv } from './kube.js';
+
+/** Said in the plan, the prompt and the report whenever a run that changes the node will not drain it. */
+export const NOT_DRAINED = 'the node will not be drained: its pods lose networking';
 
 export const drain: Phase = {
   name: 'drain',
@@ -8,6 +12,17 @@ export const drain: Phase = {
   cleanup: false,
   async plan(ctx) {
     if (!ctx.hasWork) return nothing();
+    // Draining is never skipped silently: without a kubeconfig the operator is told, and a run
+    // that asks nobody (--yes) refuses unless told to go on without draining (--skip drain).
+    if (!(await kubeconfigFor(ctx))) {
+      const why = 'no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)';
+      if (ctx.opts.refuseUndrained)
+        throw new RefusedError(
+          `${NOT_DRAINED} (${why}); nothing was changed`,
+          'pass --kubeconfig <file> to drain it first, or --skip drain when it is drained already or its pods may lose networking',
+        );
+      return { steps: [], notes: [`not draining: ${why}`], warnings: [`${NOT_DRAINED} (${why}; pass --kubeconfig, or --skip drain)`] };
+    }
     const k = await kubectlArgv(ctx);
     if ('why' in k) return nothing(`not draining: ${k.why}`);
     ctx.drained = true;

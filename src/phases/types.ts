@@ -15,6 +15,8 @@ export interface RunOptions {
   /** The run's start time (names the backup). */
   now: Date;
   version: string;
+  /** Refuse (exit 3) rather than run without draining: set for `run --yes`, where no prompt says so. */
+  refuseUndrained?: boolean;
 }
 
 /** A step as planned: what runs, plus what it removes, for the confirmation prompt and the report. */
@@ -41,6 +43,8 @@ export interface PlannedStep extends Step {
 export interface PhasePlan {
   steps: PlannedStep[];
   notes: string[];
+  /** What the operator must know before saying yes: shown in the plan header, the prompt and the report. */
+  warnings?: string[];
 }
 
 export interface Ctx {

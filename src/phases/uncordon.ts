@@ -1,12 +1,13 @@
 import { PhaseFailedError } from '../errors.js';
-import { readCniConfigs, CNI_CONF_DIR } from '../inspect.js';
+import { readCniConfigs, CNI_CONF_DIR, ownsConfig } from '../inspect.js';
+import { loadProfiles } from '../profiles/index.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 import { kubectlArgv } from './kube.js';
 
 export const uncordon: Phase = {
   name: 'uncordon',
-  summary: 'uncordon the node (only with --uncordon, and only when a CNI config is present again)',
+  summary: 'uncordon the node (only with --uncordon, and only when a pod network config is present again)',
   cleanup: false,
   async plan(ctx) {
     if (!ctx.hasWork) return nothing();
@@ -17,11 +18,14 @@ export const uncordon: Phase = {
     if (!ctx.drained) return nothing('the node was not drained by this run');
     // In a plan the removals have not happened yet, so count what will remain.
     const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host);
-    if (!left.length) {
+    // Only a pod network counts: the runtime would wire new pods into podman's bridge just as well.
+    const known = loadProfiles();
+    if (!left.some((c) => known.some((p) => ownsConfig(p, c)))) {
+      const others = left.length ? ` (only ${left.map((c) => c.file).join(', ')}, which no pod network cni-sweep knows owns)` : '';
       throw new PhaseFailedError(
         'uncordon',
         new Error(
-          `refusing to uncordon: no CNI config left in ${CNI_CONF_DIR}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
+          `refusing to uncordon: no CNI config of a pod network left in ${CNI_CONF_DIR}${others}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
         ),
       );
     }

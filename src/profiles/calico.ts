@@ -4,6 +4,8 @@
 // plugin's veth names (cali + 11 hex) and its routes (proto bird from BIRD, proto 80 from felix).
 import type { ProfileInput } from './schema.js';
 
+const CALICO_PATHS = '/(etc|run|var/run)/calico/';
+
 export const calico: ProfileInput = {
   name: 'calico',
   description: 'Calico (BGP/IPIP, VXLAN and WireGuard; iptables and nftables dataplanes)',
@@ -31,4 +33,18 @@ export const calico: ProfileInput = {
     { family: 'ip6', name: 'calico' },
   ],
   modules: ['ipip'],
+  // calico/node runs `calico-node -felix`, `-confd`, `-allocate-tunnel-addrs` ... (older images:
+  // calico-felix and confd -confdir=/etc/calico/confd), and BIRD as `bird -R -s
+  // /var/run/calico/bird.ctl -d -c /etc/calico/confd/config/bird.cfg` (bird6 likewise). bird and
+  // confd count only with Calico's paths on their command line: a site may run its own BIRD.
+  agents: {
+    processes: [
+      { name: 'calico-node' },
+      { name: 'calico-felix' },
+      { name: 'bird', cmdline: CALICO_PATHS },
+      { name: 'bird6', cmdline: CALICO_PATHS },
+      { name: 'confd', cmdline: CALICO_PATHS },
+    ],
+    stop: 'manifest install: kubectl -n kube-system delete daemonset calico-node; operator install: kubectl delete installation default (the operator recreates the DaemonSet otherwise)',
+  },
 };

@@ -37,4 +37,9 @@ export const canal: ProfileInput = {
   },
   nftables: union(flannel.nftables, calico.nftables),
   modules: calico.modules,
+  // canal.yaml runs both agents (calico-node and kube-flannel containers) in the DaemonSet canal.
+  agents: {
+    processes: [...(flannel.agents?.processes ?? []), ...(calico.agents?.processes ?? [])],
+    stop: 'kubectl -n kube-system delete daemonset canal',
+  },
 };

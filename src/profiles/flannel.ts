@@ -48,4 +48,10 @@ export const flannel: ProfileInput = {
     { family: 'ip6', name: 'flannel-ipv6' },
   ],
   modules: [],
+  // kube-flannel.yml runs /opt/bin/flanneld in the DaemonSet kube-flannel-ds of namespace kube-flannel
+  // (kube-system in releases before v0.20).
+  agents: {
+    processes: [{ name: 'flanneld' }],
+    stop: 'kubectl -n kube-flannel delete daemonset kube-flannel-ds (older manifests: -n kube-system)',
+  },
 };

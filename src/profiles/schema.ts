@@ -14,6 +14,26 @@ const LegacyRule = z.object({
   spec: z.string(),
 });
 
+/**
+ * A process of the CNI's node agent. It matches on argv[0]'s base name or on the kernel's comm; with
+ * `cmdline`, the whole command line (arguments joined by spaces) must also match that regex, for
+ * names other software uses too (a site's own BIRD is not Calico's).
+ */
+const AgentProcess = z.strictObject({
+  name: z.string().min(1),
+  cmdline: z
+    .string()
+    .refine((r) => {
+      try {
+        new RegExp(r);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be a valid regular expression')
+    .optional(),
+});
+
 export const ProfileSchema = z.strictObject({
   name: z.string().regex(/^[a-z][a-z0-9-]*$/),
   description: z.string(),
@@ -62,6 +82,13 @@ export const ProfileSchema = z.strictObject({
   }),
   nftables: z.array(z.strictObject({ family: z.enum(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']), name: z.string() })).default([]),
   modules: z.array(z.string()).default([]),
+  /**
+   * The CNI's node agent: while one of these runs in cni-sweep's network namespace (agents use the
+   * host network), the CNI is live and never removed. `stop` says how to stop it for good.
+   */
+  agents: z
+    .strictObject({ processes: z.array(AgentProcess).default([]), stop: z.string().default('') })
+    .default({ processes: [], stop: '' }),
   /** Profiles this one is made of (Canal: Flannel networking plus Calico policy). */
   includes: z.array(z.string()).default([]),
 });
@@ -69,3 +96,4 @@ export const ProfileSchema = z.strictObject({
 export type Profile = z.infer<typeof ProfileSchema>;
 export type ProfileInput = z.input<typeof ProfileSchema>;
 export type LegacyRuleShape = z.infer<typeof LegacyRule>;
+export type AgentProcessShape = z.infer<typeof AgentProcess>;

@@ -12,7 +12,13 @@ export class TtyReporter implements Reporter {
   emit(e: SweepEvent): void {
     switch (e.type) {
       case 'phase-start':
-        this.spinner = ora({ text: `${chalk.bold(e.phase)} ${chalk.dim(e.summary)}`, stream: process.stderr }).start();
+        // discardStdin would put the terminal in raw mode: the terminal would then no longer turn
+        // Ctrl-C into SIGINT, and the run could not be stopped from the keyboard.
+        this.spinner = ora({
+          text: `${chalk.bold(e.phase)} ${chalk.dim(e.summary)}`,
+          stream: process.stderr,
+          discardStdin: false,
+        }).start();
         break;
       case 'step-start':
         if (this.spinner) this.spinner.text = `${chalk.bold(e.phase)} ${renderArgv(e.step.argv)}`;

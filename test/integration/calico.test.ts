@@ -153,7 +153,9 @@ describe('Calico', () => {
     const alone = node('uncordon-refused', { pods: 1 });
     const refused = runCli(alone, ['run', '--yes', '--uncordon', ...nodeArgs(alone)]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/refusing to uncordon: no CNI config left in \/etc\/cni\/net\.d; install the new CNI first/);
+    expect(refused.stderr).toMatch(
+      /refusing to uncordon: no CNI config of a pod network left in \/etc\/cni\/net\.d; install the new CNI first/,
+    );
     expect(refused.calls.some((c) => c.includes(' uncordon '))).toBe(false);
 
     const migrating = node('uncordon-ok', { pods: 1 });

@@ -1,10 +1,12 @@
 // On a terminal: the confirmation prompt (what will be removed, by kind; [y/N]) and one spinner per
 // phase. util-linux `script` gives the CLI a real pty; off a terminal there are no escape codes.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFlannelNode, destroyFlannelNode, type FlannelNode } from '../helpers/flannel-node.js';
-import { cliArgv, cliEnv, nodeArgs, runCli, scratch, snapshot } from '../helpers/harness.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, snapshot } from '../helpers/harness.js';
+import { wrapper } from '../helpers/faults.js';
 import { shellQuote } from '../../src/util/shell.js';
 
 const made: FlannelNode[] = [];
@@ -12,10 +14,10 @@ afterEach(() => {
   while (made.length) destroyFlannelNode(made.pop()!);
 });
 
-/** Runs cni-sweep on a pty of the given width, typing `answer` after a moment (null: the input ends instead). */
-function onTerminal(node: FlannelNode, args: string[], answer: string | null, cols: number) {
+/** Runs cni-sweep on a pty of the given width, typing `answer` after a moment. */
+function onTerminal(node: FlannelNode, args: string[], answer: string, cols: number) {
   const cmd = `stty cols ${cols} rows 40; ${['nsenter', ...cliArgv(node, args)].map(shellQuote).join(' ')}`;
-  const typed = answer === null ? 'sleep 1' : `sleep 1; printf '%s\\n' ${shellQuote(answer)}`;
+  const typed = `sleep 1; printf '%s\\n' ${shellQuote(answer)}`;
   const r = spawnSync('bash', ['-c', `(${typed}) | script -qec ${shellQuote(cmd)} /dev/null`], {
     env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' },
     encoding: 'utf8',
@@ -42,13 +44,21 @@ describe('on a terminal', () => {
     expect(snapshot(node)).toEqual(before);
   });
 
-  it('a terminal whose input ends at the prompt is a no: nothing changed, exit 3', () => {
+  it('a terminal whose input ends at the prompt is a no: nothing changed, exit 3', async () => {
     const node = createFlannelNode({ ...scratch('tty-eof'), pods: 1 });
     made.push(node);
     const before = snapshot(node);
-    const r = onTerminal(node, ['run', ...nodeArgs(node)], null, 120);
-    expect(r.code).toBe(3);
-    expect(r.screen).toContain('cni-sweep: error: not confirmed: nothing was changed');
+    // The input ends once the prompt is on the screen: an end of input typed before the prompt
+    // switched the terminal to raw mode would be lost, and the prompt would wait for ever.
+    const cmd = `stty cols 120 rows 40; ${['nsenter', ...cliArgv(node, ['run', ...nodeArgs(node)])].map(shellQuote).join(' ')}`;
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' }, stdio: 'pipe' });
+    let screen = '';
+    child.stdout!.on('data', (d) => (screen += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    for (let i = 0; i < 1500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
+    child.stdin!.end();
+    expect(await exited).toBe(3);
+    expect(screen.replace(/\r/g, '')).toContain('cni-sweep: error: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);
     expect(fs.existsSync(`${node.root}/run/cni-sweep.lock`)).toBe(false);
   });
@@ -81,4 +91,53 @@ describe('on a terminal', () => {
     expect(r.stderr + r.stdout).not.toContain('\x1b');
     expect(fs.existsSync(node.root)).toBe(true);
   });
+});
+
+describe('Ctrl-C on a terminal', () => {
+  it.each([
+    ['with --yes', ['--yes']],
+    ['after answering y at the prompt', []],
+  ])(
+    '^C typed mid-run (%s) stops it like SIGINT: the step in flight finishes, kubelet and the runtime are started again, exit 130',
+    async (_, yes) => {
+      const node = createFlannelNode({ ...scratch('tty-ctrlc'), pods: 1 });
+      made.push(node);
+      const dir = path.join(path.dirname(node.root), 'slow');
+      const marker = path.join(dir, 'batch-started');
+      // Every `ip -batch` is held for a while, so the ^C arrives while the interfaces batch is in flight.
+      const slow = wrapper(dir, 'ip', `if [ "$1" = -batch ]; then touch ${marker}; sleep 1.5; fi`);
+      const cmd = `stty cols 120 rows 40; ${['nsenter', ...cliArgv(node, ['run', ...yes, '--json', ...nodeArgs(node)])].map(shellQuote).join(' ')}`;
+      resetCalls(node);
+      const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+        env: { ...cliEnv(node, { pathBefore: [slow] }), NO_COLOR: '', TERM: 'xterm' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let screen = '';
+      child.stdout!.on('data', (d) => (screen += d));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      if (!yes.length) {
+        for (let i = 0; i < 500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
+        child.stdin!.write('y\r');
+      }
+      for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(fs.existsSync(marker)).toBe(true);
+      child.stdin!.write('\x03'); // what the Ctrl-C key sends
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
+      child.stdin!.end();
+      expect(code).toBe(130);
+      const text = screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+      expect(text).toMatch(/"interrupted": "SIGINT"/);
+      const calls = readCalls(node);
+      expect(calls.filter((c) => / (stop|start) /.test(c))).toEqual([
+        'systemctl stop kubelet.service',
+        'systemctl stop containerd.service',
+        'systemctl start containerd.service',
+        'systemctl start kubelet.service',
+      ]);
+      // The batch was not killed half way, and nothing after it ran: the routes are still there.
+      expect(snapshot(node).links.filter((l) => /^(cni0|flannel\.1) /.test(l))).toEqual([]);
+      expect(snapshot(node).routes4).toContain('10.244.2.0/24 via 192.168.1.12 dev eth0');
+    },
+    60_000,
+  );
 });

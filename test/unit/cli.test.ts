@@ -10,6 +10,7 @@ import { main, VERSION, type Io } from '../../src/cli.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
 import { loadProfiles } from '../../src/profiles/index.js';
+import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 import { Capture, isolateKubeconfigEnv } from './helpers.js';
 
@@ -363,6 +364,83 @@ describe('plan', () => {
     expect(r.roots).toEqual([root]);
     expect(r.stdout).toContain(`\nrm -f -- ${root}/etc/cni/net.d/10-flannel.conflist\n`);
     expect(r.stdout).toContain(`# root: ${root}\n`);
+  });
+});
+
+describe('what is removed, what is kept, and what the operator is told', () => {
+  const calicoBeside = () =>
+    dirtyFlannelNode()
+      .host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST)
+      .writeFile('/var/lib/calico/nodename', 'node-1')
+      .addProcess(['calico-node', '-felix'], { pid: 4242 });
+
+  it('without --cni a live Calico is kept: the plan header, the JSON report and the prompt say per CNI remove or keep, and why', async () => {
+    const plan = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], calicoBeside());
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain(
+      [
+        '#   found calico: config /etc/cni/net.d/10-calico.conflist, state /var/lib/calico',
+        '#   remove flannel: leftovers: no agent of it runs and the runtime does not use its config',
+        '#   keep calico: live: its agent runs: calico-node (pid 4242)',
+      ].join('\n'),
+    );
+    expect(plan.stdout).toMatch(/^# cni: flannel \(detected\)\n#   found flannel: config \/etc\/cni\/net\.d\/10-flannel\.conflist, /m);
+    expect(plan.stdout).not.toMatch(/^rm .*calico/m);
+    const json = JSON.parse((await cli(['plan', '--json', '--node', 'node-1', '--kubeconfig', '/k'], calicoBeside())).stdout);
+    expect(json.cni).toEqual(['flannel']);
+    expect(json.targets).toEqual([
+      { cni: 'flannel', action: 'remove', why: 'leftovers: no agent of it runs and the runtime does not use its config' },
+      { cni: 'calico', action: 'keep', why: 'live: its agent runs: calico-node (pid 4242)' },
+    ]);
+    const host = calicoBeside();
+    const r = await cli(RUN, host, { answer: 'n' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(
+      'Per CNI:\n  remove flannel: leftovers: no agent of it runs and the runtime does not use its config\n  keep calico: live: its agent runs: calico-node (pid 4242)\n',
+    );
+  });
+
+  it('--cni naming a live CNI refuses (exit 3) with the pid and how to stop it; naming the one pods use is allowed and the prompt says so', async () => {
+    const refused = await cli(['plan', '--cni', 'calico'], calicoBeside());
+    expect(refused.code).toBe(3);
+    oneLineError(refused.stderr);
+    expect(refused.stderr).toContain('calico-node (pid 4242)');
+    const host = dirtyFlannelNode().host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    const r = await cli([...RUN, '--cni', 'calico'], host, { answer: 'n' });
+    expect(r.code).toBe(3);
+    expect(r.stderr.split('\n').filter((l) => /pods use it now/.test(l))).toEqual([
+      "  remove calico: named with --cni; pods use it now: /etc/cni/net.d/10-calico.conflist is the runtime's config, so new pods get no network until another CNI is installed",
+    ]);
+  });
+
+  it('without a kubeconfig: plan and prompt say the node will not be drained; run --yes refuses (exit 3) unless --skip drain', async () => {
+    const args = ['--node', 'node-1'];
+    const plan = await cli(['plan', ...args]);
+    expect(plan.stdout).toContain(
+      '# WARNING: the node will not be drained: its pods lose networking (no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf); pass --kubeconfig, or --skip drain)\n',
+    );
+    const asked = await cli(['run', ...args], dirtyFlannelNode().host, { answer: 'n' });
+    expect(asked.stderr).toMatch(/^warning: the node will not be drained: its pods lose networking \(/m);
+    const { host } = dirtyFlannelNode();
+    const refused = await cli(['run', '--yes', ...args], host);
+    expect(refused.code).toBe(3);
+    oneLineError(refused.stderr.slice(refused.stderr.indexOf('cni-sweep: error:')));
+    expect(refused.stderr).toContain('cni-sweep: error: the node will not be drained: its pods lose networking');
+    expect(refused.stderr).toContain('hint: pass --kubeconfig <file> to drain it first, or --skip drain');
+    expect(host.calls).toEqual([]);
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(true);
+    const ok = await cli(['run', '--yes', '--skip', 'drain', ...args], host);
+    expect(ok.code).toBe(0);
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
+  });
+
+  it("the plan warns when the runtime's first config after the removal would be podman's bridge", async () => {
+    const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode({ podman: true }).host);
+    expect(r.stdout).toMatch(
+      /^# WARNING: after the removal the runtime's first CNI config is \/etc\/cni\/net\.d\/87-podman-bridge\.conflist \(network podman, plugins bridge, portmap, firewall, tuning\), which is no pod network: /m,
+    );
+    const calico = dirtyFlannelNode({ podman: true }).host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    expect((await cli(['plan', '--cni', 'flannel', '--kubeconfig', '/k'], calico)).stdout).not.toContain('WARNING');
   });
 });
 

@@ -286,15 +286,42 @@ describe('CNI configs and plugins', () => {
         severity: 'info',
         evidence: [
           'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel; first in lexical order)',
-          'ignored: /etc/cni/net.d/87-podman-bridge.conflist (unknown CNI: network podman, plugins bridge, portmap, firewall, tuning)',
+          'not used: /etc/cni/net.d/87-podman-bridge.conflist (unknown CNI: network podman, plugins bridge, portmap, firewall, tuning)',
         ],
         fix: null,
       }),
     ]);
+    expect(r.findings[0].why).not.toMatch(/ignored by Kubernetes/);
+    expect(r.findings[0].why).toContain('whatever it is');
     // podman's containers are not CRI pods: its allocations are not compared with crictl's list.
     expect(byId(r.findings, 'ipam-stale')).toEqual([]);
     const t = await doctor(host);
     expect(t.stdout.split('\n')[0]).toBe('cni-sweep doctor: node node-1: healthy (1 note)');
+  });
+
+  it("podman's config first (the pod network's gone or sorting after it) is a warning: the runtime gives new pods its network", async () => {
+    const { host } = healthyFlannel();
+    host.writeFile('/etc/cni/net.d/05-podman-bridge.conflist', PODMAN_CONFLIST);
+    installBins(host, ['firewall', 'tuning']);
+    const r = await json(host);
+    expect(r.code).toBe(1);
+    expect(one(r.findings, 'cni-config-not-pod-network')).toEqual(
+      expect.objectContaining({
+        severity: 'warning',
+        title: 'the runtime uses /etc/cni/net.d/05-podman-bridge.conflist, which is no pod network cni-sweep knows',
+        evidence: [
+          'runtime uses: /etc/cni/net.d/05-podman-bridge.conflist (unknown CNI: network podman, plugins bridge, portmap, firewall, tuning; first in lexical order)',
+          'not used: /etc/cni/net.d/10-flannel.conflist (flannel)',
+        ],
+        fix: null,
+      }),
+    );
+    // Flannel is not called stale: the config to move is podman's, not the pod network's.
+    expect(byId(r.findings, 'cni-config-multiple')).toEqual([]);
+    host.fs.delete(host.realPath('/etc/cni/net.d/10-flannel.conflist'));
+    expect(one((await json(host)).findings, 'cni-config-not-pod-network').evidence).toEqual([
+      'runtime uses: /etc/cni/net.d/05-podman-bridge.conflist (unknown CNI: network podman, plugins bridge, portmap, firewall, tuning; first in lexical order)',
+    ]);
   });
 
   it('a config that cannot be parsed is an error, and the rest is still diagnosed', async () => {

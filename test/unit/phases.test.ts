@@ -1,6 +1,6 @@
 // Each phase's plan for given node states: the exact steps, and nothing when the state is absent.
 import { describe, expect, it } from 'vitest';
-import { PhaseFailedError } from '../../src/errors.js';
+import { PhaseFailedError, RefusedError } from '../../src/errors.js';
 import { FakeHost } from '../../src/host/fake.js';
 import { cniConfig } from '../../src/phases/cni-config.js';
 import { cniState } from '../../src/phases/cni-state.js';
@@ -15,6 +15,7 @@ import { routes } from '../../src/phases/routes.js';
 import { startKubelet, startRuntime, stopKubelet, stopRuntime } from '../../src/phases/services.js';
 import type { PlannedStep } from '../../src/phases/types.js';
 import { uncordon } from '../../src/phases/uncordon.js';
+import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { FLANNEL_CONFLIST, ipv4Rules } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode, NETWORK, podsFor, SUBNET } from './fake-node.js';
 import { ctxFor, DEFAULT_PHASES, isolateKubeconfigEnv } from './helpers.js';
@@ -482,12 +483,33 @@ describe('drain', () => {
 
   it('says why it does not drain', async () => {
     const ctx = await ctxFor(foreignNode(), { opts: { kubeconfig: undefined } });
-    expect(await drain.plan(ctx)).toEqual({ steps: [], notes: ['not draining: no kubeconfig (pass --kubeconfig or set KUBECONFIG)'] });
+    expect(await drain.plan(ctx)).toEqual({
+      steps: [],
+      notes: ['not draining: no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)'],
+      warnings: [
+        'the node will not be drained: its pods lose networking (no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf); pass --kubeconfig, or --skip drain)',
+      ],
+    });
     expect(ctx.drained).toBe(false);
     expect(await drain.plan(await ctxFor(foreignNode().removeBinary('kubectl')))).toEqual({
       steps: [],
       notes: ['not draining: kubectl is not installed'],
     });
+  });
+
+  it('refuses a run nobody confirms (--yes) without a kubeconfig: its pods would lose networking unseen', async () => {
+    const err = await drain
+      .plan(await ctxFor(foreignNode(), { opts: { kubeconfig: undefined, refuseUndrained: true } }))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((err as RefusedError).message).toBe(
+      'the node will not be drained: its pods lose networking (no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)); nothing was changed',
+    );
+    expect((err as RefusedError).hint).toMatch(/--kubeconfig <file>.*--skip drain/);
+    // admin.conf on the node is a kubeconfig too: then it drains.
+    const host = foreignNode().writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\n');
+    const plan = await drain.plan(await ctxFor(host, { opts: { kubeconfig: undefined, refuseUndrained: true } }));
+    expect(plan.steps[0].argv.slice(0, 4)).toEqual(['kubectl', '--kubeconfig', '/etc/kubernetes/admin.conf', 'drain']);
   });
 
   it('does not drain a node with nothing to remove', async () => {
@@ -504,8 +526,9 @@ describe('uncordon', () => {
     expect(await uncordon.plan(await ctxFor(foreignNode()))).toEqual({ steps: [], notes: [] });
   });
 
-  it('uncordons with --uncordon when a CNI config stays', async () => {
+  it("uncordons with --uncordon when a pod network's config stays", async () => {
     const { host } = dirtyFlannelNode({ podman: true });
+    host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
     const plan = await uncordon.plan(await ctxFor(host, { drained: true, opts: { uncordon: true } }));
     expect(plan.steps).toEqual([{ argv: ['kubectl', '--kubeconfig', '/root/.kube/config', 'uncordon', 'node-1'] }]);
   });
@@ -515,7 +538,16 @@ describe('uncordon', () => {
     const err = await uncordon.plan(await ctxFor(host, { drained: true, opts: { uncordon: true } })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PhaseFailedError);
     expect((err as Error).message).toBe(
-      'phase uncordon failed: refusing to uncordon: no CNI config left in /etc/cni/net.d; install the new CNI first, then run kubectl uncordon node-1',
+      'phase uncordon failed: refusing to uncordon: no CNI config of a pod network left in /etc/cni/net.d; install the new CNI first, then run kubectl uncordon node-1',
+    );
+  });
+
+  it("refuses to uncordon onto podman's bridge: a config no pod network owns does not count", async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    const err = await uncordon.plan(await ctxFor(host, { drained: true, opts: { uncordon: true } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PhaseFailedError);
+    expect((err as Error).message).toBe(
+      'phase uncordon failed: refusing to uncordon: no CNI config of a pod network left in /etc/cni/net.d (only /etc/cni/net.d/87-podman-bridge.conflist, which no pod network cni-sweep knows owns); install the new CNI first, then run kubectl uncordon node-1',
     );
   });
 

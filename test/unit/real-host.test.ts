@@ -146,3 +146,23 @@ describe('RealHost iptables-legacy-save', () => {
     expect(await host.query(['iptables-legacy-save'])).toBeNull();
   });
 });
+
+describe('RealHost processes', () => {
+  it('lists the processes of its own network namespace from /proc, with their command line', async () => {
+    const { spawn } = await import('node:child_process');
+    // A child calling itself flanneld, the way `exec -a` names an agent: argv[0] is what counts.
+    const child = spawn('bash', ['-c', 'exec -a flanneld sleep 30'], { stdio: 'ignore' });
+    try {
+      let found: Array<{ pid: number; comm: string; argv: string[] }> = [];
+      for (let i = 0; i < 100 && !found.length; i++) {
+        found = (await new RealHost('/').processes()).filter((p) => p.pid === child.pid && p.argv[0] === 'flanneld');
+        if (!found.length) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(found).toEqual([{ pid: child.pid, comm: 'sleep', argv: ['flanneld', '30'] }]);
+      const self = (await new RealHost('/some/root').processes()).find((p) => p.pid === process.pid);
+      expect(self?.argv).toEqual(fs.readFileSync('/proc/self/cmdline', 'utf8').split('\0').slice(0, -1));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

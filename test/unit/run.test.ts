@@ -8,6 +8,7 @@ import { JOURNAL } from '../../src/journal.js';
 import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
 import type { RunOptions } from '../../src/phases/types.js';
 import { sweep, type SweepRequest } from '../../src/run.js';
+import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 import { DEFAULT_PHASES, FLANNEL, isolateKubeconfigEnv, runOptions } from './helpers.js';
 
@@ -487,8 +488,9 @@ describe('sweep', () => {
     expect(host.calls).toEqual([]);
   });
 
-  it('uncordons at the end with --uncordon when another CNI config stays', async () => {
+  it("uncordons at the end with --uncordon when another pod network's config stays", async () => {
     const { host } = dirtyFlannelNode({ podman: true });
+    host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
     await sweep(request(host, { opts: { uncordon: true } }));
     expect(cmd(host).at(-1)).toBe('kubectl --kubeconfig /root/.kube/config uncordon node-1');
     expect(host.cordoned.size).toBe(0);

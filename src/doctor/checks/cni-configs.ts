@@ -23,18 +23,37 @@ export const cniConfigs: Check = {
     }
 
     const valid = v.configs.filter((c) => c.config);
-    if (valid.length < 2) return out;
+    if (!valid.length) return out;
     const [first, ...rest] = valid;
     // Multus delegates to the other configs: with it first, none of them is stale.
     if (first.config!.types.some((t) => t.startsWith('multus'))) return out;
+    // The runtime takes the first config whatever it is: no pod network first means pods on podman's bridge.
+    if (!first.owners.length) {
+      out.push({
+        id: 'cni-config-not-pod-network',
+        severity: 'warning',
+        title: `the runtime uses ${first.file}, which is no pod network cni-sweep knows`,
+        evidence: [
+          `runtime uses: ${first.file} (${cniOf(first)}; first in lexical order)`,
+          ...rest.map((c) => `not used: ${c.file} (${cniOf(c)})`),
+        ],
+        why:
+          'containerd and CRI-O give every new pod the network of the first config in /etc/cni/net.d, whatever it is: with a podman or plain bridge config first, ' +
+          "pods get its addresses (podman's: 10.88.0.0/16) instead of the cluster's pod network and cannot reach pods on other nodes. " +
+          "Install the pod network's config so that it sorts first (e.g. 10-<cni>.conflist), or move this file out of /etc/cni/net.d.",
+        fix: null,
+      });
+      return out;
+    }
+    if (valid.length < 2) return out;
     const firstOwners = new Set(first.owners);
     const otherCni = rest.filter((c) => c.owners.length && !c.owners.some((o) => firstOwners.has(o)));
     const duplicates = rest.filter((c) => c.owners.some((o) => firstOwners.has(o)));
-    // Configs no known pod network claims (podman's bridge) are another tool's: the kubelet's runtime ignores them.
+    // Configs no known pod network claims (podman's bridge) are another tool's: unused while a pod network's sorts first.
     const foreign = rest.filter((c) => !c.owners.length);
     const evidence = [
       `runtime uses: ${first.file} (${cniOf(first)}; first in lexical order)`,
-      ...rest.map((c) => `${foreign.includes(c) ? 'ignored' : 'stale'}: ${c.file} (${cniOf(c)})`),
+      ...rest.map((c) => `${foreign.includes(c) ? 'not used' : 'stale'}: ${c.file} (${cniOf(c)})`),
     ];
     let fix: string[] | null = null;
     // `--cni X --only cni-config` removes every config of X: only right when X is not the CNI in use.
@@ -52,7 +71,8 @@ export const cniConfigs: Check = {
         otherCni.length || duplicates.length
           ? 'The runtime (containerd, CRI-O) loads only the first config in lexical order and ignores the rest. A stale config of another CNI means two CNIs fighting over one node: ' +
             "pods silently switch networks as soon as a config is added or removed, and the old CNI's leftovers keep routing and filtering traffic. `kubectl delete -f` of a CNI never removes its config."
-          : "The runtime loads only the first config; the others belong to no pod network cni-sweep knows (e.g. podman's bridge) and are ignored by Kubernetes. Nothing to do unless one of them is a pod network too.",
+          : "The runtime loads only the first config in lexical order, whatever it is; the others belong to no pod network cni-sweep knows (e.g. podman's bridge) and stay unused only as long as a pod network's config sorts before them: " +
+            "remove the pod network's config without installing another one first, and new pods get their network from one of these.",
       fix,
     });
     return out;

@@ -1,0 +1,100 @@
+// Which detected CNIs a run removes and which it keeps, and why. A live CNI (its agent runs) is
+// never a default target; beside others, neither is the CNI whose config the runtime uses now.
+import { RefusedError } from '../errors.js';
+import type { Host, ProcessInfo } from '../host/host.js';
+import { ownsConfig, readCniConfigs } from '../inspect.js';
+import type { CniConfig } from '../parse/conflist.js';
+import type { Detection } from './detect.js';
+import type { Profile } from './schema.js';
+
+export interface Target {
+  cni: string;
+  action: 'remove' | 'keep';
+  why: string;
+}
+
+/** The processes of the profile's node agent among these. */
+export function agentsOf(profile: Profile, procs: ProcessInfo[]): ProcessInfo[] {
+  return procs.filter((p) =>
+    profile.agents.processes.some(
+      (a) =>
+        (p.comm === a.name || (p.argv[0] ?? '').split('/').pop() === a.name) &&
+        (a.cmdline === undefined || new RegExp(a.cmdline).test(p.argv.join(' '))),
+    ),
+  );
+}
+
+const named = (procs: ProcessInfo[]) =>
+  procs
+    .slice(0, 3)
+    .map((p) => `${(p.argv[0] ?? p.comm).split('/').pop()} (pid ${p.pid})`)
+    .join(', ') + (procs.length > 3 ? `, and ${procs.length - 3} more` : '');
+
+/**
+ * The configs pods get their network from: the first in lexical order (containerd and CRI-O load
+ * only that one), or every config when that first one is Multus, which delegates to the others.
+ */
+export function runtimeConfigs(configs: CniConfig[]): CniConfig[] {
+  if (!configs.length) return [];
+  return configs[0].types.some((t) => t.startsWith('multus')) ? configs : [configs[0]];
+}
+
+/** The config of this profile the runtime uses now, if any. */
+export function configInUse(profile: Profile, configs: CniConfig[]): CniConfig | undefined {
+  return runtimeConfigs(configs).find((c) => ownsConfig(profile, c));
+}
+
+/** The selection rule, without --cni: see README "Which CNI is removed". */
+export function decideTargets(detected: Detection[], procs: ProcessInfo[], configs: CniConfig[]): Target[] {
+  return detected.map(({ profile }) => {
+    const agents = agentsOf(profile, procs);
+    const used = configInUse(profile, configs);
+    if (agents.length) return { cni: profile.name, action: 'keep', why: `live: its agent runs: ${named(agents)}` };
+    if (used && detected.length > 1)
+      return {
+        cni: profile.name,
+        action: 'keep',
+        why: `the runtime uses its config ${used.file} (the first in lexical order): pods get their network from it`,
+      };
+    return {
+      cni: profile.name,
+      action: 'remove',
+      why: used
+        ? `no agent of it runs; its config ${used.file} is still the runtime's, so new pods get no network until another CNI is installed`
+        : detected.length > 1
+          ? 'leftovers: no agent of it runs and the runtime does not use its config'
+          : 'leftovers: no agent of it runs',
+    };
+  });
+}
+
+/**
+ * --cni: each named CNI is removed, unless it is live, which refuses the whole run. Naming the CNI
+ * the runtime uses is allowed; the reason says pods use it now.
+ */
+export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: CniConfig[]): Target[] {
+  for (const p of profiles) {
+    const agents = agentsOf(p, procs);
+    if (agents.length)
+      throw new RefusedError(
+        `--cni ${p.name}: ${p.name} is live on this node: its agent runs: ${named(agents)}; cni-sweep never removes a live CNI`,
+        `stop it for good first, by deleting its DaemonSet (${p.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again`,
+      );
+  }
+  return profiles.map((p) => {
+    const used = configInUse(p, configs);
+    return {
+      cni: p.name,
+      action: 'remove',
+      why: used
+        ? `named with --cni; pods use it now: ${used.file} is the runtime's config, so new pods get no network until another CNI is installed`
+        : 'named with --cni',
+    };
+  });
+}
+
+/** Reads what the rule needs (the conf dir, the processes) and applies it: to the detected CNIs, or to those named with --cni. */
+export async function chooseTargets(host: Host, input: { detected: Detection[] } | { named: Profile[] }): Promise<Target[]> {
+  const [configs, procs] = await Promise.all([readCniConfigs(host), host.processes()]);
+  return 'named' in input ? checkNamed(input.named, procs, configs) : decideTargets(input.detected, procs, configs);
+}
