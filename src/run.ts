@@ -6,7 +6,7 @@ import type { PhaseStatus, Reporter, StepStatus } from './events.js';
 import type { Host } from './host/host.js';
 import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
-import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
+import type { Ctx, Phase, PhasePlan, PlannedStep, PodLeft, RunOptions } from './phases/types.js';
 import { startKubelet, startRuntime } from './phases/services.js';
 import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
@@ -45,6 +45,9 @@ export interface Report {
   /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
   failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
   interrupted?: string;
+  /** Pods left running on the removed network, without a network (sandboxes not removed), and what to do. */
+  podsWithoutNetwork?: PodLeft[];
+  podsWithoutNetworkFix?: string;
 }
 
 export interface SweepRequest {
@@ -167,6 +170,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
         steps: (plan?.steps ?? []).map((s) => ({ argv: s.argv, stdin: s.stdin, status: 'planned', ms: 0 })),
       });
       for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
+      if (plan) recordPodsLeft(report, plan);
     }
     if (planError) report.failed = { phase: planError.phase, error: planError.err.message };
     // A plan writes no backup: the directory it would use is in the plan script, not the report.
@@ -183,6 +187,14 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   // Without a prompt nothing happened since planning: the backup can keep what the plans remove.
   await apply(req, snapshot, report, req.confirm ? null : cleanupPlans);
   return { report, plans, snapshot, gaps, aborted: false };
+}
+
+/** Pods a phase leaves without a network go into the report, with what to do about them. */
+function recordPodsLeft(report: Report, plan: PhasePlan): void {
+  if (!plan.podsWithoutNetwork?.length) return;
+  report.podsWithoutNetwork = [...(report.podsWithoutNetwork ?? []), ...plan.podsWithoutNetwork];
+  const ids = report.podsWithoutNetwork.map((p) => p.id).join(' ');
+  report.podsWithoutNetworkFix = `once the runtime is up: crictl stopp ${ids} && crictl rmp ${ids} (kubelet creates them again on the new network), or delete the pods`;
 }
 
 /** The backup is cni-sweep's own files, not a change to the node: it does not make a run "changed". */
@@ -306,6 +318,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       pr.notes = plan.notes;
       for (const n of plan.notes) req.reporter.emit({ type: 'note', phase: phase.name, text: n });
       pr.status = plan.steps.length ? 'ok' : 'nothing-to-do';
+      recordPodsLeft(report, plan);
       await runSteps(req, phase, plan, pr, report);
     } catch (err) {
       pr.status = 'failed';

@@ -15,6 +15,8 @@ export interface RunOptions {
   /** The run's start time (names the backup). */
   now: Date;
   version: string;
+  /** --keep-sandboxes: leave the pod sandboxes on the removed network running (they lose their network). */
+  keepSandboxes?: boolean;
 }
 
 /** A step as planned: what runs, plus what it removes, for the confirmation prompt and the report. */
@@ -33,9 +35,21 @@ export interface PlannedStep extends Step {
   };
 }
 
+/** A pod sandbox left running on the removed network: it has no working network after the run. */
+export interface PodLeft {
+  id: string;
+  name?: string;
+  namespace?: string;
+  ip?: string;
+}
+
 export interface PhasePlan {
   steps: PlannedStep[];
   notes: string[];
+  /** What the user must know before saying yes: shown in the prompt as well as in the notes. */
+  warnings?: string[];
+  /** Pods this run leaves without a network (remove-sandboxes when it cannot, or may not, remove them). */
+  podsWithoutNetwork?: PodLeft[];
 }
 
 export interface Ctx {
