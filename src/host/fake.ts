@@ -418,14 +418,19 @@ export class FakeHost implements Host {
       if (a === 'crictl pods -o json') {
         const items = this.sandboxes.map((id) => {
           const p = this.pods.get(id) ?? {};
-          return { id, metadata: { name: p.name ?? id, uid: `uid-${id}`, namespace: p.namespace ?? 'default', attempt: 0 }, state: p.state ?? 'SANDBOX_READY' };
+          return {
+            id,
+            metadata: { name: p.name ?? id, uid: `uid-${id}`, namespace: p.namespace ?? 'default', attempt: 0 },
+            state: p.state ?? 'SANDBOX_READY',
+          };
         });
         return ok(JSON.stringify({ items }, null, 2) + '\n');
       }
       const inspectp = /^crictl inspectp -o json (\S+)$/.exec(a);
       if (inspectp) {
         const id = inspectp[1];
-        if (!this.sandboxes.includes(id)) return { code: 1, stdout: '', stderr: `getting the pod sandbox status for "${id}": rpc error: code = NotFound\n` };
+        if (!this.sandboxes.includes(id))
+          return { code: 1, stdout: '', stderr: `getting the pod sandbox status for "${id}": rpc error: code = NotFound\n` };
         const p = this.pods.get(id) ?? {};
         const status = {
           id,

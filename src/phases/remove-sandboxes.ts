@@ -44,7 +44,9 @@ const PodStatus = z.looseObject({
     .looseObject({
       runtimeSpec: z
         .looseObject({
-          linux: z.looseObject({ namespaces: z.array(z.looseObject({ type: z.string(), path: z.string().optional() })).nullish() }).nullish(),
+          linux: z
+            .looseObject({ namespaces: z.array(z.looseObject({ type: z.string(), path: z.string().optional() })).nullish() })
+            .nullish(),
         })
         .nullish(),
     })
@@ -133,7 +135,8 @@ export async function sandboxesOf(ctx: Ctx, sandboxes: Sandbox[]): Promise<{ min
   return { mine, notes };
 }
 
-export const podName = (p: PodLeft) => `${p.namespace && p.name ? `${p.namespace}/${p.name}` : p.id.slice(0, 13)}${p.ip ? ` (${p.ip})` : ''}`;
+export const podName = (p: PodLeft) =>
+  `${p.namespace && p.name ? `${p.namespace}/${p.name}` : p.id.slice(0, 13)}${p.ip ? ` (${p.ip})` : ''}`;
 const podLeft = (s: PodLeft): PodLeft => ({ id: s.id, name: s.name, namespace: s.namespace, ip: s.ip });
 const listed = (pods: PodLeft[]) => `${pods.slice(0, 5).map(podName).join(', ')}${pods.length > 5 ? `, and ${pods.length - 5} more` : ''}`;
 
@@ -178,7 +181,12 @@ export const removeSandboxes: Phase = {
       const warning =
         `${found.error}: pod sandboxes cannot be removed through the CRI; ${pods.length} pod(s) hold addresses on the removed network and, ` +
         `if still running, are left without a network: ${listed(pods)}. Once the runtime is up: crictl stopp <ids> && crictl rmp <ids>, or delete the pods`;
-      return { steps: [], notes: [warning, 'from IPAM allocations: some of them may be gone already'], warnings: [warning], podsWithoutNetwork: pods };
+      return {
+        steps: [],
+        notes: [warning, 'from IPAM allocations: some of them may be gone already'],
+        warnings: [warning],
+        podsWithoutNetwork: pods,
+      };
     }
     const { mine, notes } = await sandboxesOf(ctx, found.sandboxes);
     if (!mine.length) return nothing(...notes, found.sandboxes.length ? '' : 'no running pod sandboxes');

@@ -588,7 +588,13 @@ describe('remove-sandboxes', () => {
     const { host, pods } = dirtyFlannelNode();
     host.writeFile(
       `/var/lib/cni/results/cbr0-${pods[0].cid}-eth0`,
-      JSON.stringify({ kind: 'cniCacheV1', cniArgs: [['K8S_POD_NAMESPACE', 'default'], ['K8S_POD_NAME', 'web-1']] }),
+      JSON.stringify({
+        kind: 'cniCacheV1',
+        cniArgs: [
+          ['K8S_POD_NAMESPACE', 'default'],
+          ['K8S_POD_NAME', 'web-1'],
+        ],
+      }),
       0o600,
     );
     host.removeBinary('crictl');
@@ -598,7 +604,9 @@ describe('remove-sandboxes', () => {
       { id: pods[0].cid, ip: pods[0].ip, name: 'web-1', namespace: 'default' },
       { id: pods[1].cid, ip: pods[1].ip },
     ]);
-    expect(plan.warnings?.[0]).toMatch(/^crictl is not installed: pod sandboxes cannot be removed through the CRI; 2 pod\(s\) hold addresses/);
+    expect(plan.warnings?.[0]).toMatch(
+      /^crictl is not installed: pod sandboxes cannot be removed through the CRI; 2 pod\(s\) hold addresses/,
+    );
     expect(plan.warnings?.[0]).toMatch(/crictl stopp <ids> && crictl rmp <ids>, or delete the pods$/);
   });
 
