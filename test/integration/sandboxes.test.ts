@@ -79,4 +79,19 @@ describe('pod sandboxes on the removed network', () => {
       /\[remove-sandboxes\] crictl pods failed: .*connection error.*: pod sandboxes cannot be removed through the CRI; 2 pod\(s\)/,
     );
   });
+
+  it('doctor finds the READY pod whose namespace holds only lo, says why, and names the command; the other pods are fine', () => {
+    const { n } = node('sandboxes-doctor');
+    const r = runCli(n, ['doctor', '--json', ...nodeArgs(n)]);
+    expect(r.code).toBe(1);
+    const findings = JSON.parse(r.stdout).findings.filter((f: { id: string }) => f.id.startsWith('pod-'));
+    expect(findings).toEqual([
+      expect.objectContaining({
+        id: 'pod-without-network',
+        severity: 'error',
+        evidence: [`pod kube-system/dns-1 (sandbox f2, ${n.pods[1].ip}): ${path.join(n.root, 'run/netns', n.pods[1].netns)} holds only lo`],
+        fixArgv: ['crictl', 'stopp', 'f2'],
+      }),
+    ]);
+  });
 });
