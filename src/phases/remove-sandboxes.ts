@@ -59,6 +59,13 @@ export interface Sandbox extends PodLeft {
   netns?: string;
 }
 
+/** A few crictl calls at a time: a node may run hundreds of DaemonSet pods, each one call. */
+async function inBatches<T, R>(items: T[], fn: (item: T) => Promise<R>, size = 8): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
+}
+
 const json = (text: string): unknown => {
   try {
     return JSON.parse(text);
@@ -78,7 +85,7 @@ export async function readySandboxes(host: Ctx['host']): Promise<{ sandboxes: Sa
   const list = PodList.safeParse(json(r.stdout));
   if (!list.success) return { error: 'crictl pods -o json printed something that is not a pod list' };
   const ready = (list.data.items ?? []).filter((p) => p.state === 'SANDBOX_READY');
-  const inspected = await Promise.all(ready.map((p) => host.query(['crictl', 'inspectp', '-o', 'json', p.id])));
+  const inspected = await inBatches(ready, (p) => host.query(['crictl', 'inspectp', '-o', 'json', p.id]));
   const out: Sandbox[] = [];
   for (const [i, p] of ready.entries()) {
     const r = inspected[i];
