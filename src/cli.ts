@@ -54,6 +54,7 @@ const CommonOpts = z.object({
   skip: z.string().optional(),
   only: z.string().optional(),
   with: z.string().optional(),
+  keepSandboxes: z.boolean().default(false),
   node: z.string().min(1).optional(),
   kubeconfig: z.string().optional(),
   podCidr: z.string().optional(),
@@ -75,7 +76,8 @@ function addCommon(cmd: Command): Command {
     .option('--root <dir>', 'filesystem root every path is resolved under', '/')
     .option('--skip <phases>', 'phases to skip, comma-separated')
     .option('--only <phases>', 'run only these phases, comma-separated')
-    .option('--with <phases>', 'add opt-in phases: remove-sandboxes, modules')
+    .option('--with <phases>', 'add opt-in phases: modules (remove-sandboxes is accepted and now runs by default)')
+    .option('--keep-sandboxes', 'do not remove the pod sandboxes on the removed network: they keep running without a network')
     .option('--node <name>', 'Kubernetes node name (default: hostname)')
     .option('--kubeconfig <path>', 'kubeconfig for drain/uncordon (default: $KUBECONFIG, else /etc/kubernetes/admin.conf)')
     .option('--pod-cidr <cidrs>', 'pod network CIDR(s), when /run/flannel/subnet.env is gone')
@@ -102,7 +104,10 @@ function selectPhases(o: CommonOpts): Set<string> {
   }
   if (only.length && skip.length) throw new UsageError('--only and --skip cannot be used together');
   const optIn = new Set(PHASES.filter((p) => p.optIn).map((p) => p.name));
-  for (const n of extra) if (!optIn.has(n)) throw new UsageError(`--with takes opt-in phases only (${[...optIn].join(', ')}), not "${n}"`);
+  // remove-sandboxes was opt-in and runs by default now: `--with remove-sandboxes` stays accepted.
+  for (const n of extra)
+    if (!optIn.has(n) && n !== 'remove-sandboxes')
+      throw new UsageError(`--with takes opt-in phases only (${[...optIn].join(', ')}), not "${n}"`);
   // Nothing is removed without a backup: --only with a cleanup phase brings the backup along.
   if (only.length) {
     const cleans = PHASES.some((p) => p.cleanup && only.includes(p.name));
@@ -199,6 +204,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
         version: VERSION,
         // Without a prompt nobody is told the node is not drained: then the run refuses instead.
         refuseUndrained: !dryRun && o.yes,
+        keepSandboxes: o.keepSandboxes,
       },
       phases: PHASES,
       selected,
@@ -258,7 +264,12 @@ function runSummary(r: Report): string {
   const kept = (r.targets ?? []).filter((t) => t.action === 'keep').map((t) => t.cni);
   const keptLine = kept.length ? `cni-sweep: kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)\n` : '';
   if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n${keptLine}`;
-  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n${keptLine}`;
+  const pods = r.podsWithoutNetwork?.length
+    ? `cni-sweep: ${r.podsWithoutNetwork.length} pod(s) left without a network: ${r.podsWithoutNetwork
+        .map((p) => `${p.namespace && p.name ? `${p.namespace}/${p.name}` : p.id}${p.ip ? ` (${p.ip})` : ''}`)
+        .join(', ')}\n  fix: ${r.podsWithoutNetworkFix}\n`
+    : '';
+  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n${keptLine}${pods}`;
 }
 
 async function restoreCommand(

@@ -1,12 +1,13 @@
 // Pure decisions about what a CNI owns, given what the node shows. Shared by the phases and doctor.
 import type { ProfileFacts } from './inspect.js';
-import { bridgesOf, networksOf } from './inspect.js';
+import { bridgesOf, networksOf, profileFacts } from './inspect.js';
 import type { IptDump, IptRule } from './parse/iptables.js';
 import { tokenize } from './parse/iptables.js';
 import type { Link, LinkAddrs, Route } from './parse/iproute.js';
 import { batchSafeDevice } from './util/names.js';
 import type { CniConfig } from './parse/conflist.js';
 import { contains, parsePrefix, routeDst, type Prefix } from './util/cidr.js';
+import type { Profile } from './profiles/schema.js';
 
 export interface OwnedLink {
   name: string;
@@ -140,30 +141,131 @@ export function protectedDevices(addrs: LinkAddrs[] | null, routes: FamilyRoute[
 
 export type FamilyRoute = Route & { family: 4 | 6 };
 
-/**
- * Routes the CNI owns that do not go away with its devices: host-gw routes into the pod network
- * through the uplink, and routes tagged with the CNI's routing protocol. Routes through devices
- * in `dyingDevices` are left out, because deleting the device takes them along.
- */
-export function ownedRoutes(
-  routes: FamilyRoute[],
-  facts: ProfileFacts[],
-  ownedDevices: Set<string>,
-  dyingDevices: Set<string>,
-): FamilyRoute[] {
-  return routes.filter((r) => {
-    if (r.dev && dyingDevices.has(r.dev)) return false;
-    // Connected routes (proto kernel) belong to the device's address and go with it.
-    if (r.dev && ownedDevices.has(r.dev)) return r.protocol !== 'kernel';
-    for (const f of facts) {
-      // Calico's BIRD (proto bird) and felix (proto 80) routes, blackholes for its IPAM blocks included.
-      if (r.protocol && f.profile.routes.protocols.includes(r.protocol)) return true;
-      if (!f.profile.routes.podNetworkRoutes || r.dst === 'default' || r.protocol === 'kernel' || !r.gateway) continue;
-      const dst = routeDst(r.dst, r.family);
-      if (dst && f.podNetworks.some((net) => contains(net, dst))) return true;
-    }
-    return false;
+export interface RouteContext {
+  facts: ProfileFacts[];
+  /** Devices of the CNIs being removed: routes through them are theirs. */
+  ownedDevices: Set<string>;
+  /** Devices the interfaces phase deletes: their routes go with them, so they are left out. */
+  dyingDevices: Set<string>;
+  /** Devices of every known CNI, the removed ones included: never an uplink. */
+  cniDevices: Set<string>;
+}
+
+/** A route that looked like the removed CNI's (its protocol, or inside its pod network) and stays, with why. */
+export interface KeptRoute {
+  route: FamilyRoute;
+  why: string;
+}
+
+const protocolOf = (r: Route) => r.protocol ?? 'boot'; // iproute2 prints no protocol for boot
+const isMain = (r: Route) => !r.table || r.table === 'main';
+const isUnicast = (r: Route) => (r.type ?? 'unicast') === 'unicast';
+
+/** Whether a connected route (no gateway, not via a CNI device) covers the route's gateway on its own device. */
+export function gatewayConnected(r: FamilyRoute, routes: FamilyRoute[], cniDevices: Set<string>): boolean {
+  const gw = r.gateway ? parsePrefix(r.gateway) : null;
+  if (!gw || !r.dev || cniDevices.has(r.dev)) return false;
+  return routes.some((c) => {
+    if (c.dev !== r.dev || c.gateway || !isUnicast(c) || !isMain(c) || c.dst === 'default') return false;
+    const cdst = routeDst(c.dst, c.family);
+    return cdst !== null && contains(cdst, gw);
   });
+}
+
+/** The lease lengths of a pod network: the node's own subnet's, else the profile's default (Flannel: network + 2 for small networks). */
+function leaseLens(f: ProfileFacts, net: Prefix): number[] {
+  const own = f.nodeSubnets.filter((s) => s.family === net.family && contains(net, s)).map((s) => s.len);
+  if (own.length) return own;
+  const d = f.profile.routes.defaultLeaseLen;
+  if (!d) return [];
+  return [Math.max(net.family === 4 ? d.v4 : d.v6, net.len + 2)];
+}
+
+/**
+ * Why a route inside the pod network is not one of the CNI's host-gw routes, or null when its shape is
+ * one (the gateway's reachability aside, see gatewayConnected).
+ */
+export function notHostGw(r: FamilyRoute, f: ProfileFacts, cniDevices: Set<string>): string | null {
+  const dst = routeDst(r.dst, r.family);
+  const net = dst && f.podNetworks.find((n) => contains(n, dst));
+  if (!dst || !net) return 'outside the pod network';
+  const proto = protocolOf(r);
+  if (!f.profile.routes.hostGwProtocols.includes(proto)) return `proto ${proto}: another routing daemon's route`;
+  if (!isMain(r)) return `in table ${r.table}`;
+  if (!isUnicast(r)) return `a ${r.type} route`;
+  if (r.dev && cniDevices.has(r.dev)) return `via ${r.dev}, another CNI's device`;
+  if (!r.gateway || !r.dev) return 'no gateway';
+  const lens = leaseLens(f, net);
+  if (!lens.includes(dst.len)) return lens.length ? `/${dst.len} is not a lease (/${lens.join(', /')})` : 'the lease length is unknown';
+  if (f.nodeSubnets.some((s) => s.family === dst.family && s.len === dst.len && s.addr === dst.addr)) return "this node's own subnet";
+  return null;
+}
+
+/**
+ * The CNI's routes that do not go away with its devices, by the exact shapes it writes, and the routes
+ * that looked like its own but stay (another daemon's protocol, another table, another CNI's device,
+ * wider than a lease or a block, a gateway off the uplink's network, a BIRD route a site's BIRD may
+ * have written), with why. Routes through dying devices are left out: deleting the device takes them.
+ */
+export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owned: FamilyRoute[]; kept: KeptRoute[] } {
+  const owned: FamilyRoute[] = [];
+  const kept: KeptRoute[] = [];
+  for (const r of routes) {
+    if (r.dev && ctx.dyingDevices.has(r.dev)) continue;
+    const proto = protocolOf(r);
+    if (proto === 'kernel' || r.dst === 'default') continue; // connected routes go with their address
+    let why: string | null = null;
+    let mine = false;
+    for (const f of ctx.facts) {
+      const rt = f.profile.routes;
+      const dst = routeDst(r.dst, r.family);
+      if (!dst) continue;
+      if (r.dev && ctx.ownedDevices.has(r.dev)) {
+        // Through its own device: the CNI's, unless another daemon put it there.
+        if (isMain(r) && (rt.hostGwProtocols.includes(proto) || rt.protocols.includes(proto))) mine = true;
+        else why ??= isMain(r) ? `proto ${proto}: another routing daemon's route` : `in table ${r.table}`;
+      } else if (rt.protocols.includes(proto)) {
+        const lens = rt.prefixLens ? (r.family === 4 ? rt.prefixLens.v4 : rt.prefixLens.v6) : null;
+        if (!isMain(r)) why ??= `in table ${r.table}`;
+        else if (lens && (dst.len < lens[0] || dst.len > lens[1]))
+          why ??= `/${dst.len} is wider than ${f.profile.name}'s blocks (/${lens[0]}-/${lens[1]})`;
+        else if (r.type === 'blackhole') mine = true;
+        else if (!isUnicast(r)) why ??= `a ${r.type} route`;
+        else if (r.dev && ctx.cniDevices.has(r.dev)) why ??= `via ${r.dev}, another CNI's device`;
+        else if (!gatewayConnected(r, routes, ctx.cniDevices)) why ??= "its gateway is not on the uplink's connected network";
+        else if (!rt.sharedProtocols.includes(proto)) mine = true;
+        else {
+          // proto bird via the uplink: Calico's when it is as long as one of Calico's own blocks here, or inside --pod-cidr.
+          const blocks = routes.filter(
+            (b) => b.type === 'blackhole' && b.family === r.family && rt.protocols.includes(protocolOf(b)) && isMain(b),
+          );
+          const blockLens = new Set(blocks.map((b) => routeDst(b.dst, b.family)?.len));
+          if (blockLens.has(dst.len) || f.podNetworks.some((n) => contains(n, dst))) mine = true;
+          else
+            why ??= `proto ${proto} via the uplink and no ${f.profile.name} block of that size on this node: a site's own ${proto === 'bird' ? 'BIRD' : 'daemon'} may have written it`;
+        }
+      } else if (rt.podNetworkRoutes && f.podNetworks.some((n) => contains(n, dst))) {
+        const not = notHostGw(r, f, ctx.cniDevices);
+        if (not === null && gatewayConnected(r, routes, ctx.cniDevices)) mine = true;
+        else why ??= not ?? "its gateway is not on the uplink's connected network";
+      }
+      if (mine) break;
+    }
+    if (mine) owned.push(r);
+    else if (why) kept.push({ route: r, why });
+  }
+  return { owned, kept };
+}
+
+/** The routes classifyRoutes owns. */
+export function ownedRoutes(routes: FamilyRoute[], ctx: RouteContext): FamilyRoute[] {
+  return classifyRoutes(routes, ctx).owned;
+}
+
+/** Devices of every known CNI (names, patterns, kernel-owned, bridges and their veth ports): never an uplink. */
+export function cniDevices(links: Link[], profiles: Profile[], configs: CniConfig[] = []): Set<string> {
+  const facts = profiles.map((p) => profileFacts(p, configs, null, [], []));
+  return new Set(ownedLinks(links, facts).map((l) => l.name));
 }
 
 /** One `ip -batch` line that deletes exactly this route. Batch lines take no -4/-6: the family follows from the addresses. */
@@ -176,6 +278,12 @@ export function routeDeleteLine(r: FamilyRoute): string {
   if (r.table && r.table !== 'main') parts.push('table', r.table);
   if (r.metric !== undefined) parts.push('metric', String(r.metric));
   return parts.join(' ');
+}
+
+/** A route for a note: what `ip route` shows of it, protocol included. */
+export function routeLabel(r: FamilyRoute): string {
+  const base = routeDeleteLine(r).replace(/^route delete /, '');
+  return r.protocol ? `${base} proto ${r.protocol}` : base;
 }
 
 /** Devices whose routes disappear when the interfaces phase acts on them: deleted links, and kernel-owned ones it sets down. */

@@ -67,9 +67,10 @@ export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
       entries.set(s.removes.kind, [...(Array.isArray(items) ? items : []), ...s.removes.items]);
     }
   }
-  return [...entries].map(([kind, v]) => {
+  const lines = [...entries].map(([kind, v]) => {
     if (typeof v === 'string') return v;
     const shown = v.slice(0, 6).join(', ');
     return `${kind} (${v.length}): ${shown}${v.length > 6 ? `, and ${v.length - 6} more` : ''}`;
   });
+  return lines;
 }

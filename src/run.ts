@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
-import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
+import type { Ctx, Phase, PhasePlan, PlannedStep, PodLeft, RunOptions } from './phases/types.js';
 import { byRole, inactiveUnits, startKubelet, startRuntime } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { underRoot } from './host/host.js';
@@ -53,6 +53,9 @@ export interface Report {
   /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
   failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
   interrupted?: string;
+  /** Pods left running on the removed network, without a network (sandboxes not removed), and what to do. */
+  podsWithoutNetwork?: PodLeft[];
+  podsWithoutNetworkFix?: string;
 }
 
 export interface SweepRequest {
@@ -206,6 +209,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
         steps: (plan?.steps ?? []).map((s) => ({ argv: s.argv, stdin: s.stdin, status: 'planned', ms: 0 })),
       });
       for (const n of plan?.notes ?? []) reporter.emit({ type: 'note', phase: phase.name, text: n });
+      if (plan) recordPodsLeft(report, plan);
     }
     if (planError) report.failed = { phase: planError.phase, error: planError.err.message };
     else if (preflightFailed.length && !req.opts.dryRun) {
@@ -230,6 +234,14 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   // Without a prompt nothing happened since planning: the backup can keep what the plans remove.
   await apply(req, snapshot, report, req.confirm ? null : cleanupPlans, planCtx.hasWork, leftBehind);
   return { report, plans, snapshot, gaps, aborted: false };
+}
+
+/** Pods a phase leaves without a network go into the report, with what to do about them. */
+function recordPodsLeft(report: Report, plan: PhasePlan): void {
+  if (!plan.podsWithoutNetwork?.length) return;
+  report.podsWithoutNetwork = [...(report.podsWithoutNetwork ?? []), ...plan.podsWithoutNetwork];
+  const ids = report.podsWithoutNetwork.map((p) => p.id).join(' ');
+  report.podsWithoutNetworkFix = `once the runtime is up: crictl stopp ${ids} && crictl rmp ${ids} (kubelet creates them again on the new network), or delete the pods`;
 }
 
 /** The backup is cni-sweep's own files, not a change to the node: it does not make a run "changed". */
@@ -456,6 +468,7 @@ async function apply(
           report.phases.push(pr);
         }
       }
+      recordPodsLeft(report, plan);
       await runSteps(req, phase, plan, pr, report);
     } catch (err) {
       pr.status = 'failed';

@@ -14,6 +14,7 @@ import { leftoverRoutes } from './checks/leftover-routes.js';
 import { mtu } from './checks/mtu.js';
 import { networkPolicy } from './checks/network-policy.js';
 import { pluginBinaries } from './checks/plugin-binaries.js';
+import { podNetwork } from './checks/pod-network.js';
 import type { Check, Finding, NodeView } from './types.js';
 import { gatherView, type ViewOptions } from './view.js';
 
@@ -24,6 +25,7 @@ export const CHECKS: Check[] = [
   bridgePodCidr,
   leftoverInterfaces,
   ipam,
+  podNetwork,
   mtu,
   hostgwRoutes,
   leftoverRoutes,

@@ -1,7 +1,15 @@
 // What of a CNI is on the node, by the same ownership rules the phases use: what the leftover
 // checks report, and what the one command that removes a departed CNI must cover.
 import type { Backend, ProfileFacts } from '../inspect.js';
-import { firewallDeletions, ownedLinks, ownedRoutes, type FamilyRoute, type OwnedLink, type TableDeletions } from '../ownership.js';
+import {
+  cniDevices,
+  firewallDeletions,
+  ownedLinks,
+  ownedRoutes,
+  type FamilyRoute,
+  type OwnedLink,
+  type TableDeletions,
+} from '../ownership.js';
 import type { IptDump } from '../parse/iptables.js';
 import { PHASE_NAMES } from '../phases/index.js';
 import { addrsOf, sweepFix } from './helpers.js';
@@ -21,7 +29,16 @@ export function cniLinks(v: NodeView, facts: ProfileFacts): OwnedLink[] {
 /** Its routes that outlive its devices (routes through them go with them). */
 export function cniRoutes(v: NodeView, facts: ProfileFacts): FamilyRoute[] {
   const devices = new Set(ownedLinks(v.links, [facts]).map((l) => l.name));
-  return ownedRoutes(v.routes, [facts], devices, devices);
+  return ownedRoutes(v.routes, { facts: [facts], ownedDevices: devices, dyingDevices: devices, cniDevices: knownCniDevices(v) });
+}
+
+/** Devices of every known CNI on the node: never an uplink. */
+export function knownCniDevices(v: NodeView): Set<string> {
+  return cniDevices(
+    v.links,
+    v.allProfiles,
+    v.configs.flatMap((c) => (c.config ? [c.config] : [])),
+  );
 }
 
 /** Its rules per iptables backend (every config stays when a CNI without one is cleaned), and its nftables tables. */

@@ -62,6 +62,16 @@ export interface InterfaceAddr {
   prefixlen: number;
 }
 
+export interface PodView {
+  id: string;
+  name?: string;
+  namespace?: string;
+  ips: string[];
+  netns?: string;
+  /** Interface names inside its network namespace. */
+  interfaces: string[] | null;
+}
+
 export interface NodeView {
   root: string;
   node: string;
@@ -96,6 +106,11 @@ export interface NodeView {
     sandboxes: string[] | null;
     /** Why no sandbox can be running (runtime stopped, or crictl failed). */
     down?: string;
+    /**
+     * READY pod sandboxes on a pod network (host-network ones left out), with what their network
+     * namespace holds (null when it cannot be looked into); null when crictl cannot tell.
+     */
+    pods: PodView[] | null;
   };
   kube: {
     /** Node spec.podCIDRs; null when not read. */

@@ -18,7 +18,8 @@ import {
   type ProfileFacts,
 } from '../inspect.js';
 import { parseCniConfig } from '../parse/conflist.js';
-import { parseAddrs } from '../parse/iproute.js';
+import { parseAddrs, parseLinks } from '../parse/iproute.js';
+import { readySandboxes } from '../phases/remove-sandboxes.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
 import type { Profile } from '../profiles/schema.js';
@@ -174,7 +175,16 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   const ipsets = o.allProfiles.some((p) => p.firewall.ipsetPrefixes.length) ? await listIpsets(host, gaps) : null;
 
   const ipam = await readIpam(host);
-  const runtime: NodeView['runtime'] = { sandboxes: null };
+  const runtime: NodeView['runtime'] = { sandboxes: null, pods: null };
+  const ready = await readySandboxes(host);
+  if ('sandboxes' in ready) {
+    runtime.pods = [];
+    for (const s of ready.sandboxes.filter((x) => !x.hostNetwork)) {
+      const r = s.netns ? await host.query(['nsenter', `--net=${s.netns}`, 'ip', '-j', '-d', 'link', 'show']) : null;
+      const interfaces = r?.code === 0 ? parseLinks(r.stdout).map((l) => l.ifname) : null;
+      runtime.pods.push({ id: s.id, name: s.name, namespace: s.namespace, ips: s.ips, netns: s.netns, interfaces });
+    }
+  }
   // Only worth asking when there are allocations to compare with.
   if (ipam.some((n) => n.allocations.length)) {
     // crictl answering is authoritative, whichever unit runs the runtime (k3s and rke2 embed containerd).

@@ -57,6 +57,17 @@ export interface Failure {
   stderr?: string;
 }
 
+export interface FakePod {
+  name?: string;
+  namespace?: string;
+  state?: 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
+  ip?: string;
+  additionalIps?: string[];
+  hostNetwork?: boolean;
+  /** Real path of its network namespace file (netnsLinks says what is inside). */
+  netns?: string;
+}
+
 /** Binaries a typical node has. */
 export const DEFAULT_BINS = [
   'ip',
@@ -142,6 +153,8 @@ export class FakeHost implements Host {
   modules = new Map<string, { refs: number; users?: string }>();
   /** Pod sandbox ids crictl lists. */
   sandboxes: string[] = [];
+  /** What the CRI says of a sandbox (crictl pods -o json, inspectp -o json); a listed id without one is READY with no IP. */
+  pods = new Map<string, FakePod>();
   /** Node objects `kubectl get node NAME -o json` returns, by name (a missing one is NotFound). */
   kubeNodes = new Map<string, unknown>();
   /** NetworkPolicy objects `kubectl get networkpolicies -A -o json` lists. */
@@ -412,6 +425,33 @@ export class FakeHost implements Host {
       }
       if (a === 'ipset list -n') return ok(this.ipsets.map((x) => `${x}\n`).join(''));
       if (a === 'crictl pods -q') return ok(this.sandboxes.map((x) => `${x}\n`).join(''));
+      if (a === 'crictl pods -o json') {
+        const items = this.sandboxes.map((id) => {
+          const p = this.pods.get(id) ?? {};
+          return {
+            id,
+            metadata: { name: p.name ?? id, uid: `uid-${id}`, namespace: p.namespace ?? 'default', attempt: 0 },
+            state: p.state ?? 'SANDBOX_READY',
+          };
+        });
+        return ok(JSON.stringify({ items }, null, 2) + '\n');
+      }
+      const inspectp = /^crictl inspectp -o json (\S+)$/.exec(a);
+      if (inspectp) {
+        const id = inspectp[1];
+        if (!this.sandboxes.includes(id))
+          return { code: 1, stdout: '', stderr: `getting the pod sandbox status for "${id}": rpc error: code = NotFound\n` };
+        const p = this.pods.get(id) ?? {};
+        const status = {
+          id,
+          metadata: { name: p.name ?? id, uid: `uid-${id}`, namespace: p.namespace ?? 'default', attempt: 0 },
+          state: p.state ?? 'SANDBOX_READY',
+          network: { additionalIps: (p.additionalIps ?? []).map((ip) => ({ ip })), ip: p.ip ?? '' },
+          linux: { namespaces: { options: { ipc: 'POD', network: p.hostNetwork ? 'NODE' : 'POD', pid: 'CONTAINER' } } },
+        };
+        const namespaces = [{ type: 'pid' }, { type: 'network', ...(p.hostNetwork ? {} : { path: p.netns ?? '' }) }];
+        return ok(JSON.stringify({ status, info: { pid: 4242, runtimeSpec: { linux: { namespaces } } } }, null, 2) + '\n');
+      }
       if (a === 'lsmod') {
         const rows = [...this.modules].map(([m, u]) => `${m.padEnd(24)}16384  ${u.refs}${u.users ? ` ${u.users}` : ''}`);
         return ok(['Module                  Size  Used by', ...rows, ''].join('\n'));

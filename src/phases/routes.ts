@@ -1,20 +1,38 @@
-// Routes that outlive the CNI's devices: host-gw routes to other nodes' pod subnets via the uplink.
+// Routes that outlive the CNI's devices, by the exact shapes the CNI writes (ownership.classifyRoutes):
+// host-gw routes to other nodes' leases via the uplink, and routes with the CNI's own protocols.
+// Routes that look like the CNI's but are not in its shapes stay, each with a note saying why.
 import { listLinks, listRoutes } from '../inspect.js';
-import { dyingDevices, ownedLinks, ownedRoutes, routeDeleteLine } from '../ownership.js';
+import { classifyRoutes, cniDevices, dyingDevices, ownedLinks, routeDeleteLine, routeLabel } from '../ownership.js';
+import { loadProfiles } from '../profiles/index.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
+/** Notes past this many kept routes are summed up in one line. */
+const MAX_NOTES = 10;
+
 export const routes: Phase = {
   name: 'routes',
-  summary: "delete the CNI's remaining routes (host-gw routes into the pod network)",
+  summary: "delete the CNI's remaining routes (host-gw routes to other nodes' leases, its routing protocols' routes)",
   cleanup: true,
   async plan(ctx) {
-    const links = ownedLinks(await listLinks(ctx.host, ctx.gaps), ctx.snapshot.facts);
-    const owned = new Set(links.map((l) => l.name));
+    const links = await listLinks(ctx.host, ctx.gaps);
+    const mineLinks = ownedLinks(links, ctx.snapshot.facts);
+    const owned = new Set(mineLinks.map((l) => l.name));
     // When the interfaces phase runs, routes through those devices disappear with them.
-    const dying = ctx.selected.has('interfaces') ? dyingDevices(links) : new Set<string>();
-    const mine = ownedRoutes(await listRoutes(ctx.host, ctx.gaps), ctx.snapshot.facts, owned, dying);
-    if (!mine.length) return nothing();
+    const dying = ctx.selected.has('interfaces') ? dyingDevices(mineLinks) : new Set<string>();
+    const known = [...loadProfiles(), ...ctx.profiles];
+    const cni = cniDevices(links, known, ctx.snapshot.configs);
+    for (const d of owned) cni.add(d);
+    const { owned: mine, kept } = classifyRoutes(await listRoutes(ctx.host, ctx.gaps), {
+      facts: ctx.snapshot.facts,
+      ownedDevices: owned,
+      dyingDevices: dying,
+      cniDevices: cni,
+    });
+    const notes = kept.slice(0, MAX_NOTES).map((k) => `kept route ${routeLabel(k.route)}: ${k.why}`);
+    if (kept.length > MAX_NOTES)
+      notes.push(`kept ${kept.length - MAX_NOTES} more route(s) in the pod network that are not in the CNI's shapes`);
+    if (!mine.length) return nothing(...notes);
     const lines = mine.map(routeDeleteLine);
     return {
       steps: [
@@ -24,7 +42,7 @@ export const routes: Phase = {
           removes: { kind: 'route', items: lines.map((l) => l.replace(/^route delete /, '')) },
         },
       ],
-      notes: [],
+      notes,
     };
   },
 };

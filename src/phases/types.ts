@@ -17,6 +17,8 @@ export interface RunOptions {
   version: string;
   /** Refuse (exit 3) rather than run without draining: set for `run --yes`, where no prompt says so. */
   refuseUndrained?: boolean;
+  /** --keep-sandboxes: leave the pod sandboxes on the removed network running (they lose their network). */
+  keepSandboxes?: boolean;
 }
 
 /** A step as planned: what runs, plus what it removes, for the confirmation prompt and the report. */
@@ -40,11 +42,21 @@ export interface PlannedStep extends Step {
   };
 }
 
+/** A pod sandbox left running on the removed network: it has no working network after the run. */
+export interface PodLeft {
+  id: string;
+  name?: string;
+  namespace?: string;
+  ip?: string;
+}
+
 export interface PhasePlan {
   steps: PlannedStep[];
   notes: string[];
   /** What the operator must know before saying yes: shown in the plan header, the prompt and the report. */
   warnings?: string[];
+  /** Pods this run leaves without a network (remove-sandboxes when it cannot, or may not, remove them). */
+  podsWithoutNetwork?: PodLeft[];
 }
 
 export interface Ctx {

@@ -22,7 +22,16 @@ export const calico: ProfileInput = {
     bridgePorts: false,
     kernelOwned: ['tunl0'],
   },
-  routes: { podNetworkRoutes: false, protocols: ['bird', '80'] },
+  // BIRD's routes (proto bird: blackholes for the node's blocks, remote blocks via tunl0 or a peer);
+  // felix's VXLAN manager tags its blackholes and same-subnet routes with proto 80 (VXLANDefaultProto)
+  // and routes via vxlan.calico go with the device. Block sizes: IPPool blockSize, 20-32 and 116-128.
+  // A site's own BIRD writes proto bird too: its unicast routes are Calico's only in Calico's shapes.
+  routes: {
+    podNetworkRoutes: false,
+    protocols: ['bird', '80'],
+    sharedProtocols: ['bird'],
+    prefixLens: { v4: [20, 32], v6: [116, 128] },
+  },
   firewall: {
     chainPrefixes: ['cali-'],
     commentPrefixes: ['cali:'],

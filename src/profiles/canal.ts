@@ -27,7 +27,12 @@ export const canal: ProfileInput = {
     bridgePorts: false,
     kernelOwned: calico.interfaces.kernelOwned,
   },
-  routes: { podNetworkRoutes: true, protocols: calico.routes.protocols },
+  routes: {
+    ...flannel.routes,
+    protocols: calico.routes.protocols,
+    sharedProtocols: calico.routes.sharedProtocols,
+    prefixLens: calico.routes.prefixLens,
+  },
   firewall: {
     chainPrefixes: union(flannel.firewall.chainPrefixes, calico.firewall.chainPrefixes),
     comments: flannel.firewall.comments,

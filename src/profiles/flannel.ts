@@ -18,7 +18,9 @@ export const flannel: ProfileInput = {
     patterns: ['^flannel\\.\\d+$', '^flannel-v6\\.\\d+$'],
     bridgePorts: true,
   },
-  routes: { podNetworkRoutes: true },
+  // host-gw (pkg/backend/hostgw): netlink.Route{Dst: lease, Gw: node IP, LinkIndex: uplink}, which
+  // vishvananda/netlink sends as proto boot in the main table; lease defaults from pkg/subnet/config.go.
+  routes: { podNetworkRoutes: true, hostGwProtocols: ['boot'], defaultLeaseLen: { v4: 24, v6: 64 } },
   firewall: {
     chainPrefixes: ['FLANNEL-'],
     // "flannel masq" is a typo some v0.17-era releases shipped (k3s-io/k3s#5034).

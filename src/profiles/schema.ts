@@ -67,9 +67,31 @@ export const ProfileSchema = z.strictObject({
     kernelOwned: z.array(z.string()).default([]),
   }),
   routes: z.strictObject({
-    /** Routes inside the pod network via a non-CNI device (host-gw style) are the CNI's too. */
+    /**
+     * host-gw routes are the CNI's: a route to another node's lease (as long as the node's own subnet,
+     * inside the pod network, not the node's own subnet) via a gateway on a non-CNI device's connected
+     * network, with one of hostGwProtocols, in the main table.
+     */
     podNetworkRoutes: z.boolean().default(false),
+    /** Protocols of host-gw routes as `ip -j route` shows them; "boot" is what netlink's RouteAdd gives (iproute2 prints no protocol for it). */
+    hostGwProtocols: z.array(z.string()).default(['boot']),
+    /**
+     * Lease length when the node's subnet is unknown (subnet.env gone): Flannel's defaults, SubnetLen 24
+     * and IPv6SubnetLen 64, which it shortens to network + 2 for networks narrower than /22 and /62.
+     */
+    defaultLeaseLen: z.strictObject({ v4: z.number().int().min(1).max(32), v6: z.number().int().min(1).max(128) }).optional(),
+    /** The CNI's own routing protocols (Calico: bird from BIRD, 80 from felix). */
     protocols: z.array(z.string()).default([]),
+    /**
+     * Of those, the ones another daemon may write too (a site's own BIRD is `proto bird` as well): a unicast
+     * route with one of them via the uplink is the CNI's only when it is as long as one of the CNI's own
+     * blackholes on this node, or lies inside --pod-cidr.
+     */
+    sharedProtocols: z.array(z.string()).default([]),
+    /** Prefix lengths a route with the CNI's protocols may have (Calico's IPAM block sizes); none: any. */
+    prefixLens: z
+      .strictObject({ v4: z.tuple([z.number().int(), z.number().int()]), v6: z.tuple([z.number().int(), z.number().int()]) })
+      .optional(),
   }),
   firewall: z.strictObject({
     chainPrefixes: z.array(z.string()),

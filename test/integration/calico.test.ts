@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, type CalicoInstall } from '../helpers/calico-node.js';
+import { addSandbox } from '../helpers/cri.js';
 import { createFlannelNode, destroyFlannelNode, inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
 
@@ -165,11 +166,13 @@ describe('Calico', () => {
     expect(ok.calls.at(-1)).toMatch(/^kubectl --kubeconfig \S+ uncordon node-1$/);
   });
 
-  it('remove-sandboxes (opt-in) stops and removes the pod sandboxes while the runtime is still up', () => {
+  it('remove-sandboxes (default; --with remove-sandboxes still accepted) stops and removes the pod sandboxes while the runtime is still up', () => {
     const n = node('sandboxes', { pods: 1 });
-    const r = runCli(n, ['run', '--yes', '--with', 'remove-sandboxes', ...nodeArgs(n)], { env: { SHIM_PODS: 'aaa111 bbb222' } });
+    addSandbox(n, { id: 'aaa111', name: 'web-1', namespace: 'default', ip: n.pods[0].ip });
+    addSandbox(n, { id: 'bbb222', name: 'web-2', namespace: 'default', ip: '10.244.1.77' });
+    const r = runCli(n, ['run', '--yes', '--with', 'remove-sandboxes', ...nodeArgs(n)]);
     expect(r.code).toBe(0);
-    const changes = r.calls.filter((c) => !c.includes('is-active') && !c.startsWith('crictl pods'));
+    const changes = r.calls.filter((c) => !c.includes('is-active') && !c.startsWith('crictl pods') && !c.startsWith('crictl inspectp'));
     expect(changes.slice(1, 5)).toEqual([
       'systemctl stop kubelet.service',
       'crictl stopp aaa111 bbb222',

@@ -72,7 +72,9 @@ function doctor(n: FlannelNode, args: string[] = [], opts: CliOptions = {}) {
   expect(r.code).toBe(report.healthy ? 0 : 1);
   // Read-only: the shims saw only questions.
   for (const c of r.calls)
-    expect(c).toMatch(/^(systemctl is-active |crictl pods -q$|kubectl --kubeconfig \S+ get (node node-1|networkpolicies -A) -o json$)/);
+    expect(c).toMatch(
+      /^(systemctl is-active |crictl pods -q$|crictl pods -o json$|crictl inspectp -o json \S+$|kubectl --kubeconfig \S+ get (node node-1|networkpolicies -A) -o json$)/,
+    );
   return { ...r, report, findings: report.findings };
 }
 

@@ -332,7 +332,6 @@ describe('plan', () => {
     const skip = JSON.parse((await cli(['plan', '--json', '--skip', 'drain,firewall'])).stdout);
     expect(skip.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual([
       'drain',
-      'remove-sandboxes',
       'firewall',
       'modules',
     ]);
@@ -348,8 +347,11 @@ describe('plan', () => {
       'uncordon',
     ]);
     const withModules = JSON.parse((await cli(['plan', '--json', '--with', 'modules'])).stdout);
-    expect(withModules.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual([
-      'remove-sandboxes',
+    expect(withModules.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual([]);
+    // remove-sandboxes runs by default now; --with remove-sandboxes, from older playbooks, is still accepted.
+    const withSandboxes = JSON.parse((await cli(['plan', '--json', '--with', 'remove-sandboxes'])).stdout);
+    expect(withSandboxes.phases.filter((p: { status: string }) => p.status === 'skipped').map((p: { name: string }) => p.name)).toEqual([
+      'modules',
     ]);
     const r = await cli(['plan', '--with', 'firewall']);
     expect(r.code).toBe(2);

@@ -28,6 +28,9 @@ const READS = [
   /^ipset list -n$/,
   /^systemctl is-active( \S+)+$/,
   /^crictl pods -q$/,
+  /^crictl pods -o json$/,
+  /^crictl inspectp -o json \S+$/,
+  /^nsenter --net=\S+ ip -j -d link show$/,
   /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
 ];
 
@@ -174,6 +177,7 @@ describe('a healthy node', () => {
       'bridge-pod-cidr',
       'leftover-interfaces',
       'ipam',
+      'pod-network',
       'mtu',
       'hostgw-routes',
       'leftover-routes',
@@ -680,6 +684,67 @@ describe('IPAM', () => {
     expect(f.evidence[0]).toBe(
       '/var/lib/cni/networks/mynet: 9 of 10 addresses allocated in 10.22.0.10-10.22.0.19 (/etc/cni/net.d/10-bridge.conflist ipam.ranges)',
     );
+  });
+});
+
+describe('pods without a network', () => {
+  it('a READY sandbox whose namespace holds only lo, and one on the network of a CNI no longer in use; host-network and healthy pods are fine', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    const lo = [{ ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP'] }];
+    const withEth = (peer: string) => [
+      ...lo,
+      { ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
+    ];
+    const ns0 = host.realPath(`/run/netns/${pods[0].netns}`);
+    const ns1 = host.realPath(`/run/netns/${pods[1].netns}`);
+    host.netnsLinks.set(ns0, withEth(pods[0].veth));
+    host.netnsLinks.set(ns1, lo);
+    host.sandboxes = ['aaaa1111bbbb2222', 'cccc3333dddd4444', 'hostnet'];
+    host.pods.set('aaaa1111bbbb2222', { name: 'web-1', namespace: 'default', ip: pods[0].ip, netns: ns0 });
+    host.pods.set('cccc3333dddd4444', { name: 'dns-1', namespace: 'kube-system', ip: pods[1].ip, netns: ns1 });
+    host.pods.set('hostnet', { name: 'kube-proxy-x', namespace: 'kube-system', hostNetwork: true });
+    const healthy = byId((await json(host)).findings, 'pod-without-network');
+    expect(healthy).toEqual([
+      {
+        id: 'pod-without-network',
+        severity: 'error',
+        title: '1 READY pod has no network interface but lo',
+        evidence: [`pod kube-system/dns-1 (sandbox cccc3333dddd4, ${pods[1].ip}): ${ns1} holds only lo`],
+        why: expect.stringMatching(/^kubelet sees a READY sandbox and never recreates it/),
+        fix: 'crictl stopp cccc3333dddd4444',
+        fixArgv: ['crictl', 'stopp', 'cccc3333dddd4444'],
+      },
+    ]);
+    // Flannel's config and interfaces removed by hand, subnet.env left; web-1's namespace cannot be looked
+    // into: its address says it is on a network that is gone.
+    host.fs.delete(host.realPath('/etc/cni/net.d/10-flannel.conflist'));
+    host.links = host.links.filter((l) => l.ifname !== 'cni0' && l.ifname !== 'flannel.1' && l.master !== 'cni0');
+    host.netnsLinks.delete(ns0);
+    const r = await json(host);
+    expect(byId(r.findings, 'pod-on-removed-network')).toEqual([
+      expect.objectContaining({
+        title: '1 READY pod is on the network of a CNI that is not in use',
+        evidence: [
+          `pod default/web-1 (sandbox aaaa1111bbbb2, ${pods[0].ip}): in flannel's network 10.244.1.0/24, and no config of flannel is in use`,
+        ],
+        fixArgv: ['crictl', 'stopp', 'aaaa1111bbbb2222'],
+      }),
+    ]);
+  });
+
+  it('a pod of a CNI whose bridge is still there (a migration in progress) is fine, and so is everything when crictl cannot tell', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.sandboxes = ['aaaa1111bbbb2222'];
+    host.pods.set('aaaa1111bbbb2222', { name: 'web-1', namespace: 'default', ip: pods[0].ip });
+    host.fs.delete(host.realPath('/etc/cni/net.d/10-flannel.conflist'));
+    expect((await json(host)).findings.filter((f) => f.id.startsWith('pod-'))).toEqual([]);
+  });
+
+  it('nothing to say when crictl cannot tell', async () => {
+    const { host } = dirtyFlannelNode();
+    host.removeBinary('crictl');
+    const r = await json(host);
+    expect(r.findings.filter((f) => f.id.startsWith('pod-'))).toEqual([]);
   });
 });
 

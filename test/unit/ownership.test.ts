@@ -2,7 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ProfileFacts } from '../../src/inspect.js';
-import { firewallDeletions, ownedLinks, ownedRoutes, restoreScript, routeDeleteLine, type FamilyRoute } from '../../src/ownership.js';
+import {
+  classifyRoutes,
+  firewallDeletions,
+  ownedLinks,
+  ownedRoutes,
+  restoreScript,
+  routeDeleteLine,
+  type FamilyRoute,
+  type RouteContext,
+} from '../../src/ownership.js';
 import { parseCniConfig } from '../../src/parse/conflist.js';
 import { parseLinks, parseRoutes, type Link } from '../../src/parse/iproute.js';
 import { parseIptablesSave } from '../../src/parse/iptables.js';
@@ -12,6 +21,7 @@ import { PODMAN_CONFLIST } from '../helpers/flannel-node.js';
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, '../../fixtures/flannel', name), 'utf8');
 const flannel = loadProfiles().find((p) => p.name === 'flannel')!;
+const calico = loadProfiles().find((p) => p.name === 'calico')!;
 const net = (s: string) => networkOf(parsePrefix(s)!);
 const FLANNEL_CONF = parseCniConfig('/etc/cni/net.d/10-flannel.conflist', fixture('10-flannel.conflist'));
 const PODMAN_CONF = parseCniConfig('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
@@ -107,19 +117,29 @@ describe('ownedRoutes', () => {
     { dst: '192.168.50.0/24', gateway: '192.168.1.1', dev: 'eth0', family: 4 },
     { dst: '10.244.9.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', family: 4 },
     { dst: '10.0.0.0/8', gateway: '192.168.1.254', dev: 'eth0', family: 4 },
+    { dst: 'fd00:1::/64', dev: 'eth0', protocol: 'kernel', scope: 'link', metric: 256, family: 6 },
     { dst: 'fd00:10:244:2::/64', gateway: 'fd00:1::12', dev: 'eth0', metric: 1024, family: 6 },
     { dst: 'fd00:77::/64', gateway: 'fd00:1::1', dev: 'eth0', metric: 1024, family: 6 },
     { dst: 'default', gateway: 'fe80::1', dev: 'eth0', protocol: 'ra', metric: 1024, family: 6 },
   ];
   const devices = new Set(['flannel.1', 'cni0', 'veth3ac59df3', 'veth06cd40e8']);
   const dsts = (rs: FamilyRoute[]) => rs.map((r) => `${r.dst} ${r.dev}`);
+  const rctx = (f: ProfileFacts[], owned: Set<string>, dying: Set<string>) => ({
+    facts: f,
+    ownedDevices: owned,
+    dyingDevices: dying,
+    cniDevices: owned,
+  });
 
   it('owns host-gw routes via the uplink into the pod network, and leaves routes through dying devices to go with them', () => {
-    expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, devices))).toEqual(['10.244.2.0/24 eth0', 'fd00:10:244:2::/64 eth0']);
+    expect(dsts(ownedRoutes([...v4, ...extra], rctx(facts(), devices, devices)))).toEqual([
+      '10.244.2.0/24 eth0',
+      'fd00:10:244:2::/64 eth0',
+    ]);
   });
 
   it("owns routes through Flannel's devices too when the interfaces phase does not run, but not the connected routes of their addresses", () => {
-    expect(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set()))).toEqual([
+    expect(dsts(ownedRoutes([...v4, ...extra], rctx(facts(), devices, new Set())))).toEqual([
       '10.244.0.0/24 flannel.1',
       '10.244.2.0/24 eth0',
       'fd00:10:244:2::/64 eth0',
@@ -127,7 +147,7 @@ describe('ownedRoutes', () => {
   });
 
   it('never owns the default route, kernel routes, site routes or routes wider than the pod network', () => {
-    const owned = new Set(dsts(ownedRoutes([...v4, ...extra], facts(), devices, new Set())));
+    const owned = new Set(dsts(ownedRoutes([...v4, ...extra], rctx(facts(), devices, new Set()))));
     for (const keep of [
       'default eth0',
       '192.168.1.0/24 eth0',
@@ -141,7 +161,7 @@ describe('ownedRoutes', () => {
   });
 
   it('owns no host-gw route when the pod network is unknown', () => {
-    expect(ownedRoutes([...v4, ...extra], facts({ podNetworks: [] }), devices, devices)).toEqual([]);
+    expect(ownedRoutes([...v4, ...extra], rctx(facts({ podNetworks: [] }), devices, devices))).toEqual([]);
   });
 
   it('writes one exact ip -batch line per route', () => {
@@ -338,5 +358,110 @@ describe('restoreScript', () => {
       { table: 'filter', deletes: [], chains: ['C'] },
     ];
     expect(restoreScript(tables)).toBe('*nat\n-D POSTROUTING -j A\n-F A\n-F B\n-X A\n-X B\nCOMMIT\n*filter\n-F C\n-X C\nCOMMIT\n');
+  });
+});
+
+describe('route shapes', () => {
+  const r = (dst: string, more: Partial<FamilyRoute> = {}): FamilyRoute => ({ dst, family: dst.includes(':') ? 6 : 4, ...more });
+  const uplink = [
+    r('192.168.1.0/24', { dev: 'eth0', protocol: 'kernel', scope: 'link' }),
+    r('default', { gateway: '192.168.1.1', dev: 'eth0' }),
+  ];
+  const ctx = (f: ProfileFacts[], cni: string[] = []): RouteContext => ({
+    facts: f,
+    ownedDevices: new Set(),
+    dyingDevices: new Set(),
+    cniDevices: new Set(cni),
+  });
+  const owned = (routes: FamilyRoute[], c: RouteContext) => ownedRoutes([...uplink, ...routes], c).map((x) => x.dst);
+  const kept = (routes: FamilyRoute[], c: RouteContext) =>
+    Object.fromEntries(classifyRoutes([...uplink, ...routes], c).kept.map((k) => [k.route.dst, k.why]));
+  const calicoFacts = (over: Partial<ProfileFacts> = {}): ProfileFacts[] => [
+    { profile: calico, configs: [], extraFiles: [], networks: [], bridges: [], podNetworks: [], nodeSubnets: [], ...over },
+  ];
+
+  it("a Flannel host-gw route is a lease of another node, proto boot, main table, via a gateway on the uplink's network", () => {
+    expect(owned([r('10.244.2.0/24', { gateway: '192.168.1.12', dev: 'eth0' })], ctx(facts()))).toEqual(['10.244.2.0/24']);
+  });
+
+  it('keeps routes inside the pod network in any other shape, each with why', () => {
+    const routes = [
+      r('10.244.3.0/24', { gateway: '192.168.1.13', dev: 'eth0', protocol: '17' }),
+      r('10.244.4.0/24', { gateway: '192.168.1.14', dev: 'eth0', protocol: 'bird' }),
+      r('10.244.5.0/24', { gateway: '192.168.1.15', dev: 'eth0', table: '100' }),
+      r('10.244.0.0/18', { gateway: '192.168.1.16', dev: 'eth0' }),
+      r('10.244.1.0/24', { gateway: '192.168.1.17', dev: 'eth0' }),
+      r('10.244.6.0/24', { gateway: '10.9.9.9', dev: 'eth0' }),
+      r('10.244.7.0/24', { gateway: '172.20.0.1', dev: 'cali12345678901' }),
+    ];
+    expect(owned(routes, ctx(facts(), ['cali12345678901']))).toEqual([]);
+    expect(kept(routes, ctx(facts(), ['cali12345678901']))).toEqual({
+      '10.244.3.0/24': "proto 17: another routing daemon's route",
+      '10.244.4.0/24': "proto bird: another routing daemon's route",
+      '10.244.5.0/24': 'in table 100',
+      '10.244.0.0/18': '/18 is not a lease (/24)',
+      '10.244.1.0/24': "this node's own subnet",
+      '10.244.6.0/24': "its gateway is not on the uplink's connected network",
+      '10.244.7.0/24': "via cali12345678901, another CNI's device",
+    });
+  });
+
+  it("with a wide FLANNEL_NETWORK, the site's own route via the uplink gateway is not a lease and stays", () => {
+    const wide = facts({ podNetworks: [net('10.0.0.0/8')], nodeSubnets: [net('10.0.1.0/24')] });
+    const routes = [r('10.50.0.0/16', { gateway: '192.168.1.1', dev: 'eth0' }), r('10.0.2.0/24', { gateway: '192.168.1.12', dev: 'eth0' })];
+    expect(owned(routes, ctx(wide))).toEqual(['10.0.2.0/24']);
+  });
+
+  it("without subnet.env the lease length is Flannel's default: /24 (/64), or the network + 2 for small networks", () => {
+    const noEnv = (n: string) => facts({ podNetworks: [net(n)], nodeSubnets: [] });
+    const routes = [
+      r('10.244.2.0/24', { gateway: '192.168.1.12', dev: 'eth0' }),
+      r('10.244.8.0/22', { gateway: '192.168.1.12', dev: 'eth0' }),
+      r('fd00:10:244:2::/64', { gateway: 'fd00:1::12', dev: 'eth0' }),
+      r('fd00:1::/64', { dev: 'eth0', protocol: 'kernel', scope: 'link' }),
+    ];
+    expect(owned(routes, ctx([...noEnv('10.244.0.0/16'), ...noEnv('fd00:10:244::/56')]))).toEqual(['10.244.2.0/24', 'fd00:10:244:2::/64']);
+    expect(owned([r('10.1.0.128/25', { gateway: '192.168.1.12', dev: 'eth0' })], ctx(noEnv('10.1.0.0/23')))).toEqual(['10.1.0.128/25']);
+  });
+
+  const calicoRoutes = [
+    r('10.244.64.0/26', { type: 'blackhole', protocol: 'bird' }),
+    r('10.244.65.0/26', { type: 'blackhole', protocol: '80' }),
+    r('10.244.128.0/26', { gateway: '192.168.1.12', dev: 'eth0', protocol: 'bird' }),
+    r('10.244.129.0/26', { gateway: '192.168.1.12', dev: 'eth0', protocol: '80' }),
+    r('10.244.192.0/26', { gateway: '10.244.192.0', dev: 'vxlan.calico', protocol: '80', flags: ['onlink'] } as Partial<FamilyRoute>),
+  ];
+
+  it("Calico's routes are blackholes for its blocks and block routes via a peer on the uplink, proto bird or 80", () => {
+    expect(owned(calicoRoutes, ctx(calicoFacts(), ['vxlan.calico']))).toEqual([
+      '10.244.64.0/26',
+      '10.244.65.0/26',
+      '10.244.128.0/26',
+      '10.244.129.0/26',
+    ]);
+  });
+
+  it('keeps BIRD routes a site could have written: no Calico block of that size here, wider than a block, another table', () => {
+    const routes = [
+      r('10.0.0.0/8', { type: 'blackhole', protocol: 'bird' }),
+      r('172.16.5.0/24', { gateway: '192.168.1.2', dev: 'eth0', protocol: 'bird' }),
+      r('172.16.6.0/26', { gateway: '192.168.1.2', dev: 'eth0', protocol: 'bird', table: '200' }),
+    ];
+    expect(owned(routes, ctx(calicoFacts()))).toEqual([]);
+    expect(kept(routes, ctx(calicoFacts()))).toEqual({
+      '10.0.0.0/8': "/8 is wider than calico's blocks (/20-/32)",
+      '172.16.5.0/24': "proto bird via the uplink and no calico block of that size on this node: a site's own BIRD may have written it",
+      '172.16.6.0/26': 'in table 200',
+    });
+    // A BIRD route inside --pod-cidr is Calico's.
+    expect(owned([routes[1]], ctx(calicoFacts({ podNetworks: [net('172.16.0.0/16')] })))).toEqual(['172.16.5.0/24']);
+  });
+
+  it("overlapping pools: Flannel's removal keeps every Calico route inside its network, and Calico's keeps Flannel's", () => {
+    const flannelRoutes = [r('10.244.2.0/24', { gateway: '192.168.1.12', dev: 'eth0' })];
+    const all = [...calicoRoutes, ...flannelRoutes, r('10.244.9.0/24', { gateway: '192.168.1.19', dev: 'eth0', protocol: '17' })];
+    expect(owned(all, ctx(facts(), ['vxlan.calico', 'flannel.1']))).toEqual(['10.244.2.0/24']);
+    expect(owned(all, ctx(calicoFacts(), ['vxlan.calico', 'flannel.1']))).not.toContain('10.244.2.0/24');
+    expect(owned(all, ctx(calicoFacts(), ['vxlan.calico', 'flannel.1']))).not.toContain('10.244.9.0/24');
   });
 });

@@ -559,24 +559,92 @@ describe('uncordon', () => {
   });
 });
 
-describe('remove-sandboxes (opt-in)', () => {
-  it('stops and removes every pod sandbox while the runtime is still up', async () => {
-    const { host } = dirtyFlannelNode();
-    host.sandboxes = ['aaa111', 'bbb222'];
+describe('remove-sandboxes', () => {
+  /** A Flannel node whose runtime runs pods of Flannel's, of Calico's (a cali veth), and on the host's network. */
+  function mixedNode() {
+    const { host, pods } = dirtyFlannelNode();
+    host.addLink({ ifname: 'cali0123456789a', link_netnsid: 7, linkinfo: { info_kind: 'veth' } });
+    const inside = (peer: string) => [
+      { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP'] },
+      { ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
+    ];
+    const nsOf = (name: string) => host.addNetns(name).realPath(`/run/netns/${name}`);
+    const flannelNs = host.realPath(`/run/netns/${pods[0].netns}`);
+    host.netnsLinks.set(flannelNs, inside(pods[0].veth));
+    const calicoNs = nsOf('cni-calico00');
+    host.netnsLinks.set(calicoNs, inside('cali0123456789a'));
+    // A Calico pod whose pool lies inside Flannel's network: its veth says whose it is.
+    const overlapNs = nsOf('cni-calico01');
+    host.netnsLinks.set(overlapNs, inside('cali0123456789a'));
+    // A Flannel pod whose veth is gone already: only lo inside, its IP says whose it is.
+    const loOnlyNs = nsOf('cni-loonly00');
+    host.netnsLinks.set(loOnlyNs, [{ ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP'] }]);
+    host.sandboxes = ['flan1', 'calico1', 'overlap1', 'loonly1', 'hostnet1', 'stopped1'];
+    host.pods.set('flan1', { name: 'web-1', namespace: 'default', ip: pods[0].ip, netns: flannelNs });
+    host.pods.set('calico1', { name: 'api-1', namespace: 'prod', ip: '172.20.5.2', netns: calicoNs });
+    host.pods.set('overlap1', { name: 'api-2', namespace: 'prod', ip: '10.244.64.5', netns: overlapNs });
+    host.pods.set('loonly1', { name: 'dns-1', namespace: 'kube-system', ip: pods[1].ip, netns: loOnlyNs });
+    host.pods.set('hostnet1', { name: 'kube-proxy-x', namespace: 'kube-system', ip: '192.168.1.11', hostNetwork: true });
+    host.pods.set('stopped1', { name: 'old-1', namespace: 'default', ip: '10.244.1.9', state: 'SANDBOX_NOTREADY' });
+    return { host, pods };
+  }
+
+  it("stops and removes exactly the READY sandboxes on the removed network; another CNI's and host-network ones stay", async () => {
+    const { host, pods } = mixedNode();
     const plan = await removeSandboxes.plan(await ctxFor(host));
-    expect(bare(plan.steps)).toEqual([{ argv: ['crictl', 'stopp', 'aaa111', 'bbb222'] }, { argv: ['crictl', 'rmp', 'aaa111', 'bbb222'] }]);
+    expect(bare(plan.steps)).toEqual([{ argv: ['crictl', 'stopp', 'flan1', 'loonly1'] }, { argv: ['crictl', 'rmp', 'flan1', 'loonly1'] }]);
+    expect(plan.steps[1].removes?.items).toEqual([`default/web-1 (${pods[0].ip})`, `kube-system/dns-1 (${pods[1].ip})`]);
+    expect(plan.notes).toEqual([
+      "kept pod sandbox prod/api-1 (172.20.5.2): its pod interface pairs with cali0123456789a, which is not the removed CNI's",
+      "kept pod sandbox prod/api-2 (10.244.64.5): its pod interface pairs with cali0123456789a, which is not the removed CNI's",
+    ]);
+    expect(plan.podsWithoutNetwork).toBeUndefined();
     await apply(host, plan.steps);
-    expect(host.sandboxes).toEqual([]);
+    expect(host.sandboxes).toEqual(['calico1', 'overlap1', 'hostnet1', 'stopped1']);
+  });
+
+  it('--keep-sandboxes removes none, warns, and lists the pods left without a network', async () => {
+    const { host, pods } = mixedNode();
+    const plan = await removeSandboxes.plan(await ctxFor(host, { opts: { keepSandboxes: true } }));
+    expect(plan.steps).toEqual([]);
+    const warning = `--keep-sandboxes: 2 pod(s) on the removed network keep running without a network: default/web-1 (${pods[0].ip}), kube-system/dns-1 (${pods[1].ip})`;
+    expect(plan.warnings).toEqual([warning]);
+    expect(plan.notes[0]).toBe(warning);
+    expect(plan.podsWithoutNetwork).toEqual([
+      { id: 'flan1', name: 'web-1', namespace: 'default', ip: pods[0].ip },
+      { id: 'loonly1', name: 'dns-1', namespace: 'kube-system', ip: pods[1].ip },
+    ]);
+  });
+
+  it('without crictl, or with the runtime not answering, lists the pods the removed network still holds addresses for', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.writeFile(
+      `/var/lib/cni/results/cbr0-${pods[0].cid}-eth0`,
+      JSON.stringify({
+        kind: 'cniCacheV1',
+        cniArgs: [
+          ['K8S_POD_NAMESPACE', 'default'],
+          ['K8S_POD_NAME', 'web-1'],
+        ],
+      }),
+      0o600,
+    );
+    host.removeBinary('crictl');
+    const plan = await removeSandboxes.plan(await ctxFor(host));
+    expect(plan.steps).toEqual([]);
+    expect(plan.podsWithoutNetwork).toEqual([
+      { id: pods[0].cid, ip: pods[0].ip, name: 'web-1', namespace: 'default' },
+      { id: pods[1].cid, ip: pods[1].ip },
+    ]);
+    expect(plan.warnings?.[0]).toMatch(
+      /^crictl is not installed: pod sandboxes cannot be removed through the CRI; 2 pod\(s\) hold addresses/,
+    );
+    expect(plan.warnings?.[0]).toMatch(/crictl stopp <ids> && crictl rmp <ids>, or delete the pods$/);
   });
 
   it('says why it removes none', async () => {
     const { host } = dirtyFlannelNode();
-    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['no pod sandboxes'] });
-    host.removeBinary('crictl');
-    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({
-      steps: [],
-      notes: ['crictl is not installed: sandboxes not removed'],
-    });
+    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['no running pod sandboxes'] });
     expect(await removeSandboxes.plan(await ctxFor(host, { hasWork: false }))).toEqual({ steps: [], notes: [] });
   });
 });

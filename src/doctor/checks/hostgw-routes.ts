@@ -2,9 +2,9 @@
 // the node is on the same L2 segment: the gateway must be covered by a connected (no-gateway)
 // route on the same device. The kernel drops such routes when the covering address goes, so what
 // survives is an onlink route or one whose segment was re-addressed around it.
-import { ownedLinks, routeDeleteLine } from '../../ownership.js';
-import { contains, parsePrefix, routeDst } from '../../util/cidr.js';
+import { gatewayConnected, notHostGw, routeDeleteLine } from '../../ownership.js';
 import { routeText } from '../helpers.js';
+import { knownCniDevices } from '../owned.js';
 import type { Check, Finding } from '../types.js';
 
 export const hostgwRoutes: Check = {
@@ -12,18 +12,13 @@ export const hostgwRoutes: Check = {
   run(v) {
     const out: Finding[] = [];
     const seen = new Set<string>();
+    // Routes through CNI devices (flannel.1 onlink) are the overlay's, not host-gw; the same shapes `run` owns.
+    const cni = knownCniDevices(v);
     for (const p of v.profiles.filter((x) => x.routes.podNetworkRoutes && v.inUse.has(x.name))) {
       const facts = v.facts.get(p.name)!;
-      // Routes through the CNI's own devices (flannel.1 onlink) are the overlay's, not host-gw.
-      const own = new Set(ownedLinks(v.links, [facts]).map((l) => l.name));
       for (const r of v.routes) {
-        const dst = routeDst(r.dst, r.family);
-        const gw = r.gateway ? parsePrefix(r.gateway) : null;
-        if (!dst || !gw || !r.dev || own.has(r.dev) || r.dst === 'default' || !facts.podNetworks.some((n) => contains(n, dst))) continue;
-        const connected = v.routes.some((c) => {
-          const cdst = routeDst(c.dst, c.family);
-          return c.dev === r.dev && !c.gateway && (c.type ?? 'unicast') === 'unicast' && cdst !== null && contains(cdst, gw);
-        });
+        if (notHostGw(r, facts, cni) !== null || r.dst === 'default') continue;
+        const connected = gatewayConnected(r, v.routes, cni);
         const key = routeText(r);
         if (connected || seen.has(key)) continue;
         seen.add(key);
