@@ -432,6 +432,7 @@ function profilesCommand(io: Io, json: boolean): number {
         `  routes:     ${[p.routes.podNetworkRoutes ? 'routes into the pod network via the uplink (host-gw)' : '', ...p.routes.protocols.map((x) => `proto ${x}`), 'routes through its interfaces'].filter(Boolean).join(', ')}`,
         `  firewall:   chains ${p.firewall.chainPrefixes.map((x) => `${x}*`).join(', ')}; comments ${p.firewall.comments.map((c) => `"${c}"`).join(', ') || 'none'}; CNI-* chains of its networks; ${p.firewall.legacyRules.length} untagged legacy rule shapes`,
         `  nftables:   ${p.nftables.map((t) => `${t.family} ${t.name}`).join(', ') || 'none'}`,
+        `  live while: ${p.agents.processes.map((a) => (a.cmdline ? `${a.name} (command line matching ${a.cmdline})` : a.name)).join(', ') || 'never (no agent known)'} runs in this network namespace`,
         '',
       ].join('\n'),
     );

@@ -473,6 +473,10 @@ describe('help, version and profiles', () => {
       '  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, /^flannel\\.\\d+$/, /^flannel-v6\\.\\d+$/, veths attached to its bridge',
     );
     expect(lines.find((l) => l.startsWith('  nftables:'))).toBe('  nftables:   ip flannel-ipv4, ip6 flannel-ipv6');
+    expect(lines).toContain('  live while: flanneld runs in this network namespace');
+    expect(lines).toContain(
+      '  live while: calico-node, calico-felix, bird (command line matching /(etc|run|var/run)/calico/), bird6 (command line matching /(etc|run|var/run)/calico/), confd (command line matching /(etc|run|var/run)/calico/) runs in this network namespace',
+    );
     const json = JSON.parse((await cli(['profiles', '--json'])).stdout);
     expect(json.map((p: { name: string }) => p.name)).toEqual(loadProfiles().map((p) => p.name));
     expect(json.find((p: { name: string }) => p.name === 'flannel').interfaces.names).toContain('flannel.1');
