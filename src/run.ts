@@ -10,6 +10,7 @@ import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/ty
 import { startKubelet, startRuntime } from './phases/services.js';
 import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
+import type { NodeDistro } from './distros/node.js';
 
 export interface StepReport {
   argv: string[];
@@ -40,6 +41,8 @@ export interface Report {
   phases: PhaseReport[];
   inspected: string[];
   unreadable: string[];
+  /** The distribution, its role (k3s/rke2: server or agent) and why (detected, or --distro). */
+  distro?: { name: string; role: string | null; evidence: string[] };
   /** What detection found and why, when --cni was not given. */
   detected?: Array<{ cni: string; evidence: string[] }>;
   /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
@@ -62,6 +65,8 @@ export interface SweepRequest {
   gaps?: Gaps;
   /** Set by the signal handler; checked between steps. */
   interrupt?: { signal: NodeJS.Signals | null };
+  /** The node's distribution (conf dirs, units, CRI socket); absent: kubeadm's layout. */
+  distro?: NodeDistro;
 }
 
 export interface Sweep {
@@ -110,7 +115,7 @@ export async function sweep(req: SweepRequest): Promise<Sweep> {
 async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const { reporter } = req;
   const gaps = req.gaps ?? new Gaps();
-  const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps));
+  const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps, req.distro));
   const resumed = resumeFrom(await readJournal(req.host), snapshot);
   if (resumed) reporter.emit({ type: 'note', text: resumed });
 
@@ -148,6 +153,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     phases: [],
     inspected: [...gaps.inspected],
     unreadable: gaps.items,
+    ...(req.distro ? { distro: { name: req.distro.name, role: req.distro.role, evidence: req.distro.evidence } } : {}),
   };
   for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
 

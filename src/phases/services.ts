@@ -16,11 +16,25 @@ async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string
   return units.filter((_, i) => states[i]?.trim() === 'active');
 }
 
-async function planStop(ctx: Ctx, units: string[], into: string[]): Promise<PhasePlan> {
+/** The distribution's units (k3s: one unit holds kubelet and the runtime); kubeadm's by default. */
+const unitsOf = (ctx: Ctx) => ctx.snapshot.distro?.units ?? { kubelet: KUBELET_UNITS, runtime: RUNTIME_UNITS };
+
+async function planStop(ctx: Ctx, units: string[], into: string[], kind: 'kubelet' | 'runtime'): Promise<PhasePlan> {
   if (!ctx.hasWork) return nothing();
+  if (!units.length) {
+    const holder = unitsOf(ctx).kubelet.join(' or ');
+    return nothing(`the container runtime runs inside ${holder}: stopped and started with it`);
+  }
   const active = await activeUnits(ctx, units);
   if (typeof active === 'string') return nothing(`not stopping ${units.join(', ')}: ${active}`);
-  if (!active.length) return nothing(units.length === 1 ? `${units[0]} is not running` : 'no container runtime is running');
+  if (!active.length)
+    return nothing(
+      units.length === 1
+        ? `${units[0]} is not running`
+        : kind === 'runtime'
+          ? 'no container runtime is running'
+          : `none of ${units.join(', ')} is running`,
+    );
   into.push(...active);
   return { steps: [{ argv: ['systemctl', 'stop', ...active] }], notes: [] };
 }
@@ -34,14 +48,14 @@ export const stopKubelet: Phase = {
   name: 'stop-kubelet',
   summary: 'stop kubelet so it does not set pods up again mid-cleanup',
   cleanup: false,
-  plan: (ctx) => planStop(ctx, KUBELET_UNITS, ctx.stopped.kubelet),
+  plan: (ctx) => planStop(ctx, unitsOf(ctx).kubelet, ctx.stopped.kubelet, 'kubelet'),
 };
 
 export const stopRuntime: Phase = {
   name: 'stop-runtime',
   summary: 'stop the active container runtime (containerd, CRI-O, or Docker with cri-dockerd)',
   cleanup: false,
-  plan: (ctx) => planStop(ctx, RUNTIME_UNITS, ctx.stopped.runtime),
+  plan: (ctx) => planStop(ctx, unitsOf(ctx).runtime, ctx.stopped.runtime, 'runtime'),
 };
 
 export const startRuntime: Phase = {

@@ -16,12 +16,12 @@ export const uncordon: Phase = {
       );
     if (!ctx.drained) return nothing('the node was not drained by this run');
     // In a plan the removals have not happened yet, so count what will remain.
-    const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host);
+    const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host, ctx.snapshot.distro?.confDirs);
     if (!left.length) {
       throw new PhaseFailedError(
         'uncordon',
         new Error(
-          `refusing to uncordon: no CNI config left in ${CNI_CONF_DIR}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
+          `refusing to uncordon: no CNI config left in ${(ctx.snapshot.distro?.confDirs ?? [CNI_CONF_DIR]).join(', ')}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
         ),
       );
     }
