@@ -13,7 +13,8 @@ import type { DistroInput } from './schema.js';
 
 export const K3S_NETPOL = {
   chainPrefixes: ['KUBE-ROUTER-', 'KUBE-NWPLCY-', 'KUBE-POD-FW-'],
-  ipsetPrefixes: ['KUBE-SRC-', 'KUBE-DST-', 'kube-router-'],
+  // IPv6 sets carry ipset's "inet6:" prefix (kube-router pkg/utils/ipset.go IPv6SetPrefix).
+  ipsetPrefixes: ['KUBE-SRC-', 'KUBE-DST-', 'kube-router-', 'inet6:KUBE-SRC-', 'inet6:KUBE-DST-', 'inet6:kube-router-'],
   nftables: [
     { family: 'ip' as const, name: 'kube-router-filter-ipv4' },
     { family: 'ip6' as const, name: 'kube-router-filter-ipv6' },

@@ -139,6 +139,8 @@ export function makeK3s(node: FlannelNode, o: K3sOptions): { dataDir: string; co
       'create KUBE-DST-NZKSTN4XMRJQLZEE hash:ip family inet',
       `add KUBE-DST-NZKSTN4XMRJQLZEE ${node.pods[0]?.ip ?? '10.244.1.2'}`,
       'create kube-router-pod-subnets hash:net family inet',
+      // kube-router's IPv6 sets carry ipset's inet6: prefix.
+      'create inet6:KUBE-DST-NZKSTN4XMRJQLZEE hash:ip family inet6',
       // kube-proxy's ipvs sets and the site's own: not kube-router's.
       'create KUBE-CLUSTER-IP hash:ip,port family inet',
       'create site-blocklist hash:ip family inet',

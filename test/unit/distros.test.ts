@@ -131,7 +131,14 @@ describe('layout', () => {
       loadProfiles().filter((p) => p.name === 'flannel'),
       d,
     );
-    expect(profiles[0].firewall.ipsetPrefixes).toEqual(['KUBE-SRC-', 'KUBE-DST-', 'kube-router-']);
+    expect(profiles[0].firewall.ipsetPrefixes).toEqual([
+      'KUBE-SRC-',
+      'KUBE-DST-',
+      'kube-router-',
+      'inet6:KUBE-SRC-',
+      'inet6:KUBE-DST-',
+      'inet6:kube-router-',
+    ]);
     const snap = await takeSnapshot(h, profiles, [], new Gaps(), d);
     expect(snap.facts[0].configs.map((c) => c.file)).toEqual(['/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist']);
     const dump = parseIptablesSave(
