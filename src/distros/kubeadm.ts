@@ -2,7 +2,7 @@
 // and a containerd, CRI-O or Docker (cri-dockerd) unit. The default when nothing else is found.
 import type { DistroInput } from './schema.js';
 
-export const kubeadm: DistroInput = {
+export const kubeadm = {
   name: 'kubeadm',
   description: 'kubeadm or a plain install (/etc/cni/net.d, /opt/cni/bin, kubelet.service plus a runtime unit)',
   detect: { units: [{ unit: 'kubelet.service' }], paths: ['/etc/kubernetes/kubelet.conf'] },
@@ -12,4 +12,4 @@ export const kubeadm: DistroInput = {
     kubelet: ['kubelet.service'],
     runtime: ['cri-docker.service', 'docker.socket', 'docker.service', 'containerd.service', 'crio.service'],
   },
-};
+} satisfies DistroInput;

@@ -186,6 +186,10 @@ export interface Proc {
  * `k3s server` / `k3s agent`, or k3s-server / k3s-agent once it renamed itself) and neither its
  * command line nor its config says `flannel-backend: none`.
  */
+/** What to tell the user when k3s's Flannel is live and kept. */
+export const K3S_FLANNEL_HINT =
+  'stop k3s (systemctl stop k3s, or k3s-agent) and run again, or set `flannel-backend: none` in /etc/rancher/k3s/config.yaml, restart k3s and run again to remove its Flannel';
+
 export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | null): { live: boolean; why: string } {
   const k3s = procs.find((p) => {
     const base = path.posix.basename(p.argv[0] ?? '');

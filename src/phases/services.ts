@@ -1,11 +1,12 @@
 // Stopping and starting kubelet and the container runtime. Stopped first so nothing recreates
 // interfaces or IPAM files while they are removed; started again in reverse order.
+import { kubeadm } from '../distros/kubeadm.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
 import { nothing } from './types.js';
 
-/** Units per runtime, in stop order. Docker also needs its socket stopped or it restarts on demand. */
-export const RUNTIME_UNITS = ['cri-docker.service', 'docker.socket', 'docker.service', 'containerd.service', 'crio.service'];
-export const KUBELET_UNITS = ['kubelet.service'];
+/** kubeadm's units, in stop order (src/distros/kubeadm.ts); other distributions bring their own. */
+export const RUNTIME_UNITS = kubeadm.units.runtime;
+export const KUBELET_UNITS = kubeadm.units.kubelet;
 
 async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string> {
   if (!(await ctx.host.has('systemctl'))) return 'systemctl is not installed';
