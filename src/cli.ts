@@ -172,8 +172,9 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await detectDistro(host, distros, override);
-  const detected = preselected ? [] : await detect(host, applyDistro(all, distro), gaps, distro.confDirs);
-  const profiles = preselected ? applyDistro(preselected, distro) : detected.map((d) => d.profile);
+  // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
+  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs);
+  const profiles = applyDistro(preselected ?? detected.map((d) => d.profile), distro);
   const reporter = reporterFor(io, o.verbose);
   reporter.emit({
     type: 'note',

@@ -42,6 +42,8 @@ export const k3s: DistroInput = {
       chainPrefixes: K3S_NETPOL.chainPrefixes,
       ipsetPrefixes: K3S_NETPOL.ipsetPrefixes,
       nftables: K3S_NETPOL.nftables,
+      // Then kube-router's netpol runs beside whatever CNI replaced Flannel: it is k3s's, not a leftover.
+      unlessConfig: { 'flannel-backend': 'none' },
     },
   },
 };

@@ -109,7 +109,10 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
     else if ((await host.entryType(`${dataDir}/agent`)) === 'dir') role = 'agent';
   }
   const adds: Record<string, DistroAdds> = {};
-  for (const [profile, a] of Object.entries(d.adds)) adds[profile] = { ...a, statePaths: await resolveAll(a.statePaths) };
+  for (const [profile, a] of Object.entries(d.adds)) {
+    if (Object.entries(a.unlessConfig).some(([k, v]) => config?.[k] === v)) continue;
+    adds[profile] = { ...a, statePaths: await resolveAll(a.statePaths) };
+  }
   return {
     name: d.name,
     role,

@@ -27,6 +27,8 @@ const Adds = z.strictObject({
   ipsetPrefixes: z.array(SubPrefix).default([]),
   comments: z.array(z.string()).default([]),
   nftables: z.array(z.strictObject({ family: z.enum(['ip', 'ip6', 'inet']), name: z.string() })).default([]),
+  /** Config values that turn the additions off (k3s with `flannel-backend: none` has no Flannel for its netpol to go with). */
+  unlessConfig: z.record(z.string(), z.string()).default({}),
 });
 
 export const DistroSchema = z.strictObject({

@@ -169,6 +169,18 @@ describe('layout', () => {
   });
 });
 
+describe('k3s without Flannel', () => {
+  it("with `flannel-backend: none` its netpol is not Flannel's: nothing is added", async () => {
+    const h = new FakeHost().writeFile('/etc/rancher/k3s/config.yaml', 'flannel-backend: none\n');
+    h.units.set('k3s.service', 'active');
+    const d = await detectDistro(h, ALL);
+    expect(d.name).toBe('k3s');
+    expect(d.adds).toEqual({});
+    const flannel = loadProfiles().filter((p) => p.name === 'flannel');
+    expect(applyDistro(flannel, d)).toEqual(flannel);
+  });
+});
+
 describe("k3s's embedded Flannel is live", () => {
   const server = { comm: 'k3s-server', argv: ['/usr/local/bin/k3s', 'server'] };
   it('while a k3s server or agent runs with Flannel', () => {
