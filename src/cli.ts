@@ -15,7 +15,9 @@ import { removalSummary, renderScript, renderStep } from './plan.js';
 import { listBackups, planRestore, readBackup } from './backup/restore.js';
 import { detect } from './profiles/detect.js';
 import { loadProfiles, selectProfiles } from './profiles/index.js';
-import { chooseTargets, type Target } from './profiles/targets.js';
+import { chooseTargets, type Embedded, type Target } from './profiles/targets.js';
+import { loadDistros, selectDistro } from './distros/index.js';
+import { applyDistro, detectDistro, K3S_FLANNEL_HINT, k3sFlannelLive } from './distros/node.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { renderArgv } from './util/shell.js';
@@ -67,6 +69,7 @@ const CommonOpts = z.object({
   restartOnFailure: z.boolean().default(true),
   drainTimeout: z.coerce.number().int().positive().default(300),
   backupDir: z.string().optional(),
+  distro: z.string().optional(),
 });
 type CommonOpts = z.infer<typeof CommonOpts>;
 
@@ -83,6 +86,7 @@ function addCommon(cmd: Command): Command {
     .option('--pod-cidr <cidrs>', 'pod network CIDR(s), when /run/flannel/subnet.env is gone')
     .option('--drain-timeout <seconds>', 'how long kubectl drain may take', '300')
     .option('--backup-dir <dir>', 'where backups go (default: <root>/var/backups/cni-sweep)')
+    .option('--distro <name>', 'kubeadm, k3s, rke2 or microk8s (default: detected from units and files)')
     .option('--json', 'print the report as one JSON document on stdout')
     .option('--verbose', 'more progress output, and stack traces on errors')
     .option('--no-color', 'no colour and no spinner');
@@ -165,6 +169,8 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   const all = loadProfiles();
   const names = list(o.cni);
   const preselected = names.length ? selectProfiles(all, names) : null;
+  const distros = loadDistros();
+  const override = o.distro ? selectDistro(distros, o.distro) : undefined;
   const gaps = new Gaps();
   const host = openHost(io, root, gaps);
   if (!dryRun) {
@@ -173,12 +179,28 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
   if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
-  const detected = preselected ? [] : await detect(host, all, gaps);
+  // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
+  const distro = await detectDistro(host, distros, override);
+  // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
+  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs);
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
-  const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected });
+  const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected }, {
+    confDirs: distro.confDirs,
+    embedded: (procs) => {
+      const out: Embedded = new Map();
+      if (distro.name !== 'k3s') return out;
+      const k3s = k3sFlannelLive(procs, distro.config);
+      if (k3s.live) out.set('flannel', { why: k3s.why, hint: K3S_FLANNEL_HINT });
+      return out;
+    },
+  });
   const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
-  const profiles = preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name));
+  const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
   const reporter = reporterFor(io, o.verbose);
+  reporter.emit({
+    type: 'note',
+    text: `distro ${distro.name}${distro.role ? ` (${distro.role})` : ''}: ${distro.evidence.slice(0, 4).join(', ')}`,
+  });
   for (const d of detected)
     reporter.emit({
       type: 'note',
@@ -210,6 +232,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       selected,
       reporter,
       gaps,
+      distro,
       restartOnFailure: o.restartOnFailure,
       interrupt,
       confirm: o.yes
@@ -399,13 +422,17 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const podCidrs = parseCidrs(o.podCidr);
   const all = loadProfiles();
   const names = list(o.cni);
-  const profiles = names.length ? selectProfiles(all, names) : all;
+  const distros = loadDistros();
+  const override = o.distro ? selectDistro(distros, o.distro) : undefined;
   const gaps = new Gaps();
   // Doctor only reads: without root it reads what it can and lists what it could not.
   const host = openHost(io, root, gaps);
+  const distro = await detectDistro(host, distros, override);
+  const known = applyDistro(all, distro);
+  const profiles = names.length ? applyDistro(selectProfiles(all, names), distro) : known;
   const { view, findings } = await doctor(
     host,
-    { node: o.node ?? host.hostname(), kubeconfig: kubeconfigOf(io, o), podCidrs, profiles, allProfiles: all },
+    { node: o.node ?? host.hostname(), kubeconfig: kubeconfigOf(io, o), podCidrs, profiles, allProfiles: known, distro },
     gaps,
   );
   if (o.json) io.stdout.write(JSON.stringify(toJson(view, findings), null, 2) + '\n');
@@ -480,6 +507,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       "kubeconfig to read the Node's pod CIDR and the NetworkPolicy objects (default: $KUBECONFIG; without one the API is not asked)",
     )
     .option('--pod-cidr <cidrs>', "pod network CIDR(s), comma-separated: stands in for the Node's pod CIDR and for subnet.env")
+    .option('--distro <name>', 'kubeadm, k3s, rke2 or microk8s (default: detected from units and files)')
     .option('--json', 'print the findings as one JSON document on stdout')
     .option('--verbose', 'every evidence line, and stack traces on errors')
     .option('--no-color', 'no colour')

@@ -11,6 +11,7 @@ import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
+import type { NodeDistro } from './distros/node.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
 export const NETNS_DIR = '/run/netns';
@@ -31,19 +32,22 @@ export class Gaps {
 }
 
 /** The files libcni would load from the conf dir, with their text, in its (lexical) order. */
-export async function readCniConfigFiles(host: Host): Promise<Array<{ file: string; text: string }>> {
+export async function readCniConfigFiles(host: Host, dirs: string[] = [CNI_CONF_DIR]): Promise<Array<{ file: string; text: string }>> {
   const out: Array<{ file: string; text: string }> = [];
-  for (const e of (await host.readDir(CNI_CONF_DIR)) ?? []) {
-    if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
-    const file = `${CNI_CONF_DIR}/${e.name}`;
-    const text = await host.readFile(file);
-    if (text !== null) out.push({ file, text }); // null: a dangling symlink, which libcni skips too
+  // Several dirs on some distributions (k3s: its own, then /etc/cni/net.d): the runtime's comes first.
+  for (const dir of dirs) {
+    for (const e of (await host.readDir(dir)) ?? []) {
+      if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+      const file = `${dir}/${e.name}`;
+      const text = await host.readFile(file);
+      if (text !== null) out.push({ file, text }); // null: a dangling symlink, which libcni skips too
+    }
   }
   return out; // readDir is sorted: this is the order the runtime considers them in
 }
 
-export async function readCniConfigs(host: Host): Promise<CniConfig[]> {
-  return (await readCniConfigFiles(host)).map(({ file, text }) => {
+export async function readCniConfigs(host: Host, dirs?: string[]): Promise<CniConfig[]> {
+  return (await readCniConfigFiles(host, dirs)).map(({ file, text }) => {
     try {
       return parseCniConfig(file, text);
     } catch (err) {
@@ -82,6 +86,8 @@ export interface Snapshot {
   facts: ProfileFacts[];
   /** CNI configs that stay after the run (not owned by a selected CNI). */
   remainingConfigs: CniConfig[];
+  /** The distribution and its layout on this node; absent: kubeadm's (/etc/cni/net.d ...). */
+  distro?: NodeDistro;
 }
 
 /** What a profile owns on this node, from its configs and (Flannel) subnet.env. Shared by run and doctor. */
@@ -118,21 +124,30 @@ export function profileFacts(
   };
 }
 
-export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Prefix[], gaps: Gaps): Promise<Snapshot> {
+export async function takeSnapshot(
+  host: Host,
+  profiles: Profile[],
+  podCidrs: Prefix[],
+  gaps: Gaps,
+  distro?: NodeDistro,
+): Promise<Snapshot> {
   let configs: CniConfig[] = [];
-  gaps.saw(CNI_CONF_DIR);
+  const dirs = distro?.confDirs ?? [CNI_CONF_DIR];
+  for (const d of dirs) gaps.saw(d);
   try {
-    configs = await readCniConfigs(host);
+    configs = await readCniConfigs(host, dirs);
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    gaps.add(CNI_CONF_DIR, err);
+    gaps.add(dirs.join(', '), err);
   }
   const facts: ProfileFacts[] = [];
   for (const profile of profiles) {
     const extraFiles: string[] = [];
     for (const f of profile.config.extraFiles) {
-      const p = `${CNI_CONF_DIR}/${f}`;
-      if ((await host.entryType(p).catch(() => null)) !== null) extraFiles.push(p);
+      for (const dir of dirs) {
+        const p = `${dir}/${f}`;
+        if ((await host.entryType(p).catch(() => null)) !== null) extraFiles.push(p);
+      }
     }
     let env: SubnetEnv | null = null;
     if (profile.state.subnetEnv) {
@@ -160,7 +175,7 @@ export async function takeSnapshot(host: Host, profiles: Profile[], podCidrs: Pr
     for (const f of facts) f.keptDevices = protectedDevices(addrs, routes, f);
   }
   const owned = new Set(facts.flatMap((f) => f.configs.map((c) => c.file)));
-  return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)) };
+  return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)), ...(distro ? { distro } : {}) };
 }
 
 /**

@@ -22,6 +22,10 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   out.push(`# cni-sweep ${version} plan: the exact commands \`cni-sweep run\` would execute, in order.`);
   out.push(`# node: ${report.node}`);
   if (report.root !== '/') out.push(`# root: ${report.root}`);
+  if (report.distro)
+    out.push(
+      `# distro: ${report.distro.name}${report.distro.role ? ` (${report.distro.role})` : ''}: ${report.distro.evidence.join(', ')}`,
+    );
   const none = report.detected?.length ? 'none to remove' : 'none found';
   out.push(`# cni: ${report.cni.join(', ') || none}${report.detected ? ' (detected)' : ' (--cni)'}`);
   for (const d of report.detected ?? [])

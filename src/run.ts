@@ -14,6 +14,7 @@ import { checkBackupDir, preflightProblems, removalTargets } from './phases/pref
 import { underRoot } from './host/host.js';
 import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
+import type { NodeDistro } from './distros/node.js';
 
 export interface StepReport {
   argv: string[];
@@ -44,6 +45,8 @@ export interface Report {
   phases: PhaseReport[];
   inspected: string[];
   unreadable: string[];
+  /** The distribution, its role (k3s/rke2: server or agent) and why (detected, or --distro). */
+  distro?: { name: string; role: string | null; evidence: string[] };
   /** What detection found and why, when --cni was not given. */
   detected?: Array<{ cni: string; evidence: string[] }>;
   /** Per CNI, whether the run removes or keeps it, and why (the selection rule, or --cni). */
@@ -73,6 +76,8 @@ export interface SweepRequest {
   gaps?: Gaps;
   /** Set by the signal handler; checked between steps. */
   interrupt?: { signal: NodeJS.Signals | null };
+  /** The node's distribution (conf dirs, units, CRI socket); absent: kubeadm's layout. */
+  distro?: NodeDistro;
 }
 
 export interface Sweep {
@@ -121,7 +126,7 @@ export async function sweep(req: SweepRequest): Promise<Sweep> {
 async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const { reporter } = req;
   const gaps = req.gaps ?? new Gaps();
-  const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps));
+  const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps, req.distro));
   const journal = await readJournal(req.host);
   const resumed = resumeFrom(journal, snapshot);
   if (resumed) reporter.emit({ type: 'note', text: resumed });
@@ -176,6 +181,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     inspected: [...gaps.inspected],
     unreadable: gaps.items,
     warnings: plans.flatMap((p) => p.plan?.warnings ?? []),
+    ...(req.distro ? { distro: { name: req.distro.name, role: req.distro.role, evidence: req.distro.evidence } } : {}),
   };
   for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
   // A prompt shows them itself.
@@ -372,7 +378,7 @@ async function stoppedByEarlierRun(req: SweepRequest, journal: Journal | null): 
 function withLeftBehind(ctx: Ctx, leftBehind: LeftBehind | null): void {
   if (!leftBehind?.units.length) return;
   ctx.leftBehind = { units: leftBehind.units, note: leftBehind.note };
-  const { kubelet, runtime } = byRole(leftBehind.units);
+  const { kubelet, runtime } = byRole(leftBehind.units, ctx.snapshot.distro?.units.kubelet);
   ctx.stopped.kubelet.push(...kubelet);
   ctx.stopped.runtime.push(...runtime);
 }

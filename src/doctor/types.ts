@@ -92,6 +92,8 @@ export interface NodeView {
   statePaths: Map<string, string[]>;
   /** Entries of /opt/cni/bin; null when the directory is missing. */
   cniBins: Set<string> | null;
+  /** The dir cniBins lists (the distribution's; /opt/cni/bin by default). */
+  cniBinDir?: string;
   subnetEnv: { path: string; env: SubnetEnv | null; error?: string };
   links: Link[];
   addrs: Map<string, InterfaceAddr[]>;

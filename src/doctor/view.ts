@@ -23,6 +23,7 @@ import { readySandboxes } from '../phases/remove-sandboxes.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
 import type { Profile } from '../profiles/schema.js';
+import { crictl, resolveNodePath, type NodeDistro } from '../distros/node.js';
 import { networkOf, parsePrefix, type Prefix } from '../util/cidr.js';
 import type { ConfigEntry, InterfaceAddr, IpamNetwork, NodeView } from './types.js';
 
@@ -44,12 +45,14 @@ export interface ViewOptions {
   podCidrs: Prefix[];
   profiles: Profile[];
   allProfiles: Profile[];
+  /** The node's distribution: its conf and bin dirs; absent: kubeadm's. */
+  distro?: NodeDistro;
 }
 
 /** Every config in the conf dir, parsed where possible: a broken one is a finding, not a reason to stop. */
-async function readConfigs(host: Host, all: Profile[]): Promise<ConfigEntry[]> {
+async function readConfigs(host: Host, all: Profile[], dirs?: string[]): Promise<ConfigEntry[]> {
   const out: ConfigEntry[] = [];
-  for (const { file, text } of await readCniConfigFiles(host)) {
+  for (const { file, text } of await readCniConfigFiles(host, dirs)) {
     let json: unknown = null;
     try {
       json = JSON.parse(text);
@@ -122,7 +125,8 @@ async function kubectlJson(host: Host, argv: string[]): Promise<{ json: unknown 
 
 export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promise<NodeView> {
   const notChecked: string[] = [];
-  const configs = await readConfigs(host, o.allProfiles);
+  const confDirs = o.distro?.confDirs ?? [CNI_CONF_DIR];
+  const configs = await readConfigs(host, o.allProfiles, confDirs);
   const parsed = configs.flatMap((c) => (c.config ? [c.config] : []));
 
   let env: SubnetEnv | null = null;
@@ -142,7 +146,8 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   const results = ((await host.readDir(RESULTS_DIR)) ?? []).map((e) => e.name);
   for (const p of o.allProfiles) {
     const extra: string[] = [];
-    for (const f of p.config.extraFiles) if ((await host.entryType(`${CNI_CONF_DIR}/${f}`)) !== null) extra.push(`${CNI_CONF_DIR}/${f}`);
+    for (const f of p.config.extraFiles)
+      for (const dir of confDirs) if ((await host.entryType(`${dir}/${f}`)) !== null) extra.push(`${dir}/${f}`);
     const f = profileFacts(p, parsed, env, o.podCidrs, extra);
     facts.set(p.name, f);
     const candidates = [...p.state.paths];
@@ -157,9 +162,25 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     statePaths.set(p.name, present);
   }
 
-  const bins = await host.readDir(CNI_BIN_DIR);
-  // libcni finds a plugin with stat(), which follows symlinks: a link counts like the file.
-  const cniBins = bins ? new Set(bins.filter((e) => e.type !== 'dir').map((e) => e.name)) : null;
+  // The runtime's bin dir: the distribution's first (k3s: <data-dir>/data/current/bin, its multi-call
+  // `cni` binary with a symlink per plugin name), kubeadm's /opt/cni/bin.
+  const cniBinDir = o.distro?.binDirs[0] ?? CNI_BIN_DIR;
+  const bins = await host.readDir(cniBinDir);
+  // libcni finds a plugin with stat(), which follows symlinks: a link counts when it leads to a file
+  // (resolved under the root); a dangling one (k3s's `cni` gone) does not.
+  let cniBins: Set<string> | null = null;
+  if (bins) {
+    cniBins = new Set();
+    for (const e of bins) {
+      if (e.type === 'dir') continue;
+      if (e.type === 'symlink' && o.distro) {
+        const target = await resolveNodePath(host, `${cniBinDir}/${e.name}`);
+        const t = target === null ? null : await host.entryType(target);
+        if (t === null || t === 'dir') continue;
+      }
+      cniBins.add(e.name);
+    }
+  }
 
   const links = await listLinks(host, gaps);
   const addrs = new Map<string, InterfaceAddr[]>();
@@ -188,7 +209,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   // Only worth asking when there are allocations to compare with.
   if (ipam.some((n) => n.allocations.length)) {
     // crictl answering is authoritative, whichever unit runs the runtime (k3s and rke2 embed containerd).
-    const cr = await host.query(['crictl', 'pods', '-q']);
+    const cr = await host.query(crictl(o.distro, host.root, 'pods', '-q'));
     if (cr?.code === 0)
       runtime.sandboxes = cr.stdout
         .split('\n')
@@ -239,6 +260,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     facts,
     statePaths,
     cniBins,
+    cniBinDir,
     subnetEnv: { path: SUBNET_ENV, env, error: envError },
     links,
     addrs,

@@ -512,6 +512,12 @@ export class FakeHost implements Host {
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
+  async readLink(nodePath: string): Promise<string | null> {
+    const p = this.resolve(this.realPath(nodePath), false);
+    const node = p === null ? undefined : this.fs.get(p);
+    return node?.type === 'symlink' ? node.target : null;
+  }
+
   async mountPoints(): Promise<Set<string>> {
     return new Set(this.mounts);
   }

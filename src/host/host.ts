@@ -65,6 +65,8 @@ export interface Host {
   readDir(nodePath: string): Promise<DirEntry[] | null>;
   /** Type of a path without following a final symlink, or null when absent. */
   entryType(nodePath: string): Promise<EntryType | null>;
+  /** A symlink's target as stored (not resolved), or null when the path is absent or not a symlink. */
+  readLink?(nodePath: string): Promise<string | null>;
   /** Mount points (real paths), to tell a bind-mounted netns file from a stale one. */
   mountPoints(): Promise<Set<string>>;
   /** Which of these netns files (real paths) a running process still has as its network namespace. */

@@ -449,6 +449,16 @@ export class RealHost implements Host {
     return st ? typeOf(st) : null;
   }
 
+  async readLink(nodePath: string): Promise<string | null> {
+    try {
+      return readlinkSync(underRoot(this.root, nodePath), 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EINVAL' || code === 'ENOTDIR') return null;
+      throw e;
+    }
+  }
+
   async mountPoints(): Promise<Set<string>> {
     let text = '';
     try {

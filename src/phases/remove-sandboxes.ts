@@ -9,6 +9,7 @@
 // subnet (else its pod network). Host-network sandboxes and those of another CNI are never touched.
 // Only crictl's real subcommands: pods -o json, inspectp -o json, stopp, rmp.
 import { z } from 'zod';
+import { crictl } from '../distros/node.js';
 import { listLinks, networksOf, RESULTS_DIR, type ProfileFacts } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
 import { parseLinks } from '../parse/iproute.js';
@@ -78,14 +79,17 @@ const json = (text: string): unknown => {
  * The READY sandboxes the runtime runs, with their IPs and network namespaces; a line saying why
  * when crictl cannot tell (not installed, runtime not answering).
  */
-export async function readySandboxes(host: Ctx['host']): Promise<{ sandboxes: Sandbox[] } | { error: string }> {
-  const r = await host.query(['crictl', 'pods', '-o', 'json']);
+export async function readySandboxes(
+  host: Ctx['host'],
+  cri: (...args: string[]) => string[] = (...args) => ['crictl', ...args],
+): Promise<{ sandboxes: Sandbox[] } | { error: string }> {
+  const r = await host.query(cri('pods', '-o', 'json'));
   if (!r) return { error: 'crictl is not installed' };
   if (r.code !== 0) return { error: `crictl pods failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}` };
   const list = PodList.safeParse(json(r.stdout));
   if (!list.success) return { error: 'crictl pods -o json printed something that is not a pod list' };
   const ready = (list.data.items ?? []).filter((p) => p.state === 'SANDBOX_READY');
-  const inspected = await inBatches(ready, (p) => host.query(['crictl', 'inspectp', '-o', 'json', p.id]));
+  const inspected = await inBatches(ready, (p) => host.query(cri('inspectp', '-o', 'json', p.id)));
   const out: Sandbox[] = [];
   for (const [i, p] of ready.entries()) {
     const r = inspected[i];
@@ -181,7 +185,9 @@ export const removeSandboxes: Phase = {
   cleanup: false,
   async plan(ctx): Promise<PhasePlan> {
     if (!ctx.hasWork || !ctx.snapshot.facts.length) return nothing();
-    const found = await readySandboxes(ctx.host);
+    // The distribution's runtime socket (k3s, rke2, microk8s do not use crictl's default).
+    const cri = (...args: string[]) => crictl(ctx.snapshot.distro, ctx.host.root, ...args);
+    const found = await readySandboxes(ctx.host, cri);
     if ('error' in found) {
       const pods = await allocatedPods(ctx);
       if (!pods.length) return nothing(`${found.error}: no pod sandbox checked (no IPAM allocation on the removed network either)`);
@@ -203,10 +209,7 @@ export const removeSandboxes: Phase = {
     }
     const ids = mine.map((s) => s.id);
     return {
-      steps: [
-        { argv: ['crictl', 'stopp', ...ids] },
-        { argv: ['crictl', 'rmp', ...ids], removes: { kind: 'pod sandbox', items: mine.map(podName) } },
-      ],
+      steps: [{ argv: cri('stopp', ...ids) }, { argv: cri('rmp', ...ids), removes: { kind: 'pod sandbox', items: mine.map(podName) } }],
       notes,
     };
   },

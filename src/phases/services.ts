@@ -1,12 +1,13 @@
 // Stopping and starting kubelet and the container runtime. Stopped first so nothing recreates
 // interfaces or IPAM files while they are removed; started again in reverse order.
 import type { Host } from '../host/host.js';
+import { kubeadm } from '../distros/kubeadm.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
 import { nothing } from './types.js';
 
-/** Units per runtime, in stop order. Docker also needs its socket stopped or it restarts on demand. */
-export const RUNTIME_UNITS = ['cri-docker.service', 'docker.socket', 'docker.service', 'containerd.service', 'crio.service'];
-export const KUBELET_UNITS = ['kubelet.service'];
+/** kubeadm's units, in stop order (src/distros/kubeadm.ts); other distributions bring their own. */
+export const RUNTIME_UNITS = kubeadm.units.runtime;
+export const KUBELET_UNITS = kubeadm.units.kubelet;
 
 async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string> {
   if (!(await ctx.host.has('systemctl'))) return 'systemctl is not installed';
@@ -17,11 +18,25 @@ async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string
   return units.filter((_, i) => states[i]?.trim() === 'active');
 }
 
-async function planStop(ctx: Ctx, units: string[], into: string[]): Promise<PhasePlan> {
+/** The distribution's units (k3s: one unit holds kubelet and the runtime); kubeadm's by default. */
+const unitsOf = (ctx: Ctx) => ctx.snapshot.distro?.units ?? { kubelet: KUBELET_UNITS, runtime: RUNTIME_UNITS };
+
+async function planStop(ctx: Ctx, units: string[], into: string[], kind: 'kubelet' | 'runtime'): Promise<PhasePlan> {
   if (!ctx.hasWork) return nothing();
+  if (!units.length) {
+    const holder = unitsOf(ctx).kubelet.join(' or ');
+    return nothing(`the container runtime runs inside ${holder}: stopped and started with it`);
+  }
   const active = await activeUnits(ctx, units);
   if (typeof active === 'string') return nothing(`not stopping ${units.join(', ')}: ${active}`);
-  if (!active.length) return nothing(units.length === 1 ? `${units[0]} is not running` : 'no container runtime is running');
+  if (!active.length)
+    return nothing(
+      units.length === 1
+        ? `${units[0]} is not running`
+        : kind === 'runtime'
+          ? 'no container runtime is running'
+          : `none of ${units.join(', ')} is running`,
+    );
   into.push(...active);
   return { steps: [{ argv: ['systemctl', 'stop', ...active] }], notes: [] };
 }
@@ -41,23 +56,23 @@ export async function inactiveUnits(host: Host, units: string[]): Promise<string
   return units.filter((_, i) => ['inactive', 'failed'].includes(states[i]?.trim() ?? ''));
 }
 
-/** Splits units into the lists the start phases start them from. */
-export function byRole(units: string[]): { kubelet: string[]; runtime: string[] } {
-  return { kubelet: units.filter((u) => KUBELET_UNITS.includes(u)), runtime: units.filter((u) => !KUBELET_UNITS.includes(u)) };
+/** Splits units into the lists the start phases start them from (the distribution's kubelet units, else kubeadm's). */
+export function byRole(units: string[], kubeletUnits: string[] = KUBELET_UNITS): { kubelet: string[]; runtime: string[] } {
+  return { kubelet: units.filter((u) => kubeletUnits.includes(u)), runtime: units.filter((u) => !kubeletUnits.includes(u)) };
 }
 
 export const stopKubelet: Phase = {
   name: 'stop-kubelet',
   summary: 'stop kubelet so it does not set pods up again mid-cleanup',
   cleanup: false,
-  plan: (ctx) => planStop(ctx, KUBELET_UNITS, ctx.stopped.kubelet),
+  plan: (ctx) => planStop(ctx, unitsOf(ctx).kubelet, ctx.stopped.kubelet, 'kubelet'),
 };
 
 export const stopRuntime: Phase = {
   name: 'stop-runtime',
   summary: 'stop the active container runtime (containerd, CRI-O, or Docker with cri-dockerd)',
   cleanup: false,
-  plan: (ctx) => planStop(ctx, RUNTIME_UNITS, ctx.stopped.runtime),
+  plan: (ctx) => planStop(ctx, unitsOf(ctx).runtime, ctx.stopped.runtime, 'runtime'),
 };
 
 export const startRuntime: Phase = {

@@ -17,7 +17,7 @@ export const uncordon: Phase = {
       );
     if (!ctx.drained) return nothing('the node was not drained by this run');
     // In a plan the removals have not happened yet, so count what will remain.
-    const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host);
+    const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host, ctx.snapshot.distro?.confDirs);
     // Only a pod network counts: the runtime would wire new pods into podman's bridge just as well.
     const known = loadProfiles();
     if (!left.some((c) => known.some((p) => ownsConfig(p, c)))) {
@@ -25,7 +25,7 @@ export const uncordon: Phase = {
       throw new PhaseFailedError(
         'uncordon',
         new Error(
-          `refusing to uncordon: no CNI config of a pod network left in ${CNI_CONF_DIR}${others}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
+          `refusing to uncordon: no CNI config of a pod network left in ${(ctx.snapshot.distro?.confDirs ?? [CNI_CONF_DIR]).join(', ')}${others}; install the new CNI first, then run kubectl uncordon ${ctx.opts.node}`,
         ),
       );
     }

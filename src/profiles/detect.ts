@@ -8,10 +8,10 @@ export interface Detection {
   evidence: string[];
 }
 
-export async function detect(host: Host, profiles: Profile[], gaps: Gaps): Promise<Detection[]> {
+export async function detect(host: Host, profiles: Profile[], gaps: Gaps, confDirs?: string[]): Promise<Detection[]> {
   // The listings are independent: read them at the same time.
   const [configs, links, nft, dumps] = await Promise.all([
-    readCniConfigs(host),
+    readCniConfigs(host, confDirs),
     listLinks(host, gaps),
     nftTablesPresent(host, ownedNftTables(profiles), gaps),
     saveAllIptables(host, gaps),

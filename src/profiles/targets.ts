@@ -7,6 +7,9 @@ import type { CniConfig } from '../parse/conflist.js';
 import type { Detection } from './detect.js';
 import type { Profile } from './schema.js';
 
+/** CNIs a distribution runs inside its own process (k3s's Flannel), by profile name: why it is live and how to stop it. */
+export type Embedded = Map<string, { why: string; hint: string }>;
+
 export interface Target {
   cni: string;
   action: 'remove' | 'keep';
@@ -45,11 +48,13 @@ export function configInUse(profile: Profile, configs: CniConfig[]): CniConfig |
 }
 
 /** The selection rule, without --cni: see README "Which CNI is removed". */
-export function decideTargets(detected: Detection[], procs: ProcessInfo[], configs: CniConfig[]): Target[] {
+export function decideTargets(detected: Detection[], procs: ProcessInfo[], configs: CniConfig[], embedded: Embedded = new Map()): Target[] {
   return detected.map(({ profile }) => {
     const agents = agentsOf(profile, procs);
     const used = configInUse(profile, configs);
     if (agents.length) return { cni: profile.name, action: 'keep', why: `live: its agent runs: ${named(agents)}` };
+    const inside = embedded.get(profile.name);
+    if (inside) return { cni: profile.name, action: 'keep', why: `live: ${inside.why}; ${inside.hint}` };
     if (used && detected.length > 1)
       return {
         cni: profile.name,
@@ -72,8 +77,14 @@ export function decideTargets(detected: Detection[], procs: ProcessInfo[], confi
  * --cni: each named CNI is removed, unless it is live, which refuses the whole run. Naming the CNI
  * the runtime uses is allowed; the reason says pods use it now.
  */
-export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: CniConfig[]): Target[] {
+export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: CniConfig[], embedded: Embedded = new Map()): Target[] {
   for (const p of profiles) {
+    const inside = embedded.get(p.name);
+    if (inside)
+      throw new RefusedError(
+        `--cni ${p.name}: ${p.name} is live on this node: ${inside.why}; cni-sweep never removes a live CNI`,
+        inside.hint,
+      );
     const agents = agentsOf(p, procs);
     if (agents.length)
       throw new RefusedError(
@@ -94,7 +105,12 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
 }
 
 /** Reads what the rule needs (the conf dir, the processes) and applies it: to the detected CNIs, or to those named with --cni. */
-export async function chooseTargets(host: Host, input: { detected: Detection[] } | { named: Profile[] }): Promise<Target[]> {
-  const [configs, procs] = await Promise.all([readCniConfigs(host), host.processes()]);
-  return 'named' in input ? checkNamed(input.named, procs, configs) : decideTargets(input.detected, procs, configs);
+export async function chooseTargets(
+  host: Host,
+  input: { detected: Detection[] } | { named: Profile[] },
+  layout: { confDirs?: string[]; embedded?: (procs: ProcessInfo[]) => Embedded } = {},
+): Promise<Target[]> {
+  const [configs, procs] = await Promise.all([readCniConfigs(host, layout.confDirs), host.processes()]);
+  const embedded = layout.embedded?.(procs) ?? new Map();
+  return 'named' in input ? checkNamed(input.named, procs, configs, embedded) : decideTargets(input.detected, procs, configs, embedded);
 }

@@ -37,6 +37,7 @@ export const pluginBinaries: Check = {
   run(v) {
     const out: Finding[] = [];
     const valid = v.configs.filter((c) => c.config);
+    const binDir = v.cniBinDir ?? CNI_BIN_DIR;
     for (const c of valid) {
       const missing = neededPlugins(c).filter((n) => !v.cniBins?.has(n.type));
       if (!missing.length) continue;
@@ -48,15 +49,15 @@ export const pluginBinaries: Check = {
       out.push({
         id: 'cni-plugin-missing',
         severity: used ? 'error' : 'warning',
-        title: `${c.file} needs plugins missing from ${CNI_BIN_DIR}: ${missing.map((m) => m.type).join(', ')}`,
+        title: `${c.file} needs plugins missing from ${binDir}: ${missing.map((m) => m.type).join(', ')}`,
         evidence: [
-          ...(v.cniBins === null ? [`${CNI_BIN_DIR}: no such directory`] : []),
-          ...missing.map((m) => `${CNI_BIN_DIR}/${m.type}: missing (${m.role} in ${c.file})`),
+          ...(v.cniBins === null ? [`${binDir}: no such directory`] : []),
+          ...missing.map((m) => `${binDir}/${m.type}: missing (${m.role} in ${c.file})`),
         ],
         why:
           (used
-            ? `Every pod sandbox on this node fails (FailedCreatePodSandBox): \`failed to find plugin "${first}" in path [${CNI_BIN_DIR}]\`.`
-            : `The runtime does not use this config now (it is not the first), but fails with \`failed to find plugin "${first}" in path [${CNI_BIN_DIR}]\` once it is.`) +
+            ? `Every pod sandbox on this node fails (FailedCreatePodSandBox): \`failed to find plugin "${first}" in path [${binDir}]\`.`
+            : `The runtime does not use this config now (it is not the first), but fails with \`failed to find plugin "${first}" in path [${binDir}]\` once it is.`) +
           (mainGone
             ? ` The ${c.owners.join(', ')} plugin itself is gone: the CNI was removed and its config left behind.`
             : " Install the missing plugins (the containernetworking plugins: the kubernetes-cni package, or the CNI's installer) or remove the config."),

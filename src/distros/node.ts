@@ -1,0 +1,213 @@
+// Which distribution runs this node, and its layout resolved on it: data dir from its config, conf
+// and bin dirs with symlinks resolved under --root (never followed out of it), and the state and
+// rules it adds to the profiles.
+import path from 'node:path';
+import type { Host } from '../host/host.js';
+import { underRoot } from '../host/host.js';
+import type { Profile } from '../profiles/schema.js';
+import type { Distro, DistroAdds } from './schema.js';
+
+export interface NodeDistro {
+  name: string;
+  role: string | null;
+  /** Why this distribution: units, paths, or --distro. */
+  evidence: string[];
+  dataDir: string | null;
+  /** Conf dirs as real node paths (symlinks resolved), the runtime's first, each once. */
+  confDirs: string[];
+  binDirs: string[];
+  criSocket: string | null;
+  units: { kubelet: string[]; runtime: string[] };
+  adds: Record<string, DistroAdds>;
+  /** Top-level scalars of the distribution's config file (k3s: flannel-backend, data-dir ...). */
+  config: Record<string, string> | null;
+}
+
+/**
+ * The node path a path leads to, following symlinks the way the kernel does but inside the root:
+ * an absolute target is a node path, not a path on the machine running cni-sweep. Null when a
+ * link dangles or loops.
+ */
+export async function resolveNodePath(host: Host, nodePath: string): Promise<string | null> {
+  let parts = nodePath.split('/').filter(Boolean);
+  let cur = '/';
+  for (let i = 0, hops = 0; i < parts.length; i++) {
+    const next = path.posix.join(cur, parts[i]);
+    const type = await host.entryType(next);
+    if (type === null) return path.posix.join(next, ...parts.slice(i + 1));
+    if (type === 'symlink') {
+      const target = host.readLink ? await host.readLink(next) : null;
+      if (target === null || ++hops > 40) return null;
+      parts = [...path.posix.resolve(cur, target).split('/').filter(Boolean), ...parts.slice(i + 1)];
+      cur = '/';
+      i = -1;
+      continue;
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+/** Top-level `key: value` scalars of a YAML file (k3s and rke2 configs are flat maps of flags). */
+export function yamlScalars(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z0-9_.-]+|"[^"]*"|'[^']*')\s*:\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const key = m[1].replace(/^["']|["']$/g, '');
+    let v = m[2];
+    if (/^"/.test(v)) v = /^"((?:[^"\\]|\\.)*)"/.exec(v)?.[1] ?? '';
+    else if (/^'/.test(v)) v = /^'((?:[^']|'')*)'/.exec(v)?.[1]?.replace(/''/g, "'") ?? '';
+    else v = v.replace(/\s+#.*$/, '').trim();
+    out[key] = v;
+  }
+  return out;
+}
+
+const fill = (p: string, dataDir: string | null) => (dataDir ? p.replaceAll('{dataDir}', dataDir) : p);
+
+async function activeUnits(host: Host, units: string[]): Promise<Set<string>> {
+  if (!units.length || !(await host.has('systemctl'))) return new Set();
+  const r = await host.query(['systemctl', 'is-active', ...units]);
+  const states = r?.stdout.split('\n') ?? [];
+  return new Set(units.filter((_, i) => states[i]?.trim() === 'active'));
+}
+
+/** Lays a distribution out on this node. */
+export async function resolveDistro(host: Host, d: Distro, evidence: string[], active?: Set<string>): Promise<NodeDistro> {
+  let config: Record<string, string> | null = null;
+  let dataDir: string | null = d.config?.defaultDataDir ?? null;
+  if (d.config) {
+    const text = await host.readFile(d.config.file).catch(() => null);
+    if (text !== null) {
+      config = yamlScalars(text);
+      const dir = d.config.dataDirKey ? config[d.config.dataDirKey] : undefined;
+      if (dir && dir.startsWith('/') && !dir.split('/').includes('..')) {
+        dataDir = path.posix.normalize(dir);
+        evidence.push(`data dir ${dataDir} (${d.config.file})`);
+      }
+    }
+  }
+  const resolveAll = async (paths: string[]) => {
+    const out: string[] = [];
+    for (const p of paths) {
+      const r = await resolveNodePath(host, fill(p, dataDir));
+      if (r && !out.includes(r)) out.push(r);
+    }
+    return out;
+  };
+  const units =
+    active ??
+    (await activeUnits(
+      host,
+      d.detect.units.map((u) => u.unit),
+    ));
+  let role = d.detect.units.find((u) => u.role && units.has(u.unit))?.role ?? null;
+  // A stopped k3s or rke2 still tells a server from an agent by its data dir.
+  if (!role && dataDir && d.detect.units.some((u) => u.role)) {
+    if ((await host.entryType(`${dataDir}/server`)) === 'dir') role = 'server';
+    else if ((await host.entryType(`${dataDir}/agent`)) === 'dir') role = 'agent';
+  }
+  const adds: Record<string, DistroAdds> = {};
+  for (const [profile, a] of Object.entries(d.adds)) {
+    if (Object.entries(a.unlessConfig).some(([k, v]) => config?.[k] === v)) continue;
+    adds[profile] = { ...a, statePaths: await resolveAll(a.statePaths) };
+  }
+  return {
+    name: d.name,
+    role,
+    evidence,
+    dataDir,
+    confDirs: await resolveAll(d.cni.confDirs),
+    binDirs: await resolveAll(d.cni.binDirs),
+    criSocket: d.criSocket ?? null,
+    units: d.units,
+    adds,
+    config,
+  };
+}
+
+/**
+ * The distribution whose units run here (an active unit wins), else whose files are here, else
+ * kubeadm/plain. `--distro` names one outright.
+ */
+export async function detectDistro(host: Host, all: Distro[], override?: Distro): Promise<NodeDistro> {
+  const allUnits = all.flatMap((d) => d.detect.units.map((u) => u.unit));
+  const active = await activeUnits(host, allUnits);
+  if (override) return resolveDistro(host, override, ['--distro'], active);
+  const found: Array<{ d: Distro; evidence: string[]; running: boolean }> = [];
+  for (const d of all) {
+    const evidence: string[] = [];
+    for (const u of d.detect.units) if (active.has(u.unit)) evidence.push(`unit ${u.unit} active`);
+    const running = evidence.length > 0;
+    for (const p of d.detect.paths) if ((await host.entryType(p)) !== null) evidence.push(`path ${p}`);
+    if (evidence.length) found.push({ d, evidence, running });
+  }
+  // kubeadm is the fallback: another distribution with any evidence is more specific.
+  const special = found.filter((f) => f.d.name !== 'kubeadm');
+  const pick = special.find((f) => f.running) ?? (found.find((f) => f.d.name === 'kubeadm' && f.running) || special[0]) ?? found[0];
+  const d = pick?.d ?? all.find((x) => x.name === 'kubeadm') ?? all[0];
+  return resolveDistro(host, d, pick?.evidence ?? ['default: nothing of another distribution found'], active);
+}
+
+/** The profiles with what the distribution adds to them (k3s: kube-router netpol goes with Flannel). */
+export function applyDistro(profiles: Profile[], nd: NodeDistro | null | undefined): Profile[] {
+  if (!nd) return profiles;
+  const union = <T>(a: T[], b: T[]) => [...a, ...b.filter((x) => !a.some((y) => JSON.stringify(y) === JSON.stringify(x)))];
+  return profiles.map((p) => {
+    const a = nd.adds[p.name];
+    if (!a) return p;
+    return {
+      ...p,
+      state: { ...p.state, paths: union(p.state.paths, a.statePaths) },
+      firewall: {
+        ...p.firewall,
+        chainPrefixes: union(p.firewall.chainPrefixes, a.chainPrefixes),
+        ipsetPrefixes: union(p.firewall.ipsetPrefixes, a.ipsetPrefixes),
+        comments: union(p.firewall.comments, a.comments),
+      },
+      nftables: union(p.nftables, a.nftables),
+    };
+  });
+}
+
+/** crictl pointed at the distribution's runtime (the socket under --root); kubeadm: crictl's own default. */
+export function crictl(nd: NodeDistro | null | undefined, root: string, ...args: string[]): string[] {
+  if (!nd?.criSocket) return ['crictl', ...args];
+  return ['crictl', '--runtime-endpoint', `unix://${underRoot(root, nd.criSocket)}`, ...args];
+}
+
+export interface Proc {
+  /** /proc/<pid>/comm */
+  comm?: string;
+  /** /proc/<pid>/cmdline split at NULs */
+  argv: string[];
+}
+
+/**
+ * Whether k3s's embedded Flannel is live: a k3s server or agent runs (its process shows as
+ * `k3s server` / `k3s agent`, or k3s-server / k3s-agent once it renamed itself) and neither its
+ * command line nor its config says `flannel-backend: none`.
+ */
+/** What to tell the user when k3s's Flannel is live and kept. */
+export const K3S_FLANNEL_HINT =
+  'stop k3s (systemctl stop k3s, or k3s-agent) and run again, or set `flannel-backend: none` in /etc/rancher/k3s/config.yaml, restart k3s and run again to remove its Flannel';
+
+export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | null): { live: boolean; why: string } {
+  const k3s = procs.find((p) => {
+    const base = path.posix.basename(p.argv[0] ?? '');
+    if (/^k3s-(server|agent)$/.test(p.comm ?? '') || /^k3s-(server|agent)$/.test(base)) return true;
+    return base === 'k3s' && (p.argv[1] === 'server' || p.argv[1] === 'agent');
+  });
+  if (!k3s) return { live: false, why: 'no k3s server or agent process' };
+  const argv = k3s.argv;
+  let backend: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--flannel-backend(?:=(.*))?$/.exec(argv[i]);
+    if (m) backend = m[1] ?? argv[i + 1];
+  }
+  backend ??= config?.['flannel-backend'];
+  const who = `k3s ${/agent/.test(`${k3s.comm ?? ''} ${argv.slice(0, 2).join(' ')}`) ? 'agent' : 'server'}`;
+  if (backend === 'none') return { live: false, why: `${who} runs with flannel-backend none` };
+  return { live: true, why: `${who} runs with its embedded Flannel (backend ${backend || 'vxlan'})` };
+}

@@ -1,0 +1,222 @@
+// Distribution detection and layout on the fake host: units, files, k3s's data dir from its config,
+// symlinks resolved inside the root, what a distribution adds to a profile, and k3s's live Flannel.
+import { describe, expect, it } from 'vitest';
+import { doctor } from '../../src/doctor/index.js';
+import { loadDistros } from '../../src/distros/index.js';
+import { applyDistro, crictl, detectDistro, k3sFlannelLive, resolveNodePath, yamlScalars } from '../../src/distros/node.js';
+import { k3s } from '../../src/distros/k3s.js';
+import { FakeHost } from '../../src/host/fake.js';
+import { Gaps, takeSnapshot } from '../../src/inspect.js';
+import { firewallDeletions } from '../../src/ownership.js';
+import { parseIptablesSave } from '../../src/parse/iptables.js';
+import { loadProfiles } from '../../src/profiles/index.js';
+
+const ALL = loadDistros();
+const K3S_CONFLIST = JSON.stringify({
+  name: 'cbr0',
+  cniVersion: '1.0.0',
+  plugins: [{ type: 'flannel', delegate: { hairpinMode: true } }, { type: 'portmap' }, { type: 'bandwidth' }],
+});
+
+describe('detection', () => {
+  it('a k3s agent by its active unit: k3s conf dir first, one unit for kubelet and runtime, its CRI socket', async () => {
+    const h = new FakeHost().writeFile('/usr/local/bin/k3s', '', 0o755);
+    h.units.set('k3s-agent.service', 'active');
+    const d = await detectDistro(h, ALL);
+    expect(d).toMatchObject({
+      name: 'k3s',
+      role: 'agent',
+      evidence: ['unit k3s-agent.service active', 'path /usr/local/bin/k3s'],
+      dataDir: '/var/lib/rancher/k3s',
+      confDirs: ['/var/lib/rancher/k3s/agent/etc/cni/net.d', '/etc/cni/net.d'],
+      criSocket: '/run/k3s/containerd/containerd.sock',
+      units: { kubelet: ['k3s.service', 'k3s-agent.service'], runtime: [] },
+    });
+    expect(crictl(d, '/', 'pods', '-q')).toEqual([
+      'crictl',
+      '--runtime-endpoint',
+      'unix:///run/k3s/containerd/containerd.sock',
+      'pods',
+      '-q',
+    ]);
+  });
+
+  it('a stopped k3s server: the data dir from config.yaml, the role from the data dir, bin dir through data/current', async () => {
+    const h = new FakeHost()
+      .writeFile('/etc/rancher/k3s/config.yaml', '# k3s\nnode-name: n1\ndata-dir: "/srv/k3s"   # moved\nflannel-backend: vxlan\n')
+      .writeFile('/srv/k3s/server/token', 'x')
+      .writeFile('/srv/k3s/data/1a2b/bin/cni', '', 0o755)
+      .symlink('/srv/k3s/data/current', '/srv/k3s/data/1a2b');
+    const d = await detectDistro(h, ALL);
+    expect(d.name).toBe('k3s');
+    expect(d.role).toBe('server');
+    expect(d.evidence).toEqual(['path /etc/rancher/k3s/config.yaml', 'data dir /srv/k3s (/etc/rancher/k3s/config.yaml)']);
+    expect(d.confDirs).toEqual(['/srv/k3s/agent/etc/cni/net.d', '/etc/cni/net.d']);
+    expect(d.binDirs).toEqual(['/srv/k3s/data/1a2b/bin', '/opt/cni/bin']);
+    expect(d.adds.flannel.statePaths).toEqual(['/srv/k3s/agent/etc/flannel/net-conf.json']);
+  });
+
+  it('microk8s: the snap dirs through `current`, /etc/cni/net.d read once as the dir it links to', async () => {
+    const h = new FakeHost()
+      .writeFile('/var/snap/microk8s/7229/args/cni-network/10-calico.conflist', '{}')
+      .symlink('/var/snap/microk8s/current', '7229')
+      .symlink('/etc/cni/net.d', '/var/snap/microk8s/current/args/cni-network');
+    h.units.set('snap.microk8s.daemon-kubelite.service', 'active');
+    const d = await detectDistro(h, ALL);
+    expect(d.name).toBe('microk8s');
+    expect(d.confDirs).toEqual(['/var/snap/microk8s/7229/args/cni-network']);
+    expect(d.units).toEqual({
+      kubelet: ['snap.microk8s.daemon-kubelite.service'],
+      runtime: ['snap.microk8s.daemon-containerd.service'],
+    });
+    expect(d.adds.calico.statePaths).toContain('/var/snap/microk8s/7229/var/lib/calico');
+  });
+
+  it('kubeadm: by kubelet.service, and by default; a running kubelet wins over files another distribution left', async () => {
+    const plain = await detectDistro(new FakeHost(), ALL);
+    expect(plain).toMatchObject({
+      name: 'kubeadm',
+      evidence: ['default: nothing of another distribution found'],
+      confDirs: ['/etc/cni/net.d'],
+    });
+    expect(crictl(plain, '/', 'pods', '-q')).toEqual(['crictl', 'pods', '-q']);
+    const h = new FakeHost().writeFile('/var/lib/rancher/rke2/agent/x', '');
+    h.units.set('kubelet.service', 'active');
+    const d = await detectDistro(h, ALL);
+    expect(d.name).toBe('kubeadm');
+    expect(d.evidence).toEqual(['unit kubelet.service active']);
+  });
+
+  it('--distro names one whatever the node shows', async () => {
+    const h = new FakeHost();
+    h.units.set('kubelet.service', 'active');
+    const d = await detectDistro(
+      h,
+      ALL,
+      ALL.find((x) => x.name === 'rke2'),
+    );
+    expect(d).toMatchObject({ name: 'rke2', role: null, evidence: ['--distro'] });
+  });
+});
+
+describe('layout', () => {
+  it('a symlink is resolved inside the root, never on the machine running cni-sweep; a loop is null', async () => {
+    const h = new FakeHost().symlink('/a', '/b').symlink('/b', '/a').symlink('/c', 'd/e').writeFile('/d/e/f', '');
+    expect(await resolveNodePath(h, '/c/f')).toBe('/d/e/f');
+    expect(await resolveNodePath(h, '/a/x')).toBeNull();
+    expect(await resolveNodePath(h, '/missing/x')).toBe('/missing/x');
+  });
+
+  it('reads the flat YAML of k3s and rke2 configs', () => {
+    expect(yamlScalars('a: 1\n"b": \'x y\'\nc: "q\\"r" # c\n  nested: no\nd: plain # note\nlist:\n  - x\n')).toEqual({
+      a: '1',
+      b: 'x y',
+      c: 'q\\"r',
+      d: 'plain',
+      list: '',
+    });
+  });
+
+  it("rejects a distribution that would add a bare KUBE- prefix (kube-proxy's namespace)", () => {
+    expect(() => loadDistros([{ ...k3s, adds: { flannel: { chainPrefixes: ['KUBE-'] } } }])).toThrow(
+      'invalid distribution k3s: adds.flannel.chainPrefixes.0: must be an exact sub-prefix, not a bare KUBE-/CNI- namespace',
+    );
+  });
+
+  it("k3s's netpol chains and ipsets go with its Flannel; kube-proxy's KUBE-* stay", async () => {
+    const h = new FakeHost().writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', K3S_CONFLIST);
+    h.units.set('k3s.service', 'active');
+    const d = await detectDistro(h, ALL);
+    const profiles = applyDistro(
+      loadProfiles().filter((p) => p.name === 'flannel'),
+      d,
+    );
+    expect(profiles[0].firewall.ipsetPrefixes).toEqual([
+      'KUBE-SRC-',
+      'KUBE-DST-',
+      'kube-router-',
+      'inet6:KUBE-SRC-',
+      'inet6:KUBE-DST-',
+      'inet6:kube-router-',
+    ]);
+    const snap = await takeSnapshot(h, profiles, [], new Gaps(), d);
+    expect(snap.facts[0].configs.map((c) => c.file)).toEqual(['/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist']);
+    const dump = parseIptablesSave(
+      [
+        '*filter',
+        ':INPUT ACCEPT [0:0]',
+        ':KUBE-ROUTER-INPUT - [0:0]',
+        ':KUBE-POD-FW-ABC - [0:0]',
+        ':KUBE-NWPLCY-DEFAULT - [0:0]',
+        ':KUBE-FIREWALL - [0:0]',
+        ':KUBE-KUBELET-CANARY - [0:0]',
+        ':KUBE-SERVICES - [0:0]',
+        ':KUBE-ROUTERX - [0:0]',
+        '-A INPUT -m comment --comment "kube-router netpol - X" -j KUBE-ROUTER-INPUT',
+        '-A INPUT -j KUBE-FIREWALL',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const del = firewallDeletions(dump, { facts: snap.facts, remainingConfigs: snap.remainingConfigs, family: 4 });
+    expect(del).toEqual([
+      {
+        table: 'filter',
+        deletes: [expect.objectContaining({ chain: 'INPUT', target: 'KUBE-ROUTER-INPUT' })],
+        chains: ['KUBE-ROUTER-INPUT', 'KUBE-POD-FW-ABC', 'KUBE-NWPLCY-DEFAULT'],
+      },
+    ]);
+  });
+});
+
+describe('k3s without Flannel', () => {
+  it("with `flannel-backend: none` its netpol is not Flannel's: nothing is added", async () => {
+    const h = new FakeHost().writeFile('/etc/rancher/k3s/config.yaml', 'flannel-backend: none\n');
+    h.units.set('k3s.service', 'active');
+    const d = await detectDistro(h, ALL);
+    expect(d.name).toBe('k3s');
+    expect(d.adds).toEqual({});
+    const flannel = loadProfiles().filter((p) => p.name === 'flannel');
+    expect(applyDistro(flannel, d)).toEqual(flannel);
+  });
+});
+
+describe("k3s's embedded Flannel is live", () => {
+  const server = { comm: 'k3s-server', argv: ['/usr/local/bin/k3s', 'server'] };
+  it('while a k3s server or agent runs with Flannel', () => {
+    expect(k3sFlannelLive([server], null)).toEqual({ live: true, why: 'k3s server runs with its embedded Flannel (backend vxlan)' });
+    expect(k3sFlannelLive([{ argv: ['/usr/local/bin/k3s', 'agent', '--flannel-backend=host-gw'] }], null)).toEqual({
+      live: true,
+      why: 'k3s agent runs with its embedded Flannel (backend host-gw)',
+    });
+  });
+  it('not with flannel-backend none (config or command line), nor without a k3s process', () => {
+    expect(k3sFlannelLive([server], { 'flannel-backend': 'none' }).live).toBe(false);
+    expect(k3sFlannelLive([{ argv: ['k3s', 'server', '--flannel-backend', 'none'] }], null).live).toBe(false);
+    expect(k3sFlannelLive([{ comm: 'containerd-shim', argv: ['/var/lib/rancher/k3s/data/x/bin/containerd-shim-runc-v2'] }], null)).toEqual({
+      live: false,
+      why: 'no k3s server or agent process',
+    });
+  });
+});
+
+describe('doctor on k3s', () => {
+  it("checks plugins against k3s's bin dir: a link to the multi-call cni counts, a missing one or a dangling one does not", async () => {
+    const h = new FakeHost()
+      .writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', K3S_CONFLIST)
+      .writeFile('/var/lib/rancher/k3s/data/9f/bin/cni', '', 0o755)
+      .symlink('/var/lib/rancher/k3s/data/current', '/var/lib/rancher/k3s/data/9f')
+      .symlink('/var/lib/rancher/k3s/data/9f/bin/flannel', 'cni')
+      .symlink('/var/lib/rancher/k3s/data/9f/bin/bridge', 'cni')
+      .symlink('/var/lib/rancher/k3s/data/9f/bin/host-local', 'cni')
+      .symlink('/var/lib/rancher/k3s/data/9f/bin/portmap', 'cni-gone');
+    h.units.set('k3s.service', 'active');
+    const distro = await detectDistro(h, ALL);
+    const all = applyDistro(loadProfiles(), distro);
+    const { findings } = await doctor(h, { node: 'n1', podCidrs: [], profiles: all, allProfiles: all, distro });
+    const f = findings.find((x) => x.id === 'cni-plugin-missing');
+    expect(f?.title).toBe(
+      '/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist needs plugins missing from /var/lib/rancher/k3s/data/9f/bin: portmap, bandwidth',
+    );
+  });
+});
