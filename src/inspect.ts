@@ -5,10 +5,9 @@ import type { ExecResult, Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
 import { parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Route } from './parse/iproute.js';
-import { protectedDevices } from './ownership.js';
 import { parseNftTables, type NftTable } from './parse/nft.js';
 import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
-import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
+import { contains, networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
 import type { NodeDistro } from './distros/node.js';
@@ -191,6 +190,56 @@ export function networksOf(f: ProfileFacts): string[] {
 /** The note that says why an untrusted config and what derives from it stay. */
 export function untrustedNote(c: CniConfig): string {
   return `kept ${c.file}: ${c.untrusted}; nothing named after it (its IPAM allocations, result caches, bridge, firewall comments) is removed`;
+}
+
+/** Whether an address is link-local (169.254/16, fe80::/10): every device may carry one. */
+function linkLocal(a: { family: string; local: string }): boolean {
+  return a.family === 'inet6' ? /^fe[89ab]/i.test(a.local) : a.local.startsWith('169.254.');
+}
+
+/**
+ * Devices that stay whatever a config says, read from the node before anything changes: the
+ * uplink (a default route goes through it) and devices with an address outside the pod network.
+ * The profile's own device names (cni0, flannel.1) are not checked for addresses: they are its by
+ * name, and a stale address on them is what the cleanup is for.
+ */
+export function protectedDevices(
+  addrs: LinkAddrs[] | null,
+  routes: Array<Route & { family: 4 | 6 }>,
+  f: ProfileFacts,
+): Map<string, string> {
+  const kept = new Map<string, string>();
+  for (const r of routes) {
+    if (r.dst !== 'default') continue;
+    const hops = (r as { nexthops?: Array<{ dev?: string }> }).nexthops ?? [];
+    for (const dev of [r.dev, ...hops.map((h) => h.dev)]) if (dev) kept.set(dev, 'it is the uplink: a default route goes through it');
+  }
+  const names = new Set(f.profile.interfaces.names);
+  const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
+  if (!addrs) {
+    // Unknown addresses: a bridge only a config names may carry the node's own.
+    for (const b of bridgesOf(f))
+      if (!names.has(b) && !patterns.some((r) => r.test(b)) && !kept.has(b)) kept.set(b, 'its addresses could not be read');
+    return kept;
+  }
+  for (const d of addrs) {
+    if (kept.has(d.ifname)) continue;
+    // The profile's own devices are its by name: a stale address on cni0 is what the cleanup is for.
+    if (names.has(d.ifname) || patterns.some((r) => r.test(d.ifname)) || f.profile.interfaces.kernelOwned.includes(d.ifname)) continue;
+    for (const a of d.addr_info) {
+      if (linkLocal(a)) continue;
+      const p = parsePrefix(`${a.local}/${a.family === 'inet6' ? 128 : 32}`);
+      if (p && f.podNetworks.some((net) => contains(net, p))) continue;
+      kept.set(
+        d.ifname,
+        f.podNetworks.length
+          ? `it carries ${a.local}, outside the pod network ${f.podNetworks.map((n) => n.text).join(', ')}`
+          : `it carries ${a.local} and the pod network is unknown`,
+      );
+      break;
+    }
+  }
+  return kept;
 }
 
 /** Bridges a profile owns: named in its configs, else its default bridge names. */
