@@ -146,7 +146,8 @@ export function makeK3s(node: FlannelNode, o: K3sOptions): { dataDir: string; co
       'create site-blocklist hash:ip family inet',
       '',
     ].join('\n'),
-  );  inNs(node.ns, restore(backend), ['--noflush'], kubeProxyRules());
+  );
+  inNs(node.ns, restore(backend), ['--noflush'], kubeProxyRules());
   inNs(node.ns, restore(backend), ['--noflush'], netpolRules(node.pods[0]?.ip ?? '10.244.1.2'));
 
   return { dataDir, confDir, binDir: `${dataDir}/data/current/bin`, realBinDir: `${dataDir}/data/8c5d4bb6d8b2e4a1/bin` };
