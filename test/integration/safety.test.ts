@@ -365,7 +365,7 @@ describe('faults', () => {
     });
     const exited = new Promise((resolve) => child.on('exit', resolve));
     const subnetEnv = path.join(node.root, 'run/flannel/subnet.env');
-    for (let i = 0; i < 200 && fs.existsSync(subnetEnv); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && fs.existsSync(subnetEnv); i++) await new Promise((r) => setTimeout(r, 20));
     child.kill('SIGKILL');
     await exited;
     expect(fs.existsSync(subnetEnv)).toBe(false);
