@@ -15,9 +15,9 @@ import { removalSummary, renderScript, renderStep } from './plan.js';
 import { listBackups, planRestore, readBackup } from './backup/restore.js';
 import { detect } from './profiles/detect.js';
 import { loadProfiles, selectProfiles } from './profiles/index.js';
-import { chooseTargets, type Embedded, type Target } from './profiles/targets.js';
+import { chooseTargets, type Target } from './profiles/targets.js';
 import { loadDistros, selectDistro } from './distros/index.js';
-import { applyDistro, detectDistro, K3S_FLANNEL_HINT, k3sFlannelLive } from './distros/node.js';
+import { applyDistro, detectDistro, embeddedLive } from './distros/node.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { renderArgv } from './util/shell.js';
@@ -186,13 +186,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
   const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected }, {
     confDirs: distro.confDirs,
-    embedded: (procs) => {
-      const out: Embedded = new Map();
-      if (distro.name !== 'k3s') return out;
-      const k3s = k3sFlannelLive(procs, distro.config);
-      if (k3s.live) out.set('flannel', { why: k3s.why, hint: K3S_FLANNEL_HINT });
-      return out;
-    },
+    embedded: (procs) => embeddedLive(distro, procs),
   });
   const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
   const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);

@@ -6,6 +6,7 @@ import type { Host } from '../host/host.js';
 import { underRoot } from '../host/host.js';
 import type { Profile } from '../profiles/schema.js';
 import type { Distro, DistroAdds } from './schema.js';
+import type { Embedded } from '../profiles/targets.js';
 
 export interface NodeDistro {
   name: string;
@@ -184,15 +185,15 @@ export interface Proc {
   argv: string[];
 }
 
+/** What to tell the user when k3s's Flannel is live and kept. */
+export const K3S_FLANNEL_HINT =
+  'stop k3s (systemctl stop k3s, or k3s-agent) and run again, or set `flannel-backend: none` in /etc/rancher/k3s/config.yaml, restart k3s and run again to remove its Flannel';
+
 /**
  * Whether k3s's embedded Flannel is live: a k3s server or agent runs (its process shows as
  * `k3s server` / `k3s agent`, or k3s-server / k3s-agent once it renamed itself) and neither its
  * command line nor its config says `flannel-backend: none`.
  */
-/** What to tell the user when k3s's Flannel is live and kept. */
-export const K3S_FLANNEL_HINT =
-  'stop k3s (systemctl stop k3s, or k3s-agent) and run again, or set `flannel-backend: none` in /etc/rancher/k3s/config.yaml, restart k3s and run again to remove its Flannel';
-
 export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | null): { live: boolean; why: string } {
   const k3s = procs.find((p) => {
     const base = path.posix.basename(p.argv[0] ?? '');
@@ -210,4 +211,13 @@ export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | n
   const who = `k3s ${/agent/.test(`${k3s.comm ?? ''} ${argv.slice(0, 2).join(' ')}`) ? 'agent' : 'server'}`;
   if (backend === 'none') return { live: false, why: `${who} runs with flannel-backend none` };
   return { live: true, why: `${who} runs with its embedded Flannel (backend ${backend || 'vxlan'})` };
+}
+
+/** The CNIs this distribution runs inside its own process and that are live now (k3s's Flannel), for the target rule. */
+export function embeddedLive(nd: NodeDistro, procs: Proc[]): Embedded {
+  const out: Embedded = new Map();
+  if (nd.name !== 'k3s') return out;
+  const k3s = k3sFlannelLive(procs, nd.config);
+  if (k3s.live) out.set('flannel', { why: k3s.why, hint: K3S_FLANNEL_HINT });
+  return out;
 }

@@ -3,7 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { doctor } from '../../src/doctor/index.js';
 import { loadDistros } from '../../src/distros/index.js';
-import { applyDistro, crictl, detectDistro, k3sFlannelLive, resolveNodePath, yamlScalars } from '../../src/distros/node.js';
+import { applyDistro, crictl, detectDistro, embeddedLive, k3sFlannelLive, resolveNodePath, yamlScalars } from '../../src/distros/node.js';
+import { RefusedError } from '../../src/errors.js';
+import { detect } from '../../src/profiles/detect.js';
+import { chooseTargets } from '../../src/profiles/targets.js';
 import { k3s } from '../../src/distros/k3s.js';
 import { FakeHost } from '../../src/host/fake.js';
 import { Gaps, takeSnapshot } from '../../src/inspect.js';
@@ -218,5 +221,42 @@ describe('doctor on k3s', () => {
     expect(f?.title).toBe(
       '/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist needs plugins missing from /var/lib/rancher/k3s/data/9f/bin: portmap, bandwidth',
     );
+  });
+});
+
+describe('a live k3s Flannel is kept, and refuses --cni flannel', () => {
+  const k3sNode = (config: string) => {
+    const h = new FakeHost()
+      .writeFile('/usr/local/bin/k3s', '', 0o755)
+      .writeFile('/etc/rancher/k3s/config.yaml', config)
+      .writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', K3S_CONFLIST)
+      .writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.1.1/24\n');
+    h.units.set('k3s-agent.service', 'active');
+    h.addProcess(['/usr/local/bin/k3s', 'agent'], { pid: 3100, comm: 'k3s-agent' });
+    return h;
+  };
+  const targetsOn = async (h: FakeHost, named?: string) => {
+    const d = await detectDistro(h, ALL);
+    const profiles = loadProfiles();
+    const layout = { confDirs: d.confDirs, embedded: (procs: Parameters<typeof embeddedLive>[1]) => embeddedLive(d, procs) };
+    if (named) return chooseTargets(h, { named: profiles.filter((p) => p.name === named) }, layout);
+    return chooseTargets(h, { detected: await detect(h, profiles, new Gaps(), d.confDirs) }, layout);
+  };
+
+  it('without --cni, k3s running with its Flannel keeps Flannel and says how to proceed', async () => {
+    const t = await targetsOn(k3sNode('node-name: n1\n'));
+    expect(t).toHaveLength(1);
+    expect(t[0]).toMatchObject({ cni: 'flannel', action: 'keep' });
+    expect(t[0]!.why).toMatch(/^live: k3s agent runs with its embedded Flannel \(backend vxlan\); stop k3s/);
+  });
+
+  it('--cni flannel refuses (exit 3) while k3s runs it', async () => {
+    await expect(targetsOn(k3sNode('node-name: n1\n'), 'flannel')).rejects.toThrow(RefusedError);
+    await expect(targetsOn(k3sNode('node-name: n1\n'), 'flannel')).rejects.toThrow(/flannel is live on this node: k3s agent runs/);
+  });
+
+  it('with flannel-backend: none the leftovers are removed', async () => {
+    const t = await targetsOn(k3sNode('flannel-backend: none\n'));
+    expect(t).toEqual([{ cni: 'flannel', action: 'remove', why: expect.stringMatching(/^no agent of it runs/) }]);
   });
 });
