@@ -1,0 +1,224 @@
+// End to end on a real container runtime: containerd 1.6 with its CRI plugin and runc makes the
+// dirty node by calling the real CNI plugins (bridge, host-local, portmap, loopback; podman's
+// network adds firewall and tuning). Stand-ins: flannel's CNI plugin (test/helpers/e2e-cni/flannel,
+// a faithful copy of what flannel-io/cni-plugin does, delegating to the real bridge plugin),
+// flanneld (its state is written as flannel's source writes it; no daemon runs, as after its
+// DaemonSet was deleted), crictl (the CRI client in test/helpers/cri), systemctl (really stops
+// containerd with SIGTERM only, as systemd's KillMode=process does) and kubectl (recorded).
+// Each test starts its own node: a run changes the node, and a node starts in about 3 s.
+import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  inNode,
+  installFlannel,
+  installSiteRules,
+  nodeArgs,
+  podIps,
+  podmanContainer,
+  runNodeCli,
+  runPod,
+  startNode,
+  stopAllNodes,
+  type Pod,
+  type RuntimeNode,
+} from '../helpers/runtime-node.js';
+import {
+  executedCommands,
+  flannelTraces,
+  planCommands,
+  podmanState,
+  readyWithoutNetwork,
+  siteRules,
+  type RunReport,
+} from '../helpers/runtime-state.js';
+import { REPO, snapshot } from '../helpers/harness.js';
+
+afterEach(stopAllNodes);
+
+interface FlannelRuntimeNode {
+  node: RuntimeNode;
+  /** Every sandbox ever created on Flannel, drained ones included. */
+  flannelPods: Pod[];
+  /** Still running: the DaemonSet pods a drain leaves. */
+  running: Pod[];
+  podmanNetns: string[];
+}
+
+/** Pods with a hostPort (30080 + index): 7 of 20, in each group below. */
+const HOST_PORTS = new Set([0, 3, 9, 12, 15, 18, 19]);
+
+/**
+ * A node on Flannel (dual-stack VXLAN), made by the runtime: `pods` sandboxes, created four at a
+ * time as kubelet creates them side by side; then kubelet's drain: the first `drained` stopped and
+ * removed, the next `stopped` stopped only (NOTREADY, not yet garbage-collected); the rest keep
+ * running. Beside it, two podman containers on 87-podman-bridge.conflist, one with a published port.
+ */
+async function flannelRuntimeNode(tag: string, pods: number, drained: number, stopped: number): Promise<FlannelRuntimeNode> {
+  const node = await startNode(tag);
+  installSiteRules(node);
+  installFlannel(node);
+  const flannelPods: Pod[] = [];
+  for (let i = 0; i < pods; i += 4) {
+    const batch = Array.from({ length: Math.min(4, pods - i) }, (_, j) => i + j);
+    flannelPods.push(...(await Promise.all(batch.map((k) => runPod(node, `pod-${k}`, HOST_PORTS.has(k) ? 30080 + k : undefined)))));
+  }
+  const podmanNetns = [podmanContainer(node, 1, 8888).netns, podmanContainer(node, 2).netns];
+  for (const p of flannelPods.slice(0, drained)) {
+    await node.cri.stopPodSandbox(p.id);
+    await node.cri.removePodSandbox(p.id);
+  }
+  for (const p of flannelPods.slice(drained, drained + stopped)) await node.cri.stopPodSandbox(p.id);
+  return { node, flannelPods, running: flannelPods.slice(drained + stopped), podmanNetns };
+}
+
+function runJson(node: RuntimeNode, args: string[]): { code: number | null; report: RunReport; stderr: string } {
+  const r = runNodeCli(node, ['run', '--yes', '--json', ...nodeArgs(node), ...args]);
+  let report: RunReport;
+  try {
+    report = JSON.parse(r.stdout) as RunReport;
+  } catch {
+    throw new Error(`run printed no JSON report (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return { code: r.code, report, stderr: r.stderr };
+}
+
+describe('end to end: Flannel made by containerd and the real CNI plugins', () => {
+  it('run removes every trace of Flannel, leaves no sandbox READY without a network and podman byte for byte; the plan was exactly what ran', async () => {
+    const { node, flannelPods, running, podmanNetns } = await flannelRuntimeNode('e2e-run', 20, 8, 3);
+    // the node is what the runtime made: hostPorts of both families, IPAM and caches, pods in use
+    expect(running.length).toBe(9);
+    expect(running.filter((p) => p.hostPort).length).toBe(4);
+    expect(await podIps(node, running[1].id)).toEqual([expect.stringMatching(/^10\.244\.1\./), expect.stringMatching(/^fd00:10:244:1:/)]);
+    expect(inNode(node, 'iptables-nft-save', [])).toMatch(
+      /-A CNI-DN-\S+ -p tcp -m tcp --dport 30092 -j DNAT --to-destination 10\.244\.1\.\d+:80/,
+    );
+    expect(inNode(node, 'ip6tables-nft-save', [])).toMatch(
+      /-A CNI-DN-\S+ -p tcp -m tcp --dport 30092 -j DNAT --to-destination \[fd00:10:244:1::\w+\]:80/,
+    );
+    expect(fs.readdirSync(path.join(node.root, 'var/lib/cni/networks/cbr0'))).toEqual(
+      expect.arrayContaining(['lock', 'last_reserved_ip.0', 'last_reserved_ip.1']),
+    );
+    expect(fs.readdirSync(path.join(node.root, 'var/lib/cni/results'))).toContain(`cni-loopback-${running[0].id}-lo`);
+    const before = flannelTraces(
+      node,
+      flannelPods.map((p) => p.id),
+    );
+    expect(before.length).toBeGreaterThan(50);
+    const podman = podmanState(node, podmanNetns);
+    expect(podman.iptables.join('\n')).toContain('--dport 8888 -j DNAT --to-destination 10.88.0.2:80');
+    const site = siteRules(node);
+
+    const plan = runNodeCli(node, ['plan', ...nodeArgs(node)]);
+    expect(plan.code, plan.stderr).toBe(0);
+    const { code, report, stderr } = runJson(node, []);
+    expect(code, stderr).toBe(0);
+    expect(report.cni).toEqual(['flannel']);
+
+    // The plan printed exactly the commands the run executed, in order.
+    expect(executedCommands(report)).toEqual(planCommands(plan.stdout));
+
+    // Each of these is reported on its own (soft), so one failure does not hide the others.
+    expect
+      .soft(
+        flannelTraces(
+          node,
+          flannelPods.map((p) => p.id),
+        ),
+      )
+      .toEqual([]);
+    // The runtime is up again, and no sandbox it calls READY is left with only lo (issue 13: the
+    // run removes the removed network's sandboxes through the CRI while the runtime is up).
+    expect.soft(await node.cri.version()).toMatchObject({ runtimeName: 'containerd' });
+    expect.soft(await readyWithoutNetwork(node)).toEqual([]);
+    expect.soft(podmanState(node, podmanNetns)).toEqual(podman);
+    expect.soft(siteRules(node)).toEqual(site);
+  });
+
+  it('a second run changes nothing', async () => {
+    const { node, podmanNetns } = await flannelRuntimeNode('e2e-rerun', 6, 2, 1);
+    const first = runJson(node, []);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.report.changed).toBe(true);
+    const state = snapshot({ ns: node.ns, root: node.root });
+    const podman = podmanState(node, podmanNetns);
+    const pods = await node.cri.listPodSandbox();
+
+    const second = runJson(node, []);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.report.changed).toBe(false);
+    expect(second.report.phases.flatMap((p) => p.steps)).toEqual([]);
+    const after = snapshot({ ns: node.ns, root: node.root });
+    // containerd rewrites its own database and logs; everything else is compared byte for byte
+    const stable = (s: typeof state) => ({ ...s, files: s.files.filter((f) => !/^var\/lib\/containerd\/|^run\/containerd\//.test(f)) });
+    expect(stable(after)).toEqual(stable(state));
+    expect(podmanState(node, podmanNetns)).toEqual(podman);
+    expect(await node.cri.listPodSandbox()).toEqual(pods);
+  });
+
+  it('after start-runtime, a new pod network serves new sandboxes and the old ones stop and go through the CRI', async () => {
+    const { node, running } = await flannelRuntimeNode('e2e-after', 5, 1, 1);
+    const stoppedOnly = (await node.cri.listPodSandbox()).filter((p) => p.state === 'SANDBOX_NOTREADY').map((p) => p.id);
+    const r = runJson(node, []);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.report.phases.find((p) => p.name === 'start-runtime')?.steps.map((s) => s.argv.join(' '))).toEqual([
+      'systemctl start containerd.service',
+    ]);
+
+    // The next CNI: its config sorts before podman's, so the runtime takes it.
+    fs.writeFileSync(
+      path.join(node.root, 'etc/cni/net.d/10-next.conflist'),
+      JSON.stringify({
+        cniVersion: '0.4.0',
+        name: 'next',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'next0',
+            isGateway: true,
+            ipMasq: true,
+            ipam: { type: 'host-local', ranges: [[{ subnet: '10.99.1.0/24' }]] },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      }),
+    );
+    // containerd's CNI syncer reloads on the file event; wait for it as kubelet would (pod retries)
+    let fresh: Pod | undefined;
+    for (let i = 0; i < 50 && !fresh; i++) {
+      try {
+        fresh = await runPod(node, 'fresh', 31000);
+      } catch (e) {
+        if (!/cni plugin not initialized|not initialized|network/i.test(String(e))) throw e;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    }
+    expect(await podIps(node, fresh!.id)).toEqual([expect.stringMatching(/^10\.99\.1\.\d+$/)]);
+
+    // Every sandbox from before the run, whatever state it is in, stops and goes without error.
+    const old = [...running.map((p) => p.id), ...stoppedOnly];
+    for (const id of old) {
+      await node.cri.stopPodSandbox(id);
+      await node.cri.removePodSandbox(id);
+    }
+    expect((await node.cri.listPodSandbox()).map((p) => p.id)).toEqual([fresh!.id]);
+    expect(inNode(node, 'iptables-nft-save', [])).toMatch(/--dport 31000 -j DNAT --to-destination 10\.99\.1\.\d+:80/);
+  });
+
+  it('--uncordon refuses when only podman’s config is left, and uncordons onto a new pod network config', async () => {
+    const a = await flannelRuntimeNode('e2e-uncordon-a', 3, 1, 0);
+    const refused = runNodeCli(a.node, ['run', '--yes', '--uncordon', ...nodeArgs(a.node)]);
+    // podman's bridge is no pod network: the restarted runtime would wire new pods into 10.88.0.0/16
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/refus\w* to uncordon/);
+    expect(refused.calls.filter((c) => / uncordon /.test(c))).toEqual([]);
+
+    // The migration as documented: the new CNI's config is in place before the run.
+    const b = await flannelRuntimeNode('e2e-uncordon-b', 3, 1, 0);
+    fs.copyFileSync(path.join(REPO, 'fixtures/calico/10-calico.conflist'), path.join(b.node.root, 'etc/cni/net.d/10-calico.conflist'));
+    const ok = runNodeCli(b.node, ['run', '--yes', '--uncordon', '--cni', 'flannel', ...nodeArgs(b.node)]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.calls.filter((c) => / uncordon /.test(c))).toEqual([expect.stringMatching(/ uncordon node-1$/)]);
+    expect(fs.existsSync(path.join(b.node.root, 'etc/cni/net.d/10-calico.conflist'))).toBe(true);
+  });
+});
