@@ -18,8 +18,13 @@ import {
   podmanContainer,
   runNodeCli,
   runPod,
+  birdRoutes,
+  startBird,
   startNode,
   stopAllNodes,
+  stopBird,
+  CALICO_BLOCKS,
+  UPLINK,
   type Pod,
   type RuntimeNode,
 } from '../helpers/runtime-node.js';
@@ -220,5 +225,102 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', () =
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.calls.filter((c) => / uncordon /.test(c))).toEqual([expect.stringMatching(/ uncordon node-1$/)]);
     expect(fs.existsSync(path.join(b.node.root, 'etc/cni/net.d/10-calico.conflist'))).toBe(true);
+  });
+
+  it('doctor on the dirty node: no stale IPAM while the pods run, and the MTU findings of a dual-stack VXLAN node', async () => {
+    const { node } = await flannelRuntimeNode('e2e-doctor', 4, 1, 1);
+    const doctor = () => {
+      const r = runNodeCli(node, ['doctor', '--json', '--root', node.root, '--node', 'node-1']);
+      try {
+        return JSON.parse(r.stdout) as { findings: Array<{ id: string; title: string; evidence: string[] }> };
+      } catch {
+        throw new Error(`doctor printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+      }
+    };
+    const ids = (d: ReturnType<typeof doctor>, re: RegExp) => d.findings.filter((f) => re.test(f.id)).map((f) => `${f.id}: ${f.title}`);
+    // As flanneld makes it: flannel.1 at 1450 (VXLAN over IPv4 adds 50), flannel-v6.1 at 1430 (over
+    // IPv6 it adds 70; the kernel refuses more over a 1500 uplink), FLANNEL_MTU=1450 from flannel.1,
+    // pods at 1450; IPv6 pods learn 1430 from the node's Packet Too Big. Nothing here is wrong.
+    expect(() => inNode(node, 'ip', ['link', 'set', 'dev', 'flannel-v6.1', 'mtu', '1431'])).toThrow(/Invalid argument/);
+    const clean = doctor();
+    expect.soft(ids(clean, /^ipam/)).toEqual([]);
+    expect.soft(ids(clean, /^mtu/)).toEqual([]);
+
+    // The same checks do find what is wrong: an address whose sandbox is gone; an uplink whose MTU
+    // dropped under the overlays (the kernel keeps theirs), each limit with its own family's overhead.
+    fs.writeFileSync(path.join(node.root, 'var/lib/cni/networks/cbr0/10.244.1.250'), `${'e'.repeat(64)}\neth0`);
+    inNode(node, 'ip', ['link', 'set', 'dev', 'eth0', 'mtu', '1400']);
+    const dirty = doctor();
+    expect
+      .soft(
+        dirty.findings
+          .filter((f) => f.id === 'ipam-stale')
+          .flatMap((f) => f.evidence)
+          .join('\n'),
+      )
+      .toContain('10.244.1.250');
+    expect
+      .soft(ids(dirty, /^mtu-overlay/).sort())
+      .toEqual([
+        expect.stringMatching(/flannel-v6\.1's MTU 1430 is above what eth0 can carry after .*\(1330\)/),
+        expect.stringMatching(/flannel\.1's MTU 1450 is above what eth0 can carry after .*\(1350\)/),
+      ]);
+  });
+});
+
+describe('end to end: Calico’s BIRD routes beside a running Flannel', () => {
+  it('run --cni calico removes the routes BIRD left and every Calico file, and leaves Flannel’s node and pods as they were', async () => {
+    const { node, flannelPods, running } = await flannelRuntimeNode('e2e-calico', 4, 1, 0);
+    await startBird(node);
+    const bird = birdRoutes(node);
+    expect(bird).toEqual([
+      `blackhole ${CALICO_BLOCKS.own} proto bird `,
+      `${CALICO_BLOCKS.others[0]} via ${UPLINK.peer4} dev eth0 proto bird `,
+      `${CALICO_BLOCKS.others[1]} via 192.168.56.12 dev eth0 proto bird `,
+    ]);
+    // calico-node's DaemonSet deleted: BIRD stops, its routes stay (persist), its files stay
+    await stopBird(node);
+    expect(birdRoutes(node)).toEqual(bird);
+    fs.copyFileSync(path.join(REPO, 'fixtures/calico/10-calico.conflist'), path.join(node.root, 'etc/cni/net.d/10-calico.conflist'));
+    fs.mkdirSync(path.join(node.root, 'var/lib/calico'), { recursive: true });
+    fs.writeFileSync(path.join(node.root, 'var/lib/calico/nodename'), 'node-1');
+    const flannel = flannelTraces(
+      node,
+      flannelPods.map((p) => p.id),
+    );
+    const ips = await Promise.all(running.map((p) => podIps(node, p.id)));
+    const uplinkRoutes = () =>
+      inNode(node, 'ip', ['route', 'show', 'dev', 'eth0'])
+        .split('\n')
+        .filter((l) => l && !/ proto bird\b/.test(l));
+    const uplink = uplinkRoutes();
+
+    const { code, report, stderr } = runJson(node, ['--cni', 'calico']);
+    expect(code, stderr).toBe(0);
+    expect(report.cni).toEqual(['calico']);
+    expect.soft(birdRoutes(node)).toEqual([]);
+    expect.soft(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-calico.conflist'))).toBe(false);
+    expect.soft(fs.existsSync(path.join(node.root, 'var/lib/calico'))).toBe(false);
+    expect.soft(uplinkRoutes()).toEqual(uplink);
+    // Flannel: every link, address, route, neighbour, rule, file and namespace as before; its pods
+    // READY with the same addresses after the runtime's restart.
+    expect
+      .soft(
+        flannelTraces(
+          node,
+          flannelPods.map((p) => p.id),
+        ),
+      )
+      .toEqual(flannel);
+    expect.soft(await Promise.all(running.map((p) => podIps(node, p.id)))).toEqual(ips);
+    expect.soft(await readyWithoutNetwork(node)).toEqual([]);
+    expect
+      .soft(
+        (await node.cri.listPodSandbox())
+          .filter((p) => p.state === 'SANDBOX_READY')
+          .map((p) => p.id)
+          .sort(),
+      )
+      .toEqual(running.map((p) => p.id).sort());
   });
 });

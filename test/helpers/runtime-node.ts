@@ -532,3 +532,77 @@ export async function stopNode(node: RuntimeNode): Promise<void> {
 export async function stopAllNodes(): Promise<void> {
   for (const n of [...live]) await stopNode(n);
 }
+
+// ---- Calico's routes from the real BIRD ------------------------------------------------------
+
+/** Calico's BIRD routes on this node: the blackhole for its own IPAM block, and other nodes' blocks. */
+export const CALICO_BLOCKS = { own: '172.22.5.0/26', others: ['172.22.9.0/26', '172.22.13.0/26'] };
+
+/**
+ * Runs bird2 in the node as calico-node runs it: a kernel protocol with `persist` (calico's
+ * bird.cfg template: routes stay when BIRD stops) exporting the node's block as a blackhole and
+ * other nodes' blocks via their addresses, so the kernel holds them as `proto bird`. Returns once
+ * the routes are in; stopBird then ends BIRD the way deleting calico-node's DaemonSet does.
+ */
+export async function startBird(node: RuntimeNode): Promise<void> {
+  const [a, b] = CALICO_BLOCKS.others;
+  writeFile(
+    node.root,
+    'etc/calico/confd/config/bird.cfg',
+    `router id ${UPLINK.v4};
+protocol device { scan time 10; }
+protocol kernel {
+  ipv4 { import none; export all; };
+  metric 0; # calico-node's BIRD 1.6 installs its routes without a metric; bird2 defaults to 32
+  learn;
+  persist;
+  scan time 2;
+  graceful restart;
+}
+protocol static {
+  ipv4;
+  route ${CALICO_BLOCKS.own} blackhole;
+  route ${a} via ${UPLINK.peer4};
+  route ${b} via 192.168.56.12;
+}
+`,
+  );
+  fs.mkdirSync(path.join(node.root, 'run/calico'), { recursive: true });
+  spawn(
+    'nsenter',
+    [
+      '-t',
+      String(node.holder),
+      '-m',
+      '-n',
+      'bird',
+      '-f',
+      '-c',
+      path.join(node.root, 'etc/calico/confd/config/bird.cfg'),
+      '-s',
+      '/run/calico/bird.ctl',
+    ],
+    { stdio: 'ignore', detached: true },
+  ).unref();
+  for (let i = 0; i < 100; i++) {
+    if (birdRoutes(node).length === 3) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`bird did not export its routes: ${inNode(node, 'ip', ['route', 'show'])}`);
+}
+
+/** The kernel's routes BIRD made, as `ip route` prints them. */
+export function birdRoutes(node: RuntimeNode): string[] {
+  return inNode(node, 'ip', ['route', 'show', 'table', 'all'])
+    .split('\n')
+    .filter((l) => / proto bird\b/.test(l));
+}
+
+export async function stopBird(node: RuntimeNode): Promise<void> {
+  inNode(node, 'birdc', ['-s', '/run/calico/bird.ctl', 'down']);
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('nsenter', ['-t', String(node.holder), '-m', '-n', 'test', '-S', '/run/calico/bird.ctl']).status !== 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('bird did not stop');
+}

@@ -39,11 +39,19 @@ export class CriClient {
     this.client = new RuntimeService(endpoint, grpc.credentials.createInsecure());
   }
 
-  call(method, request) {
-    return new Promise((resolve, reject) => {
-      const deadline = new Date(Date.now() + this.timeoutMs);
-      this.client[method](request, { deadline }, (err, res) => (err ? reject(err) : resolve(protojson(res))));
-    });
+  /** One call; when the runtime restarted under an open channel (UNAVAILABLE), it is tried again as kubelet would. */
+  async call(method, request) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise((resolve, reject) => {
+          const deadline = new Date(Date.now() + this.timeoutMs);
+          this.client[method](request, { deadline }, (err, res) => (err ? reject(err) : resolve(protojson(res))));
+        });
+      } catch (e) {
+        if (e.code !== grpc.status.UNAVAILABLE || attempt >= 4) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
   version() {
