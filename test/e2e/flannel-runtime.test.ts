@@ -31,13 +31,14 @@ import {
 import {
   executedCommands,
   flannelTraces,
+  nodeState,
   planCommands,
   podmanState,
   readyWithoutNetwork,
   siteRules,
   type RunReport,
 } from '../helpers/runtime-state.js';
-import { REPO, snapshot } from '../helpers/harness.js';
+import { REPO } from '../helpers/harness.js';
 
 afterEach(stopAllNodes);
 
@@ -145,7 +146,7 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', () =
     const first = runJson(node, []);
     expect(first.code, first.stderr).toBe(0);
     expect(first.report.changed).toBe(true);
-    const state = snapshot({ ns: node.ns, root: node.root });
+    const state = nodeState(node);
     const podman = podmanState(node, podmanNetns);
     const pods = await node.cri.listPodSandbox();
 
@@ -153,10 +154,7 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', () =
     expect(second.code, second.stderr).toBe(0);
     expect(second.report.changed).toBe(false);
     expect(second.report.phases.flatMap((p) => p.steps)).toEqual([]);
-    const after = snapshot({ ns: node.ns, root: node.root });
-    // containerd rewrites its own database and logs; everything else is compared byte for byte
-    const stable = (s: typeof state) => ({ ...s, files: s.files.filter((f) => !/^var\/lib\/containerd\/|^run\/containerd\//.test(f)) });
-    expect(stable(after)).toEqual(stable(state));
+    expect(nodeState(node)).toEqual(state);
     expect(podmanState(node, podmanNetns)).toEqual(podman);
     expect(await node.cri.listPodSandbox()).toEqual(pods);
   });
@@ -214,9 +212,9 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', () =
     const a = await flannelRuntimeNode('e2e-uncordon-a', 3, 1, 0);
     const refused = runNodeCli(a.node, ['run', '--yes', '--uncordon', ...nodeArgs(a.node)]);
     // podman's bridge is no pod network: the restarted runtime would wire new pods into 10.88.0.0/16
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/refus\w* to uncordon/);
-    expect(refused.calls.filter((c) => / uncordon /.test(c))).toEqual([]);
+    expect.soft(refused.code).not.toBe(0);
+    expect.soft(refused.stderr).toMatch(/refus\w* to uncordon/);
+    expect.soft(refused.calls.filter((c) => / uncordon /.test(c))).toEqual([]);
 
     // The migration as documented: the new CNI's config is in place before the run.
     const b = await flannelRuntimeNode('e2e-uncordon-b', 3, 1, 0);

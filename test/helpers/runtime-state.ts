@@ -186,3 +186,40 @@ export function executedCommands(report: RunReport): string[] {
     p.steps.filter((s) => s.status !== 'skipped').map((s) => clock(renderStep({ argv: s.argv, stdin: s.stdin } as PlannedStep))),
   );
 }
+
+function walkFiles(root: string, rel: string, skip: RegExp): string[] {
+  const out: string[] = [];
+  for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+    const r = path.join(rel, name);
+    if (skip.test(r)) continue;
+    const st = fs.lstatSync(path.join(root, r));
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(path.join(root, r))}`);
+    else if (st.isDirectory()) out.push(`${r}/ ${mode}`, ...walkFiles(root, r, skip));
+    else if (st.isFile()) out.push(`${r} ${mode} ${fs.readFileSync(path.join(root, r)).toString('base64')}`);
+    else out.push(`${r} ${mode} special`);
+  }
+  return out;
+}
+
+/**
+ * Everything a run may change on the node: links, addresses, routes, neighbours, FDB, every
+ * firewall table, and the root's files (containerd's own database, logs and state, which it
+ * rewrites as it runs, left out).
+ */
+export function nodeState(node: RuntimeNode): Record<string, string[]> {
+  const lines = (cmd: string, args: string[]) =>
+    inNode(node, cmd, args)
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.replace(/ \[\d+:\d+\]$/, '').replace(/ linkdown/g, ''));
+  return {
+    links: lines('ip', ['-o', 'link', 'show']).map((l) => l.replace(/ state \S+/, '')),
+    addrs: lines('ip', ['-o', 'addr', 'show']),
+    routes: [...lines('ip', ['-4', 'route', 'show', 'table', 'all']), ...lines('ip', ['-6', 'route', 'show', 'table', 'all'])].sort(),
+    neighbours: lines('ip', ['neigh', 'show', 'nud', 'permanent']),
+    fdb: lines('bridge', ['fdb', 'show']).filter((l) => /permanent|dst/.test(l)),
+    firewall: [...SAVES.flatMap((t) => lines(t, []).map((l) => `${t}: ${l}`)), ...lines('nft', ['list', 'tables'])],
+    files: walkFiles(node.root, '', /^(var\/lib\/containerd|run\/containerd|var\/log)(\/|$)/),
+  };
+}
