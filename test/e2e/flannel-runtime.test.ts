@@ -89,7 +89,10 @@ function runJson(node: RuntimeNode, args: string[]): { code: number | null; repo
   return { code: r.code, report, stderr: r.stderr };
 }
 
-describe('end to end: Flannel made by containerd and the real CNI plugins', () => {
+// A node with 20 pods takes a minute or two to make on a loaded 2-core machine.
+const SLOW = { timeout: 600_000 };
+
+describe('end to end: Flannel made by containerd and the real CNI plugins', SLOW, () => {
   it('run removes every trace of Flannel, leaves no sandbox READY without a network and podman byte for byte; the plan was exactly what ran', async () => {
     const { node, flannelPods, running, podmanNetns } = await flannelRuntimeNode('e2e-run', 20, 8, 3);
     // the node is what the runtime made: hostPorts of both families, IPAM and caches, pods in use
@@ -266,7 +269,7 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', () =
   });
 });
 
-describe('end to end: Calico’s BIRD routes beside a running Flannel', () => {
+describe('end to end: Calico’s BIRD routes beside a running Flannel', SLOW, () => {
   it('run --cni calico removes the routes BIRD left and every Calico file, and leaves Flannel’s node and pods as they were', async () => {
     const { node, flannelPods, running } = await flannelRuntimeNode('e2e-calico', 4, 1, 0);
     await startBird(node);
