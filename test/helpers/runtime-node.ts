@@ -242,7 +242,7 @@ export async function startNode(tag: string): Promise<RuntimeNode> {
   const node: RuntimeNode = {
     ns,
     root,
-    holder: 0,
+    holder: holderProc.pid!,
     cgroup,
     endpoint: `unix://${root}/run/containerd/containerd.sock`,
     config,
@@ -254,9 +254,8 @@ export async function startNode(tag: string): Promise<RuntimeNode> {
     holderProc.stdout!.once('data', () => resolve());
     holderProc.once('exit', (code) => reject(new Error(`mount namespace holder exited ${code}`)));
   });
+  // nsenter execs unshare, which execs bash, which execs sleep: the same pid throughout.
   (holderProc.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
-  // unshare execs bash which execs sleep: same pid throughout.
-  node.holder = holderProc.pid!;
 
   inNode(node, 'ip', ['link', 'set', 'lo', 'up']);
   inNode(node, 'ip', ['-batch', '-'], uplinkBatch());
