@@ -54,6 +54,8 @@ export function flannelTraces(node: RuntimeNode, flannelSandboxes: string[]): st
   return out;
 }
 
+const BUILTIN = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
 /** The lines of an iptables-save that are podman's: its chains, its rules, and the hooks into them. */
 export function podmanRules(lines: string[]): string[] {
   const mine = (l: string) => PODMAN_TEXT.test(l);
@@ -62,7 +64,7 @@ export function podmanRules(lines: string[]): string[] {
   return lines.filter((l) => {
     if (l.startsWith('*') || l === 'COMMIT') return true;
     const decl = /^:(\S+)/.exec(l)?.[1];
-    if (decl) return own.has(decl) || shared.has(decl) || !decl.startsWith('CNI-');
+    if (decl) return own.has(decl) || shared.has(decl) || BUILTIN.has(decl);
     const m = /^-A (\S+) .*?(?:-j (\S+))?$/.exec(l);
     if (!m) return false;
     const [, chain, target] = m;
