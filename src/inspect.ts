@@ -8,6 +8,7 @@ import { parseLinks, parseRoutes, type Link, type Route } from './parse/iproute.
 import { parseNftTables, type NftTable } from './parse/nft.js';
 import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
+import { Gaps } from './util/gaps.js';
 import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
 
@@ -15,19 +16,8 @@ export const CNI_CONF_DIR = '/etc/cni/net.d';
 export const NETNS_DIR = '/run/netns';
 export const RESULTS_DIR = '/var/lib/cni/results';
 
-/** Records what was inspected and what could not be read (e.g. iptables without root), so the plan can say so. */
-export class Gaps {
-  readonly items: string[] = [];
-  readonly inspected = new Set<string>();
-  saw(what: string) {
-    this.inspected.add(what);
-  }
-  add(what: string, err: unknown) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    const line = `${what}: ${msg}`;
-    if (!this.items.includes(line)) this.items.push(line);
-  }
-}
+// Gaps lives in util/ so that the host layer (tolerant reads) can record into it too.
+export { Gaps };
 
 /** The files libcni would load from the conf dir, with their text, in its (lexical) order. */
 export async function readCniConfigFiles(host: Host): Promise<Array<{ file: string; text: string }>> {

@@ -1,6 +1,6 @@
 // Without root, a plan still reads what it can: files it may not read are recorded as gaps
 // (and reported on stderr and in the plan header) instead of failing the plan.
-import type { Gaps } from '../inspect.js';
+import type { Gaps } from '../util/gaps.js';
 import type { Host } from './host.js';
 
 const DENIED = new Set(['EACCES', 'EPERM']);
