@@ -20,3 +20,40 @@ export interface Reporter {
 }
 
 export const silentReporter: Reporter = { emit() {}, pause() {} };
+
+// What a sweep returns and `--json` prints; the journal records it after every phase.
+export interface StepReport {
+  argv: string[];
+  stdin?: string;
+  status: StepStatus;
+  ms: number;
+  error?: string;
+  exitCode?: number | null;
+  stderr?: string;
+}
+
+export interface PhaseReport {
+  name: string;
+  status: PhaseStatus;
+  notes: string[];
+  steps: StepReport[];
+  /** Wall time of an applied phase: planning it again, then its steps (some of which run side by side). */
+  ms?: number;
+}
+
+export interface Report {
+  changed: boolean;
+  dryRun: boolean;
+  node: string;
+  root: string;
+  cni: string[];
+  backup: string | null;
+  phases: PhaseReport[];
+  inspected: string[];
+  unreadable: string[];
+  /** What detection found and why, when --cni was not given. */
+  detected?: Array<{ cni: string; evidence: string[] }>;
+  /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
+  failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
+  interrupted?: string;
+}

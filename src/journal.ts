@@ -3,9 +3,9 @@
 // removing them (network names, pod CIDRs), so it still recognises host-gw routes and untagged
 // rules after subnet.env and the conflist are gone.
 import { z } from 'zod';
+import type { Report } from './events.js';
 import type { Host } from './host/host.js';
 import type { Snapshot } from './inspect.js';
-import type { Report } from './run.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 
 export const JOURNAL = '/var/lib/cni-sweep/last-run.json';

@@ -2,7 +2,7 @@
 // printed plan and what a run executes cannot drift apart. A real run plans each phase again
 // just before applying it, against the node as earlier phases left it.
 import { CommandFailedError, PhaseFailedError } from './errors.js';
-import type { PhaseStatus, Reporter, StepStatus } from './events.js';
+import type { PhaseReport, PhaseStatus, Report, Reporter, StepReport } from './events.js';
 import type { Host } from './host/host.js';
 import { Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
@@ -11,41 +11,8 @@ import { startKubelet, startRuntime } from './phases/services.js';
 import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 
-export interface StepReport {
-  argv: string[];
-  stdin?: string;
-  status: StepStatus;
-  ms: number;
-  error?: string;
-  exitCode?: number | null;
-  stderr?: string;
-}
-
-export interface PhaseReport {
-  name: string;
-  status: PhaseStatus;
-  notes: string[];
-  steps: StepReport[];
-  /** Wall time of an applied phase: planning it again, then its steps (some of which run side by side). */
-  ms?: number;
-}
-
-export interface Report {
-  changed: boolean;
-  dryRun: boolean;
-  node: string;
-  root: string;
-  cni: string[];
-  backup: string | null;
-  phases: PhaseReport[];
-  inspected: string[];
-  unreadable: string[];
-  /** What detection found and why, when --cni was not given. */
-  detected?: Array<{ cni: string; evidence: string[] }>;
-  /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
-  failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
-  interrupted?: string;
-}
+// The report types live in events.ts, below the journal that records them.
+export type { PhaseReport, Report, StepReport } from './events.js';
 
 export interface SweepRequest {
   host: Host;
