@@ -36,7 +36,7 @@ function parseArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
   const t = text.trim();
   if (t === '') return [];
   const parsed = z.array(schema).safeParse(JSON.parse(t));
-  if (!parsed.success) throw new Error(`unexpected ip -j ${what} output: ${parsed.error.issues[0].message}`);
+  if (!parsed.success) throw new Error(`unexpected ip -j ${what} output: ${parsed.error.issues[0]!.message}`);
   return parsed.data;
 }
 
