@@ -7,8 +7,8 @@ const DENIED = new Set(['EACCES', 'EPERM']);
 
 export function tolerantReads(host: Host, gaps: Gaps): Host {
   const guard = <T>(what: string, fn: () => Promise<T | null>) =>
-    fn().catch((err: NodeJS.ErrnoException) => {
-      if (!DENIED.has(err?.code ?? '')) throw err;
+    fn().catch((err: unknown) => {
+      if (!DENIED.has((err as NodeJS.ErrnoException | null)?.code ?? '')) throw err;
       gaps.add(what, `permission denied`);
       return null;
     });
