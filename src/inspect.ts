@@ -154,7 +154,7 @@ export function bridgesOf(f: ProfileFacts): string[] {
 const parsed = new WeakMap<ExecResult, Map<(text: string) => unknown, unknown>>();
 function parsedOnce<T>(r: ExecResult, parse: (text: string) => T): T {
   let byParser = parsed.get(r);
-  if (!byParser) parsed.set(r, (byParser = new Map()));
+  if (!byParser) parsed.set(r, (byParser = new Map<(text: string) => unknown, unknown>()));
   if (!byParser.has(parse)) byParser.set(parse, parse(r.stdout));
   return byParser.get(parse) as T;
 }
@@ -179,7 +179,7 @@ export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & 
   const argvs = ([4, 6] as const).map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
   const answers = await Promise.all(argvs.map((argv) => host.query(argv)));
   for (const [i, family] of ([4, 6] as const).entries()) {
-    const argv = argvs[i];
+    const argv = argvs[i]!;
     const r = answers[i];
     if (!r || r.code !== 0) {
       gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');
