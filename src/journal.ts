@@ -69,8 +69,18 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
   for (const f of snapshot.facts) {
     const old = journal.facts.find((j) => j.cni === f.profile.name);
     if (!old) continue;
-    if (!finished || !f.networks.length) for (const n of old.networks) if (!f.networks.includes(n)) (f.networks.push(n), (used = true));
-    if (!finished || !f.bridges.length) for (const b of old.bridges) if (!f.bridges.includes(b)) (f.bridges.push(b), (used = true));
+    if (!finished || !f.networks.length)
+      for (const n of old.networks)
+        if (!f.networks.includes(n)) {
+          f.networks.push(n);
+          used = true;
+        }
+    if (!finished || !f.bridges.length)
+      for (const b of old.bridges)
+        if (!f.bridges.includes(b)) {
+          f.bridges.push(b);
+          used = true;
+        }
     addPrefixes(f.podNetworks, old.podNetworks);
     addPrefixes(f.nodeSubnets, old.nodeSubnets);
   }

@@ -173,7 +173,7 @@ async function runSteps(
     }
     // A run of consecutive concurrent steps goes at once; anything else runs alone.
     let j = i + 1;
-    if (steps[i].concurrent) while (j < steps.length && steps[j].concurrent) j++;
+    if (steps[i]!.concurrent) while (j < steps.length && steps[j]!.concurrent) j++;
     const results = await Promise.allSettled(steps.slice(i, j).map((step) => runStep(req, phase, step, pr, report)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -296,7 +296,7 @@ async function apply(req: SweepRequest, snapshot: Snapshot, report: Report, clea
       const pr = report.phases.find((p) => p.name === phase.name)!;
       pr.status = 'ok';
       pr.notes = [`run because ${failure ? `phase ${failure.phase} failed` : `of ${report.interrupted}`}`];
-      req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0] });
+      req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0]! });
       try {
         await runSteps(req, phase, plan, pr, report, false);
       } catch {

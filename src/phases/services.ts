@@ -20,7 +20,7 @@ async function planStop(ctx: Ctx, units: string[], into: string[]): Promise<Phas
   if (!ctx.hasWork) return nothing();
   const active = await activeUnits(ctx, units);
   if (typeof active === 'string') return nothing(`not stopping ${units.join(', ')}: ${active}`);
-  if (!active.length) return nothing(units.length === 1 ? `${units[0]} is not running` : 'no container runtime is running');
+  if (!active.length) return nothing(units.length === 1 ? `${units[0]!} is not running` : 'no container runtime is running');
   into.push(...active);
   return { steps: [{ argv: ['systemctl', 'stop', ...active] }], notes: [] };
 }
