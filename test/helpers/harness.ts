@@ -184,7 +184,7 @@ function nativeNftState(ns: string): string {
   const text = tryNs(ns, 'nft', ['-s', 'list', 'ruleset']);
   const tables: string[] = [];
   for (const block of text.split(/\n(?=table )/)) {
-    if (!XTABLES.test(block.split('\n')[0])) tables.push(block.trimEnd());
+    if (!XTABLES.test(block.split('\n')[0]!)) tables.push(block.trimEnd());
   }
   // Sorted: a restored table comes back last, and table order carries no meaning here.
   return tables.sort().join('\n');

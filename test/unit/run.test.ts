@@ -41,7 +41,7 @@ function interruptOn(host: FakeHost, argv: string[], signal: NodeJS.Signals) {
   return interrupt;
 }
 /** The per-pod CNI-* chains of cbr0 in a dump: the targets of rules whose comment names cbr0. */
-const cbr0Chains = (save: string) => [...save.matchAll(/name: \\"cbr0\\".* -j (CNI-\S+)/g)].map((m) => m[1]);
+const cbr0Chains = (save: string) => [...save.matchAll(/name: \\"cbr0\\".* -j (CNI-\S+)/g)].map((m) => m[1]!);
 
 /** Flannel's state left on the fake node, all kinds together: empty means clean. */
 function flannelLeft(h: FakeHost, chains: string[] = []): string[] {
@@ -99,7 +99,7 @@ describe('sweep', () => {
     });
     // A plan writes no backup: the path it would use shows in the plan script, and the report says null.
     expect(r.report.backup).toBeNull();
-    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[0].argv).toContain(BACKUP_DIR);
+    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[0]!.argv).toContain(BACKUP_DIR);
   });
 
   it('a dry run changes nothing: no write call, no lock, no journal', async () => {
@@ -162,7 +162,7 @@ describe('sweep', () => {
     const batch = first.report.phases.find((p) => p.name === 'interfaces')!.steps[0];
     expect(journal.status).toBe('finished');
     expect(journal.report.phases.find((p: { name: string }) => p.name === 'interfaces').steps).toEqual([
-      { argv: ['ip', '-batch', '-'], status: 'ok', ms: batch.ms, stdinBytes: Buffer.byteLength(batch.stdin!) },
+      { argv: ['ip', '-batch', '-'], status: 'ok', ms: batch!.ms, stdinBytes: Buffer.byteLength(batch!.stdin!) },
     ]);
     expect(host.linkNames()).toEqual(kept.linkNames());
     expect(host.routes).toEqual(kept.routes);
@@ -261,9 +261,9 @@ describe('sweep', () => {
       uncordon: 'skipped',
     });
     const byName = Object.fromEntries(r.report.phases.map((p) => [p.name, p]));
-    expect(byName.netns.notes).toEqual(['not run: an earlier phase failed']);
-    expect(byName['start-runtime'].notes).toEqual(['run because phase firewall failed']);
-    expect(byName.firewall.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
+    expect(byName.netns!.notes).toEqual(['not run: an earlier phase failed']);
+    expect(byName['start-runtime']!.notes).toEqual(['run because phase firewall failed']);
+    expect(byName.firewall!.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
     expect(cmd(host).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
     expect([host.units.get('containerd.service'), host.units.get('kubelet.service')]).toEqual(['active', 'active']);
     expect(r.report.changed).toBe(true);
