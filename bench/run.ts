@@ -748,8 +748,8 @@ function render(
   return L.join('\n');
 }
 
-mainBench().catch((e) => {
-  process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+mainBench().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
   cleanupAll();
   process.exit(1);
 });

@@ -130,13 +130,14 @@ export interface NodeState {
 }
 
 export function snapshot(node: { ns: string; root: string }): NodeState {
-  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<Record<string, unknown>>;
+  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<{
+    ifname: string;
+    linkinfo?: { info_kind?: string };
+    master?: string;
+    mtu: number;
+  }>;
   return {
-    links: links
-      .map(
-        (l) => `${l.ifname} ${(l.linkinfo as { info_kind?: string } | undefined)?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`,
-      )
-      .sort(),
+    links: links.map((l) => `${l.ifname} ${l.linkinfo?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`).sort(),
     addrs: addrState(node.ns),
     // "linkdown" follows a bridge's carrier, which settles on its own after ports go.
     // Sorted: the kernel adds link-local routes in whatever order the links came up.

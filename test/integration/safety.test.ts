@@ -276,7 +276,7 @@ describe('faults', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    child.stdout!.on('data', (d) => (out += d));
+    child.stdout.on('data', (d: Buffer) => (out += String(d)));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
     expect(fs.existsSync(marker)).toBe(true);
@@ -314,8 +314,8 @@ describe('faults', () => {
     const node = dirtyNode('epipe', { pods: 1 });
     const { child, exited } = await runWithSlowBatch(node, []);
     // The reader is gone: the next progress line cni-sweep writes fails with EPIPE.
-    child.stdout!.destroy();
-    child.stderr!.destroy();
+    child.stdout.destroy();
+    child.stderr.destroy();
     expect(await exited).toBe(141);
     const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
     expect(journal.status).toBe('interrupted');
@@ -341,7 +341,7 @@ describe('faults', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
     process.kill(-child.pid!, 'SIGTERM');

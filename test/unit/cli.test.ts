@@ -59,7 +59,9 @@ const oneLineError = (stderr: string) => {
 };
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-unit-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('unknown phase', async () => {

@@ -16,7 +16,9 @@ import { Capture, isolateKubeconfigEnv } from './helpers.js';
 isolateKubeconfigEnv();
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-doctor-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 /** Read-only commands doctor may issue. */
 const READS = [

@@ -128,8 +128,10 @@ describe('cni-state', () => {
   it('leaves every result cache alone when only their directory is a symlink, and removes the rest', async () => {
     const { host, pods } = dirtyFlannelNode({ pods: 2 });
     for (const p of [...host.fs.keys()])
-      if (p.startsWith('/var/lib/cni/results/'))
-        (host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!), host.fs.delete(p));
+      if (p.startsWith('/var/lib/cni/results/')) {
+        host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!);
+        host.fs.delete(p);
+      }
     host.fs.delete('/var/lib/cni/results');
     host.mkdir('/data/results').symlink('/var/lib/cni/results', '/data/results');
     const plan = await cniState.plan(await ctxFor(host));

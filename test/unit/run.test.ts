@@ -446,7 +446,7 @@ describe('sweep', () => {
     host.writeState = async (p, content) => {
       const k = ++n;
       records.push(JSON.parse(content));
-      const status = JSON.parse(content).status;
+      const status = (JSON.parse(content) as { status: string }).status;
       events.push(`write ${k} ${status} start`);
       if (k > 1) await new Promise((r) => setTimeout(r, 30)); // every progress record stalls
       await write(p, content);
@@ -512,7 +512,12 @@ describe('sweep', () => {
     await sweep(
       request(host, {
         selected: new Set(['backup', 'routes']),
-        reporter: { emit: (e) => void (e.type === 'note' && !('phase' in e && e.phase) && notes.push(e.text)), pause() {} },
+        reporter: {
+          emit: (e) => {
+            if (e.type === 'note' && !('phase' in e && e.phase)) notes.push(e.text);
+          },
+          pause() {},
+        },
       }),
     );
     expect(host.routes[4].map((r) => r.dst)).not.toContain('10.244.2.0/24');
