@@ -150,8 +150,8 @@ const HAVE_TIME = fs.existsSync('/usr/bin/time');
 /** Busy share of all CPUs over `ms`, from /proc/stat (iowait counts as idle). */
 function cpuBusy(ms: number): number {
   const read = () => {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const idle = f[3] + (f[4] ?? 0);
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3]! + (f[4] ?? 0);
     return { idle, total: f.reduce((a, b) => a + b, 0) };
   };
   const a = read();
@@ -176,7 +176,7 @@ function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string }
   if (extra.hwm) fs.rmSync(extra.hwm, { force: true });
   const full = HAVE_TIME ? ['/usr/bin/time', '-f', '%M', '-o', memFile, ...argv] : argv;
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(full[0], full.slice(1), {
+  const r = spawnSync(full[0]!, full.slice(1), {
     env,
     encoding: 'utf8',
     maxBuffer: 512 * 1024 * 1024,
@@ -373,7 +373,7 @@ function timePlan(cfg: Config, runs: number): { samples: Sample[]; steps: number
         throw new Error(`cni-sweep plan failed (exit ${s.code}${s.signal ? `, ${s.signal}` : ''}): ${s.stderr.slice(-1500)}`);
       samples.push(s);
     }
-    const steps = samples[0].stdout.split('\n').filter(Boolean).length;
+    const steps = samples[0]!.stdout.split('\n').filter(Boolean).length;
     return { samples, steps };
   } finally {
     dropNode(node);
@@ -420,11 +420,11 @@ function timeStartup(runs: number): Startup {
     }
   }
   for (const a of all) {
-    for (let i = 0; i < 3; i++) spawnSync(a[0], a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
+    for (let i = 0; i < 3; i++) spawnSync(a[0]!, a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
     const ts: number[] = [];
     for (let i = 0; i < runs; i++) {
       const t0 = process.hrtime.bigint();
-      spawnSync(a[0], a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
+      spawnSync(a[0]!, a.slice(1), { stdio: 'ignore', env: SUDO_ENV });
       ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     rows.push({
@@ -443,7 +443,7 @@ function timeStartup(runs: number): Startup {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 const fmtMs = (ms: number) =>
@@ -629,11 +629,11 @@ function render(
     }
   }
   const growth = ['big50', 'big1000'].map((n) => rows.filter((r) => r.cfg.name === n));
-  if (growth[0].length && growth[1].length) {
+  if (growth[0]!.length && growth[1]!.length) {
     L.push('', 'Growth from N=50 to N=1000 on the /22 node (median ms per added pod; linear growth means a constant here):', '');
     L.push('| method | N=50 | N=1000 | ms per added pod |', '| --- | ---: | ---: | ---: |');
-    for (const r50 of growth[0]) {
-      const r1000 = growth[1].find((r) => r.method === r50.method);
+    for (const r50 of growth[0]!) {
+      const r1000 = growth[1]!.find((r) => r.method === r50.method);
       if (!r1000) continue;
       const a = median(r50.ms);
       const b = median(r1000.ms);
@@ -649,18 +649,19 @@ function render(
   L.push('| configuration | wall | before the first phase | per phase | slowest command |');
   L.push('| --- | ---: | ---: | --- | --- |');
   for (const r of rows.filter((x) => x.method === 'sweep' && x.breakdowns.length)) {
-    const phases = r.breakdowns[0].phases.map((x) => x.phase);
+    const phases = r.breakdowns[0]!.phases.map((x) => x.phase);
     const per = phases.map((ph) => ({
       ph,
-      n: r.breakdowns[0].steps.filter((x) => x.phase === ph).length,
+      n: r.breakdowns[0]!.steps.filter((x) => x.phase === ph).length,
       ms: median(r.breakdowns.map((b) => b.phases.find((x) => x.phase === ph)?.ms ?? 0)),
     }));
-    const slowest = r.breakdowns[0].steps
-      .map((x, i) => ({ k: `${x.phase}: ${x.cmd}`, ms: median(r.breakdowns.map((b) => b.steps[i]?.ms ?? 0)) }))
-      .sort((a, b) => b.ms - a.ms)[0];
+    const slowest = r.breakdowns[0]!.steps.map((x, i) => ({
+      k: `${x.phase}: ${x.cmd}`,
+      ms: median(r.breakdowns.map((b) => b.steps[i]?.ms ?? 0)),
+    })).sort((a, b) => b.ms - a.ms)[0];
     const inPhases = median(r.breakdowns.map((b) => b.phases.reduce((n, x) => n + x.ms, 0)));
     L.push(
-      `| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(median(r.ms) - inPhases)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest.k}\` ${fmtMs(slowest.ms)} |`,
+      `| ${r.cfg.label} | ${fmtMs(median(r.ms))} | ${fmtMs(median(r.ms) - inPhases)} | ${per.map((p) => `${p.ph} ${fmtMs(p.ms)} (${p.n})`).join(', ')} | \`${slowest!.k}\` ${fmtMs(slowest!.ms)} |`,
     );
   }
   L.push('');
@@ -747,8 +748,8 @@ function render(
   return L.join('\n');
 }
 
-mainBench().catch((e) => {
-  process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+mainBench().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
   cleanupAll();
   process.exit(1);
 });

@@ -37,14 +37,14 @@ function parseAddr(a: string): { v6: boolean; n: bigint } | null {
   const [head, tail] = a.split('::');
   const h = head ? head.split(':') : [];
   const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
-  const groups = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  const groups = tail !== undefined ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
   if (groups.length !== 8) return null;
   return { v6: true, n: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n) };
 }
 
 function parseCidr(c: string): { v6: boolean; n: bigint; len: number } | null {
   const [a, l] = c.split('/');
-  const p = parseAddr(a);
+  const p = parseAddr(a!);
   if (!p) return null;
   return { ...p, len: l === undefined ? (p.v6 ? 128 : 32) : Number(l) };
 }
@@ -141,15 +141,15 @@ export function discover(node: FlannelNode): Owned {
         tables.push(cur);
       } else if (cur && line.startsWith(':')) {
         const chain = line.slice(1).split(' ')[0];
-        if (OWNED_CHAIN.test(chain)) cur.chains.push(chain);
+        if (OWNED_CHAIN.test(chain!)) cur.chains.push(chain!);
       } else if (cur && line.startsWith('-A ')) {
         const chain = line.split(' ')[1];
         // Rules inside owned chains go with -F; elsewhere, only Flannel's own rules and jumps to its chains.
-        if (!OWNED_CHAIN.test(chain) && FLANNEL_LINE.test(line)) cur.deletes.push(`-D ${line.slice(3)}`);
+        if (!OWNED_CHAIN.test(chain!) && FLANNEL_LINE.test(line)) cur.deletes.push(`-D ${line.slice(3)}`);
       }
     }
     const mine = tables.filter((t) => t.deletes.length || t.chains.length);
-    if (mine.length) firewall.push({ bin, restore, tables: mine });
+    if (mine.length) firewall.push({ bin: bin!, restore: restore!, tables: mine });
   }
 
   const nftTables = inNs(node.ns, 'nft', ['list', 'tables'])

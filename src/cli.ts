@@ -431,7 +431,7 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   );
   if (o.json) io.stdout.write(JSON.stringify(toJson(view, findings), null, 2) + '\n');
   else {
-    const color = o.color && Boolean((io.stdout as NodeJS.WriteStream).isTTY) && !io.env.NO_COLOR;
+    const color = o.color && Boolean((io.stdout as { isTTY?: boolean }).isTTY) && !io.env.NO_COLOR;
     io.stdout.write(renderText(view, findings, { color, verbose: o.verbose }));
   }
   return isHealthy(findings) ? 0 : 1;
@@ -516,7 +516,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--dry-run', 'print what it would do, as a bash script')
     .option('--json', 'print the result as JSON')
     .option('--verbose', 'more output')
-    .action(async (dir: string, opts) => {
+    .action(async (dir: string, opts: Parameters<typeof restoreCommand>[2]) => {
       rejectEmpty(opts);
       if (dir.trim() === '') throw new UsageError('restore: empty backup name', 'pass a directory listed by `cni-sweep backups`');
       code = await restoreCommand(io, dir, opts);
@@ -528,7 +528,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--root <dir>', 'filesystem root', '/')
     .option('--backup-dir <dir>', 'where backups are (default: <root>/var/backups/cni-sweep)')
     .option('--json', 'as JSON')
-    .action((action: string | undefined, opts) => {
+    .action((action: string | undefined, opts: Parameters<typeof backupsCommand>[1]) => {
       rejectEmpty(opts);
       if (action !== undefined && action !== 'prune')
         throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
@@ -539,11 +539,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .command('profiles')
     .description('list the CNIs cni-sweep knows and what each owns')
     .option('--json', 'as JSON')
-    .action((opts) => {
+    .action((opts: { json?: boolean }) => {
       code = profilesCommand(io, Boolean(opts.json));
     });
 
-  let verbose = argv.includes('--verbose');
+  const verbose = argv.includes('--verbose');
   try {
     // Options before (or without) a command: commander would call the first one "unknown".
     const first = argv.find((a) => a !== '--verbose');
@@ -595,7 +595,7 @@ function parse(opts: Record<string, unknown>): CommonOpts {
   rejectEmpty(opts, ['cni', 'skip', 'only', 'with', 'podCidr']);
   const r = CommonOpts.safeParse(opts);
   if (!r.success) {
-    const i = r.error.issues[0];
+    const i = r.error.issues[0]!; // a failed parse has at least one issue
     throw new UsageError(`${flag(String(i.path[0]))}: ${i.message}`);
   }
   return r.data;

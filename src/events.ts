@@ -1,5 +1,5 @@
 // Phases and the runner never print: they emit these, and a reporter renders them.
-import type { PlannedStep } from './phases/types.js';
+import type { PlannedStep, PodLeft } from './phases/types.js';
 
 /** interrupted: a signal (or lost output) stopped the run before every step of the phase ran. */
 export type PhaseStatus = 'ok' | 'nothing-to-do' | 'skipped' | 'failed' | 'interrupted';
@@ -20,3 +20,49 @@ export interface Reporter {
 }
 
 export const silentReporter: Reporter = { emit() {}, pause() {} };
+
+// What a sweep returns and `--json` prints; the journal records it after every phase.
+export interface StepReport {
+  argv: string[];
+  stdin?: string;
+  status: StepStatus;
+  ms: number;
+  error?: string;
+  exitCode?: number | null;
+  stderr?: string;
+}
+
+export interface PhaseReport {
+  name: string;
+  status: PhaseStatus;
+  notes: string[];
+  steps: StepReport[];
+  /** Wall time of an applied phase: planning it again, then its steps (some of which run side by side). */
+  ms?: number;
+}
+
+export interface Report {
+  changed: boolean;
+  dryRun: boolean;
+  node: string;
+  root: string;
+  cni: string[];
+  backup: string | null;
+  phases: PhaseReport[];
+  inspected: string[];
+  unreadable: string[];
+  /** The distribution, its role (k3s/rke2: server or agent) and why (detected, or --distro). */
+  distro?: { name: string; role: string | null; evidence: string[] };
+  /** What detection found and why, when --cni was not given. */
+  detected?: Array<{ cni: string; evidence: string[] }>;
+  /** Per CNI, whether the run removes or keeps it, and why (the selection rule, or --cni). */
+  targets?: Array<{ cni: string; action: 'remove' | 'keep'; why: string }>;
+  /** What the operator must know (no drain, a non-pod-network config left first ...), from the phases' plans. */
+  warnings?: string[];
+  /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
+  failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
+  interrupted?: string;
+  /** Pods left running on the removed network, without a network (sandboxes not removed), and what to do. */
+  podsWithoutNetwork?: PodLeft[];
+  podsWithoutNetworkFix?: string;
+}

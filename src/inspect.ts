@@ -8,6 +8,7 @@ import { parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Ro
 import { parseNftTables, type NftTable } from './parse/nft.js';
 import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
 import { contains, networkOf, parsePrefix, type Prefix } from './util/cidr.js';
+import { Gaps } from './util/gaps.js';
 import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
 import type { NodeDistro } from './distros/node.js';
@@ -16,19 +17,8 @@ export const CNI_CONF_DIR = '/etc/cni/net.d';
 export const NETNS_DIR = '/run/netns';
 export const RESULTS_DIR = '/var/lib/cni/results';
 
-/** Records what was inspected and what could not be read (e.g. iptables without root), so the plan can say so. */
-export class Gaps {
-  readonly items: string[] = [];
-  readonly inspected = new Set<string>();
-  saw(what: string) {
-    this.inspected.add(what);
-  }
-  add(what: string, err: unknown) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    const line = `${what}: ${msg}`;
-    if (!this.items.includes(line)) this.items.push(line);
-  }
-}
+// Gaps lives in util/ so that the host layer (tolerant reads) can record into it too.
+export { Gaps };
 
 /** The files libcni would load from the conf dir, with their text, in its (lexical) order. */
 export async function readCniConfigFiles(host: Host, dirs: string[] = [CNI_CONF_DIR]): Promise<Array<{ file: string; text: string }>> {
@@ -255,7 +245,7 @@ export function bridgesOf(f: ProfileFacts): string[] {
 const parsed = new WeakMap<ExecResult, Map<(text: string) => unknown, unknown>>();
 function parsedOnce<T>(r: ExecResult, parse: (text: string) => T): T {
   let byParser = parsed.get(r);
-  if (!byParser) parsed.set(r, (byParser = new Map()));
+  if (!byParser) parsed.set(r, (byParser = new Map<(text: string) => unknown, unknown>()));
   if (!byParser.has(parse)) byParser.set(parse, parse(r.stdout));
   return byParser.get(parse) as T;
 }
@@ -297,7 +287,7 @@ export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & 
   const argvs = ([4, 6] as const).map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
   const answers = await Promise.all(argvs.map((argv) => host.query(argv)));
   for (const [i, family] of ([4, 6] as const).entries()) {
-    const argv = argvs[i];
+    const argv = argvs[i]!;
     const r = answers[i];
     if (!r || r.code !== 0) {
       gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');

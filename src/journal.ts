@@ -3,9 +3,9 @@
 // removing them (network names, pod CIDRs), so it still recognises host-gw routes and untagged
 // rules after subnet.env and the conflist are gone.
 import { z } from 'zod';
+import type { Report } from './events.js';
 import type { Host } from './host/host.js';
 import type { Snapshot } from './inspect.js';
-import type { Report } from './run.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 
 export const JOURNAL = '/var/lib/cni-sweep/last-run.json';
@@ -74,8 +74,18 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string 
   for (const f of snapshot.facts) {
     const old = journal.facts.find((j) => j.cni === f.profile.name);
     if (!old) continue;
-    if (!finished || !f.networks.length) for (const n of old.networks) if (!f.networks.includes(n)) (f.networks.push(n), (used = true));
-    if (!finished || !f.bridges.length) for (const b of old.bridges) if (!f.bridges.includes(b)) (f.bridges.push(b), (used = true));
+    if (!finished || !f.networks.length)
+      for (const n of old.networks)
+        if (!f.networks.includes(n)) {
+          f.networks.push(n);
+          used = true;
+        }
+    if (!finished || !f.bridges.length)
+      for (const b of old.bridges)
+        if (!f.bridges.includes(b)) {
+          f.bridges.push(b);
+          used = true;
+        }
     addPrefixes(f.podNetworks, old.podNetworks);
     addPrefixes(f.nodeSubnets, old.nodeSubnets);
   }

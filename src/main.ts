@@ -24,7 +24,9 @@ const io: Io = {
     new Promise((resolve) => {
       const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
       // A terminal that goes away ends stdin: no answer is a no, not a promise left pending.
-      rl.on('close', () => resolve(''));
+      rl.on('close', () => {
+        resolve('');
+      });
       rl.question(q, (a) => {
         resolve(a);
         rl.close();
@@ -34,9 +36,13 @@ const io: Io = {
     // The step in flight finishes; the runner then restarts what it stopped and reports. A hang-up
     // (the terminal or the SSH session of an Ansible run went away) stops a run the same way, and
     // so does losing the output, which is how a session without a terminal ends.
-    const h = (sig: NodeJS.Signals) => handler(sig);
+    const h = (sig: NodeJS.Signals) => {
+      handler(sig);
+    };
     for (const sig of STOP_SIGNALS) process.on(sig, h);
-    outputLost = () => handler('SIGPIPE');
+    outputLost = () => {
+      handler('SIGPIPE');
+    };
     return () => {
       for (const sig of STOP_SIGNALS) process.off(sig, h);
       outputLost = null;
@@ -45,7 +51,6 @@ const io: Io = {
   makeReporter: ({ verbose }): Reporter => {
     if (!color) return new PlainReporter(process.stderr, verbose);
     // Loaded only on a terminal: chalk and ora cost start-up time that pipes and Ansible never need.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { TtyReporter } = require('./report/tty.js') as typeof import('./report/tty.js');
     return new TtyReporter(verbose);
   },
@@ -72,8 +77,8 @@ main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;
   },
-  (err) => {
-    process.stderr.write(`cni-sweep: error: ${(err as Error)?.message ?? err}\n`);
+  (err: unknown) => {
+    process.stderr.write(`cni-sweep: error: ${(err as Error | null)?.message ?? String(err)}\n`);
     process.exitCode = 1;
   },
 );

@@ -266,7 +266,7 @@ export interface TableDeletions {
 const NET_COMMENT = /(?:^|\s)name: "([^"]*)" id: "/;
 
 function fill(spec: string, values: Record<string, string>): string {
-  return spec.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? `{${k}}`);
+  return spec.replace(/\{(\w+)\}/g, (_, k: string) => values[k] ?? `{${k}}`);
 }
 
 /** Legacy untagged rules as token strings, filled in with every pod network and node subnet of this family. */
@@ -305,7 +305,7 @@ export function firewallDeletions(dump: IptDump, ctx: FirewallContext): TableDel
     const namesNetwork = (r: IptRule) =>
       r.comments.some((c) => {
         const m = NET_COMMENT.exec(c);
-        return m !== null && networks.has(m[1]);
+        return m !== null && networks.has(m[1]!);
       });
     const owned = new Set<string>();
     for (const c of userChains) {
@@ -366,7 +366,7 @@ export function undoScript(dump: IptDump, tables: TableDeletions[]): string {
       position.set(r, rules.length);
     }
     for (const c of t.chains) for (const r of byChain.get(c) ?? []) lines.push(`-A ${c} ${r.spec}`);
-    for (const r of t.deletes) lines.push(`-I ${r.chain} ${position.get(r)} ${r.spec}`);
+    for (const r of t.deletes) lines.push(`-I ${r.chain} ${position.get(r)!} ${r.spec}`); // deletes are rules of this table
     lines.push('COMMIT');
   }
   return lines.join('\n') + '\n';
@@ -400,7 +400,7 @@ export function missingFromDump(undo: string, current: IptDump): string {
       continue;
     }
     if (line.startsWith(':')) {
-      const chain = line.slice(1).split(' ')[0];
+      const chain = line.slice(1).split(' ')[0]!;
       if (!table?.chains.some((c) => c.name === chain)) {
         body.push(line);
         counts.set(chain, 0);
@@ -409,11 +409,11 @@ export function missingFromDump(undo: string, current: IptDump): string {
     }
     const m = /^-(A|I) (\S+) (?:(\d+) )?(.*)$/.exec(line);
     if (!m) continue;
-    const [, op, chain, pos, spec] = m;
+    const [op, chain, pos, spec] = [m[1]!, m[2]!, m[3], m[4]!]; // pos is the only optional group
     const tokens = tokenize(spec).join(' ');
     if (table?.rules.some((r) => r.chain === chain && r.tokens.join(' ') === tokens)) continue;
     const n = counts.get(chain) ?? 0;
-    if (op === 'I' && Number(pos) <= n + 1) body.push(`-I ${chain} ${pos} ${spec}`);
+    if (op === 'I' && Number(pos) <= n + 1) body.push(`-I ${chain} ${pos!} ${spec}`);
     else body.push(`-A ${chain} ${spec}`);
     counts.set(chain, n + 1);
   }

@@ -2,7 +2,7 @@
 // printed plan and what a run executes cannot drift apart. A real run plans each phase again
 // just before applying it, against the node as earlier phases left it.
 import { CommandFailedError, PhaseFailedError } from './errors.js';
-import type { PhaseStatus, Reporter, StepStatus } from './events.js';
+import type { PhaseReport, PhaseStatus, Report, Reporter, StepReport } from './events.js';
 import type { Host } from './host/host.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,50 +16,8 @@ import { traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 import type { NodeDistro } from './distros/node.js';
 
-export interface StepReport {
-  argv: string[];
-  stdin?: string;
-  status: StepStatus;
-  ms: number;
-  error?: string;
-  exitCode?: number | null;
-  stderr?: string;
-}
-
-export interface PhaseReport {
-  name: string;
-  status: PhaseStatus;
-  notes: string[];
-  steps: StepReport[];
-  /** Wall time of an applied phase: planning it again, then its steps (some of which run side by side). */
-  ms?: number;
-}
-
-export interface Report {
-  changed: boolean;
-  dryRun: boolean;
-  node: string;
-  root: string;
-  cni: string[];
-  backup: string | null;
-  phases: PhaseReport[];
-  inspected: string[];
-  unreadable: string[];
-  /** The distribution, its role (k3s/rke2: server or agent) and why (detected, or --distro). */
-  distro?: { name: string; role: string | null; evidence: string[] };
-  /** What detection found and why, when --cni was not given. */
-  detected?: Array<{ cni: string; evidence: string[] }>;
-  /** Per CNI, whether the run removes or keeps it, and why (the selection rule, or --cni). */
-  targets?: Array<{ cni: string; action: 'remove' | 'keep'; why: string }>;
-  /** What the operator must know (no drain, a non-pod-network config left first ...), from the phases' plans. */
-  warnings?: string[];
-  /** Set when the run stopped early: the failed phase, or the signal that interrupted it. */
-  failed?: { phase: string; error: string; argv?: string[]; exitCode?: number | null; stderr?: string };
-  interrupted?: string;
-  /** Pods left running on the removed network, without a network (sandboxes not removed), and what to do. */
-  podsWithoutNetwork?: PodLeft[];
-  podsWithoutNetworkFix?: string;
-}
+// The report types live in events.ts, below the journal that records them.
+export type { PhaseReport, Report, StepReport } from './events.js';
 
 export interface SweepRequest {
   host: Host;
@@ -271,7 +229,7 @@ async function runSteps(
     }
     // A run of consecutive concurrent steps goes at once; anything else runs alone.
     let j = i + 1;
-    if (steps[i].concurrent) while (j < steps.length && steps[j].concurrent) j++;
+    if (steps[i]!.concurrent) while (j < steps.length && steps[j]!.concurrent) j++;
     const results = await Promise.allSettled(steps.slice(i, j).map((step) => runStep(req, phase, step, pr, report)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -500,7 +458,7 @@ async function apply(
       const pr = report.phases.find((p) => p.name === phase.name)!;
       pr.status = 'ok';
       pr.notes = [`run because ${failure ? `phase ${failure.phase} failed` : `of ${report.interrupted}`}`];
-      req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0] });
+      req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0]! });
       try {
         await runSteps(req, phase, plan, pr, report, false);
       } catch {

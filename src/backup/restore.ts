@@ -36,7 +36,7 @@ export function readBackup(dir: string): Manifest {
   for (const line of sums.split('\n').filter(Boolean)) {
     const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
     if (!m) bad(dir, `${CHECKSUMS} is corrupt`);
-    const [, want, rel] = m;
+    const [want, rel] = [m[1]!, m[2]!]; // both groups are mandatory
     if (rel.includes('..') || path.isAbsolute(rel)) bad(dir, `${CHECKSUMS} names a path outside the backup: ${rel}`);
     let data: Buffer;
     try {
@@ -57,7 +57,7 @@ export function readBackup(dir: string): Manifest {
   }
   const parsed = ManifestSchema.safeParse(json);
   if (!parsed.success) {
-    const i = parsed.error.issues[0];
+    const i = parsed.error.issues[0]!; // a failed parse has at least one issue
     bad(dir, `${MANIFEST}: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
   for (const rel of [

@@ -77,7 +77,7 @@ async function readConfigs(host: Host, all: Profile[], dirs?: string[]): Promise
 function inUse(configs: ConfigEntry[], all: Profile[]): Set<string> {
   const valid = configs.filter((c) => c.config);
   if (!valid.length) return new Set();
-  const used = valid[0].config!.types.some((t) => t.startsWith('multus')) ? valid : [valid[0]];
+  const used = valid[0]!.config!.types.some((t) => t.startsWith('multus')) ? valid : [valid[0]!];
   const names = new Set(used.flatMap((c) => c.owners));
   for (const p of all) if (names.has(p.name)) for (const part of p.includes) names.add(part);
   return names;

@@ -199,14 +199,14 @@ export class FakeHost implements Host {
     if (this.link(link.ifname)) throw new Error(`FakeHost: link ${link.ifname} exists`);
     const ifindex = link.ifindex ?? this.nextIndex;
     this.nextIndex = Math.max(this.nextIndex, ifindex) + 1;
-    this.links.push({ flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', ...link, ifindex } as FakeLink);
+    this.links.push({ flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', ...link, ifindex });
     return this;
   }
 
   addAddr(ifname: string, cidr: string): this {
     const [local, len] = cidr.split('/');
     const list = this.addrs.get(ifname) ?? [];
-    list.push({ family: familyOf(local) === 4 ? 'inet' : 'inet6', local, prefixlen: Number(len) });
+    list.push({ family: familyOf(local!) === 4 ? 'inet' : 'inet6', local: local!, prefixlen: Number(len) });
     this.addrs.set(ifname, list);
     return this;
   }
@@ -366,7 +366,7 @@ export class FakeHost implements Host {
       const route = /^ip -j -([46]) route show table main$/.exec(a);
       if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
       const tool = XTABLES_TOOL.exec(bin);
-      if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]));
+      if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]!));
       if (a === 'nft -j list tables') {
         const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
         return ok(
@@ -379,17 +379,17 @@ export class FakeHost implements Host {
       if (table) {
         const present = this.nftTables.some((t) => t.family === table[1] && t.name === table[2]);
         return present
-          ? ok(`table ${table[1]} ${table[2]} {\n}\n`)
+          ? ok(`table ${table[1]!} ${table[2]!} {\n}\n`)
           : {
               code: 1,
               stdout: '',
-              stderr: `Error: No such file or directory; did you mean table ‘${table[2]}’ in family ${table[1]}?\nlist table ${table[1]} ${table[2]}\n`,
+              stderr: `Error: No such file or directory; did you mean table ‘${table[2]!}’ in family ${table[1]!}?\nlist table ${table[1]!} ${table[2]!}\n`,
             };
       }
       const addr = /^ip -j addr show dev (\S+)$/.exec(a);
       if (addr) {
-        const l = this.link(addr[1]);
-        if (!l) return { code: 1, stdout: '', stderr: `Device "${addr[1]}" does not exist.\n` };
+        const l = this.link(addr[1]!);
+        if (!l) return { code: 1, stdout: '', stderr: `Device "${addr[1]!}" does not exist.\n` };
         return ok(
           JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: this.addrs.get(l.ifname) ?? [] }]) +
             '\n',
@@ -458,7 +458,7 @@ export class FakeHost implements Host {
       }
       const ns = /^nsenter --net=(\S+) ip -j -d link show$/.exec(a);
       if (ns) {
-        const inside = this.netnsLinks.get(ns[1]);
+        const inside = this.netnsLinks.get(ns[1]!);
         if (!inside) return { code: 1, stdout: '', stderr: `nsenter: reassociate to namespace 'ns/net' failed: Invalid argument\n` };
         return ok(JSON.stringify(inside) + '\n');
       }
@@ -570,7 +570,7 @@ export class FakeHost implements Host {
     for (const k of ['stdin', 'stdoutTo', 'cwd'] as const) if (step[k] !== undefined) rec[k] = step[k];
     this.calls.push(rec);
     const run = this.commandFor(step);
-    if (!this.bins.has(step.argv[0])) throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
+    if (!this.bins.has(step.argv[0] ?? '')) throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     const fault = this.faults.find((f) => f.match(step));
     if (fault)
       throw new CommandFailedError(step.argv, fault.failure.code ?? 1, fault.failure.stderr ?? `injected failure: ${step.argv.join(' ')}`);
@@ -620,7 +620,7 @@ export class FakeHost implements Host {
       return () => {
         // ip stops at the first failing line; the lines before it stay applied.
         for (let i = 0; i < ops.length; i++) {
-          const err = ops[i]();
+          const err = ops[i]!();
           if (err) return fail(1, `${err}\nCommand failed -:${i + 1}\n`);
         }
         return OK;
@@ -631,7 +631,7 @@ export class FakeHost implements Host {
     if (tool && tool[2] === 'restore') {
       if (argv.length !== 3 || argv[1] !== '--noflush' || argv[2] !== '-w') throw unknown('restore without exactly --noflush -w');
       const input = lines();
-      return () => this.restore(tool[1], argv[0], input, unknown);
+      return () => this.restore(tool[1]!, argv[0]!, input, unknown);
     }
 
     if (a === 'nft -f -') {
@@ -651,10 +651,10 @@ export class FakeHost implements Host {
     if (argv[0] === 'nft' && argv[1] === '-f' && argv.length === 3) {
       // Loading a saved table back (restore).
       return () => {
-        const text = this.fileAt(argv[2]);
-        if (text === undefined) return fail(1, `Error: Could not open file "${argv[2]}": No such file or directory\n`);
+        const text = this.fileAt(argv[2]!);
+        if (text === undefined) return fail(1, `Error: Could not open file "${argv[2]!}": No such file or directory\n`);
         for (const m of text.matchAll(/^table (\S+) (\S+) \{$/gm)) {
-          if (!this.nftTables.some((t) => t.family === m[1] && t.name === m[2])) this.nftTables.push({ family: m[1], name: m[2] });
+          if (!this.nftTables.some((t) => t.family === m[1] && t.name === m[2])) this.nftTables.push({ family: m[1]!, name: m[2]! });
         }
         return OK;
       };
@@ -669,9 +669,9 @@ export class FakeHost implements Host {
       return () => {
         // ipset restore goes line by line and stops at the first error.
         for (let i = 0; i < names.length; i++) {
-          const err = !this.ipsets.includes(names[i])
+          const err = !this.ipsets.includes(names[i]!)
             ? 'The set with the given name does not exist'
-            : this.ipsetInUse(names[i])
+            : this.ipsetInUse(names[i]!)
               ? 'Set cannot be destroyed: it is in use by a kernel component'
               : null;
           if (err) return fail(1, `ipset v7.17: Error in line ${i + 1}: ${err}\n`);
@@ -707,7 +707,7 @@ export class FakeHost implements Host {
     }
 
     if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-cpf' && argv[4] && argv[5] === '--' && argv.length > 6) {
-      return () => this.tarCreate(clean(argv[2]), clean(argv[4]), argv.slice(6));
+      return () => this.tarCreate(clean(argv[2]!), clean(argv[4]!), argv.slice(6));
     }
     if (
       argv[0] === 'tar' &&
@@ -718,14 +718,14 @@ export class FakeHost implements Host {
       argv[5] === '--skip-old-files' &&
       argv.length === 6
     ) {
-      return () => this.tarExtract(clean(argv[2]), clean(argv[4]));
+      return () => this.tarExtract(clean(argv[2]!), clean(argv[4]!));
     }
 
     if (argv[0] === 'systemctl' && (argv[1] === 'stop' || argv[1] === 'start') && argv.length > 2) {
       const units = argv.slice(2);
       return () => {
         const unknownUnit = units.find((u) => !this.units.has(u));
-        if (unknownUnit) return fail(5, `Failed to ${argv[1]} ${unknownUnit}: Unit ${unknownUnit} not found.\n`);
+        if (unknownUnit) return fail(5, `Failed to ${argv[1]!} ${unknownUnit}: Unit ${unknownUnit} not found.\n`);
         for (const u of units) this.units.set(u, argv[1] === 'stop' ? 'inactive' : 'active');
         return OK;
       };
@@ -756,8 +756,8 @@ export class FakeHost implements Host {
 
     if (argv[0] === 'kubectl' && argv[1] === '--kubeconfig' && argv[2] && (argv[3] === 'drain' || argv[3] === 'uncordon') && argv[4]) {
       return () => {
-        if (argv[3] === 'drain') this.cordoned.add(argv[4]);
-        else this.cordoned.delete(argv[4]);
+        if (argv[3] === 'drain') this.cordoned.add(argv[4]!);
+        else this.cordoned.delete(argv[4]!);
         return OK;
       };
     }
@@ -771,12 +771,12 @@ export class FakeHost implements Host {
     const out = (stdout: string): Outcome => ({ code: 0, stdout });
     if (stdin !== undefined) return a === 'cat' ? () => out(stdin) : undefined;
     const tool = XTABLES_TOOL.exec(argv[0] ?? '');
-    if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]));
+    if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]!));
     if (a === 'nft list ruleset') return () => out(this.nftTables.map((t) => `table ${t.family} ${t.name} {\n}\n`).join(''));
     if (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'table' && argv.length === 5) {
       return () =>
         this.nftTables.some((t) => t.family === argv[3] && t.name === argv[4])
-          ? out(`table ${argv[3]} ${argv[4]} {\n}\n`)
+          ? out(`table ${argv[3]!} ${argv[4]!} {\n}\n`)
           : fail(1, 'Error: No such file or directory\n');
     }
     if (a === 'ip -d -j link show') return () => out(this.linksJson());
@@ -822,7 +822,7 @@ export class FakeHost implements Host {
     const parts = real.split('/').filter(Boolean);
     let cur = '/';
     for (let i = 0; i < parts.length; i++) {
-      cur = path.posix.join(cur, parts[i]);
+      cur = path.posix.join(cur, parts[i]!);
       const n = this.fs.get(cur);
       if (!n) this.fs.set(cur, { type: 'dir', mode: i === parts.length - 1 ? mode : 0o755 });
       else if (n.type !== 'dir') return null;
@@ -835,7 +835,7 @@ export class FakeHost implements Host {
     let parts = clean(real).split('/').filter(Boolean);
     let cur = '/';
     for (let i = 0, hops = 0; i < parts.length; i++) {
-      const next = path.posix.join(cur, parts[i]);
+      const next = path.posix.join(cur, parts[i]!);
       const node = this.fs.get(next);
       const last = i === parts.length - 1;
       if (node?.type === 'symlink' && (!last || followLast)) {
@@ -854,16 +854,16 @@ export class FakeHost implements Host {
   /** One `ip -batch` line as an operation returning an error text or null; undefined when not understood. */
   private parseIpLine(line: string): (() => string | null) | undefined {
     const w = line.split(/\s+/);
-    if (w[0] === 'link' && w[1] === 'delete' && w.length === 3) return () => this.deleteLink(w[2]);
-    if (w[0] === 'link' && w[1] === 'set' && w[2] === 'dev' && w[4] === 'group' && w.length === 6 && /^\d+$/.test(w[5])) {
+    if (w[0] === 'link' && w[1] === 'delete' && w.length === 3) return () => this.deleteLink(w[2]!);
+    if (w[0] === 'link' && w[1] === 'set' && w[2] === 'dev' && w[4] === 'group' && w.length === 6 && /^\d+$/.test(w[5]!)) {
       return () => {
-        const l = this.link(w[3]);
-        if (!l) return `Cannot find device "${w[3]}"`;
+        const l = this.link(w[3]!);
+        if (!l) return `Cannot find device "${w[3]!}"`;
         l.group = w[5];
         return null;
       };
     }
-    if (w[0] === 'link' && w[1] === 'delete' && w[2] === 'group' && w.length === 4 && /^\d+$/.test(w[3])) {
+    if (w[0] === 'link' && w[1] === 'delete' && w[2] === 'group' && w.length === 4 && /^\d+$/.test(w[3]!)) {
       // The kernel deletes every link of the group; an empty group is an error, as with ip.
       return () => {
         const members = this.links.filter((l) => l.group === w[3]);
@@ -875,11 +875,11 @@ export class FakeHost implements Host {
         return null;
       };
     }
-    if (w[0] === 'link' && w[1] === 'set' && w[3] === 'down' && w.length === 4) return () => this.linkDown(w[2]);
-    if (w[0] === 'address' && w[1] === 'flush' && w[2] === 'dev' && w.length === 4) return () => this.flushAddrs(w[3]);
+    if (w[0] === 'link' && w[1] === 'set' && w[3] === 'down' && w.length === 4) return () => this.linkDown(w[2]!);
+    if (w[0] === 'address' && w[1] === 'flush' && w[2] === 'dev' && w.length === 4) return () => this.flushAddrs(w[3]!);
     if (w[0] !== 'route' || w[1] !== 'delete') return undefined;
     let i = 2;
-    const type = ROUTE_TYPES.includes(w[i]) ? w[i++] : undefined;
+    const type = ROUTE_TYPES.includes(w[i] ?? '') ? w[i++] : undefined;
     const dst = w[i++];
     if (!dst) return undefined;
     const sel: { via?: string; dev?: string; table?: string; metric?: string } = {};
@@ -1008,7 +1008,7 @@ export class FakeHost implements Host {
       const to = clean(path.posix.join(dir, rel));
       if (this.fs.has(to)) continue; // --skip-old-files
       this.mkdirReal(path.posix.dirname(to), 0o755);
-      this.fs.set(to, node as FsNode);
+      this.fs.set(to, node);
     }
     return OK;
   }
@@ -1019,7 +1019,7 @@ export class FakeHost implements Host {
     let work: IptTable | null = null;
     let failed: string | null = null;
     for (let n = 0; n < lines.length; n++) {
-      const line = lines[n];
+      const line = lines[n]!;
       if (line.startsWith('*')) {
         const cur = dump.tables.find((t) => t.name === line.slice(1));
         work = cur ? structuredClone(cur) : { name: line.slice(1), chains: [], rules: [] };
@@ -1051,11 +1051,11 @@ export class FakeHost implements Host {
     if (decl) {
       // With --noflush, declaring a chain that exists flushes it, as iptables-restore does.
       if (t.chains.some((c) => c.name === decl[1])) t.rules = t.rules.filter((r) => r.chain !== decl[1]);
-      else t.chains.push({ name: decl[1], policy: decl[2] === '-' ? null : decl[2] });
+      else t.chains.push({ name: decl[1]!, policy: decl[2] === '-' ? null : decl[2]! });
       return null;
     }
     const m = /^-([DFXAI]) (\S+)(?: (.*))?$/.exec(line);
-    if (!m || ('FX'.includes(m[1]) && m[3] !== undefined)) throw unknown(`unsupported restore line "${line}"`);
+    if (!m || ('FX'.includes(m[1]!) && m[3] !== undefined)) throw unknown(`unsupported restore line "${line}"`);
     const [, op, chain, rest = ''] = m;
     const c = t.chains.find((x) => x.name === chain);
     if (!c) return 'No chain/target/match by that name';
@@ -1080,8 +1080,8 @@ export class FakeHost implements Host {
     // -A CHAIN spec, -I CHAIN n spec
     const ins = op === 'I' ? /^(\d+) (.*)$/.exec(rest) : null;
     if (op === 'I' && !ins) throw unknown(`unsupported restore line "${line}"`);
-    const spec = ins ? ins[2] : rest;
-    const rule: IptRule = parseIptablesSave(`*${t.name}\n-A ${chain} ${spec}\nCOMMIT\n`).tables[0].rules[0];
+    const spec = ins ? ins[2]! : rest;
+    const rule: IptRule = parseIptablesSave(`*${t.name}\n-A ${chain!} ${spec}\nCOMMIT\n`).tables[0]!.rules[0]!;
     if (rule.target && !BUILTIN_TARGETS.has(rule.target) && !t.chains.some((x) => x.name === rule.target))
       return `Couldn't load target \`${rule.target}'`;
     const inChain = t.rules.filter((r) => r.chain === chain);

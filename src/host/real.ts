@@ -117,14 +117,15 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
  * (systemctl, kubectl, crictl, modprobe, tar, ...) may alter anything: every listing is read again.
  */
 export function staleAfter(change: Step): (reader: string[]) => boolean {
-  const cmd = change.argv[0];
+  const cmd = change.argv[0] ?? '';
   if (cmd === 'rm') return (r) => r[0] === 'nsenter'; // it enters through a namespace file
   if (cmd === 'ip' && change.stdin !== undefined && change.stdin.split('\n').every((l) => /^\s*((-[46] )?route .*)?$/.test(l))) {
     return (r) => r[0] === 'ip' && r.includes('route');
   }
   if (cmd === 'ip' || cmd === 'umount')
     return (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev'));
-  if (cmd === 'nft' || XTABLES_TOOL.exec(cmd)?.[2] === 'restore') return (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0])?.[2] === 'save';
+  if (cmd === 'nft' || XTABLES_TOOL.exec(cmd)?.[2] === 'restore')
+    return (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save';
   return () => true;
 }
 
@@ -140,6 +141,7 @@ export class RealHost implements Host {
 
   private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     const [cmd, ...args] = argv;
+    if (cmd === undefined) throw new Error('empty argv');
     const unlinks = cmd === 'rm' && stdin === undefined && args[0] === '-f' && args[1] === '--';
     return traced(`$ ${argv.join(' ')}`, async () => {
       if (unlinks) return unlinkFiles(args.slice(2));
@@ -228,7 +230,7 @@ export class RealHost implements Host {
   }
 
   private async run(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
-    if (argv.length === 1 && this.noLegacyTables(argv[0])) return { code: 0, stdout: '', stderr: '' };
+    if (argv.length === 1 && this.noLegacyTables(argv[0]!)) return { code: 0, stdout: '', stderr: '' };
     const r = await this.exec(argv, undefined, opts);
     if ((r as { code?: string }).code === 'ENOENT') return null;
     if (r.timedOut) throw new CommandFailedError(argv, null, String(r.stderr ?? ''), 'timed out');
@@ -470,7 +472,7 @@ export class RealHost implements Host {
     for (const line of text.split('\n')) {
       const f = line.split(' ');
       // Field 5 is the mount point, with spaces and such octal-escaped.
-      if (f[4]) out.add(f[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))));
+      if (f[4]) out.add(f[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
     }
     return out;
   }

@@ -48,12 +48,12 @@ export function parseCniConfig(file: string, text: string): CniConfig {
   // report errors against the shape the file claims to be.
   const isList = file.endsWith('.conflist') || (typeof json === 'object' && json !== null && 'plugins' in json);
   const asList = ConfList.safeParse(json);
-  if (isList && !asList.success) throw new ParseError(`${file}: ${describe(asList.error.issues[0])}`);
+  if (isList && !asList.success) throw new ParseError(`${file}: ${describe(asList.error.issues[0]!)}`);
   const plugins = asList.success
     ? asList.data.plugins
     : (() => {
         const single = SingleConf.safeParse(json);
-        if (!single.success) throw new ParseError(`${file}: ${describe(single.error.issues[0])}`);
+        if (!single.success) throw new ParseError(`${file}: ${describe(single.error.issues[0]!)}`);
         return [single.data];
       })();
   const name = asList.success ? asList.data.name : (json as { name: string }).name;

@@ -43,7 +43,7 @@ function parseArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
     throw new ParseError(`unexpected ip -j ${what} output: ${(e as Error).message}`);
   }
   const parsed = z.array(schema).safeParse(json);
-  if (!parsed.success) throw new ParseError(`unexpected ip -j ${what} output: ${parsed.error.issues[0].message}`);
+  if (!parsed.success) throw new ParseError(`unexpected ip -j ${what} output: ${parsed.error.issues[0]!.message}`);
   return parsed.data;
 }
 

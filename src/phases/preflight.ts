@@ -19,7 +19,7 @@ export const preflight: Phase = {
     }
     const configs = ctx.snapshot.configs;
     if (configs.length > 1) {
-      notes.push(`${configs.length} CNI configs present; the runtime uses the first in lexical order: ${configs[0].file}`);
+      notes.push(`${configs.length} CNI configs present; the runtime uses the first in lexical order: ${configs[0]!.file}`);
     }
     const left = ctx.snapshot.remainingConfigs.map((c) => c.file);
     if (left.length) notes.push(`kept (not owned by ${ctx.profiles.map((p) => p.name).join(', ')}): ${left.join(', ')}`);

@@ -32,7 +32,7 @@ async function planStop(ctx: Ctx, units: string[], into: string[], kind: 'kubele
   if (!active.length)
     return nothing(
       units.length === 1
-        ? `${units[0]} is not running`
+        ? `${units[0]!} is not running`
         : kind === 'runtime'
           ? 'no container runtime is running'
           : `none of ${units.join(', ')} is running`,

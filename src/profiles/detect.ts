@@ -33,7 +33,7 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps, confDi
         evidence.push(`interface ${l.ifname}`);
     }
     for (const c of chains) {
-      const name = c.split(' ')[2];
+      const name = c.split(' ')[2]!; // the chain's name, third in the line built above
       if (profile.firewall.chainPrefixes.some((p) => name.startsWith(p))) evidence.push(`chain ${c}`);
     }
     for (const t of profile.nftables) {

@@ -11,7 +11,7 @@ export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
   return inputs.map((input, i) => {
     const parsed = ProfileSchema.safeParse(input);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
+      const issue = parsed.error.issues[0]!; // a failed parse has at least one issue
       const name = (input as { name?: unknown })?.name;
       throw new UsageError(
         `invalid profile ${typeof name === 'string' ? name : `#${i}`}: ${issue.path.join('.') || '(root)'}: ${issue.message}`,

@@ -25,7 +25,7 @@ function parseV6(s: string): bigint | null {
   const expand = (h: string): string[] | null => {
     if (h === '') return [];
     const groups = h.split(':');
-    const last = groups[groups.length - 1];
+    const last = groups[groups.length - 1]!; // split gives at least one item
     if (last.includes('.')) {
       const v4 = parseV4(last);
       if (v4 === null) return null;
@@ -33,12 +33,12 @@ function parseV6(s: string): bigint | null {
     }
     return groups;
   };
-  const head = expand(halves[0]);
-  const tail = halves.length === 2 ? expand(halves[1]) : [];
+  const head = expand(halves[0]!);
+  const tail = halves.length === 2 ? expand(halves[1]!) : [];
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const groups = [...head, ...Array(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
   let v = 0n;
   for (const g of groups) {
     if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;

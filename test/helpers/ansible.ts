@@ -37,8 +37,8 @@ export function parseRecap(stdout: string): Record<string, Recap> {
   const out: Record<string, Recap> = {};
   const tail = stdout.slice(stdout.lastIndexOf('PLAY RECAP'));
   for (const m of tail.matchAll(/^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$/gm)) {
-    const counts = Object.fromEntries([...m[2].matchAll(/(\w+)=(\d+)/g)].map((c) => [c[1], Number(c[2])]));
-    out[m[1]] = counts as unknown as Recap;
+    const counts = Object.fromEntries([...m[2]!.matchAll(/(\w+)=(\d+)/g)].map((c) => [c[1], Number(c[2])]));
+    out[m[1]!] = counts;
   }
   return out;
 }

@@ -396,7 +396,7 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
       0o600,
     );
   }
-  if (n) write(root, 'var/lib/cni/networks/cbr0/last_reserved_ip.0', node.pods[n - 1].ip, 0o600);
+  if (n) write(root, 'var/lib/cni/networks/cbr0/last_reserved_ip.0', node.pods[n - 1]!.ip, 0o600);
   write(root, 'var/lib/cni/networks/cbr0/lock', '', 0o600);
   // someone else's IPAM and cache stay
   write(root, 'var/lib/cni/networks/podman/10.88.0.2', `${'f'.repeat(64)}\r\neth0`, 0o600);

@@ -135,13 +135,14 @@ export interface NodeState {
 }
 
 export function snapshot(node: { ns: string; root: string }): NodeState {
-  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<Record<string, unknown>>;
+  const links = JSON.parse(inNs(node.ns, 'ip', ['-j', '-d', 'link', 'show'])) as Array<{
+    ifname: string;
+    linkinfo?: { info_kind?: string };
+    master?: string;
+    mtu: number;
+  }>;
   return {
-    links: links
-      .map(
-        (l) => `${l.ifname} ${(l.linkinfo as { info_kind?: string } | undefined)?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`,
-      )
-      .sort(),
+    links: links.map((l) => `${l.ifname} ${l.linkinfo?.info_kind ?? ''} master=${l.master ?? ''} mtu=${l.mtu}`).sort(),
     addrs: addrState(node.ns),
     // "linkdown" follows a bridge's carrier, which settles on its own after ports go.
     // Sorted: the kernel adds link-local routes in whatever order the links came up.
@@ -189,7 +190,7 @@ function nativeNftState(ns: string): string {
   const text = tryNs(ns, 'nft', ['-s', 'list', 'ruleset']);
   const tables: string[] = [];
   for (const block of text.split(/\n(?=table )/)) {
-    if (!XTABLES.test(block.split('\n')[0])) tables.push(block.trimEnd());
+    if (!XTABLES.test(block.split('\n')[0]!)) tables.push(block.trimEnd());
   }
   // Sorted: a restored table comes back last, and table order carries no meaning here.
   return tables.sort().join('\n');

@@ -82,7 +82,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     resetCalls(b);
     const check = runPlaybook(dir, inventory, ['--check']);
     expectOk(check);
-    expect(check.recap['node-a'].failed).toBe(0);
+    expect(check.recap['node-a']!.failed).toBe(0);
     expect(snapshot(a)).toEqual(before.a);
     expect(snapshot(b)).toEqual(before.b);
     expect(changes(a)).toEqual([]);
@@ -103,8 +103,8 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     const play = runPlaybook(dir, inventory);
     expectOk(play);
     expect(play.recap['node-a']).toMatchObject({ failed: 0, unreachable: 0 });
-    expect(play.recap['node-a'].changed).toBeGreaterThan(0);
-    expect(play.recap['node-b'].changed).toBeGreaterThan(0);
+    expect(play.recap['node-a']!.changed).toBeGreaterThan(0);
+    expect(play.recap['node-b']!.changed).toBeGreaterThan(0);
     expect(play.stdout).toMatch(/TASK \[cni_sweep : Run cni-sweep\] \**\nchanged: \[node-a\]/);
     expect(play.stdout).toContain(`node-b stays cordoned: no CNI config (*.conf, *.conflist, *.json) in ${b.root}/etc/cni/net.d yet`);
     expectClean(a);

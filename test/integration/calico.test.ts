@@ -60,7 +60,7 @@ function withoutCalico(s: State, calico: CalicoInstall): State {
       (f) =>
         !/^(etc\/cni\/net\.d\/(10-calico\.conflist|10-canal\.conflist|calico-kubeconfig)|var\/lib\/calico|var\/run\/calico|var\/log\/calico|var\/lib\/cni\/results\/k8s-pod-network-)/.test(
           f,
-        ) && !netns.has(f.split(' ')[0].replace(/^run\/netns\//, '')),
+        ) && !netns.has(f.split(' ')[0]!.replace(/^run\/netns\//, '')),
     ),
     ipsets: s.ipsets.filter((x) => !x.startsWith('cali40')),
   };

@@ -81,7 +81,7 @@ function doctor(n: FlannelNode, args: string[] = [], opts: CliOptions = {}) {
 function one(findings: Finding[], id: string): Finding {
   const f = findings.filter((x) => x.id === id);
   expect(f, `${id} in ${findings.map((x) => x.id).join(', ')}`).toHaveLength(1);
-  return f[0];
+  return f[0]!;
 }
 
 /**
@@ -225,7 +225,7 @@ describe('Flannel config, subnet.env and cni0', () => {
       evidence: ['cni0: 10.244.7.1/24', 'pod CIDR of Node node-1 (spec.podCIDRs): 10.244.1.0/24, fd00:10:244:1::/64'],
       fix: `cni-sweep run --cni flannel --only backup,interfaces --root ${n.root}`,
     });
-    follow(n, r.findings[0], running(n));
+    follow(n, r.findings[0]!, running(n));
     const after = doctor(n, [], running(n));
     expect(after.findings).toEqual([]);
   });
@@ -265,7 +265,7 @@ describe('two CNIs on one node', () => {
       'ip6tables-nft nat: 1 chain (FLANNEL-POSTRTG) holding 3 rules; 1 rule in POSTROUTING',
       'nftables: table ip flannel-ipv4',
     ]);
-    follow(n, r.findings[0]);
+    follow(n, r.findings[0]!);
     const after = doctor(n);
     expect(after.findings).toEqual([]);
     // Calico is whole: its config, devices and rules.
@@ -381,7 +381,7 @@ describe('MTU', () => {
         fixArgv: ['ip', 'link', 'set', 'dev', 'flannel.1', 'mtu', '1350'],
       },
     ]);
-    follow(n, r.findings[0]);
+    follow(n, r.findings[0]!);
     // The overlay is right now; the pods and FLANNEL_MTU still carry the old MTU, and doctor says so.
     const after = doctor(n, [], running(n));
     expect(ids(after.findings)).toEqual(['mtu-pod-veth', 'mtu-flannel-env']);
@@ -428,7 +428,7 @@ describe('routes, firewall backends, NetworkPolicy', () => {
         fixArgv: ['ip', 'route', 'delete', '10.244.3.0/24', 'via', '10.9.9.12', 'dev', 'eth0'],
       },
     ]);
-    follow(n, r.findings[0]);
+    follow(n, r.findings[0]!);
     expect(doctor(n, [], running(n)).findings).toEqual([]);
     // The good host-gw route to 10.244.2.0/24 stayed.
     expect(inNs(n.ns, 'ip', ['-4', 'route', 'show'])).toContain('10.244.2.0/24 via 192.168.1.12 dev eth0');

@@ -14,7 +14,7 @@ import {
   type FlannelNode,
   type FlannelNodeOptions,
 } from '../helpers/flannel-node.js';
-import { cliEnv, nodeArgs, runCli, scratch, snapshot, SHIMS, type NodeState } from '../helpers/harness.js';
+import { cliEnv, nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
@@ -39,7 +39,7 @@ function withoutFlannel(s: NodeState, node: FlannelNode): NodeState {
       .join('\n');
   return {
     ...s,
-    links: s.links.filter((l) => !/^(cni0|flannel\.1) /.test(l) && !podVeths.has(l.split(' ')[0])),
+    links: s.links.filter((l) => !/^(cni0|flannel\.1) /.test(l) && !podVeths.has(l.split(' ')[0]!)),
     addrs: s.addrs
       .split('\n')
       .filter((l) => !/^(cni0|flannel\.1|veth[0-9a-f]{8}) /.test(l))

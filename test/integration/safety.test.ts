@@ -2,7 +2,6 @@
 // each on real kernel state in a network namespace and real files in a temporary root.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -39,8 +38,11 @@ describe('backup and restore', () => {
     const before = restorable(snapshot(node));
     const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
     const saveBefore = inNs(node.ns, 'iptables-nft-save', []);
-    const tmpBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('cni-sweep-'));
-    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    // The run's own $TMPDIR, so that another run on the machine cannot change what is compared.
+    const tmpDir = scratchDir(node, 'tmp');
+    fs.mkdirSync(tmpDir);
+    const tmpBefore = fs.readdirSync(tmpDir).filter((f) => f.startsWith('cni-sweep-'));
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { env: { TMPDIR: tmpDir } });
     expect(run.code).toBe(0);
     const backup = JSON.parse(run.stdout).backup as string;
     // The backup holds the firewall as it was before the first change (its reads start early and run together).
@@ -56,7 +58,7 @@ describe('backup and restore', () => {
       );
     expect(noHeader(fs.readFileSync(path.join(backup, 'firewall/iptables-nft.save'), 'utf8'))).toBe(noHeader(saveBefore));
     // nft's listing goes through a temporary file, which is gone afterwards.
-    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('cni-sweep-'))).toEqual(tmpBefore);
+    expect(fs.readdirSync(tmpDir).filter((f) => f.startsWith('cni-sweep-'))).toEqual(tmpBefore);
     const manifest = JSON.parse(fs.readFileSync(path.join(backup, 'manifest.json'), 'utf8'));
     expect(manifest.version).toBe(2);
     // Every member of files.tar, as tar wrote it: what restore checks before extracting.
@@ -275,7 +277,7 @@ describe('faults', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    child.stdout!.on('data', (d) => (out += d));
+    child.stdout.on('data', (d: Buffer) => (out += String(d)));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
     expect(fs.existsSync(marker)).toBe(true);
@@ -313,8 +315,8 @@ describe('faults', () => {
     const node = dirtyNode('epipe', { pods: 1 });
     const { child, exited } = await runWithSlowBatch(node, []);
     // The reader is gone: the next progress line cni-sweep writes fails with EPIPE.
-    child.stdout!.destroy();
-    child.stderr!.destroy();
+    child.stdout.destroy();
+    child.stderr.destroy();
     expect(await exited).toBe(141);
     const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
     expect(journal.status).toBe('interrupted');
@@ -340,7 +342,7 @@ describe('faults', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
     process.kill(-child.pid!, 'SIGTERM');

@@ -63,12 +63,12 @@ describe('Calico detection', () => {
   it('tells Calico from Canal by the IPAM type of the calico plugin', async () => {
     const calico = await detect(calicoNode(), profiles, new Gaps());
     expect(calico.map((d) => d.profile.name)).toEqual(['calico']);
-    expect(calico[0].evidence.slice(0, 2)).toEqual(['config /etc/cni/net.d/10-calico.conflist', 'state /var/lib/calico']);
+    expect(calico[0]!.evidence.slice(0, 2)).toEqual(['config /etc/cni/net.d/10-calico.conflist', 'state /var/lib/calico']);
 
     const { host } = dirtyFlannelNode();
     host.fs.delete(host.realPath('/etc/cni/net.d/10-flannel.conflist'));
     host.writeFile('/etc/cni/net.d/10-canal.conflist', CANAL_CONFLIST);
-    host.addLink({ ifname: POD_VETHS[0], linkinfo: { info_kind: 'veth' } });
+    host.addLink({ ifname: POD_VETHS[0]!, linkinfo: { info_kind: 'veth' } });
     const canal = await detect(host, profiles, new Gaps());
     // Flannel's and Calico's state without a config of their own is Canal's.
     expect(canal.map((d) => d.profile.name)).toEqual(['canal']);
@@ -94,7 +94,7 @@ describe('Calico phases', () => {
 
   it('interfaces: leaves a tunl0 that is already down and has no address alone', async () => {
     const plan = await interfaces.plan(await ctxFor(calicoNode(foreignNode(), { tunl0Up: false }), { profiles: [CALICO] }));
-    expect(plan.steps[0].stdin).not.toContain('tunl0');
+    expect(plan.steps[0]!.stdin).not.toContain('tunl0');
   });
 
   it('routes: BIRD and felix routes and IPAM blackholes; not routes through devices the interfaces phase takes down', async () => {
@@ -108,7 +108,7 @@ describe('Calico phases', () => {
     ]);
     const alone = await ctxFor(calicoNode(), { profiles: [CALICO] });
     alone.selected.delete('interfaces');
-    expect((await routes.plan(alone)).steps[0].stdin).toContain('route delete 172.20.9.0/26 via 192.168.1.13 dev tunl0\n');
+    expect((await routes.plan(alone)).steps[0]!.stdin).toContain('route delete 172.20.9.0/26 via 192.168.1.13 dev tunl0\n');
   });
 
   it('firewall: cali-* chains in raw, mangle, nat and filter with their jumps and cali: rules, the nftables table, then the ipsets', async () => {
@@ -116,15 +116,15 @@ describe('Calico phases', () => {
     expect(plan.steps.map((s) => s.argv.join(' '))).toEqual(['iptables-nft-restore --noflush -w', 'nft -f -', 'ipset restore']);
     // The batches side by side; the ipsets only once no rule references them any more.
     expect(plan.steps.map((s) => s.concurrent ?? false)).toEqual([true, true, false]);
-    const script = plan.steps[0].stdin!;
+    const script = plan.steps[0]!.stdin!;
     expect(script.match(/^\*\w+$/gm)).toEqual(['*mangle', '*raw', '*filter', '*nat']);
     expect(script).toMatch(
       /^-D FORWARD -m comment --comment "cali:\S+" -m comment --comment "Policy explicitly accepted packet\." -m mark --mark 0x10000\/0x10000 -j ACCEPT$/m,
     );
     expect(script).toMatch(/^-X cali-fw-cali\w+$/m);
     expect(script).not.toContain('--dport 2222'); // the site's mangle rule
-    expect(plan.steps[1].stdin).toBe('delete table ip calico\n');
-    expect(plan.steps[2].stdin).toBe('destroy cali40masq-ipam-pools\ndestroy cali40all-ipam-pools\ndestroy cali40all-hosts-net\n');
+    expect(plan.steps[1]!.stdin).toBe('delete table ip calico\n');
+    expect(plan.steps[2]!.stdin).toBe('destroy cali40masq-ipam-pools\ndestroy cali40all-ipam-pools\ndestroy cali40all-hosts-net\n');
   });
 
   it("modules (opt-in): unloads ipip when tunl0 is Calico's and nothing else uses the module", async () => {
@@ -176,7 +176,7 @@ describe('migration on the fake host', () => {
       .addNetns('cni-ca11c0de-0000-0000-0000-000000000001')
       .realPath('/run/netns/cni-ca11c0de-0000-0000-0000-000000000001');
     host.netnsLinks.set(calicoNs, [
-      { ifindex: 2, ifname: 'eth0', link_index: host.link(POD_VETHS[0])!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
+      { ifindex: 2, ifname: 'eth0', link_index: host.link(POD_VETHS[0]!)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
     ]);
     for (const p of pods)
       host.netnsLinks.set(host.realPath(`/run/netns/${p.netns}`), [

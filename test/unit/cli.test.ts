@@ -60,7 +60,9 @@ const oneLineError = (stderr: string) => {
 };
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-unit-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('unknown phase', async () => {
@@ -274,7 +276,7 @@ describe('plan', () => {
     ]);
     expect(r.stdout).toContain('\nset -euo pipefail\n');
     expect(r.stdout).toContain(
-      `\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nCNI_SWEEP_EOF\n`,
+      `\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev ${pods[0]!.veth} group 4242424\nlink set dev ${pods[1]!.veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nCNI_SWEEP_EOF\n`,
     );
     expect(r.stdout).toContain(
       "\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n",
@@ -451,7 +453,7 @@ describe('help, version and profiles', () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
     const listed = r.stdout
-      .split(/Phases, in order[^\n]*:\n/)[1]
+      .split(/Phases, in order[^\n]*:\n/)[1]!
       .split('\n')
       .filter((l) => /^ {2}\S/.test(l))
       .map((l) => l.trim().split(/\s+/)[0]);

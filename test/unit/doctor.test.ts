@@ -16,7 +16,9 @@ import { Capture, isolateKubeconfigEnv } from './helpers.js';
 isolateKubeconfigEnv();
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-doctor-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 /** Read-only commands doctor may issue. */
 const READS = [
@@ -216,9 +218,9 @@ describe('CNI configs and plugins', () => {
     const { host } = healthyFlannel();
     removeFile(host, '/opt/cni/bin/portmap');
     const f = one((await json(host)).findings, 'cni-plugin-missing');
-    expect(f.evidence).toEqual(['/opt/cni/bin/portmap: missing (plugin in /etc/cni/net.d/10-flannel.conflist)']);
-    expect(f.fix).toBeNull();
-    expect(f.why).toContain('Install the missing plugins');
+    expect(f!.evidence).toEqual(['/opt/cni/bin/portmap: missing (plugin in /etc/cni/net.d/10-flannel.conflist)']);
+    expect(f!.fix).toBeNull();
+    expect(f!.why).toContain('Install the missing plugins');
   });
 
   it('echoes --root and --pod-cidr in the fix, and says when /opt/cni/bin itself is missing', async () => {
@@ -227,9 +229,9 @@ describe('CNI configs and plugins', () => {
     host.fs.delete(host.realPath('/opt/cni/bin'));
     for (const b of FLANNEL_BINS) removeFile(host, `/opt/cni/bin/${b}`);
     const f = one((await json(host, ['--root', root, '--pod-cidr', '10.244.0.0/16'])).findings, 'cni-plugin-missing');
-    expect(f.evidence[0]).toBe('/opt/cni/bin: no such directory');
-    expect(f.evidence).toHaveLength(5);
-    expect(f.fixArgv).toEqual([
+    expect(f!.evidence[0]).toBe('/opt/cni/bin: no such directory');
+    expect(f!.evidence).toHaveLength(5);
+    expect(f!.fixArgv).toEqual([
       'cni-sweep',
       'run',
       '--cni',
@@ -271,11 +273,11 @@ describe('CNI configs and plugins', () => {
     const { host } = healthyFlannel();
     host.writeFile('/etc/cni/net.d/20-flannel.conflist', FLANNEL_CONFLIST);
     const f = one((await json(host)).findings, 'cni-config-multiple');
-    expect(f.evidence).toEqual([
+    expect(f!.evidence).toEqual([
       'runtime uses: /etc/cni/net.d/10-flannel.conflist (flannel; first in lexical order)',
       'stale: /etc/cni/net.d/20-flannel.conflist (flannel)',
     ]);
-    expect(f.fix).toBe('rm -f -- /etc/cni/net.d/20-flannel.conflist');
+    expect(f!.fix).toBe('rm -f -- /etc/cni/net.d/20-flannel.conflist');
   });
 
   it("another tool's config (podman) beside the pod network is only a note: healthy, exit 0", async () => {
@@ -334,9 +336,9 @@ describe('CNI configs and plugins', () => {
     const r = await json(host);
     expect(r.code).toBe(1);
     const f = one(r.findings, 'cni-config-invalid');
-    expect(f.severity).toBe('error');
-    expect(f.evidence).toEqual([expect.stringMatching(/^\/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/)]);
-    expect(f.fix).toBeNull();
+    expect(f!.severity).toBe('error');
+    expect(f!.evidence).toEqual([expect.stringMatching(/^\/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/)]);
+    expect(f!.fix).toBeNull();
     expect(r.findings).toHaveLength(1);
   });
 
@@ -347,8 +349,8 @@ describe('CNI configs and plugins', () => {
       JSON.stringify({ cniVersion: '0.4.0', name: 'extra', type: 'macvlan', master: 'eth0', ipam: { type: 'dhcp' } }),
     );
     const f = one((await json(host)).findings, 'cni-plugin-missing');
-    expect(f.severity).toBe('warning');
-    expect(f.evidence).toEqual([
+    expect(f!.severity).toBe('warning');
+    expect(f!.evidence).toEqual([
       '/opt/cni/bin/macvlan: missing (plugin in /etc/cni/net.d/99-extra.conf)',
       '/opt/cni/bin/dhcp: missing (IPAM of macvlan in /etc/cni/net.d/99-extra.conf)',
     ]);
@@ -376,10 +378,10 @@ describe('Flannel subnet.env and cni0', () => {
       fix: 'cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,firewall',
       fixArgv: expect.any(Array),
     });
-    expect(f.why).toContain('pass it (e.g. --pod-cidr 10.244.0.0/16)');
+    expect(f!.why).toContain('pass it (e.g. --pod-cidr 10.244.0.0/16)');
     const withCidr = one((await json(host, ['--pod-cidr', '10.244.0.0/16'])).findings, 'flannel-subnet-env-missing');
-    expect(withCidr.fix).toBe(`${REMOVE_FLANNEL} --pod-cidr 10.244.0.0/16`);
-    expect(withCidr.why).not.toContain('pass it');
+    expect(withCidr!.fix).toBe(`${REMOVE_FLANNEL} --pod-cidr 10.244.0.0/16`);
+    expect(withCidr!.why).not.toContain('pass it');
   });
 
   it('after a reboot only files are left: the fix is config and state', async () => {
@@ -390,7 +392,7 @@ describe('Flannel subnet.env and cni0', () => {
     host.routes[6] = host.routes[6].filter((r) => !r.dst.startsWith('fd00:10:244'));
     host.iptables.clear();
     host.nftTables = [];
-    expect(one((await json(host)).findings, 'flannel-subnet-env-missing').fix).toBe(
+    expect(one((await json(host)).findings, 'flannel-subnet-env-missing')!.fix).toBe(
       'cni-sweep run --cni flannel --only backup,cni-config,cni-state',
     );
   });
@@ -414,7 +416,7 @@ describe('Flannel subnet.env and cni0', () => {
     const { host } = healthyFlannel();
     setAddr(host, 'cni0', '10.244.1.1/24', 'fd00:10:244:1::9/64', 'fd00:99::1/64');
     const f = one((await json(host)).findings, 'flannel-subnet-mismatch');
-    expect(f.evidence).toEqual(['cni0: fd00:10:244:1::9/64', '/run/flannel/subnet.env: FLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64']);
+    expect(f!.evidence).toEqual(['cni0: fd00:10:244:1::9/64', '/run/flannel/subnet.env: FLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64']);
   });
 
   it("cni0 outside the Node's spec.podCIDRs (read with the kubeconfig)", async () => {
@@ -441,8 +443,8 @@ describe('Flannel subnet.env and cni0', () => {
     const { host } = healthyFlannel();
     expect((await json(host, ['--pod-cidr', '10.244.0.0/16'])).findings).toEqual([]);
     const f = one((await json(host, ['--pod-cidr', '10.96.0.0/12'])).findings, 'bridge-outside-pod-cidr');
-    expect(f.evidence).toEqual(['cni0: 10.244.1.1/24', 'pod CIDR (--pod-cidr): 10.96.0.0/12']);
-    expect(f.fix).toBe('cni-sweep run --cni flannel --only backup,interfaces --pod-cidr 10.96.0.0/12');
+    expect(f!.evidence).toEqual(['cni0: 10.244.1.1/24', 'pod CIDR (--pod-cidr): 10.96.0.0/12']);
+    expect(f!.fix).toBe('cni-sweep run --cni flannel --only backup,interfaces --pod-cidr 10.96.0.0/12');
   });
 
   it('a Node that cannot be read is not a finding, but is said', async () => {
@@ -468,7 +470,7 @@ describe('leftovers of a CNI that is not in use', () => {
       title: "flannel's interfaces remain while flannel is not in use: flannel.1, cni0, 2 pod veths",
       evidence: [
         'flannel.1 (vxlan): up, 10.244.1.0/32',
-        `cni0 (bridge): up, 10.244.1.1/24 fd00:10:244:1::1/64, 2 pod veths: ${pods[0].veth} ${pods[1].veth}`,
+        `cni0 (bridge): up, 10.244.1.1/24 fd00:10:244:1::1/64, 2 pod veths: ${pods[0]!.veth} ${pods[1]!.veth}`,
       ],
       why: expect.stringContaining('`cni0 already has an IP address different from ...`'),
       fix: 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall',
@@ -481,7 +483,7 @@ describe('leftovers of a CNI that is not in use', () => {
     const fw = byId(r.findings, 'leftover-firewall');
     // portmap's chains are counted once, under the first CNI that would remove them.
     expect(fw).toHaveLength(1);
-    expect(fw[0].evidence).toEqual([
+    expect(fw[0]!.evidence).toEqual([
       'iptables-nft nat: 8 chains (FLANNEL-POSTRTG, CNI-HOSTPORT-DNAT, CNI-HOSTPORT-SETMARK, CNI-HOSTPORT-MASQ, +4) holding 20 rules; 6 rules in PREROUTING, OUTPUT, POSTROUTING',
       'iptables-nft filter: 1 chain (FLANNEL-FWD) holding 2 rules; 1 rule in FORWARD',
       'ip6tables-nft nat: 1 chain (FLANNEL-POSTRTG) holding 3 rules; 1 rule in POSTROUTING',
@@ -489,10 +491,10 @@ describe('leftovers of a CNI that is not in use', () => {
       'nftables: table ip flannel-ipv4',
       'nftables: table ip6 flannel-ipv6',
     ]);
-    expect(fw[0].fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
-    expect(fw[0].why).toContain('FLANNEL-POSTRTG');
+    expect(fw[0]!.fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
+    expect(fw[0]!.why).toContain('FLANNEL-POSTRTG');
     // Flannel's network is not in use: its whole IPAM state goes with the rest of it.
-    expect(one(r.findings, 'ipam-stale').fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
+    expect(one(r.findings, 'ipam-stale')!.fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
   });
 
   it('--cni limits the leftovers diagnosed to those CNIs', async () => {
@@ -558,7 +560,7 @@ describe('leftovers of a CNI that is not in use', () => {
 describe('IPAM', () => {
   it('allocations whose container is not among the running sandboxes, with the exact files to remove for a CNI in use', async () => {
     const { host, pods } = healthyFlannel();
-    host.sandboxes = [pods[1].cid];
+    host.sandboxes = [pods[1]!.cid];
     const f = one((await json(host)).findings, 'ipam-stale');
     expect(f).toEqual({
       id: 'ipam-stale',
@@ -566,7 +568,7 @@ describe('IPAM', () => {
       title: '1 IP allocation in /var/lib/cni/networks/cbr0 belongs to no running pod',
       evidence: [
         'running pod sandboxes (crictl pods -q): 1',
-        `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0].cid.slice(0, 13)} (eth0)`,
+        `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0]!.cid.slice(0, 13)} (eth0)`,
       ],
       why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set`'),
       fix: 'rm -f -- /var/lib/cni/networks/cbr0/10.244.1.2',
@@ -587,8 +589,8 @@ describe('IPAM', () => {
     host.units.set('containerd.service', 'inactive');
     host.failQuery((a) => a[0] === 'crictl', refused);
     const f = one((await json(host)).findings, 'ipam-stale');
-    expect(f.evidence[0]).toBe(RUNTIMES_DOWN);
-    expect(f.evidence).toHaveLength(3);
+    expect(f!.evidence[0]).toBe(RUNTIMES_DOWN);
+    expect(f!.evidence).toHaveLength(3);
   });
 
   it('crictl answering wins over systemctl: k3s runs containerd inside k3s.service', async () => {
@@ -602,7 +604,7 @@ describe('IPAM', () => {
   it('crictl failing as root with a runtime unit active counts as no sandbox; without root, or without crictl, it is not checked', async () => {
     const { host } = healthyFlannel();
     host.failQuery((a) => a[0] === 'crictl', refused);
-    expect(one((await json(host)).findings, 'ipam-stale').evidence[0]).toBe(
+    expect(one((await json(host)).findings, 'ipam-stale')!.evidence[0]).toBe(
       `crictl pods -q failed: ${refused.stderr.trim()}: no allocation can belong to a running pod`,
     );
 
@@ -640,7 +642,7 @@ describe('IPAM', () => {
       ),
       fixArgv: expect.any(Array),
     });
-    expect(one(r.findings, 'ipam-stale').evidence).toHaveLength(227);
+    expect(one(r.findings, 'ipam-stale')!.evidence).toHaveLength(227);
     for (let i = 230; i < 255; i++) host.writeFile(`/var/lib/cni/networks/cbr0/10.244.1.${i}`, `${'b'.repeat(64)}\r\neth0`, 0o600);
     r = await json(host);
     expect(one(r.findings, 'ipam-exhaustion')).toMatchObject({
@@ -657,9 +659,9 @@ describe('IPAM', () => {
       host.sandboxes.push(cid);
     }
     const f = one((await json(host)).findings, 'ipam-exhaustion');
-    expect(f.evidence[1]).toBe('0 of them belong to no running pod');
-    expect(f.fix).toBeNull();
-    expect(f.why).toContain('too small');
+    expect(f!.evidence[1]).toBe('0 of them belong to no running pod');
+    expect(f!.fix).toBeNull();
+    expect(f!.why).toContain('too small');
   });
 
   it("takes the range from the conflist (ipam.ranges with rangeStart/rangeEnd) for the runtime's bridge network", async () => {
@@ -682,7 +684,7 @@ describe('IPAM', () => {
     for (let i = 10; i < 19; i++) h.writeFile(`/var/lib/cni/networks/mynet/10.22.0.${i}`, `${`${i}`.padStart(64, 'd')}\r\neth0`, 0o600);
     h.sandboxes = Array.from({ length: 9 }, (_, k) => `${k + 10}`.padStart(64, 'd'));
     const f = one((await json(h)).findings, 'ipam-exhaustion');
-    expect(f.evidence[0]).toBe(
+    expect(f!.evidence[0]).toBe(
       '/var/lib/cni/networks/mynet: 9 of 10 addresses allocated in 10.22.0.10-10.22.0.19 (/etc/cni/net.d/10-bridge.conflist ipam.ranges)',
     );
   });
@@ -769,7 +771,7 @@ describe('MTU', () => {
     const { host } = healthyFlannel();
     host.link('flannel.1')!.ifname = 'flannel-wg';
     host.link('flannel-wg')!.mtu = 1450;
-    expect(one((await json(host)).findings, 'mtu-overlay').title).toBe(
+    expect(one((await json(host)).findings, 'mtu-overlay')!.title).toBe(
       "flannel-wg's MTU 1450 is above what eth0 can carry after WireGuard (1440)",
     );
 
@@ -777,18 +779,18 @@ describe('MTU', () => {
     gw.links = gw.links.filter((l) => l.ifname !== 'flannel.1');
     gw.link('eth0')!.mtu = 1400;
     const r = await json(gw);
-    expect(one(r.findings, 'mtu-pod-veth').evidence.slice(-1)).toEqual(['eth0: mtu 1400 (uplink; no overlay device)']);
-    expect(one(r.findings, 'mtu-flannel-env').evidence).toEqual(['/run/flannel/subnet.env: FLANNEL_MTU=1450', 'eth0: mtu 1400']);
+    expect(one(r.findings, 'mtu-pod-veth')!.evidence.slice(-1)).toEqual(['eth0: mtu 1400 (uplink; no overlay device)']);
+    expect(one(r.findings, 'mtu-flannel-env')!.evidence).toEqual(['/run/flannel/subnet.env: FLANNEL_MTU=1450', 'eth0: mtu 1400']);
   });
 
   it("pod veths above the overlay MTU, with the command that recreates the node's pods", async () => {
     const { host, pods } = healthyFlannel();
-    host.link(pods[0].veth)!.mtu = 1500;
+    host.link(pods[0]!.veth)!.mtu = 1500;
     const f = one((await json(host, ['--kubeconfig', '/k'])).findings, 'mtu-pod-veth');
     expect(f).toMatchObject({
       severity: 'warning',
       title: "1 pod veth has an MTU above flannel.1's (1450)",
-      evidence: [`${pods[0].veth} on cni0: mtu 1500`, 'flannel.1: mtu 1450 (the overlay pod traffic leaves through)'],
+      evidence: [`${pods[0]!.veth} on cni0: mtu 1500`, 'flannel.1: mtu 1450 (the overlay pod traffic leaves through)'],
       fix: 'kubectl --kubeconfig /k delete pods --all-namespaces --field-selector spec.nodeName=node-1',
     });
   });
@@ -820,7 +822,7 @@ describe('MTU', () => {
       "vxlan.calico's MTU 1480 is above what eth0 can carry after VXLAN (1450)",
       "tunl0's MTU 1500 is above what eth0 can carry after IPIP (1480)",
     ]);
-    expect(one(r.findings, 'mtu-pod-veth').evidence).toEqual([
+    expect(one(r.findings, 'mtu-pod-veth')!.evidence).toEqual([
       'calif00dfeed123: mtu 1500',
       'vxlan.calico: mtu 1480 (the overlay pod traffic leaves through)',
     ]);
@@ -920,7 +922,7 @@ describe('firewall backends and NetworkPolicy', () => {
     const { host } = healthyFlannel();
     host.networkPolicies = [{ namespace: 'a', name: 'b' }];
     const r = await doctor(host, ['--json'], { env: { KUBECONFIG: '/env/kubeconfig' } });
-    expect(one(r.findings, 'networkpolicy-unenforced').evidence[0]).toBe('kubectl get networkpolicies -A: a/b');
+    expect(one(r.findings, 'networkpolicy-unenforced')!.evidence[0]).toBe('kubectl get networkpolicies -A: a/b');
   });
 });
 
@@ -986,7 +988,7 @@ describe('the command line', () => {
   it('without root it reads what it can and lists what it could not', async () => {
     const { host } = healthyFlannel();
     host.isRootUser = false;
-    host.failQuery((a) => /^ip6?tables-(nft|legacy)-save$/.test(a[0]), {
+    host.failQuery((a) => /^ip6?tables-(nft|legacy)-save$/.test(a[0]!), {
       code: 1,
       stderr: 'iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
     });

@@ -154,7 +154,7 @@ export function dirtyFlannelNode(o: DirtyNodeOptions = {}): { host: FakeHost; po
       .writeFile(`/var/lib/cni/results/cbr0-${p.cid}-eth0`, '{"kind":"cniCacheV1"}', 0o600)
       .addNetns(p.netns);
   }
-  if (pods.length) h.writeFile('/var/lib/cni/networks/cbr0/last_reserved_ip.0', pods[pods.length - 1].ip, 0o600);
+  if (pods.length) h.writeFile('/var/lib/cni/networks/cbr0/last_reserved_ip.0', pods[pods.length - 1]!.ip, 0o600);
   h.writeFile('/var/lib/cni/networks/cbr0/lock', '', 0o600)
     .writeFile('/var/lib/cni/networks/podman/10.88.0.2', `${'f'.repeat(64)}\r\neth0`, 0o600)
     .writeFile(`/var/lib/cni/results/podman-${'f'.repeat(64)}-eth0`, '{"kind":"cniCacheV1"}', 0o600)

@@ -317,7 +317,7 @@ describe('firewallDeletions + restoreScript', () => {
       ].join('\n'),
     );
     expect(firewallDeletions(dump, { facts: facts(), remainingConfigs: [], family: 4 })).toEqual([
-      { table: 'nat', deletes: [dump.tables[0].rules[0]], chains: [] },
+      { table: 'nat', deletes: [dump.tables[0]!.rules[0]], chains: [] },
     ]);
   });
 
@@ -337,8 +337,8 @@ describe('firewallDeletions + restoreScript', () => {
       ].join('\n'),
     );
     const [t] = firewallDeletions(dump, { facts: facts(), remainingConfigs: [PODMAN_CONF], family: 4 });
-    expect(t.chains).toEqual(['CNI-2222222222222222222222bb']);
-    expect(t.deletes.map((r) => r.target)).toEqual(['CNI-2222222222222222222222bb']);
+    expect(t!.chains).toEqual(['CNI-2222222222222222222222bb']);
+    expect(t!.deletes.map((r) => r.target)).toEqual(['CNI-2222222222222222222222bb']);
   });
 
   it('finds nothing in a dump without Flannel state', () => {

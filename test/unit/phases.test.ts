@@ -109,8 +109,8 @@ describe('cni-state', () => {
   it('leaves the result caches of a network whose name only starts with cbr0-', async () => {
     const { host, pods } = dirtyFlannelNode({ pods: 1 });
     host.writeFile(`/var/lib/cni/results/cbr0-v2-${'e'.repeat(64)}-eth0`, '{"kind":"cniCacheV1","networkName":"cbr0-v2"}');
-    const rm = (await cniState.plan(await ctxFor(host))).steps[0].argv;
-    expect(rm.filter((a) => a.startsWith('/var/lib/cni/results/'))).toEqual([`/var/lib/cni/results/cbr0-${pods[0].cid}-eth0`]);
+    const rm = (await cniState.plan(await ctxFor(host))).steps[0]!.argv;
+    expect(rm.filter((a) => a.startsWith('/var/lib/cni/results/'))).toEqual([`/var/lib/cni/results/cbr0-${pods[0]!.cid}-eth0`]);
   });
 
   it("never follows a symlinked directory out of the CNI's locations", async () => {
@@ -129,13 +129,15 @@ describe('cni-state', () => {
   it('leaves every result cache alone when only their directory is a symlink, and removes the rest', async () => {
     const { host, pods } = dirtyFlannelNode({ pods: 2 });
     for (const p of [...host.fs.keys()])
-      if (p.startsWith('/var/lib/cni/results/'))
-        (host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!), host.fs.delete(p));
+      if (p.startsWith('/var/lib/cni/results/')) {
+        host.fs.set(p.replace('/var/lib/cni/results/', '/data/results/'), host.fs.get(p)!);
+        host.fs.delete(p);
+      }
     host.fs.delete('/var/lib/cni/results');
     host.mkdir('/data/results').symlink('/var/lib/cni/results', '/data/results');
     const plan = await cniState.plan(await ctxFor(host));
-    expect(plan.steps[0].argv.filter((a) => a.includes('/results'))).toEqual([]);
-    expect(plan.steps[0].argv).toContain('/var/lib/cni/networks/cbr0');
+    expect(plan.steps[0]!.argv.filter((a) => a.includes('/results'))).toEqual([]);
+    expect(plan.steps[0]!.argv).toContain('/var/lib/cni/networks/cbr0');
     expect([...plan.notes].sort()).toEqual(
       pods
         .map(
@@ -165,7 +167,7 @@ describe('interfaces', () => {
     expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
       {
         argv: ['ip', '-batch', '-'],
-        stdin: `link set dev ${pods[0].veth} group 4242424\nlink set dev ${pods[1].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\n`,
+        stdin: `link set dev ${pods[0]!.veth} group 4242424\nlink set dev ${pods[1]!.veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\n`,
       },
     ]);
   });
@@ -173,9 +175,9 @@ describe('interfaces', () => {
   it('picks a link group no link is in, and deletes a single link by name', async () => {
     const { host, pods } = dirtyFlannelNode();
     host.link('docker0')!.group = '4242424';
-    expect((await interfaces.plan(await ctxFor(host))).steps[0].stdin).toContain(`link set dev ${pods[0].veth} group 4242425\n`);
+    expect((await interfaces.plan(await ctxFor(host))).steps[0]!.stdin).toContain(`link set dev ${pods[0]!.veth} group 4242425\n`);
     const one = foreignNode().addLink({ ifname: 'flannel.1', linkinfo: { info_kind: 'vxlan' } });
-    expect((await interfaces.plan(await ctxFor(one))).steps[0].stdin).toBe('link delete flannel.1\n');
+    expect((await interfaces.plan(await ctxFor(one))).steps[0]!.stdin).toBe('link delete flannel.1\n');
     // docker0 kept its group, and its veth is not in the one deleted.
     await apply(host, (await interfaces.plan(await ctxFor(host))).steps);
     expect(host.linkNames()).toEqual(expect.arrayContaining(['docker0', 'vethsite']));
@@ -199,8 +201,8 @@ describe('interfaces', () => {
     const { host, pods } = dirtyFlannelNode({ pods: 1 });
     host.addLink({ ifname: 'flannel0' }); // no kind reported
     const steps = (await interfaces.plan(await ctxFor(host))).steps;
-    expect(steps[0].stdin).toBe(
-      `link set dev ${pods[0].veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nlink delete flannel0\n`,
+    expect(steps[0]!.stdin).toBe(
+      `link set dev ${pods[0]!.veth} group 4242424\nlink set dev flannel.1 group 4242424\nlink set dev cni0 group 4242424\nlink delete group 4242424\nlink delete flannel0\n`,
     );
     // In the group, that link would have made the kernel refuse the whole delete.
     const other = dirtyFlannelNode({ pods: 1 });
@@ -212,7 +214,7 @@ describe('interfaces', () => {
     ).rejects.toMatchObject({ stderr: expect.stringMatching(/Operation not supported/) });
     expect(other.host.linkNames()).toEqual(expect.arrayContaining(['cni0', 'flannel0']));
     await apply(host, steps);
-    expect(host.linkNames().filter((n) => /^(cni0|flannel)/.test(n) || n === pods[0].veth)).toEqual([]);
+    expect(host.linkNames().filter((n) => /^(cni0|flannel)/.test(n) || n === pods[0]!.veth)).toEqual([]);
   });
 
   it('plans no link delete when there is no cni0 or flannel device', async () => {
@@ -242,7 +244,7 @@ describe('routes', () => {
     const { host } = dirtyFlannelNode();
     const ctx = await ctxFor(host, { selected: new Set(DEFAULT_PHASES.filter((n) => n !== 'interfaces')) });
     const plan = await routes.plan(ctx);
-    expect(plan.steps[0].stdin).toBe(
+    expect(plan.steps[0]!.stdin).toBe(
       [
         'route delete 10.244.0.0/24 via 10.244.0.0 dev flannel.1',
         'route delete 10.244.2.0/24 via 192.168.1.12 dev eth0',
@@ -258,7 +260,7 @@ describe('routes', () => {
     const host = foreignNode().addRoute(4, { dst: '10.42.3.0/24', gateway: '192.168.1.13', dev: 'eth0' });
     expect((await routes.plan(await ctxFor(host))).steps).toEqual([]);
     const ctx = await ctxFor(host, { opts: { podCidrs: [{ family: 4, addr: 0x0a2a0000n, len: 16, text: '10.42.0.0/16' }] } });
-    expect((await routes.plan(ctx)).steps[0].stdin).toBe('route delete 10.42.3.0/24 via 192.168.1.13 dev eth0\n');
+    expect((await routes.plan(ctx)).steps[0]!.stdin).toBe('route delete 10.42.3.0/24 via 192.168.1.13 dev eth0\n');
   });
 
   it('plans nothing on a node without Flannel routes', async () => {
@@ -276,11 +278,11 @@ describe('firewall', () => {
       ['ip6tables-nft-restore', '--noflush', '-w'],
       ['nft', '-f', '-'],
     ]);
-    expect(plan.steps[1].stdin).toBe(
+    expect(plan.steps[1]!.stdin).toBe(
       '*nat\n-D POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG\n-F FLANNEL-POSTRTG\n-X FLANNEL-POSTRTG\nCOMMIT\n' +
         '*filter\n-D FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD\n-F FLANNEL-FWD\n-X FLANNEL-FWD\nCOMMIT\n',
     );
-    expect(plan.steps[2].stdin).toBe('delete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\n');
+    expect(plan.steps[2]!.stdin).toBe('delete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\n');
     expect(plan.steps.map((s) => s.concurrent)).toEqual([true, true, true]);
     await apply(host, plan.steps);
 
@@ -308,7 +310,7 @@ describe('firewall', () => {
     );
     const plan = await firewall.plan(await ctxFor(host));
     expect(plan.steps.map((s) => s.argv[0])).toEqual(['iptables-nft-restore', 'iptables-legacy-restore']);
-    expect(plan.steps[1].stdin).toContain('-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN\n');
+    expect(plan.steps[1]!.stdin).toContain('-D POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN\n');
     await apply(host, plan.steps);
     const left = host.iptablesSave('iptables-legacy').split('\n');
     expect(left.filter((l) => l.includes('10.244.'))).toEqual([
@@ -398,7 +400,7 @@ describe('netns', () => {
       { ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
     ];
     host.netnsLinks.set(podman, inside('vethpodman'));
-    host.netnsLinks.set(host.realPath(`/run/netns/${pods[0].netns}`), inside(pods[0].veth));
+    host.netnsLinks.set(host.realPath(`/run/netns/${pods[0]!.netns}`), inside(pods[0]!.veth));
     // pods[1]'s namespace is gone: nsenter fails on its stale file, which is removed too
     const plan = await netns.plan(await ctxFor(host));
     const flannelNs = pods.map((p) => `/run/netns/${p.netns}`).sort();
@@ -478,7 +480,7 @@ describe('drain', () => {
   it("falls back to the control plane's admin.conf under --root", async () => {
     const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\n');
     const plan = await drain.plan(await ctxFor(host, { opts: { kubeconfig: undefined } }));
-    expect(plan.steps[0].argv.slice(0, 3)).toEqual(['kubectl', '--kubeconfig', '/srv/node/etc/kubernetes/admin.conf']);
+    expect(plan.steps[0]!.argv.slice(0, 3)).toEqual(['kubectl', '--kubeconfig', '/srv/node/etc/kubernetes/admin.conf']);
   });
 
   it('says why it does not drain', async () => {

@@ -42,7 +42,7 @@ function interruptOn(host: FakeHost, argv: string[], signal: NodeJS.Signals) {
   return interrupt;
 }
 /** The per-pod CNI-* chains of cbr0 in a dump: the targets of rules whose comment names cbr0. */
-const cbr0Chains = (save: string) => [...save.matchAll(/name: \\"cbr0\\".* -j (CNI-\S+)/g)].map((m) => m[1]);
+const cbr0Chains = (save: string) => [...save.matchAll(/name: \\"cbr0\\".* -j (CNI-\S+)/g)].map((m) => m[1]!);
 
 /** Flannel's state left on the fake node, all kinds together: empty means clean. */
 function flannelLeft(h: FakeHost, chains: string[] = []): string[] {
@@ -100,7 +100,7 @@ describe('sweep', () => {
     });
     // A plan writes no backup: the path it would use shows in the plan script, and the report says null.
     expect(r.report.backup).toBeNull();
-    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[0].argv).toContain(BACKUP_DIR);
+    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[0]!.argv).toContain(BACKUP_DIR);
   });
 
   it('a dry run changes nothing: no write call, no lock, no journal', async () => {
@@ -163,7 +163,7 @@ describe('sweep', () => {
     const batch = first.report.phases.find((p) => p.name === 'interfaces')!.steps[0];
     expect(journal.status).toBe('finished');
     expect(journal.report.phases.find((p: { name: string }) => p.name === 'interfaces').steps).toEqual([
-      { argv: ['ip', '-batch', '-'], status: 'ok', ms: batch.ms, stdinBytes: Buffer.byteLength(batch.stdin!) },
+      { argv: ['ip', '-batch', '-'], status: 'ok', ms: batch!.ms, stdinBytes: Buffer.byteLength(batch!.stdin!) },
     ]);
     expect(host.linkNames()).toEqual(kept.linkNames());
     expect(host.routes).toEqual(kept.routes);
@@ -262,9 +262,9 @@ describe('sweep', () => {
       uncordon: 'skipped',
     });
     const byName = Object.fromEntries(r.report.phases.map((p) => [p.name, p]));
-    expect(byName.netns.notes).toEqual(['not run: an earlier phase failed']);
-    expect(byName['start-runtime'].notes).toEqual(['run because phase firewall failed']);
-    expect(byName.firewall.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
+    expect(byName.netns!.notes).toEqual(['not run: an earlier phase failed']);
+    expect(byName['start-runtime']!.notes).toEqual(['run because phase firewall failed']);
+    expect(byName.firewall!.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
     expect(cmd(host).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
     expect([host.units.get('containerd.service'), host.units.get('kubelet.service')]).toEqual(['active', 'active']);
     expect(r.report.changed).toBe(true);
@@ -451,7 +451,7 @@ describe('sweep', () => {
     host.writeState = async (p, content) => {
       const k = ++n;
       records.push(JSON.parse(content));
-      const status = JSON.parse(content).status;
+      const status = (JSON.parse(content) as { status: string }).status;
       events.push(`write ${k} ${status} start`);
       if (k > 1) await new Promise((r) => setTimeout(r, 30)); // every progress record stalls
       await write(p, content);
@@ -518,7 +518,12 @@ describe('sweep', () => {
     await sweep(
       request(host, {
         selected: new Set(['backup', 'routes']),
-        reporter: { emit: (e) => void (e.type === 'note' && !('phase' in e && e.phase) && notes.push(e.text)), pause() {} },
+        reporter: {
+          emit: (e) => {
+            if (e.type === 'note' && !('phase' in e && e.phase)) notes.push(e.text);
+          },
+          pause() {},
+        },
       }),
     );
     expect(host.routes[4].map((r) => r.dst)).not.toContain('10.244.2.0/24');

@@ -18,7 +18,7 @@ export const flannelSubnet: Check = {
     const cnis = owners.length ? owners : ['flannel'];
 
     if (!env || !env.subnet) {
-      const used = flannelConfigs.includes(valid[0]);
+      const used = valid[0] !== undefined && flannelConfigs.includes(valid[0]);
       out.push({
         id: 'flannel-subnet-env-missing',
         severity: used ? 'error' : 'warning',

@@ -24,9 +24,9 @@ export const iptablesSplit: Check = {
           return { id: backend.id, chains, rules };
         })
         .filter((s) => s.chains.length);
-      if (sides.length < 2) continue;
       // kube-proxy's iptables-wrapper picks the mode with more rules: the other side is likely the stale one.
       const [more, fewer] = [...sides].sort((a, b) => b.rules - a.rules);
+      if (!more || !fewer) continue;
       out.push({
         id: 'iptables-split-backends',
         severity: 'warning',

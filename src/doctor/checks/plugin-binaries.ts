@@ -45,7 +45,7 @@ export const pluginBinaries: Check = {
       // The CNI's own plugin gone too means the CNI was removed and its config left behind.
       const mainGone =
         c.owners.length > 0 && c.owners.every((o) => missing.some((m) => profileNamed(v, o)?.config.pluginTypes.includes(m.type)));
-      const first = missing[0].type;
+      const first = missing[0]!.type;
       out.push({
         id: 'cni-plugin-missing',
         severity: used ? 'error' : 'warning',
