@@ -12,9 +12,9 @@ const LAYERS = [
   { name: 'cli', files: ['src/main.ts', 'src/cli.ts', 'src/commands', 'src/report'] },
   { name: 'run', files: ['src/run.ts', 'src/plan.ts', 'src/journal.ts', 'src/backup/restore.ts', 'src/doctor'] },
   { name: 'phases', files: ['src/phases', 'src/events.ts', 'src/backup/manifest.ts'] },
-  { name: 'model', files: ['src/ownership.ts', 'src/inspect.ts', 'src/profiles'] },
+  { name: 'model', files: ['src/ownership.ts', 'src/inspect.ts', 'src/profiles', 'src/distros'] },
   { name: 'host', files: ['src/host'] },
-  { name: 'base', files: ['src/parse', 'src/util', 'src/errors.ts'] },
+  { name: 'base', files: ['src/parse', 'src/util', 'src/errors.ts', 'src/backup/tar.ts'] },
 ];
 
 const layerZones = LAYERS.slice(1).map((layer, i) => ({

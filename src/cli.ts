@@ -474,7 +474,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('dry-run audit: print the exact commands a run would execute, as a bash script; changes nothing')
     .option('--uncordon', 'include the uncordon step')
     .addHelpText('after', phaseHelp())
-    .action(async (opts) => {
+    .action(async (opts: Record<string, unknown>) => {
       code = await sweepCommand(io, parse(opts), true);
     });
   addCommon(program.command('run'))
@@ -484,7 +484,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--uncordon', 'uncordon the node at the end (only when a CNI config is present again)')
     .option('--no-restart-on-failure', 'leave kubelet and the runtime stopped when a phase fails')
     .addHelpText('after', phaseHelp())
-    .action(async (opts) => {
+    .action(async (opts: Record<string, unknown>) => {
       const o = parse(opts);
       code = await sweepCommand(io, o, o.dryRun);
     });
@@ -506,7 +506,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--verbose', 'every evidence line, and stack traces on errors')
     .option('--no-color', 'no colour')
     .addHelpText('after', '\nExit codes: 0 healthy, 1 findings (an error or a warning; notes alone are healthy), 2 bad usage.\n')
-    .action(async (opts) => {
+    .action(async (opts: Record<string, unknown>) => {
       code = await doctorCommand(io, parse(opts));
     });
   program

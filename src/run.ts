@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
-import type { Ctx, Phase, PhasePlan, PlannedStep, PodLeft, RunOptions } from './phases/types.js';
+import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { byRole, inactiveUnits, startKubelet, startRuntime } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { underRoot } from './host/host.js';

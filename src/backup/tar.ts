@@ -28,9 +28,9 @@ function text(h: Buffer, at: number, len: number): string {
 
 function number(h: Buffer, at: number, len: number): number {
   // GNU base-256 for values too large for octal: high bit of the first byte set.
-  if (h[at] & 0x80) {
-    let n = h[at] & 0x7f;
-    for (let i = 1; i < len; i++) n = n * 256 + h[at + i];
+  if (h[at]! & 0x80) {
+    let n = h[at]! & 0x7f;
+    for (let i = 1; i < len; i++) n = n * 256 + h[at + i]!;
     return n;
   }
   const s = text(h, at, len).trim();
@@ -68,9 +68,9 @@ export function tarMembers(buf: Buffer): TarMember[] {
     const h = buf.subarray(off, off + BLOCK);
     if (h.every((b) => b === 0)) return out;
     let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
     if (sum !== number(h, 148, 8)) throw new TarError(`header checksum mismatch at offset ${off}`);
-    const flag = String.fromCharCode(h[156]);
+    const flag = String.fromCharCode(h[156]!);
     const size = ext.size !== undefined ? Number(ext.size) : number(h, 124, 12);
     const start = off + BLOCK;
     if (start + size > buf.length) throw new TarError('truncated member data');

@@ -12,7 +12,7 @@ export function loadDistros(inputs: unknown[] = SOURCES): Distro[] {
   return inputs.map((input, i) => {
     const parsed = DistroSchema.safeParse(input);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
+      const issue = parsed.error.issues[0]!;
       const name = (input as { name?: unknown })?.name;
       throw new UsageError(
         `invalid distribution ${typeof name === 'string' ? name : `#${i}`}: ${issue.path.join('.') || '(root)'}: ${issue.message}`,

@@ -33,7 +33,7 @@ export async function resolveNodePath(host: Host, nodePath: string): Promise<str
   let parts = nodePath.split('/').filter(Boolean);
   let cur = '/';
   for (let i = 0, hops = 0; i < parts.length; i++) {
-    const next = path.posix.join(cur, parts[i]);
+    const next = path.posix.join(cur, parts[i]!);
     const type = await host.entryType(next);
     if (type === null) return path.posix.join(next, ...parts.slice(i + 1));
     if (type === 'symlink') {
@@ -55,8 +55,8 @@ export function yamlScalars(text: string): Record<string, string> {
   for (const line of text.split('\n')) {
     const m = /^([A-Za-z0-9_.-]+|"[^"]*"|'[^']*')\s*:\s*(.*)$/.exec(line);
     if (!m) continue;
-    const key = m[1].replace(/^["']|["']$/g, '');
-    let v = m[2];
+    const key = m[1]!.replace(/^["']|["']$/g, '');
+    let v = m[2]!;
     if (/^"/.test(v)) v = /^"((?:[^"\\]|\\.)*)"/.exec(v)?.[1] ?? '';
     else if (/^'/.test(v)) v = /^'((?:[^']|'')*)'/.exec(v)?.[1]?.replace(/''/g, "'") ?? '';
     else v = v.replace(/\s+#.*$/, '').trim();
@@ -148,6 +148,7 @@ export async function detectDistro(host: Host, all: Distro[], override?: Distro)
   const special = found.filter((f) => f.d.name !== 'kubeadm');
   const pick = special.find((f) => f.running) ?? (found.find((f) => f.d.name === 'kubeadm' && f.running) || special[0]) ?? found[0];
   const d = pick?.d ?? all.find((x) => x.name === 'kubeadm') ?? all[0];
+  if (!d) throw new Error('no distribution to detect: the list of distributions is empty');
   return resolveDistro(host, d, pick?.evidence ?? ['default: nothing of another distribution found'], active);
 }
 
@@ -204,7 +205,7 @@ export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | n
   const argv = k3s.argv;
   let backend: string | undefined;
   for (let i = 0; i < argv.length; i++) {
-    const m = /^--flannel-backend(?:=(.*))?$/.exec(argv[i]);
+    const m = /^--flannel-backend(?:=(.*))?$/.exec(argv[i]!);
     if (m) backend = m[1] ?? argv[i + 1];
   }
   backend ??= config?.['flannel-backend'];

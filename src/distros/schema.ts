@@ -17,7 +17,7 @@ const Templated = z
  * kube-proxy's, CNI- the plugins'): only exact sub-prefixes, never the bare namespace.
  */
 const SubPrefix = z.string().refine((p) => p.length > 0 && !['KUBE-', 'KUBE', 'CNI-', 'CNI', 'kube-', 'cni-'].includes(p), {
-  message: 'must be an exact sub-prefix, not a bare KUBE-/CNI- namespace',
+  error: 'must be an exact sub-prefix, not a bare KUBE-/CNI- namespace',
 });
 
 /** State and rules the distribution adds to one profile's (k3s's netpol goes with its Flannel). */

@@ -272,7 +272,7 @@ export class FakeHost implements Host {
   /** A running process: argv as its command line shows it; comm defaults to argv[0]'s base name. */
   addProcess(argv: string[], opts: { pid?: number; comm?: string; otherNetns?: boolean } = {}): this {
     const pid = opts.pid ?? 1000 + this.procs.length;
-    this.procs.push({ pid, comm: opts.comm ?? path.posix.basename(argv[0]).slice(0, 15), argv, otherNetns: opts.otherNetns });
+    this.procs.push({ pid, comm: opts.comm ?? path.posix.basename(argv[0] ?? '').slice(0, 15), argv, otherNetns: opts.otherNetns });
     return this;
   }
 
@@ -438,7 +438,7 @@ export class FakeHost implements Host {
       }
       const inspectp = /^crictl inspectp -o json (\S+)$/.exec(a);
       if (inspectp) {
-        const id = inspectp[1];
+        const id = inspectp[1]!;
         if (!this.sandboxes.includes(id))
           return { code: 1, stdout: '', stderr: `getting the pod sandbox status for "${id}": rpc error: code = NotFound\n` };
         const p = this.pods.get(id) ?? {};

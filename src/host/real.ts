@@ -274,7 +274,8 @@ export class RealHost implements Host {
     if (r.exitCode !== 0) throw new CommandFailedError(step.argv, r.exitCode ?? null, stderr || String(r.stdout ?? ''));
     const stdout = String(r.stdout ?? '');
     if (step.stdoutTo)
-      await fs.writeFile(step.stdoutTo, stdout, { mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
+      await fs.writeFile(step.stdoutTo, stdout, { mode: 0o600 }).catch((err: unknown) => {
+        const e = err as NodeJS.ErrnoException;
         throw new Error(`cannot write ${step.stdoutTo}: ${(STRERROR[e.code ?? ''] ?? e.message).toLowerCase()}`);
       });
     return { code: 0, stdout, stderr };

@@ -18,12 +18,12 @@ export function parseNftTables(text: string): NftTable[] {
     throw new ParseError(`unexpected nft -j output: ${(e as Error).message}`);
   }
   const doc = Doc.safeParse(json);
-  if (!doc.success) throw new ParseError(`unexpected nft -j output: ${doc.error.issues[0].message}`);
+  if (!doc.success) throw new ParseError(`unexpected nft -j output: ${doc.error.issues[0]!.message}`);
   const out: NftTable[] = [];
   for (const item of doc.data.nftables) {
     if (!('table' in item)) continue;
     const t = Table.safeParse(item.table);
-    if (!t.success) throw new ParseError(`unexpected nft -j table: ${t.error.issues[0].message}`);
+    if (!t.success) throw new ParseError(`unexpected nft -j table: ${t.error.issues[0]!.message}`);
     out.push({ family: t.data.family, name: t.data.name });
   }
   return out;

@@ -26,8 +26,8 @@ function value(rest: string, n: number): string {
     let out = '';
     let i = 1;
     for (; i < rest.length && rest[i] !== q; i++) {
-      if (q === '"' && rest[i] === '\\' && i + 1 < rest.length) out += ESCAPES[rest[++i]] ?? `\\${rest[i]}`;
-      else out += rest[i];
+      if (q === '"' && rest[i] === '\\' && i + 1 < rest.length) out += ESCAPES[rest[++i]!] ?? `\\${rest[i]}`;
+      else out += rest[i]!;
     }
     if (i >= rest.length) throw new ParseError(`line ${n}: unterminated quoted value`);
     const after = rest.slice(i + 1).trim();
@@ -52,11 +52,11 @@ export function parseSubnetEnv(text: string): SubnetEnv {
   const raw: Record<string, string> = {};
   const lines = text.replace(/^\uFEFF/, '').split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const t = lines[i].replace(/\r$/, '').trim();
+    const t = lines[i]!.replace(/\r$/, '').trim();
     if (!t || t.startsWith('#')) continue;
     const m = LINE.exec(t);
     if (!m) throw new ParseError(`line ${i + 1}: not KEY=VALUE: ${t}`);
-    raw[m[1]] = value(m[2], i + 1);
+    raw[m[1]!] = value(m[2]!, i + 1);
   }
   const one = (key: string) => {
     const list = cidrs(key, raw[key]);

@@ -56,7 +56,11 @@ export async function preflightProblems(
 ): Promise<string[]> {
   const problems: string[] = [];
   const needs = new Map<string, string>();
-  for (const { phase, plan } of plans) for (const s of plan?.steps ?? []) if (!needs.has(s.argv[0])) needs.set(s.argv[0], phase.name);
+  for (const { phase, plan } of plans)
+    for (const s of plan?.steps ?? []) {
+      const [bin] = s.argv;
+      if (bin !== undefined && !needs.has(bin)) needs.set(bin, phase.name);
+    }
   for (const [bin, phase] of needs) if (!(await host.has(bin))) problems.push(`${bin} is not installed (phase ${phase} runs it)`);
   if (writes && host.unremovable)
     for (const u of await host.unremovable(removalTargets(plans))) problems.push(`cannot remove ${u.path}: ${u.reason}`);

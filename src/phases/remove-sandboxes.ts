@@ -163,7 +163,7 @@ async function allocatedPods(ctx: Ctx): Promise<PodLeft[]> {
     const dir = `${IPAM_NETWORKS_DIR}/${net}`;
     for (const e of (await ctx.host.readDir(dir)) ?? []) {
       if (e.type !== 'file' || !parsePrefix(e.name)) continue;
-      const id = ((await ctx.host.readFile(`${dir}/${e.name}`)) ?? '').split(/\r?\n/)[0].trim();
+      const id = ((await ctx.host.readFile(`${dir}/${e.name}`)) ?? '').split(/\r?\n/)[0]!.trim();
       if (!id || out.some((p) => p.id === id)) continue;
       const pod: PodLeft = { id, ip: e.name };
       const file = cache.find((c) => c.startsWith(`${net}-${id}-`));

@@ -38,8 +38,9 @@ const named = (procs: ProcessInfo[]) =>
  * only that one), or every config when that first one is Multus, which delegates to the others.
  */
 export function runtimeConfigs(configs: CniConfig[]): CniConfig[] {
-  if (!configs.length) return [];
-  return configs[0].types.some((t) => t.startsWith('multus')) ? configs : [configs[0]];
+  const [first] = configs;
+  if (!first) return [];
+  return first.types.some((t) => t.startsWith('multus')) ? configs : [first];
 }
 
 /** The config of this profile the runtime uses now, if any. */
@@ -111,6 +112,6 @@ export async function chooseTargets(
   layout: { confDirs?: string[]; embedded?: (procs: ProcessInfo[]) => Embedded } = {},
 ): Promise<Target[]> {
   const [configs, procs] = await Promise.all([readCniConfigs(host, layout.confDirs), host.processes()]);
-  const embedded = layout.embedded?.(procs) ?? new Map();
+  const embedded: Embedded = layout.embedded?.(procs) ?? new Map<string, { why: string; hint: string }>();
   return 'named' in input ? checkNamed(input.named, procs, configs, embedded) : decideTargets(input.detected, procs, configs, embedded);
 }

@@ -68,7 +68,7 @@ export function decodeName(bytes: Uint8Array): string {
   while (i < bytes.length) {
     const len = sequenceLength(bytes, i);
     if (len === 0) {
-      out += String.fromCharCode(0xdc00 + bytes[i]);
+      out += String.fromCharCode(0xdc00 + bytes[i]!);
       i++;
     } else {
       out += utf8.decode(bytes.subarray(i, i + len));
@@ -81,8 +81,12 @@ export function decodeName(bytes: Uint8Array): string {
 /** Length of the valid UTF-8 sequence at i, or 0 when the byte there does not start one. */
 function sequenceLength(b: Uint8Array, i: number): number {
   const c = b[i];
+  if (c === undefined) return 0;
   if (c < 0x80) return 1;
-  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < b.length && b[i + k] >= lo && b[i + k] <= hi;
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => {
+    const x = b[i + k];
+    return x !== undefined && x >= lo && x <= hi;
+  };
   if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
   if (c === 0xe0) return cont(1, 0xa0) && cont(2) ? 3 : 0;
   if ((c >= 0xe1 && c <= 0xec) || c === 0xee || c === 0xef) return cont(1) && cont(2) ? 3 : 0;
