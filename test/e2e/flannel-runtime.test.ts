@@ -98,7 +98,7 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', SLOW
     // the node is what the runtime made: hostPorts of both families, IPAM and caches, pods in use
     expect(running.length).toBe(9);
     expect(running.filter((p) => p.hostPort).length).toBe(4);
-    expect(await podIps(node, running[1].id)).toEqual([expect.stringMatching(/^10\.244\.1\./), expect.stringMatching(/^fd00:10:244:1:/)]);
+    expect(await podIps(node, running[1]!.id)).toEqual([expect.stringMatching(/^10\.244\.1\./), expect.stringMatching(/^fd00:10:244:1:/)]);
     expect(inNode(node, 'iptables-nft-save', [])).toMatch(
       /-A CNI-DN-\S+ -p tcp -m tcp --dport 30092 -j DNAT --to-destination 10\.244\.1\.\d+:80/,
     );
@@ -108,14 +108,14 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', SLOW
     expect(fs.readdirSync(path.join(node.root, 'var/lib/cni/networks/cbr0'))).toEqual(
       expect.arrayContaining(['lock', 'last_reserved_ip.0', 'last_reserved_ip.1']),
     );
-    expect(fs.readdirSync(path.join(node.root, 'var/lib/cni/results'))).toContain(`cni-loopback-${running[0].id}-lo`);
+    expect(fs.readdirSync(path.join(node.root, 'var/lib/cni/results'))).toContain(`cni-loopback-${running[0]!.id}-lo`);
     const before = flannelTraces(
       node,
       flannelPods.map((p) => p.id),
     );
     expect(before.length).toBeGreaterThan(50);
     const podman = podmanState(node, podmanNetns);
-    expect(podman.iptables.join('\n')).toContain('--dport 8888 -j DNAT --to-destination 10.88.0.2:80');
+    expect(podman.iptables!.join('\n')).toContain('--dport 8888 -j DNAT --to-destination 10.88.0.2:80');
     const site = siteRules(node);
 
     const plan = runNodeCli(node, ['plan', ...nodeArgs(node)]);

@@ -154,7 +154,7 @@ function pauseImage(dir: string): string {
     'pause',
   ]);
   const blob = (p: string) => {
-    const digest = sh('sha256sum', [p]).split(' ')[0];
+    const digest = sh('sha256sum', [p]).split(' ')[0]!;
     const size = fs.statSync(p).size;
     fs.renameSync(p, path.join(blobs, digest));
     return { digest: `sha256:${digest}`, size };
@@ -251,8 +251,12 @@ export async function startNode(tag: string): Promise<RuntimeNode> {
   };
   live.push(node);
   await new Promise<void>((resolve, reject) => {
-    holderProc.stdout!.once('data', () => resolve());
-    holderProc.once('exit', (code) => reject(new Error(`mount namespace holder exited ${code}`)));
+    holderProc.stdout.once('data', () => {
+      resolve();
+    });
+    holderProc.once('exit', (code) => {
+      reject(new Error(`mount namespace holder exited ${code}`));
+    });
   });
   // nsenter execs unshare, which execs bash, which execs sleep: the same pid throughout.
   (holderProc.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
@@ -412,7 +416,7 @@ export interface PodmanContainer {
 export function podmanContainer(node: RuntimeNode, n: number, hostPort?: number): PodmanContainer {
   if (!fs.existsSync(path.join(node.root, 'etc/cni/net.d/87-podman-bridge.conflist')))
     writeFile(node.root, 'etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
-  const id = `${String(n).repeat(8)}`.padEnd(64, 'c').slice(0, 64);
+  const id = String(n).repeat(8).padEnd(64, 'c').slice(0, 64);
   const netns = `netns-${id.slice(0, 8)}-podman-${n}`;
   inNode(node, 'ip', ['netns', 'add', netns]);
   // the container's process, so the namespace is in use as a running container's is

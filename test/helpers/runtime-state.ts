@@ -3,7 +3,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { renderStep } from '../../src/plan.js';
-import type { PlannedStep } from '../../src/phases/types.js';
 import { inNode, type RuntimeNode } from './runtime-node.js';
 
 const FLANNEL_TEXT = /FLANNEL|flanneld|cbr0|10\.244\.|fd00:10:244:/;
@@ -67,7 +66,8 @@ export function podmanRules(lines: string[]): string[] {
     if (decl) return own.has(decl) || shared.has(decl) || BUILTIN.has(decl);
     const m = /^-A (\S+) .*?(?:-j (\S+))?$/.exec(l);
     if (!m) return false;
-    const [, chain, target] = m;
+    const chain = m[1]!;
+    const target = m[2];
     if (mine(l) || own.has(chain) || chain === 'CNI-HOSTPORT-MASQ' || chain === 'CNI-HOSTPORT-SETMARK') return true;
     return !chain.startsWith('CNI-') && !!target && shared.has(target);
   });
@@ -89,7 +89,7 @@ export function podmanState(node: RuntimeNode, netns: string[]): Record<string, 
   const links = inNode(node, 'ip', ['-o', 'link', 'show'])
     .split('\n')
     .filter((l) => /: cni-podman0[:@]| master cni-podman0 /.test(l));
-  const names = links.map((l) => l.split(': ')[1].split('@')[0]);
+  const names = links.map((l) => l.split(': ')[1]!.split('@')[0]!);
   const results = fs.readdirSync(path.join(node.root, 'var/lib/cni/results')).filter((f) => f.startsWith('podman-'));
   return {
     links,
@@ -126,7 +126,7 @@ export async function readyWithoutNetwork(node: RuntimeNode): Promise<string[]> 
   for (const pod of await node.cri.listPodSandbox()) {
     if (pod.state !== 'SANDBOX_READY') continue;
     const { info } = await node.cri.podSandboxStatus(pod.id, true);
-    const spec = JSON.parse(info.info) as { runtimeSpec: { linux: { namespaces: Array<{ type: string; path?: string }> } } };
+    const spec = JSON.parse(info.info!) as { runtimeSpec: { linux: { namespaces: Array<{ type: string; path?: string }> } } };
     const netns = spec.runtimeSpec.linux.namespaces.find((n) => n.type === 'network')?.path;
     let ifaces: string[] = [];
     try {
@@ -155,7 +155,7 @@ export function planCommands(script: string): string[] {
   let heredoc: string | null = null;
   for (const line of body.split('\n')) {
     if (heredoc !== null) {
-      out[out.length - 1] += `\n${line}`;
+      out[out.length - 1] = `${out[out.length - 1]!}\n${line}`;
       if (line === heredoc) heredoc = null;
       continue;
     }
@@ -164,7 +164,7 @@ export function planCommands(script: string): string[] {
     let cmd = heredoc ? line.slice(0, line.length - ` <<'${heredoc}'`.length) : line;
     cmd = cmd.replace(/ > \S+$/, '');
     const sub = /^\(cd \S+ && (.*)\)$/.exec(cmd);
-    if (sub) cmd = sub[1];
+    if (sub) cmd = sub[1]!;
     out.push(heredoc ? `${cmd} <<'${heredoc}'` : cmd);
   }
   return out.map(clock);
@@ -185,7 +185,7 @@ export interface RunReport {
 /** The commands a run executed, rendered as the plan renders them. */
 export function executedCommands(report: RunReport): string[] {
   return report.phases.flatMap((p) =>
-    p.steps.filter((s) => s.status !== 'skipped').map((s) => clock(renderStep({ argv: s.argv, stdin: s.stdin } as PlannedStep))),
+    p.steps.filter((s) => s.status !== 'skipped').map((s) => clock(renderStep({ argv: s.argv, stdin: s.stdin }))),
   );
 }
 

@@ -168,7 +168,7 @@ describe('Calico', () => {
 
   it('remove-sandboxes (default; --with remove-sandboxes still accepted) stops and removes the pod sandboxes while the runtime is still up', () => {
     const n = node('sandboxes', { pods: 1 });
-    addSandbox(n, { id: 'aaa111', name: 'web-1', namespace: 'default', ip: n.pods[0].ip });
+    addSandbox(n, { id: 'aaa111', name: 'web-1', namespace: 'default', ip: n.pods[0]!.ip });
     addSandbox(n, { id: 'bbb222', name: 'web-2', namespace: 'default', ip: '10.244.1.77' });
     const r = runCli(n, ['run', '--yes', '--with', 'remove-sandboxes', ...nodeArgs(n)]);
     expect(r.code).toBe(0);

@@ -99,7 +99,7 @@ const HOSTILE_CONFS = ['09-x\ntouch injected #.conflist', '11-it\'s "q" `touch i
 function makeHostile(node: FlannelNode) {
   for (const f of HOSTILE_CONFS) fs.writeFileSync(path.join(node.root, 'etc/cni/net.d', f), FLANNEL_CONFLIST);
   fs.writeFileSync(Buffer.from(path.join(node.root, 'etc/cni/net.d/13-\xff\xfe.conflist'), 'latin1'), FLANNEL_CONFLIST);
-  const cid = node.pods[0].cid;
+  const cid = node.pods[0]!.cid;
   fs.writeFileSync(path.join(node.root, `var/lib/cni/results/cbr0-${cid}-eth1\n$(touch injected4)`), '{}');
   // A device name the kernel takes but `ip -batch` would split: kept, and said in a comment.
   inNs(node.ns, 'ip', ['link', 'add', 'v$(touch)`x`', 'type', 'veth', 'peer', 'name', 'v-peer-q']);

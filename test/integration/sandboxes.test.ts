@@ -19,11 +19,11 @@ function node(tag: string): { n: FlannelNode; calico: CalicoInstall } {
   const n = createFlannelNode({ ...scratch(tag), pods: 2 });
   made.push(n);
   const calico = addCalico(n, { pods: 1 });
-  inNs(n.ns, 'ip', ['link', 'delete', n.pods[1].veth]);
+  inNs(n.ns, 'ip', ['link', 'delete', n.pods[1]!.veth]);
   const netns = (name: string) => path.join(n.root, 'run/netns', name);
-  addSandbox(n, { id: 'f1', name: 'web-1', namespace: 'default', ip: n.pods[0].ip, netns: netns(n.pods[0].netns) });
-  addSandbox(n, { id: 'f2', name: 'dns-1', namespace: 'kube-system', ip: n.pods[1].ip, netns: netns(n.pods[1].netns) });
-  addSandbox(n, { id: 'c1', name: 'api-1', namespace: 'prod', ip: calico.pods[0].ip, netns: netns(calico.pods[0].netns) });
+  addSandbox(n, { id: 'f1', name: 'web-1', namespace: 'default', ip: n.pods[0]!.ip, netns: netns(n.pods[0]!.netns) });
+  addSandbox(n, { id: 'f2', name: 'dns-1', namespace: 'kube-system', ip: n.pods[1]!.ip, netns: netns(n.pods[1]!.netns) });
+  addSandbox(n, { id: 'c1', name: 'api-1', namespace: 'prod', ip: calico.pods[0]!.ip, netns: netns(calico.pods[0]!.netns) });
   addSandbox(n, { id: 'h1', name: 'kube-proxy-x', namespace: 'kube-system', hostNetwork: true });
   return { n, calico };
 }
@@ -47,7 +47,7 @@ describe('pod sandboxes on the removed network', () => {
     const report = JSON.parse(r.stdout);
     expect(report.podsWithoutNetwork).toBeUndefined();
     expect(report.phases.find((p: { name: string }) => p.name === 'remove-sandboxes').notes).toEqual([
-      `kept pod sandbox prod/api-1 (${calico.pods[0].ip}): its pod interface pairs with ${calico.pods[0].veth}, which is not the removed CNI's`,
+      `kept pod sandbox prod/api-1 (${calico.pods[0]!.ip}): its pod interface pairs with ${calico.pods[0]!.veth}, which is not the removed CNI's`,
     ]);
   });
 
@@ -55,14 +55,14 @@ describe('pod sandboxes on the removed network', () => {
     const { n } = node('sandboxes-keep');
     const plan = runCli(n, ['plan', '--keep-sandboxes', '--cni', 'flannel', ...nodeArgs(n)]);
     expect(plan.stdout).toContain(
-      `# --keep-sandboxes: 2 pod(s) on the removed network keep running without a network: default/web-1 (${n.pods[0].ip}), kube-system/dns-1 (${n.pods[1].ip})`,
+      `# --keep-sandboxes: 2 pod(s) on the removed network keep running without a network: default/web-1 (${n.pods[0]!.ip}), kube-system/dns-1 (${n.pods[1]!.ip})`,
     );
     const r = runCli(n, ['run', '--yes', '--keep-sandboxes', '--cni', 'flannel', ...nodeArgs(n)]);
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => /crictl (stopp|rmp)/.test(c))).toEqual([]);
     expect(sandboxIds(n)).toEqual(['c1', 'f1', 'f2', 'h1']);
     expect(r.stdout).toContain(
-      `cni-sweep: 2 pod(s) left without a network: default/web-1 (${n.pods[0].ip}), kube-system/dns-1 (${n.pods[1].ip})\n` +
+      `cni-sweep: 2 pod(s) left without a network: default/web-1 (${n.pods[0]!.ip}), kube-system/dns-1 (${n.pods[1]!.ip})\n` +
         '  fix: once the runtime is up: crictl stopp f1 f2 && crictl rmp f1 f2 (kubelet creates them again on the new network), or delete the pods\n',
     );
   });
@@ -89,7 +89,9 @@ describe('pod sandboxes on the removed network', () => {
       expect.objectContaining({
         id: 'pod-without-network',
         severity: 'error',
-        evidence: [`pod kube-system/dns-1 (sandbox f2, ${n.pods[1].ip}): ${path.join(n.root, 'run/netns', n.pods[1].netns)} holds only lo`],
+        evidence: [
+          `pod kube-system/dns-1 (sandbox f2, ${n.pods[1]!.ip}): ${path.join(n.root, 'run/netns', n.pods[1]!.netns)} holds only lo`,
+        ],
         fixArgv: ['crictl', 'stopp', 'f2'],
       }),
     ]);

@@ -53,10 +53,10 @@ describe('on a terminal', () => {
     const cmd = `stty cols 120 rows 40; ${['nsenter', ...cliArgv(node, ['run', ...nodeArgs(node)])].map(shellQuote).join(' ')}`;
     const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' }, stdio: 'pipe' });
     let screen = '';
-    child.stdout!.on('data', (d) => (screen += d));
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 1500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
-    child.stdin!.end();
+    child.stdin.end();
     expect(await exited).toBe(3);
     expect(screen.replace(/\r/g, '')).toContain('cni-sweep: error: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);
@@ -113,17 +113,24 @@ describe('Ctrl-C on a terminal', () => {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let screen = '';
-      child.stdout!.on('data', (d) => (screen += d));
+      child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       if (!yes.length) {
         for (let i = 0; i < 500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
-        child.stdin!.write('y\r');
+        child.stdin.write('y\r');
       }
       for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
       expect(fs.existsSync(marker)).toBe(true);
-      child.stdin!.write('\x03'); // what the Ctrl-C key sends
-      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
-      child.stdin!.end();
+      child.stdin.write('\x03'); // what the Ctrl-C key sends
+      const code = await Promise.race([
+        exited,
+        new Promise((r) =>
+          setTimeout(() => {
+            r('still running');
+          }, 30_000),
+        ),
+      ]);
+      child.stdin.end();
       expect(code).toBe(130);
       const text = screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
       expect(text).toMatch(/"interrupted": "SIGINT"/);

@@ -388,7 +388,7 @@ describe('what is removed, what is kept, and what the operator is told', () => {
         '#   keep calico: live: its agent runs: calico-node (pid 4242)',
       ].join('\n'),
     );
-    expect(plan.stdout).toMatch(/^# cni: flannel \(detected\)\n#   found flannel: config \/etc\/cni\/net\.d\/10-flannel\.conflist, /m);
+    expect(plan.stdout).toMatch(/^# cni: flannel \(detected\)\n# {3}found flannel: config \/etc\/cni\/net\.d\/10-flannel\.conflist, /m);
     expect(plan.stdout).not.toMatch(/^rm .*calico/m);
     const json = JSON.parse((await cli(['plan', '--json', '--node', 'node-1', '--kubeconfig', '/k'], calicoBeside())).stdout);
     expect(json.cni).toEqual(['flannel']);

@@ -56,7 +56,7 @@ describe('detection', () => {
     expect(d.evidence).toEqual(['path /etc/rancher/k3s/config.yaml', 'data dir /srv/k3s (/etc/rancher/k3s/config.yaml)']);
     expect(d.confDirs).toEqual(['/srv/k3s/agent/etc/cni/net.d', '/etc/cni/net.d']);
     expect(d.binDirs).toEqual(['/srv/k3s/data/1a2b/bin', '/opt/cni/bin']);
-    expect(d.adds.flannel.statePaths).toEqual(['/srv/k3s/agent/etc/flannel/net-conf.json']);
+    expect(d.adds.flannel!.statePaths).toEqual(['/srv/k3s/agent/etc/flannel/net-conf.json']);
   });
 
   it('microk8s: the snap dirs through `current`, /etc/cni/net.d read once as the dir it links to', async () => {
@@ -72,7 +72,7 @@ describe('detection', () => {
       kubelet: ['snap.microk8s.daemon-kubelite.service'],
       runtime: ['snap.microk8s.daemon-containerd.service'],
     });
-    expect(d.adds.calico.statePaths).toContain('/var/snap/microk8s/7229/var/lib/calico');
+    expect(d.adds.calico!.statePaths).toContain('/var/snap/microk8s/7229/var/lib/calico');
   });
 
   it('kubeadm: by kubelet.service, and by default; a running kubelet wins over files another distribution left', async () => {
@@ -134,7 +134,7 @@ describe('layout', () => {
       loadProfiles().filter((p) => p.name === 'flannel'),
       d,
     );
-    expect(profiles[0].firewall.ipsetPrefixes).toEqual([
+    expect(profiles[0]!.firewall.ipsetPrefixes).toEqual([
       'KUBE-SRC-',
       'KUBE-DST-',
       'kube-router-',
@@ -143,7 +143,7 @@ describe('layout', () => {
       'inet6:kube-router-',
     ]);
     const snap = await takeSnapshot(h, profiles, [], new Gaps(), d);
-    expect(snap.facts[0].configs.map((c) => c.file)).toEqual(['/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist']);
+    expect(snap.facts[0]!.configs.map((c) => c.file)).toEqual(['/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist']);
     const dump = parseIptablesSave(
       [
         '*filter',

@@ -297,8 +297,8 @@ describe('CNI configs and plugins', () => {
         fix: null,
       }),
     ]);
-    expect(r.findings[0].why).not.toMatch(/ignored by Kubernetes/);
-    expect(r.findings[0].why).toContain('whatever it is');
+    expect(r.findings[0]!.why).not.toMatch(/ignored by Kubernetes/);
+    expect(r.findings[0]!.why).toContain('whatever it is');
     // podman's containers are not CRI pods: its allocations are not compared with crictl's list.
     expect(byId(r.findings, 'ipam-stale')).toEqual([]);
     const t = await doctor(host);
@@ -325,7 +325,7 @@ describe('CNI configs and plugins', () => {
     // Flannel is not called stale: the config to move is podman's, not the pod network's.
     expect(byId(r.findings, 'cni-config-multiple')).toEqual([]);
     host.fs.delete(host.realPath('/etc/cni/net.d/10-flannel.conflist'));
-    expect(one((await json(host)).findings, 'cni-config-not-pod-network').evidence).toEqual([
+    expect(one((await json(host)).findings, 'cni-config-not-pod-network')!.evidence).toEqual([
       'runtime uses: /etc/cni/net.d/05-podman-bridge.conflist (unknown CNI: network podman, plugins bridge, portmap, firewall, tuning; first in lexical order)',
     ]);
   });
@@ -698,13 +698,13 @@ describe('pods without a network', () => {
       ...lo,
       { ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
     ];
-    const ns0 = host.realPath(`/run/netns/${pods[0].netns}`);
-    const ns1 = host.realPath(`/run/netns/${pods[1].netns}`);
-    host.netnsLinks.set(ns0, withEth(pods[0].veth));
+    const ns0 = host.realPath(`/run/netns/${pods[0]!.netns}`);
+    const ns1 = host.realPath(`/run/netns/${pods[1]!.netns}`);
+    host.netnsLinks.set(ns0, withEth(pods[0]!.veth));
     host.netnsLinks.set(ns1, lo);
     host.sandboxes = ['aaaa1111bbbb2222', 'cccc3333dddd4444', 'hostnet'];
-    host.pods.set('aaaa1111bbbb2222', { name: 'web-1', namespace: 'default', ip: pods[0].ip, netns: ns0 });
-    host.pods.set('cccc3333dddd4444', { name: 'dns-1', namespace: 'kube-system', ip: pods[1].ip, netns: ns1 });
+    host.pods.set('aaaa1111bbbb2222', { name: 'web-1', namespace: 'default', ip: pods[0]!.ip, netns: ns0 });
+    host.pods.set('cccc3333dddd4444', { name: 'dns-1', namespace: 'kube-system', ip: pods[1]!.ip, netns: ns1 });
     host.pods.set('hostnet', { name: 'kube-proxy-x', namespace: 'kube-system', hostNetwork: true });
     const healthy = byId((await json(host)).findings, 'pod-without-network');
     expect(healthy).toEqual([
@@ -712,7 +712,7 @@ describe('pods without a network', () => {
         id: 'pod-without-network',
         severity: 'error',
         title: '1 READY pod has no network interface but lo',
-        evidence: [`pod kube-system/dns-1 (sandbox cccc3333dddd4, ${pods[1].ip}): ${ns1} holds only lo`],
+        evidence: [`pod kube-system/dns-1 (sandbox cccc3333dddd4, ${pods[1]!.ip}): ${ns1} holds only lo`],
         why: expect.stringMatching(/^kubelet sees a READY sandbox and never recreates it/),
         fix: 'crictl stopp cccc3333dddd4444',
         fixArgv: ['crictl', 'stopp', 'cccc3333dddd4444'],
@@ -728,7 +728,7 @@ describe('pods without a network', () => {
       expect.objectContaining({
         title: '1 READY pod is on the network of a CNI that is not in use',
         evidence: [
-          `pod default/web-1 (sandbox aaaa1111bbbb2, ${pods[0].ip}): in flannel's network 10.244.1.0/24, and no config of flannel is in use`,
+          `pod default/web-1 (sandbox aaaa1111bbbb2, ${pods[0]!.ip}): in flannel's network 10.244.1.0/24, and no config of flannel is in use`,
         ],
         fixArgv: ['crictl', 'stopp', 'aaaa1111bbbb2222'],
       }),
@@ -738,7 +738,7 @@ describe('pods without a network', () => {
   it('a pod of a CNI whose bridge is still there (a migration in progress) is fine, and so is everything when crictl cannot tell', async () => {
     const { host, pods } = dirtyFlannelNode();
     host.sandboxes = ['aaaa1111bbbb2222'];
-    host.pods.set('aaaa1111bbbb2222', { name: 'web-1', namespace: 'default', ip: pods[0].ip });
+    host.pods.set('aaaa1111bbbb2222', { name: 'web-1', namespace: 'default', ip: pods[0]!.ip });
     host.fs.delete(host.realPath('/etc/cni/net.d/10-flannel.conflist'));
     expect((await json(host)).findings.filter((f) => f.id.startsWith('pod-'))).toEqual([]);
   });

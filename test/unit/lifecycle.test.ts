@@ -80,7 +80,7 @@ describe('shortArgv', () => {
   it('keeps a short command whole and shortens a long one to its options, first operand and count', () => {
     expect(shortArgv(['rm', '-f', '--', '/a'])).toBe('rm -f -- /a');
     const paths = Array.from({ length: 23 }, (_, i) => `/root/var/lib/cni/results/cbr0-${String(i).padStart(64, '0')}-eth0`);
-    expect(shortArgv(['rm', '-rf', '--', ...paths])).toBe(`rm -rf -- ${paths[0].slice(0, 77)}... ... (23 paths)`);
+    expect(shortArgv(['rm', '-rf', '--', ...paths])).toBe(`rm -rf -- ${paths[0]!.slice(0, 77)}... ... (23 paths)`);
     // Without "--", the first word that is not an option counts as the first operand.
     expect(shortArgv(['crictl', 'rmp', ...Array.from({ length: 40 }, () => 'f'.repeat(64))])).toBe('crictl rmp ... (41 arguments)');
   });

@@ -429,7 +429,7 @@ describe('route shapes', () => {
     r('10.244.65.0/26', { type: 'blackhole', protocol: '80' }),
     r('10.244.128.0/26', { gateway: '192.168.1.12', dev: 'eth0', protocol: 'bird' }),
     r('10.244.129.0/26', { gateway: '192.168.1.12', dev: 'eth0', protocol: '80' }),
-    r('10.244.192.0/26', { gateway: '10.244.192.0', dev: 'vxlan.calico', protocol: '80', flags: ['onlink'] } as Partial<FamilyRoute>),
+    r('10.244.192.0/26', { gateway: '10.244.192.0', dev: 'vxlan.calico', protocol: '80', flags: ['onlink'] }),
   ];
 
   it("Calico's routes are blackholes for its blocks and block routes via a peer on the uplink, proto bird or 80", () => {
@@ -454,7 +454,7 @@ describe('route shapes', () => {
       '172.16.6.0/26': 'in table 200',
     });
     // A BIRD route inside --pod-cidr is Calico's.
-    expect(owned([routes[1]], ctx(calicoFacts({ podNetworks: [net('172.16.0.0/16')] })))).toEqual(['172.16.5.0/24']);
+    expect(owned([routes[1]!], ctx(calicoFacts({ podNetworks: [net('172.16.0.0/16')] })))).toEqual(['172.16.5.0/24']);
   });
 
   it("overlapping pools: Flannel's removal keeps every Calico route inside its network, and Calico's keeps Flannel's", () => {

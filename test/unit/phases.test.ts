@@ -511,7 +511,7 @@ describe('drain', () => {
     // admin.conf on the node is a kubeconfig too: then it drains.
     const host = foreignNode().writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\n');
     const plan = await drain.plan(await ctxFor(host, { opts: { kubeconfig: undefined, refuseUndrained: true } }));
-    expect(plan.steps[0].argv.slice(0, 4)).toEqual(['kubectl', '--kubeconfig', '/etc/kubernetes/admin.conf', 'drain']);
+    expect(plan.steps[0]!.argv.slice(0, 4)).toEqual(['kubectl', '--kubeconfig', '/etc/kubernetes/admin.conf', 'drain']);
   });
 
   it('does not drain a node with nothing to remove', async () => {
@@ -571,8 +571,8 @@ describe('remove-sandboxes', () => {
       { ifindex: 2, ifname: 'eth0', link_index: host.link(peer)!.ifindex, link_netnsid: 0, linkinfo: { info_kind: 'veth' } },
     ];
     const nsOf = (name: string) => host.addNetns(name).realPath(`/run/netns/${name}`);
-    const flannelNs = host.realPath(`/run/netns/${pods[0].netns}`);
-    host.netnsLinks.set(flannelNs, inside(pods[0].veth));
+    const flannelNs = host.realPath(`/run/netns/${pods[0]!.netns}`);
+    host.netnsLinks.set(flannelNs, inside(pods[0]!.veth));
     const calicoNs = nsOf('cni-calico00');
     host.netnsLinks.set(calicoNs, inside('cali0123456789a'));
     // A Calico pod whose pool lies inside Flannel's network: its veth says whose it is.
@@ -582,10 +582,10 @@ describe('remove-sandboxes', () => {
     const loOnlyNs = nsOf('cni-loonly00');
     host.netnsLinks.set(loOnlyNs, [{ ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP'] }]);
     host.sandboxes = ['flan1', 'calico1', 'overlap1', 'loonly1', 'hostnet1', 'stopped1'];
-    host.pods.set('flan1', { name: 'web-1', namespace: 'default', ip: pods[0].ip, netns: flannelNs });
+    host.pods.set('flan1', { name: 'web-1', namespace: 'default', ip: pods[0]!.ip, netns: flannelNs });
     host.pods.set('calico1', { name: 'api-1', namespace: 'prod', ip: '172.20.5.2', netns: calicoNs });
     host.pods.set('overlap1', { name: 'api-2', namespace: 'prod', ip: '10.244.64.5', netns: overlapNs });
-    host.pods.set('loonly1', { name: 'dns-1', namespace: 'kube-system', ip: pods[1].ip, netns: loOnlyNs });
+    host.pods.set('loonly1', { name: 'dns-1', namespace: 'kube-system', ip: pods[1]!.ip, netns: loOnlyNs });
     host.pods.set('hostnet1', { name: 'kube-proxy-x', namespace: 'kube-system', ip: '192.168.1.11', hostNetwork: true });
     host.pods.set('stopped1', { name: 'old-1', namespace: 'default', ip: '10.244.1.9', state: 'SANDBOX_NOTREADY' });
     return { host, pods };
@@ -595,7 +595,7 @@ describe('remove-sandboxes', () => {
     const { host, pods } = mixedNode();
     const plan = await removeSandboxes.plan(await ctxFor(host));
     expect(bare(plan.steps)).toEqual([{ argv: ['crictl', 'stopp', 'flan1', 'loonly1'] }, { argv: ['crictl', 'rmp', 'flan1', 'loonly1'] }]);
-    expect(plan.steps[1].removes?.items).toEqual([`default/web-1 (${pods[0].ip})`, `kube-system/dns-1 (${pods[1].ip})`]);
+    expect(plan.steps[1]!.removes?.items).toEqual([`default/web-1 (${pods[0]!.ip})`, `kube-system/dns-1 (${pods[1]!.ip})`]);
     expect(plan.notes).toEqual([
       "kept pod sandbox prod/api-1 (172.20.5.2): its pod interface pairs with cali0123456789a, which is not the removed CNI's",
       "kept pod sandbox prod/api-2 (10.244.64.5): its pod interface pairs with cali0123456789a, which is not the removed CNI's",
@@ -609,19 +609,19 @@ describe('remove-sandboxes', () => {
     const { host, pods } = mixedNode();
     const plan = await removeSandboxes.plan(await ctxFor(host, { opts: { keepSandboxes: true } }));
     expect(plan.steps).toEqual([]);
-    const warning = `--keep-sandboxes: 2 pod(s) on the removed network keep running without a network: default/web-1 (${pods[0].ip}), kube-system/dns-1 (${pods[1].ip})`;
+    const warning = `--keep-sandboxes: 2 pod(s) on the removed network keep running without a network: default/web-1 (${pods[0]!.ip}), kube-system/dns-1 (${pods[1]!.ip})`;
     expect(plan.warnings).toEqual([warning]);
     expect(plan.notes[0]).toBe(warning);
     expect(plan.podsWithoutNetwork).toEqual([
-      { id: 'flan1', name: 'web-1', namespace: 'default', ip: pods[0].ip },
-      { id: 'loonly1', name: 'dns-1', namespace: 'kube-system', ip: pods[1].ip },
+      { id: 'flan1', name: 'web-1', namespace: 'default', ip: pods[0]!.ip },
+      { id: 'loonly1', name: 'dns-1', namespace: 'kube-system', ip: pods[1]!.ip },
     ]);
   });
 
   it('without crictl, or with the runtime not answering, lists the pods the removed network still holds addresses for', async () => {
     const { host, pods } = dirtyFlannelNode();
     host.writeFile(
-      `/var/lib/cni/results/cbr0-${pods[0].cid}-eth0`,
+      `/var/lib/cni/results/cbr0-${pods[0]!.cid}-eth0`,
       JSON.stringify({
         kind: 'cniCacheV1',
         cniArgs: [
@@ -635,8 +635,8 @@ describe('remove-sandboxes', () => {
     const plan = await removeSandboxes.plan(await ctxFor(host));
     expect(plan.steps).toEqual([]);
     expect(plan.podsWithoutNetwork).toEqual([
-      { id: pods[0].cid, ip: pods[0].ip, name: 'web-1', namespace: 'default' },
-      { id: pods[1].cid, ip: pods[1].ip },
+      { id: pods[0]!.cid, ip: pods[0]!.ip, name: 'web-1', namespace: 'default' },
+      { id: pods[1]!.cid, ip: pods[1]!.ip },
     ]);
     expect(plan.warnings?.[0]).toMatch(
       /^crictl is not installed: pod sandboxes cannot be removed through the CRI; 2 pod\(s\) hold addresses/,

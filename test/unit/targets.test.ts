@@ -71,7 +71,7 @@ describe('without --cni', () => {
 
   it("BIRD and confd are Calico's only with Calico's paths on their command line: a site's own BIRD makes nothing live", () => {
     const calico = byName('calico');
-    const proc = (argv: string[], pid = 1) => ({ pid, comm: argv[0].split('/').pop()!, argv });
+    const proc = (argv: string[], pid = 1) => ({ pid, comm: argv[0]!.split('/').pop()!, argv });
     expect(agentsOf(calico, [proc(['bird', '-c', '/etc/bird/bird.conf']), proc(['/usr/sbin/bird6', '-f'])])).toEqual([]);
     expect(agentsOf(calico, [proc(['confd', '-confdir=/etc/confd'])])).toEqual([]);
     expect(agentsOf(calico, [proc(BIRD, 9)]).map((p) => p.pid)).toEqual([9]);
@@ -106,7 +106,7 @@ describe('--cni', () => {
     );
     expect((err as RefusedError).hint).toContain('kubectl -n kube-system delete daemonset calico-node');
     const flannel = dirtyFlannelNode().host.addProcess(['/opt/bin/flanneld', '--ip-masq'], { pid: 88 });
-    const refused = await chooseTargets(flannel, { named: [byName('flannel')] }).catch((e: RefusedError) => e);
+    const refused = await chooseTargets(flannel, { named: [byName('flannel')] }).catch((e: unknown) => e);
     expect((refused as RefusedError).message).toContain('flanneld (pid 88)');
     expect((refused as RefusedError).hint).toContain('kubectl -n kube-flannel delete daemonset kube-flannel-ds');
   });

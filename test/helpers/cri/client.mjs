@@ -2,6 +2,7 @@
 // from the CRI's own api.proto beside this file. Plain JavaScript so that the crictl stand-in runs
 // it with node alone; the tests import it too.
 import path from 'node:path';
+import { setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
