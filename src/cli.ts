@@ -10,7 +10,7 @@ import type { Host } from './host/host.js';
 import { tolerantReads } from './host/tolerant.js';
 import { Gaps } from './inspect.js';
 import { startBackupReads } from './phases/backup.js';
-import { PHASES, PHASE_NAMES } from './phases/index.js';
+import { PHASES, PHASE_NAMES, phasesFor } from './phases/index.js';
 import { removalSummary, renderScript, renderStep } from './plan.js';
 import { listBackups, planRestore, readBackup } from './backup/restore.js';
 import { detect } from './profiles/detect.js';
@@ -222,7 +222,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
         refuseUndrained: !dryRun && o.yes,
         keepSandboxes: o.keepSandboxes,
       },
-      phases: PHASES,
+      phases: phasesFor(distro.units),
       selected,
       reporter,
       gaps,

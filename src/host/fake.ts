@@ -356,8 +356,9 @@ export class FakeHost implements Host {
 
   // ---- Host: reads ----------------------------------------------------------------------------
 
-  async query(argv: string[]): Promise<ExecResult | null> {
-    this.queries.push([...argv]);
+  async query(given: string[]): Promise<ExecResult | null> {
+    this.queries.push([...given]);
+    const argv = withoutEndpoint(given);
     const a = argv.join(' ');
     const ok = (stdout: string, code = 0): ExecResult => ({ code, stdout, stderr: '' });
     const bin = argv[0] ?? '';
@@ -587,7 +588,8 @@ export class FakeHost implements Host {
 
   /** Recognises a write and returns what running it does; throws on anything else. */
   private commandFor(step: Step): () => Outcome {
-    const { argv, stdin, stdoutTo, cwd } = step;
+    const { stdin, stdoutTo, cwd } = step;
+    const argv = withoutEndpoint(step.argv);
     const a = argv.join(' ');
     const unknown = (why = 'unsupported command') =>
       new Error(`FakeHost: ${why}: ${a}${stdin !== undefined ? ` <<< ${JSON.stringify(stdin)}` : ''}`);
@@ -1095,4 +1097,9 @@ export class FakeHost implements Host {
     }
     return null;
   }
+}
+
+/** crictl aimed at a distribution's socket answers as crictl at the default one: the fake node has one runtime. */
+function withoutEndpoint(argv: string[]): string[] {
+  return argv[0] === 'crictl' && argv[1] === '--runtime-endpoint' ? ['crictl', ...argv.slice(3)] : argv;
 }

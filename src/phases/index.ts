@@ -34,3 +34,16 @@ export const PHASES: Phase[] = [
 ];
 
 export const PHASE_NAMES = PHASES.map((p) => p.name);
+
+/**
+ * The order for a node whose container runtime runs inside the kubelet's unit (k3s, rke2: one unit
+ * holds kubelet and containerd): stopping that unit takes the CRI away, so the sandboxes are removed
+ * just before it, while kubelet still runs. Pods kubelet brings back meanwhile get the network the
+ * runtime is configured with next.
+ */
+export function phasesFor(units: { runtime: string[] } | undefined): Phase[] {
+  if (!units || units.runtime.length) return PHASES;
+  const rest = PHASES.filter((p) => p !== removeSandboxes);
+  const at = rest.indexOf(stopKubelet);
+  return [...rest.slice(0, at), removeSandboxes, ...rest.slice(at)];
+}

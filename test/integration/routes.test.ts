@@ -24,7 +24,9 @@ const routes = (n: FlannelNode, family: '-4' | '-6' = '-4') =>
     .replace(/ linkdown/g, '')
     .split('\n')
     .map((l) => l.trim())
-    .filter(Boolean)
+    // The kernel adds a link-local address (and its local route) to each link a moment after it
+    // comes up: on a loaded machine some arrive between the before and after listings.
+    .filter((l) => l && !/^local fe80:/.test(l))
     .sort();
 
 // Calico's pool inside 10.244.0.0/16, as Calico's migration from Flannel leaves it: a blackhole for this

@@ -795,6 +795,18 @@ describe('MTU', () => {
     });
   });
 
+  it('a healthy dual-stack VXLAN node (flannel-v6.1 at 1430 over a 1500 uplink) has no MTU finding', async () => {
+    const { host } = healthyFlannel();
+    host.addLink({ ifname: 'flannel-v6.1', mtu: 1430, linkinfo: { info_kind: 'vxlan', info_data: { id: 1 } } });
+    const r = await json(host);
+    expect(r.findings.filter((f) => f.id.startsWith('mtu-'))).toEqual([]);
+    // Above 1430 it is still an overlay the uplink cannot carry.
+    host.link('flannel-v6.1')!.mtu = 1450;
+    expect(one((await json(host)).findings, 'mtu-overlay')!.title).toBe(
+      "flannel-v6.1's MTU 1450 is above what eth0 can carry after VXLAN over IPv6 (1430)",
+    );
+  });
+
   it("FLANNEL_MTU above the overlay's: every new pod gets it", async () => {
     const { host } = healthyFlannel();
     host.writeFile(

@@ -30,6 +30,12 @@ function uplink(v: NodeView): Link | undefined {
   return undefined;
 }
 
+/** The overlays that set the pods' MTU: the IPv4 ones when there are any (see the pod veth check). */
+function primaryOverlays<T extends { kind: string }>(overlays: T[]): T[] {
+  const v4 = overlays.filter((o) => !o.kind.endsWith('over IPv6'));
+  return v4.length ? v4 : overlays;
+}
+
 export const mtu: Check = {
   name: 'mtu',
   run(v) {
@@ -60,7 +66,10 @@ export const mtu: Check = {
     }
 
     // What pods' traffic must fit: the smallest overlay device in use, or the uplink itself (host-gw, BGP).
-    const target = overlays.length ? overlays.reduce((a, b) => (a.link.mtu! <= b.link.mtu! ? a : b)).link : up;
+    // On a dual-stack overlay the IPv4 device sets the pods' MTU (flanneld derives FLANNEL_MTU from it);
+    // IPv6 pods learn the IPv6 overlay's smaller MTU from the node's Packet Too Big, which IPv6 never filters.
+    const carriers = primaryOverlays(overlays);
+    const target = carriers.length ? carriers.reduce((a, b) => (a.link.mtu! <= b.link.mtu! ? a : b)).link : up;
     const targetMtu = target.mtu!;
     const targetText = `${target.ifname}: mtu ${targetMtu} (${overlays.length ? 'the overlay pod traffic leaves through' : 'uplink; no overlay device'})`;
     const bridges = new Set(v.inUse.has('flannel') ? [...(v.facts.get('flannel')?.bridges ?? []), 'cni0'] : []);
@@ -87,7 +96,7 @@ export const mtu: Check = {
 
     const envMtu = v.subnetEnv.env?.mtu;
     if (v.inUse.has('flannel') && envMtu !== undefined) {
-      const flannelOverlays = overlays.filter((o) => o.cni === 'flannel');
+      const flannelOverlays = primaryOverlays(overlays.filter((o) => o.cni === 'flannel'));
       const limit = flannelOverlays.length ? Math.min(...flannelOverlays.map((o) => o.link.mtu!)) : up.mtu;
       const dev = flannelOverlays.find((o) => o.link.mtu === limit)?.link ?? up;
       if (envMtu > limit) {
