@@ -203,9 +203,11 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', SLOW
     }
     expect(await podIps(node, fresh!.id)).toEqual([expect.stringMatching(/^10\.99\.1\.\d+$/)]);
 
-    // Every sandbox from before the run, whatever state it is in, stops and goes without error.
-    const old = [...running.map((p) => p.id), ...stoppedOnly];
-    for (const id of old) {
+    // The run removed the READY sandboxes on Flannel's network itself, through the CRI, while the
+    // runtime was up; the ones stopped before it stop and go without error.
+    const listed = (await node.cri.listPodSandbox()).map((p) => p.id);
+    for (const p of running) expect(listed).not.toContain(p.id);
+    for (const id of stoppedOnly) {
       await node.cri.stopPodSandbox(id);
       await node.cri.removePodSandbox(id);
     }
@@ -221,8 +223,11 @@ describe('end to end: Flannel made by containerd and the real CNI plugins', SLOW
     expect.soft(refused.stderr).toMatch(/refus\w* to uncordon/);
     expect.soft(refused.calls.filter((c) => / uncordon /.test(c))).toEqual([]);
 
-    // The migration as documented: the new CNI's config is in place before the run.
+    // The migration as documented: the new CNI's config (and, as its DaemonSet installs it, its
+    // plugin: the runtime tears the old pods down with it) is in place before the run.
     const b = await flannelRuntimeNode('e2e-uncordon-b', 3, 1, 0);
+    fs.copyFileSync(path.join(REPO, 'test/helpers/e2e-cni/calico'), path.join(b.node.root, 'opt/cni/bin/calico'));
+    fs.chmodSync(path.join(b.node.root, 'opt/cni/bin/calico'), 0o755);
     fs.copyFileSync(path.join(REPO, 'fixtures/calico/10-calico.conflist'), path.join(b.node.root, 'etc/cni/net.d/10-calico.conflist'));
     const ok = runNodeCli(b.node, ['run', '--yes', '--uncordon', '--cni', 'flannel', ...nodeArgs(b.node)]);
     expect(ok.code, ok.stderr).toBe(0);

@@ -185,8 +185,19 @@ export interface RunReport {
 /** The commands a run executed, rendered as the plan renders them. */
 export function executedCommands(report: RunReport): string[] {
   return report.phases.flatMap((p) =>
-    p.steps.filter((s) => s.status !== 'skipped').map((s) => clock(renderStep({ argv: s.argv, stdin: s.stdin }))),
+    p.steps.filter((s) => s.status !== 'skipped').map((s) => clock(renderStep({ argv: s.argv, stdin: withoutMembers(s.stdin) }))),
   );
+}
+
+/**
+ * The backup's manifest as planned: a run adds the list of files.tar's members once tar has written
+ * it, which no plan can know beforehand (the plan says so in a note).
+ */
+function withoutMembers(stdin: string | undefined): string | undefined {
+  if (!stdin?.startsWith('{') || !stdin.includes('"members"')) return stdin;
+  const manifest = JSON.parse(stdin) as Record<string, unknown>;
+  delete manifest.members;
+  return JSON.stringify(manifest, null, 2) + '\n';
 }
 
 function walkFiles(root: string, rel: string, skip: RegExp): string[] {
