@@ -1,7 +1,7 @@
 // Runs deploy/ansible/site.yml with Debian's ansible-playbook against test nodes: every node is an
 // inventory host on localhost (ansible_connection=local) whose cni-sweep runs inside the node's
 // network namespace (cni_sweep_command_prefix: nsenter) with the recording shims first on PATH.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { shimDir, type FlannelNode } from './flannel-node.js';
@@ -76,7 +76,11 @@ export function writeInventory(dir: string, hosts: Record<string, Record<string,
   return file;
 }
 
-export function runPlaybook(dir: string, inventory: string, args: string[] = []): PlaybookResult {
+/**
+ * Runs a play without blocking this process: a play takes tens of seconds on a loaded machine, and a
+ * worker blocked that long misses vitest's own messages ("Timeout calling onTaskUpdate").
+ */
+export async function runPlaybook(dir: string, inventory: string, args: string[] = []): Promise<PlaybookResult> {
   const bin = findAnsiblePlaybook();
   if (!bin) throw new Error('ansible-playbook not found: apt-get install -y ansible-core');
   const tmp = path.join(dir, 'tmp');
@@ -85,25 +89,35 @@ export function runPlaybook(dir: string, inventory: string, args: string[] = [])
   const cfg = path.join(dir, 'ansible.cfg');
   fs.writeFileSync(cfg, '[defaults]\n');
   const start = Date.now();
-  const r = spawnSync(bin, ['-i', inventory, PLAYBOOK, ...args], {
-    cwd: dir,
-    encoding: 'utf8',
-    env: {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      HOME: process.env.HOME ?? '/root',
-      LANG: 'C.UTF-8',
-      TMPDIR: tmp,
-      ANSIBLE_CONFIG: cfg,
-      ANSIBLE_STDOUT_CALLBACK: 'default',
-      ANSIBLE_NOCOLOR: '1',
-      ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3',
-      ANSIBLE_PIPELINING: '1',
-      ANSIBLE_RETRY_FILES_ENABLED: '0',
-      ANSIBLE_LOCAL_TEMP: path.join(tmp, 'local'),
-      ANSIBLE_REMOTE_TMP: path.join(tmp, 'remote'),
-    },
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 180_000,
+  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      bin,
+      ['-i', inventory, PLAYBOOK, ...args],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+        env: {
+          PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+          HOME: process.env.HOME ?? '/root',
+          LANG: 'C.UTF-8',
+          TMPDIR: tmp,
+          ANSIBLE_CONFIG: cfg,
+          ANSIBLE_STDOUT_CALLBACK: 'default',
+          ANSIBLE_NOCOLOR: '1',
+          ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3',
+          ANSIBLE_PIPELINING: '1',
+          ANSIBLE_RETRY_FILES_ENABLED: '0',
+          ANSIBLE_LOCAL_TEMP: path.join(tmp, 'local'),
+          ANSIBLE_REMOTE_TMP: path.join(tmp, 'remote'),
+        },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 180_000,
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ status: code, stdout, stderr });
+      },
+    );
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, recap: parseRecap(r.stdout), ms: Date.now() - start };
 }

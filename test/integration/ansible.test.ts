@@ -16,6 +16,7 @@ import {
   type FlannelNodeOptions,
 } from '../helpers/flannel-node.js';
 import { bundleDest, findAnsiblePlaybook, hostVars, runPlaybook, writeInventory, type PlaybookResult } from '../helpers/ansible.js';
+import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { CLI, readCalls, resetCalls, scratch, snapshot } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
@@ -65,10 +66,12 @@ function expectClean(node: FlannelNode) {
 }
 
 describe('deploy/ansible: site.yml with the cni_sweep role', () => {
-  it('--check shows the plans and changes nothing; the play cleans node after node (drain, run, uncordon); a second play changes nothing', () => {
-    // node-a keeps a CNI config (podman's) after the cleanup, so it is uncordoned; node-b has none left.
-    const a = dirtyNode('ans-a', { podmanConfig: true });
-    const b = dirtyNode('ans-b');
+  it('--check shows the plans and changes nothing; the play cleans node after node (drain, run, uncordon); a second play changes nothing', async () => {
+    // node-a has the new pod network's config (Calico's) after the cleanup, so it is uncordoned;
+    // node-b has only podman's, which is no pod network: it stays cordoned.
+    const a = dirtyNode('ans-a');
+    fs.writeFileSync(path.join(a.root, 'etc/cni/net.d/10-calico.conflist'), CALICO_CONFLIST);
+    const b = dirtyNode('ans-b', { podmanConfig: true });
     const dir = workDir();
     const controlLog = path.join(dir, 'control-calls.log');
     // A copy of the bundle taken now: a rebuild of dist/ during the test must not make the second
@@ -82,7 +85,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     const before = { a: snapshot(a), b: snapshot(b) };
     resetCalls(a);
     resetCalls(b);
-    const check = runPlaybook(dir, inventory, ['--check']);
+    const check = await runPlaybook(dir, inventory, ['--check']);
     expectOk(check);
     expect(check.recap['node-a']!.failed).toBe(0);
     expect(snapshot(a)).toEqual(before.a);
@@ -102,16 +105,19 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     // 2. the play: node-a drained, cleaned and uncordoned before node-b is touched (serial: 1).
     resetCalls(a);
     resetCalls(b);
-    const play = runPlaybook(dir, inventory);
+    const play = await runPlaybook(dir, inventory);
     expectOk(play);
     expect(play.recap['node-a']).toMatchObject({ failed: 0, unreachable: 0 });
     expect(play.recap['node-a']!.changed).toBeGreaterThan(0);
     expect(play.recap['node-b']!.changed).toBeGreaterThan(0);
     expect(play.stdout).toMatch(/TASK \[cni_sweep : Run cni-sweep\] \**\nchanged: \[node-a\]/);
-    expect(play.stdout).toContain(`node-b stays cordoned: no CNI config (*.conf, *.conflist, *.json) in ${b.root}/etc/cni/net.d yet`);
+    expect(play.stdout).toContain(
+      "node-b stays cordoned: no pod network's CNI config on it yet (a podman or plain bridge config does not count)",
+    );
     expectClean(a);
     expectClean(b);
-    expect(fs.existsSync(path.join(a.root, 'etc/cni/net.d/87-podman-bridge.conflist'))).toBe(true);
+    expect(fs.existsSync(path.join(a.root, 'etc/cni/net.d/10-calico.conflist'))).toBe(true);
+    expect(fs.existsSync(path.join(b.root, 'etc/cni/net.d/87-podman-bridge.conflist'))).toBe(true);
     expect(lines(controlLog)).toEqual([drain(a, 'node-a'), uncordon(a, 'node-a'), drain(b, 'node-b')]);
     // cni-sweep itself was told --skip drain and no --uncordon: kubectl ran only on the control host.
     for (const n of [a, b]) {
@@ -129,7 +135,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     resetCalls(a);
     resetCalls(b);
     fs.writeFileSync(controlLog, '');
-    const again = runPlaybook(dir, inventory);
+    const again = await runPlaybook(dir, inventory);
     expectOk(again);
     expect(again.recap['node-a']).toMatchObject({ changed: 0, failed: 0 });
     expect(again.recap['node-b']).toMatchObject({ changed: 0, failed: 0 });
@@ -141,7 +147,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     console.log(`ansible plays: check ${check.ms} ms, run ${play.ms} ms, again ${again.ms} ms (2 nodes each)`);
   }, 180_000);
 
-  it('a node whose cleanup fails fails the play with the failed step, stays cordoned, and stops the rollout', () => {
+  it('a node whose cleanup fails fails the play with the failed step, stays cordoned, and stops the rollout', async () => {
     const f = dirtyNode('ans-fail');
     const g = dirtyNode('ans-next');
     const dir = workDir();
@@ -159,7 +165,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     resetCalls(f);
     resetCalls(g);
 
-    const r = runPlaybook(dir, inventory);
+    const r = await runPlaybook(dir, inventory);
     expect(r.code).toBe(2);
     expect(r.recap['node-f']).toMatchObject({ failed: 1 });
     expect(r.stdout).toContain(
