@@ -488,8 +488,16 @@ function cgroupDirs(node: RuntimeNode): string[] {
 function pidsOf(node: RuntimeNode, mnt: string | null): number[] {
   const pids = new Set<number>();
   if (mnt) for (const p of fs.readdirSync('/proc')) if (/^\d+$/.test(p) && nsInode(p, 'mnt') === mnt) pids.add(Number(p));
+  // A sandbox's cgroup goes away when its last process dies, in the middle of this walk too.
+  const entries = (d: string) => {
+    try {
+      return fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+  };
   const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+    for (const e of entries(d)) if (e.isDirectory()) walk(path.join(d, e.name));
     try {
       for (const p of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (p) pids.add(Number(p));
     } catch {
@@ -517,7 +525,13 @@ export async function stopNode(node: RuntimeNode): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const rmdirs = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmdirs(path.join(d, e.name));
+    let list: fs.Dirent[] = [];
+    try {
+      list = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return; // gone already
+    }
+    for (const e of list) if (e.isDirectory()) rmdirs(path.join(d, e.name));
     try {
       fs.rmdirSync(d);
     } catch {

@@ -170,6 +170,30 @@ export function planCommands(script: string): string[] {
   return out.map(clock);
 }
 
+/**
+ * The run's commands that the plan does not show. Once the runtime has removed the sandboxes on the
+ * removed network it has released their veths, IPAM and hostPort rules itself, and the run plans
+ * each later phase again: a later command may then carry fewer lines or paths than planned, or be
+ * gone, but never anything the plan did not show, in the same order.
+ */
+export function notInPlan(ran: string[], planned: string[]): string[] {
+  const words = (c: string) => c.split('\n')[0]!.split(' ');
+  const extra: string[] = [];
+  let at = 0;
+  for (const r of ran) {
+    const rLines = r.split('\n').slice(1);
+    const i = planned.findIndex((p, k) => {
+      if (k < at || words(p)[0] !== words(r)[0]) return false;
+      const pWords = new Set(words(p));
+      const pLines = new Set(p.split('\n').slice(1));
+      return words(r).every((w) => pWords.has(w)) && rLines.every((l) => pLines.has(l));
+    });
+    if (i < 0) extra.push(r);
+    else at = i + 1;
+  }
+  return extra;
+}
+
 interface ReportStep {
   argv: string[];
   stdin?: string;
