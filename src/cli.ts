@@ -22,6 +22,7 @@ import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { renderArgv } from './util/shell.js';
 import { PlainReporter } from './report/plain.js';
+import { runSummary } from './report/summary.js';
 import { doctor, isHealthy } from './doctor/index.js';
 import { renderText, toJson } from './doctor/render.js';
 
@@ -163,6 +164,8 @@ async function confirmRun(io: Io, lines: string[], node: string, targets: Target
 }
 
 async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<number> {
+  // The report's startedAt and durationMs count from here, detection included.
+  const started = new Date();
   const root = checkRoot(o.root);
   const selected = selectPhases(o);
   const podCidrs = parseCidrs(o.podCidr);
@@ -216,7 +219,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
         dryRun,
         drainTimeoutSec: o.drainTimeout,
         backupDir: o.backupDir ? path.resolve(o.backupDir) : path.join(root, 'var/backups/cni-sweep'),
-        now: new Date(),
+        now: started,
         version: VERSION,
         // Without a prompt nobody is told the node is not drained: then the run refuses instead.
         refuseUndrained: !dryRun && o.yes,
@@ -275,19 +278,6 @@ function watchInterrupts(io: Io, active: boolean) {
 
 /** The exit code a shell reports for a process a signal ended: 128 + its number. */
 const signalExit = (sig: string) => 128 + ((os.constants.signals as Record<string, number>)[sig] ?? 15);
-
-function runSummary(r: Report): string {
-  const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
-  const kept = (r.targets ?? []).filter((t) => t.action === 'keep').map((t) => t.cni);
-  const keptLine = kept.length ? `cni-sweep: kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)\n` : '';
-  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n${keptLine}`;
-  const pods = r.podsWithoutNetwork?.length
-    ? `cni-sweep: ${r.podsWithoutNetwork.length} pod(s) left without a network: ${r.podsWithoutNetwork
-        .map((p) => `${p.namespace && p.name ? `${p.namespace}/${p.name}` : p.id}${p.ip ? ` (${p.ip})` : ''}`)
-        .join(', ')}\n  fix: ${r.podsWithoutNetworkFix}\n`
-    : '';
-  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n${keptLine}${pods}`;
-}
 
 async function restoreCommand(
   io: Io,
@@ -474,7 +464,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('dry-run audit: print the exact commands a run would execute, as a bash script; changes nothing')
     .option('--uncordon', 'include the uncordon step')
     .addHelpText('after', phaseHelp())
-    .action(async (opts) => {
+    .action(async (opts: Record<string, unknown>) => {
       code = await sweepCommand(io, parse(opts), true);
     });
   addCommon(program.command('run'))
@@ -484,7 +474,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--uncordon', 'uncordon the node at the end (only when a CNI config is present again)')
     .option('--no-restart-on-failure', 'leave kubelet and the runtime stopped when a phase fails')
     .addHelpText('after', phaseHelp())
-    .action(async (opts) => {
+    .action(async (opts: Record<string, unknown>) => {
       const o = parse(opts);
       code = await sweepCommand(io, o, o.dryRun);
     });
@@ -506,7 +496,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--verbose', 'every evidence line, and stack traces on errors')
     .option('--no-color', 'no colour')
     .addHelpText('after', '\nExit codes: 0 healthy, 1 findings (an error or a warning; notes alone are healthy), 2 bad usage.\n')
-    .action(async (opts) => {
+    .action(async (opts: Record<string, unknown>) => {
       code = await doctorCommand(io, parse(opts));
     });
   program

@@ -188,9 +188,76 @@ describe('run', () => {
     const { host } = dirtyFlannelNode();
     const r = await cli(RUN, host, { answer: 'y' });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state \(\d+ command\(s\)\)\n$/);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(
+      /^cni-sweep: node node-1: removed flannel state in \d+\.\d s: 1 CNI config, 5 state paths, 4 interfaces, 2 routes, 9 firewall rules, 11 firewall chains, 2 nftables tables, 2 network namespaces$/,
+    );
+    const backup =
+      /^cni-sweep: backup: (\/var\/backups\/cni-sweep\/\d{8}T\d{6}Z-node-1); to put the files and firewall rules back: cni-sweep restore (.*)$/.exec(
+        lines[1] ?? '',
+      );
+    expect(backup?.[2]).toBe(backup?.[1]);
+    expect(lines.slice(2)).toEqual(['cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs', '']);
+    expect(r.stdout).not.toMatch(/command\(s\)/);
     expect(host.link('cni0')).toBeUndefined();
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
+  });
+
+  it('with --uncordon the summary does not say the node is cordoned', async () => {
+    const { host } = dirtyFlannelNode();
+    // The new CNI's config is in place, so the uncordon phase runs.
+    host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    const r = await cli([...RUN, '--cni', 'flannel', '--yes', '--uncordon'], host);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state in /);
+    expect(r.stdout).not.toContain('cordoned');
+  });
+
+  it('interrupted before anything was removed: says so, what did not run, the backup, the cordon, and that a rerun is safe', async () => {
+    const { host } = dirtyFlannelNode();
+    let handler: ((sig: NodeJS.Signals) => void) | undefined;
+    host.failOn((s) => {
+      if (s.argv[0] === 'systemctl' && s.argv[1] === 'stop' && s.argv.includes('kubelet.service')) handler!('SIGINT');
+      return false;
+    });
+    const r = await cli([...RUN, '--yes'], host, { onSignals: (h) => ((handler = h), () => {}) });
+    expect(r.code).toBe(130);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^cni-sweep: node node-1: interrupted by SIGINT after \d+\.\d s; nothing was removed$/);
+    expect(lines[1]).toBe(
+      'cni-sweep: not run: cni-config, cni-state, interfaces, routes, firewall, netns; what they remove is still on the node',
+    );
+    expect(lines[2]).toMatch(
+      /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
+    );
+    expect(lines.slice(3)).toEqual([
+      'cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs',
+      'cni-sweep: a rerun is safe: `cni-sweep run` removes only what is left',
+      '',
+    ]);
+    expect(r.stdout).not.toMatch(/removed flannel|command\(s\)/);
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(true);
+  });
+
+  it('a failed run names what it removed, the backup, the cordon and that a rerun is safe', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
+    const r = await cli([...RUN, '--yes'], host);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(
+      /^cni-sweep: node node-1: stopped after \d+\.\d s: phase firewall failed; removed 1 CNI config, 5 state paths, 4 interfaces, 2 routes, \d+ firewall rules?, \d+ firewall chains?/,
+    );
+    expect(lines[1]).toBe('cni-sweep: not run: netns; what they remove is still on the node');
+    expect(lines[2]).toMatch(
+      /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
+    );
+    expect(lines.slice(3)).toEqual([
+      'cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs',
+      'cni-sweep: a rerun is safe: `cni-sweep run` removes only what is left (fix the cause of the firewall failure first)',
+      '',
+    ]);
+    expect(r.stderr).toMatch(/cni-sweep: error: phase firewall failed: /);
   });
 
   it('--yes --json: stdout is exactly one JSON report, progress goes to stderr', async () => {
@@ -388,7 +455,7 @@ describe('what is removed, what is kept, and what the operator is told', () => {
         '#   keep calico: live: its agent runs: calico-node (pid 4242)',
       ].join('\n'),
     );
-    expect(plan.stdout).toMatch(/^# cni: flannel \(detected\)\n#   found flannel: config \/etc\/cni\/net\.d\/10-flannel\.conflist, /m);
+    expect(plan.stdout).toMatch(/^# cni: flannel \(detected\)\n# {3}found flannel: config \/etc\/cni\/net\.d\/10-flannel\.conflist, /m);
     expect(plan.stdout).not.toMatch(/^rm .*calico/m);
     const json = JSON.parse((await cli(['plan', '--json', '--node', 'node-1', '--kubeconfig', '/k'], calicoBeside())).stdout);
     expect(json.cni).toEqual(['flannel']);
