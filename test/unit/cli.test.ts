@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { main, VERSION, type Io } from '../../src/cli.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
@@ -327,6 +328,87 @@ describe('run', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ changed: false, cni: [], backup: null });
     expect(r.stderr).toContain('cni-sweep: no CNI state found on this node\n');
     expect(host.calls).toEqual([]);
+  });
+});
+
+describe('the JSON report follows schema/report.schema.json', () => {
+  const schemaFile = JSON.parse(fs.readFileSync(path.join(__dirname, '../../schema/report.schema.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const validator = z.fromJSONSchema(schemaFile);
+  const valid = (doc: unknown) => {
+    const r = validator.safeParse(doc);
+    expect(r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
+  };
+  const names = (removed: Record<string, { count: number; names: string[] }>) =>
+    Object.fromEntries(Object.entries(removed).map(([k, v]) => [k, v.names]));
+
+  it('the schema is versioned and rejects what it does not describe', () => {
+    expect(schemaFile.$id).toBe('urn:cni-sweep:schema:report:1');
+    expect(validator.safeParse({}).success).toBe(false);
+  });
+
+  it('a run: valid, with version, start, duration and what it removed by kind (the same as its plan said it would)', async () => {
+    const t0 = Date.now();
+    const plan = await cli(['plan', '--json', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    const { host } = dirtyFlannelNode();
+    const r = await cli([...RUN, '--yes', '--json'], host);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    valid(report);
+    expect(report).toMatchObject({ schemaVersion: 1, version: VERSION, changed: true });
+    expect(Date.parse(report.startedAt)).toBeGreaterThanOrEqual(t0 - 1000);
+    expect(report.durationMs).toBeGreaterThanOrEqual(0);
+    expect(report.removed.interfaces.names).toEqual(expect.arrayContaining(['cni0', 'flannel.1']));
+    expect(report.removed.configs).toEqual({ count: 1, names: ['/etc/cni/net.d/10-flannel.conflist'] });
+    for (const k of Object.values<{ count: number; names: string[] }>(report.removed)) expect(k.count).toBe(k.names.length);
+    expect(report.wouldChange).toBeUndefined();
+    expect(host.link('cni0')).toBeUndefined();
+    const planned = JSON.parse(plan.stdout);
+    valid(planned);
+    expect(planned.wouldChange).toBe(true);
+    expect(planned.changed).toBe(false);
+    expect(Object.values(planned.removed).every((k) => (k as { count: number }).count === 0)).toBe(true);
+    expect(names(planned.wouldRemove)).toEqual(names(report.removed));
+  });
+
+  it('a plan of a clean node would not change it; a clean run removed nothing', async () => {
+    const plan = await cli(['plan', '--json', '--node', 'node-1'], foreignNode());
+    valid(JSON.parse(plan.stdout));
+    expect(JSON.parse(plan.stdout).wouldChange).toBe(false);
+    const run = await cli([...RUN, '--yes', '--json'], foreignNode());
+    const report = JSON.parse(run.stdout);
+    valid(report);
+    expect(Object.values(report.removed).every((k) => (k as { count: number }).count === 0)).toBe(true);
+  });
+
+  it('failed and interrupted runs are valid reports too, counting only what was removed', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
+    const failed = JSON.parse((await cli([...RUN, '--yes', '--json'], host)).stdout);
+    valid(failed);
+    expect(failed.removed.interfaces.count).toBeGreaterThan(0);
+    expect(failed.removed.namespaces.count).toBe(0); // netns runs after the firewall
+
+    const other = dirtyFlannelNode().host;
+    let handler: ((sig: NodeJS.Signals) => void) | undefined;
+    other.failOn((s) => {
+      if (s.argv[0] === 'systemctl' && s.argv[1] === 'stop') handler!('SIGINT');
+      return false;
+    });
+    const r = await cli([...RUN, '--yes', '--json'], other, { onSignals: (h) => ((handler = h), () => {}) });
+    expect(r.code).toBe(130);
+    const interrupted = JSON.parse(r.stdout);
+    valid(interrupted);
+    expect(interrupted.interrupted).toBe('SIGINT');
+    expect(Object.values(interrupted.removed).every((k) => (k as { count: number }).count === 0)).toBe(true);
+  });
+
+  it('a field the schema does not list fails validation', async () => {
+    const report = JSON.parse((await cli(['plan', '--json', '--node', 'node-1'], foreignNode())).stdout);
+    expect(validator.safeParse({ ...report, surprise: 1 }).success).toBe(false);
+    expect(validator.safeParse({ ...report, removed: { ...report.removed, routes: { count: 1 } } }).success).toBe(false);
   });
 });
 
