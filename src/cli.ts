@@ -21,6 +21,7 @@ import { applyDistro, detectDistro, embeddedLive } from './distros/node.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { renderArgv } from './util/shell.js';
+import { closest } from './util/suggest.js';
 import { PlainReporter } from './report/plain.js';
 import { runSummary } from './report/summary.js';
 import { doctor, isHealthy } from './doctor/index.js';
@@ -50,6 +51,41 @@ const list = (v: string | undefined) =>
         .map((s) => s.trim())
         .filter(Boolean)
     : [];
+
+/**
+ * Every name of a value list that is not a known one, reported at once, each with the known name it
+ * is probably a typo of. Returns the names as known (with their case, when `anyCase`).
+ */
+function knownNames(what: string, names: string[], known: readonly string[], hint: string, anyCase = false): string[] {
+  const find = (n: string) => known.find((k) => k === n || (anyCase && k.toLowerCase() === n.toLowerCase()));
+  const bad = names.filter((n) => !find(n));
+  if (bad.length) {
+    const each = bad.map((n) => {
+      const guess = closest(n, known);
+      return `"${n}"${guess ? ` (did you mean ${guess}?)` : ''}`;
+    });
+    throw new UsageError(`unknown ${bad.length > 1 ? `${what}s` : what} ${each.join(', ')}`, hint);
+  }
+  return names.map((n) => find(n) ?? n);
+}
+
+const cniNames = (names: string[], all: Array<{ name: string }>) =>
+  knownNames(
+    'CNI',
+    names,
+    all.map((p) => p.name),
+    `known CNIs: ${all.map((x) => x.name).join(', ')}`,
+    true,
+  );
+
+const distroName = (name: string, all: Array<{ name: string }>) =>
+  knownNames(
+    'distribution',
+    [name],
+    all.map((d) => d.name),
+    `known distributions: ${all.map((x) => x.name).join(', ')}`,
+    true,
+  )[0] ?? name;
 
 const CommonOpts = z.object({
   cni: z.string().optional(),
@@ -104,9 +140,7 @@ function selectPhases(o: CommonOpts): Set<string> {
   const only = list(o.only);
   const skip = list(o.skip);
   const extra = list(o.with);
-  for (const n of [...only, ...skip, ...extra]) {
-    if (!PHASE_NAMES.includes(n)) throw new UsageError(`unknown phase "${n}"`, `phases: ${PHASE_NAMES.join(', ')}`);
-  }
+  knownNames('phase', [...new Set([...only, ...skip, ...extra])], PHASE_NAMES, `phases: ${PHASE_NAMES.join(', ')}`);
   if (only.length && skip.length) throw new UsageError('--only and --skip cannot be used together');
   const optIn = new Set(PHASES.filter((p) => p.optIn).map((p) => p.name));
   // remove-sandboxes was opt-in and runs by default now: `--with remove-sandboxes` stays accepted.
@@ -170,10 +204,10 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   const selected = selectPhases(o);
   const podCidrs = parseCidrs(o.podCidr);
   const all = loadProfiles();
-  const names = list(o.cni);
+  const names = cniNames(list(o.cni), all);
   const preselected = names.length ? selectProfiles(all, names) : null;
   const distros = loadDistros();
-  const override = o.distro ? selectDistro(distros, o.distro) : undefined;
+  const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
   const gaps = new Gaps();
   const host = openHost(io, root, gaps);
   if (!dryRun) {
@@ -405,9 +439,9 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const root = checkRoot(o.root);
   const podCidrs = parseCidrs(o.podCidr);
   const all = loadProfiles();
-  const names = list(o.cni);
+  const names = cniNames(list(o.cni), all);
   const distros = loadDistros();
-  const override = o.distro ? selectDistro(distros, o.distro) : undefined;
+  const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
   const gaps = new Gaps();
   // Doctor only reads: without root it reads what it can and lists what it could not.
   const host = openHost(io, root, gaps);
@@ -521,7 +555,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action((action: string | undefined, opts: Parameters<typeof backupsCommand>[1]) => {
       rejectEmpty(opts);
       if (action !== undefined && action !== 'prune')
-        throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
+        throw new UsageError(
+          `unknown backups action "${action}"${closest(action, ['prune']) ? ' (did you mean prune?)' : ''}`,
+          'use `cni-sweep backups` or `cni-sweep backups prune --keep N`',
+        );
       if (action === 'prune' && opts.keep === undefined) throw new UsageError('backups prune needs --keep <n>');
       code = backupsCommand(io, opts, action === 'prune');
     });

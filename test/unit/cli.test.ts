@@ -69,17 +69,52 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('unknown phase', async () => {
     const r = await cli(['plan', '--skip', 'firewal']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`cni-sweep: error: unknown phase "firewal"\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: unknown phase "firewal" (did you mean firewall?)\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`,
+    );
     expect(r.stdout).toBe('');
+  });
+
+  it('every unknown phase at once, each with its likely name', async () => {
+    const r = await cli(['plan', '--only', 'firewal,routs,interfaces,zzz']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: unknown phases "firewal" (did you mean firewall?), "routs" (did you mean routes?), "zzz"\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`,
+    );
   });
 
   it('unknown CNI', async () => {
     const r = await cli(['plan', '--cni', 'flanel']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      `cni-sweep: error: unknown CNI "flanel"\n  hint: known CNIs: ${loadProfiles()
+      `cni-sweep: error: unknown CNI "flanel" (did you mean flannel?)\n  hint: known CNIs: ${loadProfiles()
         .map((p) => p.name)
         .join(', ')}\n`,
+    );
+  });
+
+  it('every unknown CNI at once; no guess for a name that is no typo of a known one', async () => {
+    const r = await cli(['doctor', '--cni', 'calcio,weave,flannel']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: unknown CNIs "calcio" \(did you mean calico\?\), "weave"\n {2}hint: known CNIs: /);
+  });
+
+  it('CNI and distribution names are not case-sensitive', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await cli(['plan', '--cni', 'Flannel', '--distro', 'KubeADM', '--json', '--node', 'node-1'], host);
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cni: ['flannel'], distro: { name: 'kubeadm' }, wouldChange: true });
+  });
+
+  it('unknown distribution and backups action say what was probably meant', async () => {
+    const d = await cli(['plan', '--distro', 'k3z']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/^cni-sweep: error: unknown distribution "k3z" \(did you mean k3s\?\)\n {2}hint: known distributions: /);
+    const b = await cli(['backups', 'purne', '--keep', '1', '--root', tmp]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toBe(
+      'cni-sweep: error: unknown backups action "purne" (did you mean prune?)\n  hint: use `cni-sweep backups` or `cni-sweep backups prune --keep N`\n',
     );
   });
 
@@ -130,7 +165,7 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('shows the stack only with --verbose', async () => {
     const r = await cli(['plan', '--skip', 'firewal', '--verbose']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^cni-sweep: error: unknown phase "firewal"\n/);
+    expect(r.stderr).toMatch(/^cni-sweep: error: unknown phase "firewal" \(did you mean firewall\?\)\n/);
     expect(r.stderr).toMatch(/\n\s+at /);
   });
 
