@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
 import { CniSweepError, RefusedError, UsageError, exitCodeFor } from './errors.js';
-import type { Reporter } from './events.js';
+import { REPORT_SCHEMA_VERSION, type Reporter } from './events.js';
 import type { Host } from './host/host.js';
 import { tolerantReads } from './host/tolerant.js';
 import { Gaps } from './inspect.js';
@@ -128,6 +128,23 @@ function addCommon(cmd: Command): Command {
     .option('--verbose', 'more progress output, and stack traces on errors')
     .option('--no-color', 'no colour and no spinner');
 }
+
+const RUN_EXIT_CODES = `
+Exit codes:
+  0    success, whether or not anything changed
+  1    a phase failed (stdout names the backup; services are started again)
+  2    bad usage or bad input
+  3    refused: not root, not confirmed, another run holds the lock,
+       or --cni names a live CNI
+  129, 130, 141, 143
+       interrupted by SIGHUP, SIGINT, lost output or SIGTERM: the command
+       in flight finishes, services are started again, the report is written
+`;
+
+const PLAN_EXIT_CODES = `
+Exit codes: 0 the plan is printed (--json: wouldChange says whether a run would change the node),
+1 a phase could not be planned, 2 bad usage or bad input, 3 refused (--cni naming a live CNI).
+`;
 
 function phaseHelp(): string {
   const w = Math.max(...PHASES.map((p) => p.name.length));
@@ -497,7 +514,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   addCommon(program.command('plan'))
     .description('dry-run audit: print the exact commands a run would execute, as a bash script; changes nothing')
     .option('--uncordon', 'include the uncordon step')
-    .addHelpText('after', phaseHelp())
+    .addHelpText('after', phaseHelp() + PLAN_EXIT_CODES)
     .action(async (opts: Record<string, unknown>) => {
       code = await sweepCommand(io, parse(opts), true);
     });
@@ -507,7 +524,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--dry-run', 'same as `plan`')
     .option('--uncordon', 'uncordon the node at the end (only when a CNI config is present again)')
     .option('--no-restart-on-failure', 'leave kubelet and the runtime stopped when a phase fails')
-    .addHelpText('after', phaseHelp())
+    .addHelpText('after', phaseHelp() + RUN_EXIT_CODES)
     .action(async (opts: Record<string, unknown>) => {
       const o = parse(opts);
       code = await sweepCommand(io, o, o.dryRun);
@@ -570,14 +587,31 @@ export async function main(argv: string[], io: Io): Promise<number> {
       code = profilesCommand(io, Boolean(opts.json));
     });
 
+  program
+    .command('version')
+    .description('print the version of cni-sweep and of its JSON report')
+    .option('--json', 'as JSON: { version, reportSchemaVersion, node }')
+    .action((opts: { json?: boolean }) => {
+      io.stdout.write(
+        opts.json
+          ? JSON.stringify({ version: VERSION, reportSchemaVersion: REPORT_SCHEMA_VERSION, node: process.version }, null, 2) + '\n'
+          : `cni-sweep ${VERSION}\n`,
+      );
+    });
+
   const verbose = argv.includes('--verbose');
   try {
     // Options before (or without) a command: commander would call the first one "unknown".
     const first = argv.find((a) => a !== '--verbose');
     const topLevel = ['-h', '--help', '-V', '--version', 'help'];
-    if (first === undefined || (first.startsWith('-') && !topLevel.includes(first)))
+    // A bare `cni-sweep` asks what it can do, as `kubectl` and `gh` answer: the help, exit 0.
+    if (first === undefined) {
+      program.outputHelp();
+      return 0;
+    }
+    if (first.startsWith('-') && !topLevel.includes(first))
       throw new UsageError(
-        first === undefined ? 'no command given' : `no command given before ${first}: options come after the command`,
+        `no command given before ${first}: options come after the command`,
         `commands: ${program.commands.map((c) => c.name()).join(', ')}; see cni-sweep --help`,
       );
     await program.parseAsync(argv, { from: 'user' });
@@ -585,8 +619,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
-      // No command at all: commander shows the help, but the invocation was still wrong.
-      if (err.code === 'commander.help') return 2;
+      // `cni-sweep help [command]` exits 0; help shown because something was missing is bad usage.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       io.stderr.write(`cni-sweep: error: ${err.message.replace(/^error: /, '')}\n  hint: see cni-sweep --help\n`);
       return 2;
     }

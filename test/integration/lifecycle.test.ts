@@ -57,7 +57,7 @@ describe('preflight: nothing changes unless every removal can happen', () => {
 
   it('one immutable IPAM file (chattr +i): exit 1 naming it, the conflist and everything else still there', () => {
     const node = dirtyNode('immutable-ipam');
-    const ipam = path.join(node.root, 'var/lib/cni/networks/cbr0', node.pods[1].ip);
+    const ipam = path.join(node.root, 'var/lib/cni/networks/cbr0', node.pods[1]!.ip);
     execFileSync('chattr', ['+i', ipam]);
     cleanups.push(() => execFileSync('chattr', ['-i', ipam]));
     const before = snapshot(node);
@@ -216,17 +216,17 @@ describe('bad input is a usage error before anything changes', () => {
     },
   );
 
-  it('options without a command, and no arguments at all: exit 2 with one line naming the commands', () => {
+  it('options without a command: exit 2 with one line naming the commands; no arguments at all: the help, exit 0', () => {
     const node = dirtyNode('nocommand', { pods: 0 });
     const r = runCli(node, ['--root', node.root, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles; see cni-sweep --help\n$/,
+      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles, version; see cni-sweep --help\n$/,
     );
     const none = runCli(node, []);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/^cni-sweep: error: no command given\n {2}hint: commands: plan, run/);
-    expect(none.stdout).toBe('');
+    expect(none.code).toBe(0);
+    expect(none.stderr).toBe('');
+    expect(none.stdout).toMatch(/^Usage: cni-sweep \[options\] \[command\]\n/);
   });
 
   it.each([
@@ -269,7 +269,7 @@ describe('a failed phase says what failed in one short line', () => {
     const argv: string[] = report.failed.argv;
     expect(argv.slice(0, 2)).toEqual(['rm', '-rf']);
     expect(argv.length).toBeGreaterThan(8);
-    const line = errorLines(r.stderr)[0];
+    const line = errorLines(r.stderr)[0]!;
     expect(line).toBe(
       `cni-sweep: error: phase cni-state failed: rm -rf -- ${argv[3]} ... (${argv.length - 3} paths) exited 1: rm: cannot remove: Input/output error`,
     );
@@ -348,22 +348,31 @@ describe('restore checks every member of files.tar against the manifest before i
   it.each([
     [
       'an added member outside what the run removed',
-      (node: FlannelNode, backup: string) =>
-        append(node, backup, 'etc/cron.d/evil', (f) => fs.writeFileSync(f, '* * * * * root touch /pwned\n')),
+      (node: FlannelNode, backup: string) => {
+        append(node, backup, 'etc/cron.d/evil', (f) => {
+          fs.writeFileSync(f, '* * * * * root touch /pwned\n');
+        });
+      },
       /files\.tar holds etc\/cron\.d\/evil, which is not one of the paths the run removed$/,
       'etc/cron.d/evil',
     ],
     [
       'an added member inside a removed directory',
-      (node: FlannelNode, backup: string) =>
-        append(node, backup, 'var/lib/cni/networks/cbr0/10.244.1.250', (f) => fs.writeFileSync(f, 'x')),
+      (node: FlannelNode, backup: string) => {
+        append(node, backup, 'var/lib/cni/networks/cbr0/10.244.1.250', (f) => {
+          fs.writeFileSync(f, 'x');
+        });
+      },
       /files\.tar holds var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.250, which the manifest does not list$/,
       'var/lib/cni/networks/cbr0/10.244.1.250',
     ],
     [
       'a symlink pointing outside the root',
-      (node: FlannelNode, backup: string) =>
-        append(node, backup, 'var/lib/cni/networks/cbr0/etc', (f) => fs.symlinkSync('../../../../../../../../etc', f)),
+      (node: FlannelNode, backup: string) => {
+        append(node, backup, 'var/lib/cni/networks/cbr0/etc', (f) => {
+          fs.symlinkSync('../../../../../../../../etc', f);
+        });
+      },
       /files\.tar holds var\/lib\/cni\/networks\/cbr0\/etc, a link pointing outside the root \(\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/\.\.\/etc\)$/,
       'var/lib/cni/networks/cbr0/etc',
     ],
@@ -372,7 +381,9 @@ describe('restore checks every member of files.tar against the manifest before i
       (node: FlannelNode, backup: string) => {
         const rel = 'etc/cni/net.d/10-flannel.conflist';
         execFileSync('tar', ['--delete', '-f', path.join(backup, 'files.tar'), rel]);
-        append(node, backup, rel, (f) => fs.writeFileSync(f, '{"name": "cbr0", "plugins": [{"type": "flannel"}, {"type": "evil"}]}\n'));
+        append(node, backup, rel, (f) => {
+          fs.writeFileSync(f, '{"name": "cbr0", "plugins": [{"type": "flannel"}, {"type": "evil"}]}\n');
+        });
       },
       /files\.tar member etc\/cni\/net\.d\/10-flannel\.conflist does not match the manifest: size \d+, recorded \d+$/,
       'etc/cni/net.d/10-flannel.conflist',

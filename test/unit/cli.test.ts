@@ -169,11 +169,15 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
     expect(r.stderr).toMatch(/\n\s+at /);
   });
 
-  // The contract maps bad usage to 2; a playbook that templated an empty command must not "succeed".
-  it('no command at all is bad usage', async () => {
-    const r = await cli([]);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('');
+  // A playbook that templated an empty command still fails: an empty word is no command, and
+  // options without a command are bad usage. Only a bare `cni-sweep` is a request for help.
+  it('an empty command word, or options without a command, is bad usage', async () => {
+    for (const argv of [[''], ['--yes'], ['--json', 'run']]) {
+      const r = await cli(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      oneLineError(r.stderr);
+    }
   });
 });
 
@@ -647,6 +651,40 @@ describe('help, version and profiles', () => {
 
   it('--version prints the version', async () => {
     expect(await cli(['--version'])).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('a bare cni-sweep, and cni-sweep help, print the help on stdout and exit 0', async () => {
+    const full = await cli(['--help']);
+    for (const argv of [[], ['help']]) {
+      const r = await cli(argv);
+      expect(r, argv.join(' ')).toMatchObject({ code: 0, stderr: '', stdout: full.stdout });
+    }
+    expect(full.stdout).toMatch(/^Usage: cni-sweep \[options\] \[command\]\n/);
+    const run = await cli(['help', 'run']);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^Usage: cni-sweep run \[options\]\n/);
+  });
+
+  it('the version command prints the version, and with --json the report schema version too', async () => {
+    expect(await cli(['version'])).toMatchObject({ code: 0, stdout: `cni-sweep ${VERSION}\n`, stderr: '' });
+    const r = await cli(['version', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ version: VERSION, reportSchemaVersion: 1, node: process.version });
+  });
+
+  it('run --help and plan --help list their exit codes', async () => {
+    const run = await cli(['run', '--help']);
+    expect(run.code).toBe(0);
+    const codes = run.stdout.split('\nExit codes:\n')[1]!;
+    expect(
+      codes
+        .split('\n')
+        .filter((l) => /^ {2}\d/.test(l))
+        .map((l) => l.trim().split(/\s{2,}/)[0]),
+    ).toEqual(['0', '1', '2', '3', '129, 130, 141, 143']);
+    for (const l of codes.split('\n')) expect(l.length, l).toBeLessThanOrEqual(80);
+    const plan = await cli(['plan', '--help']);
+    expect(plan.stdout).toContain('Exit codes: 0 the plan is printed (--json: wouldChange');
   });
 
   it('profiles lists flannel with what it owns', async () => {
