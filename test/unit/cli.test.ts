@@ -500,6 +500,12 @@ describe('plan', () => {
       '\n# could not read: iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
     );
     expect(header).toContain('\n# could not read: /var/lib/cni/results: permission denied\n');
+    // What failed is not called inspected, and one line says what the plan therefore leaves out.
+    expect(header).toMatch(/\n# inspected: (?!.*iptables-nft-save)[^\n]*\n# not read: iptables-nft-save\n/);
+    expect(header).toContain(
+      '\n# LEFT OUT: iptables rules, /var/lib/cni/results could not be read (not root): this plan has no changes for them; a run as root reads them and may remove more\n',
+    );
+    expect(header.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([]);
     expect(r.stderr).toContain('cni-sweep: warning: could not read /var/lib/cni/results: permission denied\n');
     expect(r.stdout).not.toContain('iptables-nft-restore');
   });
