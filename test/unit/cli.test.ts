@@ -495,7 +495,7 @@ describe('plan', () => {
     });
     const r = await cli(['plan'], host);
     expect(r.code).toBe(0);
-    const header = r.stdout.split('set -euo pipefail')[0];
+    const header = r.stdout.split('set -euo pipefail')[0] ?? '';
     expect(header).toContain(
       '\n# could not read: iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
     );
