@@ -49,16 +49,19 @@ export function runSummary(r: Report): string {
     say(`node ${r.node}: interrupted by ${r.interrupted} after ${took}; ${counts ? `removed ${counts}` : 'nothing was removed'}`);
   } else if (r.failed) {
     say(`node ${r.node}: stopped after ${took}: phase ${r.failed.phase} failed; ${counts ? `removed ${counts}` : 'nothing was removed'}`);
+  } else if (!counts) {
+    // Only services an earlier run left stopped were started: nothing of a CNI was left to remove.
+    say(`node ${r.node}: no CNI state to remove; started what an earlier run left stopped (${took})`);
   } else {
-    say(`node ${r.node}: removed ${r.cni.join(', ')} state in ${took}: ${counts ?? 'no CNI state (services only)'}`);
+    say(`node ${r.node}: removed ${r.cni.join(', ')} state in ${took}: ${counts}`);
   }
   if (stopped) {
     // What the phases that did not run would have removed is still there: said by phase, not guessed by kind.
-    const notRun = r.phases
+    const notDone = r.phases
       .filter((p) => CLEANUP.has(p.name))
       .filter((p) => p.status === 'interrupted' || (p.status === 'skipped' && p.notes.some((n) => n.startsWith('not run'))))
-      .map((p) => p.name);
-    if (notRun.length) say(`not run: ${notRun.join(', ')}; what they remove is still on the node`);
+      .map((p) => (p.status === 'interrupted' ? `${p.name} (stopped part way)` : p.name));
+    if (notDone.length) say(`not run: ${notDone.join(', ')}; what they remove is still on the node`);
   }
   if (kept.length) say(`kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)`);
   if (r.backup) say(`backup: ${r.backup}; to put the files and firewall rules back: cni-sweep restore ${shellQuote(r.backup)}`);

@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { main, VERSION, type Io } from '../../src/cli.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
+import { emptyRemoved, type Report } from '../../src/events.js';
+import { runSummary } from '../../src/report/summary.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
@@ -243,6 +245,42 @@ describe('run', () => {
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
   });
 
+  it('the summary of a phase stopped part way, and of a run that only started what an earlier one left stopped', () => {
+    const base: Report = {
+      schemaVersion: 1,
+      version: VERSION,
+      startedAt: new Date(0).toISOString(),
+      durationMs: 1234,
+      removed: emptyRemoved(),
+      changed: true,
+      dryRun: false,
+      node: 'node-1',
+      root: '/',
+      cni: ['flannel'],
+      backup: null,
+      phases: [],
+      inspected: [],
+      unreadable: [],
+    };
+    const stopped = runSummary({
+      ...base,
+      interrupted: 'SIGINT',
+      phases: [
+        { name: 'cni-state', status: 'interrupted', notes: [], steps: [] },
+        { name: 'interfaces', status: 'skipped', notes: ['not run: SIGINT'], steps: [] },
+      ],
+    });
+    expect(stopped.split('\n')).toEqual([
+      'cni-sweep: node node-1: interrupted by SIGINT after 1.2 s; nothing was removed',
+      'cni-sweep: not run: cni-state (stopped part way), interfaces; what they remove is still on the node',
+      'cni-sweep: no backup was written',
+      'cni-sweep: node not cordoned by this run',
+      'cni-sweep: a rerun is safe: `cni-sweep run` removes only what is left',
+      '',
+    ]);
+    expect(runSummary(base)).toBe('cni-sweep: node node-1: no CNI state to remove; started what an earlier run left stopped (1.2 s)\n');
+  });
+
   it('with --uncordon the summary does not say the node is cordoned', async () => {
     const { host } = dirtyFlannelNode();
     // The new CNI's config is in place, so the uncordon phase runs.
@@ -358,6 +396,11 @@ describe('run', () => {
     expect(unhooked).toBe(true);
     expect(host.link('cni0')).toBeDefined();
     expect(host.units.get('containerd.service')).toBe('active');
+    // What went is counted, what did not is named: the config and state went, the interfaces did not.
+    expect(r.stdout.split('\n').slice(0, 2)).toEqual([
+      expect.stringMatching(/^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths$/),
+      'cni-sweep: not run: interfaces, routes, firewall, netns; what they remove is still on the node',
+    ]);
   });
 
   it('on a clean node reports nothing to do and exits 0', async () => {
