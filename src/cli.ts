@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
 import { CniSweepError, RefusedError, UsageError, exitCodeFor } from './errors.js';
-import type { Reporter } from './events.js';
+import { REPORT_SCHEMA_VERSION, type Reporter } from './events.js';
 import type { Host } from './host/host.js';
 import { tolerantReads } from './host/tolerant.js';
 import { Gaps } from './inspect.js';
@@ -21,7 +21,9 @@ import { applyDistro, detectDistro, embeddedLive } from './distros/node.js';
 import { sweep, type Report } from './run.js';
 import { parsePrefix, networkOf, type Prefix } from './util/cidr.js';
 import { renderArgv } from './util/shell.js';
+import { closest } from './util/suggest.js';
 import { PlainReporter } from './report/plain.js';
+import { runSummary } from './report/summary.js';
 import { doctor, isHealthy } from './doctor/index.js';
 import { renderText, toJson } from './doctor/render.js';
 
@@ -49,6 +51,41 @@ const list = (v: string | undefined) =>
         .map((s) => s.trim())
         .filter(Boolean)
     : [];
+
+/**
+ * Every name of a value list that is not a known one, reported at once, each with the known name it
+ * is probably a typo of. Returns the names as known (with their case, when `anyCase`).
+ */
+function knownNames(what: string, names: string[], known: readonly string[], hint: string, anyCase = false): string[] {
+  const find = (n: string) => known.find((k) => k === n || (anyCase && k.toLowerCase() === n.toLowerCase()));
+  const bad = names.filter((n) => !find(n));
+  if (bad.length) {
+    const each = bad.map((n) => {
+      const guess = closest(n, known);
+      return `"${n}"${guess ? ` (did you mean ${guess}?)` : ''}`;
+    });
+    throw new UsageError(`unknown ${bad.length > 1 ? `${what}s` : what} ${each.join(', ')}`, hint);
+  }
+  return names.map((n) => find(n) ?? n);
+}
+
+const cniNames = (names: string[], all: Array<{ name: string }>) =>
+  knownNames(
+    'CNI',
+    names,
+    all.map((p) => p.name),
+    `known CNIs: ${all.map((x) => x.name).join(', ')}`,
+    true,
+  );
+
+const distroName = (name: string, all: Array<{ name: string }>) =>
+  knownNames(
+    'distribution',
+    [name],
+    all.map((d) => d.name),
+    `known distributions: ${all.map((x) => x.name).join(', ')}`,
+    true,
+  )[0] ?? name;
 
 const CommonOpts = z.object({
   cni: z.string().optional(),
@@ -92,6 +129,23 @@ function addCommon(cmd: Command): Command {
     .option('--no-color', 'no colour and no spinner');
 }
 
+const RUN_EXIT_CODES = `
+Exit codes:
+  0    success, whether or not anything changed
+  1    a phase failed (stdout names the backup; services are started again)
+  2    bad usage or bad input
+  3    refused: not root, not confirmed, another run holds the lock,
+       or --cni names a live CNI
+  129, 130, 141, 143
+       interrupted by SIGHUP, SIGINT, lost output or SIGTERM: the command
+       in flight finishes, services are started again, the report is written
+`;
+
+const PLAN_EXIT_CODES = `
+Exit codes: 0 the plan is printed (--json: wouldChange says whether a run would change the node),
+1 a phase could not be planned, 2 bad usage or bad input, 3 refused (--cni naming a live CNI).
+`;
+
 function phaseHelp(): string {
   const w = Math.max(...PHASES.map((p) => p.name.length));
   return (
@@ -103,9 +157,7 @@ function selectPhases(o: CommonOpts): Set<string> {
   const only = list(o.only);
   const skip = list(o.skip);
   const extra = list(o.with);
-  for (const n of [...only, ...skip, ...extra]) {
-    if (!PHASE_NAMES.includes(n)) throw new UsageError(`unknown phase "${n}"`, `phases: ${PHASE_NAMES.join(', ')}`);
-  }
+  knownNames('phase', [...new Set([...only, ...skip, ...extra])], PHASE_NAMES, `phases: ${PHASE_NAMES.join(', ')}`);
   if (only.length && skip.length) throw new UsageError('--only and --skip cannot be used together');
   const optIn = new Set(PHASES.filter((p) => p.optIn).map((p) => p.name));
   // remove-sandboxes was opt-in and runs by default now: `--with remove-sandboxes` stays accepted.
@@ -163,14 +215,16 @@ async function confirmRun(io: Io, lines: string[], node: string, targets: Target
 }
 
 async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<number> {
+  // The report's startedAt and durationMs count from here, detection included.
+  const started = new Date();
   const root = checkRoot(o.root);
   const selected = selectPhases(o);
   const podCidrs = parseCidrs(o.podCidr);
   const all = loadProfiles();
-  const names = list(o.cni);
+  const names = cniNames(list(o.cni), all);
   const preselected = names.length ? selectProfiles(all, names) : null;
   const distros = loadDistros();
-  const override = o.distro ? selectDistro(distros, o.distro) : undefined;
+  const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
   const gaps = new Gaps();
   const host = openHost(io, root, gaps);
   if (!dryRun) {
@@ -216,7 +270,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
         dryRun,
         drainTimeoutSec: o.drainTimeout,
         backupDir: o.backupDir ? path.resolve(o.backupDir) : path.join(root, 'var/backups/cni-sweep'),
-        now: new Date(),
+        now: started,
         version: VERSION,
         // Without a prompt nobody is told the node is not drained: then the run refuses instead.
         refuseUndrained: !dryRun && o.yes,
@@ -275,19 +329,6 @@ function watchInterrupts(io: Io, active: boolean) {
 
 /** The exit code a shell reports for a process a signal ended: 128 + its number. */
 const signalExit = (sig: string) => 128 + ((os.constants.signals as Record<string, number>)[sig] ?? 15);
-
-function runSummary(r: Report): string {
-  const ran = r.phases.flatMap((p) => p.steps.filter((s) => s.status === 'ok')).length;
-  const kept = (r.targets ?? []).filter((t) => t.action === 'keep').map((t) => t.cni);
-  const keptLine = kept.length ? `cni-sweep: kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)\n` : '';
-  if (!r.changed) return `cni-sweep: node ${r.node}: nothing to do${r.cni.length ? ` for ${r.cni.join(', ')}` : ''}\n${keptLine}`;
-  const pods = r.podsWithoutNetwork?.length
-    ? `cni-sweep: ${r.podsWithoutNetwork.length} pod(s) left without a network: ${r.podsWithoutNetwork
-        .map((p) => `${p.namespace && p.name ? `${p.namespace}/${p.name}` : p.id}${p.ip ? ` (${p.ip})` : ''}`)
-        .join(', ')}\n  fix: ${r.podsWithoutNetworkFix}\n`
-    : '';
-  return `cni-sweep: node ${r.node}: ${r.failed ? 'stopped after a failure' : `removed ${r.cni.join(', ')} state`} (${ran} command(s))\n${keptLine}${pods}`;
-}
 
 async function restoreCommand(
   io: Io,
@@ -415,9 +456,9 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const root = checkRoot(o.root);
   const podCidrs = parseCidrs(o.podCidr);
   const all = loadProfiles();
-  const names = list(o.cni);
+  const names = cniNames(list(o.cni), all);
   const distros = loadDistros();
-  const override = o.distro ? selectDistro(distros, o.distro) : undefined;
+  const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
   const gaps = new Gaps();
   // Doctor only reads: without root it reads what it can and lists what it could not.
   const host = openHost(io, root, gaps);
@@ -473,7 +514,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   addCommon(program.command('plan'))
     .description('dry-run audit: print the exact commands a run would execute, as a bash script; changes nothing')
     .option('--uncordon', 'include the uncordon step')
-    .addHelpText('after', phaseHelp())
+    .addHelpText('after', phaseHelp() + PLAN_EXIT_CODES)
     .action(async (opts: Record<string, unknown>) => {
       code = await sweepCommand(io, parse(opts), true);
     });
@@ -483,7 +524,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--dry-run', 'same as `plan`')
     .option('--uncordon', 'uncordon the node at the end (only when a CNI config is present again)')
     .option('--no-restart-on-failure', 'leave kubelet and the runtime stopped when a phase fails')
-    .addHelpText('after', phaseHelp())
+    .addHelpText('after', phaseHelp() + RUN_EXIT_CODES)
     .action(async (opts: Record<string, unknown>) => {
       const o = parse(opts);
       code = await sweepCommand(io, o, o.dryRun);
@@ -531,7 +572,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action((action: string | undefined, opts: Parameters<typeof backupsCommand>[1]) => {
       rejectEmpty(opts);
       if (action !== undefined && action !== 'prune')
-        throw new UsageError(`unknown backups action "${action}"`, 'use `cni-sweep backups` or `cni-sweep backups prune --keep N`');
+        throw new UsageError(
+          `unknown backups action "${action}"${closest(action, ['prune']) ? ' (did you mean prune?)' : ''}`,
+          'use `cni-sweep backups` or `cni-sweep backups prune --keep N`',
+        );
       if (action === 'prune' && opts.keep === undefined) throw new UsageError('backups prune needs --keep <n>');
       code = backupsCommand(io, opts, action === 'prune');
     });
@@ -543,14 +587,31 @@ export async function main(argv: string[], io: Io): Promise<number> {
       code = profilesCommand(io, Boolean(opts.json));
     });
 
+  program
+    .command('version')
+    .description('print the version of cni-sweep and of its JSON report')
+    .option('--json', 'as JSON: { version, reportSchemaVersion, node }')
+    .action((opts: { json?: boolean }) => {
+      io.stdout.write(
+        opts.json
+          ? JSON.stringify({ version: VERSION, reportSchemaVersion: REPORT_SCHEMA_VERSION, node: process.version }, null, 2) + '\n'
+          : `cni-sweep ${VERSION}\n`,
+      );
+    });
+
   const verbose = argv.includes('--verbose');
   try {
     // Options before (or without) a command: commander would call the first one "unknown".
     const first = argv.find((a) => a !== '--verbose');
     const topLevel = ['-h', '--help', '-V', '--version', 'help'];
-    if (first === undefined || (first.startsWith('-') && !topLevel.includes(first)))
+    // A bare `cni-sweep` asks what it can do, as `kubectl` and `gh` answer: the help, exit 0.
+    if (first === undefined) {
+      program.outputHelp();
+      return 0;
+    }
+    if (first.startsWith('-') && !topLevel.includes(first))
       throw new UsageError(
-        first === undefined ? 'no command given' : `no command given before ${first}: options come after the command`,
+        `no command given before ${first}: options come after the command`,
         `commands: ${program.commands.map((c) => c.name()).join(', ')}; see cni-sweep --help`,
       );
     await program.parseAsync(argv, { from: 'user' });
@@ -558,8 +619,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
-      // No command at all: commander shows the help, but the invocation was still wrong.
-      if (err.code === 'commander.help') return 2;
+      // `cni-sweep help [command]` exits 0; help shown because something was missing is bad usage.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       io.stderr.write(`cni-sweep: error: ${err.message.replace(/^error: /, '')}\n  hint: see cni-sweep --help\n`);
       return 2;
     }

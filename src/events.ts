@@ -41,7 +41,70 @@ export interface PhaseReport {
   ms?: number;
 }
 
+/** What a run removed, by kind; the JSON report and the end-of-run summary count these. */
+export const REMOVED_KINDS = [
+  'configs',
+  'statePaths',
+  'interfaces',
+  'routes',
+  'firewallRules',
+  'firewallChains',
+  'nftablesTables',
+  'ipsets',
+  'namespaces',
+  'sandboxes',
+  'modules',
+] as const;
+export type RemovedKind = (typeof REMOVED_KINDS)[number];
+export type Removed = Record<RemovedKind, { count: number; names: string[] }>;
+
+/** The version of the report's shape (schema/report.schema.json); raised when a field changes meaning or goes. */
+export const REPORT_SCHEMA_VERSION = 1;
+
+export const emptyRemoved = (): Removed => Object.fromEntries(REMOVED_KINDS.map((k) => [k, { count: 0, names: [] }])) as unknown as Removed;
+
+/** Which kind a step's `removes` item counts as; firewall items are "<table> <chain> rule" or "chain <name>". */
+export function removedKind(stepKind: string, item: string): RemovedKind | null {
+  if (/ rule or chain$/.test(stepKind)) return item.startsWith('chain ') ? 'firewallChains' : 'firewallRules';
+  const kinds: Record<string, RemovedKind> = {
+    'CNI config': 'configs',
+    'CNI state': 'statePaths',
+    interface: 'interfaces',
+    route: 'routes',
+    'nftables table': 'nftablesTables',
+    ipset: 'ipsets',
+    'network namespace': 'namespaces',
+    'pod sandbox': 'sandboxes',
+    'kernel module': 'modules',
+  };
+  return kinds[stepKind] ?? null;
+}
+
+/** Adds what a step removes (or would remove) to a tally. */
+export function tallyRemoved(into: Removed, removes: { kind: string; items: string[] } | undefined): void {
+  if (!removes) return;
+  const backend = / rule or chain$/.test(removes.kind) ? `${removes.kind.replace(/ rule or chain$/, '')} ` : '';
+  for (const item of removes.items) {
+    const k = removedKind(removes.kind, item);
+    if (!k) continue;
+    into[k].count++;
+    into[k].names.push(backend + (k === 'firewallChains' ? item.replace(/^chain /, '') : item));
+  }
+}
+
 export interface Report {
+  /** REPORT_SCHEMA_VERSION. */
+  schemaVersion: number;
+  /** cni-sweep's version. */
+  version: string;
+  /** When the command started (ISO 8601) and how long it took. */
+  startedAt: string;
+  durationMs: number;
+  /** What the run removed, by kind (a plan removes nothing: all zero). */
+  removed: Removed;
+  /** A plan only: what a run would remove, and whether it would change the node at all. */
+  wouldRemove?: Removed;
+  wouldChange?: boolean;
   changed: boolean;
   dryRun: boolean;
   node: string;

@@ -36,8 +36,13 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   for (const w of report.warnings ?? []) out.push(`# WARNING: ${w}`);
   out.push(`# phases: ${ran.join(' ')}`);
   if (skipped.length) out.push(`# skipped: ${skipped.join(' ')}`);
-  out.push(`# inspected: ${report.inspected.join(', ')}`);
+  const failed = (what: string) => report.unreadable.some((u) => u === what || u.startsWith(`${what} `) || u.startsWith(`${what}:`));
+  out.push(`# inspected: ${report.inspected.filter((x) => !failed(x)).join(', ') || 'nothing'}`);
+  const notRead = report.inspected.filter(failed);
+  if (notRead.length) out.push(`# not read: ${notRead.join(', ')}`);
   for (const u of report.unreadable) out.push(`# could not read: ${u}`);
+  const gap = leftOut(report.unreadable);
+  if (gap) out.push(gap);
   const steps = plans.reduce((n, p) => n + (p.plan?.steps.length ?? 0), 0);
   out.push(
     steps
@@ -55,6 +60,25 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   }
   // Comments carry names from the node (files, networks, devices, errors): none may end its line.
   return out.map((l) => (l.startsWith('#') ? commentLine(l) : l)).join('\n') + '\n';
+}
+
+/**
+ * What could not be read, the plan has no changes for: said once, in words, so that nobody takes a
+ * plan made without root for the whole of what a run would do.
+ */
+function leftOut(unreadable: string[]): string | null {
+  if (!unreadable.length) return null;
+  const kinds = new Set<string>();
+  for (const u of unreadable) {
+    const what = u.split(/[\s:]/)[0] ?? u;
+    if (/^ip6?tables/.test(what)) kinds.add('iptables rules');
+    else if (what === 'nft') kinds.add('nftables tables');
+    else if (what === 'ipset') kinds.add('ipsets');
+    else if (what === 'crictl') kinds.add('pod sandboxes');
+    else kinds.add(what);
+  }
+  const notRoot = unreadable.some((u) => /permission denied|operation not permitted|you must be root/i.test(u));
+  return `# LEFT OUT: ${[...kinds].join(', ')} could not be read${notRoot ? ' (not root)' : ''}: this plan has no changes for them; a run as root reads them and may remove more`;
 }
 
 /** What a run will remove, grouped by kind in phase order, for the confirmation prompt. */

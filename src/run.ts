@@ -2,7 +2,16 @@
 // printed plan and what a run executes cannot drift apart. A real run plans each phase again
 // just before applying it, against the node as earlier phases left it.
 import { CommandFailedError, PhaseFailedError } from './errors.js';
-import type { PhaseReport, PhaseStatus, Report, Reporter, StepReport } from './events.js';
+import {
+  REPORT_SCHEMA_VERSION,
+  emptyRemoved,
+  tallyRemoved,
+  type PhaseReport,
+  type PhaseStatus,
+  type Report,
+  type Reporter,
+  type StepReport,
+} from './events.js';
 import type { Host } from './host/host.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -129,6 +138,11 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   }
 
   const report: Report = {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    version: req.opts.version,
+    startedAt: req.opts.now.toISOString(),
+    durationMs: 0,
+    removed: emptyRemoved(),
     changed: false,
     dryRun: req.opts.dryRun,
     node: req.opts.node,
@@ -183,21 +197,33 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
         error: `${preflightFailed[0]}${more ? ` (and ${more} more: see the preflight notes)` : ''}; nothing was changed`,
       };
     }
+    if (req.opts.dryRun) {
+      report.wouldRemove = emptyRemoved();
+      for (const { plan } of plans) for (const st of plan?.steps ?? []) tallyRemoved(report.wouldRemove, st.removes);
+      // A run refused by preflight changes nothing, but the node still holds what it would remove.
+      report.wouldChange = !planError && (planCtx.hasWork || restartOnly);
+    }
     // A plan writes no backup: the directory it would use is in the plan script, not the report.
-    return { report, plans, snapshot, gaps, aborted: false };
+    return { report: timed(report, req), plans, snapshot, gaps, aborted: false };
   }
 
   // Starting what an earlier run left stopped is putting the node back, not a cleanup to confirm.
   if (req.confirm && !restartOnly) {
     if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>)))
-      return { report, plans, snapshot, gaps, aborted: true };
+      return { report: timed(report, req), plans, snapshot, gaps, aborted: true };
     // The node may have changed while the prompt waited: read it again.
     req.host.refresh?.();
   }
 
   // Without a prompt nothing happened since planning: the backup can keep what the plans remove.
   await apply(req, snapshot, report, req.confirm ? null : cleanupPlans, planCtx.hasWork, leftBehind);
-  return { report, plans, snapshot, gaps, aborted: false };
+  return { report: timed(report, req), plans, snapshot, gaps, aborted: false };
+}
+
+/** The time from the command's start (opts.now) to now. */
+function timed(report: Report, req: SweepRequest): Report {
+  report.durationMs = Math.max(0, Date.now() - req.opts.now.getTime());
+  return report;
 }
 
 /** Pods a phase leaves without a network go into the report, with what to do about them. */
@@ -249,6 +275,8 @@ async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: P
     }
     await req.host.apply(step, { timeoutMs: step.timeoutMs, readOnly: !changesNode(phase) });
     if (changesNode(phase)) report.changed = true;
+    // Only what a step that succeeded removed: a failed batch may have applied part of its lines, unknown which.
+    tallyRemoved(report.removed, step.removes);
   } catch (err) {
     sr.status = 'failed';
     sr.error = (err as Error).message;

@@ -216,17 +216,17 @@ describe('bad input is a usage error before anything changes', () => {
     },
   );
 
-  it('options without a command, and no arguments at all: exit 2 with one line naming the commands', () => {
+  it('options without a command: exit 2 with one line naming the commands; no arguments at all: the help, exit 0', () => {
     const node = dirtyNode('nocommand', { pods: 0 });
     const r = runCli(node, ['--root', node.root, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles; see cni-sweep --help\n$/,
+      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles, version; see cni-sweep --help\n$/,
     );
     const none = runCli(node, []);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/^cni-sweep: error: no command given\n {2}hint: commands: plan, run/);
-    expect(none.stdout).toBe('');
+    expect(none.code).toBe(0);
+    expect(none.stderr).toBe('');
+    expect(none.stdout).toMatch(/^Usage: cni-sweep \[options\] \[command\]\n/);
   });
 
   it.each([

@@ -53,7 +53,9 @@ describe('on a terminal', () => {
     const cmd = `stty cols 120 rows 40; ${['nsenter', ...cliArgv(node, ['run', ...nodeArgs(node)])].map(shellQuote).join(' ')}`;
     const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...cliEnv(node), NO_COLOR: '', TERM: 'xterm' }, stdio: 'pipe' });
     let screen = '';
-    child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      screen += d.toString();
+    });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     for (let i = 0; i < 1500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
     child.stdin.end();
@@ -72,6 +74,13 @@ describe('on a terminal', () => {
       expect(r.screen).toMatch(new RegExp(`✔ ${phase} ok, \\d+ ms`));
     expect(r.raw).toContain('\x1b['); // colour and cursor control on a terminal
     expect(snapshot(node).links.join('\n')).not.toMatch(/^cni0 /m);
+    // The end says what went, by kind, where the backup is and that the node is still cordoned.
+    expect(r.screen).toMatch(
+      /^cni-sweep: node node-1: removed flannel state in \d+(\.\d)? s: 1 CNI config, \d+ state paths?, \d+ interfaces/m,
+    );
+    expect(r.screen).toMatch(/^cni-sweep: backup: \S+; to put the files and firewall rules back: cni-sweep restore \S+$/m);
+    expect(r.screen).toContain('cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs');
+    expect(r.screen).not.toContain('command(s)');
   });
 
   it('a terminal that reports no width gets plain lines, not a runaway spinner', () => {
@@ -113,7 +122,9 @@ describe('Ctrl-C on a terminal', () => {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let screen = '';
-      child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+      child.stdout.on('data', (d: Buffer) => {
+        screen += d.toString();
+      });
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       if (!yes.length) {
         for (let i = 0; i < 500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));

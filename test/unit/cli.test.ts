@@ -6,9 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { main, VERSION, type Io } from '../../src/cli.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
+import { emptyRemoved, type Report } from '../../src/events.js';
+import { runSummary } from '../../src/report/summary.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
@@ -68,17 +71,52 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('unknown phase', async () => {
     const r = await cli(['plan', '--skip', 'firewal']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`cni-sweep: error: unknown phase "firewal"\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: unknown phase "firewal" (did you mean firewall?)\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`,
+    );
     expect(r.stdout).toBe('');
+  });
+
+  it('every unknown phase at once, each with its likely name', async () => {
+    const r = await cli(['plan', '--only', 'firewal,routs,interfaces,zzz']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: unknown phases "firewal" (did you mean firewall?), "routs" (did you mean routes?), "zzz"\n  hint: phases: ${PHASE_NAMES.join(', ')}\n`,
+    );
   });
 
   it('unknown CNI', async () => {
     const r = await cli(['plan', '--cni', 'flanel']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      `cni-sweep: error: unknown CNI "flanel"\n  hint: known CNIs: ${loadProfiles()
+      `cni-sweep: error: unknown CNI "flanel" (did you mean flannel?)\n  hint: known CNIs: ${loadProfiles()
         .map((p) => p.name)
         .join(', ')}\n`,
+    );
+  });
+
+  it('every unknown CNI at once; no guess for a name that is no typo of a known one', async () => {
+    const r = await cli(['doctor', '--cni', 'calcio,weave,flannel']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: unknown CNIs "calcio" \(did you mean calico\?\), "weave"\n {2}hint: known CNIs: /);
+  });
+
+  it('CNI and distribution names are not case-sensitive', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await cli(['plan', '--cni', 'Flannel', '--distro', 'KubeADM', '--json', '--node', 'node-1'], host);
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cni: ['flannel'], distro: { name: 'kubeadm' }, wouldChange: true });
+  });
+
+  it('unknown distribution and backups action say what was probably meant', async () => {
+    const d = await cli(['plan', '--distro', 'k3z']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/^cni-sweep: error: unknown distribution "k3z" \(did you mean k3s\?\)\n {2}hint: known distributions: /);
+    const b = await cli(['backups', 'purne', '--keep', '1', '--root', tmp]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toBe(
+      'cni-sweep: error: unknown backups action "purne" (did you mean prune?)\n  hint: use `cni-sweep backups` or `cni-sweep backups prune --keep N`\n',
     );
   });
 
@@ -129,15 +167,19 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
   it('shows the stack only with --verbose', async () => {
     const r = await cli(['plan', '--skip', 'firewal', '--verbose']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^cni-sweep: error: unknown phase "firewal"\n/);
+    expect(r.stderr).toMatch(/^cni-sweep: error: unknown phase "firewal" \(did you mean firewall\?\)\n/);
     expect(r.stderr).toMatch(/\n\s+at /);
   });
 
-  // The contract maps bad usage to 2; a playbook that templated an empty command must not "succeed".
-  it('no command at all is bad usage', async () => {
-    const r = await cli([]);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('');
+  // A playbook that templated an empty command still fails: an empty word is no command, and
+  // options without a command are bad usage. Only a bare `cni-sweep` is a request for help.
+  it('an empty command word, or options without a command, is bad usage', async () => {
+    for (const argv of [[''], ['--yes'], ['--json', 'run']]) {
+      const r = await cli(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      oneLineError(r.stderr);
+    }
   });
 });
 
@@ -188,9 +230,112 @@ describe('run', () => {
     const { host } = dirtyFlannelNode();
     const r = await cli(RUN, host, { answer: 'y' });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state \(\d+ command\(s\)\)\n$/);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(
+      /^cni-sweep: node node-1: removed flannel state in \d+\.\d s: 1 CNI config, 5 state paths, 4 interfaces, 2 routes, 9 firewall rules, 11 firewall chains, 2 nftables tables, 2 network namespaces$/,
+    );
+    const backup =
+      /^cni-sweep: backup: (\/var\/backups\/cni-sweep\/\d{8}T\d{6}Z-node-1); to put the files and firewall rules back: cni-sweep restore (.*)$/.exec(
+        lines[1] ?? '',
+      );
+    expect(backup?.[2]).toBe(backup?.[1]);
+    expect(lines.slice(2)).toEqual(['cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs', '']);
+    expect(r.stdout).not.toMatch(/command\(s\)/);
     expect(host.link('cni0')).toBeUndefined();
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
+  });
+
+  it('the summary of a phase stopped part way, and of a run that only started what an earlier one left stopped', () => {
+    const base: Report = {
+      schemaVersion: 1,
+      version: VERSION,
+      startedAt: new Date(0).toISOString(),
+      durationMs: 1234,
+      removed: emptyRemoved(),
+      changed: true,
+      dryRun: false,
+      node: 'node-1',
+      root: '/',
+      cni: ['flannel'],
+      backup: null,
+      phases: [],
+      inspected: [],
+      unreadable: [],
+    };
+    const stopped = runSummary({
+      ...base,
+      interrupted: 'SIGINT',
+      phases: [
+        { name: 'cni-state', status: 'interrupted', notes: [], steps: [] },
+        { name: 'interfaces', status: 'skipped', notes: ['not run: SIGINT'], steps: [] },
+      ],
+    });
+    expect(stopped.split('\n')).toEqual([
+      'cni-sweep: node node-1: interrupted by SIGINT after 1.2 s; nothing was removed',
+      'cni-sweep: not run: cni-state (stopped part way), interfaces; what they remove is still on the node',
+      'cni-sweep: no backup was written',
+      'cni-sweep: node not cordoned by this run',
+      'cni-sweep: a rerun is safe: `cni-sweep run` removes only what is left',
+      '',
+    ]);
+    expect(runSummary(base)).toBe('cni-sweep: node node-1: no CNI state to remove; started what an earlier run left stopped (1.2 s)\n');
+  });
+
+  it('with --uncordon the summary does not say the node is cordoned', async () => {
+    const { host } = dirtyFlannelNode();
+    // The new CNI's config is in place, so the uncordon phase runs.
+    host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    const r = await cli([...RUN, '--cni', 'flannel', '--yes', '--uncordon'], host);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state in /);
+    expect(r.stdout).not.toContain('cordoned');
+  });
+
+  it('interrupted before anything was removed: says so, what did not run, the backup, the cordon, and that a rerun is safe', async () => {
+    const { host } = dirtyFlannelNode();
+    let handler: ((sig: NodeJS.Signals) => void) | undefined;
+    host.failOn((s) => {
+      if (s.argv[0] === 'systemctl' && s.argv[1] === 'stop' && s.argv.includes('kubelet.service')) handler!('SIGINT');
+      return false;
+    });
+    const r = await cli([...RUN, '--yes'], host, { onSignals: (h) => ((handler = h), () => {}) });
+    expect(r.code).toBe(130);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^cni-sweep: node node-1: interrupted by SIGINT after \d+\.\d s; nothing was removed$/);
+    expect(lines[1]).toBe(
+      'cni-sweep: not run: cni-config, cni-state, interfaces, routes, firewall, netns; what they remove is still on the node',
+    );
+    expect(lines[2]).toMatch(
+      /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
+    );
+    expect(lines.slice(3)).toEqual([
+      'cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs',
+      'cni-sweep: a rerun is safe: `cni-sweep run` removes only what is left',
+      '',
+    ]);
+    expect(r.stdout).not.toMatch(/removed flannel|command\(s\)/);
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(true);
+  });
+
+  it('a failed run names what it removed, the backup, the cordon and that a rerun is safe', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
+    const r = await cli([...RUN, '--yes'], host);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(
+      /^cni-sweep: node node-1: stopped after \d+\.\d s: phase firewall failed; removed 1 CNI config, 5 state paths, 4 interfaces, 2 routes, \d+ firewall rules?, \d+ firewall chains?/,
+    );
+    expect(lines[1]).toBe('cni-sweep: not run: netns; what they remove is still on the node');
+    expect(lines[2]).toMatch(
+      /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
+    );
+    expect(lines.slice(3)).toEqual([
+      'cni-sweep: node still cordoned: `kubectl uncordon node-1` once the new CNI runs',
+      'cni-sweep: a rerun is safe: `cni-sweep run` removes only what is left (fix the cause of the firewall failure first)',
+      '',
+    ]);
+    expect(r.stderr).toMatch(/cni-sweep: error: phase firewall failed: /);
   });
 
   it('--yes --json: stdout is exactly one JSON report, progress goes to stderr', async () => {
@@ -251,6 +396,11 @@ describe('run', () => {
     expect(unhooked).toBe(true);
     expect(host.link('cni0')).toBeDefined();
     expect(host.units.get('containerd.service')).toBe('active');
+    // What went is counted, what did not is named: the config and state went, the interfaces did not.
+    expect(r.stdout.split('\n').slice(0, 2)).toEqual([
+      expect.stringMatching(/^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths$/),
+      'cni-sweep: not run: interfaces, routes, firewall, netns; what they remove is still on the node',
+    ]);
   });
 
   it('on a clean node reports nothing to do and exits 0', async () => {
@@ -260,6 +410,87 @@ describe('run', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ changed: false, cni: [], backup: null });
     expect(r.stderr).toContain('cni-sweep: no CNI state found on this node\n');
     expect(host.calls).toEqual([]);
+  });
+});
+
+describe('the JSON report follows schema/report.schema.json', () => {
+  const schemaFile = JSON.parse(fs.readFileSync(path.join(__dirname, '../../schema/report.schema.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const validator = z.fromJSONSchema(schemaFile);
+  const valid = (doc: unknown) => {
+    const r = validator.safeParse(doc);
+    expect(r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
+  };
+  const names = (removed: Record<string, { count: number; names: string[] }>) =>
+    Object.fromEntries(Object.entries(removed).map(([k, v]) => [k, v.names]));
+
+  it('the schema is versioned and rejects what it does not describe', () => {
+    expect(schemaFile.$id).toBe('urn:cni-sweep:schema:report:1');
+    expect(validator.safeParse({}).success).toBe(false);
+  });
+
+  it('a run: valid, with version, start, duration and what it removed by kind (the same as its plan said it would)', async () => {
+    const t0 = Date.now();
+    const plan = await cli(['plan', '--json', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    const { host } = dirtyFlannelNode();
+    const r = await cli([...RUN, '--yes', '--json'], host);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    valid(report);
+    expect(report).toMatchObject({ schemaVersion: 1, version: VERSION, changed: true });
+    expect(Date.parse(report.startedAt)).toBeGreaterThanOrEqual(t0 - 1000);
+    expect(report.durationMs).toBeGreaterThanOrEqual(0);
+    expect(report.removed.interfaces.names).toEqual(expect.arrayContaining(['cni0', 'flannel.1']));
+    expect(report.removed.configs).toEqual({ count: 1, names: ['/etc/cni/net.d/10-flannel.conflist'] });
+    for (const k of Object.values<{ count: number; names: string[] }>(report.removed)) expect(k.count).toBe(k.names.length);
+    expect(report.wouldChange).toBeUndefined();
+    expect(host.link('cni0')).toBeUndefined();
+    const planned = JSON.parse(plan.stdout);
+    valid(planned);
+    expect(planned.wouldChange).toBe(true);
+    expect(planned.changed).toBe(false);
+    expect(Object.values(planned.removed).every((k) => (k as { count: number }).count === 0)).toBe(true);
+    expect(names(planned.wouldRemove)).toEqual(names(report.removed));
+  });
+
+  it('a plan of a clean node would not change it; a clean run removed nothing', async () => {
+    const plan = await cli(['plan', '--json', '--node', 'node-1'], foreignNode());
+    valid(JSON.parse(plan.stdout));
+    expect(JSON.parse(plan.stdout).wouldChange).toBe(false);
+    const run = await cli([...RUN, '--yes', '--json'], foreignNode());
+    const report = JSON.parse(run.stdout);
+    valid(report);
+    expect(Object.values(report.removed).every((k) => (k as { count: number }).count === 0)).toBe(true);
+  });
+
+  it('failed and interrupted runs are valid reports too, counting only what was removed', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
+    const failed = JSON.parse((await cli([...RUN, '--yes', '--json'], host)).stdout);
+    valid(failed);
+    expect(failed.removed.interfaces.count).toBeGreaterThan(0);
+    expect(failed.removed.namespaces.count).toBe(0); // netns runs after the firewall
+
+    const other = dirtyFlannelNode().host;
+    let handler: ((sig: NodeJS.Signals) => void) | undefined;
+    other.failOn((s) => {
+      if (s.argv[0] === 'systemctl' && s.argv[1] === 'stop') handler!('SIGINT');
+      return false;
+    });
+    const r = await cli([...RUN, '--yes', '--json'], other, { onSignals: (h) => ((handler = h), () => {}) });
+    expect(r.code).toBe(130);
+    const interrupted = JSON.parse(r.stdout);
+    valid(interrupted);
+    expect(interrupted.interrupted).toBe('SIGINT');
+    expect(Object.values(interrupted.removed).every((k) => (k as { count: number }).count === 0)).toBe(true);
+  });
+
+  it('a field the schema does not list fails validation', async () => {
+    const report = JSON.parse((await cli(['plan', '--json', '--node', 'node-1'], foreignNode())).stdout);
+    expect(validator.safeParse({ ...report, surprise: 1 }).success).toBe(false);
+    expect(validator.safeParse({ ...report, removed: { ...report.removed, routes: { count: 1 } } }).success).toBe(false);
   });
 });
 
@@ -307,11 +538,17 @@ describe('plan', () => {
     });
     const r = await cli(['plan'], host);
     expect(r.code).toBe(0);
-    const header = r.stdout.split('set -euo pipefail')[0];
+    const header = r.stdout.split('set -euo pipefail')[0] ?? '';
     expect(header).toContain(
       '\n# could not read: iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
     );
     expect(header).toContain('\n# could not read: /var/lib/cni/results: permission denied\n');
+    // What failed is not called inspected, and one line says what the plan therefore leaves out.
+    expect(header).toMatch(/\n# inspected: (?!.*iptables-nft-save)[^\n]*\n# not read: iptables-nft-save\n/);
+    expect(header).toContain(
+      '\n# LEFT OUT: iptables rules, /var/lib/cni/results could not be read (not root): this plan has no changes for them; a run as root reads them and may remove more\n',
+    );
+    expect(header.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([]);
     expect(r.stderr).toContain('cni-sweep: warning: could not read /var/lib/cni/results: permission denied\n');
     expect(r.stdout).not.toContain('iptables-nft-restore');
   });
@@ -463,6 +700,40 @@ describe('help, version and profiles', () => {
 
   it('--version prints the version', async () => {
     expect(await cli(['--version'])).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('a bare cni-sweep, and cni-sweep help, print the help on stdout and exit 0', async () => {
+    const full = await cli(['--help']);
+    for (const argv of [[], ['help']]) {
+      const r = await cli(argv);
+      expect(r, argv.join(' ')).toMatchObject({ code: 0, stderr: '', stdout: full.stdout });
+    }
+    expect(full.stdout).toMatch(/^Usage: cni-sweep \[options\] \[command\]\n/);
+    const run = await cli(['help', 'run']);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^Usage: cni-sweep run \[options\]\n/);
+  });
+
+  it('the version command prints the version, and with --json the report schema version too', async () => {
+    expect(await cli(['version'])).toMatchObject({ code: 0, stdout: `cni-sweep ${VERSION}\n`, stderr: '' });
+    const r = await cli(['version', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ version: VERSION, reportSchemaVersion: 1, node: process.version });
+  });
+
+  it('run --help and plan --help list their exit codes', async () => {
+    const run = await cli(['run', '--help']);
+    expect(run.code).toBe(0);
+    const codes = run.stdout.split('\nExit codes:\n')[1]!;
+    expect(
+      codes
+        .split('\n')
+        .filter((l) => /^ {2}\d/.test(l))
+        .map((l) => l.trim().split(/\s{2,}/)[0]),
+    ).toEqual(['0', '1', '2', '3', '129, 130, 141, 143']);
+    for (const l of codes.split('\n')) expect(l.length, l).toBeLessThanOrEqual(80);
+    const plan = await cli(['plan', '--help']);
+    expect(plan.stdout).toContain('Exit codes: 0 the plan is printed (--json: wouldChange');
   });
 
   it('profiles lists flannel with what it owns', async () => {
