@@ -312,6 +312,12 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       io.stderr.write(`cni-sweep: error: phase ${f.phase} failed: ${f.error}\n`);
       // The line above shortens a long command; the JSON report has it whole, and so does --verbose.
       if (o.verbose && f.argv) io.stderr.write(`  command: ${renderArgv(f.argv)}\n`);
+      // The runtime tears a pod's network down with the CNI config it loads now: a new CNI's config
+      // whose plugin is not installed yet makes that fail. Nothing was removed.
+      if (f.phase === 'remove-sandboxes')
+        io.stderr.write(
+          '  hint: the runtime could not stop these pods (see its message); fix that (e.g. install the plugin of the CNI config it loads now) and run again, or pass --keep-sandboxes to leave them running without a network\n',
+        );
       return 1;
     }
     return 0;

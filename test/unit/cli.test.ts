@@ -291,6 +291,22 @@ describe('run', () => {
     expect(r.stdout).not.toContain('cordoned');
   });
 
+  it('sandboxes the runtime cannot stop: nothing is removed, and the hint names the cause and --keep-sandboxes', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.sandboxes = ['flan1'];
+    host.pods.set('flan1', { name: 'web-1', namespace: 'default', ip: pods[0]!.ip });
+    host.failOn((s) => s.argv[0] === 'crictl' && s.argv[1] === 'stopp', {
+      code: 1,
+      stderr: 'level=fatal msg="stopping the pod sandbox: failed to find plugin \\"calico\\" in path [/opt/cni/bin]"\n',
+    });
+    const r = await cli([...RUN, '--yes'], host);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^cni-sweep: error: phase remove-sandboxes failed: crictl stopp flan1 exited 1: /m);
+    expect(r.stderr).toContain('  hint: the runtime could not stop these pods (see its message);');
+    expect(r.stderr).toContain('or pass --keep-sandboxes to leave them running without a network');
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(true);
+  });
+
   it('interrupted before anything was removed: says so, what did not run, the backup, the cordon, and that a rerun is safe', async () => {
     const { host } = dirtyFlannelNode();
     let handler: ((sig: NodeJS.Signals) => void) | undefined;
