@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { Host } from '../host/host.js';
 import { underRoot } from '../host/host.js';
+import { unitStates } from '../host/units.js';
 import type { Profile } from '../profiles/schema.js';
 import type { Distro, DistroAdds } from './schema.js';
 import type { Embedded } from '../profiles/targets.js';
@@ -68,10 +69,8 @@ export function yamlScalars(text: string): Record<string, string> {
 const fill = (p: string, dataDir: string | null) => (dataDir ? p.replaceAll('{dataDir}', dataDir) : p);
 
 async function activeUnits(host: Host, units: string[]): Promise<Set<string>> {
-  if (!units.length || !(await host.has('systemctl'))) return new Set();
-  const r = await host.query(['systemctl', 'is-active', ...units]);
-  const states = r?.stdout.split('\n') ?? [];
-  return new Set(units.filter((_, i) => states[i]?.trim() === 'active'));
+  const states = await unitStates(host, units);
+  return new Set(units.filter((u) => states?.get(u) === 'active'));
 }
 
 /** Lays a distribution out on this node. */

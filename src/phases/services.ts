@@ -1,6 +1,7 @@
 // Stopping and starting kubelet and the container runtime. Stopped first so nothing recreates
 // interfaces or IPAM files while they are removed; started again in reverse order.
 import type { Host } from '../host/host.js';
+import { unitStates } from '../host/units.js';
 import { kubeadm } from '../distros/kubeadm.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
 import { nothing } from './types.js';
@@ -10,12 +11,9 @@ export const RUNTIME_UNITS = kubeadm.units.runtime;
 export const KUBELET_UNITS = kubeadm.units.kubelet;
 
 async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string> {
-  if (!(await ctx.host.has('systemctl'))) return 'systemctl is not installed';
-  const r = await ctx.host.query(['systemctl', 'is-active', ...units]);
-  if (!r) return 'systemctl is not installed';
-  // One line per unit, in order; exit code is non-zero when any is inactive.
-  const states = r.stdout.split('\n');
-  return units.filter((_, i) => states[i]?.trim() === 'active');
+  const states = await unitStates(ctx.host, units);
+  if (!states) return 'systemctl is not installed';
+  return units.filter((u) => states.get(u) === 'active');
 }
 
 /** The distribution's units (k3s: one unit holds kubelet and the runtime); kubeadm's by default. */
@@ -49,11 +47,8 @@ function planStart(ctx: Ctx, units: string[]): PhasePlan {
 
 /** Of these units, the ones systemd reports inactive now (none when systemctl cannot tell). */
 export async function inactiveUnits(host: Host, units: string[]): Promise<string[]> {
-  if (!units.length || !(await host.has('systemctl'))) return [];
-  const r = await host.query(['systemctl', 'is-active', ...units]);
-  if (!r) return [];
-  const states = r.stdout.split('\n');
-  return units.filter((_, i) => ['inactive', 'failed'].includes(states[i]?.trim() ?? ''));
+  const states = await unitStates(host, units);
+  return units.filter((u) => ['inactive', 'failed'].includes(states?.get(u) ?? ''));
 }
 
 /** Splits units into the lists the start phases start them from (the distribution's kubelet units, else kubeadm's). */
