@@ -1,7 +1,7 @@
 // CNI config files are the CNI's by content (plugin types), not by file name.
 import { underRoot } from '../host/host.js';
-import { ownsConfig, untrustedNote } from '../inspect.js';
-import { loadProfiles } from '../profiles/index.js';
+import { untrustedNote } from '../inspect.js';
+import { isPodNetworkConfig } from '../profiles/targets.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -25,8 +25,7 @@ export const cniConfig: Phase = {
     // gone, a podman or plain bridge config would give new pods its addresses.
     const warnings: string[] = [];
     const first = ctx.snapshot.remainingConfigs[0];
-    const known = loadProfiles();
-    if (first && !first.types.some((t) => t.startsWith('multus')) && !known.some((p) => ownsConfig(p, first)))
+    if (first && !first.types.some((t) => t.startsWith('multus')) && !isPodNetworkConfig(first))
       warnings.push(
         `after the removal the runtime's first CNI config is ${first.file} (network ${first.name}, plugins ${first.types.join(', ')}), which is no pod network: pods created after it restarts get their network from it; install the new CNI's config (or move ${first.file} away) before pods are scheduled here`,
       );

@@ -3,7 +3,7 @@
 // Routes that look like the CNI's but are not in its shapes stay, each with a note saying why.
 import { listLinks, listRoutes } from '../inspect.js';
 import { classifyRoutes, cniDevices, dyingDevices, ownedLinks, routeDeleteLine, routeLabel } from '../ownership.js';
-import { loadProfiles } from '../profiles/index.js';
+import { knownProfiles } from '../profiles/index.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 
@@ -20,7 +20,7 @@ export const routes: Phase = {
     const owned = new Set(mineLinks.map((l) => l.name));
     // When the interfaces phase runs, routes through those devices disappear with them.
     const dying = ctx.selected.has('interfaces') ? dyingDevices(mineLinks) : new Set<string>();
-    const known = [...loadProfiles(), ...ctx.profiles];
+    const known = [...knownProfiles(), ...ctx.profiles];
     const cni = cniDevices(links, known, ctx.snapshot.configs);
     for (const d of owned) cni.add(d);
     const { owned: mine, kept } = classifyRoutes(await listRoutes(ctx.host, ctx.gaps), {

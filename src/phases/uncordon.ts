@@ -1,6 +1,6 @@
 import { PhaseFailedError } from '../errors.js';
-import { readCniConfigs, CNI_CONF_DIR, ownsConfig } from '../inspect.js';
-import { loadProfiles } from '../profiles/index.js';
+import { readCniConfigs, CNI_CONF_DIR } from '../inspect.js';
+import { isPodNetworkConfig } from '../profiles/targets.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 import { kubectlArgv } from './kube.js';
@@ -19,8 +19,7 @@ export const uncordon: Phase = {
     // In a plan the removals have not happened yet, so count what will remain.
     const left = ctx.opts.dryRun ? ctx.snapshot.remainingConfigs : await readCniConfigs(ctx.host, ctx.snapshot.distro?.confDirs);
     // Only a pod network counts: the runtime would wire new pods into podman's bridge just as well.
-    const known = loadProfiles();
-    if (!left.some((c) => known.some((p) => ownsConfig(p, c)))) {
+    if (!left.some(isPodNetworkConfig)) {
       const others = left.length ? ` (only ${left.map((c) => c.file).join(', ')}, which no pod network cni-sweep knows owns)` : '';
       throw new PhaseFailedError(
         'uncordon',

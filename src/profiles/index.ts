@@ -21,6 +21,12 @@ export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
   });
 }
 
+let builtIn: Profile[] | undefined;
+/** The built-in profiles, validated once per process (phases ask while planning, twice in a run). */
+export function knownProfiles(): Profile[] {
+  return (builtIn ??= loadProfiles());
+}
+
 export function selectProfiles(all: Profile[], names: string[]): Profile[] {
   return names.map((n) => {
     const p = all.find((x) => x.name === n);

@@ -5,6 +5,7 @@ import type { Host, ProcessInfo } from '../host/host.js';
 import { ownsConfig, readCniConfigs } from '../inspect.js';
 import type { CniConfig } from '../parse/conflist.js';
 import type { Detection } from './detect.js';
+import { knownProfiles } from './index.js';
 import type { Profile } from './schema.js';
 
 /** CNIs a distribution runs inside its own process (k3s's Flannel), by profile name: why it is live and how to stop it. */
@@ -41,6 +42,11 @@ export function runtimeConfigs(configs: CniConfig[]): CniConfig[] {
   const [first] = configs;
   if (!first) return [];
   return first.types.some((t) => t.startsWith('multus')) ? configs : [first];
+}
+
+/** Whether a config is a pod network's: one a CNI cni-sweep knows owns (podman's bridge is not). */
+export function isPodNetworkConfig(c: CniConfig): boolean {
+  return knownProfiles().some((p) => ownsConfig(p, c));
 }
 
 /** The config of this profile the runtime uses now, if any. */
