@@ -395,8 +395,18 @@ export async function runPod(node: RuntimeNode, name: string, hostPort?: number)
     labels: { app: name },
     linux: { cgroupParent: node.cgroup, securityContext: { namespaceOptions: { network: 'POD', pid: 'POD', ipc: 'POD' } } },
   };
-  const id = await node.cri.runPodSandbox(config);
-  return { id, name, hostPort };
+  // Pods start side by side, and portmap 1.1 creates its shared chains without a lock: two first
+  // hostPort pods can race ("unable to create chain CNI-HOSTPORT-SETMARK"). The runtime then removes
+  // the sandbox, and kubelet would simply try again; so does this.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const id = await node.cri.runPodSandbox(config);
+      return { id, name, hostPort };
+    } catch (e) {
+      if (attempt >= 3 || !/failed to setup network for sandbox/.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
 }
 
 /** The pod's addresses as the runtime reports them. */
