@@ -4,8 +4,33 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import type { TarMember } from '../backup/tar.js';
 
+/**
+ * What a step may change, by kind of node state. The host keeps the answers of queries until a
+ * step that may alter them: it learns which from this, declared where the step is made.
+ * - files: files and directories under the root (rm);
+ * - links: interfaces and their addresses (ip link, ip address);
+ * - routes: routes only (an ip -batch of `route ...` lines);
+ * - namespaces: pod network namespace mounts (umount);
+ * - firewall: iptables and ip6tables rules (an iptables-restore batch);
+ * - nft: nftables tables (nft -f);
+ * - own: only cni-sweep's own files (the backup): nothing a query sees.
+ */
+export type Touch = 'files' | 'links' | 'routes' | 'namespaces' | 'firewall' | 'nft' | 'own';
+
 export interface Step {
   argv: string[];
+  /**
+   * What this step may change. Absent: anything (services, the CRI, the API server, a step of a
+   * phase that declares nothing): every answer read before it is read again. Declare only what
+   * is certain; a kind left out is a kind whose answers are trusted after the step.
+   */
+  touches?: Touch[];
+  /**
+   * The node paths a `rm -f -- <paths under the root>` step removes one by one: the host unlinks
+   * them itself (the plan still shows the rm), joining each to the root. Only when the argv is
+   * exactly that rm of exactly these paths; otherwise the command runs.
+   */
+  unlinks?: string[];
   stdin?: string;
   /** Write the command's stdout to this (real) path, mode 0600; rendered as `> path`. */
   stdoutTo?: string;

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
-import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step } from './host.js';
+import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
@@ -107,26 +107,40 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
   'ip6tables-legacy-save': 'ip6_tables_names',
 };
 
+/** Readers whose answers a kind of change can alter, by the argv that printed them. */
+const STALE: Record<Touch, (r: string[]) => boolean> = {
+  // Files: a look inside a pod namespace (nsenter opens its file). No other listing reads them.
+  files: (r) => r[0] === 'nsenter',
+  // Links and namespace mounts: what ip and nsenter show, and a netdev table (bound to devices;
+  // other nftables tables outlive the devices their chains hook). Never an iptables dump: so the
+  // firewall phase plans on the dump read at the start, not on a second read of thousands of rules.
+  links: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
+  namespaces: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
+  routes: (r) => r[0] === 'ip' && r.includes('route'),
+  firewall: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
+  nft: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
+  own: () => false,
+};
+
 /**
- * Which cached listings (by the argv that printed them) a change can alter. Removing files alters
- * no listing but a look inside a pod namespace (nsenter opens its file). A batch of route deletions
- * alters the route listings. Deleting links or namespaces alters what ip and nsenter show, and may
- * alter a netdev table (bound to devices; other tables outlive the devices their chains hook), but
- * never an iptables dump: so the firewall phase plans on the dump read at the start, not on a
- * second read of thousands of rules. A firewall batch alters the firewall listings. Anything else
- * (systemctl, kubectl, crictl, modprobe, tar, ...) may alter anything: every listing is read again.
+ * Which cached listings (by the argv that printed them) a change can alter, from what the step
+ * declares it touches. A step that declares nothing may alter anything (systemctl, kubectl,
+ * crictl, modprobe, a phase that does not say): every listing is read again after it.
  */
 export function staleAfter(change: Step): (reader: string[]) => boolean {
-  const cmd = change.argv[0] ?? '';
-  if (cmd === 'rm') return (r) => r[0] === 'nsenter'; // it enters through a namespace file
-  if (cmd === 'ip' && change.stdin !== undefined && change.stdin.split('\n').every((l) => /^\s*((-[46] )?route .*)?$/.test(l))) {
-    return (r) => r[0] === 'ip' && r.includes('route');
-  }
-  if (cmd === 'ip' || cmd === 'umount')
-    return (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev'));
-  if (cmd === 'nft' || XTABLES_TOOL.exec(cmd)?.[2] === 'restore')
-    return (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save';
-  return () => true;
+  const touches = change.touches;
+  if (!touches) return () => true;
+  const tests = touches.map((t) => STALE[t] ?? (() => true));
+  return (r) => tests.some((t) => t(r));
+}
+
+/** The real paths of a declared unlink, when the argv is exactly `rm -f -- <them>`; else null (the command runs). */
+export function declaredUnlinks(root: string, step: Step): string[] | null {
+  if (!step.unlinks || step.stdin !== undefined) return null;
+  const paths = step.unlinks.map((p) => underRoot(root, p));
+  const [rm, f, dashes, ...rest] = step.argv;
+  if (rm !== 'rm' || f !== '-f' || dashes !== '--' || rest.length !== paths.length || rest.some((p, i) => p !== paths[i])) return null;
+  return paths;
 }
 
 export class RealHost implements Host {
@@ -139,12 +153,12 @@ export class RealHost implements Host {
     private readonly procNet = '/proc/net',
   ) {}
 
-  private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
+  private async exec(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string; unlinks?: string[] | null }) {
     const [cmd, ...args] = argv;
     if (cmd === undefined) throw new Error('empty argv');
-    const unlinks = cmd === 'rm' && stdin === undefined && args[0] === '-f' && args[1] === '--';
+    const unlinks = opts?.unlinks;
     return traced(`$ ${argv.join(' ')}`, async () => {
-      if (unlinks) return unlinkFiles(args.slice(2));
+      if (unlinks) return unlinkFiles(unlinks);
       if (argv.some(hasRawBytes)) return this.spawnBytes(argv, stdin, opts);
       return this.spawn(cmd, args, stdin, opts);
     });
@@ -263,11 +277,14 @@ export class RealHost implements Host {
 
   async apply(step: Step, opts?: CallOptions): Promise<ExecResult> {
     // A read whose answer is already in hand (the backup's ruleset, started early) is not made twice.
-    const asRead = opts?.readOnly && step.stdin === undefined && step.cwd === undefined;
-    if (!opts?.readOnly) this.forget(step);
-    const r = asRead ? await this.readStep(step.argv, opts) : await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd });
+    const readOnly = opts?.readOnly ?? (step.touches?.length === 1 && step.touches[0] === 'own');
+    const asRead = readOnly && step.stdin === undefined && step.cwd === undefined;
+    if (!readOnly) this.forget(step);
+    const r = asRead
+      ? await this.readStep(step.argv, opts)
+      : await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd, unlinks: declaredUnlinks(this.root, step) });
     // Also after: a read made while the change ran may have seen the node half way.
-    if (!opts?.readOnly) this.forget(step);
+    if (!readOnly) this.forget(step);
     const stderr = String(r.stderr ?? '');
     if ((r as { code?: string }).code === 'ENOENT') throw new CommandFailedError(step.argv, null, '', 'not found on PATH');
     if (r.timedOut) throw new CommandFailedError(step.argv, null, stderr, 'timed out');

@@ -48,11 +48,12 @@ export const backup: Phase = {
     const all = [...plans.values()].flatMap((p) => p.steps);
     const dir = path.join(ctx.opts.backupDir, backupDirName(ctx.opts.now, ctx.opts.node));
     ctx.backupDir = dir;
-    const steps: PlannedStep[] = [{ argv: ['mkdir', '-p', '-m', '0700', '--', dir, `${dir}/firewall`, `${dir}/node`] }];
+    // Every step writes cni-sweep's own files only: nothing a query sees changes.
+    const steps: PlannedStep[] = [{ argv: ['mkdir', '-p', '-m', '0700', '--', dir, `${dir}/firewall`, `${dir}/node`], touches: ['own'] }];
     const written: string[] = [];
     // Everything between the mkdir and the checksums is independent: it runs at the same time.
     const save = (argv: string[], rel: string) => {
-      steps.push({ argv, stdoutTo: `${dir}/${rel}`, concurrent: true });
+      steps.push({ argv, stdoutTo: `${dir}/${rel}`, concurrent: true, touches: ['own'] });
       written.push(rel);
     };
     const firewall: Manifest['firewall'] = [];
@@ -71,6 +72,7 @@ export const backup: Phase = {
       steps.push({
         argv: ['tar', '-C', ctx.host.root, '-cpf', `${dir}/files.tar`, '--', ...files.map((f) => f.replace(/^\/+/, ''))],
         concurrent: true,
+        touches: ['own'],
       });
       written.push('files.tar');
     }
@@ -78,7 +80,7 @@ export const backup: Phase = {
       const fw = s.backup?.firewall;
       if (fw) {
         const rel = `firewall/${fw.backend}.undo`;
-        steps.push({ argv: ['cat'], stdin: fw.undo, stdoutTo: `${dir}/${rel}`, concurrent: true });
+        steps.push({ argv: ['cat'], stdin: fw.undo, stdoutTo: `${dir}/${rel}`, concurrent: true, touches: ['own'] });
         written.push(rel);
         firewall.push({ backend: fw.backend, family: fw.family, save: fw.save, restore: fw.restore, undo: rel });
       }
@@ -115,9 +117,10 @@ export const backup: Phase = {
       stdin: JSON.stringify(manifest, null, 2) + '\n',
       stdoutTo: `${dir}/${MANIFEST}`,
       completeStdin: files.length ? withMembers(`${dir}/files.tar`) : undefined,
+      touches: ['own'],
     });
     written.push(MANIFEST);
-    steps.push({ argv: ['sha256sum', '--', ...written], cwd: dir, stdoutTo: `${dir}/${CHECKSUMS}` });
+    steps.push({ argv: ['sha256sum', '--', ...written], cwd: dir, stdoutTo: `${dir}/${CHECKSUMS}`, touches: ['own'] });
     const notes = [`saving to ${dir}`];
     if (files.length)
       notes.push('manifest.json also lists every member of files.tar (name, type, size, sha256), read from it once written');

@@ -34,6 +34,8 @@ export const cniConfig: Phase = {
       steps: [
         {
           argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))],
+          touches: ['files'],
+          unlinks: files,
           removes: { kind: 'CNI config', items: files },
           backup: { files },
         },

@@ -59,6 +59,7 @@ export const cniState: Phase = {
       steps: [
         {
           argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))],
+          touches: ['files'],
           removes: { kind: 'CNI state', items: paths },
           backup: { files: paths },
         },

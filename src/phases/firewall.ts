@@ -37,6 +37,7 @@ export const firewall: Phase = {
       const chains = tables.flatMap((t) => t.chains);
       steps.push({
         argv: [b.restore, '--noflush', '-w'],
+        touches: ['firewall'],
         stdin: restoreScript(tables),
         backup: { firewall: { backend: b.id, family: b.family, save: b.save, restore: b.restore, undo: undoScript(dump, tables) } },
         removes: {
@@ -51,6 +52,7 @@ export const firewall: Phase = {
       if (present?.length) {
         steps.push({
           argv: ['nft', '-f', '-'],
+          touches: ['nft'],
           stdin: present.map((t) => `delete table ${t.family} ${t.name}`).join('\n') + '\n',
           removes: { kind: 'nftables table', items: present.map((t) => `${t.family} ${t.name}`) },
           backup: { nftTables: present },

@@ -73,7 +73,7 @@ export const interfaces: Phase = {
     }
     if (!lines.length) return nothing(...notes);
     return {
-      steps: [{ argv: ['ip', '-batch', '-'], stdin: lines.join('\n') + '\n', removes: { kind: 'interface', items } }],
+      steps: [{ argv: ['ip', '-batch', '-'], stdin: lines.join('\n') + '\n', touches: ['links'], removes: { kind: 'interface', items } }],
       notes,
     };
   },

@@ -54,6 +54,7 @@ export const netns: Phase = {
     }
 
     const stale = paths.filter((p) => !keep.has(p));
+    const staleNames = names.filter((_, i) => !keep.has(paths[i]!));
     if (!stale.length) return nothing(...notes);
     const mounts = await ctx.host.mountPoints();
     const mounted = stale.filter((p) => mounts.has(p));
@@ -64,9 +65,11 @@ export const netns: Phase = {
     const chunks = Math.min(UMOUNT_PROCESSES, Math.ceil(mounted.length / UMOUNT_CHUNK));
     const size = Math.ceil(mounted.length / chunks);
     for (let i = 0; i < mounted.length; i += size)
-      steps.push({ argv: ['umount', '--lazy', '--', ...mounted.slice(i, i + size)], concurrent: chunks > 1 });
+      steps.push({ argv: ['umount', '--lazy', '--', ...mounted.slice(i, i + size)], touches: ['namespaces'], concurrent: chunks > 1 });
     steps.push({
       argv: ['rm', '-f', '--', ...stale],
+      touches: ['files'],
+      unlinks: staleNames.map((n) => `${NETNS_DIR}/${n}`),
       removes: { kind: 'network namespace', items: stale.map((p) => p.split('/').pop()!) },
     });
     return { steps, notes };

@@ -38,6 +38,7 @@ export const routes: Phase = {
       steps: [
         {
           argv: ['ip', '-batch', '-'],
+          touches: ['routes'],
           stdin: lines.join('\n') + '\n',
           removes: { kind: 'route', items: lines.map((l) => l.replace(/^route delete /, '')) },
         },

@@ -659,3 +659,35 @@ describe('modules (opt-in)', () => {
     expect(host.queries.filter((q) => q[0] === 'lsmod')).toEqual([]);
   });
 });
+
+describe('what steps declare they touch', () => {
+  // The real host trusts the declaration for which answers stay valid after a step and for which
+  // files it unlinks itself: each cleanup step says it, and a removal names exactly its argv's paths.
+  it('every cleanup step of a dirty Flannel node declares the kinds of state it changes, and its unlinks match its rm', async () => {
+    const { host } = dirtyFlannelNode({ podman: true });
+    const ctx = await ctxFor(host);
+    const declared: Array<{ phase: string; cmd: string; touches?: string[]; unlinks?: boolean }> = [];
+    for (const phase of [cniConfig, cniState, interfaces, routes, firewall, netns]) {
+      for (const s of (await phase.plan(ctx)).steps) {
+        declared.push({
+          phase: phase.name,
+          cmd: s.argv.slice(0, 2).join(' '),
+          touches: s.touches,
+          ...(s.unlinks ? { unlinks: true } : {}),
+        });
+        if (s.unlinks) expect(s.argv).toEqual(['rm', '-f', '--', ...s.unlinks]);
+      }
+    }
+    expect(declared).toEqual([
+      { phase: 'cni-config', cmd: 'rm -f', touches: ['files'], unlinks: true },
+      { phase: 'cni-state', cmd: 'rm -rf', touches: ['files'] },
+      { phase: 'interfaces', cmd: 'ip -batch', touches: ['links'] },
+      { phase: 'routes', cmd: 'ip -batch', touches: ['routes'] },
+      { phase: 'firewall', cmd: 'iptables-nft-restore --noflush', touches: ['firewall'] },
+      { phase: 'firewall', cmd: 'ip6tables-nft-restore --noflush', touches: ['firewall'] },
+      { phase: 'firewall', cmd: 'nft -f', touches: ['nft'] },
+      { phase: 'netns', cmd: 'umount --lazy', touches: ['namespaces'] },
+      { phase: 'netns', cmd: 'rm -f', touches: ['files'], unlinks: true },
+    ]);
+  });
+});

@@ -59,45 +59,55 @@ async function readAll(host: RealHost): Promise<string[]> {
 const sorted = (...xs: string[]) => [...xs].sort();
 
 describe('RealHost listings', () => {
-  it('keeps a listing until a change that can alter it, and reads it again after one', async () => {
+  it('keeps a listing until a change that declares it may alter it, and reads it again after one', async () => {
     const host = new RealHost(dir);
     expect(await readAll(host)).toEqual(sorted(...LISTINGS));
     expect(await readAll(host)).toEqual([]);
 
     // Files: no listing shows them; a look inside a pod namespace goes through its file.
     fs.writeFileSync(path.join(dir, 'conf'), '');
-    await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')] });
+    await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')], touches: ['files'] });
     expect(await readAll(host)).toEqual([POD_LINKS]);
 
     // Links: what ip and nsenter show, and netdev tables (their chains go with the device); not
     // the iptables dumps, nor an nftables table of another family.
-    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set dev veth1 group 7\nlink delete group 7\n' });
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set dev veth1 group 7\nlink delete group 7\n', touches: ['links'] });
     expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
-    await host.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'] });
+    await host.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'], touches: ['namespaces'] });
     expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
 
     // Routes alone: the route listings.
     await host.apply({
       argv: ['ip', '-batch', '-'],
       stdin: 'route delete 10.244.1.0/24 via 192.168.1.11 dev eth0\nroute delete fd00:10:244:1::/64 via fd00::11 dev eth0\n',
+      touches: ['routes'],
     });
     expect(await readAll(host)).toEqual([ROUTES]);
 
     // A firewall batch: the firewall listings, of both backends and families.
-    await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\nCOMMIT\n' });
+    await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*nat\nCOMMIT\n', touches: ['firewall'] });
+    expect(await readAll(host)).toEqual(sorted(IP6T, IPT, NFT_IP, NFT_NETDEV));
+    await host.apply({ argv: ['nft', '-f', '-'], stdin: 'delete table ip flannel-ipv4\n', touches: ['nft'] });
     expect(await readAll(host)).toEqual(sorted(IP6T, IPT, NFT_IP, NFT_NETDEV));
 
     // Anything else (a service stopped, ...) may have changed anything.
     await host.apply({ argv: ['systemctl', 'stop', 'kubelet.service'] });
+    expect(await readAll(host)).toEqual(sorted(...LISTINGS));
+
+    // Fail safe: a step that declares nothing (a phase that does not say) may have changed
+    // anything, whatever its argv looks like.
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'route delete 10.244.1.0/24 via 192.168.1.11 dev eth0\n' });
+    expect(await readAll(host)).toEqual(sorted(...LISTINGS));
+    await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')] });
     expect(await readAll(host)).toEqual(sorted(...LISTINGS));
   });
 
   it('a kept answer is the one read before; a read after the change sees the change', async () => {
     const host = new RealHost(dir);
     const first = (await host.query(['iptables-nft-save']))!.stdout;
-    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete group 7\n' });
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete group 7\n', touches: ['links'] });
     expect((await host.query(['iptables-nft-save']))!.stdout).toBe(first);
-    await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*filter\nCOMMIT\n' });
+    await host.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: '*filter\nCOMMIT\n', touches: ['firewall'] });
     expect(Number((await host.query(['iptables-nft-save']))!.stdout)).toBeGreaterThan(Number(first));
   });
 
@@ -105,6 +115,9 @@ describe('RealHost listings', () => {
     const host = new RealHost(dir);
     await readAll(host);
     await host.apply({ argv: ['systemctl', 'cat', 'kubelet.service'] }, { readOnly: true });
+    expect(await readAll(host)).toEqual([]);
+    // Declared: a step that touches only cni-sweep's own files.
+    await host.apply({ argv: ['systemctl', 'cat', 'kubelet.service'], touches: ['own'] });
     expect(await readAll(host)).toEqual([]);
   });
 });
@@ -164,5 +177,39 @@ describe('RealHost processes', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+});
+
+describe('RealHost declared removals', () => {
+  // A stand-in rm that logs and removes: whether a process ran is in the log.
+  const rmLogged = () => {
+    fs.writeFileSync(path.join(dir, 'bin', 'rm'), '#!/bin/sh\necho "rm $*" >> "$STANDIN_LOG"\nexec /bin/rm "$@"\n', { mode: 0o755 });
+    fs.mkdirSync(path.join(dir, 'root/etc/cni/net.d'), { recursive: true });
+    for (const f of ['a.conflist', 'b.conf']) fs.writeFileSync(path.join(dir, 'root/etc/cni/net.d', f), '{}');
+  };
+  const files = ['/etc/cni/net.d/a.conflist', '/etc/cni/net.d/b.conf', '/etc/cni/net.d/gone.conf'];
+  const present = () => fs.readdirSync(path.join(dir, 'root/etc/cni/net.d')).sort();
+  const ran = () => fs.readFileSync(log, 'utf8').includes('rm ');
+
+  it('unlinks the node paths a step declares under the root, without a process', async () => {
+    rmLogged();
+    const root = path.join(dir, 'root');
+    const host = new RealHost(root);
+    await host.apply({ argv: ['rm', '-f', '--', ...files.map((f) => root + f)], touches: ['files'], unlinks: files });
+    expect(present()).toEqual([]);
+    expect(ran()).toBe(false);
+  });
+
+  it('runs the rm when the declaration does not match its argv exactly, or there is none', async () => {
+    rmLogged();
+    const root = path.join(dir, 'root');
+    const host = new RealHost(root);
+    await host.apply({ argv: ['rm', '-f', '--', root + files[0]!], touches: ['files'], unlinks: files });
+    expect(present()).toEqual(['b.conf']);
+    expect(ran()).toBe(true);
+    fs.writeFileSync(log, '');
+    await host.apply({ argv: ['rm', '-f', '--', root + files[1]!] });
+    expect(present()).toEqual([]);
+    expect(ran()).toBe(true);
   });
 });
