@@ -8,7 +8,7 @@ import { CniSweepError, RefusedError, UsageError, exitCodeFor } from './errors.j
 import { REPORT_SCHEMA_VERSION, type Reporter } from './events.js';
 import type { Host } from './host/host.js';
 import { tolerantReads } from './host/tolerant.js';
-import { Gaps } from './inspect.js';
+import { Gaps, startListings } from './inspect.js';
 import { startBackupReads } from './phases/backup.js';
 import { PHASES, PHASE_NAMES, phasesFor } from './phases/index.js';
 import { removalSummary, renderScript, renderStep } from './plan.js';
@@ -233,6 +233,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
       throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
   if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
+  startListings(host, preselected ?? all);
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await detectDistro(host, distros, override);
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.

@@ -395,6 +395,25 @@ export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] 
 }
 
 /**
+ * Starts the kernel listings that detection and the snapshot read, without waiting: they run while
+ * the distribution is detected (systemd first), instead of after it. Same argv as the readers
+ * above, so the host hands them these answers; the parsing stays theirs.
+ */
+export function startListings(host: Host, profiles: Profile[]): void {
+  const read = (argv: string[]) => void host.query(argv).catch(() => {});
+  read(['ip', '-j', '-d', 'link', 'show']);
+  read(['ip', '-d', '-j', 'addr', 'show']);
+  for (const family of [4, 6]) read(['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
+  for (const t of ownedNftTables(profiles)) read(['nft', 'list', 'table', t.family, t.name]);
+  iptablesBackends(host).then(
+    (bs) => {
+      for (const b of bs) read([b.save]);
+    },
+    () => {},
+  );
+}
+
+/**
  * A check of whether every directory above a node path (below the root) is free of symlinks.
  * Directories are looked at once per checker: hundreds of result caches share one parent.
  */

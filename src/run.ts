@@ -107,6 +107,8 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const cleanupPlans = await planCtx.planCleanup();
   planCtx.planCleanup = async () => cleanupPlans;
   planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);
+  // The other phases are planned one after another below; their reads (systemd, the CRI) go at once.
+  for (const p of req.phases) if (req.selected.has(p.name)) p.startReads?.(planCtx);
 
   const plans: Sweep['plans'] = [];
   let planError: { phase: string; err: Error } | null = null;

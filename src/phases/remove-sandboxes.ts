@@ -213,4 +213,9 @@ export const removeSandboxes: Phase = {
       notes,
     };
   },
+  // The sandbox list plan() reads first.
+  startReads(ctx) {
+    if (ctx.hasWork && ctx.snapshot.facts.length)
+      ctx.host.query(crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json')).catch(() => {});
+  },
 };

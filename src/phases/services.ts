@@ -56,11 +56,19 @@ export function byRole(units: string[], kubeletUnits: string[] = KUBELET_UNITS):
   return { kubelet: units.filter((u) => kubeletUnits.includes(u)), runtime: units.filter((u) => !kubeletUnits.includes(u)) };
 }
 
+/** The is-active query planStop makes, started early. */
+function startStopReads(ctx: Ctx, units: string[]): void {
+  if (ctx.hasWork && units.length) unitStates(ctx.host, units).catch(() => {});
+}
+
 export const stopKubelet: Phase = {
   name: 'stop-kubelet',
   summary: 'stop kubelet so it does not set pods up again mid-cleanup',
   cleanup: false,
   plan: (ctx) => planStop(ctx, unitsOf(ctx).kubelet, ctx.stopped.kubelet, 'kubelet'),
+  startReads: (ctx) => {
+    startStopReads(ctx, unitsOf(ctx).kubelet);
+  },
 };
 
 export const stopRuntime: Phase = {
@@ -68,6 +76,9 @@ export const stopRuntime: Phase = {
   summary: 'stop the active container runtime (containerd, CRI-O, or Docker with cri-dockerd)',
   cleanup: false,
   plan: (ctx) => planStop(ctx, unitsOf(ctx).runtime, ctx.stopped.runtime, 'runtime'),
+  startReads: (ctx) => {
+    startStopReads(ctx, unitsOf(ctx).runtime);
+  },
 };
 
 export const startRuntime: Phase = {

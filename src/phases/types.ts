@@ -89,6 +89,13 @@ export interface Phase {
   /** Runs only when asked for with --with (or --only). */
   optIn?: boolean;
   plan(ctx: Ctx): Promise<PhasePlan>;
+  /**
+   * Starts, without waiting, the reads plan() will make, once the run knows there is work: the
+   * phases are planned one after another, and their reads (systemd, the CRI) can run side by side.
+   * The host keeps the answers until a change, so plan() gets them; nothing is read that plan()
+   * would not read.
+   */
+  startReads?(ctx: Ctx): void;
 }
 
 export const nothing = (...notes: string[]): PhasePlan => ({ steps: [], notes: notes.filter(Boolean) });
