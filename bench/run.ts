@@ -702,10 +702,20 @@ function render(
     if (manual)
       L.push(`  - >= 25x faster than manual: ${fmtX(median(manual.ms) / median(r.ms))}: ${check(median(manual.ms) >= 25 * median(r.ms))}`);
   }
+  // Issue 19's targets, against the link-group floor measured in the same run.
+  const full = tm('sweep-full');
+  if (group && bare)
+    L.push(
+      `- cleanup phases <= 1.2x the link-group floor: ${fmtX(median(bare.ms) / median(group.ms))}: ${check(median(bare.ms) <= 1.2 * median(group.ms))}`,
+    );
+  if (group && full)
+    L.push(
+      `- full run <= 1.5x the link-group floor: ${fmtX(median(full.ms) / median(group.ms))}: ${check(median(full.ms) <= 1.5 * median(group.ms))}`,
+    );
   const tp = plans.find((p) => p.cfg.name === 'target');
   if (tp)
     L.push(
-      `- plan < 1 s (N=250, M=5000): ${fmtMs(median(tp.samples.map((s) => s.ms)))}: ${check(median(tp.samples.map((s) => s.ms)) < 1000)}`,
+      `- plan < 0.5 s (N=250, M=5000): ${fmtMs(median(tp.samples.map((s) => s.ms)))}: ${check(median(tp.samples.map((s) => s.ms)) < 500)}`,
     );
   const bp = plans.find((p) => p.cfg.name === 'big1000');
   if (bp) L.push(`- plan on the biggest node (N=1000): ${fmtMs(median(bp.samples.map((s) => s.ms)))}`);
@@ -717,7 +727,7 @@ function render(
   const memTarget = peak(['target']);
   if (memTarget !== null)
     L.push(
-      `- cni-sweep peak memory < 150 MB (N=250, M=5000; run, full run and plan; Node VmHWM and process tree): ${fmtMb(memTarget)}: ${check(memTarget < 150 * 1024)}`,
+      `- cni-sweep peak memory < 100 MB (N=250, M=5000; run, full run and plan; Node VmHWM and process tree): ${fmtMb(memTarget)}: ${check(memTarget < 100 * 1024)}`,
     );
   for (const c of opts.configs.filter((n) => n !== 'target')) {
     const m = peak([c]);
@@ -733,9 +743,10 @@ function render(
     );
   const v = startup.rows.find((r) => r.cmd.endsWith('--version'));
   const h = startup.rows.find((r) => r.cmd.endsWith('--help'));
-  if (v && h)
+  const bareNode = startup.rows.find((r) => r.cmd.endsWith('-e 0'));
+  if (v && h && bareNode)
     L.push(
-      `- start-up < 150 ms: --version ${v.medianMs.toFixed(0)} ms, --help ${h.medianMs.toFixed(0)} ms: ${check(v.medianMs < 150 && h.medianMs < 150)}`,
+      `- start-up <= 1.3x \`node -e 0\` (${bareNode.medianMs.toFixed(0)} ms): --version ${v.medianMs.toFixed(0)} ms, --help ${h.medianMs.toFixed(0)} ms: ${check(v.medianMs <= 1.3 * bareNode.medianMs && h.medianMs <= 1.3 * bareNode.medianMs)}`,
     );
   L.push('');
   L.push('## End states', '');
