@@ -10,6 +10,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,8 +33,22 @@ if (!fs.existsSync(bundle)) fail(`${bundle} is missing: run node scripts/build.m
 const runtime = fs.realpathSync(process.execPath);
 if (!fs.readFileSync(runtime).includes(FUSE)) fail(`${runtime} has no SEA fuse (${FUSE}): this Node build cannot make single executables`);
 
-// 1. The preparation blob, with V8's code cache of the bundle (faster start-up).
-fs.writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2));
+// 1. The preparation blob, with V8's code cache of the bundle (faster start-up). Its main is the
+// bundle itself, unpacked from the comment at the end of the loader (scripts/build.mjs): in an
+// executable, the loader's __filename is the executable, not a file holding that comment.
+const main = path.join(dist, 'sea-main.cjs');
+const loaderText = fs.readFileSync(bundle, 'latin1');
+const at = loaderText.lastIndexOf('/*\n');
+const wrapped =
+  at < 0
+    ? null
+    : zlib.gunzipSync(Buffer.from(loaderText.slice(at + 3, loaderText.lastIndexOf('\n*/')).split('\n')[0], 'base64')).toString('utf8');
+const head = '(function (exports, require, module, __filename, __dirname) {';
+if (wrapped && (!wrapped.startsWith(head) || !wrapped.endsWith('\n})')))
+  fail(`${bundle}: the packed bundle is not in the form scripts/build.mjs writes`);
+// Without a packed bundle (--no-code-cache, --no-minify) dist/cni-sweep.cjs is the plain bundle.
+fs.writeFileSync(main, wrapped ? wrapped.slice(head.length, -'\n})'.length) : fs.readFileSync(bundle));
+fs.writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2));
 execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit' });
 
 // 2. A copy of the runtime (optionally stripped of debug symbols).
@@ -51,6 +66,7 @@ const r = spawnSync(postject[0], [...postject.slice(1), out, 'NODE_SEA_BLOB', bl
 if (r.status !== 0) fail(`postject failed (exit ${r.status}${r.error ? `: ${r.error.message}` : ''})`);
 fs.rmSync(blob, { force: true });
 fs.rmSync(config, { force: true });
+fs.rmSync(main, { force: true });
 
 // 4. Check it runs.
 const v = spawnSync(out, ['--version'], { encoding: 'utf8' });
