@@ -238,7 +238,7 @@ describe('--cni multus and --cni whereabouts', () => {
 });
 
 type Finding = DoctorJson['findings'][number];
-async function doctor(host: FakeHost): Promise<{ code: number; findings: Finding[] }> {
+async function doctor(host: FakeHost): Promise<{ code: number; findings: Finding[]; cniInUse: string[] }> {
   const out = new Capture();
   const code = await main(['doctor', '--node', 'node-1', '--json'], {
     stdout: out.stream,
@@ -249,7 +249,8 @@ async function doctor(host: FakeHost): Promise<{ code: number; findings: Finding
     makeHost: () => host,
   });
   expect(host.calls).toEqual([]);
-  return { code, findings: (JSON.parse(out.text) as DoctorJson).findings.filter((f) => f.id.startsWith('multus-')) };
+  const report = JSON.parse(out.text) as DoctorJson;
+  return { code, findings: report.findings.filter((f) => f.id.startsWith('multus-')), cniInUse: report.cniInUse };
 }
 const installBins = (host: FakeHost, bins: string[]) => {
   for (const b of bins) host.writeFile(`/opt/cni/bin/${b}`, '\x7fELF', 0o755);
@@ -261,7 +262,11 @@ describe('doctor', () => {
     host.writeFile('/etc/cni/net.d/00-multus.conf', thinConf(FLANNEL_CONFLIST)).writeFile(KUBECONFIG, 'apiVersion: v1\n');
     installBins(host, ['multus', 'flannel', 'bridge', 'host-local', 'portmap']);
     host.addProcess(['/thin_entrypoint', '--multus-conf-file=auto']);
-    expect((await doctor(host)).findings).toEqual([]);
+    // Calico's config beside it is not what the runtime uses: Multus hands pods to Flannel.
+    host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    const r = await doctor(host);
+    expect(r.findings).toEqual([]);
+    expect(r.cniInUse).toEqual(['multus', 'flannel']);
   });
 
   it('Calico removed from behind Multus: its delegate is not installed, and the fix removes Calico with the Multus config', async () => {

@@ -17,7 +17,7 @@ import type { Check, ConfigEntry, Finding, NodeView } from '../types.js';
 export interface MultusState {
   /** Node paths (kubeconfigs, sockets) a Multus config names, and whether each exists. */
   paths: Map<string, boolean>;
-  /** Multus's own processes (thin_entrypoint, multus-daemon) as "name (pid N)". */
+  /** Multus's own processes running (thin_entrypoint, multus-daemon): argv[0]'s base name and pid. */
   agents: Array<{ name: string; pid: number }>;
 }
 
@@ -34,7 +34,7 @@ export async function gatherMultus(
   }
   const profile = view.allProfiles.find((p) => p.name === 'multus');
   const agents =
-    paths.size && profile
+    configs.some((c) => c.config?.multus) && profile
       ? agentsOf(profile, await host.processes().catch(() => [])).map((p) => ({
           name: (p.argv[0] ?? p.comm).split('/').pop()!,
           pid: p.pid,
