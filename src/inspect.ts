@@ -12,6 +12,7 @@ import { Gaps } from './util/gaps.js';
 import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
 import type { NodeDistro } from './distros/node.js';
+import { delegateVia, resolveMultus } from './multus.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
 export const NETNS_DIR = '/run/netns';
@@ -35,8 +36,8 @@ export async function readCniConfigFiles(host: Host, dirs: string[] = [CNI_CONF_
   return out; // readDir is sorted: this is the order the runtime considers them in
 }
 
-export async function readCniConfigs(host: Host, dirs?: string[]): Promise<CniConfig[]> {
-  return (await readCniConfigFiles(host, dirs)).map(({ file, text }) => {
+export async function readCniConfigs(host: Host, dirs: string[] = [CNI_CONF_DIR]): Promise<CniConfig[]> {
+  const configs = (await readCniConfigFiles(host, dirs)).map(({ file, text }) => {
     try {
       return parseCniConfig(file, text);
     } catch (err) {
@@ -46,6 +47,7 @@ export async function readCniConfigs(host: Host, dirs?: string[]): Promise<CniCo
       );
     }
   });
+  return resolveMultus(host, configs, dirs);
 }
 
 /** A config is a profile's when one of its plugins has the profile's type (and IPAM type, where the profile names one). */
@@ -68,6 +70,10 @@ export interface ProfileFacts {
   nodeSubnets: Prefix[];
   /** Devices that stay whatever a config says (the uplink, foreign addresses), and why: read by takeSnapshot. */
   keptDevices?: Map<string, string>;
+  /** The profile's directories in the conf dir that exist (multus.d/): read by takeSnapshot. */
+  confSubdirs?: string[];
+  /** Multus configs whose cluster network is this CNI's: they go with it, and why. Read by takeSnapshot. */
+  wrappers?: Array<{ config: CniConfig; why: string }>;
 }
 
 export interface Snapshot {
@@ -156,15 +162,39 @@ export async function takeSnapshot(
         gaps.add(profile.state.subnetEnv, `${err instanceof Error ? err.message.split('\n')[0] : String(err)}; ${costs}`);
       }
     }
-    facts.push(profileFacts(profile, configs, env, podCidrs, extraFiles));
+    const f = profileFacts(profile, configs, env, podCidrs, extraFiles);
+    f.confSubdirs = [];
+    for (const d of profile.config.confSubdirs)
+      for (const dir of dirs) if ((await host.entryType(`${dir}/${d}`).catch(() => null)) === 'dir') f.confSubdirs.push(`${dir}/${d}`);
+    facts.push(f);
   }
+  for (const f of facts) f.wrappers = staleWrappers(f, configs);
   // Without ip there are no links to protect, and the phases say that ip is missing.
   if (facts.length && (await host.has('ip'))) {
     const [addrs, routes] = await Promise.all([listAddrs(host, gaps), listRoutes(host, gaps)]);
     for (const f of facts) f.keptDevices = protectedDevices(addrs, routes, f);
   }
-  const owned = new Set(facts.flatMap((f) => f.configs.map((c) => c.file)));
+  const owned = new Set(facts.flatMap((f) => [...f.configs, ...(f.wrappers ?? []).map((w) => w.config)].map((c) => c.file)));
   return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)), ...(distro ? { distro } : {}) };
+}
+
+/**
+ * Multus configs that hand pods to this CNI (their first delegate, or clusterNetwork, is its
+ * config): once the CNI is gone, such a config still sorts first and every new pod fails in Multus
+ * (`error waiting for pod: Unauthorized`, `dial unix /run/multus/multus.sock: connect: connection
+ * refused`), so it goes with the CNI. One whose delegate is unknown, or another CNI's, stays.
+ */
+export function staleWrappers(f: ProfileFacts, configs: CniConfig[]): Array<{ config: CniConfig; why: string }> {
+  const out: Array<{ config: CniConfig; why: string }> = [];
+  for (const c of configs) {
+    const d = c.multus?.delegate;
+    if (!d || c.untrusted || f.configs.includes(c) || !ownsConfig(f.profile, d)) continue;
+    out.push({
+      config: c,
+      why: `removes ${c.file}: it delegates to ${f.profile.name} (${delegateVia(c)}), which this run removes; left behind, the runtime still loads it first and every new pod fails in Multus`,
+    });
+  }
+  return out;
 }
 
 /**

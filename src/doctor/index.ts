@@ -12,6 +12,7 @@ import { leftoverFirewall } from './checks/leftover-firewall.js';
 import { leftoverInterfaces } from './checks/leftover-interfaces.js';
 import { leftoverRoutes } from './checks/leftover-routes.js';
 import { mtu } from './checks/mtu.js';
+import { multusConfigs } from './checks/multus.js';
 import { networkPolicy } from './checks/network-policy.js';
 import { pluginBinaries } from './checks/plugin-binaries.js';
 import { podNetwork } from './checks/pod-network.js';
@@ -21,6 +22,7 @@ import { gatherView, type ViewOptions } from './view.js';
 export const CHECKS: Check[] = [
   cniConfigs,
   pluginBinaries,
+  multusConfigs,
   flannelSubnet,
   bridgePodCidr,
   leftoverInterfaces,

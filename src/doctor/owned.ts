@@ -70,7 +70,7 @@ export function removalFix(v: NodeView, cnis: string[]): string[] {
   for (const name of cnis) {
     const f = v.facts.get(name);
     if (!f) continue;
-    if (f.configs.length || f.extraFiles.length) phases.add('cni-config');
+    if (f.configs.length || f.extraFiles.length || f.wrappers?.length || f.confSubdirs?.length) phases.add('cni-config');
     if (v.statePaths.get(name)?.length) phases.add('cni-state');
     if (cniLinks(v, f).length) phases.add('interfaces');
     if (cniRoutes(v, f).length) phases.add('routes');

@@ -1,5 +1,6 @@
 // What a doctor check sees (a read-only view of the node, gathered once) and what it says.
 import type { Backend, ProfileFacts } from '../inspect.js';
+import type { MultusState } from './checks/multus.js';
 import type { CniConfig } from '../parse/conflist.js';
 import type { IptDump } from '../parse/iptables.js';
 import type { Link } from '../parse/iproute.js';
@@ -121,4 +122,6 @@ export interface NodeView {
   };
   /** What could not be read, so a clean report is not mistaken for a full one. */
   notChecked: string[];
+  /** What the Multus configs name (kubeconfigs, the daemon socket) and whether Multus runs: checks/multus.ts. */
+  multus?: MultusState;
 }

@@ -15,8 +15,11 @@ import {
   profileFacts,
   RESULTS_DIR,
   saveAllIptables,
+  staleWrappers,
   type ProfileFacts,
 } from '../inspect.js';
+import { resolveMultus } from '../multus.js';
+import { gatherMultus } from './checks/multus.js';
 import { parseCniConfig } from '../parse/conflist.js';
 import { parseAddrs, parseLinks } from '../parse/iproute.js';
 import { readySandboxes } from '../phases/remove-sandboxes.js';
@@ -71,14 +74,17 @@ async function readConfigs(host: Host, all: Profile[], dirs?: string[]): Promise
 
 /**
  * The CNIs pods get their network from: those of the first loadable config (containerd and CRI-O
- * load only that one), with a composite's parts. Multus is a meta-plugin that delegates to the
- * other configs, so with Multus first every config's CNI is in use.
+ * load only that one), with a composite's parts. With Multus first, those of its delegate too, or,
+ * when the delegate is unknown (a NetworkAttachmentDefinition), every config's.
  */
 function inUse(configs: ConfigEntry[], all: Profile[]): Set<string> {
   const valid = configs.filter((c) => c.config);
   if (!valid.length) return new Set();
-  const used = valid[0]!.config!.types.some((t) => t.startsWith('multus')) ? valid : [valid[0]!];
+  const first = valid[0]!;
+  const delegate = first.config!.multus?.delegate;
+  const used = !first.config!.multus ? [first] : delegate ? [first] : valid;
   const names = new Set(used.flatMap((c) => c.owners));
+  if (delegate) for (const p of all) if (ownsConfig(p, delegate)) names.add(p.name);
   for (const p of all) if (names.has(p.name)) for (const part of p.includes) names.add(part);
   return names;
 }
@@ -127,7 +133,11 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   const notChecked: string[] = [];
   const confDirs = o.distro?.confDirs ?? [CNI_CONF_DIR];
   const configs = await readConfigs(host, o.allProfiles, confDirs);
-  const parsed = configs.flatMap((c) => (c.config ? [c.config] : []));
+  const parsed = await resolveMultus(
+    host,
+    configs.flatMap((c) => (c.config ? [c.config] : [])),
+    confDirs,
+  );
 
   let env: SubnetEnv | null = null;
   let envError: string | undefined;
@@ -149,6 +159,10 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     for (const f of p.config.extraFiles)
       for (const dir of confDirs) if ((await host.entryType(`${dir}/${f}`)) !== null) extra.push(`${dir}/${f}`);
     const f = profileFacts(p, parsed, env, o.podCidrs, extra);
+    f.wrappers = staleWrappers(f, parsed);
+    f.confSubdirs = [];
+    for (const d of p.config.confSubdirs)
+      for (const dir of confDirs) if ((await host.entryType(`${dir}/${d}`)) === 'dir') f.confSubdirs.push(`${dir}/${d}`);
     facts.set(p.name, f);
     const candidates = [...p.state.paths];
     for (const net of networksOf(f)) {
@@ -272,5 +286,6 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     runtime,
     kube,
     notChecked,
+    multus: await gatherMultus(host, configs, o),
   };
 }

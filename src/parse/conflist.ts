@@ -26,7 +26,37 @@ export interface CniConfig {
    * result caches, bridge and firewall comments stay, and so does the file.
    */
   untrusted?: string;
+  /** Set when the config is Multus's (its first plugin is of type multus or multus-shim). */
+  multus?: MultusRef;
 }
+
+/**
+ * What a Multus config points at, as k8snetworkplumbingwg/multus-cni reads it (pkg/types/types.go
+ * NetConf, pkg/server/api/shim.go ShimNetConf): the thin plugin (type multus) embeds its delegates,
+ * the first being the cluster network (the "master plugin"); the thick shim (type multus-shim) names
+ * the cluster network's config file in clusterNetwork and hands every request to multus-daemon over
+ * <daemonSocketDir>/multus.sock. clusterNetwork wins over delegates when both are set.
+ */
+export interface MultusRef {
+  kind: 'thin' | 'thick';
+  /** delegates[0], parsed; its file is the Multus config's. */
+  delegate?: CniConfig;
+  /** Why delegates[0] could not be read as a CNI config. */
+  delegateError?: string;
+  /** A network name (a NetworkAttachmentDefinition or a config's name) or, with a slash, a file or directory path. */
+  clusterNetwork?: string;
+  kubeconfig?: string;
+  /** Where a clusterNetwork name is looked up as a config file (default /etc/cni/multus/net.d). */
+  confDir: string;
+  /** Thick only: the daemon's socket. */
+  socket?: string;
+}
+
+/** Plugin types of Multus's thin plugin and thick shim (cmd/install_multus). */
+export const MULTUS_TYPES = ['multus', 'multus-shim'];
+/** multus-cni pkg/types/conf.go defaultConfDir, pkg/server/api/api.go defaultMultusRunDir + socket.go serverSocketName. */
+const MULTUS_CONF_DIR = '/etc/cni/multus/net.d';
+const MULTUS_RUN_DIR = '/run/multus/';
 
 /** Extensions libcni reads from the conf dir. */
 export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'];
@@ -46,7 +76,11 @@ export function parseCniConfig(file: string, text: string): CniConfig {
   }
   // libcni reads a .conflist (or anything with a "plugins" key) as a list, the rest as one plugin:
   // report errors against the shape the file claims to be.
-  const isList = file.endsWith('.conflist') || (typeof json === 'object' && json !== null && 'plugins' in json);
+  return fromJson(file, json, file.endsWith('.conflist'));
+}
+
+function fromJson(file: string, json: unknown, conflistName: boolean): CniConfig {
+  const isList = conflistName || (typeof json === 'object' && json !== null && 'plugins' in json);
   const asList = ConfList.safeParse(json);
   if (isList && !asList.success) throw new ParseError(`${file}: ${describe(asList.error.issues[0]!)}`);
   const plugins = asList.success
@@ -74,5 +108,30 @@ export function parseCniConfig(file: string, text: string): CniConfig {
     bridges: [...bridges],
     plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type })),
     ...(problem ? { untrusted: problem } : {}),
+    ...(MULTUS_TYPES.includes(plugins[0]!.type) ? { multus: multusRef(file, plugins[0]!) } : {}),
   };
+}
+
+const text = (x: unknown): string | undefined => (typeof x === 'string' && x ? x : undefined);
+
+function multusRef(file: string, p: Record<string, unknown>): MultusRef {
+  const kind = p.type === 'multus-shim' ? 'thick' : 'thin';
+  const ref: MultusRef = { kind, confDir: text(p.confDir) ?? MULTUS_CONF_DIR };
+  const clusterNetwork = text(p.clusterNetwork);
+  if (clusterNetwork) ref.clusterNetwork = clusterNetwork;
+  const kubeconfig = text(p.kubeconfig);
+  if (kubeconfig) ref.kubeconfig = kubeconfig;
+  if (kind === 'thick') {
+    const dir = text(p.daemonSocketDir) ?? MULTUS_RUN_DIR;
+    ref.socket = `${dir.replace(/\/+$/, '')}/multus.sock`;
+  }
+  const first: unknown = Array.isArray(p.delegates) ? p.delegates[0] : undefined;
+  if (first !== undefined && !clusterNetwork) {
+    try {
+      ref.delegate = fromJson(file, first, false);
+    } catch (err) {
+      ref.delegateError = (err as Error).message.replace(`${file}: `, '');
+    }
+  }
+  return ref;
 }

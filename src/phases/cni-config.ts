@@ -2,7 +2,7 @@
 import { underRoot } from '../host/host.js';
 import { untrustedNote } from '../inspect.js';
 import { isPodNetworkConfig } from '../profiles/targets.js';
-import type { Phase } from './types.js';
+import type { Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
 
 export const cniConfig: Phase = {
@@ -15,32 +15,44 @@ export const cniConfig: Phase = {
     // names "../../etc" or the uplink was not written by the CNI as released, and whoever wrote it
     // decides what happens to it.
     const notes = ctx.snapshot.facts.flatMap((f) => (f.untrusted ?? []).map(untrustedNote));
+    const dirs: string[] = [];
     for (const f of ctx.snapshot.facts) {
       for (const p of [...f.configs.map((c) => c.file), ...f.extraFiles]) {
         if ((await ctx.host.entryType(p)) !== null && !files.includes(p)) files.push(p);
       }
+      for (const w of f.wrappers ?? []) {
+        if ((await ctx.host.entryType(w.config.file)) === null || files.includes(w.config.file)) continue;
+        files.push(w.config.file);
+        notes.push(w.why);
+      }
+      for (const d of f.confSubdirs ?? []) if (!dirs.includes(d)) dirs.push(d);
     }
-    if (!files.length) return nothing(...notes);
+    if (!files.length && !dirs.length) return nothing(...notes);
     // The runtime takes the first config in the directory, whatever it is: with the pod network's
     // gone, a podman or plain bridge config would give new pods its addresses.
     const warnings: string[] = [];
     const first = ctx.snapshot.remainingConfigs[0];
-    if (first && !first.types.some((t) => t.startsWith('multus')) && !isPodNetworkConfig(first))
+    if (first && !first.multus && !isPodNetworkConfig(first))
       warnings.push(
         `after the removal the runtime's first CNI config is ${first.file} (network ${first.name}, plugins ${first.types.join(', ')}), which is no pod network: pods created after it restarts get their network from it; install the new CNI's config (or move ${first.file} away) before pods are scheduled here`,
       );
-    return {
-      warnings,
-      steps: [
-        {
-          argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))],
-          touches: ['files'],
-          unlinks: files,
-          removes: { kind: 'CNI config', items: files },
-          backup: { files },
-        },
-      ],
-      notes,
-    };
+    const steps: PlannedStep[] = [];
+    if (files.length)
+      steps.push({
+        argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))],
+        touches: ['files'],
+        unlinks: files,
+        removes: { kind: 'CNI config', items: files },
+        backup: { files },
+      });
+    // The CNI's own directories in the conf dir (multus.d/, whereabouts.d/): kubeconfigs and settings only it reads.
+    if (dirs.length)
+      steps.push({
+        argv: ['rm', '-rf', '--', ...dirs.map((p) => underRoot(ctx.host.root, p))],
+        touches: ['files'],
+        removes: { kind: 'CNI config', items: dirs },
+        backup: { files: dirs },
+      });
+    return { warnings, steps, notes };
   },
 };

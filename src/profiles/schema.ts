@@ -44,6 +44,15 @@ export const ProfileSchema = z.strictObject({
     ipamTypes: z.array(z.string()).optional(),
     /** Other files in the CNI conf dir that belong to it (e.g. a kubeconfig). */
     extraFiles: z.array(z.string()).default([]),
+    /** Directories in the CNI conf dir that belong to it (Multus's multus.d/), removed whole. */
+    confSubdirs: z
+      .array(
+        z
+          .string()
+          .regex(/^[^/\0]+$/, 'must be a directory name, without "/"')
+          .refine((d) => d !== '.' && d !== '..', 'must not be "." or ".."'),
+      )
+      .default([]),
   }),
   /** Network names to assume when the CNI's config is already gone (Flannel: cbr0). */
   defaultNetworks: z.array(z.string()).default([]),

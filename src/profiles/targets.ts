@@ -3,6 +3,7 @@
 import { RefusedError } from '../errors.js';
 import type { Host, ProcessInfo } from '../host/host.js';
 import { ownsConfig, readCniConfigs } from '../inspect.js';
+import { delegateVia } from '../multus.js';
 import type { CniConfig } from '../parse/conflist.js';
 import type { Detection } from './detect.js';
 import { knownProfiles } from './index.js';
@@ -36,12 +37,14 @@ const named = (procs: ProcessInfo[]) =>
 
 /**
  * The configs pods get their network from: the first in lexical order (containerd and CRI-O load
- * only that one), or every config when that first one is Multus, which delegates to the others.
+ * only that one) and, when that first one is Multus, the delegate it hands pods to (its first
+ * delegate or clusterNetwork); every config when that delegate is unknown (a NetworkAttachmentDefinition).
  */
 export function runtimeConfigs(configs: CniConfig[]): CniConfig[] {
   const [first] = configs;
   if (!first) return [];
-  return first.types.some((t) => t.startsWith('multus')) ? configs : [first];
+  if (!first.multus) return [first];
+  return first.multus.delegate ? [first, first.multus.delegate] : configs;
 }
 
 /** Whether a config is a pod network's: one a CNI cni-sweep knows owns (podman's bridge is not). */
@@ -52,6 +55,18 @@ export function isPodNetworkConfig(c: CniConfig): boolean {
 /** The config of this profile the runtime uses now, if any. */
 export function configInUse(profile: Profile, configs: CniConfig[]): CniConfig | undefined {
   return runtimeConfigs(configs).find((c) => ownsConfig(profile, c));
+}
+
+/** "10-flannel.conflist (the first in lexical order)", or how the first config, Multus's, hands pods to it. */
+function usedVia(used: CniConfig, configs: CniConfig[]): string {
+  return viaMultus(used, configs) ?? `${used.file} (the first in lexical order)`;
+}
+
+/** When the runtime reaches this config through the Multus config in front of it: how. */
+function viaMultus(used: CniConfig, configs: CniConfig[]): string | undefined {
+  const first = configs[0]!;
+  if (used === first || !first.multus) return undefined;
+  return `${first.file} (Multus's, the first in lexical order, delegating to it: ${delegateVia(first)})`;
 }
 
 /** The selection rule, without --cni: see README "Which CNI is removed". */
@@ -66,13 +81,13 @@ export function decideTargets(detected: Detection[], procs: ProcessInfo[], confi
       return {
         cni: profile.name,
         action: 'keep',
-        why: `the runtime uses its config ${used.file} (the first in lexical order): pods get their network from it`,
+        why: `the runtime uses its config ${usedVia(used, configs)}: pods get their network from it`,
       };
     return {
       cni: profile.name,
       action: 'remove',
       why: used
-        ? `no agent of it runs; its config ${used.file} is still the runtime's, so new pods get no network until another CNI is installed`
+        ? `no agent of it runs; its config ${viaMultus(used, configs) ?? used.file} is still the runtime's, so new pods get no network until another CNI is installed`
         : detected.length > 1
           ? 'leftovers: no agent of it runs and the runtime does not use its config'
           : 'leftovers: no agent of it runs',
@@ -105,7 +120,7 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
       cni: p.name,
       action: 'remove',
       why: used
-        ? `named with --cni; pods use it now: ${used.file} is the runtime's config, so new pods get no network until another CNI is installed`
+        ? `named with --cni; pods use it now: ${viaMultus(used, configs) ?? used.file} is the runtime's config, so new pods get no network until another CNI is installed`
         : 'named with --cni',
     };
   });

@@ -82,7 +82,7 @@ describe('without --cni', () => {
     expect(agentsOf(byName('flannel'), [proc(BIRD, 13), proc(['calico-node', '-felix'], 14)])).toEqual([]);
   });
 
-  it('keeps every CNI a Multus config delegates to', async () => {
+  it('keeps every CNI a Multus config may delegate to when its delegate is unknown (no delegates, no clusterNetwork)', async () => {
     const host = withCalico(dirtyFlannelNode().host).writeFile(
       '/etc/cni/net.d/00-multus.conf',
       JSON.stringify({
@@ -92,7 +92,7 @@ describe('without --cni', () => {
         kubeconfig: '/etc/cni/net.d/multus.d/multus.kubeconfig',
       }),
     );
-    expect((await targets(host)).map((t) => `${t.action} ${t.cni}`)).toEqual(['keep flannel', 'keep calico']);
+    expect((await targets(host)).map((t) => `${t.action} ${t.cni}`)).toEqual(['keep flannel', 'keep calico', 'keep multus']);
   });
 });
 

@@ -25,8 +25,8 @@ export const cniConfigs: Check = {
     const valid = v.configs.filter((c) => c.config);
     const [first, ...rest] = valid;
     if (!first) return out;
-    // Multus delegates to the other configs: with it first, none of them is stale.
-    if (first.config!.types.some((t) => t.startsWith('multus'))) return out;
+    // Multus delegates to the other configs: with it first, none of them is stale (multus.ts checks its delegate).
+    if (first.config!.multus) return out;
     // The runtime takes the first config whatever it is: no pod network first means pods on podman's bridge.
     if (!first.owners.length) {
       out.push({
