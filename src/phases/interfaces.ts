@@ -1,5 +1,5 @@
-// Deletes the CNI's links in one `ip -batch`. Deleting a veth's host end also destroys its peer in
-// the pod namespace.
+// Deletes the CNI's links in one `ip -batch`, then its Open vSwitch datapaths with ovs-dpctl. Deleting
+// a veth's host end also destroys its peer in the pod namespace.
 import { listLinks } from '../inspect.js';
 import type { Link } from '../parse/iproute.js';
 import { parseDpctlShow } from '../parse/ovs.js';
@@ -55,6 +55,8 @@ async function planOvs(ctx: Ctx, owned: OwnedLink[]) {
   const named = new Set(ctx.snapshot.facts.flatMap((f) => f.profile.interfaces.ovsDatapaths));
   const datapaths = devices.filter((l) => named.has(l.name));
   const gone = new Set<string>();
+  // Deleted by the `ip -batch` before: not listed again as going with a datapath.
+  const batch = new Set(owned.filter((l) => !l.kernelOwned && l.kind !== OVS).map((l) => l.name));
   const keep = (dp: string, why: string) => notes.push(`kept Open vSwitch datapath ${dp}: ${why}`);
   if (datapaths.length && !(await ctx.host.has('ovs-dpctl'))) {
     warnings.push(
@@ -88,7 +90,7 @@ async function planOvs(ctx: Ctx, owned: OwnedLink[]) {
         );
         continue;
       }
-      const along = ports.filter((p) => p.name !== dp.name && p.type !== 'system').map((p) => p.name);
+      const along = ports.filter((p) => p.name !== dp.name && p.type !== 'system' && !batch.has(p.name)).map((p) => p.name);
       for (const p of [dp.name, ...along]) gone.add(p);
       steps.push({
         argv: ['ovs-dpctl', 'del-dp', dp.name],
