@@ -485,7 +485,15 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const profiles = names.length ? applyDistro(selectProfiles(all, names), distro) : known;
   const { view, findings } = await doctor(
     host,
-    { node: o.node ?? host.hostname(), kubeconfig: kubeconfigOf(io, o), podCidrs, profiles, allProfiles: known, distro },
+    {
+      node: o.node ?? host.hostname(),
+      kubeconfig: kubeconfigOf(io, o),
+      podCidrs,
+      profiles,
+      allProfiles: known,
+      distro,
+      profileFiles: o.profile.map((f) => path.resolve(f)),
+    },
     gaps,
   );
   if (o.json) io.stdout.write(JSON.stringify(toJson(view, findings), null, 2) + '\n');

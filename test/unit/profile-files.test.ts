@@ -396,6 +396,13 @@ describe('Weave Net and Antrea, shipped as profile files', () => {
     expect((await interfaces.plan(await ctxFor(host, { profiles: [weave()] }))).steps).toEqual([]);
   });
 
+  it('doctor finds Weave leftovers and its fix names the profile file again', async () => {
+    const r = await cli(['doctor', '--json', '--profile', path.relative(process.cwd(), WEAVE)], weaveNode());
+    expect(r.code).toBe(1);
+    const fixes = JSON.parse(r.stdout).findings.flatMap((f: { fixArgv: string[] | null }) => (f.fixArgv ? [f.fixArgv.join(' ')] : []));
+    expect(fixes).toContain(`cni-sweep run --cni weave --only backup,interfaces --profile ${WEAVE}`);
+  });
+
   it('Weave without ovs-dpctl: the plan says it cannot remove the datapath and how; the rest goes', async () => {
     const host = weaveNode(DEFAULT_BINS);
     const plan = await planAndApply(host, weave());
