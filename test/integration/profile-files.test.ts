@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFlannelNode, destroyFlannelNode, inNs, write, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { nodeArgs, REPO, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 afterEach(() => {
@@ -199,5 +199,97 @@ describe('a made-up CNI from a profile file', () => {
       expect(r.calls).toEqual([]); // no systemctl, kubectl or crictl was called
     }
     expect(state(node)).toEqual(before);
+  });
+});
+
+/** weave-npc's ipset names: "weave-" and a hash in an alphabet of 85 characters (npc/shortname.go), as its tests show them. */
+const NPC_SETS = ['weave-;rGqyMIl1HN^cfDki~Z$3]6!N', 'weave-s_+ChJId4Uy_$}G;WdH|~TK)I'];
+const NOTE = `"NOTE: this must go before '-j KUBE-FORWARD'"`;
+
+/** Weave Net in sleeve mode (no Open vSwitch here) with weave-npc, as weaveworks/weave sets a node up. */
+function weaveNode(tag: string): FlannelNode {
+  const node = createFlannelNode({ ...scratch(tag), flannel: false });
+  made.push(node);
+  inNs(
+    node.ns,
+    'ip',
+    ['-batch', '-'],
+    [
+      'link add weave type bridge',
+      'link set weave up',
+      'addr add 10.32.0.1/12 dev weave',
+      'link add vethwe-bridge type veth peer name vethwe-pcap',
+      'link set vethwe-bridge master weave',
+      // net/veth.go: the pod's host end vethwepl<id>, its peer vethwepg<id>
+      'link add vethwepl1a2b3c4 type veth peer name vethwepg1a2b3c4',
+      'link set vethwepl1a2b3c4 master weave',
+      '',
+    ].join('\n'),
+  );
+  for (const set of NPC_SETS) inNs(node.ns, 'ipset', ['create', set, 'hash:ip']);
+  inNs(node.ns, 'ipset', ['create', 'weaver-no-masq-local', 'hash:net']);
+  inNs(
+    node.ns,
+    'iptables-nft-restore',
+    ['--noflush'],
+    [
+      '*filter',
+      ...['WEAVE-NPC', 'WEAVE-NPC-INGRESS', 'WEAVE-NPC-DEFAULT', 'WEAVE-NPC-EGRESS', 'WEAVE-CANARY'].map((c) => `:${c} - [0:0]`),
+      '-A INPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 6784 -m addrtype ! --src-type LOCAL -m conntrack ! --ctstate RELATED,ESTABLISHED -m comment --comment "Block non-local access to Weave Net control port" -j DROP',
+      '-A INPUT -i weave -j WEAVE-NPC-EGRESS',
+      `-A FORWARD -i weave -m comment --comment ${NOTE} -j WEAVE-NPC-EGRESS`,
+      `-A FORWARD -o weave -m comment --comment ${NOTE} -j WEAVE-NPC`,
+      '-A WEAVE-NPC -m state --state RELATED,ESTABLISHED -j ACCEPT',
+      `-A WEAVE-NPC-INGRESS -m set --match-set ${NPC_SETS[0]} src -m set --match-set ${NPC_SETS[1]} dst -j ACCEPT`,
+      'COMMIT',
+      '*nat',
+      ':WEAVE - [0:0]',
+      ':WEAVE-CANARY - [0:0]',
+      '-A POSTROUTING -j WEAVE',
+      '-A WEAVE -m set --match-set weaver-no-masq-local dst -m comment --comment "Prevent SNAT to locally running containers" -j RETURN',
+      '-A WEAVE -s 10.32.0.0/12 -d 224.0.0.0/4 -j RETURN',
+      'COMMIT',
+      '*mangle',
+      ':WEAVE-CANARY - [0:0]',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+  // weave: create_cni_config, byte for byte
+  write(
+    node.root,
+    'etc/cni/net.d/10-weave.conflist',
+    '{\n    "cniVersion": "0.3.0",\n    "name": "weave",\n    "plugins": [\n        {\n            "name": "weave",\n            "type": "weave-net",\n            "hairpinMode": true\n        },\n        {\n            "type": "portmap",\n            "capabilities": {"portMappings": true},\n            "snat": true\n        }\n    ]\n}\n',
+  );
+  write(node.root, 'var/lib/weave/weave-netdata.db', 'bolt\n', 0o600);
+  return node;
+}
+
+describe('the shipped Weave Net profile file', () => {
+  it('removes Weave (sleeve mode) on real kernel state: its bridge and veths, WEAVE* chains and tagged rules, weave-* ipsets, /var/lib/weave; the rest byte for byte', () => {
+    const node = weaveNode('pfweave');
+    const before = state(node);
+    const args = ['--profile', path.join(REPO, 'profiles/weave.yaml'), ...nodeArgs(node)];
+    const plan = runCli(node, ['plan', ...args]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stderr).toMatch(/found weave: config \/etc\/cni\/net\.d\/10-weave\.conflist, state \/var\/lib\/weave, interface /);
+    const r = runCli(node, ['run', '--yes', '--cni', 'weave', '--json', ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    const WEAVE_LINK = /^(weave|vethwe-bridge|vethwe-pcap|vethwepl1a2b3c4|vethwepg1a2b3c4)[ @]/;
+    const drop = (t: string, re: RegExp) =>
+      t
+        .split('\n')
+        .filter((l) => !re.test(l))
+        .join('\n');
+    expect(state(node)).toEqual({
+      ...before,
+      links: before.links.filter((l) => !WEAVE_LINK.test(l)),
+      addrs: drop(before.addrs, WEAVE_LINK),
+      routes4: drop(before.routes4, /10\.32\./),
+      routes6: drop(before.routes6, / dev (weave|vethwe[-a-z0-9]+) /),
+      ipt4nft: drop(before.ipt4nft, /WEAVE|Weave/),
+      ipsets: drop(before.ipsets, /weave/),
+      files: before.files.filter((f) => !/^(etc\/cni\/net\.d\/10-weave\.conflist|var\/lib\/weave(\/| ))/.test(f)),
+    });
   });
 });

@@ -20,13 +20,17 @@ import { foreignNode } from './fake-node.js';
 import { Capture, ctxFor, isolateKubeconfigEnv } from './helpers.js';
 
 isolateKubeconfigEnv();
-afterEach(() => useFileProfiles([]));
+afterEach(() => {
+  useFileProfiles([]);
+});
 
 const REPO = path.resolve(__dirname, '../..');
 const WEAVE = path.join(REPO, 'profiles/weave.yaml');
 const ANTREA = path.join(REPO, 'profiles/antrea.yaml');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-pfiles-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 let n = 0;
 /** A fresh root with these files in its profiles.d. */
