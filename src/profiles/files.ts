@@ -157,7 +157,7 @@ function dirFiles(root: string): Array<{ real: string; shown: string }> {
 export function loadProfileSet(root: string, files: string[]): ProfileSet {
   const builtIn = builtInProfiles();
   const sources = new Map(builtIn.map((p) => [p.name, BUILT_IN]));
-  const realOf = new Map<string, string>();
+  const read = new Set<string>();
   const loaded: Profile[] = [];
   const given = files.map((f) => {
     if (f.trim() === '') throw new UsageError('--profile: empty value', 'give --profile a file, or leave the option out');
@@ -171,7 +171,8 @@ export function loadProfileSet(root: string, files: string[]): ProfileSet {
     } catch (e) {
       throw bad(shown, `cannot read it: ${errText(e)}`);
     }
-    if ([...realOf.values()].includes(same)) continue;
+    if (read.has(same)) continue;
+    read.add(same);
     const p = readProfileFile(real, shown);
     const before = sources.get(p.name);
     if (before === BUILT_IN)
@@ -179,7 +180,6 @@ export function loadProfileSet(root: string, files: string[]): ProfileSet {
     if (before !== undefined)
       throw bad(shown, `name: "${p.name}" is also the name of the profile in ${before}; profile names must be unique`);
     sources.set(p.name, shown);
-    realOf.set(p.name, same);
     loaded.push(p);
   }
   const all = [...builtIn, ...loaded];
