@@ -14,7 +14,9 @@ import { PHASES, PHASE_NAMES, phasesFor } from './phases/index.js';
 import { removalSummary, renderScript, renderStep } from './plan.js';
 import { listBackups, planRestore, readBackup } from './backup/restore.js';
 import { detect } from './profiles/detect.js';
-import { loadProfiles, selectProfiles } from './profiles/index.js';
+import { BUILT_IN, PROFILES_DIR, loadProfileSet } from './profiles/files.js';
+import { selectProfiles } from './profiles/index.js';
+import { ProfileSchema } from './profiles/schema.js';
 import { chooseTargets, type Target } from './profiles/targets.js';
 import { loadDistros, selectDistro } from './distros/index.js';
 import { applyDistro, detectDistro, embeddedLive } from './distros/node.js';
@@ -107,8 +109,17 @@ const CommonOpts = z.object({
   drainTimeout: z.coerce.number().int().positive().default(300),
   backupDir: z.string().optional(),
   distro: z.string().optional(),
+  profile: z.array(z.string()).default([]),
 });
 type CommonOpts = z.infer<typeof CommonOpts>;
+
+/** --profile FILE, repeatable: each one adds a profile. */
+const PROFILE_OPTION = [
+  '--profile <file>',
+  `a profile from a file (JSON or YAML; see \`cni-sweep profiles --schema\`), repeatable; <root>${PROFILES_DIR}/*.json|*.yaml|*.yml are read too`,
+  (v: string, prev: string[]) => [...prev, v],
+  [] as string[],
+] as const;
 
 function addCommon(cmd: Command): Command {
   return cmd
@@ -124,6 +135,7 @@ function addCommon(cmd: Command): Command {
     .option('--drain-timeout <seconds>', 'how long kubectl drain may take', '300')
     .option('--backup-dir <dir>', 'where backups go (default: <root>/var/backups/cni-sweep)')
     .option('--distro <name>', 'kubeadm, k3s, rke2 or microk8s (default: detected from units and files)')
+    .option(...PROFILE_OPTION)
     .option('--json', 'print the report as one JSON document on stdout')
     .option('--verbose', 'more progress output, and stack traces on errors')
     .option('--no-color', 'no colour and no spinner');
@@ -220,7 +232,7 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   const root = checkRoot(o.root);
   const selected = selectPhases(o);
   const podCidrs = parseCidrs(o.podCidr);
-  const all = loadProfiles();
+  const { all } = loadProfileSet(root, o.profile);
   const names = cniNames(list(o.cni), all);
   const preselected = names.length ? selectProfiles(all, names) : null;
   const distros = loadDistros();
@@ -462,7 +474,7 @@ function backupsCommand(io: Io, o: { root: string; backupDir?: string; json?: bo
 async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const root = checkRoot(o.root);
   const podCidrs = parseCidrs(o.podCidr);
-  const all = loadProfiles();
+  const { all } = loadProfileSet(root, o.profile);
   const names = cniNames(list(o.cni), all);
   const distros = loadDistros();
   const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
@@ -474,7 +486,15 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   const profiles = names.length ? applyDistro(selectProfiles(all, names), distro) : known;
   const { view, findings } = await doctor(
     host,
-    { node: o.node ?? host.hostname(), kubeconfig: kubeconfigOf(io, o), podCidrs, profiles, allProfiles: known, distro },
+    {
+      node: o.node ?? host.hostname(),
+      kubeconfig: kubeconfigOf(io, o),
+      podCidrs,
+      profiles,
+      allProfiles: known,
+      distro,
+      profileFiles: o.profile.map((f) => path.resolve(f)),
+    },
     gaps,
   );
   if (o.json) io.stdout.write(JSON.stringify(toJson(view, findings), null, 2) + '\n');
@@ -485,19 +505,32 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   return isHealthy(findings) ? 0 : 1;
 }
 
-function profilesCommand(io: Io, json: boolean): number {
-  const all = loadProfiles();
-  if (json) {
-    io.stdout.write(JSON.stringify(all, null, 2) + '\n');
+function profilesCommand(io: Io, o: { json?: boolean; schema?: boolean; root: string; profile: string[] }): number {
+  if (o.schema) {
+    // Derived from the schema the profiles are validated with, so it cannot drift from it.
+    io.stdout.write(JSON.stringify(profileJsonSchema(), null, 2) + '\n');
+    return 0;
+  }
+  const { all, sources } = loadProfileSet(checkRoot(o.root), o.profile);
+  if (o.json) {
+    io.stdout.write(
+      JSON.stringify(
+        all.map((p) => ({ ...p, source: sources.get(p.name) })),
+        null,
+        2,
+      ) + '\n',
+    );
     return 0;
   }
   for (const p of all) {
+    const source = sources.get(p.name)!;
     io.stdout.write(
       [
         `${p.name}: ${p.description}`,
+        `  source:     ${source === BUILT_IN ? 'built in' : source}`,
         `  config:     files whose plugin types include ${p.config.pluginTypes.join(', ')}${p.config.extraFiles.length ? `; ${p.config.extraFiles.join(', ')}` : ''}`,
         `  state:      ${[...p.state.paths, ...p.state.networkPaths, '/var/lib/cni/results/{network}-*'].join(', ')}`,
-        `  interfaces: ${[...p.interfaces.names, ...p.interfaces.patterns.map((x) => `/${x}/`)].join(', ')}${p.interfaces.bridgePorts ? ', veths attached to its bridge' : ''}`,
+        `  interfaces: ${[...p.interfaces.names, ...p.interfaces.patterns.map((x) => `/${x}/`)].join(', ')}${p.interfaces.bridgePorts ? ', veths attached to its bridge' : ''}${p.interfaces.ovsDatapaths.length ? `; Open vSwitch datapaths ${p.interfaces.ovsDatapaths.join(', ')}` : ''}`,
         `  routes:     ${[p.routes.podNetworkRoutes ? 'routes into the pod network via the uplink (host-gw)' : '', ...p.routes.protocols.map((x) => `proto ${x}`), 'routes through its interfaces'].filter(Boolean).join(', ')}`,
         `  firewall:   chains ${p.firewall.chainPrefixes.map((x) => `${x}*`).join(', ')}; comments ${p.firewall.comments.map((c) => `"${c}"`).join(', ') || 'none'}; CNI-* chains of its networks; ${p.firewall.legacyRules.length} untagged legacy rule shapes`,
         `  nftables:   ${p.nftables.map((t) => `${t.family} ${t.name}`).join(', ') || 'none'}`,
@@ -507,6 +540,15 @@ function profilesCommand(io: Io, json: boolean): number {
     );
   }
   return 0;
+}
+
+/** The JSON Schema of a profile file: what a file may hold (defaults make fields optional). */
+export function profileJsonSchema(): unknown {
+  return {
+    ...z.toJSONSchema(ProfileSchema, { io: 'input', unrepresentable: 'any' }),
+    title: 'cni-sweep profile',
+    description: `A CNI's node-side state, for --profile FILE or ${PROFILES_DIR}/ (JSON or YAML).`,
+  };
 }
 
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -550,6 +592,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     )
     .option('--pod-cidr <cidrs>', "pod network CIDR(s), comma-separated: stands in for the Node's pod CIDR and for subnet.env")
     .option('--distro <name>', 'kubeadm, k3s, rke2 or microk8s (default: detected from units and files)')
+    .option(...PROFILE_OPTION)
     .option('--json', 'print the findings as one JSON document on stdout')
     .option('--verbose', 'every evidence line, and stack traces on errors')
     .option('--no-color', 'no colour')
@@ -588,10 +631,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
     });
   program
     .command('profiles')
-    .description('list the CNIs cni-sweep knows and what each owns')
-    .option('--json', 'as JSON')
-    .action((opts: { json?: boolean }) => {
-      code = profilesCommand(io, Boolean(opts.json));
+    .description('list the CNIs cni-sweep knows, built in or from files, and what each owns')
+    .option('--root <dir>', 'filesystem root (its etc/cni-sweep/profiles.d is read)', '/')
+    .option(...PROFILE_OPTION)
+    .option('--schema', 'print the JSON Schema of a profile file')
+    .option('--json', 'as JSON, each profile with its source')
+    .action((opts: { json?: boolean; schema?: boolean; root: string; profile: string[] }) => {
+      rejectEmpty(opts);
+      code = profilesCommand(io, opts);
     });
 
   program

@@ -40,7 +40,7 @@ function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink
   const keptOut: Array<{ name: string; why: string }> = [];
   const byName = new Map(links.map((l) => [l.ifname, l]));
   for (const f of facts) {
-    const names = new Set(f.profile.interfaces.names);
+    const names = new Set([...f.profile.interfaces.names, ...f.profile.interfaces.ovsDatapaths]);
     const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
     const byProfile = (n: string) => names.has(n) || patterns.some((r) => r.test(n));
     const kept = new Map(f.keptDevices ?? []);

@@ -14,6 +14,7 @@ export function sweepFix(v: NodeView, cnis: string[], phases: string[]): string[
   const argv = ['cni-sweep', 'run', '--cni', [...new Set(cnis)].join(','), '--only', ['backup', ...phases].join(',')];
   if (v.root !== '/') argv.push('--root', v.root);
   if (v.podCidrs.length) argv.push('--pod-cidr', v.podCidrs.map((p) => p.text).join(','));
+  for (const f of v.profileFiles ?? []) argv.push('--profile', f);
   return argv;
 }
 

@@ -80,6 +80,8 @@ export interface NodeView {
   kubeconfig?: string;
   /** --pod-cidr, as given (network form). */
   podCidrs: Prefix[];
+  /** --profile files (absolute), for the fix commands. */
+  profileFiles?: string[];
   /** The CNIs diagnosed (--cni, default every known one). */
   profiles: Profile[];
   allProfiles: Profile[];

@@ -50,6 +50,8 @@ export interface ViewOptions {
   allProfiles: Profile[];
   /** The node's distribution: its conf and bin dirs; absent: kubeadm's. */
   distro?: NodeDistro;
+  /** --profile files (absolute): the fix commands name them again, or their CNIs would be unknown. */
+  profileFiles?: string[];
 }
 
 /** Every config in the conf dir, parsed where possible: a broken one is a finding, not a reason to stop. */
@@ -267,6 +269,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     node: o.node,
     kubeconfig: o.kubeconfig,
     podCidrs: o.podCidrs,
+    profileFiles: o.profileFiles ?? [],
     profiles: o.profiles,
     allProfiles: o.allProfiles,
     configs,

@@ -9,6 +9,7 @@ import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable 
 import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
+import { ovsCommand, ovsQuery, type OvsModel } from './fake-ovs.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -463,6 +464,8 @@ export class FakeHost implements Host {
         if (!inside) return { code: 1, stdout: '', stderr: `nsenter: reassociate to namespace 'ns/net' failed: Invalid argument\n` };
         return ok(JSON.stringify(inside) + '\n');
       }
+      const ovs = ovsQuery(argv, this.ovs());
+      if (ovs) return ovs;
       if (bin === 'systemctl' && argv[1] === 'is-active' && argv.length > 2) {
         const states = argv.slice(2).map((u) => this.units.get(u) ?? 'inactive');
         return ok(states.join('\n') + '\n', states.every((s) => s === 'active') ? 0 : 3);
@@ -764,7 +767,14 @@ export class FakeHost implements Host {
       };
     }
 
+    const ovs = ovsCommand(argv, this.ovs());
+    if (ovs) return ovs;
     throw unknown();
+  }
+
+  /** Open vSwitch's datapaths over this node's links (fake-ovs.ts). */
+  private ovs(): OvsModel {
+    return { links: () => this.links, deleteLink: (name) => this.deleteLink(name) };
   }
 
   /** The output of a command whose stdout the backup saves to a file; undefined when not one of those. */
@@ -856,7 +866,10 @@ export class FakeHost implements Host {
   /** One `ip -batch` line as an operation returning an error text or null; undefined when not understood. */
   private parseIpLine(line: string): (() => string | null) | undefined {
     const w = line.split(/\s+/);
-    if (w[0] === 'link' && w[1] === 'delete' && w.length === 3) return () => this.deleteLink(w[2]!);
+    // An Open vSwitch device has no rtnetlink delete: only its datapath's removal takes it (fake-ovs.ts).
+    if (w[0] === 'link' && w[1] === 'delete' && w.length === 3)
+      return () =>
+        this.link(w[2]!)?.linkinfo?.info_kind === 'openvswitch' ? 'RTNETLINK answers: Operation not supported' : this.deleteLink(w[2]!);
     if (w[0] === 'link' && w[1] === 'set' && w[2] === 'dev' && w[4] === 'group' && w.length === 6 && /^\d+$/.test(w[5]!)) {
       return () => {
         const l = this.link(w[3]!);

@@ -25,8 +25,22 @@ export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
 
 let builtIn: Profile[] | undefined;
 /** The built-in profiles, validated once per process (phases ask while planning, twice in a run). */
-export function knownProfiles(): Profile[] {
+export function builtInProfiles(): Profile[] {
   return (builtIn ??= loadProfiles());
+}
+
+let fromFiles: Profile[] = [];
+/**
+ * The profiles this command loaded from files (--profile, profiles.d): from then on the phases know
+ * them as they know the built-in ones (another CNI's devices, a pod network's config).
+ */
+export function useFileProfiles(profiles: Profile[]): void {
+  fromFiles = profiles;
+}
+
+/** Every profile this command knows: the built-in ones and those loaded from files. */
+export function knownProfiles(): Profile[] {
+  return fromFiles.length ? [...builtInProfiles(), ...fromFiles] : builtInProfiles();
 }
 
 export function selectProfiles(all: Profile[], names: string[]): Profile[] {

@@ -34,7 +34,22 @@ const AgentProcess = z.strictObject({
     .optional(),
 });
 
-export const ProfileSchema = z.strictObject({
+/** What the kernel takes as a device name: 1-15 bytes, none of them "/", ":" or white space. */
+const IFNAME = /^[^/:\s]{1,15}$/;
+
+/** A chain or ipset prefix that every name of a namespace cni-sweep never touches starts with (KUBE-, CNI-) would take all of it. */
+const SHARED_NAMESPACES = ['KUBE-', 'CNI-'];
+
+const compiles = (r: string) => {
+  try {
+    new RegExp(r);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const ProfileFields = z.strictObject({
   name: z.string().regex(/^[a-z][a-z0-9-]*$/),
   description: z.string(),
   config: z.strictObject({
@@ -74,6 +89,12 @@ export const ProfileSchema = z.strictObject({
      * their addresses are flushed and they are set down; unloading the module is the opt-in modules phase.
      */
     kernelOwned: z.array(z.string()).default([]),
+    /**
+     * Open vSwitch datapaths (Weave's `datapath`): when a link of this name is an OVS datapath,
+     * `ip link delete` answers "Operation not supported"; it goes with `ovs-dpctl del-dp`, which
+     * detaches its ports and takes its internal and tunnel ports along.
+     */
+    ovsDatapaths: z.array(z.string().regex(IFNAME, 'must be an interface name (1-15 characters, no "/", ":" or blanks)')).default([]),
   }),
   routes: z.strictObject({
     /**
@@ -122,6 +143,27 @@ export const ProfileSchema = z.strictObject({
     .default({ processes: [], stop: '' }),
   /** Profiles this one is made of (Canal: Flannel networking plus Calico policy). */
   includes: z.array(z.string()).default([]),
+});
+
+/** A profile: its fields, and no shape that would take what is not the CNI's (for a file as for a built-in). */
+export const ProfileSchema = ProfileFields.superRefine((p, ctx) => {
+  p.interfaces.patterns.forEach((r, i) => {
+    if (!compiles(r)) ctx.addIssue({ code: 'custom', path: ['interfaces', 'patterns', i], message: 'must be a valid regular expression' });
+  });
+  for (const key of ['chainPrefixes', 'ipsetPrefixes', 'commentPrefixes'] as const) {
+    p.firewall[key].forEach((x, i) => {
+      const shared = key === 'commentPrefixes' ? undefined : SHARED_NAMESPACES.find((n) => n.startsWith(x));
+      if (x === '' || shared !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['firewall', key, i],
+          message:
+            x === ''
+              ? 'must not be empty (it would match every name)'
+              : `must not be a prefix of ${shared} (it would match every ${shared}* name)`,
+        });
+    });
+  }
 });
 
 export type Profile = z.infer<typeof ProfileSchema>;

@@ -175,7 +175,7 @@ describe('devices that stay whatever a config says', () => {
   it('a device that is not a bridge stays, and cni0 with a stale address still goes', () => {
     const facts = [
       {
-        profile: { interfaces: { names: ['cni0'], patterns: [], kernelOwned: [], bridgePorts: true } },
+        profile: { interfaces: { names: ['cni0'], patterns: [], kernelOwned: [], ovsDatapaths: [], bridgePorts: true } },
         configs: [],
         networks: [],
         bridges: ['ens3'],
