@@ -162,10 +162,15 @@ export const bpf: Phase = {
     if (!names.size && !patterns.length && !globs.length) return nothing();
     const ours = (name?: string) => name !== undefined && name !== '' && (names.has(name) || patterns.some((r) => r.test(name)));
     const notes: string[] = [];
-    const steps: PlannedStep[] = [];
+    // In this order. tc filters before the pins: removing the last pin of a tail-call map (a prog
+    // array) empties it, and a program still attached would drop every packet (Cilium's own cleanup
+    // orders it so). Pins before XDP: a pinned bpf_link (XDP or tcx through a link) holds its program
+    // until the pin goes, and `ip link set ... xdp off` refuses a link-held program (EBUSY); after
+    // the pin it detaches nothing and succeeds. Pins go in the profile's order: links before maps.
+    let tcStep: PlannedStep | undefined;
+    let pinStep: PlannedStep | undefined;
+    let xdpStep: PlannedStep | undefined;
 
-    // Pins first: a pinned bpf_link (tcx, XDP through a link) holds its attachment until the pin goes,
-    // and `ip link set ... xdp off` refuses to detach a link-held XDP program.
     if (globs.length) {
       const pins: string[] = [];
       for (const mount of (await bpffsMounts(ctx, notes)) ?? []) {
@@ -173,10 +178,10 @@ export const bpf: Phase = {
       }
       if (pins.length) {
         notes.push(PINS_NOT_RESTORABLE);
-        steps.push({
+        pinStep = {
           argv: ['rm', '-rf', '--', ...pins.map((p) => underRoot(ctx.host.root, p))],
           removes: { kind: 'BPF pin', items: pins },
-        });
+        };
       }
     }
 
@@ -214,11 +219,11 @@ export const bpf: Phase = {
       }
       notes.push(...tc.notes);
       if (tc.lines.length)
-        steps.push({
+        tcStep = {
           argv: ['tc', '-batch', '-'],
           stdin: tc.lines.join('\n') + '\n',
           removes: { kind: 'BPF attachment', items: tc.items },
-        });
+        };
 
       const xdpLines: string[] = [];
       const xdpItems: string[] = [];
@@ -244,14 +249,15 @@ export const bpf: Phase = {
         }
       }
       if (xdpLines.length)
-        steps.push({
+        xdpStep = {
           argv: ['ip', '-batch', '-'],
           stdin: xdpLines.join('\n') + '\n',
           removes: { kind: 'BPF attachment', items: xdpItems },
-        });
+        };
       // bpftool would show these; tc and ip do not. A pinned link goes with its pin above.
       notes.push('tcx and netkit attachments (BPF links) are not listed by tc or ip: only those pinned in the pins above are removed');
     }
+    const steps = [tcStep, pinStep, xdpStep].filter((s): s is PlannedStep => s !== undefined);
     if (!steps.length) return nothing(...notes);
     return { steps, notes };
   },

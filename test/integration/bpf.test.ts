@@ -25,8 +25,10 @@ const PROFILE = {
   interfaces: { names: [] },
   routes: {},
   firewall: { chainPrefixes: [] },
-  bpf: { programNames: ['cil_from_netdev', 'cil_to_netdev'], programPatterns: ['^cil_xdp_'], pins: ['tc/globals/cilium_*', 'cilium'] },
+  bpf: { programNames: ['cil_from_netdev', 'cil_to_netdev'], programPatterns: ['^cil_xdp_'], pins: ['cilium', 'tc/globals/cilium_*'] },
 };
+
+const PINS = ['/sys/fs/bpf/cilium', '/sys/fs/bpf/tc/globals/cilium_ipcache', '/sys/fs/bpf/tc/globals/cilium_lxc'];
 
 interface BpfNode {
   ns: string;
@@ -84,7 +86,8 @@ function bpfNode(tag: string): BpfNode {
   inNs(n.ns, 'ip', ['link', 'set', 'dev', 'ext1', 'xdpdrv', 'obj', OBJ, 'sec', 'xdp-site']);
   // The bpffs, with the CNI's pins and others.
   sh('mount', ['-t', 'bpf', 'bpf', n.bpffs]);
-  for (const d of ['tc/globals', 'cilium/devices/eth0/links', 'site']) fs.mkdirSync(path.join(n.bpffs, d), { recursive: true });
+  for (const d of ['tc/globals', 'cilium/devices/eth0/links', 'cilium/devices/eth1/links', 'site'])
+    fs.mkdirSync(path.join(n.bpffs, d), { recursive: true });
   sh('python3', [
     PIN,
     ...['tc/globals/cilium_lxc', 'tc/globals/cilium_ipcache', 'tc/globals/site_map', 'cilium/devices/eth0/links/cil_from_netdev'].map((p) =>
@@ -92,6 +95,9 @@ function bpfNode(tag: string): BpfNode {
     ),
     path.join(n.bpffs, 'site/cilium_lookalike'),
   ]);
+  // eth1: the CNI's XDP program held by a pinned bpf_link, as Cilium attaches XDP today.
+  inNs(n.ns, 'ip', ['link', 'set', 'dev', 'eth1', 'xdpgeneric', 'obj', OBJ, 'sec', 'xdp-cil']);
+  inNs(n.ns, 'python3', [PIN, '--xdp-link', 'eth1', path.join(n.bpffs, 'cilium/devices/eth1/links/cil_xdp_entry')]);
   fs.writeFileSync(path.join(path.dirname(n.root), 'profile.json'), JSON.stringify(PROFILE));
   return n;
 }
@@ -150,6 +156,7 @@ function expectClean(n: BpfNode, before: ReturnType<typeof foreign>) {
   expect(foreign(n)).toEqual(before);
   expect(JSON.parse(tc(n, '-j', 'qdisc', 'show', 'dev', 'eth0'))).toEqual([expect.objectContaining({ kind: 'noqueue' })]);
   expect(inNs(n.ns, 'ip', ['-d', 'link', 'show', 'eth0'])).not.toMatch(/xdp/);
+  expect(inNs(n.ns, 'ip', ['-d', 'link', 'show', 'eth1'])).not.toMatch(/xdp/);
   expect(tc(n, 'filter', 'show', 'dev', 'eth1', 'ingress')).not.toMatch(/cil_/);
   expect(tc(n, 'filter', 'show', 'dev', 'ext0', 'ingress')).toBe('');
   expect(tree(n.bpffs)).toEqual([
@@ -173,9 +180,6 @@ describe('bpf on the real kernel', () => {
     const plan = sweepWith(n, 'plan', 'backup,bpf');
     expect(stepsOf(plan.report, 'bpf')).toEqual([
       {
-        argv: ['rm', '-rf', '--', ...['tc/globals/cilium_ipcache', 'tc/globals/cilium_lxc', 'cilium'].map((p) => path.join(n.bpffs, p))],
-      },
-      {
         argv: ['tc', '-batch', '-'],
         stdin: [
           'filter del dev ext0 ingress pref 1 handle 0x1 bpf',
@@ -186,7 +190,10 @@ describe('bpf on the real kernel', () => {
           '',
         ].join('\n'),
       },
-      { argv: ['ip', '-batch', '-'], stdin: 'link set dev eth0 xdpgeneric off\n' },
+      {
+        argv: ['rm', '-rf', '--', ...['cilium', 'tc/globals/cilium_ipcache', 'tc/globals/cilium_lxc'].map((p) => path.join(n.bpffs, p))],
+      },
+      { argv: ['ip', '-batch', '-'], stdin: 'link set dev eth0 xdpgeneric off\nlink set dev eth1 xdpgeneric off\n' },
     ]);
     expect(plan.report.phases.find((p) => p.name === 'bpf')!.notes).toEqual([
       'pinned BPF objects are not backed up and `restore` cannot put them back: their contents live in the kernel (the CNI agent creates them again when it starts); the backup manifest lists them',
@@ -194,19 +201,20 @@ describe('bpf on the real kernel', () => {
       "kept the clsact qdisc of eth1: 1 filter preference(s) on it are not the CNI's",
       'tcx and netkit attachments (BPF links) are not listed by tc or ip: only those pinned in the pins above are removed',
     ]);
-    expect(plan.report.wouldRemove).toMatchObject({ bpfPins: { count: 3 }, bpfAttachments: { count: 6 } });
+    expect(plan.report.wouldRemove).toMatchObject({ bpfPins: { count: 3 }, bpfAttachments: { count: 7 } });
+    // Why the pins go before XDP is detached: the kernel refuses to detach a program a bpf_link holds.
+    const refused = spawnSync('/usr/bin/nsenter', [`--net=/run/netns/${n.ns}`, 'ip', 'link', 'set', 'dev', 'eth1', 'xdpgeneric', 'off'], {
+      encoding: 'utf8',
+    });
+    expect([refused.status, refused.stderr]).toEqual([2, "Error: Can't replace active BPF XDP link.\n"]);
     // A plan changes nothing.
     expect(foreign(n)).toEqual(before);
     expect(tree(n.bpffs)).toContain('tc/globals/cilium_lxc');
 
     const run = sweepWith(n, 'run', 'backup,bpf');
     expect(run.report.failed).toBeUndefined();
-    expect(run.report.removed.bpfAttachments.count).toBe(6);
-    expect(run.report.removed.bpfPins.names).toEqual([
-      '/sys/fs/bpf/tc/globals/cilium_ipcache',
-      '/sys/fs/bpf/tc/globals/cilium_lxc',
-      '/sys/fs/bpf/cilium',
-    ]);
+    expect(run.report.removed.bpfAttachments.count).toBe(7);
+    expect(run.report.removed.bpfPins.names).toEqual(PINS);
     expectClean(n, before);
     const manifest = JSON.parse(fs.readFileSync(path.join(run.report.backup!, 'manifest.json'), 'utf8')) as {
       bpf: unknown;
@@ -220,8 +228,9 @@ describe('bpf on the real kernel', () => {
         'clsact qdisc of eth0',
         'tc filter eth1 ingress pref 1 handle 0x1 (cil_from_netdev)',
         'XDP eth0 generic (cil_xdp_entry)',
+        'XDP eth1 generic (cil_xdp_entry)',
       ],
-      pins: ['/sys/fs/bpf/tc/globals/cilium_ipcache', '/sys/fs/bpf/tc/globals/cilium_lxc', '/sys/fs/bpf/cilium'],
+      pins: PINS,
       restorable: false,
     });
     // Nothing of the bpffs went into files.tar: a pin has no contents to save.

@@ -75,7 +75,6 @@ function ebpfNode(init = {}): FakeHost {
 }
 
 const EXPECTED_STEPS = [
-  { argv: ['rm', '-rf', '--', '/sys/fs/bpf/tc/globals/cilium_ipcache_v2', '/sys/fs/bpf/tc/globals/cilium_lxc', '/sys/fs/bpf/cilium'] },
   {
     argv: ['tc', '-batch', '-'],
     stdin: [
@@ -87,6 +86,7 @@ const EXPECTED_STEPS = [
       '',
     ].join('\n'),
   },
+  { argv: ['rm', '-rf', '--', '/sys/fs/bpf/tc/globals/cilium_ipcache_v2', '/sys/fs/bpf/tc/globals/cilium_lxc', '/sys/fs/bpf/cilium'] },
   { argv: ['ip', '-batch', '-'], stdin: 'link set dev eth0 xdpgeneric off\n' },
 ];
 
@@ -97,10 +97,6 @@ describe('bpf', () => {
     expect(bare(plan.steps)).toEqual(EXPECTED_STEPS);
     expect(plan.steps.map((s) => s.removes)).toEqual([
       {
-        kind: 'BPF pin',
-        items: ['/sys/fs/bpf/tc/globals/cilium_ipcache_v2', '/sys/fs/bpf/tc/globals/cilium_lxc', '/sys/fs/bpf/cilium'],
-      },
-      {
         kind: 'BPF attachment',
         items: [
           'tc filter eth0 ingress pref 1 handle 0x1 (cil_from_netdev)',
@@ -109,6 +105,10 @@ describe('bpf', () => {
           'tc filter eth1 ingress pref 1 handle 0x1 (cil_from_netdev)',
           'tc filter eth3 ingress pref 1 handle 0x1 (cil_from_netdev)',
         ],
+      },
+      {
+        kind: 'BPF pin',
+        items: ['/sys/fs/bpf/tc/globals/cilium_ipcache_v2', '/sys/fs/bpf/tc/globals/cilium_lxc', '/sys/fs/bpf/cilium'],
       },
       { kind: 'BPF attachment', items: ['XDP eth0 generic (cil_xdp_entry)'] },
     ]);
