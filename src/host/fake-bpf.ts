@@ -13,8 +13,10 @@ export interface FakeTcFilter {
   kind: string;
   /** As tc prints it: "0x1" for bpf, "800::800" for u32. */
   handle: string;
-  /** The BPF program's name as the kernel keeps it (bpf filters). */
+  /** The BPF program's name as the kernel keeps it (bpf filters); "" for a program loaded without one. */
   prog?: string;
+  /** The filter's own name, as its loader set it; default "<prog>-<dev>" (Cilium's Go loader). */
+  name?: string;
 }
 
 interface FakeBpfState {
@@ -120,7 +122,13 @@ export function bpfQuery(host: FakeHost, argv: string[]): ExecResult | undefined
       seen = `${f.chain ?? 0}/${f.pref}`;
       const options =
         f.kind === 'bpf'
-          ? { handle: f.handle, bpf_name: `${f.prog}-${f.dev}`, 'direct-action': true, not_in_hw: true, prog: progJson(s, f.prog ?? '') }
+          ? {
+              handle: f.handle,
+              bpf_name: f.name ?? `${f.prog}-${f.dev}`,
+              'direct-action': true,
+              not_in_hw: true,
+              prog: progJson(s, f.prog ?? ''),
+            }
           : { fh: f.handle, not_in_hw: true };
       out.push({ ...head, options });
     }

@@ -95,7 +95,7 @@ interface TcPlan {
  * filter on it is the CNI's. A classifier instance (a preference) is the CNI's only when each filter
  * in it runs one of its programs; the others, and the qdisc they sit on, stay.
  */
-async function planTc(ctx: Ctx, dev: string, kind: string, ours: (name?: string) => boolean, out: TcPlan): Promise<void> {
+async function planTc(ctx: Ctx, dev: string, kind: string, ours: (f: Filter) => boolean, out: TcPlan): Promise<void> {
   const dirs = kind === 'clsact' ? ['ingress', 'egress'] : ['ingress'];
   let foreign = 0;
   let mine = 0;
@@ -123,7 +123,7 @@ async function planTc(ctx: Ctx, dev: string, kind: string, ours: (name?: string)
     }
     for (const g of groups.values()) {
       const filters = g.filter((f) => f.options !== undefined);
-      const isMine = (f: Filter) => f.kind === 'bpf' && /^(0x)?[0-9a-f]+$/i.test(f.options?.handle ?? '') && ours(f.options?.prog?.name);
+      const isMine = (f: Filter) => f.kind === 'bpf' && /^(0x)?[0-9a-f]+$/i.test(f.options?.handle ?? '') && ours(f);
       if (!filters.length || !filters.every(isMine)) {
         foreign++;
         const names = filters.map((f) => (f.kind === 'bpf' ? `bpf ${f.options?.prog?.name ?? 'without a program name'}` : f.kind));
@@ -136,7 +136,9 @@ async function planTc(ctx: Ctx, dev: string, kind: string, ours: (name?: string)
       for (const f of filters) {
         const chain = f.chain ? ` chain ${f.chain}` : '';
         out.lines.push(`filter del dev ${dev} ${dir} pref ${f.pref}${chain} handle ${f.options!.handle!} bpf`);
-        out.items.push(`tc filter ${dev} ${dir} pref ${f.pref}${chain} handle ${f.options!.handle!} (${f.options!.prog!.name!})`);
+        out.items.push(
+          `tc filter ${dev} ${dir} pref ${f.pref}${chain} handle ${f.options!.handle!} (${f.options!.prog?.name || f.options!.bpf_name})`,
+        );
         mine++;
       }
     }
@@ -158,8 +160,9 @@ export const bpf: Phase = {
     const specs = ctx.snapshot.facts.map((f) => f.profile.bpf);
     const names = new Set(specs.flatMap((b) => b.programNames));
     const patterns = specs.flatMap((b) => b.programPatterns).map((r) => new RegExp(r));
+    const filterNames = specs.flatMap((b) => b.filterNamePatterns).map((r) => new RegExp(r));
     const globs = [...new Set(specs.flatMap((b) => b.pins))];
-    if (!names.size && !patterns.length && !globs.length) return nothing();
+    if (!names.size && !patterns.length && !filterNames.length && !globs.length) return nothing();
     const ours = (name?: string) => name !== undefined && name !== '' && (names.has(name) || patterns.some((r) => r.test(name)));
     const notes: string[] = [];
     // In this order. tc filters before the pins: removing the last pin of a tail-call map (a prog
@@ -185,7 +188,7 @@ export const bpf: Phase = {
       }
     }
 
-    if (names.size || patterns.length) {
+    if (names.size || patterns.length || filterNames.length) {
       const links = await listLinks(ctx.host, ctx.gaps);
       // The interfaces phase deletes the CNI's own devices (pod veths, cilium_host): what is attached goes with them.
       const dying = ctx.selected.has('interfaces')
@@ -214,7 +217,13 @@ export const bpf: Phase = {
             notes.push(`left alone: the ${qd.kind} qdisc of ${JSON.stringify(qd.dev)}: a device name tc -batch cannot take as one word`);
             continue;
           }
-          await planTc(ctx, qd.dev, qd.kind, ours, tc);
+          await planTc(
+            ctx,
+            qd.dev,
+            qd.kind,
+            (f) => ours(f.options?.prog?.name) || filterNames.some((r) => r.test(f.options?.bpf_name ?? '')),
+            tc,
+          );
         }
       }
       notes.push(...tc.notes);

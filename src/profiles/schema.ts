@@ -141,16 +141,21 @@ export const ProfileSchema = z.strictObject({
     .default({ processes: [], stop: '' }),
   /**
    * BPF state the CNI leaves on host devices and in the bpffs: tc filters and XDP programs whose
-   * program name is one of programNames or matches one of programPatterns (a clsact qdisc goes only
+   * program name is one of programNames or matches one of programPatterns, and tc filters whose own
+   * name (the name the loader gave the filter, `tc filter show` prints it) matches one of
+   * filterNamePatterns (iproute2-loaded datapaths carry "<object>.o:[<section>]" and may have no
+   * program name)
+   * (a clsact qdisc goes only
    * when every filter on it is the CNI's), and pins below the bpffs mount.
    */
   bpf: z
     .strictObject({
       programNames: z.array(BpfProgramName).default([]),
       programPatterns: z.array(Regex).default([]),
+      filterNamePatterns: z.array(Regex).default([]),
       pins: z.array(BpfPin).default([]),
     })
-    .default({ programNames: [], programPatterns: [], pins: [] }),
+    .default({ programNames: [], programPatterns: [], filterNamePatterns: [], pins: [] }),
   /** Profiles this one is made of (Canal: Flannel networking plus Calico policy). */
   includes: z.array(z.string()).default([]),
 });

@@ -29,6 +29,7 @@ const EBPF: Profile = ProfileSchema.parse({
   bpf: {
     programNames: ['cil_from_netdev', 'cil_to_netdev'],
     programPatterns: ['^cil_xdp_'],
+    filterNamePatterns: ['^bpf_(host|netdev)\\.o:\\['],
     pins: ['tc/globals/cilium_*', 'cilium'],
   },
 });
@@ -162,6 +163,23 @@ describe('bpf', () => {
     expect(stdin.split('\n')).toContain('qdisc del dev ebpf_host clsact');
   });
 
+  it('recognises a filter an iproute2 loader named after its object, whose program has no name', async () => {
+    const h = new FakeHost();
+    h.addLink({ ifname: 'eth0' }).addLink({ ifname: 'eth1' });
+    addQdisc(h, 'eth0', 'clsact');
+    addTcFilter(h, 'eth0', { dir: 'ingress', pref: 1, kind: 'bpf', handle: '0x1', prog: '', name: 'bpf_netdev.o:[from-netdev]' });
+    addQdisc(h, 'eth1', 'clsact');
+    addTcFilter(h, 'eth1', { dir: 'ingress', pref: 1, kind: 'bpf', handle: '0x1', prog: '', name: 'site_bpf_netdev.o:[from-netdev]' });
+    const plan = await bpf.plan(await ctxFor(h, { profiles: [EBPF] }));
+    expect(bare(plan.steps)).toEqual([
+      { argv: ['tc', '-batch', '-'], stdin: 'filter del dev eth0 ingress pref 1 handle 0x1 bpf\nqdisc del dev eth0 clsact\n' },
+    ]);
+    expect(plan.steps[0]!.removes!.items).toEqual([
+      'tc filter eth0 ingress pref 1 handle 0x1 (bpf_netdev.o:[from-netdev])',
+      'clsact qdisc of eth0',
+    ]);
+  });
+
   it('finds pins under --root only, and each bpffs mount', async () => {
     const h = new FakeHost({ root: '/tmp/node' });
     mountBpffs(h, '/sys/fs/bpf');
@@ -260,13 +278,14 @@ describe('profile schema: bpf', () => {
     firewall: { chainPrefixes: [] },
   };
   it('defaults to no BPF state, so existing profiles stay valid', () => {
-    expect(ProfileSchema.parse(base).bpf).toEqual({ programNames: [], programPatterns: [], pins: [] });
-    expect(FLANNEL.bpf).toEqual({ programNames: [], programPatterns: [], pins: [] });
+    expect(ProfileSchema.parse(base).bpf).toEqual({ programNames: [], programPatterns: [], filterNamePatterns: [], pins: [] });
+    expect(FLANNEL.bpf).toEqual({ programNames: [], programPatterns: [], filterNamePatterns: [], pins: [] });
   });
   it.each([
     [{ programNames: ['cil_from_netdev_x'] }, 'programNames'],
     [{ programNames: ['cil-from'] }, 'programNames'],
     [{ programPatterns: ['(cil'] }, 'programPatterns'],
+    [{ filterNamePatterns: ['[bpf'] }, 'filterNamePatterns'],
     [{ pins: ['/sys/fs/bpf/cilium'] }, 'pins'],
     [{ pins: ['tc/../cilium'] }, 'pins'],
     [{ pins: ['tc/globals/'] }, 'pins'],
