@@ -267,6 +267,29 @@ describe('bpf', () => {
   });
 });
 
+describe('fake host: BPF', () => {
+  it('fails closed on tc commands and lines it does not model', async () => {
+    const h = new FakeHost();
+    h.addLink({ ifname: 'eth0' });
+    await expect(h.apply({ argv: ['tc', 'qdisc', 'del', 'dev', 'eth0', 'root'] })).rejects.toThrow(/^FakeHost: unsupported tc command/);
+    await expect(h.apply({ argv: ['tc', '-batch', '-'], stdin: 'qdisc del dev eth0 root\n' })).rejects.toThrow(
+      /unsupported tc -batch line/,
+    );
+    await expect(h.query(['tc', '-s', 'qdisc', 'show'])).rejects.toThrow(/^FakeHost: unsupported query/);
+  });
+
+  it('answers a filter delete the way tc does when nothing matches, and stops the batch there', async () => {
+    const h = new FakeHost();
+    h.addLink({ ifname: 'eth0' });
+    addQdisc(h, 'eth0', 'clsact');
+    addTcFilter(h, 'eth0', { dir: 'ingress', pref: 1, kind: 'bpf', handle: '0x1', prog: 'cil_from_netdev' });
+    await expect(
+      h.apply({ argv: ['tc', '-batch', '-'], stdin: 'filter del dev eth0 ingress pref 1 handle 0x2 bpf\nqdisc del dev eth0 clsact\n' }),
+    ).rejects.toMatchObject({ exitCode: 1, stderr: 'Error: Specified filter handle not found.\nCommand failed -:1\n' });
+    expect(tcState(h)).toEqual(['filter eth0 ingress pref 1 bpf 0x1 cil_from_netdev', 'qdisc eth0 clsact']);
+  });
+});
+
 describe('profile schema: bpf', () => {
   const base = {
     name: 'x',
