@@ -54,6 +54,8 @@ export const REMOVED_KINDS = [
   'namespaces',
   'sandboxes',
   'modules',
+  'bpfAttachments',
+  'bpfPins',
 ] as const;
 export type RemovedKind = (typeof REMOVED_KINDS)[number];
 export type Removed = Record<RemovedKind, { count: number; names: string[] }>;
@@ -76,6 +78,8 @@ export function removedKind(stepKind: string, item: string): RemovedKind | null 
     'network namespace': 'namespaces',
     'pod sandbox': 'sandboxes',
     'kernel module': 'modules',
+    'BPF attachment': 'bpfAttachments',
+    'BPF pin': 'bpfPins',
   };
   return kinds[stepKind] ?? null;
 }

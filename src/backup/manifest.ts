@@ -28,6 +28,11 @@ export const ManifestSchema = z.object({
   members: z.array(MemberSchema).optional(),
   interfaces: z.array(z.string()),
   routes: z.array(z.string()),
+  /**
+   * BPF programs detached (tc filters, clsact qdiscs, XDP) and bpffs pins removed: recorded only. A pinned
+   * object lives in the kernel and cannot be put back; the CNI's agent creates it again.
+   */
+  bpf: z.object({ attachments: z.array(z.string()), pins: z.array(z.string()), restorable: z.literal(false) }).optional(),
   firewall: z.array(
     z.object({
       backend: z.string(),

@@ -190,6 +190,12 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
       `interfaces (${manifest.interfaces.join(', ') || 'none'}) and routes (${manifest.routes.length}) are not recreated: the CNI's agent recreates them; their listings are in ${path.join(dir, 'node')}`,
     );
   }
+  if (manifest.bpf) {
+    const { attachments, pins } = manifest.bpf;
+    notes.push(
+      `BPF state is not restored: ${attachments.length} BPF attachment(s) and ${pins.length} bpffs pin(s) were removed (listed in manifest.json); a pinned BPF object lives in the kernel and cannot be put back: the CNI's agent creates them again`,
+    );
+  }
   return { dir, manifest, steps, notes };
 }
 

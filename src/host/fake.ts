@@ -10,6 +10,7 @@ import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from '.
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake-ovs.js';
+import { bpfCommand, bpfIpLine, bpfQuery } from './fake-bpf.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -72,6 +73,8 @@ export interface FakePod {
 /** Binaries a typical node has. */
 export const DEFAULT_BINS = [
   'ip',
+  'tc',
+  'findmnt',
   'nft',
   'ipset',
   'systemctl',
@@ -364,6 +367,8 @@ export class FakeHost implements Host {
     const ok = (stdout: string, code = 0): ExecResult => ({ code, stdout, stderr: '' });
     const bin = argv[0] ?? '';
     const known = (): ExecResult | null | undefined => {
+      const bpf = bpfQuery(this, argv);
+      if (bpf) return bpf;
       if (a === 'ip -j -d link show') return ok(this.linksJson());
       const route = /^ip -j -([46]) route show table main$/.exec(a);
       if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
@@ -611,6 +616,8 @@ export class FakeHost implements Host {
       if (!out) throw unknown('unsupported command with stdoutTo');
       return out;
     }
+    const bpf = bpfCommand(this, argv, stdin, unknown);
+    if (bpf) return bpf;
     if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !XTABLES_TOOL.test(argv[0] ?? ''))
       throw unknown('unexpected stdin');
 
@@ -618,6 +625,7 @@ export class FakeHost implements Host {
       const ops = lines().map(
         (line) =>
           this.parseIpLine(line) ??
+          bpfIpLine(this, line) ??
           (() => {
             throw unknown(`unsupported ip -batch line "${line}"`);
           })(),

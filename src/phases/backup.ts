@@ -101,6 +101,9 @@ export const backup: Phase = {
       files,
       interfaces: items('interface'),
       routes: items('route'),
+      ...(items('BPF attachment').length || items('BPF pin').length
+        ? { bpf: { attachments: items('BPF attachment'), pins: items('BPF pin'), restorable: false as const } }
+        : {}),
       firewall,
       nftables,
       facts: ctx.snapshot.facts.map((f) => ({

@@ -1,5 +1,6 @@
 // The phases, in the order they run. `--help` lists them from here.
 import { backup } from './backup.js';
+import { bpf } from './bpf.js';
 import { cniConfig } from './cni-config.js';
 import { cniState } from './cni-state.js';
 import { drain } from './drain.js';
@@ -23,6 +24,7 @@ export const PHASES: Phase[] = [
   stopRuntime,
   cniConfig,
   cniState,
+  bpf,
   interfaces,
   routes,
   firewall,

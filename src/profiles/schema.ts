@@ -6,6 +6,16 @@ const NodePath = z
   .regex(/^\/[^\0]*$/, 'must be an absolute path')
   .refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
 
+/** A JavaScript regular expression, checked when the profile is read. */
+const Regex = z.string().refine((r) => {
+  try {
+    new RegExp(r);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a valid regular expression');
+
 /** A rule shape an old release wrote without any comment or own chain. {network} and {subnet} are filled in from the node. */
 const LegacyRule = z.object({
   table: z.string(),
@@ -33,6 +43,24 @@ const AgentProcess = z.strictObject({
     }, 'must be a valid regular expression')
     .optional(),
 });
+
+/**
+ * A BPF program's name as the kernel keeps it (bpf_prog_info.name): at most 15 characters (BPF_OBJ_NAME_LEN - 1),
+ * letters, digits, '_' and '.' (what the kernel accepts in bpf_obj_name_cpy).
+ */
+const BpfProgramName = z.string().regex(/^[A-Za-z0-9_.]{1,15}$/, 'must be a kernel BPF program name (1-15 of A-Z a-z 0-9 _ .)');
+
+/**
+ * A pin below the bpffs mount ("tc/globals/cilium_*", "cilium"): relative, '/'-separated, each
+ * component a name or a glob with * and ? that stays inside that one component.
+ */
+const BpfPin = z
+  .string()
+  .regex(/^[^/\0]+(\/[^/\0]+)*$/, 'must be a path relative to the bpffs mount, without a leading or trailing "/"')
+  .refine(
+    (p) => !p.split('/').some((c) => c === '.' || c === '..' || /^\*+$/.test(c)),
+    'must not contain ".", ".." or a bare "*" component',
+  );
 
 /** What the kernel takes as a device name: 1-15 bytes, none of them "/", ":" or white space. */
 const IFNAME = /^[^/:\s]{1,15}$/;
@@ -141,6 +169,23 @@ const ProfileFields = z.strictObject({
   agents: z
     .strictObject({ processes: z.array(AgentProcess).default([]), stop: z.string().default('') })
     .default({ processes: [], stop: '' }),
+  /**
+   * BPF state the CNI leaves on host devices and in the bpffs: tc filters and XDP programs whose
+   * program name is one of programNames or matches one of programPatterns, and tc filters whose own
+   * name (the name the loader gave the filter, `tc filter show` prints it) matches one of
+   * filterNamePatterns (iproute2-loaded datapaths carry "<object>.o:[<section>]" and may have no
+   * program name)
+   * (a clsact qdisc goes only
+   * when every filter on it is the CNI's), and pins below the bpffs mount.
+   */
+  bpf: z
+    .strictObject({
+      programNames: z.array(BpfProgramName).default([]),
+      programPatterns: z.array(Regex).default([]),
+      filterNamePatterns: z.array(Regex).default([]),
+      pins: z.array(BpfPin).default([]),
+    })
+    .default({ programNames: [], programPatterns: [], filterNamePatterns: [], pins: [] }),
   /** Profiles this one is made of (Canal: Flannel networking plus Calico policy). */
   includes: z.array(z.string()).default([]),
 });
@@ -170,3 +215,4 @@ export type Profile = z.infer<typeof ProfileSchema>;
 export type ProfileInput = z.input<typeof ProfileSchema>;
 export type LegacyRuleShape = z.infer<typeof LegacyRule>;
 export type AgentProcessShape = z.infer<typeof AgentProcess>;
+export type BpfShape = Profile['bpf'];

@@ -18,6 +18,8 @@ const WORDS: Record<RemovedKind, [string, string]> = {
   namespaces: ['network namespace', 'network namespaces'],
   sandboxes: ['pod sandbox', 'pod sandboxes'],
   modules: ['kernel module', 'kernel modules'],
+  bpfAttachments: ['BPF attachment', 'BPF attachments'],
+  bpfPins: ['BPF pin', 'BPF pins'],
 };
 
 /** "3 CNI configs, 1 interface, 12 routes", or null when nothing of any kind. */

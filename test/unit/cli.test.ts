@@ -319,7 +319,7 @@ describe('run', () => {
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^cni-sweep: node node-1: interrupted by SIGINT after \d+\.\d s; nothing was removed$/);
     expect(lines[1]).toBe(
-      'cni-sweep: not run: cni-config, cni-state, interfaces, routes, firewall, netns; what they remove is still on the node',
+      'cni-sweep: not run: cni-config, cni-state, bpf, interfaces, routes, firewall, netns; what they remove is still on the node',
     );
     expect(lines[2]).toMatch(
       /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
@@ -415,7 +415,7 @@ describe('run', () => {
     // What went is counted, what did not is named: the config and state went, the interfaces did not.
     expect(r.stdout.split('\n').slice(0, 2)).toEqual([
       expect.stringMatching(/^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths$/),
-      'cni-sweep: not run: interfaces, routes, firewall, netns; what they remove is still on the node',
+      'cni-sweep: not run: bpf, interfaces, routes, firewall, netns; what they remove is still on the node',
     ]);
   });
 
