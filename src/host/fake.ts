@@ -9,6 +9,7 @@ import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable 
 import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
+import { fakeMv } from './fake-mv.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -80,6 +81,7 @@ export const DEFAULT_BINS = [
   'modprobe',
   'nsenter',
   'rm',
+  'mv',
   'umount',
   'mkdir',
   'tar',
@@ -763,6 +765,9 @@ export class FakeHost implements Host {
         return OK;
       };
     }
+
+    const mv = fakeMv(this.fs, this.root, argv);
+    if (mv) return mv;
 
     throw unknown();
   }

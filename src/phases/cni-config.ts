@@ -2,7 +2,7 @@
 import { underRoot } from '../host/host.js';
 import { untrustedNote } from '../inspect.js';
 import { isPodNetworkConfig } from '../profiles/targets.js';
-import type { Phase } from './types.js';
+import type { Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
 
 export const cniConfig: Phase = {
@@ -20,7 +20,20 @@ export const cniConfig: Phase = {
         if ((await ctx.host.entryType(p)) !== null && !files.includes(p)) files.push(p);
       }
     }
-    if (!files.length) return nothing(...notes);
+    // Configs another CNI renamed aside (*.cilium_bak): each says what happens to it and why.
+    const renamed = ctx.snapshot.renamed ?? [];
+    for (const r of renamed) {
+      notes.push(`${{ remove: 'removes', restore: 'puts back', keep: 'kept' }[r.action]} ${r.file}: ${r.why}`);
+      if (r.action === 'remove' && !files.includes(r.file)) files.push(r.file);
+    }
+    // mv -n: never over a config written since the plan; -T: never into a directory of that name.
+    const restores: PlannedStep[] = renamed
+      .filter((r) => r.action === 'restore')
+      .map((r) => ({
+        argv: ['mv', '-n', '-T', '--', underRoot(ctx.host.root, r.file), underRoot(ctx.host.root, r.original)],
+        removes: { kind: 'CNI config put back', items: [`${r.file} -> ${r.original}`] },
+      }));
+    if (!files.length && !restores.length) return nothing(...notes);
     // The runtime takes the first config in the directory, whatever it is: with the pod network's
     // gone, a podman or plain bridge config would give new pods its addresses.
     const warnings: string[] = [];
@@ -29,16 +42,15 @@ export const cniConfig: Phase = {
       warnings.push(
         `after the removal the runtime's first CNI config is ${first.file} (network ${first.name}, plugins ${first.types.join(', ')}), which is no pod network: pods created after it restarts get their network from it; install the new CNI's config (or move ${first.file} away) before pods are scheduled here`,
       );
-    return {
-      warnings,
-      steps: [
-        {
-          argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))],
-          removes: { kind: 'CNI config', items: files },
-          backup: { files },
-        },
-      ],
-      notes,
-    };
+    const steps: PlannedStep[] = [];
+    if (files.length)
+      steps.push({
+        argv: ['rm', '-f', '--', ...files.map((p) => underRoot(ctx.host.root, p))],
+        removes: { kind: 'CNI config', items: files },
+        backup: { files },
+      });
+    // After the removal: a name it frees may be the one a config goes back under.
+    steps.push(...restores);
+    return { warnings, steps, notes };
   },
 };

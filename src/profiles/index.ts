@@ -2,10 +2,11 @@
 import { UsageError } from '../errors.js';
 import { calico } from './calico.js';
 import { canal } from './canal.js';
+import { cilium } from './cilium.js';
 import { flannel } from './flannel.js';
 import { ProfileSchema, type Profile, type ProfileInput } from './schema.js';
 
-const SOURCES: ProfileInput[] = [flannel, calico, canal];
+const SOURCES: ProfileInput[] = [flannel, calico, canal, cilium];
 
 export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
   return inputs.map((input, i) => {

@@ -111,6 +111,28 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
   });
 }
 
+/**
+ * CNIs whose agent's pidfile names a process running in cni-sweep's network namespace, and why; a
+ * pidfile whose pid is gone (a crashed agent) or that does not hold a pid says nothing.
+ */
+export async function pidfileLive(host: Host, profiles: Profile[], procs: ProcessInfo[]): Promise<Embedded> {
+  const live: Embedded = new Map();
+  for (const p of profiles) {
+    for (const file of p.agents.pidfiles) {
+      const text = await host.readFile(file).catch(() => null);
+      const pid = /^\s*(\d+)\s*$/.exec(text ?? '')?.[1];
+      const proc = pid === undefined ? undefined : procs.find((x) => x.pid === Number(pid));
+      if (!proc) continue;
+      live.set(p.name, {
+        why: `its pidfile ${file} names ${(proc.argv[0] ?? proc.comm).split('/').pop()} (pid ${proc.pid}), which runs`,
+        hint: `stop it for good first (${p.agents.stop || 'delete the DaemonSet that runs it'}), wait for its pods to go, then run again`,
+      });
+      break;
+    }
+  }
+  return live;
+}
+
 /** Reads what the rule needs (the conf dir, the processes) and applies it: to the detected CNIs, or to those named with --cni. */
 export async function chooseTargets(
   host: Host,
@@ -119,5 +141,7 @@ export async function chooseTargets(
 ): Promise<Target[]> {
   const [configs, procs] = await Promise.all([readCniConfigs(host, layout.confDirs), host.processes()]);
   const embedded: Embedded = layout.embedded?.(procs) ?? new Map<string, { why: string; hint: string }>();
+  const profiles = 'named' in input ? input.named : input.detected.map((d) => d.profile);
+  for (const [cni, live] of await pidfileLive(host, profiles, procs)) if (!embedded.has(cni)) embedded.set(cni, live);
   return 'named' in input ? checkNamed(input.named, procs, configs, embedded) : decideTargets(input.detected, procs, configs, embedded);
 }
