@@ -485,12 +485,25 @@ export async function renamedConfigs(
         config = parseCniConfig(original, (await host.readFile(file)) ?? '');
       } catch (err) {
         if (renamerGoes)
-          out.push({ file, original, renamer, action: 'keep', why: `${(err as Error).message}: whose config it is cannot be told, so it stays` });
+          out.push({
+            file,
+            original,
+            renamer,
+            action: 'keep',
+            why: `${(err as Error).message}: whose config it is cannot be told, so it stays`,
+          });
         continue;
       }
       const owner = facts.find((f) => ownsConfig(f.profile, config));
       if (owner && config.untrusted) {
-        out.push({ file, original, renamer, action: 'keep', config, why: `${config.untrusted}; it stays, as such a config of ${owner.profile.name} does` });
+        out.push({
+          file,
+          original,
+          renamer,
+          action: 'keep',
+          config,
+          why: `${config.untrusted}; it stays, as such a config of ${owner.profile.name} does`,
+        });
         continue;
       }
       if (owner) {

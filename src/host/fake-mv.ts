@@ -9,11 +9,7 @@ const clean = (real: string) => {
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 };
 
-export function fakeMv(
-  fs: Map<string, FsNode>,
-  root: string,
-  argv: string[],
-): (() => { code: number; stderr?: string }) | undefined {
+export function fakeMv(fs: Map<string, FsNode>, root: string, argv: string[]): (() => { code: number; stderr?: string }) | undefined {
   if (argv.length !== 6 || argv[0] !== 'mv' || argv[1] !== '-n' || argv[2] !== '-T' || argv[3] !== '--') return undefined;
   const [src, dst] = [clean(argv[4]!), clean(argv[5]!)];
   const top = clean(root);

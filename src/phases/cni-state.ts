@@ -74,7 +74,13 @@ export const cniState: Phase = {
     steps.push({
       argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))],
       removes: { kind: 'CNI state', items: paths },
-      backup: { files: await outsideMounts(ctx.host, paths, wanted.filter((m) => unmount.includes(underRoot(ctx.host.root, m)))) },
+      backup: {
+        files: await outsideMounts(
+          ctx.host,
+          paths,
+          wanted.filter((m) => unmount.includes(underRoot(ctx.host.root, m))),
+        ),
+      },
     });
     return { steps, notes };
   },
