@@ -58,9 +58,9 @@ const state = (n: FlannelNode) => {
 };
 /** Whether a line of a state is Cilium's: its devices, pods, chains, feeders, set, files and addresses. */
 const CILIUM =
-  /CILIUM_|cilium-feeder|cilium_(host|net|vxlan|node_set)|lxc[0-9a-f]{12}\b|lxc_health|(^|\/)(var\/)?(run|lib)\/cilium|05-cilium|\.cilium_bak|20-lan\.conf|10\.245\.|fd00:245|cni-[0-9a-f]{8}-/;
-/** Everything in a state that is not Cilium's (the pod netns files of both CNIs are left out). */
-const notCilium = (s: NodeState & { ipsets: string[] }) => {
+  /CILIUM_|cilium-feeder|cilium_(host|net|vxlan|node_set)|lxc[0-9a-f]{12}\b|lxc_health|(^|\/)(var\/)?(run|lib)\/cilium|05-cilium|\.cilium_bak|20-lan\.conf|10\.245\.|fd00:245/;
+/** Everything in a state that is not Cilium's (`pods`: the names of its pods' network namespaces). */
+const notCilium = (s: NodeState & { ipsets: string[] }, pods: string[]) => {
   const keep = (t: string) =>
     t
       .split('\n')
@@ -73,7 +73,7 @@ const notCilium = (s: NodeState & { ipsets: string[] }) => {
     routes6: keep(s.routes6),
     ipt: [s.ipt4nft, s.ipt4legacy, s.ipt6nft, s.ipt6legacy].map(keep),
     nft: s.nft,
-    files: s.files.filter((f) => !CILIUM.test(f)),
+    files: s.files.filter((f) => !CILIUM.test(f) && !pods.some((p) => f.startsWith(`run/netns/${p} `))),
     ipsets: s.ipsets.filter((x) => !CILIUM.test(x)),
   };
 };
@@ -181,7 +181,7 @@ describe('Cilium leftovers beside a running Flannel', () => {
     const run = runCli(n, ['run', '--yes', '--cni', 'cilium', ...nodeArgs(n)]);
     expect(run.code, run.stderr).toBe(0);
     const after = state(n);
-    expect(notCilium(after)).toEqual(notCilium(before));
+    expect(notCilium(after, c.netns)).toEqual(notCilium(before, c.netns));
     expect(isMounted(c.cgroupMount)).toBe(false);
     expect(after.links.filter((l) => CILIUM.test(l))).toEqual([]);
     expect([after.ipt4nft, after.ipt4legacy, after.ipt6nft, after.ipt6legacy].join('\n')).not.toMatch(/CILIUM|cilium-feeder/);
@@ -189,7 +189,7 @@ describe('Cilium leftovers beside a running Flannel', () => {
       expect(t).toContain('-A FORWARD -s 10.9.0.0/16 -m comment --comment "site: cilium lab" -j ACCEPT');
     expect(after.ipsets).not.toContain('cilium_node_set_v4');
     expect(after.routes4).not.toMatch(/10\.245\./);
-    expect(after.files.filter((f) => CILIUM.test(f) && !/cni-[0-9a-f]{8}-/.test(f))).toEqual([
+    expect(after.files.filter((f) => CILIUM.test(f))).toEqual([
       `etc/cni/net.d/10-flannel.conflist.cilium_bak 644 ${JSON.stringify(FLANNEL_CONFLIST)}`,
       `etc/cni/net.d/20-lan.conf 644 ${JSON.stringify(MACVLAN_CONF)}`,
       `etc/cni/net.d/README.cilium_bak 644 ${JSON.stringify('not a CNI config\n')}`,
@@ -202,5 +202,98 @@ describe('Cilium leftovers beside a running Flannel', () => {
     const again = runCli(n, ['run', '--yes', '--json', '--cni', 'cilium', ...nodeArgs(n)]);
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).changed).toBe(false);
+  });
+});
+
+/** Everything of Cilium's in a state. */
+const ciliumOnly = (s: NodeState & { ipsets: string[] }, pods: string[]) => {
+  const mine = (t: string) =>
+    t
+      .split('\n')
+      .filter((l) => CILIUM.test(l))
+      .join('\n');
+  return {
+    links: s.links.filter((l) => CILIUM.test(l)),
+    addrs: mine(s.addrs),
+    routes4: mine(s.routes4),
+    ipt: [s.ipt4nft, s.ipt4legacy, s.ipt6nft, s.ipt6legacy].map(mine),
+    files: s.files.filter((f) => CILIUM.test(f) || pods.some((p) => f.startsWith(`run/netns/${p} `))),
+    ipsets: s.ipsets.filter((x) => CILIUM.test(x)),
+  };
+};
+
+describe('a running Cilium beside Flannel leftovers', () => {
+  it('without --cni: Cilium is kept byte for byte (its agent runs) and Flannel goes; --cni cilium refuses with exit 3', async () => {
+    const n = node('cilium-live');
+    // No cgroup2 mount here: the state walk compares every file under the root.
+    const c = addCilium(n, { pods: 1, mount: false });
+    const pid = await startAgent(n.ns, 'cilium-agent', ['--config-dir=/tmp/cilium/config-map']);
+    const before = state(n);
+
+    const plan = runCli(n, ['plan', ...nodeArgs(n)]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(`#   keep cilium: live: its agent runs: cilium-agent (pid ${pid})\n`);
+    expect(plan.stdout).toContain('#   remove flannel: leftovers: no agent of it runs and the runtime does not use its config\n');
+    expect(plan.stdout.replaceAll(path.dirname(n.root), '<tmp>')).not.toMatch(/^[^#].*(cilium|CILIUM|lxc)/m);
+
+    const run = runCli(n, ['run', '--yes', '--json', ...nodeArgs(n)]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).cni).toEqual(['flannel']);
+    const after = state(n);
+    expect(ciliumOnly(after, c.netns)).toEqual(ciliumOnly(before, c.netns));
+    expect(after.links.join('\n')).not.toMatch(/^(cni0|flannel\.1) /m);
+    expect(after.ipt4nft).not.toMatch(/FLANNEL|flanneld/);
+    expect(fs.existsSync(path.join(n.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
+
+    const now = state(n);
+    for (const cmd of ['plan', 'run']) {
+      const r = runCli(n, [cmd, ...(cmd === 'run' ? ['--yes'] : []), '--cni', 'cilium', ...nodeArgs(n)]);
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `cni-sweep: error: --cni cilium: cilium is live on this node: its agent runs: cilium-agent (pid ${pid}); cni-sweep never removes a live CNI\n` +
+          '  hint: stop it for good first, by deleting its DaemonSet (helm uninstall cilium -n kube-system (cilium CLI installs: cilium uninstall; manifests: kubectl -n kube-system delete daemonset cilium)), wait for its pods to go, then run again\n',
+      );
+    }
+    expect(state(n)).toEqual(now);
+  });
+
+  it('its pidfile naming a running process makes it live, whatever the process is called; a stale pidfile does not', async () => {
+    const n = node('cilium-pid');
+    addCilium(n, { pods: 1, mount: false });
+    // The agent as a container runtime shows it to the host: a process whose name says nothing.
+    const pid = await startAgent(n.ns, 'agent-x');
+    fs.writeFileSync(path.join(n.root, 'var/run/cilium/cilium.pid'), `${pid}\n`);
+    const before = state(n);
+    const r = runCli(n, ['plan', '--cni', 'cilium', ...nodeArgs(n)]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: --cni cilium: cilium is live on this node: its pidfile /var/run/cilium/cilium.pid names agent-x (pid ${pid}), which runs; cni-sweep never removes a live CNI\n` +
+        '  hint: stop it for good first (helm uninstall cilium -n kube-system (cilium CLI installs: cilium uninstall; manifests: kubectl -n kube-system delete daemonset cilium)), wait for its pods to go, then run again\n',
+    );
+    const plan = runCli(n, ['plan', ...nodeArgs(n)]);
+    expect(plan.stdout).toContain(
+      `#   keep cilium: live: its pidfile /var/run/cilium/cilium.pid names agent-x (pid ${pid}), which runs; stop it for good first`,
+    );
+    expect(state(n)).toEqual(before);
+
+    // The same pid in another network namespace is not this node's agent.
+    const other = `${n.ns.slice(0, 34)}-other`;
+    sh('ip', ['netns', 'add', other]);
+    try {
+      const elsewhere = await startAgent(other, 'agent-y');
+      fs.writeFileSync(path.join(n.root, 'var/run/cilium/cilium.pid'), `${elsewhere}\n`);
+      const ok = runCli(n, ['plan', '--json', '--cni', 'cilium', ...nodeArgs(n)]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout).targets).toEqual([
+        {
+          cni: 'cilium',
+          action: 'remove',
+          why: "named with --cni; pods use it now: /etc/cni/net.d/05-cilium.conflist is the runtime's config, so new pods get no network until another CNI is installed",
+        },
+      ]);
+    } finally {
+      sh('ip', ['netns', 'delete', other]);
+    }
   });
 });
