@@ -8,7 +8,7 @@ import type { Detection } from './detect.js';
 import { knownProfiles } from './index.js';
 import type { Profile } from './schema.js';
 
-/** CNIs a distribution runs inside its own process (k3s's Flannel), by profile name: why it is live and how to stop it. */
+/** CNIs live by other means than their agent's name (a distribution runs it inside its own process, as k3s runs Flannel; its pidfile names a running process), by profile name: why it is live and how to stop it. */
 export type Embedded = Map<string, { why: string; hint: string }>;
 
 export interface Target {
