@@ -13,6 +13,7 @@ import type { Profile } from './profiles/schema.js';
 import { UsageError } from './errors.js';
 import type { NodeDistro } from './distros/node.js';
 import { delegateVia, resolveMultus } from './multus.js';
+import { knownProfiles } from './profiles/index.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
 export const NETNS_DIR = '/run/netns';
@@ -83,6 +84,8 @@ export interface Snapshot {
   remainingConfigs: CniConfig[];
   /** The distribution and its layout on this node; absent: kubeadm's (/etc/cni/net.d ...). */
   distro?: NodeDistro;
+  /** Configs another CNI set aside (*.cilium_bak) that this run puts back, removes or keeps. */
+  renamed?: RenamedConfig[];
 }
 
 /** What a profile owns on this node, from its configs and (Flannel) subnet.env. Shared by run and doctor. */
@@ -175,7 +178,20 @@ export async function takeSnapshot(
     for (const f of facts) f.keptDevices = protectedDevices(addrs, routes, f);
   }
   const owned = new Set(facts.flatMap((f) => [...f.configs, ...(f.wrappers ?? []).map((w) => w.config)].map((c) => c.file)));
-  return { configs, facts, remainingConfigs: configs.filter((c) => !owned.has(c.file)), ...(distro ? { distro } : {}) };
+  const removedFiles = new Set([...owned, ...facts.flatMap((f) => f.extraFiles)]);
+  let renamed: RenamedConfig[] = [];
+  try {
+    if (facts.length) renamed = await renamedConfigs(host, dirs, facts, knownProfiles(), removedFiles);
+  } catch (err) {
+    gaps.add(`set-aside configs in ${dirs.join(', ')}`, err);
+  }
+  // A config put back is one the runtime loads after the run, in its place in lexical order.
+  const back = renamed.flatMap((r) => (r.action === 'restore' && r.config ? [r.config] : []));
+  const order = (c: CniConfig) => dirs.indexOf(path.posix.dirname(c.file));
+  const remainingConfigs = [...configs.filter((c) => !owned.has(c.file)), ...back].sort(
+    (a, b) => order(a) - order(b) || Buffer.compare(Buffer.from(a.file), Buffer.from(b.file)),
+  );
+  return { configs, facts, remainingConfigs, ...(distro ? { distro } : {}), ...(renamed.length ? { renamed } : {}) };
 }
 
 /**
@@ -459,4 +475,118 @@ export function containment(host: Host): (nodePath: string) => Promise<boolean> 
     return ok;
   };
   return (nodePath) => dirOk('/' + nodePath.split('/').filter(Boolean).slice(0, -1).join('/'));
+}
+
+// CNI configs another CNI set aside by renaming them (Cilium with cni.exclusive renames every other
+// .conf/.conflist/.json in the conf dir to <name>.cilium_bak). Removing the CNI that renamed them puts
+// them back, as its own cleanup does; a set-aside config of a CNI being removed goes with that CNI.
+
+export interface RenamedConfig {
+  /** The set-aside file (node path). */
+  file: string;
+  /** Its name before the CNI renamed it (node path). */
+  original: string;
+  /** The CNI whose suffix it carries. */
+  renamer: string;
+  /** restore: renamed back to `original`; remove: it is a removed CNI's config; keep: stays where it is. */
+  action: 'restore' | 'remove' | 'keep';
+  why: string;
+  /** The config as it reads, under its original name. */
+  config?: CniConfig;
+}
+
+/** Who a config belongs to, for a note: a known CNI, else its network and plugins. */
+function whose(c: CniConfig, known: Profile[]): string {
+  const owner = known.find((p) => ownsConfig(p, c));
+  return owner ? `${owner.name}'s config` : `the config of network ${JSON.stringify(c.name)} (plugins ${c.types.join(', ')})`;
+}
+
+/**
+ * The set-aside configs in the conf dirs and what a run that removes these CNIs does with each.
+ * Only names the renamer could have made count: a CNI config name plus its suffix. `removedFiles`
+ * are the configs this run removes: a name they free is free to put a config back under.
+ */
+export async function renamedConfigs(
+  host: Host,
+  dirs: string[],
+  facts: ProfileFacts[],
+  known: Profile[],
+  removedFiles: Set<string>,
+): Promise<RenamedConfig[]> {
+  const renamers = new Map<string, string>();
+  for (const p of [...known, ...facts.map((f) => f.profile)]) for (const s of p.config.renamedSuffixes) renamers.set(s, p.name);
+  if (!renamers.size) return [];
+  const removing = facts.map((f) => f.profile.name);
+  const out: RenamedConfig[] = [];
+  for (const dir of dirs) {
+    for (const e of (await host.readDir(dir)) ?? []) {
+      if (e.type !== 'file') continue;
+      const suffix = [...renamers.keys()].find((s) => e.name.endsWith(s) && e.name.length > s.length);
+      if (suffix === undefined) continue;
+      const name = e.name.slice(0, -suffix.length);
+      if (!CNI_CONF_EXTENSIONS.some((x) => name.endsWith(x))) continue;
+      const renamer = renamers.get(suffix)!;
+      const file = `${dir}/${e.name}`;
+      const original = `${dir}/${name}`;
+      const renamerGoes = removing.includes(renamer);
+      let config: CniConfig;
+      try {
+        config = parseCniConfig(original, (await host.readFile(file)) ?? '');
+      } catch (err) {
+        if (renamerGoes)
+          out.push({
+            file,
+            original,
+            renamer,
+            action: 'keep',
+            why: `${(err as Error).message}: whose config it is cannot be told, so it stays`,
+          });
+        continue;
+      }
+      const owner = facts.find((f) => ownsConfig(f.profile, config));
+      if (owner && config.untrusted) {
+        out.push({
+          file,
+          original,
+          renamer,
+          action: 'keep',
+          config,
+          why: `${config.untrusted}; it stays, as such a config of ${owner.profile.name} does`,
+        });
+        continue;
+      }
+      if (owner) {
+        out.push({
+          file,
+          original,
+          renamer,
+          action: 'remove',
+          config,
+          why: `${owner.profile.name}'s config, which ${renamer} set aside: it goes with ${owner.profile.name}`,
+        });
+        continue;
+      }
+      if (!renamerGoes) continue;
+      if ((await host.entryType(original)) !== null && !removedFiles.has(original)) {
+        out.push({
+          file,
+          original,
+          renamer,
+          action: 'keep',
+          config,
+          why: `${whose(config, known)}, which ${renamer} set aside; ${path.posix.basename(original)} exists again, so it is not put back over it: compare the two and keep one`,
+        });
+        continue;
+      }
+      out.push({
+        file,
+        original,
+        renamer,
+        action: 'restore',
+        config: { ...config, file: original },
+        why: `${whose(config, known)}, which ${renamer} set aside when it took over the node: put back under its name, as ${renamer}'s own cleanup does`,
+      });
+    }
+  }
+  return out;
 }

@@ -11,6 +11,7 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake-ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake-bpf.js';
+import { fakeMv } from './fake-mv.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -84,6 +85,7 @@ export const DEFAULT_BINS = [
   'modprobe',
   'nsenter',
   'rm',
+  'mv',
   'umount',
   'mkdir',
   'tar',
@@ -777,6 +779,9 @@ export class FakeHost implements Host {
 
     const ovs = ovsCommand(argv, this.ovs());
     if (ovs) return ovs;
+    const mv = fakeMv(this.fs, this.root, argv);
+    if (mv) return mv;
+
     throw unknown();
   }
 

@@ -347,6 +347,8 @@ export class RealHost implements Host {
     const out: Array<{ path: string; reason: string }> = [];
     const mounts = targets.length ? await this.mountPoints() : new Set<string>();
     const dirs = new Map<string, string | null>();
+    // Mount points the plan unmounts before it removes the tree holding them.
+    const gone = new Set(targets.filter((t) => t.unmounted).map((t) => t.path));
     // access(2) answers with the checks unlink(2) and rmdir(2) make: EROFS on a read-only mount,
     // EPERM for an immutable inode (chattr +i: even root may not write it), EACCES without
     // permission. Removing needs write access to the directory holding the entry, and an
@@ -401,7 +403,10 @@ export class RealHost implements Host {
           out.push({ path: p, reason: (STRERROR[(e as NodeJS.ErrnoException).code ?? ''] ?? String(e)).toLowerCase() });
           return false;
         }
-        for (const name of names) if (!check(path.join(p, name), true) && out.length >= 20) return false;
+        for (const name of names) {
+          const child = path.join(p, name);
+          if (!check(child, true, gone.has(child)) && out.length >= 20) return false;
+        }
       }
       return true;
     };

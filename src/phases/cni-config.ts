@@ -27,7 +27,20 @@ export const cniConfig: Phase = {
       }
       for (const d of f.confSubdirs ?? []) if (!dirs.includes(d)) dirs.push(d);
     }
-    if (!files.length && !dirs.length) return nothing(...notes);
+    // Configs another CNI renamed aside (*.cilium_bak): each says what happens to it and why.
+    const renamed = ctx.snapshot.renamed ?? [];
+    for (const r of renamed) {
+      notes.push(`${{ remove: 'removes', restore: 'puts back', keep: 'kept' }[r.action]} ${r.file}: ${r.why}`);
+      if (r.action === 'remove' && !files.includes(r.file)) files.push(r.file);
+    }
+    // mv -n: never over a config written since the plan; -T: never into a directory of that name.
+    const restores: PlannedStep[] = renamed
+      .filter((r) => r.action === 'restore')
+      .map((r) => ({
+        argv: ['mv', '-n', '-T', '--', underRoot(ctx.host.root, r.file), underRoot(ctx.host.root, r.original)],
+        removes: { kind: 'CNI config put back', items: [`${r.file} -> ${r.original}`] },
+      }));
+    if (!files.length && !dirs.length && !restores.length) return nothing(...notes);
     // The runtime takes the first config in the directory, whatever it is: with the pod network's
     // gone, a podman or plain bridge config would give new pods its addresses.
     const warnings: string[] = [];
@@ -53,6 +66,8 @@ export const cniConfig: Phase = {
         removes: { kind: 'CNI config', items: dirs },
         backup: { files: dirs },
       });
+    // After the removal: a name it frees may be the one a config goes back under.
+    steps.push(...restores);
     return { warnings, steps, notes };
   },
 };

@@ -1,9 +1,9 @@
 // IPAM allocations, result caches and the CNI's own state directories.
 import path from 'node:path';
-import { insideLocations, underRoot } from '../host/host.js';
+import { insideLocations, underRoot, type Host } from '../host/host.js';
 import { containment, networksOf, RESULTS_DIR, untrustedNote } from '../inspect.js';
 import { networkNameProblem } from '../util/names.js';
-import type { Phase } from './types.js';
+import type { Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
 
 export const cniState: Phase = {
@@ -55,16 +55,53 @@ export const cniState: Phase = {
       }
     }
     if (!paths.length) return nothing(...notes);
-    return {
-      steps: [
-        {
-          argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))],
-          touches: ['files'],
-          removes: { kind: 'CNI state', items: paths },
-          backup: { files: paths },
-        },
-      ],
-      notes,
-    };
+    const steps: PlannedStep[] = [];
+    // A file system the CNI mounted inside its state (Cilium's cgroup2) is unmounted first, and only
+    // when /proc/self/mountinfo shows it as a mount point: rm -rf must never walk into it.
+    const wanted = [...new Set(ctx.snapshot.facts.flatMap((f) => f.profile.state.mounts))];
+    const mounted = wanted.length ? await ctx.host.mountPoints() : new Set<string>();
+    const unmount: string[] = [];
+    for (const m of wanted) {
+      const real = underRoot(ctx.host.root, m);
+      if (!mounted.has(real) || unmount.includes(real)) continue;
+      const holder = paths.find((p) => m.startsWith(`${p}/`));
+      if (holder) {
+        unmount.push(real);
+        notes.push(`unmounts ${m} (a mount point) before ${holder} is removed`);
+      } else notes.push(`left mounted: ${m}: it is not inside a path this run removes`);
+    }
+    if (unmount.length) steps.push({ argv: ['umount', '--lazy', '--', ...unmount] });
+    steps.push({
+      argv: ['rm', '-rf', '--', ...paths.map((p) => underRoot(ctx.host.root, p))],
+      touches: ['files'],
+      removes: { kind: 'CNI state', items: paths },
+      backup: {
+        files: await outsideMounts(
+          ctx.host,
+          paths,
+          wanted.filter((m) => unmount.includes(underRoot(ctx.host.root, m))),
+        ),
+      },
+    });
+    return { steps, notes };
   },
 };
+
+/**
+ * What the backup keeps of these paths: all of them, but never what is below a mount this run
+ * unmounts (a cgroup2 hierarchy is the whole machine's, not the CNI's state): a path holding one
+ * is kept entry by entry around it.
+ */
+async function outsideMounts(host: Host, paths: string[], mounts: string[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (p: string): Promise<void> => {
+    if (mounts.includes(p)) return;
+    if (!mounts.some((m) => m.startsWith(`${p}/`))) {
+      out.push(p);
+      return;
+    }
+    for (const e of (await host.readDir(p)) ?? []) await walk(`${p}/${e.name}`);
+  };
+  for (const p of paths) await walk(p);
+  return out;
+}

@@ -38,9 +38,12 @@ function removals(step: PlannedStep): Array<{ path: string; tree: boolean }> {
 
 export function removalTargets(plans: Array<{ plan: PhasePlan | null }>): RemovalTarget[] {
   const steps = plans.flatMap(({ plan }) => plan?.steps ?? []);
-  // umount --lazy -- <paths>: the netns phase unmounts these before it removes them.
+  // umount --lazy -- <paths>: the netns and cni-state phases unmount these before they remove them.
   const unmounted = new Set(steps.filter((s) => s.argv[0] === 'umount').flatMap((s) => s.argv.slice(s.argv.indexOf('--') + 1)));
-  return steps.flatMap(removals).map((t) => (unmounted.has(t.path) ? { ...t, unmounted: true } : t));
+  const targets = steps.flatMap(removals).map((t) => (unmounted.has(t.path) ? { ...t, unmounted: true } : t));
+  // A mount point below a removed tree (Cilium's cgroup2): unmounted first, so what is below it does not count.
+  for (const p of unmounted) if (!targets.some((t) => t.path === p)) targets.push({ path: p, tree: false, unmounted: true });
+  return targets;
 }
 
 /**

@@ -1,6 +1,15 @@
 // Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
 import type { Host } from '../host/host.js';
-import { Gaps, listLinks, nftTablesPresent, ownedNftTables, ownsConfig, readCniConfigs, saveAllIptables } from '../inspect.js';
+import {
+  CNI_CONF_DIR,
+  Gaps,
+  listLinks,
+  nftTablesPresent,
+  ownedNftTables,
+  ownsConfig,
+  readCniConfigs,
+  saveAllIptables,
+} from '../inspect.js';
 import type { Profile } from './schema.js';
 
 export interface Detection {
@@ -25,6 +34,12 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps, confDi
     const evidence: string[] = [];
     for (const c of configs) if (ownsConfig(profile, c)) evidence.push(`config ${c.file}`);
     for (const p of profile.state.paths) if ((await host.entryType(p)) !== null) evidence.push(`state ${p}`);
+    // Configs it set aside (*.cilium_bak) are its leftovers too: removing it is what puts them back.
+    for (const suffix of profile.config.renamedSuffixes)
+      for (const dir of confDirs ?? [CNI_CONF_DIR])
+        for (const e of (await host.readDir(dir)) ?? [])
+          if (e.type === 'file' && e.name.endsWith(suffix) && e.name.length > suffix.length)
+            evidence.push(`set-aside config ${dir}/${e.name}`);
     const patterns = profile.interfaces.patterns.map((p) => new RegExp(p));
     for (const l of links) {
       // tunl0 exists wherever the ipip module is loaded: only an active one is evidence.

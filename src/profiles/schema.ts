@@ -96,6 +96,12 @@ const ProfileFields = z.strictObject({
           .refine((d) => d !== '.' && d !== '..', 'must not be "." or ".."'),
       )
       .default([]),
+    /**
+     * Suffixes this CNI appends to other configs in the conf dir to set them aside (Cilium's
+     * cni.exclusive: `.cilium_bak`). Removing this CNI puts them back under their names, unless the
+     * config inside is a removed CNI's (then it goes, backed up) or the name is taken (both stay).
+     */
+    renamedSuffixes: z.array(z.string().regex(/^\.[A-Za-z0-9_.-]+$/, 'must be a file name suffix starting with "."')).default([]),
   }),
   /** Network names to assume when the CNI's config is already gone (Flannel: cbr0). */
   defaultNetworks: z.array(z.string()).default([]),
@@ -106,6 +112,11 @@ const ProfileFields = z.strictObject({
     networkPaths: z.array(NodePath).default([]),
     /** Flannel's subnet.env: the node's pod network and subnet, read before anything is removed. */
     subnetEnv: NodePath.optional(),
+    /**
+     * File systems the CNI mounts inside its state paths (Cilium's cgroup2 at /run/cilium/cgroupv2):
+     * unmounted, when really a mount point, before the path holding them is removed.
+     */
+    mounts: z.array(NodePath).default([]),
   }),
   interfaces: z.strictObject({
     names: z.array(z.string()),
@@ -167,8 +178,13 @@ const ProfileFields = z.strictObject({
    * host network), the CNI is live and never removed. `stop` says how to stop it for good.
    */
   agents: z
-    .strictObject({ processes: z.array(AgentProcess).default([]), stop: z.string().default('') })
-    .default({ processes: [], stop: '' }),
+    .strictObject({
+      processes: z.array(AgentProcess).default([]),
+      /** Pidfiles the agent writes: one naming a pid that runs in cni-sweep's network namespace means live. */
+      pidfiles: z.array(NodePath).default([]),
+      stop: z.string().default(''),
+    })
+    .default({ processes: [], pidfiles: [], stop: '' }),
   /**
    * BPF state the CNI leaves on host devices and in the bpffs: tc filters and XDP programs whose
    * program name is one of programNames or matches one of programPatterns, and tc filters whose own

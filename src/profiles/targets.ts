@@ -9,7 +9,7 @@ import type { Detection } from './detect.js';
 import { knownProfiles } from './index.js';
 import type { Profile } from './schema.js';
 
-/** CNIs a distribution runs inside its own process (k3s's Flannel), by profile name: why it is live and how to stop it. */
+/** CNIs live by other means than their agent's name (a distribution runs it inside its own process, as k3s runs Flannel; its pidfile names a running process), by profile name: why it is live and how to stop it. */
 export type Embedded = Map<string, { why: string; hint: string }>;
 
 export interface Target {
@@ -126,6 +126,28 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
   });
 }
 
+/**
+ * CNIs whose agent's pidfile names a process running in cni-sweep's network namespace, and why; a
+ * pidfile whose pid is gone (a crashed agent) or that does not hold a pid says nothing.
+ */
+export async function pidfileLive(host: Host, profiles: Profile[], procs: ProcessInfo[]): Promise<Embedded> {
+  const live: Embedded = new Map();
+  for (const p of profiles) {
+    for (const file of p.agents.pidfiles) {
+      const text = await host.readFile(file).catch(() => null);
+      const pid = /^\s*(\d+)\s*$/.exec(text ?? '')?.[1];
+      const proc = pid === undefined ? undefined : procs.find((x) => x.pid === Number(pid));
+      if (!proc) continue;
+      live.set(p.name, {
+        why: `its pidfile ${file} names ${(proc.argv[0] ?? proc.comm).split('/').pop()} (pid ${proc.pid}), which runs`,
+        hint: `stop it for good first (${p.agents.stop || 'delete the DaemonSet that runs it'}), wait for its pods to go, then run again`,
+      });
+      break;
+    }
+  }
+  return live;
+}
+
 /** Reads what the rule needs (the conf dir, the processes) and applies it: to the detected CNIs, or to those named with --cni. */
 export async function chooseTargets(
   host: Host,
@@ -134,5 +156,7 @@ export async function chooseTargets(
 ): Promise<Target[]> {
   const [configs, procs] = await Promise.all([readCniConfigs(host, layout.confDirs), host.processes()]);
   const embedded: Embedded = layout.embedded?.(procs) ?? new Map<string, { why: string; hint: string }>();
+  const profiles = 'named' in input ? input.named : input.detected.map((d) => d.profile);
+  for (const [cni, live] of await pidfileLive(host, profiles, procs)) if (!embedded.has(cni)) embedded.set(cni, live);
   return 'named' in input ? checkNamed(input.named, procs, configs, embedded) : decideTargets(input.detected, procs, configs, embedded);
 }

@@ -1,0 +1,53 @@
+// Cilium, checked against cilium/cilium: the CNI config writer (daemon/cmd/cni/config.go: plugin type
+// cilium-cni, 05-cilium.conflist, other configs renamed to <name>.cilium_bak with cni.exclusive) and
+// the older install scripts (plugins/cilium-cni/cni-install.sh: 05-cilium.conf, 04-flannel-cilium-
+// cni.conflist; cilium-dbg cleanup: 10-, 00-, 05-cilium-cni.conf); pkg/defaults (RuntimePath
+// /var/run/cilium with the pidfile cilium.pid, LibraryPath /var/lib/cilium, DefaultCgroupRoot
+// /run/cilium/cgroupv2, /var/run/cilium/cgroupv2 before 1.11); the devices (pkg/defaults HostDevice,
+// SecondHostDevice, VxlanDevice, GeneveDevice, IPIPv4Device, IPIPv6Device; pkg/wireguard IfaceName;
+// the fallback tunnels the loader renames, tunl0 -> cilium_tunl, ip6tnl0 -> cilium_ip6tnl, and
+// sit0 -> cilium_sit before 1.15); pod veths from pkg/datapath/connector Endpoint2IfName ("lxc" +
+// sha256 truncated to IFNAMSIZ - len("tmp") - 1 = 12 hex) and before it "lxc" + 5 characters of the
+// container ID (the length cilium-dbg cleanup still matches); the iptables manager
+// (pkg/datapath/iptables: CILIUM_* chains, OLD_CILIUM_* while it replaces them, feeder rules in the
+// built-in chains commented "cilium-feeder: <chain>", raw PREROUTING rules commented
+// "cilium-xfrm-notrack:" in older releases, ipsets cilium_node_set_v4/v6).
+// Its BPF state, ip rules and routing tables are described in their own schema sections.
+import type { ProfileInput } from './schema.js';
+
+export const cilium: ProfileInput = {
+  name: 'cilium',
+  description: 'Cilium (VXLAN, Geneve, native routing, WireGuard; iptables feeder chains)',
+  config: { pluginTypes: ['cilium-cni'], renamedSuffixes: ['.cilium_bak'] },
+  // The default config's network name ("name": "cilium"): libcni's result caches are named after it.
+  defaultNetworks: ['cilium'],
+  state: {
+    // /run/cilium holds the cgroup2 mount (and the bpffs fallback); /var/run/cilium is the same
+    // directory where /var/run links to /run, and both are listed for nodes where it does not.
+    paths: ['/var/run/cilium', '/run/cilium', '/var/lib/cilium'],
+    mounts: ['/run/cilium/cgroupv2', '/var/run/cilium/cgroupv2'],
+  },
+  interfaces: {
+    names: ['cilium_host', 'cilium_net', 'cilium_vxlan', 'cilium_geneve', 'cilium_wg0', 'cilium_ipip4', 'cilium_ipip6', 'lxc_health'],
+    patterns: ['^lxc[0-9a-f]{12}$', '^lxc[0-9a-f]{5}$'],
+    bridgePorts: false,
+    // The kernel's fallback tunnels, renamed: their modules own them and `ip link delete` cannot remove them.
+    kernelOwned: ['cilium_tunl', 'cilium_ip6tnl', 'cilium_sit'],
+  },
+  // Its routes go through cilium_host and its overlay devices, and go with them.
+  routes: {},
+  firewall: {
+    chainPrefixes: ['CILIUM_', 'OLD_CILIUM_'],
+    commentPrefixes: ['cilium-feeder:', 'cilium-xfrm-notrack:'],
+    ipsetPrefixes: ['cilium_node_set_v4', 'cilium_node_set_v6'],
+  },
+  nftables: [],
+  modules: [],
+  // The DaemonSet cilium (namespace kube-system) runs `cilium-agent --config-dir=...`; the agent
+  // writes its pid to /var/run/cilium/cilium.pid while it runs (cilium-dbg cleanup refuses then).
+  agents: {
+    processes: [{ name: 'cilium-agent' }],
+    pidfiles: ['/var/run/cilium/cilium.pid', '/run/cilium/cilium.pid'],
+    stop: 'helm uninstall cilium -n kube-system (cilium CLI installs: cilium uninstall; manifests: kubectl -n kube-system delete daemonset cilium)',
+  },
+};
