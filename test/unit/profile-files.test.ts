@@ -90,9 +90,11 @@ describe('profiles from files', () => {
     const a = set.all.find((p) => p.name === 'madeup-a')!;
     expect(a.interfaces.bridgePorts).toBe(true);
     expect(a.interfaces.ovsDatapaths).toEqual([]);
-    expect(a.agents).toEqual({ processes: [], stop: '' });
+    expect(a.agents).toEqual({ processes: [], pidfiles: [], stop: '' });
   });
 
+  // The built-in profiles, in the order `profiles` lists them.
+  const BUILT_IN = ['flannel', 'calico', 'canal', 'cilium', 'multus', 'whereabouts'];
   it('`profiles` lists built-in and file profiles with their source; --json carries it too', async () => {
     const { root, dir } = rootWith({ 'madeup.yaml': yaml(MADEUP) });
     const r = await cli(['profiles', '--root', root, '--profile', WEAVE]);
@@ -100,9 +102,7 @@ describe('profiles from files', () => {
     const lines = r.stdout.split('\n');
     const heads = lines.flatMap((l, i) => (/^\S/.test(l) ? [`${l} | ${lines[i + 1]}`] : []));
     expect(heads).toEqual([
-      expect.stringMatching(/^flannel: .* \| {3}source: {5}built in$/),
-      expect.stringMatching(/^calico: .* \| {3}source: {5}built in$/),
-      expect.stringMatching(/^canal: .* \| {3}source: {5}built in$/),
+      ...BUILT_IN.map((n) => expect.stringMatching(new RegExp(`^${n}: .* \\| {3}source: {5}built in$`))),
       `madeup: a made-up CNI |   source:     ${path.join(dir, 'madeup.yaml')}`,
       `weave: Weave Net (sleeve and fast datapath; weave-npc network policy) |   source:     ${WEAVE}`,
     ]);
@@ -111,9 +111,7 @@ describe('profiles from files', () => {
     );
     const listed = JSON.parse((await cli(['profiles', '--root', root, '--profile', WEAVE, '--json'])).stdout);
     expect(listed.map((p: { name: string; source: string }) => `${p.name} ${p.source}`)).toEqual([
-      'flannel built-in',
-      'calico built-in',
-      'canal built-in',
+      ...BUILT_IN.map((n) => `${n} built-in`),
       `madeup ${path.join(dir, 'madeup.yaml')}`,
       `weave ${WEAVE}`,
     ]);
