@@ -1,6 +1,7 @@
 // Which CNIs have state on this node, and the evidence, so `plan` can say what it found and why.
 import type { Host } from '../host/host.js';
 import { Gaps, listLinks, nftTablesPresent, ownedNftTables, ownsConfig, readCniConfigs, saveAllIptables } from '../inspect.js';
+import { protectedName } from './protected.js';
 import type { Profile } from './schema.js';
 
 export interface Detection {
@@ -34,7 +35,7 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps, confDi
     }
     for (const c of chains) {
       const name = c.split(' ')[2]!; // the chain's name, third in the line built above
-      if (profile.firewall.chainPrefixes.some((p) => name.startsWith(p))) evidence.push(`chain ${c}`);
+      if (profile.firewall.chainPrefixes.some((p) => name.startsWith(p)) && !protectedName(name)) evidence.push(`chain ${c}`);
     }
     for (const t of profile.nftables) {
       if (nft?.some((x) => x.family === t.family && x.name === t.name)) evidence.push(`nftables table ${t.family} ${t.name}`);

@@ -3,9 +3,10 @@ import { UsageError } from '../errors.js';
 import { calico } from './calico.js';
 import { canal } from './canal.js';
 import { flannel } from './flannel.js';
+import { kubeRouter } from './kube-router.js';
 import { ProfileSchema, type Profile, type ProfileInput } from './schema.js';
 
-const SOURCES: ProfileInput[] = [flannel, calico, canal];
+const SOURCES: ProfileInput[] = [flannel, calico, canal, kubeRouter];
 
 export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
   return inputs.map((input, i) => {
