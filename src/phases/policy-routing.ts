@@ -179,7 +179,7 @@ export async function planPolicyRouting(ctx: Ctx): Promise<PhasePlan> {
     const flushes: string[] = [];
     const routeItems: string[] = [];
     for (const t of tables) {
-      const argv = ['ip', '-N', '-j', `-${family}`, 'route', 'show', 'table', String(t)];
+      const argv = ['ip', '-j', `-${family}`, 'route', 'show', 'table', String(t)];
       // A table nothing was ever added to does not exist: nothing to flush.
       const routes = await readJson<unknown[]>(ctx.host, argv, ctx.gaps, /FIB table does not exist/);
       if (!routes) continue;
