@@ -484,6 +484,12 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   return isHealthy(findings) ? 0 : 1;
 }
 
+/** " (network mynet or kubernetes, bridge kube-bridge)" for a qualified generic plugin type. */
+const qualified = (q: { networks?: string[]; bridges?: string[] } | undefined) =>
+  q
+    ? ` (${[q.networks && `network ${q.networks.join(' or ')}`, q.bridges && `bridge ${q.bridges.join(' or ')}`].filter(Boolean).join(', ')})`
+    : '';
+
 function profilesCommand(io: Io, json: boolean): number {
   const all = loadProfiles();
   if (json) {
@@ -494,7 +500,7 @@ function profilesCommand(io: Io, json: boolean): number {
     io.stdout.write(
       [
         `${p.name}: ${p.description}`,
-        `  config:     files whose plugin types include ${p.config.pluginTypes.join(', ')}${p.config.extraFiles.length ? `; ${p.config.extraFiles.join(', ')}` : ''}`,
+        `  config:     files whose plugin types include ${p.config.pluginTypes.map((t) => t + qualified(p.config.pluginQualifiers[t])).join(', ')}${p.config.extraFiles.length ? `; ${p.config.extraFiles.join(', ')}` : ''}`,
         `  state:      ${[...p.state.paths, ...p.state.networkPaths, '/var/lib/cni/results/{network}-*'].join(', ')}`,
         `  interfaces: ${[...p.interfaces.names, ...p.interfaces.patterns.map((x) => `/${x}/`)].join(', ')}${p.interfaces.bridgePorts ? ', veths attached to its bridge' : ''}`,
         `  routes:     ${[p.routes.podNetworkRoutes ? 'routes into the pod network via the uplink (host-gw)' : '', ...p.routes.protocols.map((x) => `proto ${x}`), 'routes through its interfaces'].filter(Boolean).join(', ')}`,
