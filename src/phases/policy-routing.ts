@@ -4,7 +4,7 @@
 // it appended to iproute2's rt_tables, removed with the rest of the file left byte for byte.
 import { underRoot } from '../host/host.js';
 import type { Gaps } from '../inspect.js';
-import { listLinks } from '../inspect.js';
+import { containment, listLinks } from '../inspect.js';
 import { dyingDevices, ownedLinks, routeLabel, type FamilyRoute } from '../ownership.js';
 import { parseRoutes } from '../parse/iproute.js';
 import type { Profile } from '../profiles/schema.js';
@@ -197,6 +197,7 @@ export async function planPolicyRouting(ctx: Ctx): Promise<PhasePlan> {
       });
   }
   if (entries.length) {
+    const contained = containment(ctx.host);
     for (const file of RT_TABLES_FILES) {
       const type = await ctx.host.entryType(file);
       if (type === null) continue;
@@ -208,6 +209,11 @@ export async function planPolicyRouting(ctx: Ctx): Promise<PhasePlan> {
       if (text === null) continue;
       const found = rtTablesLines(text, entries);
       if (!found.length) continue;
+      // A symlink above it could lead sed out of --root: the file stays.
+      if (!(await contained(file))) {
+        notes.push(`kept ${file}: a directory above it is a symlink`);
+        continue;
+      }
       if (type !== 'file') {
         notes.push(`kept ${file}: it is a ${type}, not a file: its entries ${found.map((i) => text.split('\n')[i]).join(', ')} stay`);
         continue;

@@ -6,7 +6,11 @@ import { ownsConfig } from '../../src/inspect.js';
 import { firewallDeletions } from '../../src/ownership.js';
 import { parseCniConfig } from '../../src/parse/conflist.js';
 import { parseIptablesSave } from '../../src/parse/iptables.js';
-import { ruleDeleteLine, ruleOwner, rtTablesLines, rtTablesSed } from '../../src/phases/policy-routing.js';
+import { planPolicyRouting, ruleDeleteLine, ruleOwner, rtTablesLines, rtTablesSed } from '../../src/phases/policy-routing.js';
+import type { Ctx } from '../../src/phases/types.js';
+import { FakeHost } from '../../src/host/fake.js';
+import { underRoot } from '../../src/host/host.js';
+import { Gaps } from '../../src/inspect.js';
 import { flannel } from '../../src/profiles/flannel.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { kubeRouter } from '../../src/profiles/kube-router.js';
@@ -184,5 +188,51 @@ describe('k3s runs kube-router inside it', () => {
     expect(k3sNetpolLive([{ ...k3s, argv: [...k3s.argv, '--disable-network-policy'] }], null).live).toBe(false);
     expect(k3sNetpolLive([k3s], { 'disable-network-policy': 'true' }).live).toBe(false);
     expect(k3sNetpolLive([], null).live).toBe(false);
+  });
+});
+
+describe('rt_tables lines on a node', () => {
+  // Only the rt_tables entries: rules and tables need `ip rule`, which the fake host does not model.
+  const onlyRtTables = loadProfiles([{ ...kubeRouter, name: 'kr-files', routes: { ...kubeRouter.routes, rules: [], tables: [] } }])[0]!;
+  const plan = (host: FakeHost) =>
+    planPolicyRouting({
+      host,
+      snapshot: { configs: [], facts: [profileFacts(onlyRtTables, [], null, [], [])], remainingConfigs: [] },
+      selected: new Set(['routes']),
+      gaps: new Gaps(),
+    } as unknown as Ctx);
+  const TEXT = '255\tlocal\n100 site\n77 kube-router\n79 external_ip\n';
+
+  it('removes them from the file with sed, backing the file up; the other lines are left to sed untouched', async () => {
+    const host = new FakeHost().writeFile('/etc/iproute2/rt_tables', TEXT);
+    const p = await plan(host);
+    expect(p.steps).toEqual([
+      {
+        argv: [
+          'sed',
+          '-i',
+          '-E',
+          '-e',
+          rtTablesSed({ table: 77, name: 'kube-router' }),
+          '-e',
+          rtTablesSed({ table: 79, name: 'external_ip' }),
+          '--',
+          underRoot(host.root, '/etc/iproute2/rt_tables'),
+        ],
+        removes: { kind: 'rt_tables entry', items: ['/etc/iproute2/rt_tables: 77 kube-router', '/etc/iproute2/rt_tables: 79 external_ip'] },
+        backup: { files: ['/etc/iproute2/rt_tables'] },
+      },
+    ]);
+  });
+
+  it('leaves a symlinked rt_tables, or one below a symlinked directory, with a note', async () => {
+    const linked = new FakeHost().writeFile('/usr/share/iproute2/rt_tables', TEXT).symlink('/etc/iproute2', '/usr/share/iproute2');
+    const a = await plan(linked);
+    expect(a.steps.map((s) => s.argv.at(-1))).toEqual([underRoot(linked.root, '/usr/share/iproute2/rt_tables')]);
+    expect(a.notes).toEqual(['kept /etc/iproute2/rt_tables: a directory above it is a symlink']);
+    const file = new FakeHost().writeFile('/srv/rt_tables', TEXT).symlink('/etc/iproute2/rt_tables', '/srv/rt_tables');
+    const b = await plan(file);
+    expect(b.steps).toEqual([]);
+    expect(b.notes).toEqual(['kept /etc/iproute2/rt_tables: it is a symlink, not a file: its entries 77 kube-router, 79 external_ip stay']);
   });
 });
