@@ -236,7 +236,9 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await detectDistro(host, distros, override);
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
-  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs);
+  const adds = Object.values(distro.adds);
+  const claimed = { chainPrefixes: adds.flatMap((a) => a.chainPrefixes), nftables: adds.flatMap((a) => a.nftables) };
+  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs, claimed);
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
   const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected }, {
     confDirs: distro.confDirs,

@@ -10,6 +10,8 @@ import { planPolicyRouting, ruleDeleteLine, ruleOwner, rtTablesLines, rtTablesSe
 import type { Ctx } from '../../src/phases/types.js';
 import { FakeHost } from '../../src/host/fake.js';
 import { underRoot } from '../../src/host/host.js';
+import { detect } from '../../src/profiles/detect.js';
+import { foreignNode } from './fake-node.js';
 import { Gaps } from '../../src/inspect.js';
 import { flannel } from '../../src/profiles/flannel.js';
 import { loadProfiles } from '../../src/profiles/index.js';
@@ -234,5 +236,15 @@ describe('rt_tables lines on a node', () => {
     const b = await plan(file);
     expect(b.steps).toEqual([]);
     expect(b.notes).toEqual(['kept /etc/iproute2/rt_tables: it is a symlink, not a file: its entries 77 kube-router, 79 external_ip stay']);
+  });
+});
+
+describe('detecting kube-router', () => {
+  it("by its nftables tables, but not by names a distribution claims for another profile (k3s's netpol goes with its Flannel)", async () => {
+    const host = foreignNode().addNftTable('ip', 'kube-router-filter-ipv4');
+    const found = await detect(host, loadProfiles(), new Gaps());
+    expect(found.find((d) => d.profile.name === 'kube-router')?.evidence).toEqual(['nftables table ip kube-router-filter-ipv4']);
+    const claimed = { chainPrefixes: ['KUBE-ROUTER-'], nftables: [{ family: 'ip', name: 'kube-router-filter-ipv4' }] };
+    expect((await detect(host, loadProfiles(), new Gaps(), undefined, claimed)).map((d) => d.profile.name)).not.toContain('kube-router');
   });
 });
