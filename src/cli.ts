@@ -249,7 +249,9 @@ async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<num
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await detectDistro(host, distros, override);
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
-  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs);
+  const adds = Object.values(distro.adds);
+  const claimed = { chainPrefixes: adds.flatMap((a) => a.chainPrefixes), nftables: adds.flatMap((a) => a.nftables) };
+  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs, claimed);
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
   const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected }, {
     confDirs: distro.confDirs,
@@ -505,6 +507,12 @@ async function doctorCommand(io: Io, o: CommonOpts): Promise<number> {
   return isHealthy(findings) ? 0 : 1;
 }
 
+/** " (network mynet or kubernetes, bridge kube-bridge)" for a qualified generic plugin type. */
+const qualified = (q: { networks?: string[]; bridges?: string[] } | undefined) =>
+  q
+    ? ` (${[q.networks && `network ${q.networks.join(' or ')}`, q.bridges && `bridge ${q.bridges.join(' or ')}`].filter(Boolean).join(', ')})`
+    : '';
+
 function profilesCommand(io: Io, o: { json?: boolean; schema?: boolean; root: string; profile: string[] }): number {
   if (o.schema) {
     // Derived from the schema the profiles are validated with, so it cannot drift from it.
@@ -528,7 +536,7 @@ function profilesCommand(io: Io, o: { json?: boolean; schema?: boolean; root: st
       [
         `${p.name}: ${p.description}`,
         `  source:     ${source === BUILT_IN ? 'built in' : source}`,
-        `  config:     files whose plugin types include ${p.config.pluginTypes.join(', ')}${p.config.extraFiles.length ? `; ${p.config.extraFiles.join(', ')}` : ''}`,
+        `  config:     files whose plugin types include ${p.config.pluginTypes.map((t) => t + qualified(p.config.pluginQualifiers[t])).join(', ')}${p.config.extraFiles.length ? `; ${p.config.extraFiles.join(', ')}` : ''}`,
         `  state:      ${[...p.state.paths, ...p.state.networkPaths, '/var/lib/cni/results/{network}-*'].join(', ')}`,
         `  interfaces: ${[...p.interfaces.names, ...p.interfaces.patterns.map((x) => `/${x}/`)].join(', ')}${p.interfaces.bridgePorts ? ', veths attached to its bridge' : ''}${p.interfaces.ovsDatapaths.length ? `; Open vSwitch datapaths ${p.interfaces.ovsDatapaths.join(', ')}` : ''}`,
         `  routes:     ${[p.routes.podNetworkRoutes ? 'routes into the pod network via the uplink (host-gw)' : '', ...p.routes.protocols.map((x) => `proto ${x}`), 'routes through its interfaces'].filter(Boolean).join(', ')}`,

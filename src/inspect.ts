@@ -51,10 +51,19 @@ export async function readCniConfigs(host: Host, dirs: string[] = [CNI_CONF_DIR]
   return resolveMultus(host, configs, dirs);
 }
 
-/** A config is a profile's when one of its plugins has the profile's type (and IPAM type, where the profile names one). */
+/**
+ * A config is a profile's when one of its plugins has the profile's type (and IPAM type, where the
+ * profile names one), and, for a type the profile qualifies (kube-router's generic `bridge`), the
+ * config's network and the plugin's bridge are the ones the CNI writes: podman's bridge config is not.
+ */
 export function ownsConfig(profile: Profile, c: CniConfig): boolean {
-  const { pluginTypes, ipamTypes } = profile.config;
-  return c.plugins.some((p) => pluginTypes.includes(p.type) && (!ipamTypes || (p.ipam !== undefined && ipamTypes.includes(p.ipam))));
+  const { pluginTypes, ipamTypes, pluginQualifiers } = profile.config;
+  return c.plugins.some((p) => {
+    if (!pluginTypes.includes(p.type) || (ipamTypes && (p.ipam === undefined || !ipamTypes.includes(p.ipam)))) return false;
+    const q = pluginQualifiers[p.type];
+    if (!q) return true;
+    return (!q.networks || q.networks.includes(c.name)) && (!q.bridges || (p.bridge !== undefined && q.bridges.includes(p.bridge)));
+  });
 }
 
 export interface ProfileFacts {

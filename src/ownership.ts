@@ -8,6 +8,7 @@ import { batchSafeDevice } from './util/names.js';
 import type { CniConfig } from './parse/conflist.js';
 import { contains, parsePrefix, routeDst, type Prefix } from './util/cidr.js';
 import type { Profile } from './profiles/schema.js';
+import { protectedName } from './profiles/protected.js';
 
 export interface OwnedLink {
   name: string;
@@ -277,7 +278,9 @@ function legacyShapes(ctx: FirewallContext): Map<string, Set<string>> {
     const subnets = f.nodeSubnets.filter((p) => p.family === ctx.family);
     for (const shape of f.profile.firewall.legacyRules) {
       if (shape.family !== ctx.family) continue;
-      for (const network of nets) {
+      // A shape that names no network (kube-router's masquerade on its own ipset) needs no node facts.
+      const fixed = !/\{(network|subnet)\}/.test(shape.spec);
+      for (const network of fixed ? [nets[0] ?? ({ text: '' } as Prefix)] : nets) {
         for (const subnet of subnets.length ? subnets : [undefined as Prefix | undefined]) {
           if (shape.spec.includes('{subnet}') && !subnet) continue;
           const spec = fill(shape.spec, { network: network.text, subnet: subnet?.text ?? '' });
@@ -309,7 +312,8 @@ export function firewallDeletions(dump: IptDump, ctx: FirewallContext): TableDel
       });
     const owned = new Set<string>();
     for (const c of userChains) {
-      if (prefixes.some((p) => c.startsWith(p))) owned.add(c);
+      // Inside KUBE-* and CNI-* a profile's sub-prefix never takes kube-proxy's, kubelet's or portmap's names.
+      if (prefixes.some((p) => c.startsWith(p)) && !protectedName(c)) owned.add(c);
       // The shared portmap chains go whole only when a CNI is being removed and no config left uses portmap.
       if (ctx.facts.length && !portmapShared && PORTMAP_CHAINS.includes(c)) owned.add(c);
     }

@@ -195,11 +195,7 @@ export const K3S_FLANNEL_HINT =
  * command line nor its config says `flannel-backend: none`.
  */
 export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | null): { live: boolean; why: string } {
-  const k3s = procs.find((p) => {
-    const base = path.posix.basename(p.argv[0] ?? '');
-    if (/^k3s-(server|agent)$/.test(p.comm ?? '') || /^k3s-(server|agent)$/.test(base)) return true;
-    return base === 'k3s' && (p.argv[1] === 'server' || p.argv[1] === 'agent');
-  });
+  const k3s = findK3s(procs);
   if (!k3s) return { live: false, why: 'no k3s server or agent process' };
   const argv = k3s.argv;
   let backend: string | undefined;
@@ -213,11 +209,43 @@ export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | n
   return { live: true, why: `${who} runs with its embedded Flannel (backend ${backend || 'vxlan'})` };
 }
 
-/** The CNIs this distribution runs inside its own process and that are live now (k3s's Flannel), for the target rule. */
+/** The k3s server or agent process: `k3s server` / `k3s agent`, or k3s-server / k3s-agent once it renamed itself. */
+function findK3s(procs: Proc[]): Proc | undefined {
+  return procs.find((p) => {
+    const base = path.posix.basename(p.argv[0] ?? '');
+    if (/^k3s-(server|agent)$/.test(p.comm ?? '') || /^k3s-(server|agent)$/.test(base)) return true;
+    return base === 'k3s' && (p.argv[1] === 'server' || p.argv[1] === 'agent');
+  });
+}
+
+/** What to tell the user when k3s's embedded kube-router network policy controller is live and kept. */
+export const K3S_NETPOL_HINT =
+  "its KUBE-ROUTER-*, KUBE-NWPLCY-*, KUBE-POD-FW-* chains and ipsets are k3s's own while it runs: stop k3s (systemctl stop k3s, or k3s-agent) and run again, or set `disable-network-policy: true` in /etc/rancher/k3s/config.yaml and restart k3s";
+
+/**
+ * Whether k3s runs kube-router's network policy controller inside it (k3s pkg/agent/netpol): a k3s
+ * server or agent runs and neither its command line nor its config says `disable-network-policy`.
+ */
+export function k3sNetpolLive(procs: Proc[], config: Record<string, string> | null): { live: boolean; why: string } {
+  const k3s = findK3s(procs);
+  if (!k3s) return { live: false, why: 'no k3s server or agent process' };
+  const who = `k3s ${/agent/.test(`${k3s.comm ?? ''} ${k3s.argv.slice(0, 2).join(' ')}`) ? 'agent' : 'server'}`;
+  const flag = k3s.argv.map((a) => /^--disable-network-policy(?:=(.*))?$/.exec(a)).find(Boolean);
+  const off = flag ? (flag[1] ?? 'true') : config?.['disable-network-policy'];
+  if (off === 'true') return { live: false, why: `${who} runs with disable-network-policy` };
+  return { live: true, why: `${who} runs kube-router's network policy controller inside it` };
+}
+
+/**
+ * The CNIs this distribution runs inside its own process and that are live now, for the target rule:
+ * k3s's Flannel, and kube-router, whose network policy controller k3s embeds.
+ */
 export function embeddedLive(nd: NodeDistro, procs: Proc[]): Embedded {
   const out: Embedded = new Map();
   if (nd.name !== 'k3s') return out;
   const k3s = k3sFlannelLive(procs, nd.config);
   if (k3s.live) out.set('flannel', { why: k3s.why, hint: K3S_FLANNEL_HINT });
+  const netpol = k3sNetpolLive(procs, nd.config);
+  if (netpol.live) out.set('kube-router', { why: netpol.why, hint: K3S_NETPOL_HINT });
   return out;
 }

@@ -19,7 +19,8 @@ export interface CniConfig {
   types: string[];
   /** Bridges the config names, for delegate-style plugins (flannel) and bridge plugin configs. */
   bridges: string[];
-  plugins: Array<{ type: string; ipam?: string }>;
+  /** bridge: the bridge plugin's `bridge` (cni0 when unset), for profiles that qualify the generic type. */
+  plugins: Array<{ type: string; ipam?: string; bridge?: string }>;
   /**
    * Why nothing may be derived from this config (a network name outside the CNI spec's grammar, a
    * bridge name the kernel would refuse, a plugin type that is not a file name): its network's IPAM,
@@ -106,7 +107,7 @@ function fromJson(file: string, json: unknown, conflistName: boolean): CniConfig
     name,
     types: plugins.map((p) => p.type),
     bridges: [...bridges],
-    plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type })),
+    plugins: plugins.map((p) => ({ type: p.type, ipam: p.ipam?.type, ...(p.type === 'bridge' ? { bridge: p.bridge ?? 'cni0' } : {}) })),
     ...(problem ? { untrusted: problem } : {}),
     ...(MULTUS_TYPES.includes(plugins[0]!.type) ? { multus: multusRef(file, plugins[0]!) } : {}),
   };

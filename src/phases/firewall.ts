@@ -3,6 +3,7 @@
 // chain or table it does not own, never a save-filter-restore of a whole dump.
 import { BACKENDS, iptablesBackends, listIpsets, nftTablesPresent, ownedNftTables, saveAllIptables } from '../inspect.js';
 import { firewallDeletions, restoreScript, undoScript } from '../ownership.js';
+import { protectedName } from '../profiles/protected.js';
 import type { PlannedStep, Phase } from './types.js';
 
 export const firewall: Phase = {
@@ -70,7 +71,7 @@ export const firewall: Phase = {
       const all = await listIpsets(ctx.host, ctx.gaps);
       if (!all) notes.push('ipset is not installed: ipsets not checked');
       else {
-        const sets = all.filter((x) => prefixes.some((p) => x.startsWith(p)));
+        const sets = all.filter((x) => prefixes.some((p) => x.startsWith(p)) && !protectedName(x.replace(/^inet6:/, '')));
         if (sets.length)
           steps.push({
             argv: ['ipset', 'restore'],

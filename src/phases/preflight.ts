@@ -29,6 +29,8 @@ export const preflight: Phase = {
 
 /** What a step removes with rm: its operands (real paths), and whether whole trees go (-r). */
 function removals(step: PlannedStep): Array<{ path: string; tree: boolean }> {
+  // sed -i writes a new file beside the old and renames it over: the same rights as removing it.
+  if (step.argv[0] === 'sed' && step.argv[1] === '-i') return [{ path: step.argv[step.argv.length - 1]!, tree: false }];
   if (step.argv[0] !== 'rm') return [];
   const dashes = step.argv.indexOf('--');
   if (dashes < 0) return [];

@@ -6,13 +6,15 @@ import { classifyRoutes, cniDevices, dyingDevices, ownedLinks, routeDeleteLine, 
 import { knownProfiles } from '../profiles/index.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
+import { planPolicyRouting } from './policy-routing.js';
 
 /** Notes past this many kept routes are summed up in one line. */
 const MAX_NOTES = 10;
 
 export const routes: Phase = {
   name: 'routes',
-  summary: "delete the CNI's remaining routes (host-gw routes to other nodes' leases, its routing protocols' routes)",
+  summary:
+    "delete the CNI's remaining routes (host-gw routes to other nodes' leases, its routing protocols' routes), its ip rules, routing tables and rt_tables entries",
   cleanup: true,
   async plan(ctx) {
     const links = await listLinks(ctx.host, ctx.gaps);
@@ -32,7 +34,10 @@ export const routes: Phase = {
     const notes = kept.slice(0, MAX_NOTES).map((k) => `kept route ${routeLabel(k.route)}: ${k.why}`);
     if (kept.length > MAX_NOTES)
       notes.push(`kept ${kept.length - MAX_NOTES} more route(s) in the pod network that are not in the CNI's shapes`);
-    if (!mine.length) return nothing(...notes);
+    // ip rules, the CNI's own tables and its rt_tables lines (profile routes.rules, tables, rtTables).
+    const policy = await planPolicyRouting(ctx);
+    notes.push(...policy.notes);
+    if (!mine.length) return policy.steps.length ? { steps: policy.steps, notes } : nothing(...notes);
     const lines = mine.map(routeDeleteLine);
     return {
       steps: [
@@ -42,6 +47,7 @@ export const routes: Phase = {
           stdin: lines.join('\n') + '\n',
           removes: { kind: 'route', items: lines.map((l) => l.replace(/^route delete /, '')) },
         },
+        ...policy.steps,
       ],
       notes,
     };

@@ -10,6 +10,7 @@ import {
   readCniConfigs,
   saveAllIptables,
 } from '../inspect.js';
+import { protectedName } from './protected.js';
 import type { Profile } from './schema.js';
 
 export interface Detection {
@@ -17,7 +18,17 @@ export interface Detection {
   evidence: string[];
 }
 
-export async function detect(host: Host, profiles: Profile[], gaps: Gaps, confDirs?: string[]): Promise<Detection[]> {
+/**
+ * `claimed`: chain prefixes and nftables tables a distribution adds to a profile (k3s's embedded
+ * kube-router netpol goes with its Flannel): they are no sign of another CNI that uses the same names.
+ */
+export async function detect(
+  host: Host,
+  profiles: Profile[],
+  gaps: Gaps,
+  confDirs?: string[],
+  claimed: { chainPrefixes: string[]; nftables: Array<{ family: string; name: string }> } = { chainPrefixes: [], nftables: [] },
+): Promise<Detection[]> {
   // The listings are independent: read them at the same time.
   const [configs, links, nft, dumps] = await Promise.all([
     readCniConfigs(host, confDirs),
@@ -49,9 +60,15 @@ export async function detect(host: Host, profiles: Profile[], gaps: Gaps, confDi
     }
     for (const c of chains) {
       const name = c.split(' ')[2]!; // the chain's name, third in the line built above
-      if (profile.firewall.chainPrefixes.some((p) => name.startsWith(p))) evidence.push(`chain ${c}`);
+      if (
+        profile.firewall.chainPrefixes.some((p) => name.startsWith(p)) &&
+        !protectedName(name) &&
+        !claimed.chainPrefixes.some((p) => name.startsWith(p))
+      )
+        evidence.push(`chain ${c}`);
     }
     for (const t of profile.nftables) {
+      if (claimed.nftables.some((x) => x.family === t.family && x.name === t.name)) continue;
       if (nft?.some((x) => x.family === t.family && x.name === t.name)) evidence.push(`nftables table ${t.family} ${t.name}`);
     }
     if (evidence.length) out.push({ profile, evidence });

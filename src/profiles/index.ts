@@ -4,11 +4,12 @@ import { calico } from './calico.js';
 import { canal } from './canal.js';
 import { cilium } from './cilium.js';
 import { flannel } from './flannel.js';
+import { kubeRouter } from './kube-router.js';
 import { multus } from './multus.js';
 import { ProfileSchema, type Profile, type ProfileInput } from './schema.js';
 import { whereabouts } from './whereabouts.js';
 
-const SOURCES: ProfileInput[] = [flannel, calico, canal, cilium, multus, whereabouts];
+const SOURCES: ProfileInput[] = [flannel, calico, canal, kubeRouter, cilium, multus, whereabouts];
 
 export function loadProfiles(inputs: unknown[] = SOURCES): Profile[] {
   return inputs.map((input, i) => {

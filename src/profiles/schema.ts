@@ -1,5 +1,6 @@
 // What a CNI owns on a node, as data. Adding a CNI is adding one of these.
 import { z } from 'zod';
+import { prefixProblem } from './protected.js';
 
 const NodePath = z
   .string()
@@ -65,9 +66,6 @@ const BpfPin = z
 /** What the kernel takes as a device name: 1-15 bytes, none of them "/", ":" or white space. */
 const IFNAME = /^[^/:\s]{1,15}$/;
 
-/** A chain or ipset prefix that every name of a namespace cni-sweep never touches starts with (KUBE-, CNI-) would take all of it. */
-const SHARED_NAMESPACES = ['KUBE-', 'CNI-'];
-
 const compiles = (r: string) => {
   try {
     new RegExp(r);
@@ -76,6 +74,52 @@ const compiles = (r: string) => {
     return false;
   }
 };
+
+/**
+ * CNI reference plugins a site or another tool (podman's `bridge`) uses too: a profile that claims
+ * configs by one of these types must qualify it with the network or bridge names the CNI writes.
+ */
+export const GENERIC_PLUGIN_TYPES = [
+  'bridge',
+  'macvlan',
+  'ipvlan',
+  'ptp',
+  'host-device',
+  'vlan',
+  'dummy',
+  'tap',
+  'loopback',
+  'portmap',
+  'bandwidth',
+  'firewall',
+  'tuning',
+  'sbr',
+  'vrf',
+];
+
+/** Names a config carries that make a generic plugin type the CNI's; every list given must match. */
+const PluginQualifier = z
+  .strictObject({
+    /** The config's network name (`name`) is one of these. */
+    networks: z.array(z.string().min(1)).min(1).optional(),
+    /** The plugin's `bridge` (the bridge plugin's default: cni0) is one of these. */
+    bridges: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .refine((q) => q.networks || q.bridges, 'must name networks or bridges');
+
+/**
+ * An ip rule the CNI adds: it is the CNI's when every field given matches (`ip -j rule show`'s
+ * priority, and the table it looks up by number). Removed by its exact selector.
+ */
+const IpRule = z
+  .strictObject({
+    priority: z.number().int().min(0).max(4294967295).optional(),
+    table: z.number().int().min(1).max(4294967295).optional(),
+  })
+  .refine((r) => r.priority !== undefined || r.table !== undefined, 'must give priority or table');
+
+/** The reserved tables (unspec, default, main, local) are never a CNI's. */
+const RESERVED_TABLES = [0, 253, 254, 255];
 
 const ProfileFields = z.strictObject({
   name: z.string().regex(/^[a-z][a-z0-9-]*$/),
@@ -102,6 +146,12 @@ const ProfileFields = z.strictObject({
      * config inside is a removed CNI's (then it goes, backed up) or the name is taken (both stay).
      */
     renamedSuffixes: z.array(z.string().regex(/^\.[A-Za-z0-9_.-]+$/, 'must be a file name suffix starting with "."')).default([]),
+    /**
+     * Per plugin type, the names that make a config with that type the CNI's (kube-router's is the
+     * generic `bridge` plugin: only with its bridge kube-bridge and its network name). A type in
+     * GENERIC_PLUGIN_TYPES must have one.
+     */
+    pluginQualifiers: z.record(z.string(), PluginQualifier).default({}),
   }),
   /** Network names to assume when the CNI's config is already gone (Flannel: cbr0). */
   defaultNetworks: z.array(z.string()).default([]),
@@ -161,6 +211,26 @@ const ProfileFields = z.strictObject({
     prefixLens: z
       .strictObject({ v4: z.tuple([z.number().int(), z.number().int()]), v6: z.tuple([z.number().int(), z.number().int()]) })
       .optional(),
+    /** ip rules the CNI adds (IPv4 and IPv6), deleted by their exact selector. */
+    rules: z.array(IpRule).default([]),
+    /** Routing tables wholly the CNI's (by number): their routes are flushed (listed in the backup first). */
+    tables: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(1)
+          .max(4294967295)
+          .refine((t) => !RESERVED_TABLES.includes(t), 'must not be a reserved table (0, 253 default, 254 main, 255 local)'),
+      )
+      .default([]),
+    /**
+     * Lines the CNI appends to iproute2's rt_tables (`77 kube-router`): removed from the file (kept
+     * in the backup), only when both number and name match; the rest of the file stays byte for byte.
+     */
+    rtTables: z
+      .array(z.strictObject({ table: z.number().int().min(1).max(4294967295), name: z.string().regex(/^[A-Za-z0-9_.-]+$/) }))
+      .default([]),
   }),
   firewall: z.strictObject({
     chainPrefixes: z.array(z.string()),
@@ -211,20 +281,31 @@ export const ProfileSchema = ProfileFields.superRefine((p, ctx) => {
   p.interfaces.patterns.forEach((r, i) => {
     if (!compiles(r)) ctx.addIssue({ code: 'custom', path: ['interfaces', 'patterns', i], message: 'must be a valid regular expression' });
   });
-  for (const key of ['chainPrefixes', 'ipsetPrefixes', 'commentPrefixes'] as const) {
-    p.firewall[key].forEach((x, i) => {
-      const shared = key === 'commentPrefixes' ? undefined : SHARED_NAMESPACES.find((n) => n.startsWith(x));
-      if (x === '' || shared !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['firewall', key, i],
-          message:
-            x === ''
-              ? 'must not be empty (it would match every name)'
-              : `must not be a prefix of ${shared} (it would match every ${shared}* name)`,
-        });
-    });
-  }
+  p.firewall.commentPrefixes.forEach((x, i) => {
+    if (x === '')
+      ctx.addIssue({ code: 'custom', path: ['firewall', 'commentPrefixes', i], message: 'must not be empty (it would match every name)' });
+  });
+  // A generic type alone would claim podman's or the site's own bridge config.
+  for (const [i, t] of p.config.pluginTypes.entries())
+    if (GENERIC_PLUGIN_TYPES.includes(t) && !p.config.pluginQualifiers[t])
+      ctx.addIssue({
+        code: 'custom',
+        path: ['config', 'pluginTypes', i],
+        message: `"${t}" is a generic plugin type (podman and sites use it too): add config.pluginQualifiers.${t} with the networks or bridges the CNI writes`,
+      });
+  for (const t of Object.keys(p.config.pluginQualifiers))
+    if (!p.config.pluginTypes.includes(t))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['config', 'pluginQualifiers', t],
+        message: 'qualifies a type that is not in config.pluginTypes',
+      });
+  // KUBE-* is kube-proxy's and kubelet's, CNI-* the plugins': only exact sub-prefixes inside them.
+  for (const field of ['chainPrefixes', 'ipsetPrefixes'] as const)
+    for (const [i, x] of p.firewall[field].entries()) {
+      const problem = prefixProblem(x.replace(/^inet6:/, ''));
+      if (problem) ctx.addIssue({ code: 'custom', path: ['firewall', field, i], message: problem });
+    }
 });
 
 export type Profile = z.infer<typeof ProfileSchema>;

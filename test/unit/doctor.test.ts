@@ -989,7 +989,7 @@ describe('the command line', () => {
       [['--pod-cidr', '10.244.0.0'], 'cni-sweep: error: --pod-cidr: not a CIDR: 10.244.0.0\n'],
       [
         ['--cni', 'flanel'],
-        'cni-sweep: error: unknown CNI "flanel" (did you mean flannel?)\n  hint: known CNIs: flannel, calico, canal, cilium, multus, whereabouts\n',
+        'cni-sweep: error: unknown CNI "flanel" (did you mean flannel?)\n  hint: known CNIs: flannel, calico, canal, kube-router, cilium, multus, whereabouts\n',
       ],
       [['--root', path.join(tmp, 'nope')], `cni-sweep: error: --root ${path.join(tmp, 'nope')}: no such directory\n`],
       [['--only', 'routes'], "cni-sweep: error: unknown option '--only'\n  hint: see cni-sweep --help\n"],

@@ -3,6 +3,7 @@
 import { notInUse, plural } from '../helpers.js';
 import { cniFirewall, removalFix } from '../owned.js';
 import type { Check, Finding } from '../types.js';
+import { protectedName } from '../../profiles/protected.js';
 
 const WHY: Record<string, string> = {
   flannel:
@@ -46,7 +47,10 @@ export const leftoverFirewall: Check = {
         }
       }
       for (const t of fw.nft) evidence.push(`nftables: table ${t.family} ${t.name}`);
-      const sets = (v.ipsets ?? []).filter((x) => profile.firewall.ipsetPrefixes.some((p) => x.startsWith(p)) && fresh(`ipset ${x}`));
+      const sets = (v.ipsets ?? []).filter(
+        (x) =>
+          profile.firewall.ipsetPrefixes.some((p) => x.startsWith(p)) && !protectedName(x.replace(/^inet6:/, '')) && fresh(`ipset ${x}`),
+      );
       if (sets.length) evidence.push(`${plural(sets.length, 'ipset')}: ${sets.join(', ')}`);
       if (!evidence.length) continue;
       out.push({

@@ -1,0 +1,417 @@
+// kube-router as a removal target, on real kernel state: kube-bridge with pod veths, a tun-<hex>
+// tunnel (a vxlan link under that name: this kernel has no ipip), proto 17 routes, ip rules to tables
+// 77-79 beside a site's own rule and table, iproute2's rt_tables with the site's lines, KUBE-ROUTER-*,
+// KUBE-NWPLCY-*, KUBE-POD-FW-* chains beside kube-proxy's whole KUBE-* chain set in iptables-nft and
+// iptables-legacy, its ipsets and nftables tables, and podman's bridge config, which is not kube-router's.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createFlannelNode, destroyFlannelNode, inNs, PODMAN_CONFLIST, sh, write, type FlannelNode } from '../helpers/flannel-node.js';
+import { cliEnv, nodeArgs, runCli, scratch, snapshot } from '../helpers/harness.js';
+
+const made: FlannelNode[] = [];
+const agents: ChildProcess[] = [];
+afterEach(() => {
+  while (agents.length) {
+    try {
+      process.kill(-agents.pop()!.pid!, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+  while (made.length) destroyFlannelNode(made.pop()!);
+});
+
+export const KUBE_ROUTER_CONFLIST = `{
+   "cniVersion":"0.3.0",
+   "name":"mynet",
+   "plugins":[
+      {
+         "name":"kubernetes",
+         "type":"bridge",
+         "bridge":"kube-bridge",
+         "isDefaultGateway":true,
+         "ipam":{
+            "type":"host-local",
+            "ranges":[[{"subnet":"10.245.1.0/24"}]]
+         }
+      }
+   ]
+}
+`;
+
+/** kube-router's name for the tunnel to a peer (pkg/tunnels GenerateTunnelName). */
+export const tunnelName = (ip: string) => 'tun-' + createHash('sha256').update(ip.replace(/[.:]/g, '')).digest('hex').slice(0, 11);
+
+const RT_TABLES_SITE =
+  '#\n# reserved values\n#\n255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n#\n# local\n#\n100 site-uplink\n200\texternal_ip\n';
+const RT_TABLES = RT_TABLES_SITE + '77 kube-router\n78 kube-router-dsr\n79 external_ip\n';
+
+/** kube-proxy's chains (iptables mode) and kubelet's, as on a real node: every one must stay. */
+function kubeProxyRules(): string {
+  return [
+    '*mangle',
+    ':KUBE-IPTABLES-HINT - [0:0]',
+    ':KUBE-KUBELET-CANARY - [0:0]',
+    ':KUBE-PROXY-CANARY - [0:0]',
+    'COMMIT',
+    '*nat',
+    ':KUBE-SERVICES - [0:0]',
+    ':KUBE-NODEPORTS - [0:0]',
+    ':KUBE-POSTROUTING - [0:0]',
+    ':KUBE-MARK-MASQ - [0:0]',
+    ':KUBE-MARK-DROP - [0:0]',
+    ':KUBE-KUBELET-CANARY - [0:0]',
+    ':KUBE-PROXY-CANARY - [0:0]',
+    ':KUBE-SVC-NPX46M4PTMTKRN6Y - [0:0]',
+    ':KUBE-SEP-VPILYQBSPPXYB66K - [0:0]',
+    ':KUBE-EXT-UOPHY4PIRIR7H3EB - [0:0]',
+    ':KUBE-SVL-UOPHY4PIRIR7H3EB - [0:0]',
+    ':KUBE-FW-UOPHY4PIRIR7H3EB - [0:0]',
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
+    '-A KUBE-MARK-DROP -j MARK --set-xmark 0x8000/0x8000',
+    '-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport 443 -j KUBE-SVC-NPX46M4PTMTKRN6Y',
+    '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+    '-A KUBE-SVC-NPX46M4PTMTKRN6Y -m comment --comment "default/kubernetes:https -> 192.168.1.10:6443" -j KUBE-SEP-VPILYQBSPPXYB66K',
+    '-A KUBE-SEP-VPILYQBSPPXYB66K -p tcp -m comment --comment "default/kubernetes:https" -m tcp -j DNAT --to-destination 192.168.1.10:6443',
+    '-A KUBE-EXT-UOPHY4PIRIR7H3EB -j KUBE-SVL-UOPHY4PIRIR7H3EB',
+    'COMMIT',
+    '*filter',
+    ':KUBE-FIREWALL - [0:0]',
+    ':KUBE-PROXY-FIREWALL - [0:0]',
+    ':KUBE-EXTERNAL-SERVICES - [0:0]',
+    ':KUBE-NODEPORTS - [0:0]',
+    ':KUBE-SERVICES - [0:0]',
+    ':KUBE-KUBELET-CANARY - [0:0]',
+    ':KUBE-PROXY-CANARY - [0:0]',
+    '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+    '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+    '-A INPUT -j KUBE-FIREWALL',
+    '-A OUTPUT -j KUBE-FIREWALL',
+    '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
+    'COMMIT',
+    '',
+  ].join('\n');
+}
+
+/** kube-router's rules (netpol, routing's forward accepts and pod egress masquerade) for one backend. */
+function kubeRouterRules(v6 = false): string {
+  const p = v6 ? 'inet6:' : '';
+  return [
+    '*nat',
+    `-A POSTROUTING -m set --match-set ${p}kube-router-pod-subnets src -m set ! --match-set ${p}kube-router-pod-subnets dst -m set ! --match-set ${p}kube-router-node-ips dst -j MASQUERADE --random-fully`,
+    'COMMIT',
+    '*filter',
+    ':KUBE-ROUTER-INPUT - [0:0]',
+    ':KUBE-ROUTER-FORWARD - [0:0]',
+    ':KUBE-ROUTER-OUTPUT - [0:0]',
+    ':KUBE-NWPLCY-DEFAULT - [0:0]',
+    ':KUBE-NWPLCY-COMMON - [0:0]',
+    ':KUBE-NWPLCY-LBJNUYSNPQPXQTDY - [0:0]',
+    ':KUBE-POD-FW-3VDZ6VLJDN5WMH7R - [0:0]',
+    '-I INPUT 1 -m comment --comment "kube-router netpol - 4IA2OSFRMVNDXBVV" -j KUBE-ROUTER-INPUT',
+    '-I FORWARD 1 -m comment --comment "kube-router netpol - TEMCG2JMHZYE7H7T" -j KUBE-ROUTER-FORWARD',
+    '-I OUTPUT 1 -m comment --comment "kube-router netpol - VEAAIY32XVBHCSCY" -j KUBE-ROUTER-OUTPUT',
+    '-A FORWARD -i kube-bridge -m comment --comment "allow outbound traffic from pods" -j ACCEPT',
+    '-A FORWARD -o kube-bridge -m comment --comment "allow inbound traffic to pods" -j ACCEPT',
+    '-A FORWARD -o eth0 -m comment --comment "allow outbound node port traffic on node interface with which node ip is associated" -j ACCEPT',
+    '-A KUBE-ROUTER-FORWARD -m comment --comment "default/web in" -j KUBE-POD-FW-3VDZ6VLJDN5WMH7R',
+    `-A KUBE-POD-FW-3VDZ6VLJDN5WMH7R -m comment --comment "default/web policy" -j KUBE-NWPLCY-LBJNUYSNPQPXQTDY`,
+    `-A KUBE-NWPLCY-LBJNUYSNPQPXQTDY -m comment --comment "default/allow ingress pods" -m set --match-set ${p}KUBE-SRC-X6Q5MZQHDQP5T6ZU src -m set --match-set ${p}KUBE-DST-UDHDHRLBQGTPKCGN dst -j MARK --set-xmark 0x10000/0x10000`,
+    '-A KUBE-NWPLCY-DEFAULT -m comment --comment "rule to mark traffic matching a network policy" -j MARK --set-xmark 0x10000/0x10000',
+    'COMMIT',
+    '',
+  ].join('\n');
+}
+
+const IPSETS = [
+  'create kube-router-pod-subnets hash:net family inet',
+  'add kube-router-pod-subnets 10.245.0.0/16',
+  'create kube-router-node-ips hash:ip family inet',
+  'add kube-router-node-ips 192.168.1.11',
+  'create KUBE-SRC-X6Q5MZQHDQP5T6ZU hash:ip family inet',
+  'create KUBE-DST-UDHDHRLBQGTPKCGN hash:ip family inet',
+  'create inet6:kube-router-pod-subnets hash:net family inet6',
+  'create inet6:kube-router-node-ips hash:ip family inet6',
+  'create inet6:KUBE-SRC-X6Q5MZQHDQP5T6ZU hash:ip family inet6',
+  'create inet6:KUBE-DST-UDHDHRLBQGTPKCGN hash:ip family inet6',
+  // kube-proxy's (IPVS mode) and the site's: they stay.
+  'create KUBE-CLUSTER-IP hash:ip,port family inet',
+  'create site-allow hash:net family inet',
+];
+const KR_SETS = /^(inet6:)?(kube-router-|KUBE-SRC-|KUBE-DST-)/;
+
+const PEER = '192.168.2.12';
+const TUN = tunnelName(PEER);
+
+/** kube-router's node state, added to a node built by createFlannelNode (uplink eth0 192.168.1.11/24). */
+function addKubeRouter(n: FlannelNode, conf: string): void {
+  const ipb = (lines: string[], family = '') => inNs(n.ns, 'ip', [...(family ? [family] : []), '-batch', '-'], lines.join('\n') + '\n');
+  // Pods: veths on kube-bridge whose peers sit in pod namespaces under the root.
+  const netnsDir = path.join(n.root, 'run/netns');
+  fs.mkdirSync(netnsDir, { recursive: true });
+  const lines = ['link add kube-bridge type bridge', 'link set kube-bridge up', 'addr add 10.245.1.1/24 dev kube-bridge'];
+  for (const i of [0, 1]) {
+    const file = path.join(netnsDir, `cni-kr-pod-${i}`);
+    fs.writeFileSync(file, '');
+    sh('unshare', [`--net=${file}`, 'true']);
+    lines.push(
+      `link add vethkr${i} type veth peer name eth0 netns ${file}`,
+      `link set vethkr${i} master kube-bridge`,
+      `link set vethkr${i} up`,
+    );
+  }
+  lines.push(
+    // A tunnel to a peer in another subnet; kube-router makes an ipip link, which this kernel lacks.
+    `link add ${TUN} type vxlan id 77 local 192.168.1.11 dev eth0 dstport 4789`,
+    `link set ${TUN} up`,
+    `route add 10.245.3.0/24 dev ${TUN} proto 17 src 192.168.1.11`,
+    `route add ${PEER} dev ${TUN} table 77`,
+    // A peer on the same subnet: its pod CIDR via the uplink, learnt over BGP.
+    'route add 10.245.2.0/24 via 192.168.1.12 dev eth0 proto 17',
+    // DSR: local delivery of fwmarked packets; external IPs.
+    'route add local default dev lo table 78 scope host',
+    'route add 10.96.0.50 dev kube-bridge table 79',
+    'rule add from 10.245.1.0/24 lookup 77',
+    'rule add priority 32764 fwmark 0x3e8 lookup 78',
+    'rule add priority 32765 from all lookup 79',
+    // The site's own policy routing: a rule at kube-router's priority to another table, and its table.
+    'route add 10.50.0.0/16 via 192.168.1.1 dev eth0 table 100',
+    'rule add priority 32765 from 10.50.0.0/16 lookup 100',
+    'rule add priority 1000 to 10.60.0.0/16 lookup 100',
+  );
+  ipb(lines);
+  ipb(
+    ['route add local default dev lo table 78', 'rule add from fd00:10:245:1::/64 lookup 77', 'rule add priority 32765 from all lookup 79'],
+    '-6',
+  );
+  inNs(n.ns, 'ipset', ['restore'], IPSETS.join('\n') + '\n');
+  for (const b of ['nft', 'legacy']) {
+    inNs(n.ns, `iptables-${b}-restore`, ['--noflush'], kubeProxyRules());
+    inNs(n.ns, `iptables-${b}-restore`, ['--noflush'], kubeRouterRules());
+  }
+  inNs(n.ns, 'ip6tables-nft-restore', ['--noflush'], kubeRouterRules(true));
+  inNs(
+    n.ns,
+    'nft',
+    ['-f', '-'],
+    [
+      'table ip kube-router-filter-ipv4 {',
+      '  chain KUBE-ROUTER-INPUT { type filter hook input priority -1; policy accept; }',
+      '}',
+      'table ip6 kube-router-filter-ipv6 {',
+      '  chain KUBE-ROUTER-INPUT { type filter hook input priority -1; policy accept; }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  write(n.root, `etc/cni/net.d/${conf}`, KUBE_ROUTER_CONFLIST);
+  write(n.root, 'etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
+  write(n.root, 'etc/iproute2/rt_tables', RT_TABLES);
+  write(n.root, 'var/lib/cni/networks/mynet/10.245.1.2', `${'a'.repeat(64)}\r\neth0`, 0o600);
+  write(n.root, 'var/lib/cni/networks/mynet/last_reserved_ip.0', '10.245.1.2', 0o600);
+  write(n.root, 'var/lib/kube-router/kubeconfig', 'apiVersion: v1\nkind: Config\n', 0o600);
+}
+
+function node(tag: string, flannel: boolean): FlannelNode {
+  const n = createFlannelNode({ ...scratch(tag), pods: 1, flannel });
+  made.push(n);
+  // Beside Flannel's 10-flannel.conflist, kube-router's must come first to be the one pods use (00-, as some deployments name it).
+  addKubeRouter(n, flannel ? '00-kuberouter.conflist' : '10-kuberouter.conflist');
+  return n;
+}
+
+const lines = (ns: string, argv: string[]) =>
+  inNs(ns, argv[0]!, argv.slice(1))
+    .replace(/ linkdown/g, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^local fe80:|^fe80::|^multicast ff00::/.test(l));
+const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();
+const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
+/** Everything a run may change, in one comparable value. */
+const state = (n: FlannelNode) => {
+  const s = snapshot(n);
+  return {
+    ...s,
+    files: s.files.filter((f) => !OWN.test(f)),
+    ipsets: ipsets(n),
+    rules4: lines(n.ns, ['ip', '-4', 'rule', 'show']),
+    rules6: lines(n.ns, ['ip', '-6', 'rule', 'show']),
+    routesAll4: lines(n.ns, ['ip', '-4', 'route', 'show', 'table', 'all']).sort(),
+    routesAll6: lines(n.ns, ['ip', '-6', 'route', 'show', 'table', 'all']).sort(),
+  };
+};
+type State = ReturnType<typeof state>;
+const KR_CHAIN = /KUBE-ROUTER-|KUBE-NWPLCY-|KUBE-POD-FW-|kube-router|kube-bridge|allow outbound node port/;
+/** Everything of kube-router's in a state. */
+const kubeRouterOnly = (s: State) => ({
+  links: s.links.filter((l) => /^(kube-bridge|vethkr|tun-)/.test(l) || / master=kube-bridge /.test(l)),
+  addrs: s.addrs.split('\n').filter((l) => /^kube-bridge/.test(l)),
+  routes: [...s.routesAll4, ...s.routesAll6].filter((l) => /proto 17|table (77|78|79)|kube-bridge|tun-/.test(l)),
+  rules: [...s.rules4, ...s.rules6].filter((l) => /lookup (77|78|79|kube-router|external_ip)/.test(l)),
+  fw: [s.ipt4nft, s.ipt4legacy, s.ipt6nft].map((t) => t.split('\n').filter((l) => KR_CHAIN.test(l))),
+  nft: s.nft.split(/\n(?=table )/).filter((t) => /kube-router/.test(t)),
+  files: s.files.filter((f) => /kuberouter|kube-router|mynet|rt_tables/.test(f)),
+  ipsets: s.ipsets.filter((x) => KR_SETS.test(x)),
+});
+// What the routes phase plans: the uplink route learnt over BGP (the tunnel's go with the tunnel), the
+// rules to 77-79 (not the site's at 32765 to table 100), table 78 (77's and 79's routes go with their
+// devices), and kube-router's three rt_tables lines.
+const ROUTES_PLAN = `
+# == routes: delete the CNI's remaining routes (host-gw routes to other nodes' leases, its routing protocols' routes), its ip rules, routing tables and rt_tables entries
+ip -batch - <<'CNI_SWEEP_EOF'
+route delete 10.245.2.0/24 via 192.168.1.12 dev eth0
+CNI_SWEEP_EOF
+ip -4 -batch - <<'CNI_SWEEP_EOF'
+rule del priority 32764 fwmark 0x3e8 table 78
+rule del priority 32765 from 10.245.1.0/24 table 77
+rule del priority 32765 table 79
+CNI_SWEEP_EOF
+ip -4 -batch - <<'CNI_SWEEP_EOF'
+route flush table 78
+CNI_SWEEP_EOF
+ip -6 -batch - <<'CNI_SWEEP_EOF'
+rule del priority 32765 from fd00:10:245:1::/64 table 77
+rule del priority 32765 table 79
+CNI_SWEEP_EOF
+ip -6 -batch - <<'CNI_SWEEP_EOF'
+route flush table 78
+CNI_SWEEP_EOF
+sed -i -E -e '/^[[:space:]]*77[[:space:]]+kube-router[[:space:]]*$/d' -e '/^[[:space:]]*78[[:space:]]+kube-router-dsr[[:space:]]*$/d' -e '/^[[:space:]]*79[[:space:]]+external_ip[[:space:]]*$/d' -- <root>/etc/iproute2/rt_tables
+`;
+const KUBE_PROXY = (t: string) => t.split('\n').filter((l) => /KUBE-/.test(l) && !KR_CHAIN.test(l));
+
+describe('--cni kube-router', () => {
+  it("removes exactly kube-router's state: kube-proxy's KUBE-* chains, podman's config, the site's rules, table and rt_tables lines stay", () => {
+    const n = node('kr-remove', false);
+    const before = state(n);
+    // Everything was built: a check of the fixture, so the assertions below cannot pass on an empty node.
+    expect(kubeRouterOnly(before).rules).toHaveLength(5);
+    expect(kubeRouterOnly(before).fw.every((t) => t.length >= 12)).toBe(true);
+    expect(before.ipsets.filter((x) => KR_SETS.test(x))).toHaveLength(8);
+
+    const r = runCli(n, ['run', '--yes', '--json', '--cni', 'kube-router', ...nodeArgs(n)]);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const after = state(n);
+
+    // Nothing of kube-router is left.
+    expect(kubeRouterOnly(after)).toEqual({
+      links: [],
+      addrs: [],
+      routes: [],
+      rules: [],
+      fw: [[], [], []],
+      nft: [],
+      files: [`etc/iproute2/rt_tables 644 ${JSON.stringify(RT_TABLES_SITE)}`],
+      ipsets: [],
+    });
+    // The rest of rt_tables is byte for byte what it was: the site's "200 external_ip" is not kube-router's (79).
+    expect(fs.readFileSync(path.join(n.root, 'etc/iproute2/rt_tables'), 'utf8')).toBe(RT_TABLES_SITE);
+    // kube-proxy's and kubelet's chains, every one, on both backends.
+    for (const k of ['ipt4nft', 'ipt4legacy'] as const) {
+      expect(KUBE_PROXY(after[k])).toEqual(KUBE_PROXY(before[k]));
+      expect(KUBE_PROXY(after[k]).length).toBeGreaterThan(30);
+    }
+    // The site's policy routing, the foreign ipsets, nftables table, links and files.
+    expect(after.rules4).toEqual([
+      '0:\tfrom all lookup local',
+      '1000:\tfrom all to 10.60.0.0/16 lookup 100',
+      '32765:\tfrom 10.50.0.0/16 lookup 100',
+      '32766:\tfrom all lookup main',
+      '32767:\tfrom all lookup default',
+    ]);
+    expect(after.routesAll4).toContain('10.50.0.0/16 via 192.168.1.1 dev eth0 table 100');
+    expect(after.ipsets).toEqual(['KUBE-CLUSTER-IP', 'site-allow']);
+    expect(after.nft).toBe(
+      before.nft
+        .split(/\n(?=table )/)
+        .filter((t) => !/kube-router/.test(t))
+        .join('\n'),
+    );
+    const notKr = (s: State) => ({
+      links: s.links.filter((l) => !kubeRouterOnly(s).links.includes(l)),
+      routes: s.routesAll4.filter((l) => !/proto 17|table (77|78|79)|kube-bridge|tun-|10\.245\.1\./.test(l)),
+      files: s.files.filter((f) => !/kuberouter|kube-router|mynet|rt_tables|run\/netns/.test(f)),
+    });
+    expect(notKr(after)).toEqual(notKr(before));
+    expect(after.files).toContain(`etc/cni/net.d/87-podman-bridge.conflist 644 ${JSON.stringify(PODMAN_CONFLIST)}`);
+
+    // The backup keeps rt_tables as it was, and the listings of the flushed table's routes.
+    const report = JSON.parse(r.stdout);
+    const tar = sh('tar', ['-xOf', path.join(report.backup, 'files.tar'), 'etc/iproute2/rt_tables']);
+    expect(tar).toBe(RT_TABLES);
+    expect(report.removed.routes.names).toEqual([
+      '10.245.2.0/24 via 192.168.1.12 dev eth0',
+      'local default dev lo table 78',
+      'local default dev lo table 78 metric 1024',
+    ]);
+
+    // A second run finds nothing.
+    const again = runCli(n, ['run', '--yes', '--json', '--cni', 'kube-router', ...nodeArgs(n)]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).changed).toBe(false);
+  });
+
+  it('the plan shows the exact policy-routing commands, and bash running it reaches the same node state as run', () => {
+    const a = node('kr-plan-a', false);
+    const b = node('kr-plan-b', false);
+    const plan = runCli(b, ['plan', '--cni', 'kube-router', ...nodeArgs(b)]);
+    expect(plan.code).toBe(0);
+    const block = plan.stdout.slice(plan.stdout.indexOf('\n# == routes'), plan.stdout.indexOf('\n# == firewall'));
+    expect(block.replaceAll(b.root, '<root>')).toBe(ROUTES_PLAN);
+    const script = path.join(b.root, '..', 'plan.sh');
+    fs.writeFileSync(script, plan.stdout);
+    execFileSync('nsenter', [`--net=/run/netns/${b.ns}`, 'bash', script], { env: cliEnv(b), stdio: 'pipe' });
+    expect(runCli(a, ['run', '--yes', '--cni', 'kube-router', ...nodeArgs(a)]).code).toBe(0);
+    const nodeOnly = (s: State) => ({ ...s, files: s.files.filter((f) => !/^run\/netns/.test(f)) });
+    expect(nodeOnly(state(b))).toEqual(nodeOnly(state(a)));
+  });
+});
+
+/** A process calling itself `name` in the node's network namespace, as kube-router's DaemonSet runs it. */
+async function startAgent(ns: string, name: string): Promise<number> {
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, 'bash', '-c', `exec -a ${name} bash -c 'sleep 600; :'`], {
+    stdio: 'ignore',
+    detached: true,
+  });
+  agents.push(child);
+  for (let i = 0; i < 250; i++) {
+    if (fs.readFileSync(`/proc/${child.pid!}/cmdline`, 'utf8').split('\0')[0] === name) return child.pid!;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`agent ${name} did not start`);
+}
+
+describe('a running kube-router beside Flannel leftovers', () => {
+  it('a run keeps kube-router byte for byte and removes Flannel; --cni kube-router refuses with exit 3', async () => {
+    const n = node('kr-live', true);
+    const pid = await startAgent(n.ns, 'kube-router');
+    const before = state(n);
+
+    const refused = runCli(n, ['run', '--yes', '--cni', 'kube-router', ...nodeArgs(n)]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toBe(
+      `cni-sweep: error: --cni kube-router: kube-router is live on this node: its agent runs: kube-router (pid ${pid}); cni-sweep never removes a live CNI\n` +
+        '  hint: stop it for good first, by deleting its DaemonSet (kubectl -n kube-system delete daemonset kube-router), wait for its pods to go, then run again\n',
+    );
+    expect(state(n)).toEqual(before);
+
+    const r = runCli(n, ['run', '--yes', '--json', ...nodeArgs(n)]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.cni).toEqual(['flannel']);
+    expect(report.targets).toContainEqual({ cni: 'kube-router', action: 'keep', why: `live: its agent runs: kube-router (pid ${pid})` });
+    const after = state(n);
+    expect(kubeRouterOnly(after)).toEqual(kubeRouterOnly(before));
+    expect(after.links.join('\n')).not.toMatch(/^(cni0|flannel\.1) /m);
+    expect(after.ipt4nft).not.toMatch(/FLANNEL|flanneld/);
+    expect(fs.existsSync(path.join(n.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
+  });
+});
