@@ -34,8 +34,24 @@ export const cilium: ProfileInput = {
     // The kernel's fallback tunnels, renamed: their modules own them and `ip link delete` cannot remove them.
     kernelOwned: ['cilium_tunl', 'cilium_ip6tnl', 'cilium_sit'],
   },
-  // Its routes go through cilium_host and its overlay devices, and go with them.
-  routes: {},
+  // Its routes go through cilium_host and its overlay devices, and go with them. Its policy routing
+  // (pkg/datapath/linux/linux_defaults): priority 9 `fwmark 0x200/0xf00 lookup 2004` (proxy
+  // delivery, table 2004 holds `local 0.0.0.0/0 dev lo`) and priority 10 `lookup 2005` (to the proxy
+  // via cilium_host), both proto kernel, so matched by priority and table, not protocol. Where
+  // present: IPsec (priority 1, table 200), WireGuard (priority 1, table 201), VTEP (priority 112,
+  // table 202): their rules go by that exact pair, but tables 200-202 are not flushed, as a site may
+  // number its own tables there. The priority-100 `lookup local` rule Cilium moved from priority 0
+  // stays: deleting it alone would cut the node's local delivery.
+  routes: {
+    rules: [
+      { priority: 9, table: 2004 },
+      { priority: 10, table: 2005 },
+      { priority: 1, table: 200 },
+      { priority: 1, table: 201 },
+      { priority: 112, table: 202 },
+    ],
+    tables: [2004, 2005],
+  },
   firewall: {
     chainPrefixes: ['CILIUM_', 'OLD_CILIUM_'],
     commentPrefixes: ['cilium-feeder:', 'cilium-xfrm-notrack:'],
@@ -43,6 +59,30 @@ export const cilium: ProfileInput = {
   },
   nftables: [],
   modules: [],
+  // pkg/datapath/loader/loader.go's program symbols (Cilium's own test for its programs is the
+  // `cil_` prefix: hasCiliumTCFilters, hasCiliumTCXLinks); filters loaded by iproute2 in older
+  // releases are named `bpf_<object>.o:[<section>]` (cilium-dbg cleanup's getTCFilters). Pins:
+  // pkg/bpf/bpffs_linux.go (<bpffs>/cilium holds the pinned links; tc/globals/cilium_* the maps),
+  // links before maps.
+  bpf: {
+    programNames: [
+      'cil_from_container',
+      'cil_to_container',
+      'cil_from_network',
+      'cil_from_netdev',
+      'cil_to_netdev',
+      'cil_from_host',
+      'cil_to_host',
+      'cil_from_overlay',
+      'cil_to_overlay',
+      'cil_from_wireguard',
+      'cil_to_wireguard',
+      'cil_xdp_entry',
+    ],
+    programPatterns: ['^cil_'],
+    filterNamePatterns: ['^bpf_(host|lxc|netdev|network|overlay)\\.o:\\[', '^cil_'],
+    pins: ['cilium', 'tc/globals/cilium_*'],
+  },
   // The DaemonSet cilium (namespace kube-system) runs `cilium-agent --config-dir=...`; the agent
   // writes its pid to /var/run/cilium/cilium.pid while it runs (cilium-dbg cleanup refuses then).
   agents: {

@@ -65,7 +65,7 @@ export const PROTECTED_SPACES: ProtectedSpace[] = [
 
 /** Why a profile's chain or ipset prefix is not allowed, or null: a bare name space or a prefix of one. */
 export function prefixProblem(p: string): string | null {
-  if (!p) return 'must not be empty';
+  if (!p) return 'must not be empty (it would match every name)';
   const space = PROTECTED_SPACES.find((s) => s.prefix.startsWith(p) || s.prefix.toLowerCase().startsWith(p.toLowerCase()));
   if (space && p.length <= space.prefix.length)
     return `${JSON.stringify(p)} would take ${space.owner}'s ${space.prefix}* names: give an exact sub-prefix (e.g. ${space.prefix}ROUTER-)`;

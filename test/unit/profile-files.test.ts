@@ -94,7 +94,7 @@ describe('profiles from files', () => {
   });
 
   // The built-in profiles, in the order `profiles` lists them.
-  const BUILT_IN = ['flannel', 'calico', 'canal', 'cilium', 'multus', 'whereabouts'];
+  const BUILT_IN = ['flannel', 'calico', 'canal', 'kube-router', 'cilium', 'multus', 'whereabouts'];
   it('`profiles` lists built-in and file profiles with their source; --json carries it too', async () => {
     const { root, dir } = rootWith({ 'madeup.yaml': yaml(MADEUP) });
     const r = await cli(['profiles', '--root', root, '--profile', WEAVE]);
@@ -168,7 +168,7 @@ describe('a bad profile file is one line naming the file and the field, exit 2, 
       'a chain prefix that takes kube-proxy’s chains',
       'x.yaml',
       yaml(deep({ firewall: { chainPrefixes: ['KUBE-'] } })),
-      'firewall.chainPrefixes.0: must not be a prefix of KUBE- (it would match every KUBE-* name)',
+      `firewall.chainPrefixes.0: "KUBE-" would take kube-proxy and kubelet's KUBE-* names: give an exact sub-prefix (e.g. KUBE-ROUTER-)`,
     ],
     [
       'an empty ipset prefix',
