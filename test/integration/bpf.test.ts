@@ -46,7 +46,10 @@ afterEach(() => {
   }
 });
 
-const tc = (n: BpfNode, ...args: string[]) => inNs(n.ns, 'tc', args);
+// iproute2 mounts a bpffs at /sys/fs/bpf when it loads an object and finds none: TC_BPF_MNT points
+// it at the test's own bpffs instead, so nothing outside the test's root is mounted.
+const tc = (n: BpfNode, ...args: string[]) => inNs(n.ns, 'env', [`TC_BPF_MNT=${n.bpffs}`, 'tc', ...args]);
+const ipLoad = (n: BpfNode, ...args: string[]) => inNs(n.ns, 'env', [`TC_BPF_MNT=${n.bpffs}`, 'ip', ...args]);
 
 function bpfNode(tag: string): BpfNode {
   const s = scratch(tag);
@@ -67,11 +70,12 @@ function bpfNode(tag: string): BpfNode {
       'route add default via 192.168.1.1 dev eth0',
     ].join('\n') + '\n',
   );
+  sh('mount', ['-t', 'bpf', 'bpf', n.bpffs]);
   // eth0: the CNI's programs alone on a clsact, and its XDP program.
   tc(n, 'qdisc', 'add', 'dev', 'eth0', 'clsact');
   tc(n, 'filter', 'add', 'dev', 'eth0', 'ingress', 'pref', '1', 'handle', '1', 'bpf', 'da', 'obj', OBJ, 'sec', 'tc-cil-from');
   tc(n, 'filter', 'add', 'dev', 'eth0', 'egress', 'pref', '1', 'handle', '1', 'bpf', 'da', 'obj', OBJ, 'sec', 'tc-cil-to');
-  inNs(n.ns, 'ip', ['link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', OBJ, 'sec', 'xdp-cil']);
+  ipLoad(n, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', OBJ, 'sec', 'xdp-cil');
   // eth1: the CNI's filter beside a site's u32 filter on one clsact, under the site's root qdisc.
   tc(n, 'qdisc', 'add', 'dev', 'eth1', 'root', 'pfifo', 'limit', '100');
   tc(n, 'qdisc', 'add', 'dev', 'eth1', 'clsact');
@@ -83,9 +87,8 @@ function bpfNode(tag: string): BpfNode {
   // ext1: a site's own BPF programs, tc and XDP (native mode).
   tc(n, 'qdisc', 'add', 'dev', 'ext1', 'clsact');
   tc(n, 'filter', 'add', 'dev', 'ext1', 'egress', 'pref', '1', 'handle', '1', 'bpf', 'da', 'obj', OBJ, 'sec', 'tc-site');
-  inNs(n.ns, 'ip', ['link', 'set', 'dev', 'ext1', 'xdpdrv', 'obj', OBJ, 'sec', 'xdp-site']);
+  ipLoad(n, 'link', 'set', 'dev', 'ext1', 'xdpdrv', 'obj', OBJ, 'sec', 'xdp-site');
   // The bpffs, with the CNI's pins and others.
-  sh('mount', ['-t', 'bpf', 'bpf', n.bpffs]);
   for (const d of ['tc/globals', 'cilium/devices/eth0/links', 'cilium/devices/eth1/links', 'site'])
     fs.mkdirSync(path.join(n.bpffs, d), { recursive: true });
   sh('python3', [
@@ -96,7 +99,7 @@ function bpfNode(tag: string): BpfNode {
     path.join(n.bpffs, 'site/cilium_lookalike'),
   ]);
   // eth1: the CNI's XDP program held by a pinned bpf_link, as Cilium attaches XDP today.
-  inNs(n.ns, 'ip', ['link', 'set', 'dev', 'eth1', 'xdpgeneric', 'obj', OBJ, 'sec', 'xdp-cil']);
+  ipLoad(n, 'link', 'set', 'dev', 'eth1', 'xdpgeneric', 'obj', OBJ, 'sec', 'xdp-cil');
   inNs(n.ns, 'python3', [PIN, '--xdp-link', 'eth1', path.join(n.bpffs, 'cilium/devices/eth1/links/cil_xdp_entry')]);
   fs.writeFileSync(path.join(path.dirname(n.root), 'profile.json'), JSON.stringify(PROFILE));
   return n;
@@ -159,7 +162,9 @@ function expectClean(n: BpfNode, before: ReturnType<typeof foreign>) {
   expect(inNs(n.ns, 'ip', ['-d', 'link', 'show', 'eth1'])).not.toMatch(/xdp/);
   expect(tc(n, 'filter', 'show', 'dev', 'eth1', 'ingress')).not.toMatch(/cil_/);
   expect(tc(n, 'filter', 'show', 'dev', 'ext0', 'ingress')).toBe('');
+  // ip and xdp are iproute2's links to tc/ (its layout when it loads an object): not the CNI's, they stay.
   expect(tree(n.bpffs)).toEqual([
+    'ip',
     'maps.debug',
     'progs.debug',
     'site/',
@@ -167,6 +172,7 @@ function expectClean(n: BpfNode, before: ReturnType<typeof foreign>) {
     'tc/',
     'tc/globals/',
     'tc/globals/site_map',
+    'xdp',
   ]);
 }
 

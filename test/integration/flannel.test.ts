@@ -106,6 +106,7 @@ describe.each<Backend>(['nft', 'legacy'])('cni-sweep run on a dirty Flannel node
       'stop-runtime:ok',
       'cni-config:ok',
       'cni-state:ok',
+      'bpf:nothing-to-do',
       'interfaces:ok',
       'routes:ok',
       'firewall:ok',
