@@ -513,6 +513,11 @@ export class FakeHost implements Host {
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
+  async realEntryType(realPath: string): Promise<EntryType | null> {
+    const p = this.resolve(clean(realPath), false);
+    return p === null ? null : (this.fs.get(p)?.type ?? null);
+  }
+
   async readLink(nodePath: string): Promise<string | null> {
     const p = this.resolve(this.realPath(nodePath), false);
     const node = p === null ? undefined : this.fs.get(p);
