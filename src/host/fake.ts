@@ -4,7 +4,7 @@
 // real node, and it never falls through to the machine running the tests.
 //
 // The class holds the state and dispatches; the families it models are in ./fake/: the model and
-// shared helpers (model.ts), iptables-restore (iptables.ts).
+// shared helpers (model.ts), `ip -batch` changes (ip.ts), iptables-restore (iptables.ts).
 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -13,15 +13,14 @@ import { parseIptablesSave, type IptDump } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
+import { deleteLink, ipBatchLine } from './fake/ip.js';
 import { iptablesRestore } from './fake/iptables.js';
 import {
-  canonDst,
   clean,
   DEFAULT_BINS,
   fail,
   familyOf,
   OK,
-  ROUTE_TYPES,
   type FakeAddr,
   type FakeHostInit,
   type FakeLink,
@@ -517,7 +516,7 @@ export class FakeHost implements Host {
     if (a === 'ip -batch -') {
       const ops = lines().map(
         (line) =>
-          this.parseIpLine(line) ??
+          ipBatchLine(this, line) ??
           (() => {
             throw unknown(`unsupported ip -batch line "${line}"`);
           })(),
@@ -653,7 +652,7 @@ export class FakeHost implements Host {
           if (mod.refs > 0) return fail(1, `modprobe: FATAL: Module ${m} is in use.\n`);
           this.modules.delete(m);
           // The module's own devices (tunl0 of ipip) go with it.
-          for (const l of this.links.filter((x) => x.linkinfo?.info_kind === m)) this.deleteLink(l.ifname);
+          for (const l of this.links.filter((x) => x.linkinfo?.info_kind === m)) deleteLink(this, l.ifname);
         }
         return OK;
       };
@@ -757,94 +756,6 @@ export class FakeHost implements Host {
   }
 
   /** One `ip -batch` line as an operation returning an error text or null; undefined when not understood. */
-  private parseIpLine(line: string): (() => string | null) | undefined {
-    const w = line.split(/\s+/);
-    if (w[0] === 'link' && w[1] === 'delete' && w.length === 3) return () => this.deleteLink(w[2]!);
-    if (w[0] === 'link' && w[1] === 'set' && w[2] === 'dev' && w[4] === 'group' && w.length === 6 && /^\d+$/.test(w[5]!)) {
-      return () => {
-        const l = this.link(w[3]!);
-        if (!l) return `Cannot find device "${w[3]!}"`;
-        l.group = w[5];
-        return null;
-      };
-    }
-    if (w[0] === 'link' && w[1] === 'delete' && w[2] === 'group' && w.length === 4 && /^\d+$/.test(w[3]!)) {
-      // The kernel deletes every link of the group; an empty group is an error, as with ip.
-      return () => {
-        const members = this.links.filter((l) => l.group === w[3]);
-        if (!members.length) return 'RTNETLINK answers: No such device';
-        // All or nothing: a member without an rtnetlink delete (a NIC, an Open vSwitch port) fails the group.
-        if (members.some((l) => !l.linkinfo?.info_kind || l.linkinfo.info_kind === 'openvswitch'))
-          return 'RTNETLINK answers: Operation not supported';
-        for (const m of members) if (this.link(m.ifname)) this.deleteLink(m.ifname);
-        return null;
-      };
-    }
-    if (w[0] === 'link' && w[1] === 'set' && w[3] === 'down' && w.length === 4) return () => this.linkDown(w[2]!);
-    if (w[0] === 'address' && w[1] === 'flush' && w[2] === 'dev' && w.length === 4) return () => this.flushAddrs(w[3]!);
-    if (w[0] !== 'route' || w[1] !== 'delete') return undefined;
-    let i = 2;
-    const type = ROUTE_TYPES.includes(w[i] ?? '') ? w[i++] : undefined;
-    const dst = w[i++];
-    if (!dst) return undefined;
-    const sel: { via?: string; dev?: string; table?: string; metric?: string } = {};
-    for (; i < w.length; i += 2) {
-      const key = w[i] as keyof typeof sel;
-      if (!['via', 'dev', 'table', 'metric'].includes(key) || w[i + 1] === undefined || sel[key] !== undefined) return undefined;
-      sel[key] = w[i + 1];
-    }
-    return () => {
-      if (sel.dev && !this.link(sel.dev)) return `Cannot find device "${sel.dev}"`;
-      const family = dst === 'default' ? (sel.via ? familyOf(sel.via) : 4) : familyOf(dst);
-      if (sel.table && sel.table !== 'main' && sel.table !== '254') return 'RTNETLINK answers: No such process';
-      // The kernel treats what the line leaves out as "any".
-      const at = this.routes[family].findIndex(
-        (r) =>
-          canonDst(r.dst, family) === canonDst(dst, family) &&
-          (type === undefined || (r.type ?? 'unicast') === type) &&
-          (sel.via === undefined || r.gateway === sel.via) &&
-          (sel.dev === undefined || r.dev === sel.dev) &&
-          (sel.metric === undefined || (r.metric ?? 0) === Number(sel.metric)),
-      );
-      if (at < 0) return 'RTNETLINK answers: No such process';
-      this.routes[family].splice(at, 1);
-      return null;
-    };
-  }
-
-  private deleteLink(name: string): string | null {
-    const l = this.link(name);
-    if (!l) return `Cannot find device "${name}"`;
-    // A veth goes with its peer; routes and addresses go with their device; ports lose their master.
-    const gone = [name];
-    if (l.linkinfo?.info_kind === 'veth' && typeof l.link === 'string' && this.link(l.link)) gone.push(l.link);
-    for (const g of gone) {
-      this.links = this.links.filter((x) => x.ifname !== g);
-      this.addrs.delete(g);
-      for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => r.dev !== g);
-      for (const port of this.links) if (port.master === g) delete port.master;
-    }
-    return null;
-  }
-
-  /** A device set down loses its routes, as the kernel drops them. */
-  private linkDown(name: string): string | null {
-    const l = this.link(name);
-    if (!l) return `Cannot find device "${name}"`;
-    l.flags = (l.flags ?? []).filter((f) => f !== 'UP' && f !== 'LOWER_UP');
-    l.operstate = 'DOWN';
-    for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => r.dev !== name);
-    return null;
-  }
-
-  /** Flushing addresses takes their prefix routes along. */
-  private flushAddrs(name: string): string | null {
-    if (!this.link(name)) return `Cannot find device "${name}"`;
-    this.addrs.delete(name);
-    for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => !(r.dev === name && r.protocol === 'kernel'));
-    return null;
-  }
-
   private ipsetInUse(name: string): boolean {
     for (const d of this.iptables.values()) {
       for (const t of d.tables)
