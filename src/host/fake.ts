@@ -755,7 +755,6 @@ export class FakeHost implements Host {
     return cur;
   }
 
-  /** One `ip -batch` line as an operation returning an error text or null; undefined when not understood. */
   private ipsetInUse(name: string): boolean {
     for (const d of this.iptables.values()) {
       for (const t of d.tables)
