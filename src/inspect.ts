@@ -227,6 +227,22 @@ export function staleWrappers(f: ProfileFacts, configs: CniConfig[]): Array<{ co
  * config is already gone. Not when only an untrusted config is left: which network it stands for is
  * unknown, and guessing could remove another network's state.
  */
+/**
+ * Where a profile's state may be, in the order cni-state removes it and the doctor reports it: its
+ * own paths, then for each network its per-network paths and libcni's result caches of that
+ * network (`results`: the names in RESULTS_DIR). Caches are named <network>-<containerID>-<ifname>;
+ * the ID pins the network name, so "cbr0-v2-<id>-eth0" (network cbr0-v2) is not cbr0's.
+ */
+export function stateCandidates(profile: Profile, networks: string[], results: string[]): string[] {
+  const out = [...profile.state.paths];
+  for (const net of networks) {
+    for (const p of profile.state.networkPaths) out.push(p.replaceAll('{network}', net));
+    const cache = new RegExp(`^${net.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{64}-[^/]+$`);
+    for (const r of results) if (cache.test(r)) out.push(`${RESULTS_DIR}/${r}`);
+  }
+  return out;
+}
+
 export function networksOf(f: ProfileFacts): string[] {
   if (f.networks.length || f.untrusted?.length) return f.networks;
   return f.profile.defaultNetworks;

@@ -13,12 +13,11 @@ import {
   type StepReport,
 } from './events.js';
 import type { Host } from './host/host.js';
-import fs from 'node:fs';
 import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
-import { byRole, inactiveUnits, startKubelet, startRuntime } from './phases/services.js';
+import { byRole, inactiveUnits } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { underRoot } from './host/host.js';
 import { traced } from './util/trace.js';
@@ -57,7 +56,11 @@ export interface Sweep {
 
 const LOCK = '/run/cni-sweep.lock';
 
-function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boolean): Ctx {
+/**
+ * The context phases plan with. `cleanupPlans`: the cleanup phases' plans already made against the
+ * node as it is (the backup keeps what they remove); without them they are planned when asked.
+ */
+function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boolean, cleanupPlans?: Map<string, PhasePlan>): Ctx {
   const ctx: Ctx = {
     host: req.host,
     opts: { ...req.opts, dryRun },
@@ -70,6 +73,7 @@ function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boole
     drained: false,
     // Cleanup phases only read to plan, so planning them ahead (for the backup) changes nothing.
     planCleanup: async () => {
+      if (cleanupPlans) return cleanupPlans;
       const out = new Map<string, PhasePlan>();
       for (const p of req.phases)
         if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await traced(`plan ${p.name}`, () => p.plan(ctx)));
@@ -77,6 +81,16 @@ function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boole
     },
   };
   return ctx;
+}
+
+/** Records what a phase's plan established in the context the phases after it plan with. */
+export function absorb(ctx: Ctx, plan: PhasePlan): void {
+  const f = plan.facts;
+  if (!f) return;
+  ctx.stopped.kubelet.push(...(f.stopped?.kubelet ?? []));
+  ctx.stopped.runtime.push(...(f.stopped?.runtime ?? []));
+  if (f.drained) ctx.drained = true;
+  if (f.backupDir) ctx.backupDir = f.backupDir;
 }
 
 export async function sweep(req: SweepRequest): Promise<Sweep> {
@@ -102,10 +116,9 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
 
   // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
   // so that a clean node is not drained and its services are not restarted.
-  const planCtx = newCtx(req, snapshot, gaps, true);
+  const cleanupPlans = await newCtx(req, snapshot, gaps, true).planCleanup();
+  const planCtx = newCtx(req, snapshot, gaps, true, cleanupPlans);
   withLeftBehind(planCtx, leftBehind);
-  const cleanupPlans = await planCtx.planCleanup();
-  planCtx.planCleanup = async () => cleanupPlans;
   planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);
   // The other phases are planned one after another below; their reads (systemd, the CRI) go at once.
   for (const p of req.phases) if (req.selected.has(p.name)) p.startReads?.(planCtx);
@@ -118,7 +131,9 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
       continue;
     }
     try {
-      plans.push({ phase: p, plan: cleanupPlans.get(p.name) ?? (await p.plan(planCtx)) });
+      const plan = cleanupPlans.get(p.name) ?? (await p.plan(planCtx));
+      absorb(planCtx, plan);
+      plans.push({ phase: p, plan });
     } catch (err) {
       if (!(err instanceof PhaseFailedError)) throw err;
       planError = { phase: p.name, err };
@@ -131,8 +146,10 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   let preflightFailed: string[] = [];
   if (!planError && planCtx.hasWork) {
     const removed = removalTargets(plans).map((t) => t.path);
-    if (req.selected.has('backup')) {
-      const confDirs = [CNI_CONF_DIR, ...snapshot.configs.map((c) => path.posix.dirname(c.file))].map((d) => underRoot(req.host.root, d));
+    if (req.phases.some((p) => p.writesBackup && req.selected.has(p.name))) {
+      const confDirs = [CNI_CONF_DIR, ...(req.distro?.confDirs ?? []), ...snapshot.configs.map((c) => path.posix.dirname(c.file))].map(
+        (d) => underRoot(req.host.root, d),
+      );
       checkBackupDir(req.opts.backupDir, removed, [...new Set(confDirs)]);
     }
     // Without root, access(2) answers for the caller, not for the run: a plan checks the tools only.
@@ -237,7 +254,7 @@ function recordPodsLeft(report: Report, plan: PhasePlan): void {
 }
 
 /** The backup is cni-sweep's own files, not a change to the node: it does not make a run "changed". */
-const changesNode = (phase: Phase) => phase.name !== 'backup';
+const changesNode = (phase: Phase) => !phase.writesBackup;
 
 async function runSteps(
   req: SweepRequest,
@@ -404,8 +421,7 @@ async function apply(
   hasWork: boolean,
   leftBehind: LeftBehind | null,
 ): Promise<void> {
-  const ctx = newCtx(req, snapshot, new Gaps(), false);
-  if (cleanupPlans) ctx.planCleanup = async () => cleanupPlans;
+  const ctx = newCtx(req, snapshot, new Gaps(), false, cleanupPlans ?? undefined);
   ctx.hasWork = hasWork;
   withLeftBehind(ctx, leftBehind);
   // What is stopped and not started again, as the journal must say should this process die.
@@ -445,8 +461,10 @@ async function apply(
     let partialBackup: string | null = null;
     try {
       const plan = await traced(`plan ${phase.name}`, () => phase.plan(ctx));
+      absorb(ctx, plan);
       // A backup directory this run creates is this run's to remove if the backup cannot be finished.
-      if (phase.name === 'backup' && ctx.backupDir && !fs.existsSync(ctx.backupDir)) partialBackup = ctx.backupDir;
+      const dir = plan.facts?.backupDir;
+      if (phase.writesBackup && dir && (await req.host.realEntryType(dir)) === null) partialBackup = dir;
       pr.notes = plan.notes;
       for (const n of plan.notes) req.reporter.emit({ type: 'note', phase: phase.name, text: n });
       pr.status = plan.steps.length ? 'ok' : 'nothing-to-do';
@@ -474,15 +492,16 @@ async function apply(
     started(pr);
     pr.ms = Math.round(performance.now() - t0);
     req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: pr.ms });
-    if (phase.name === 'backup' && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
+    if (phase.writesBackup && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
     journal.later('running');
   }
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 
   // Never leave a node with kubelet or the runtime stopped because a later phase went wrong.
-  const startedAgain = report.phases.some((p) => (p.name === startRuntime.name || p.name === startKubelet.name) && p.status === 'ok');
+  const restarts = req.phases.filter((p) => p.afterFailure);
+  const startedAgain = report.phases.some((p) => restarts.some((r) => r.name === p.name) && p.status === 'ok');
   if ((failure || report.interrupted) && req.restartOnFailure !== false && !startedAgain) {
-    for (const phase of [startRuntime, startKubelet]) {
+    for (const phase of restarts) {
       const plan = await phase.plan(ctx);
       if (!plan.steps.length) continue;
       const pr = report.phases.find((p) => p.name === phase.name)!;

@@ -16,6 +16,7 @@ import {
   RESULTS_DIR,
   saveAllIptables,
   staleWrappers,
+  stateCandidates,
   type ProfileFacts,
 } from '../inspect.js';
 import { resolveMultus } from '../multus.js';
@@ -32,7 +33,6 @@ import type { ConfigEntry, InterfaceAddr, IpamNetwork, NodeView } from './types.
 
 export const CNI_BIN_DIR = '/opt/cni/bin';
 export const IPAM_DIR = '/var/lib/cni/networks';
-const SUBNET_ENV = '/run/flannel/subnet.env';
 /** Units that run a container runtime: the runtimes themselves, and the distributions that embed containerd. */
 const RUNTIMES = [
   ...RUNTIME_UNITS.filter((u) => u !== 'docker.socket'),
@@ -143,7 +143,9 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
 
   let env: SubnetEnv | null = null;
   let envError: string | undefined;
-  const envText = await host.readFile(SUBNET_ENV);
+  // The subnet.env a profile reads (Flannel's, which Canal shares).
+  const subnetEnvPath = o.allProfiles.find((p) => p.state.subnetEnv)?.state.subnetEnv ?? '';
+  const envText = subnetEnvPath ? await host.readFile(subnetEnvPath) : null;
   if (envText !== null) {
     try {
       env = parseSubnetEnv(envText);
@@ -166,15 +168,9 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     for (const d of p.config.confSubdirs)
       for (const dir of confDirs) if ((await host.entryType(`${dir}/${d}`)) === 'dir') f.confSubdirs.push(`${dir}/${d}`);
     facts.set(p.name, f);
-    const candidates = [...p.state.paths];
-    for (const net of networksOf(f)) {
-      for (const np of p.state.networkPaths) candidates.push(np.replaceAll('{network}', net));
-      // As the cni-state phase matches them: the container ID pins the network name.
-      const cache = new RegExp(`^${net.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{64}-[^/]+$`);
-      for (const r of results) if (cache.test(r)) candidates.push(`${RESULTS_DIR}/${r}`);
-    }
     const present: string[] = [];
-    for (const c of candidates) if (!present.includes(c) && (await host.entryType(c)) !== null) present.push(c);
+    for (const c of stateCandidates(p, networksOf(f), results))
+      if (!present.includes(c) && (await host.entryType(c)) !== null) present.push(c);
     statePaths.set(p.name, present);
   }
 
@@ -278,7 +274,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     statePaths,
     cniBins,
     cniBinDir,
-    subnetEnv: { path: SUBNET_ENV, env, error: envError },
+    subnetEnv: { path: subnetEnvPath, env, error: envError },
     links,
     addrs,
     routes,

@@ -2,145 +2,39 @@
 // the writes it emits, changing its model the way the kernel and the tools would. Anything else
 // throws: a fake that guessed would hide a phase emitting a command that does something else on a
 // real node, and it never falls through to the machine running the tests.
+//
+// The class holds the state and dispatches; the families it models are in ./fake/: the model and
+// shared helpers (model.ts), `ip -batch` changes (ip.ts), iptables-restore (iptables.ts).
+
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
-import { parseIptablesSave, tokenize, type IptDump, type IptRule, type IptTable } from '../parse/iptables.js';
+import { parseIptablesSave, type IptDump } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake-ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake-bpf.js';
 import { fakeMv } from './fake-mv.js';
+import { deleteLink, ipBatchLine } from './fake/ip.js';
+import { iptablesRestore } from './fake/iptables.js';
+import {
+  clean,
+  DEFAULT_BINS,
+  fail,
+  familyOf,
+  OK,
+  type FakeAddr,
+  type FakeHostInit,
+  type FakeLink,
+  type FakePod,
+  type FakeRoute,
+  type Failure,
+  type FsNode,
+  type Outcome,
+} from './fake/model.js';
 
-/** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
-export interface FakeLink {
-  ifindex: number;
-  ifname: string;
-  flags?: string[];
-  mtu?: number;
-  master?: string;
-  /** Link group, as `ip -j` prints it ("default" or a number). */
-  group?: string;
-  /** The peer, for a veth whose other end is in the same namespace. */
-  link?: string;
-  link_netnsid?: number;
-  operstate?: string;
-  linkinfo?: { info_kind?: string; info_data?: unknown };
-  [key: string]: unknown;
-}
-
-/** A route as `ip -j route show table main` prints it. */
-export interface FakeRoute {
-  type?: string;
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  protocol?: string;
-  scope?: string;
-  metric?: number;
-  flags?: string[];
-  [key: string]: unknown;
-}
-
-export interface FakeAddr {
-  family: 'inet' | 'inet6';
-  local: string;
-  prefixlen: number;
-}
-
-export type FsNode =
-  | { type: 'file'; content: string; mode: number }
-  | { type: 'dir'; mode: number }
-  /** The target is kept verbatim: an absolute one is a real path, as on a real filesystem. */
-  | { type: 'symlink'; target: string };
-
-export interface Failure {
-  code?: number;
-  stderr?: string;
-}
-
-export interface FakePod {
-  name?: string;
-  namespace?: string;
-  state?: 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
-  ip?: string;
-  additionalIps?: string[];
-  hostNetwork?: boolean;
-  /** Real path of its network namespace file (netnsLinks says what is inside). */
-  netns?: string;
-}
-
-/** Binaries a typical node has. */
-export const DEFAULT_BINS = [
-  'ip',
-  'tc',
-  'findmnt',
-  'nft',
-  'ipset',
-  'systemctl',
-  'kubectl',
-  'crictl',
-  'lsmod',
-  'modprobe',
-  'nsenter',
-  'rm',
-  'mv',
-  'umount',
-  'mkdir',
-  'tar',
-  'cat',
-  'sha256sum',
-  ...['iptables-nft', 'iptables-legacy', 'ip6tables-nft', 'ip6tables-legacy'].flatMap((b) => [`${b}-save`, `${b}-restore`]),
-];
-
-const ROUTE_TYPES = ['unicast', 'local', 'broadcast', 'multicast', 'throw', 'unreachable', 'prohibit', 'blackhole', 'nat', 'anycast'];
-/** Targets an iptables rule may jump to without a chain of that name. */
-const BUILTIN_TARGETS = new Set([
-  'ACCEPT',
-  'DROP',
-  'RETURN',
-  'REJECT',
-  'QUEUE',
-  'LOG',
-  'MASQUERADE',
-  'SNAT',
-  'DNAT',
-  'REDIRECT',
-  'MARK',
-  'CONNMARK',
-  'CT',
-  'NOTRACK',
-  'TCPMSS',
-]);
-
-const familyOf = (addr: string): 4 | 6 => (addr.includes(':') ? 6 : 4);
-
-/** Route destinations compared the way the kernel sees them: "default" and bare hosts are prefixes. */
-function canonDst(dst: string, family: 4 | 6): string {
-  if (dst === 'default') return family === 4 ? '0.0.0.0/0' : '::/0';
-  return (dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`).toLowerCase();
-}
-
-function clean(real: string): string {
-  const p = path.posix.normalize(real);
-  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
-}
-
-interface Outcome {
-  code: number;
-  stdout?: string;
-  stderr?: string;
-}
-const OK: Outcome = { code: 0 };
-const fail = (code: number, stderr: string): Outcome => ({ code, stderr });
-
-export interface FakeHostInit {
-  root?: string;
-  hostname?: string;
-  isRoot?: boolean;
-  bins?: string[];
-}
+export { DEFAULT_BINS, type FakeAddr, type FakeHostInit, type FakeLink, type FakePod, type FakeRoute, type Failure, type FsNode };
 
 export class FakeHost implements Host {
   readonly root: string;
@@ -523,6 +417,11 @@ export class FakeHost implements Host {
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
+  async realEntryType(realPath: string): Promise<EntryType | null> {
+    const p = this.resolve(clean(realPath), false);
+    return p === null ? null : (this.fs.get(p)?.type ?? null);
+  }
+
   async readLink(nodePath: string): Promise<string | null> {
     const p = this.resolve(this.realPath(nodePath), false);
     const node = p === null ? undefined : this.fs.get(p);
@@ -626,7 +525,7 @@ export class FakeHost implements Host {
     if (a === 'ip -batch -') {
       const ops = lines().map(
         (line) =>
-          this.parseIpLine(line) ??
+          ipBatchLine(this, line) ??
           bpfIpLine(this, line) ??
           (() => {
             throw unknown(`unsupported ip -batch line "${line}"`);
@@ -646,7 +545,7 @@ export class FakeHost implements Host {
     if (tool && tool[2] === 'restore') {
       if (argv.length !== 3 || argv[1] !== '--noflush' || argv[2] !== '-w') throw unknown('restore without exactly --noflush -w');
       const input = lines();
-      return () => this.restore(tool[1]!, argv[0]!, input, unknown);
+      return () => iptablesRestore(this.iptables, tool[1]!, argv[0]!, input, unknown);
     }
 
     if (a === 'nft -f -') {
@@ -763,7 +662,7 @@ export class FakeHost implements Host {
           if (mod.refs > 0) return fail(1, `modprobe: FATAL: Module ${m} is in use.\n`);
           this.modules.delete(m);
           // The module's own devices (tunl0 of ipip) go with it.
-          for (const l of this.links.filter((x) => x.linkinfo?.info_kind === m)) this.deleteLink(l.ifname);
+          for (const l of this.links.filter((x) => x.linkinfo?.info_kind === m)) deleteLink(this, l.ifname);
         }
         return OK;
       };
@@ -787,7 +686,7 @@ export class FakeHost implements Host {
 
   /** Open vSwitch's datapaths over this node's links (fake-ovs.ts). */
   private ovs(): OvsModel {
-    return { links: () => this.links, deleteLink: (name) => this.deleteLink(name) };
+    return { links: () => this.links, deleteLink: (name) => deleteLink(this, name) };
   }
 
   /** The output of a command whose stdout the backup saves to a file; undefined when not one of those. */
@@ -876,98 +775,6 @@ export class FakeHost implements Host {
     return cur;
   }
 
-  /** One `ip -batch` line as an operation returning an error text or null; undefined when not understood. */
-  private parseIpLine(line: string): (() => string | null) | undefined {
-    const w = line.split(/\s+/);
-    // An Open vSwitch device has no rtnetlink delete: only its datapath's removal takes it (fake-ovs.ts).
-    if (w[0] === 'link' && w[1] === 'delete' && w.length === 3)
-      return () =>
-        this.link(w[2]!)?.linkinfo?.info_kind === 'openvswitch' ? 'RTNETLINK answers: Operation not supported' : this.deleteLink(w[2]!);
-    if (w[0] === 'link' && w[1] === 'set' && w[2] === 'dev' && w[4] === 'group' && w.length === 6 && /^\d+$/.test(w[5]!)) {
-      return () => {
-        const l = this.link(w[3]!);
-        if (!l) return `Cannot find device "${w[3]!}"`;
-        l.group = w[5];
-        return null;
-      };
-    }
-    if (w[0] === 'link' && w[1] === 'delete' && w[2] === 'group' && w.length === 4 && /^\d+$/.test(w[3]!)) {
-      // The kernel deletes every link of the group; an empty group is an error, as with ip.
-      return () => {
-        const members = this.links.filter((l) => l.group === w[3]);
-        if (!members.length) return 'RTNETLINK answers: No such device';
-        // All or nothing: a member without an rtnetlink delete (a NIC, an Open vSwitch port) fails the group.
-        if (members.some((l) => !l.linkinfo?.info_kind || l.linkinfo.info_kind === 'openvswitch'))
-          return 'RTNETLINK answers: Operation not supported';
-        for (const m of members) if (this.link(m.ifname)) this.deleteLink(m.ifname);
-        return null;
-      };
-    }
-    if (w[0] === 'link' && w[1] === 'set' && w[3] === 'down' && w.length === 4) return () => this.linkDown(w[2]!);
-    if (w[0] === 'address' && w[1] === 'flush' && w[2] === 'dev' && w.length === 4) return () => this.flushAddrs(w[3]!);
-    if (w[0] !== 'route' || w[1] !== 'delete') return undefined;
-    let i = 2;
-    const type = ROUTE_TYPES.includes(w[i] ?? '') ? w[i++] : undefined;
-    const dst = w[i++];
-    if (!dst) return undefined;
-    const sel: { via?: string; dev?: string; table?: string; metric?: string } = {};
-    for (; i < w.length; i += 2) {
-      const key = w[i] as keyof typeof sel;
-      if (!['via', 'dev', 'table', 'metric'].includes(key) || w[i + 1] === undefined || sel[key] !== undefined) return undefined;
-      sel[key] = w[i + 1];
-    }
-    return () => {
-      if (sel.dev && !this.link(sel.dev)) return `Cannot find device "${sel.dev}"`;
-      const family = dst === 'default' ? (sel.via ? familyOf(sel.via) : 4) : familyOf(dst);
-      if (sel.table && sel.table !== 'main' && sel.table !== '254') return 'RTNETLINK answers: No such process';
-      // The kernel treats what the line leaves out as "any".
-      const at = this.routes[family].findIndex(
-        (r) =>
-          canonDst(r.dst, family) === canonDst(dst, family) &&
-          (type === undefined || (r.type ?? 'unicast') === type) &&
-          (sel.via === undefined || r.gateway === sel.via) &&
-          (sel.dev === undefined || r.dev === sel.dev) &&
-          (sel.metric === undefined || (r.metric ?? 0) === Number(sel.metric)),
-      );
-      if (at < 0) return 'RTNETLINK answers: No such process';
-      this.routes[family].splice(at, 1);
-      return null;
-    };
-  }
-
-  private deleteLink(name: string): string | null {
-    const l = this.link(name);
-    if (!l) return `Cannot find device "${name}"`;
-    // A veth goes with its peer; routes and addresses go with their device; ports lose their master.
-    const gone = [name];
-    if (l.linkinfo?.info_kind === 'veth' && typeof l.link === 'string' && this.link(l.link)) gone.push(l.link);
-    for (const g of gone) {
-      this.links = this.links.filter((x) => x.ifname !== g);
-      this.addrs.delete(g);
-      for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => r.dev !== g);
-      for (const port of this.links) if (port.master === g) delete port.master;
-    }
-    return null;
-  }
-
-  /** A device set down loses its routes, as the kernel drops them. */
-  private linkDown(name: string): string | null {
-    const l = this.link(name);
-    if (!l) return `Cannot find device "${name}"`;
-    l.flags = (l.flags ?? []).filter((f) => f !== 'UP' && f !== 'LOWER_UP');
-    l.operstate = 'DOWN';
-    for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => r.dev !== name);
-    return null;
-  }
-
-  /** Flushing addresses takes their prefix routes along. */
-  private flushAddrs(name: string): string | null {
-    if (!this.link(name)) return `Cannot find device "${name}"`;
-    this.addrs.delete(name);
-    for (const f of [4, 6] as const) this.routes[f] = this.routes[f].filter((r) => !(r.dev === name && r.protocol === 'kernel'));
-    return null;
-  }
-
   private ipsetInUse(name: string): boolean {
     for (const d of this.iptables.values()) {
       for (const t of d.tables)
@@ -1042,87 +849,6 @@ export class FakeHost implements Host {
   }
 
   /** iptables-restore --noflush: each table commits atomically at COMMIT; the first failing table stops the run. */
-  private restore(backend: string, bin: string, lines: string[], unknown: (why: string) => Error): Outcome {
-    const dump = this.iptables.get(backend) ?? { header: null, tables: [] };
-    let work: IptTable | null = null;
-    let failed: string | null = null;
-    for (let n = 0; n < lines.length; n++) {
-      const line = lines[n]!;
-      if (line.startsWith('*')) {
-        const cur = dump.tables.find((t) => t.name === line.slice(1));
-        work = cur ? structuredClone(cur) : { name: line.slice(1), chains: [], rules: [] };
-        failed = null;
-        continue;
-      }
-      if (!work) throw unknown(`restore line outside a table "${line}"`);
-      const t: IptTable = work;
-      if (line === 'COMMIT') {
-        if (failed) return fail(1, `${bin}: line ${failed}\n`);
-        const at = dump.tables.findIndex((x) => x.name === t.name);
-        if (at >= 0) dump.tables[at] = t;
-        else dump.tables.push(t);
-        this.iptables.set(backend, dump);
-        work = null;
-        continue;
-      }
-      if (failed) continue;
-      const why = this.restoreLine(t, line, unknown);
-      if (why) failed = `${n + 1} failed: ${line}: ${why}`;
-    }
-    if (work) return fail(1, `${bin}: COMMIT expected at line ${lines.length + 1}\n`);
-    return OK;
-  }
-
-  /** Applies one line inside a table section; returns why it failed, or null. */
-  private restoreLine(t: IptTable, line: string, unknown: (why: string) => Error): string | null {
-    const decl = /^:(\S+) (\S+)(?: \[\d+:\d+\])?$/.exec(line);
-    if (decl) {
-      // With --noflush, declaring a chain that exists flushes it, as iptables-restore does.
-      if (t.chains.some((c) => c.name === decl[1])) t.rules = t.rules.filter((r) => r.chain !== decl[1]);
-      else t.chains.push({ name: decl[1]!, policy: decl[2] === '-' ? null : decl[2]! });
-      return null;
-    }
-    const m = /^-([DFXAI]) (\S+)(?: (.*))?$/.exec(line);
-    if (!m || ('FX'.includes(m[1]!) && m[3] !== undefined)) throw unknown(`unsupported restore line "${line}"`);
-    const [, op, chain, rest = ''] = m;
-    const c = t.chains.find((x) => x.name === chain);
-    if (!c) return 'No chain/target/match by that name';
-    if (op === 'D') {
-      const want = tokenize(rest).join('\0');
-      const at = t.rules.findIndex((r) => r.chain === chain && r.tokens.join('\0') === want);
-      if (at < 0) return 'Bad rule (does a matching rule exist in that chain?)';
-      t.rules.splice(at, 1);
-      return null;
-    }
-    if (op === 'F') {
-      t.rules = t.rules.filter((r) => r.chain !== chain);
-      return null;
-    }
-    if (op === 'X') {
-      if (c.policy !== null) return 'Invalid argument (a built-in chain)';
-      if (t.rules.some((r) => r.chain === chain)) return 'Directory not empty';
-      if (t.rules.some((r) => r.target === chain)) return 'Too many links';
-      t.chains = t.chains.filter((x) => x !== c);
-      return null;
-    }
-    // -A CHAIN spec, -I CHAIN n spec
-    const ins = op === 'I' ? /^(\d+) (.*)$/.exec(rest) : null;
-    if (op === 'I' && !ins) throw unknown(`unsupported restore line "${line}"`);
-    const spec = ins ? ins[2]! : rest;
-    const rule: IptRule = parseIptablesSave(`*${t.name}\n-A ${chain!} ${spec}\nCOMMIT\n`).tables[0]!.rules[0]!;
-    if (rule.target && !BUILTIN_TARGETS.has(rule.target) && !t.chains.some((x) => x.name === rule.target))
-      return `Couldn't load target \`${rule.target}'`;
-    const inChain = t.rules.filter((r) => r.chain === chain);
-    const pos = ins ? Number(ins[1]) : inChain.length + 1;
-    if (pos < 1 || pos > inChain.length + 1) return 'Index of insertion too big';
-    const before = inChain[pos - 1];
-    if (before) t.rules.splice(t.rules.indexOf(before), 0, rule);
-    else {
-      const last = inChain[inChain.length - 1];
-      t.rules.splice(last ? t.rules.indexOf(last) + 1 : t.rules.length, 0, rule);
-    }
-    return null;
-  }
 }
 
 /** crictl aimed at a distribution's socket answers as crictl at the default one: the fake node has one runtime. */

@@ -90,6 +90,8 @@ export interface Host {
   readDir(nodePath: string): Promise<DirEntry[] | null>;
   /** Type of a path without following a final symlink, or null when absent. */
   entryType(nodePath: string): Promise<EntryType | null>;
+  /** Type of a real path (not under the root: --backup-dir may be anywhere), without following a final symlink; null when absent. */
+  realEntryType(realPath: string): Promise<EntryType | null>;
   /** A symlink's target as stored (not resolved), or null when the path is absent or not a symlink. */
   readLink?(nodePath: string): Promise<string | null>;
   /** Mount points (real paths), to tell a bind-mounted netns file from a stale one. */

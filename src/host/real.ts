@@ -474,6 +474,11 @@ export class RealHost implements Host {
     return st ? typeOf(st) : null;
   }
 
+  async realEntryType(realPath: string): Promise<EntryType | null> {
+    const st = lstatSync(fsPath(realPath), { throwIfNoEntry: false });
+    return st ? typeOf(st) : null;
+  }
+
   async readLink(nodePath: string): Promise<string | null> {
     try {
       return readlinkSync(underRoot(this.root, nodePath), 'utf8');

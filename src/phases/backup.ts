@@ -42,12 +42,12 @@ export const backup: Phase = {
   name: 'backup',
   summary: 'save everything the run will remove, under --backup-dir',
   cleanup: false,
+  writesBackup: true,
   async plan(ctx: Ctx) {
     if (!ctx.hasWork) return nothing();
     const plans = await ctx.planCleanup();
     const all = [...plans.values()].flatMap((p) => p.steps);
     const dir = path.join(ctx.opts.backupDir, backupDirName(ctx.opts.now, ctx.opts.node));
-    ctx.backupDir = dir;
     // Every step writes cni-sweep's own files only: nothing a query sees changes.
     const steps: PlannedStep[] = [{ argv: ['mkdir', '-p', '-m', '0700', '--', dir, `${dir}/firewall`, `${dir}/node`], touches: ['own'] }];
     const written: string[] = [];
@@ -127,6 +127,6 @@ export const backup: Phase = {
     const notes = [`saving to ${dir}`];
     if (files.length)
       notes.push('manifest.json also lists every member of files.tar (name, type, size, sha256), read from it once written');
-    return { steps, notes };
+    return { steps, notes, facts: { backupDir: dir } };
   },
 };

@@ -1,7 +1,7 @@
 // IPAM allocations, result caches and the CNI's own state directories.
 import path from 'node:path';
 import { insideLocations, underRoot, type Host } from '../host/host.js';
-import { containment, networksOf, RESULTS_DIR, untrustedNote } from '../inspect.js';
+import { containment, networksOf, RESULTS_DIR, stateCandidates, untrustedNote } from '../inspect.js';
 import { networkNameProblem } from '../util/names.js';
 import type { Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
@@ -22,20 +22,17 @@ export const cniState: Phase = {
       const owned = f.profile.state.paths;
       // Directories whose entries are per-network: a network name fills exactly one component.
       const parents = [...f.profile.state.networkPaths.map((p) => path.posix.dirname(p)), RESULTS_DIR];
-      const candidates = [...owned];
-      for (const net of networksOf(f)) {
-        // Names also come from a crashed run's journal: checked here too, whatever their source.
+      // Names also come from a crashed run's journal: checked here too, whatever their source.
+      const networks = networksOf(f).filter((net) => {
         const problem = networkNameProblem(net);
-        if (problem) {
-          notes.push(`left alone: the state of network ${JSON.stringify(net)}: ${problem}`);
-          continue;
-        }
-        for (const p of f.profile.state.networkPaths) candidates.push(p.replaceAll('{network}', net));
-        // libcni names result caches <network>-<containerID>-<ifname>; the ID pins the network name, so
-        // "cbr0-v2-<id>-eth0" (network cbr0-v2) is not cbr0's.
-        const cache = new RegExp(`^${net.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{64}-[^/]+$`);
-        for (const e of results) if (cache.test(e.name)) candidates.push(`${RESULTS_DIR}/${e.name}`);
-      }
+        if (problem) notes.push(`left alone: the state of network ${JSON.stringify(net)}: ${problem}`);
+        return !problem;
+      });
+      const candidates = stateCandidates(
+        f.profile,
+        networks,
+        results.map((e) => e.name),
+      );
       for (const p of candidates) {
         if (chosen.has(p)) continue;
         // Checked on the final path, before anything is looked up with it.

@@ -25,9 +25,9 @@ export const drain: Phase = {
     }
     const k = await kubectlArgv(ctx);
     if ('why' in k) return nothing(`not draining: ${k.why}`);
-    ctx.drained = true;
     const t = ctx.opts.drainTimeoutSec;
     return {
+      facts: { drained: true },
       steps: [
         {
           argv: [...k.argv, 'drain', ctx.opts.node, '--ignore-daemonsets', '--delete-emptydir-data', `--timeout=${t}s`],

@@ -19,7 +19,7 @@ async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string
 /** The distribution's units (k3s: one unit holds kubelet and the runtime); kubeadm's by default. */
 const unitsOf = (ctx: Ctx) => ctx.snapshot.distro?.units ?? { kubelet: KUBELET_UNITS, runtime: RUNTIME_UNITS };
 
-async function planStop(ctx: Ctx, units: string[], into: string[], kind: 'kubelet' | 'runtime'): Promise<PhasePlan> {
+async function planStop(ctx: Ctx, units: string[], kind: 'kubelet' | 'runtime'): Promise<PhasePlan> {
   if (!ctx.hasWork) return nothing();
   if (!units.length) {
     const holder = unitsOf(ctx).kubelet.join(' or ');
@@ -35,8 +35,11 @@ async function planStop(ctx: Ctx, units: string[], into: string[], kind: 'kubele
           ? 'no container runtime is running'
           : `none of ${units.join(', ')} is running`,
     );
-  into.push(...active);
-  return { steps: [{ argv: ['systemctl', 'stop', ...active] }], notes: [] };
+  return {
+    steps: [{ argv: ['systemctl', 'stop', ...active] }],
+    notes: [],
+    facts: { stopped: kind === 'kubelet' ? { kubelet: active } : { runtime: active } },
+  };
 }
 
 function planStart(ctx: Ctx, units: string[]): PhasePlan {
@@ -65,7 +68,7 @@ export const stopKubelet: Phase = {
   name: 'stop-kubelet',
   summary: 'stop kubelet so it does not set pods up again mid-cleanup',
   cleanup: false,
-  plan: (ctx) => planStop(ctx, unitsOf(ctx).kubelet, ctx.stopped.kubelet, 'kubelet'),
+  plan: (ctx) => planStop(ctx, unitsOf(ctx).kubelet, 'kubelet'),
   startReads: (ctx) => {
     startStopReads(ctx, unitsOf(ctx).kubelet);
   },
@@ -75,7 +78,7 @@ export const stopRuntime: Phase = {
   name: 'stop-runtime',
   summary: 'stop the active container runtime (containerd, CRI-O, or Docker with cri-dockerd)',
   cleanup: false,
-  plan: (ctx) => planStop(ctx, unitsOf(ctx).runtime, ctx.stopped.runtime, 'runtime'),
+  plan: (ctx) => planStop(ctx, unitsOf(ctx).runtime, 'runtime'),
   startReads: (ctx) => {
     startStopReads(ctx, unitsOf(ctx).runtime);
   },
@@ -85,6 +88,7 @@ export const startRuntime: Phase = {
   name: 'start-runtime',
   summary: 'start the container runtime again',
   cleanup: false,
+  afterFailure: true,
   plan: async (ctx) => planStart(ctx, ctx.stopped.runtime),
 };
 
@@ -92,5 +96,6 @@ export const startKubelet: Phase = {
   name: 'start-kubelet',
   summary: 'start kubelet again',
   cleanup: false,
+  afterFailure: true,
   plan: async (ctx) => planStart(ctx, ctx.stopped.kubelet),
 };

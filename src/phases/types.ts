@@ -57,6 +57,18 @@ export interface PhasePlan {
   warnings?: string[];
   /** Pods this run leaves without a network (remove-sandboxes when it cannot, or may not, remove them). */
   podsWithoutNetwork?: PodLeft[];
+  /** What the phase establishes for the phases after it; the runner records it in their Ctx. */
+  facts?: PhaseFacts;
+}
+
+/** Facts a phase's plan establishes (in a plan: will establish), which later phases read from Ctx. */
+export interface PhaseFacts {
+  /** Units it stops, in stop order (stop-kubelet, stop-runtime): start-runtime and start-kubelet start them. */
+  stopped?: { kubelet?: string[]; runtime?: string[] };
+  /** It drains the node (drain): uncordon undoes that. */
+  drained?: boolean;
+  /** The directory it writes the backup to (backup): the report's `backup`. */
+  backupDir?: string;
 }
 
 export interface Ctx {
@@ -69,13 +81,14 @@ export interface Ctx {
   selected: Set<string>;
   /** Whether any cleanup phase has something to remove; service phases do nothing otherwise. */
   hasWork: boolean;
+  // The facts earlier phases returned (PhaseFacts), recorded by the runner; phases only read them.
   /** Units stopped (or, in a plan, to be stopped) by this run, in stop order. */
   stopped: { kubelet: string[]; runtime: string[] };
   /** Whether this run drained (or, in a plan, will drain) the node. */
   drained: boolean;
-  /** Plans of the selected cleanup phases against the node as it is now. */
-  planCleanup: () => Promise<Map<string, PhasePlan>>;
-  /** Set by the backup phase. */
+  /** Plans of the selected cleanup phases against the node as it is now (given by the runner). */
+  readonly planCleanup: () => Promise<Map<string, PhasePlan>>;
+  /** The backup phase's directory. */
   backupDir?: string;
   /** Units an earlier run stopped and left stopped (it crashed): started again at the end, and why. */
   leftBehind?: { units: string[]; note: string };
@@ -88,6 +101,14 @@ export interface Phase {
   cleanup: boolean;
   /** Runs only when asked for with --with (or --only). */
   optIn?: boolean;
+  /**
+   * Writes the run's backup (needs ctx.planCleanup): cni-sweep's own files, so its steps change
+   * nothing on the node; the runner checks its directory before the run, removes one it could not
+   * finish, and reports it.
+   */
+  writesBackup?: boolean;
+  /** Runs after a failure or an interrupt too, when it has not run yet (starting what was stopped), in list order. */
+  afterFailure?: boolean;
   plan(ctx: Ctx): Promise<PhasePlan>;
   /**
    * Starts, without waiting, the reads plan() will make, once the run knows there is work: the

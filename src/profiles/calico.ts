@@ -56,4 +56,13 @@ export const calico: ProfileInput = {
     ],
     stop: 'manifest install: kubectl -n kube-system delete daemonset calico-node; operator install: kubectl delete installation default (the operator recreates the DaemonSet otherwise)',
   },
+  overlays: [
+    { pattern: '^vxlan\\.calico$', kind: 'VXLAN', overhead: 50 },
+    { pattern: '^vxlan-v6\\.calico$', kind: 'VXLAN over IPv6', overhead: 70 },
+    { pattern: '^wireguard\\.cali$', kind: 'WireGuard', overhead: 60 },
+    { pattern: '^wg-v6\\.cali$', kind: 'WireGuard over IPv6', overhead: 80 },
+    { pattern: '^tunl0$', kind: 'IPIP', overhead: 20 },
+  ],
+  mtuSource: "Calico's MTU setting (veth_mtu / FELIX_VXLANMTU)",
+  networkPolicy: { enforces: 'yes' },
 };

@@ -47,4 +47,6 @@ export const canal: ProfileInput = {
     processes: [...(flannel.agents?.processes ?? []), ...(calico.agents?.processes ?? [])],
     stop: 'kubectl -n kube-system delete daemonset canal',
   },
+  // No overlays of its own: a Canal node's devices are Flannel's, and a composite in use puts its parts in use.
+  networkPolicy: { enforces: 'yes' },
 };

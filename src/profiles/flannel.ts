@@ -56,4 +56,16 @@ export const flannel: ProfileInput = {
     processes: [{ name: 'flanneld' }],
     stop: 'kubectl -n kube-flannel delete daemonset kube-flannel-ds (older manifests: -n kube-system)',
   },
+  // What each backend's device takes off the uplink's MTU (vxlan, wireguard).
+  overlays: [
+    { pattern: '^flannel\\.\\d+$', kind: 'VXLAN', overhead: 50 },
+    { pattern: '^flannel-v6\\.\\d+$', kind: 'VXLAN over IPv6', overhead: 70 },
+    { pattern: '^flannel-wg$', kind: 'WireGuard', overhead: 60 },
+    { pattern: '^flannel-wg-v6$', kind: 'WireGuard over IPv6', overhead: 80 },
+  ],
+  mtuSource: 'flanneld derives it from the uplink at start unless net-conf.json sets Backend.MTU',
+  networkPolicy: {
+    enforces: 'no',
+    advice: 'Install Canal (Flannel networking with Calico policy), or replace Flannel with Calico or Cilium.',
+  },
 };

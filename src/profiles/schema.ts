@@ -121,6 +121,20 @@ const IpRule = z
 /** The reserved tables (unspec, default, main, local) are never a CNI's. */
 const RESERVED_TABLES = [0, 253, 254, 255];
 
+/** An overlay device of the CNI, by a regular expression over its name. */
+const Overlay = z.strictObject({
+  pattern: z.string().refine((r) => {
+    try {
+      new RegExp(r);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a valid regular expression'),
+  kind: z.string().min(1),
+  overhead: z.number().int().positive(),
+});
+
 const ProfileFields = z.strictObject({
   name: z.string().regex(/^[a-z][a-z0-9-]*$/),
   description: z.string(),
@@ -274,6 +288,21 @@ const ProfileFields = z.strictObject({
     .default({ programNames: [], programPatterns: [], filterNamePatterns: [], pins: [] }),
   /** Profiles this one is made of (Canal: Flannel networking plus Calico policy). */
   includes: z.array(z.string()).default([]),
+  /**
+   * Devices the CNI encapsulates pod traffic through, and the bytes each adds to a packet: the
+   * doctor's MTU check. host-gw and BGP routing have none (pods then use the uplink as it is). A
+   * kernel-owned device (interfaces.kernelOwned: tunl0) counts only while up and addressed.
+   */
+  overlays: z.array(Overlay).default([]),
+  /** Where the overlay devices' MTU comes from: the doctor's advice for a wrong one. */
+  mtuSource: z.string().default(''),
+  /**
+   * Whether the CNI enforces NetworkPolicy ('unknown': the doctor does not judge); a composite
+   * enforces when one of its parts does. `advice`: what to do when it does not.
+   */
+  networkPolicy: z
+    .strictObject({ enforces: z.enum(['yes', 'no', 'unknown']).default('unknown'), advice: z.string().default('') })
+    .default({ enforces: 'unknown', advice: '' }),
 });
 
 /** A profile: its fields, and no shape that would take what is not the CNI's (for a file as for a built-in). */

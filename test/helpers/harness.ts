@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { inNs, shimDir } from './flannel-node.js';
+import { createFlannelNode, destroyFlannelNode, inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from './flannel-node.js';
 import { decodeName, fsPath } from '../../src/util/names.js';
 
 export const REPO = path.resolve(__dirname, '../..');
@@ -202,4 +202,51 @@ export function scratch(tag: string): { ns: string; root: string } {
   const id = `${process.pid}-${++counter}`;
   const base = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', `cni-sweep-${tag}-`));
   return { ns: `cnisweep-${tag}-${id}`.slice(0, 40), root: path.join(base, 'root') };
+}
+
+/**
+ * The nodes one test file makes, and whatever else its tests must undo (mounts, attributes,
+ * processes, directories), undone after each test: `afterEach(nodes.cleanUp)`. The undo
+ * steps run first, last registered first (a mount inside a root goes before the root), then every
+ * node is destroyed; one that fails does not keep the others from running. (Not a vitest hook here:
+ * the demo and the benchmark import this file outside vitest.)
+ */
+export class TestNodes {
+  private readonly made: FlannelNode[] = [];
+  private readonly undo: Array<() => void> = [];
+
+  /** `defaults`: the options every node of the file gets unless a test says otherwise. */
+  constructor(private readonly defaults: Partial<FlannelNodeOptions> = {}) {}
+
+  /** A dirty Flannel node in its own network namespace and temporary root. */
+  make(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
+    const node = createFlannelNode({ ...scratch(tag), ...this.defaults, ...o });
+    this.made.push(node);
+    return node;
+  }
+
+  /** Something to undo after the test, before the nodes go. */
+  onCleanup(fn: () => void): void {
+    this.undo.push(fn);
+  }
+
+  /** For `afterEach(nodes.cleanUp)`. */
+  readonly cleanUp = (): void => {
+    const errors: unknown[] = [];
+    const attempt = (fn: () => void) => {
+      try {
+        fn();
+      } catch (e) {
+        errors.push(e);
+      }
+    };
+    while (this.undo.length) attempt(this.undo.pop()!);
+    while (this.made.length) {
+      const node = this.made.pop()!;
+      attempt(() => {
+        destroyFlannelNode(node);
+      });
+    }
+    if (errors.length) throw errors[0];
+  };
 }

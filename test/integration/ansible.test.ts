@@ -7,34 +7,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { wrapper } from '../helpers/faults.js';
-import {
-  createFlannelNode,
-  destroyFlannelNode,
-  inNs,
-  shimDir,
-  type FlannelNode,
-  type FlannelNodeOptions,
-} from '../helpers/flannel-node.js';
+import { inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { bundleDest, findAnsiblePlaybook, hostVars, runPlaybook, writeInventory, type PlaybookResult } from '../helpers/ansible.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
-import { CLI, readCalls, resetCalls, scratch, snapshot } from '../helpers/harness.js';
+import { CLI, readCalls, resetCalls, snapshot, TestNodes } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-const dirs: string[] = [];
-function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const node = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
-  made.push(node);
-  return node;
-}
+const nodes = new TestNodes({ pods: 2 });
+afterEach(nodes.cleanUp);
+const dirtyNode = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 function workDir(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-ansible-'));
-  dirs.push(d);
+  nodes.onCleanup(() => {
+    fs.rmSync(d, { recursive: true, force: true });
+  });
   return d;
 }
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-  while (dirs.length) fs.rmSync(dirs.pop()!, { recursive: true, force: true });
-});
 
 beforeAll(() => {
   if (!findAnsiblePlaybook()) throw new Error('ansible-playbook is not installed: apt-get install -y ansible-core (.ci/run does)');

@@ -5,18 +5,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, type CalicoInstall } from '../helpers/calico-node.js';
 import { addSandbox } from '../helpers/cri.js';
-import { createFlannelNode, destroyFlannelNode, inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-function node(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 2 });
+afterEach(nodes.cleanUp);
+const node = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();

@@ -5,18 +5,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico } from '../helpers/calico-node.js';
 import { makeK3s, makeMicrok8s, makeRke2, probingSystemctl, SNAP, SNAP_REV } from '../helpers/distro-node.js';
-import { createFlannelNode, destroyFlannelNode, inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot } from '../helpers/harness.js';
+import { inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, snapshot, TestNodes } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-function node(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 3, ...o });
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 3 });
+afterEach(nodes.cleanUp);
+const node = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const NETPOL = /KUBE-ROUTER-|KUBE-NWPLCY-|KUBE-POD-FW-|kube-router netpol/;
 /** kube-proxy's lines (and chains) in a save: every KUBE- line that is not kube-router's netpol. */

@@ -6,31 +6,19 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DoctorJson } from '../../src/doctor/render.js';
 import { addCalico } from '../helpers/calico-node.js';
-import {
-  createFlannelNode,
-  destroyFlannelNode,
-  inNs,
-  sh,
-  shimDir,
-  write,
-  type FlannelNode,
-  type FlannelNodeOptions,
-} from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type CliOptions } from '../helpers/harness.js';
+import { inNs, sh, shimDir, write, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, snapshot, TestNodes, type CliOptions } from '../helpers/harness.js';
 
 type Finding = DoctorJson['findings'][number];
 
-const made: FlannelNode[] = [];
+const nodes = new TestNodes({ pods: 3 });
+afterEach(nodes.cleanUp);
 function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 3, ...o });
-  made.push(n);
+  const n = nodes.make(tag, o);
   // The API as the shims answer it: this node's pod CIDR, no NetworkPolicy objects.
   kube(n, { podCidrs: ['10.244.1.0/24', 'fd00:10:244:1::/64'], policies: [] });
   return n;
 }
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
 
 function kube(n: FlannelNode, o: { podCidrs?: string[]; policies?: Array<[string, string]> }) {
   const dir = shimDir(n.root);

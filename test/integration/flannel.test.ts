@@ -4,28 +4,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createFlannelNode,
-  destroyFlannelNode,
-  inNs,
-  ipv4Rules,
-  shimDir,
-  type Backend,
-  type FlannelNode,
-  type FlannelNodeOptions,
-} from '../helpers/flannel-node.js';
-import { cliEnv, nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { inNs, ipv4Rules, shimDir, type Backend, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const s = scratch(tag);
-  const node = createFlannelNode({ ...s, pods: 3, ...o });
-  made.push(node);
-  return node;
-}
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 3 });
+afterEach(nodes.cleanUp);
+const dirtyNode = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const FLANNEL_RULE = /FLANNEL|flanneld|CNI-|cbr0/;
 

@@ -6,21 +6,13 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, SHIMS, snapshot } from '../helpers/harness.js';
+import { shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, SHIMS, snapshot, TestNodes } from '../helpers/harness.js';
 import { onlyBinaries, wrapper } from '../helpers/faults.js';
 
-const made: FlannelNode[] = [];
-const cleanups: Array<() => void> = [];
-function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const node = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
-  made.push(node);
-  return node;
-}
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 2 });
+afterEach(nodes.cleanUp);
+const dirtyNode = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const scratchDir = (node: FlannelNode, name: string) => path.join(path.dirname(node.root), name);
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'));
@@ -35,7 +27,7 @@ describe('preflight: nothing changes unless every removal can happen', () => {
     const cni = path.join(node.root, 'var/lib/cni');
     execFileSync('mount', ['--bind', cni, cni]);
     execFileSync('mount', ['-o', 'remount,ro,bind', cni]);
-    cleanups.push(() => execFileSync('umount', ['-l', cni]));
+    nodes.onCleanup(() => execFileSync('umount', ['-l', cni]));
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
     expect(r.code).toBe(1);
@@ -59,7 +51,7 @@ describe('preflight: nothing changes unless every removal can happen', () => {
     const node = dirtyNode('immutable-ipam');
     const ipam = path.join(node.root, 'var/lib/cni/networks/cbr0', node.pods[1]!.ip);
     execFileSync('chattr', ['+i', ipam]);
-    cleanups.push(() => execFileSync('chattr', ['-i', ipam]));
+    nodes.onCleanup(() => execFileSync('chattr', ['-i', ipam]));
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
     expect(r.code).toBe(1);

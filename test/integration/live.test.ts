@@ -2,36 +2,26 @@
 // namespace is kept without --cni and refused with it; a run never leaves pods undrained without
 // saying so; uncordon only onto a pod network. The agents are real processes named like the CNI's
 // (`exec -a calico-node sleep`), started in the test's namespace and killed at the end.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico } from '../helpers/calico-node.js';
-import { createFlannelNode, destroyFlannelNode, inNs, sh, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { inNs, sh, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-const agents: ChildProcess[] = [];
-const spareNs: string[] = [];
-afterEach(() => {
-  while (agents.length) stopAgent(agents.pop()!);
-  while (spareNs.length) sh('ip', ['netns', 'delete', spareNs.pop()!]);
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 1 });
+afterEach(nodes.cleanUp);
 
-function stopAgent(agent: ChildProcess) {
+function stopAgent(pid: number) {
   try {
-    process.kill(-agent.pid!, 'SIGKILL');
+    process.kill(-pid, 'SIGKILL');
   } catch {
     /* gone already */
   }
 }
 
-function node(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 1, ...o });
-  made.push(n);
-  return n;
-}
+const node = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 /**
  * A process calling itself `name` in the network namespace `ns`, as a node agent in the host network
@@ -43,8 +33,10 @@ async function startAgent(ns: string, name: string, args: string[] = []): Promis
     stdio: 'ignore',
     detached: true,
   });
-  agents.push(child);
   const pid = child.pid!;
+  nodes.onCleanup(() => {
+    stopAgent(pid);
+  });
   for (let i = 0; i < 250; i++) {
     const argv0 = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
     if (argv0 === name) return pid;
@@ -127,7 +119,7 @@ describe('a running Calico beside Flannel leftovers', () => {
     await startAgent(n.ns, 'bird', ['-c', '/etc/bird/bird.conf']);
     const other = `${n.ns.slice(0, 34)}-other`;
     sh('ip', ['netns', 'add', other]);
-    spareNs.push(other);
+    nodes.onCleanup(() => sh('ip', ['netns', 'delete', other]));
     await startAgent(other, 'calico-node', ['-felix']);
     const r = runCli(n, ['plan', '--json', '--cni', 'calico', ...nodeArgs(n)]);
     expect(r.code).toBe(0);
@@ -157,7 +149,7 @@ describe('a single live Flannel', () => {
     expect(r.calls.filter((c) => !/ is-active /.test(c))).toEqual([]);
     expect(state(n)).toEqual(before);
     // Once its agent is gone, it is leftovers and goes.
-    stopAgent(agents.pop()!);
+    stopAgent(pid);
     await new Promise((r) => setTimeout(r, 100));
     const gone = runCli(n, ['run', '--yes', '--json', ...nodeArgs(n)]);
     expect(gone.code).toBe(0);

@@ -6,25 +6,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createFlannelNode,
-  destroyFlannelNode,
-  FLANNEL_CONFLIST,
-  inNs,
-  type FlannelNode,
-  type FlannelNodeOptions,
-} from '../helpers/flannel-node.js';
-import { cliEnv, nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { FLANNEL_CONFLIST, inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const node = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
-  made.push(node);
-  return node;
-}
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 2 });
+afterEach(nodes.cleanUp);
+const dirtyNode = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const CONF = 'etc/cni/net.d/10-flannel.conflist';
 const withName = (name: string) => FLANNEL_CONFLIST.replace('"name": "cbr0"', `"name": ${JSON.stringify(name)}`);

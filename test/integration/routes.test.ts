@@ -5,18 +5,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico } from '../helpers/calico-node.js';
-import { createFlannelNode, destroyFlannelNode, inNs, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch } from '../helpers/harness.js';
+import { inNs, type FlannelNode } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, TestNodes } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
-function node(tag: string): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 1 });
-  made.push(n);
-  return n;
-}
+const nodes = new TestNodes({ pods: 1 });
+afterEach(nodes.cleanUp);
+const node = (tag: string): FlannelNode => nodes.make(tag);
 
 /** Every route of a family in every table, as `ip route` prints them (carrier flags aside). */
 const routes = (n: FlannelNode, family: '-4' | '-6' = '-4') =>

@@ -4,28 +4,13 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createFlannelNode,
-  destroyFlannelNode,
-  inNs,
-  shimDir,
-  type FlannelNode,
-  type FlannelNodeOptions,
-} from '../helpers/flannel-node.js';
-import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
 import { onlyBinaries, wrapper } from '../helpers/faults.js';
 
-const made: FlannelNode[] = [];
-const cleanups: Array<() => void> = [];
-function dirtyNode(tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode {
-  const node = createFlannelNode({ ...scratch(tag), pods: 2, ...o });
-  made.push(node);
-  return node;
-}
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 2 });
+afterEach(nodes.cleanUp);
+const dirtyNode = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const scratchDir = (node: FlannelNode, name: string) => path.join(path.dirname(node.root), name);
 const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
@@ -238,7 +223,7 @@ describe('faults', () => {
     const node = dirtyNode('immutable', { pods: 1 });
     const conflist = path.join(node.root, 'etc/cni/net.d/10-flannel.conflist');
     execFileSync('chattr', ['+i', conflist]);
-    cleanups.push(() => execFileSync('chattr', ['-i', conflist]));
+    nodes.onCleanup(() => execFileSync('chattr', ['-i', conflist]));
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
     expect(r.code).toBe(1);
@@ -438,7 +423,7 @@ describe('bad input', () => {
     const node = dirtyNode('readonly', { pods: 1 });
     execFileSync('mount', ['--bind', node.root, node.root]);
     execFileSync('mount', ['-o', 'remount,ro,bind', node.root]);
-    cleanups.push(() => execFileSync('umount', ['-l', node.root]));
+    nodes.onCleanup(() => execFileSync('umount', ['-l', node.root]));
     const before = snapshot(node);
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
     expect(r.code).toBe(2);

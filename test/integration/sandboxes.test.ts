@@ -6,18 +6,15 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, type CalicoInstall } from '../helpers/calico-node.js';
 import { addSandbox, sandboxIds } from '../helpers/cri.js';
-import { createFlannelNode, destroyFlannelNode, inNs, shimDir, write, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch } from '../helpers/harness.js';
+import { inNs, shimDir, write, type FlannelNode } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, TestNodes } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 2 });
+afterEach(nodes.cleanUp);
 
 /** Flannel with two pods (the second already lost its veth: only lo inside), Calico with one, and a host-network pod. */
 function node(tag: string): { n: FlannelNode; calico: CalicoInstall } {
-  const n = createFlannelNode({ ...scratch(tag), pods: 2 });
-  made.push(n);
+  const n = nodes.make(tag);
   const calico = addCalico(n, { pods: 1 });
   inNs(n.ns, 'ip', ['link', 'delete', n.pods[1]!.veth]);
   const netns = (name: string) => path.join(n.root, 'run/netns', name);

@@ -4,15 +4,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, type FlannelNode } from '../helpers/flannel-node.js';
-import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, scratch, snapshot } from '../helpers/harness.js';
+import { type FlannelNode } from '../helpers/flannel-node.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, snapshot, TestNodes } from '../helpers/harness.js';
 import { wrapper } from '../helpers/faults.js';
 import { shellQuote } from '../../src/util/shell.js';
 
-const made: FlannelNode[] = [];
-afterEach(() => {
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 1 });
+afterEach(nodes.cleanUp);
 
 /** Runs cni-sweep on a pty of the given width, typing `answer` after a moment. */
 function onTerminal(node: FlannelNode, args: string[], answer: string, cols: number) {
@@ -30,8 +28,7 @@ function onTerminal(node: FlannelNode, args: string[], answer: string, cols: num
 
 describe('on a terminal', () => {
   it('run without --yes shows what it will remove by kind, asks once, and "n" changes nothing (exit 3)', () => {
-    const node = createFlannelNode({ ...scratch('tty-no'), pods: 1 });
-    made.push(node);
+    const node = nodes.make('tty-no');
     const before = snapshot(node);
     const r = onTerminal(node, ['run', ...nodeArgs(node)], 'n', 120);
     expect(r.code).toBe(3);
@@ -45,8 +42,7 @@ describe('on a terminal', () => {
   });
 
   it('a terminal whose input ends at the prompt is a no: nothing changed, exit 3', async () => {
-    const node = createFlannelNode({ ...scratch('tty-eof'), pods: 1 });
-    made.push(node);
+    const node = nodes.make('tty-eof');
     const before = snapshot(node);
     // The input ends once the prompt is on the screen: an end of input typed before the prompt
     // switched the terminal to raw mode would be lost, and the prompt would wait for ever.
@@ -66,8 +62,7 @@ describe('on a terminal', () => {
   });
 
   it('"y" runs it, with a spinner that ends in ✔ per phase', () => {
-    const node = createFlannelNode({ ...scratch('tty-yes'), pods: 1 });
-    made.push(node);
+    const node = nodes.make('tty-yes');
     const r = onTerminal(node, ['run', ...nodeArgs(node)], 'y', 120);
     expect(r.code).toBe(0);
     for (const phase of ['backup', 'drain', 'interfaces', 'firewall', 'netns'])
@@ -84,8 +79,7 @@ describe('on a terminal', () => {
   });
 
   it('a terminal that reports no width gets plain lines, not a runaway spinner', () => {
-    const node = createFlannelNode({ ...scratch('tty-nowidth'), pods: 1 });
-    made.push(node);
+    const node = nodes.make('tty-nowidth');
     const r = onTerminal(node, ['run', '--yes', ...nodeArgs(node)], '', 0);
     expect(r.code).toBe(0);
     expect(r.raw.length).toBeLessThan(20_000);
@@ -93,8 +87,7 @@ describe('on a terminal', () => {
   });
 
   it('off a terminal: no escape codes on stdout or stderr', () => {
-    const node = createFlannelNode({ ...scratch('notty'), pods: 1 });
-    made.push(node);
+    const node = nodes.make('notty');
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)], { env: { NO_COLOR: '' } });
     expect(r.code).toBe(0);
     expect(r.stderr + r.stdout).not.toContain('\x1b');
@@ -109,8 +102,7 @@ describe('Ctrl-C on a terminal', () => {
   ])(
     '^C typed mid-run (%s) stops it like SIGINT: the step in flight finishes, kubelet and the runtime are started again, exit 130',
     async (_, yes) => {
-      const node = createFlannelNode({ ...scratch('tty-ctrlc'), pods: 1 });
-      made.push(node);
+      const node = nodes.make('tty-ctrlc');
       const dir = path.join(path.dirname(node.root), 'slow');
       const marker = path.join(dir, 'batch-started');
       // Every `ip -batch` is held for a while, so the ^C arrives while the interfaces batch is in flight.

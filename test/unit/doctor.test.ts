@@ -5,7 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
+import { mtu } from '../../src/doctor/checks/mtu.js';
+import { networkPolicy } from '../../src/doctor/checks/network-policy.js';
 import { CHECKS } from '../../src/doctor/index.js';
+import { gatherView } from '../../src/doctor/view.js';
+import { Gaps } from '../../src/inspect.js';
+import { knownProfiles, loadProfiles } from '../../src/profiles/index.js';
 import type { DoctorJson } from '../../src/doctor/render.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { CALICO_CONFLIST, CANAL_CONFLIST, calicoRules } from '../helpers/calico-node.js';
@@ -1036,5 +1041,61 @@ describe('the command line', () => {
     expect(out.text).toContain('Exit codes: 0 healthy, 1 findings');
     for (const opt of ['--root', '--cni', '--node', '--kubeconfig', '--pod-cidr', '--json', '--verbose', '--no-color'])
       expect(out.text).toContain(opt);
+  });
+});
+
+describe('a CNI the doctor knows only from its profile', () => {
+  // Not a built-in: its overlay device, overhead, MTU advice and NetworkPolicy stance are data.
+  const [meshnet] = loadProfiles([
+    {
+      name: 'meshnet',
+      description: 'a test CNI',
+      config: { pluginTypes: ['meshnet'] },
+      state: { paths: ['/run/meshnet'] },
+      interfaces: { names: ['mesh0'] },
+      routes: {},
+      firewall: { chainPrefixes: ['MESH-'] },
+      overlays: [{ pattern: '^mesh0$', kind: 'Geneve', overhead: 58 }],
+      mtuSource: 'meshd sets it from --mtu',
+      networkPolicy: { enforces: 'no', advice: 'Run meshnet-policy beside it.' },
+    },
+  ]);
+  const meshNode = () => {
+    const h = foreignNode();
+    h.writeFile('/etc/cni/net.d/10-meshnet.conf', JSON.stringify({ cniVersion: '1.0.0', name: 'mesh', type: 'meshnet' }));
+    h.addLink({ ifname: 'mesh0', mtu: 1500, linkinfo: { info_kind: 'geneve' } });
+    return h;
+  };
+  const view = async (h: FakeHost) => {
+    const profiles = [...knownProfiles(), meshnet!];
+    return gatherView(h, { node: 'node-1', podCidrs: [], profiles, allProfiles: profiles }, new Gaps());
+  };
+
+  it('its overlay is held to the uplink less its overhead, with its own advice', async () => {
+    const v = await view(meshNode());
+    expect(v.inUse).toEqual(new Set(['meshnet']));
+    const f = mtu.run(v);
+    expect(f.map((x) => [x.id, x.title, x.evidence[0], x.fix])).toEqual([
+      [
+        'mtu-overlay',
+        "mesh0's MTU 1500 is above what eth0 can carry after Geneve (1442)",
+        'mesh0: mtu 1500 (Geneve adds 58 bytes)',
+        ['ip', 'link', 'set', 'dev', 'mesh0', 'mtu', '1442'],
+      ],
+    ]);
+    expect(f[0]!.why).toContain('(meshd sets it from --mtu)');
+  });
+
+  it('NetworkPolicy objects while it is in use: unenforced, with its advice', async () => {
+    const v = await view(meshNode());
+    v.kube.networkPolicies = [{ namespace: 'prod', name: 'deny-all' }];
+    const [f, ...rest] = networkPolicy.run(v);
+    expect(rest).toEqual([]);
+    expect(f).toMatchObject({
+      id: 'networkpolicy-unenforced',
+      title: "1 NetworkPolicy object exists, but this node's pods use Meshnet, which does not enforce them",
+      evidence: ['kubectl get networkpolicies -A: prod/deny-all', 'runtime uses: /etc/cni/net.d/10-meshnet.conf (meshnet)'],
+    });
+    expect(f!.why).toMatch(/with Meshnet alone nothing on this node enforces them .* Run meshnet-policy beside it\.$/);
   });
 });

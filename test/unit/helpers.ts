@@ -4,7 +4,8 @@ import { afterEach, beforeEach } from 'vitest';
 import type { Host } from '../../src/host/host.js';
 import { Gaps, takeSnapshot } from '../../src/inspect.js';
 import { PHASES } from '../../src/phases/index.js';
-import type { Ctx, PhasePlan, RunOptions } from '../../src/phases/types.js';
+import type { Ctx, Phase, PhasePlan, RunOptions } from '../../src/phases/types.js';
+import { absorb } from '../../src/run.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import type { Profile } from '../../src/profiles/schema.js';
 
@@ -75,4 +76,11 @@ export class Capture {
   get stream(): NodeJS.WritableStream {
     return this as unknown as NodeJS.WritableStream;
   }
+}
+
+/** A phase's plan, with its facts recorded in ctx as the runner records them for the phases after it. */
+export async function planned(ctx: Ctx, phase: Phase): Promise<PhasePlan> {
+  const plan = await phase.plan(ctx);
+  absorb(ctx, plan);
+  return plan;
 }

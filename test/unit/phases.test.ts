@@ -18,7 +18,7 @@ import { uncordon } from '../../src/phases/uncordon.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { FLANNEL_CONFLIST, ipv4Rules } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode, NETWORK, podsFor, SUBNET } from './fake-node.js';
-import { ctxFor, DEFAULT_PHASES, isolateKubeconfigEnv } from './helpers.js';
+import { ctxFor, DEFAULT_PHASES, isolateKubeconfigEnv, planned } from './helpers.js';
 
 isolateKubeconfigEnv();
 
@@ -417,7 +417,7 @@ describe('netns', () => {
 describe('services', () => {
   it('stops kubelet when it runs, and starts it again afterwards', async () => {
     const ctx = await ctxFor(foreignNode());
-    expect(bare((await stopKubelet.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'kubelet.service'] }]);
+    expect(bare((await planned(ctx, stopKubelet)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'kubelet.service'] }]);
     expect(bare((await startKubelet.plan(ctx)).steps)).toEqual([{ argv: ['systemctl', 'start', 'kubelet.service'] }]);
   });
 
@@ -426,7 +426,7 @@ describe('services', () => {
     host.units.set('containerd.service', 'inactive');
     for (const u of ['cri-docker.service', 'docker.socket', 'docker.service']) host.units.set(u, 'active');
     const ctx = await ctxFor(host);
-    expect(bare((await stopRuntime.plan(ctx)).steps)).toEqual([
+    expect(bare((await planned(ctx, stopRuntime)).steps)).toEqual([
       { argv: ['systemctl', 'stop', 'cri-docker.service', 'docker.socket', 'docker.service'] },
     ]);
     expect(bare((await startRuntime.plan(ctx)).steps)).toEqual([
@@ -459,7 +459,8 @@ describe('services', () => {
 describe('drain', () => {
   it('drains with the given kubeconfig and its own timeout', async () => {
     const ctx = await ctxFor(foreignNode(), { opts: { drainTimeoutSec: 120 } });
-    expect((await drain.plan(ctx)).steps).toEqual([
+    const plan = await drain.plan(ctx);
+    expect(plan.steps).toEqual([
       {
         argv: [
           'kubectl',
@@ -474,7 +475,8 @@ describe('drain', () => {
         timeoutMs: 150_000,
       },
     ]);
-    expect(ctx.drained).toBe(true);
+    // What uncordon reads: the runner records it for the phases after drain.
+    expect(plan.facts).toEqual({ drained: true });
   });
 
   it("falls back to the control plane's admin.conf under --root", async () => {
@@ -485,14 +487,15 @@ describe('drain', () => {
 
   it('says why it does not drain', async () => {
     const ctx = await ctxFor(foreignNode(), { opts: { kubeconfig: undefined } });
-    expect(await drain.plan(ctx)).toEqual({
+    const plan = await drain.plan(ctx);
+    expect(plan).toEqual({
       steps: [],
       notes: ['not draining: no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)'],
       warnings: [
         'the node will not be drained: its pods lose networking (no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf); pass --kubeconfig, or --skip drain)',
       ],
     });
-    expect(ctx.drained).toBe(false);
+    expect(plan.facts?.drained).toBeUndefined();
     expect(await drain.plan(await ctxFor(foreignNode().removeBinary('kubectl')))).toEqual({
       steps: [],
       notes: ['not draining: kubectl is not installed'],

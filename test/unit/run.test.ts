@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, UsageError } from '../../src/errors.js';
 import { silentReporter } from '../../src/events.js';
 import type { FakeHost } from '../../src/host/fake.js';
+import type { NodeDistro } from '../../src/distros/node.js';
 import { JOURNAL } from '../../src/journal.js';
 import { PHASES, PHASE_NAMES } from '../../src/phases/index.js';
 import type { RunOptions } from '../../src/phases/types.js';
@@ -434,6 +435,27 @@ describe('sweep', () => {
     expect((err as Error).message).toBe('another cni-sweep run (pid 4242) holds /run/cni-sweep.lock');
     expect(host.calls).toEqual([]);
     expect((await sweep(request(host, { opts: { dryRun: true } }))).report.failed).toBeUndefined();
+  });
+
+  it("refuses a --backup-dir in the distribution's CNI config directory, before changing anything", async () => {
+    const { host } = dirtyFlannelNode();
+    const confDir = '/var/lib/rancher/k3s/agent/etc/cni/net.d';
+    const distro: NodeDistro = {
+      name: 'k3s',
+      role: 'agent',
+      evidence: ['--distro k3s'],
+      dataDir: '/var/lib/rancher/k3s',
+      confDirs: [confDir, '/etc/cni/net.d'],
+      binDirs: ['/var/lib/rancher/k3s/data/current/bin'],
+      criSocket: null,
+      units: { kubelet: ['k3s-agent.service'], runtime: [] },
+      adds: {},
+      config: null,
+    };
+    const err = await sweep(request(host, { distro, opts: { backupDir: `${confDir}/backups` } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toBe(`--backup-dir ${confDir}/backups is in the CNI config directory ${confDir}`);
+    expect(host.calls).toEqual([]);
   });
 
   it('fails before changing anything when it cannot write its journal', async () => {

@@ -2,21 +2,16 @@
 // the encapsulation is added, pod veths above the overlay's MTU, and FLANNEL_MTU (what new pods
 // get) above it. Only devices of CNIs in use: a leftover device is reported as a leftover.
 import type { Link } from '../../parse/iproute.js';
+import type { Profile } from '../../profiles/schema.js';
 import { addrsOf, isUp, kubectl, plural } from '../helpers.js';
 import type { Check, Finding, NodeView } from '../types.js';
 
-/** Encapsulation overhead per overlay device. host-gw and BGP routing have none: pods then use the uplink as it is. */
-const OVERLAYS: Array<{ match: RegExp; cni: string; kind: string; overhead: number }> = [
-  { match: /^flannel\.\d+$/, cni: 'flannel', kind: 'VXLAN', overhead: 50 },
-  { match: /^flannel-v6\.\d+$/, cni: 'flannel', kind: 'VXLAN over IPv6', overhead: 70 },
-  { match: /^flannel-wg$/, cni: 'flannel', kind: 'WireGuard', overhead: 60 },
-  { match: /^flannel-wg-v6$/, cni: 'flannel', kind: 'WireGuard over IPv6', overhead: 80 },
-  { match: /^vxlan\.calico$/, cni: 'calico', kind: 'VXLAN', overhead: 50 },
-  { match: /^vxlan-v6\.calico$/, cni: 'calico', kind: 'VXLAN over IPv6', overhead: 70 },
-  { match: /^wireguard\.cali$/, cni: 'calico', kind: 'WireGuard', overhead: 60 },
-  { match: /^wg-v6\.cali$/, cni: 'calico', kind: 'WireGuard over IPv6', overhead: 80 },
-  { match: /^tunl0$/, cni: 'calico', kind: 'IPIP', overhead: 20 },
-];
+/** The overlay devices of the CNIs in use (profiles' `overlays`), with the CNI each belongs to. */
+function overlayKinds(v: NodeView): Array<{ match: RegExp; profile: Profile; kind: string; overhead: number }> {
+  return v.allProfiles
+    .filter((p) => v.inUse.has(p.name))
+    .flatMap((p) => p.overlays.map((o) => ({ match: new RegExp(o.pattern), profile: p, kind: o.kind, overhead: o.overhead })));
+}
 
 /** The device of the default route (IPv4 first): what encapsulated packets leave through. */
 function uplink(v: NodeView): Link | undefined {
@@ -42,11 +37,13 @@ export const mtu: Check = {
     const out: Finding[] = [];
     const up = uplink(v);
     if (!up?.mtu) return out;
+    const kinds = overlayKinds(v);
     const overlays = v.links.flatMap((l) => {
-      const o = OVERLAYS.find((x) => x.match.test(l.ifname));
-      // tunl0 exists wherever the ipip module is loaded; only an addressed, up one carries traffic.
-      if (!o || !l.mtu || !v.inUse.has(o.cni) || (l.ifname === 'tunl0' && !(isUp(l.flags) && addrsOf(v, l.ifname).length))) return [];
-      return [{ link: l, ...o, limit: up.mtu! - o.overhead }];
+      const o = kinds.find((x) => x.match.test(l.ifname));
+      if (!o || !l.mtu) return [];
+      // A kernel-owned device (tunl0) exists wherever its module is loaded; only an addressed, up one carries traffic.
+      if (o.profile.interfaces.kernelOwned.includes(l.ifname) && !(isUp(l.flags) && addrsOf(v, l.ifname).length)) return [];
+      return [{ link: l, ...o, cni: o.profile.name, limit: up.mtu! - o.overhead }];
     });
     for (const o of overlays.filter((x) => x.link.mtu! > x.limit)) {
       out.push({
@@ -60,7 +57,7 @@ export const mtu: Check = {
         why:
           `Packets above ${o.limit} bytes leave the pod, grow past ${up.mtu} bytes when encapsulated, and are dropped on ${up.ifname} without an error or ICMP: ` +
           'small requests and health checks work, large transfers stall. Set the device right now with the command below, and fix the source so it stays right ' +
-          `(${o.cni === 'flannel' ? 'flanneld derives it from the uplink at start unless net-conf.json sets Backend.MTU' : "Calico's MTU setting (veth_mtu / FELIX_VXLANMTU)"}); pods created meanwhile keep their MTU.`,
+          `(${o.profile.mtuSource || `${o.cni}'s MTU setting`}); pods created meanwhile keep their MTU.`,
         fix: ['ip', 'link', 'set', 'dev', o.link.ifname, 'mtu', String(o.limit)],
       });
     }
@@ -72,13 +69,17 @@ export const mtu: Check = {
     const target = carriers.length ? carriers.reduce((a, b) => (a.link.mtu! <= b.link.mtu! ? a : b)).link : up;
     const targetMtu = target.mtu!;
     const targetText = `${target.ifname}: mtu ${targetMtu} (${overlays.length ? 'the overlay pod traffic leaves through' : 'uplink; no overlay device'})`;
-    const bridges = new Set(v.inUse.has('flannel') ? [...(v.facts.get('flannel')?.bridges ?? []), 'cni0'] : []);
-    const calico = v.profiles.find((p) => p.name === 'calico');
-    const caliVeth = new RegExp(calico?.interfaces.patterns[0] ?? '^cali[0-9a-f]{11}$');
+    // Pod veths: ports of the bridges of a CNI in use that bridges its pods (its configs' bridges and
+    // its own device names, cni0), or named like the veths of one that routes them (cali*).
+    const using = v.allProfiles.filter((p) => v.inUse.has(p.name));
+    const bridges = new Set(
+      using.filter((p) => p.interfaces.bridgePorts).flatMap((p) => [...(v.facts.get(p.name)?.bridges ?? []), ...p.interfaces.names]),
+    );
+    const vethNames = using.filter((p) => !p.interfaces.bridgePorts).flatMap((p) => p.interfaces.patterns.map((r) => new RegExp(r)));
     const veths = v.links.filter(
       (l) =>
         l.linkinfo?.info_kind === 'veth' &&
-        ((l.master && bridges.has(l.master)) || (v.inUse.has('calico') && caliVeth.test(l.ifname))) &&
+        ((l.master && bridges.has(l.master)) || vethNames.some((r) => r.test(l.ifname))) &&
         (l.mtu ?? 0) > targetMtu,
     );
     if (veths.length) {
@@ -94,9 +95,11 @@ export const mtu: Check = {
       });
     }
 
+    // FLANNEL_MTU, which the flannel plugin gives every new pod: subnet.env's CNI in use (not a composite of it).
     const envMtu = v.subnetEnv.env?.mtu;
-    if (v.inUse.has('flannel') && envMtu !== undefined) {
-      const flannelOverlays = primaryOverlays(overlays.filter((o) => o.cni === 'flannel'));
+    const envCni = using.find((p) => p.state.subnetEnv === v.subnetEnv.path && !p.includes.length);
+    if (envCni && envMtu !== undefined) {
+      const flannelOverlays = primaryOverlays(overlays.filter((o) => o.cni === envCni.name));
       const limit = flannelOverlays.length ? Math.min(...flannelOverlays.map((o) => o.link.mtu!)) : up.mtu;
       const dev = flannelOverlays.find((o) => o.link.mtu === limit)?.link ?? up;
       if (envMtu > limit) {
