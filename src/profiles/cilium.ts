@@ -59,24 +59,25 @@ export const cilium: ProfileInput = {
   },
   nftables: [],
   modules: [],
-  // pkg/datapath/loader/loader.go's program symbols (Cilium's own test for its programs is the
+  // pkg/datapath/loader/loader.go's program symbols, as the kernel keeps them (BPF_OBJ_NAME_LEN: the
+  // first 15 characters, cil_from_container is cil_from_contai) (Cilium's own test for its programs is the
   // `cil_` prefix: hasCiliumTCFilters, hasCiliumTCXLinks); filters loaded by iproute2 in older
   // releases are named `bpf_<object>.o:[<section>]` (cilium-dbg cleanup's getTCFilters). Pins:
   // pkg/bpf/bpffs_linux.go (<bpffs>/cilium holds the pinned links; tc/globals/cilium_* the maps),
   // links before maps.
   bpf: {
     programNames: [
-      'cil_from_container',
-      'cil_to_container',
-      'cil_from_network',
+      'cil_from_contai',
+      'cil_to_containe',
+      'cil_from_networ',
       'cil_from_netdev',
       'cil_to_netdev',
       'cil_from_host',
       'cil_to_host',
-      'cil_from_overlay',
+      'cil_from_overla',
       'cil_to_overlay',
-      'cil_from_wireguard',
-      'cil_to_wireguard',
+      'cil_from_wiregu',
+      'cil_to_wireguar',
       'cil_xdp_entry',
     ],
     programPatterns: ['^cil_'],

@@ -102,7 +102,7 @@ describe('profiles from files', () => {
     const lines = r.stdout.split('\n');
     const heads = lines.flatMap((l, i) => (/^\S/.test(l) ? [`${l} | ${lines[i + 1]}`] : []));
     expect(heads).toEqual([
-      ...BUILT_IN.map((n) => expect.stringMatching(new RegExp(`^${n}: .* \\| {3}source: {5}built in$`))),
+      ...BUILT_IN.map((n): unknown => expect.stringMatching(new RegExp(`^${n}: .* \\| {3}source: {5}built in$`))),
       `madeup: a made-up CNI |   source:     ${path.join(dir, 'madeup.yaml')}`,
       `weave: Weave Net (sleeve and fast datapath; weave-npc network policy) |   source:     ${WEAVE}`,
     ]);
