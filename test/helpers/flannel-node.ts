@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export type Backend = 'nft' | 'legacy';
@@ -432,5 +433,11 @@ export function destroyFlannelNode(node: { ns: string; root: string }): void {
   } catch {
     /* already gone */
   }
-  fs.rmSync(path.dirname(node.root), { recursive: true, force: true });
+  // The root's parent is the node's own scratch directory (scratch() makes it with mkdtemp); a root
+  // made directly in a shared temp directory must never take that directory with it.
+  const parent = path.resolve(path.dirname(node.root));
+  const shared = ['/', '/tmp', '/var/tmp', os.tmpdir(), process.env.TMPDIR].filter(Boolean).map((d) => path.resolve(d!));
+  if (shared.includes(parent))
+    throw new Error(`destroyFlannelNode: refusing to remove ${parent}: the node's root must sit in a directory of its own`);
+  fs.rmSync(parent, { recursive: true, force: true });
 }
