@@ -57,6 +57,9 @@ function bpfNode(tag: string): BpfNode {
   fs.mkdirSync(n.bpffs, { recursive: true });
   sh('ip', ['netns', 'add', n.ns]);
   made.push(n);
+  // Link-local addresses (and their local routes) without duplicate address detection: present when
+  // the links come up, not a second later, in the middle of a before/after comparison.
+  inNs(n.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   inNs(
     n.ns,
     'ip',
