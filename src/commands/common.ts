@@ -28,7 +28,7 @@ export interface Io {
   ask?: (question: string) => Promise<string>;
   /** Registers signal handling for a real run; returns a function that removes it. */
   onSignals?: (handler: (sig: NodeJS.Signals) => void) => () => void;
-  makeReporter?: (opts: { verbose: boolean }) => Reporter;
+  makeReporter?: (opts: { verbose: boolean; quiet: boolean }) => Reporter;
 }
 
 export const list = (v: string | undefined) =>
@@ -88,6 +88,7 @@ export const CommonOpts = z.object({
   yes: z.boolean().default(false),
   uncordon: z.boolean().default(false),
   verbose: z.boolean().default(false),
+  quiet: z.boolean().default(false),
   color: z.boolean().default(true),
   dryRun: z.boolean().default(false),
   restartOnFailure: z.boolean().default(true),
@@ -112,7 +113,8 @@ export function addCommon(cmd: Command): Command {
     .option('--backup-dir <dir>', 'where backups go (default: <root>/var/backups/cni-sweep)')
     .option('--distro <name>', 'kubeadm, k3s, rke2 or microk8s (default: detected from units and files)')
     .option('--json', 'print the report as one JSON document on stdout')
-    .option('--verbose', 'more progress output, and stack traces on errors')
+    .option('--verbose', 'every command line in full, more progress output, and stack traces on errors')
+    .option('-q, --quiet', 'no progress on stderr, only warnings and errors')
     .option('--no-color', 'no colour and no spinner');
 }
 
@@ -168,8 +170,8 @@ export function openHost(io: Io, root: string, gaps: Gaps): Host {
   return host.isRoot() ? host : tolerantReads(host, gaps);
 }
 
-export function reporterFor(io: Io, verbose: boolean): Reporter {
-  return io.makeReporter?.({ verbose }) ?? new PlainReporter(io.stderr, verbose);
+export function reporterFor(io: Io, verbose: boolean, quiet = false): Reporter {
+  return io.makeReporter?.({ verbose, quiet }) ?? new PlainReporter(io.stderr, verbose, quiet);
 }
 
 /** --kubeconfig, else $KUBECONFIG of the caller's environment. */

@@ -7,14 +7,18 @@ import { renderStep } from '../plan.js';
 import { planRestore, readBackup } from '../backup/restore.js';
 import { VERSION, checkRoot, openHost, rejectEmpty, reporterFor, signalExit, watchInterrupts, type Done, type Io } from './common.js';
 
-async function restore(io: Io, dir: string, o: { root?: string; dryRun?: boolean; json?: boolean; verbose?: boolean }): Promise<number> {
+async function restore(
+  io: Io,
+  dir: string,
+  o: { root?: string; dryRun?: boolean; json?: boolean; verbose?: boolean; quiet?: boolean },
+): Promise<number> {
   const abs = path.resolve(dir);
   const manifest = readBackup(abs);
   const root = checkRoot(o.root ?? manifest.root);
   const gaps = new Gaps();
   const host = openHost(io, root, gaps);
   if (!o.dryRun && !host.isRoot()) throw new RefusedError('restore must be run as root', 'use sudo, or --dry-run to see what it would do');
-  const reporter = reporterFor(io, Boolean(o.verbose));
+  const reporter = reporterFor(io, Boolean(o.verbose), Boolean(o.quiet));
   const release = o.dryRun ? async () => {} : await host.lock('/run/cni-sweep.lock');
   // As in a run: a signal or a lost output lets the command in flight finish, then stops.
   const { interrupt, unhook } = watchInterrupts(io, !o.dryRun);
@@ -101,7 +105,8 @@ export function restoreCommand(program: Command, io: Io, done: Done): void {
     .option('--root <dir>', 'filesystem root (default: the one the backup was taken from)')
     .option('--dry-run', 'print what it would do, as a bash script')
     .option('--json', 'print the result as JSON')
-    .option('--verbose', 'more output')
+    .option('--verbose', 'every command line in full, and stack traces on errors')
+    .option('-q, --quiet', 'no progress on stderr, only warnings and errors')
     .action(async (dir: string, opts: Parameters<typeof restore>[2]) => {
       rejectEmpty(opts);
       if (dir.trim() === '') throw new UsageError('restore: empty backup name', 'pass a directory listed by `cni-sweep backups`');

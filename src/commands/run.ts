@@ -86,7 +86,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   });
   const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
   const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
-  const reporter = reporterFor(io, o.verbose);
+  const reporter = reporterFor(io, o.verbose, o.quiet);
   reporter.emit({
     type: 'note',
     text: `distro ${distro.name}${distro.role ? ` (${distro.role})` : ''}: ${distro.evidence.slice(0, 4).join(', ')}`,

@@ -12,6 +12,7 @@ import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
 import { emptyRemoved, type Report } from '../../src/events.js';
 import { runSummary } from '../../src/report/summary.js';
+import { shortArgv } from '../../src/report/lines.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
@@ -368,8 +369,33 @@ describe('run', () => {
     expect(iface.steps[0]).toMatchObject({ argv: ['ip', '-batch', '-'], status: 'ok' });
     expect(iface.steps[0].stdin).toMatch(/link set dev cni0 group 4242424\nlink delete group 4242424\n$/);
     expect(typeof iface.steps[0].ms).toBe('number');
-    expect(r.stderr).toContain('cni-sweep: [interfaces] ran: ip -batch -');
+    expect(r.stderr).toMatch(/^cni-sweep: interfaces ok, \d+ ms$/m);
     expect(r.stderr).toContain('cni-sweep: found flannel: config /etc/cni/net.d/10-flannel.conflist');
+  });
+
+  it('off a terminal the progress is the compact lines a terminal shows; whole commands only with --verbose; --quiet keeps warnings only', async () => {
+    const plain = await cli([...RUN, '--yes'], dirtyFlannelNode().host);
+    expect(plain.code).toBe(0);
+    // One line per phase, as the spinner ends it; no command line that went well.
+    expect(plain.stderr).toMatch(/^cni-sweep: interfaces ok, \d+ ms\ncni-sweep: routes ok, \d+ ms$/m);
+    expect(plain.stderr).toMatch(/^cni-sweep: remove-sandboxes nothing to do, \d+ ms$/m);
+    expect(plain.stderr).not.toMatch(/ran: |nothing-to-do|rm -rf|tar -C/);
+    const verbose = await cli([...RUN, '--yes', '--verbose'], dirtyFlannelNode().host);
+    expect(verbose.stderr).toMatch(/^cni-sweep: {3}ran: rm -rf -- \/run\/flannel \/var\/lib\/cni\/flannel .*-eth0 \(\d+ ms\)$/m);
+    const quiet = await cli([...RUN, '--yes', '-q'], dirtyFlannelNode().host);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).toBe('');
+    // The result is on stdout all the same.
+    expect(quiet.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state in .*\n.*cni-sweep restore /);
+  });
+
+  it('a long command line is shortened to its words before the operands and a count', () => {
+    const paths = Array.from({ length: 23 }, (_, i) => `/var/lib/cni/results/cbr0-${'f'.repeat(64)}${i}-eth0`);
+    expect(shortArgv(['rm', '-rf', '--', ...paths])).toBe('rm -rf -- (23 paths)');
+    expect(shortArgv(['tar', '-C', '/', '-cpf', '/b/files.tar', '--', ...paths.map((p) => p.slice(1))])).toBe(
+      'tar -C / -cpf /b/files.tar -- (23 arguments)',
+    );
+    expect(shortArgv(['ip', '-batch', '-'])).toBe('ip -batch -');
   });
 
   it('a failing phase exits 1, says which command failed, and the JSON report names it', async () => {
