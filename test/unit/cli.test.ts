@@ -13,6 +13,8 @@ import { PHASE_NAMES } from '../../src/phases/index.js';
 import { emptyRemoved, type Report } from '../../src/events.js';
 import { runSummary } from '../../src/report/summary.js';
 import { shortArgv } from '../../src/report/lines.js';
+import { renderStep } from '../../src/plan.js';
+import { executedCommands, planCommands } from '../helpers/runtime-state.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
@@ -537,6 +539,58 @@ describe('the JSON report follows schema/report.schema.json', () => {
 });
 
 describe('plan', () => {
+  it('two identical nodes planned at different times differ only in the header lines of time and node', async () => {
+    const a = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    await new Promise((r) => setTimeout(r, 1100)); // a backup directory's name counts seconds
+    const b = await cli(['plan', '--node', 'node-2', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    const linesB = b.stdout.split('\n');
+    const differ = a.stdout.split('\n').flatMap((l, i) => (l === linesB[i] ? [] : [`${l}  |  ${linesB[i]}`]));
+    const [createdA, createdB] = [a, b].map((r) => /^CREATED=(.*)$/m.exec(r.stdout)![1]!);
+    const [dirA, dirB] = [a, b].map((r) => /^BACKUP=(.*)$/m.exec(r.stdout)![1]!);
+    expect(dirA).toMatch(/^\/var\/backups\/cni-sweep\/\d{8}T\d{6}Z-node-1$/);
+    expect(linesB).toHaveLength(a.stdout.split('\n').length);
+    expect(differ).toEqual([
+      '# node: node-1  |  # node: node-2',
+      `# planned: ${createdA}  |  # planned: ${createdB}`,
+      'NODE=node-1  |  NODE=node-2',
+      `CREATED=${createdA}  |  CREATED=${createdB}`,
+      `BACKUP=${dirA}  |  BACKUP=${dirB}`,
+    ]);
+    // Counts by kind in the header, one path per line, and why the links go into a group.
+    expect(a.stdout).toContain(
+      '\n# would remove: 1 CNI config, 5 state paths, 4 interfaces, 2 routes, 9 firewall rules, 11 firewall chains, 2 nftables tables, 2 network namespaces\n',
+    );
+    expect(a.stdout).toMatch(
+      /\nrm -rf -- \\\n {2}\/run\/flannel \\\n {2}\/var\/lib\/cni\/flannel \\\n {2}\/var\/lib\/cni\/networks\/cbr0 \\\n/,
+    );
+    expect(a.stdout).toContain('\nmkdir -p -m 0700 -- \\\n  "$BACKUP" \\\n  "$BACKUP"/firewall \\\n  "$BACKUP"/node\n');
+    expect(a.stdout).toMatch(/\n# the links go into one unused link group[^\n]*\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev/);
+    execFileSync('bash', ['-n'], { input: a.stdout });
+  });
+
+  it('the plan script is the commands a run executes, once bash has put in the header values', async () => {
+    const plan = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    const run = await cli(['run', '--yes', '--json', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    expect(run.code).toBe(0);
+    const ran = executedCommands(JSON.parse(run.stdout));
+    expect(ran.length).toBeGreaterThan(20);
+    expect(planCommands(plan.stdout)).toEqual(ran);
+  });
+
+  it('a heredoc carrying the header values gives bash exactly the bytes of the step', () => {
+    const vars = { node: 'node-1', created: '2026-11-30T07:16:42.696Z', backup: '/var/backups/cni-sweep/20261130T071642Z-node-1' };
+    const stdin = `{\n  "created": "${vars.created}",\n  "node": "node-1",\n  "files": ["/run/a$(touch x)\`b\`\\\\c \\"q\\" $HOME \\\\"],\n  "dir": "${vars.backup}"\n}\n`;
+    const line = renderStep({ argv: ['cat'], stdin }, vars);
+    expect(line).toMatch(/^cat <<CNI_SWEEP_EOF\n/);
+    expect(line).toContain('"node": "${NODE}"');
+    const out = execFileSync('bash', ['-c', `set -eu\nNODE=${vars.node}\nCREATED=${vars.created}\nBACKUP=${vars.backup}\n${line}`], {
+      encoding: 'utf8',
+      cwd: tmp,
+    });
+    expect(out).toBe(stdin);
+    expect(fs.existsSync(path.join(tmp, 'x'))).toBe(false);
+  });
+
   it('prints a bash script on stdout, with stdin as quoted heredocs, and changes nothing', async () => {
     const { host, pods } = dirtyFlannelNode();
     const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
@@ -555,7 +609,8 @@ describe('plan', () => {
       "\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n",
     );
     expect(r.stdout).toContain('\nrm -f -- /etc/cni/net.d/10-flannel.conflist\n');
-    expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');
+    expect(r.stdout).toContain('\nNODE=node-1\n');
+    expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');
     // bash accepts it as a script
     execFileSync('bash', ['-n'], { input: r.stdout });
     expect(r.stderr).not.toContain('#!/usr/bin/env bash');
@@ -566,7 +621,7 @@ describe('plan', () => {
     const a = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
     const b = await cli(['run', '--dry-run', '--node', 'node-1', '--kubeconfig', '/k'], host);
     expect(b.code).toBe(0);
-    const undated = (s: string) => s.replace(/\d{8}T\d{6}Z/g, 'TIME').replace(/"created": "[^"]+"/g, '');
+    const undated = (s: string) => s.replace(/\d{8}T\d{6}Z/g, 'TIME').replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'ISO');
     expect(undated(b.stdout)).toBe(undated(a.stdout));
     expect(host.calls).toEqual([]);
   });
