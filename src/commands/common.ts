@@ -164,6 +164,10 @@ export function checkRoot(root: string): string {
   return abs;
 }
 
+/** Where backups are: --backup-dir, else <root>/var/backups/cni-sweep. */
+export const backupBase = (root: string, backupDir?: string) =>
+  backupDir ? path.resolve(backupDir) : path.join(path.resolve(root), 'var/backups/cni-sweep');
+
 /** The host a command reads: without root, reads it may not make become gaps, reported instead of failing. */
 export function openHost(io: Io, root: string, gaps: Gaps): Host {
   const host = io.makeHost(root);

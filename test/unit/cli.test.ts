@@ -855,8 +855,8 @@ describe('help, version and profiles', () => {
 
 describe('restore', () => {
   /** Copies a backup the fake node wrote to a real directory (restore reads it with node:fs) and into the fake at that path. */
-  function materialize(host: FakeHost, backup: string): string {
-    const dir = fs.mkdtempSync(path.join(tmp, 'backup-'));
+  function materialize(host: FakeHost, backup: string, base = tmp): string {
+    const dir = fs.mkdtempSync(path.join(base, 'backup-'));
     for (const p of host.paths()) {
       if (!p.startsWith(`${backup}/`) || p.endsWith('/')) continue;
       const rel = p.slice(backup.length + 1);
@@ -900,11 +900,50 @@ describe('restore', () => {
     expect(byChain('ip6tables-nft', 'nat')).toEqual(before.v6);
     expect(host.nftTables.map((t) => `${t.family} ${t.name}`).sort()).toEqual(before.nft.map((t) => `${t.family} ${t.name}`).sort());
 
-    // Everything is back: a second restore has nothing to do and duplicates nothing.
+    // It says what it put back.
+    expect(r.stdout).toBe(`cni-sweep: restore from ${dir}: restored 6 paths, 36 firewall rules, 2 nftables tables\n`);
+
+    // Everything is back: a second restore has nothing to do, duplicates nothing, and says so.
     const again = await cli(['restore', dir, '--json'], host);
     expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout).steps.filter((s: { argv: string[] }) => s.argv[0] !== 'tar')).toEqual([]);
+    const second = JSON.parse(again.stdout);
+    expect(second.steps).toEqual([]);
+    expect(second).toMatchObject({ changed: false, restored: { paths: 0, firewallRules: 0, nftablesTables: 0 } });
+    expect(second.notes).toContain('6 of the 6 saved paths exist: left as they are');
+    expect((await cli(['restore', dir], host)).stdout).toBe(
+      `cni-sweep: restore from ${dir}: nothing to restore: everything in the backup is present\n`,
+    );
     expect(byChain('iptables-nft', 'nat')).toEqual(before.v4);
+  });
+
+  it('restore NAME and restore latest find the backup under the backup dir; a path taken again puts back only what is gone', async () => {
+    const { host } = dirtyFlannelNode();
+    const run = await cli([...RUN, '--yes', '--json'], host);
+    const base = fs.mkdtempSync(path.join(tmp, 'backups-'));
+    const dir = materialize(host, JSON.parse(run.stdout).backup, base);
+    const name = path.basename(dir);
+    fs.mkdirSync(path.join(base, 'backup-~unreadable')); // newest by name, and no backup: latest passes it by
+    const list = await cli(['backups', '--backup-dir', base], host);
+    expect(list.stdout.split('\n')[0]).toMatch(/^CREATED +NODE +CNI +SIZE +NAME$/);
+    expect(list.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+ +node-1 +flannel +\\d+\\.\\d KiB +${name}$`, 'm'));
+
+    const byName = await cli(['restore', name, '--backup-dir', base, '--dry-run'], host);
+    expect(byName.code).toBe(0);
+    expect(byName.stdout).toContain(`# cni-sweep ${VERSION} restore plan for ${dir}\n`);
+    expect(byName.stdout).toContain('# would restore: 6 paths, 36 firewall rules, 2 nftables tables\n');
+    const typo = await cli(['restore', name.slice(0, -1), '--backup-dir', base], host);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(`no backup named "${name.slice(0, -1)}" in ${base}`);
+
+    // One path the new CNI wrote again is left as it is; the rest goes back.
+    host.writeFile('/run/flannel/subnet.env', 'NEW=1\n', 0o644);
+    const latest = await cli(['restore', 'latest', '--backup-dir', base, '--json'], host);
+    expect(latest.code).toBe(0);
+    const report = JSON.parse(latest.stdout);
+    expect(report.backup).toBe(dir);
+    expect(report.restored).toEqual({ paths: 5, firewallRules: 36, nftablesTables: 2 });
+    expect(report.notes).toContain('1 of the 6 saved paths exist: left as they are');
+    expect(await host.readFile('/run/flannel/subnet.env')).toBe('NEW=1\n');
   });
 
   it('reads a version 1 manifest (no member list): the members are checked against its paths, and the plan says so', async () => {
