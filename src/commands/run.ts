@@ -12,6 +12,7 @@ import { loadDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro, embeddedLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps } from '../inspect.js';
+import type { Host } from '../host/host.js';
 import { renderArgv } from '../util/shell.js';
 import { runSummary } from '../report/summary.js';
 import {
@@ -144,12 +145,17 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       detected: preselected ? undefined : detected.map((d) => ({ cni: d.profile.name, evidence: d.evidence })),
       targets,
     };
-    if (result.aborted) throw new RefusedError('not confirmed: nothing was changed');
+    if (result.aborted) {
+      await logRun(io, host, report, 3);
+      throw new RefusedError('not confirmed: nothing was changed');
+    }
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));
     else io.stdout.write(runSummary(report));
-    if (report.interrupted) return signalExit(report.interrupted);
-    if (report.failed) {
+    let code = 0;
+    if (report.interrupted) code = signalExit(report.interrupted);
+    else if (report.failed) {
+      code = 1;
       const f = report.failed;
       io.stderr.write(`cni-sweep: error: phase ${f.phase} failed: ${f.error}\n`);
       // The line above shortens a long command; the JSON report has it whole, and so does --verbose.
@@ -160,11 +166,38 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
         io.stderr.write(
           '  hint: the runtime could not stop these pods (see its message); fix that (e.g. install the plugin of the CNI config it loads now) and run again, or pass --keep-sandboxes to leave them running without a network\n',
         );
-      return 1;
     }
-    return 0;
+    if (!dryRun) await logRun(io, host, report, code);
+    return code;
   } finally {
     unhook();
+  }
+}
+
+/** The run log: one JSON line per run, appended, so that a fleet has a history beyond the last journal. */
+export const RUN_LOG = '/var/log/cni-sweep.log';
+
+/** Appends the run's line to the run log; a log that cannot be written is a warning, not a failed run. */
+async function logRun(io: Io, host: Host, report: Report, exit: number): Promise<void> {
+  const removed = Object.fromEntries(Object.entries(report.removed).map(([kind, r]) => [kind, r.count]));
+  const line = {
+    time: report.startedAt,
+    node: report.node,
+    cni: report.cni,
+    changed: report.changed,
+    removed,
+    backup: report.backup,
+    exit,
+    durationMs: report.durationMs,
+    version: report.version,
+    ...(report.failed ? { failed: report.failed.phase } : {}),
+    ...(report.interrupted ? { interrupted: report.interrupted } : {}),
+  };
+  try {
+    const old = (await host.readFile(RUN_LOG)) ?? '';
+    await host.writeState(RUN_LOG, `${old}${old && !old.endsWith('\n') ? '\n' : ''}${JSON.stringify(line)}\n`);
+  } catch (e) {
+    io.stderr.write(`cni-sweep: warning: could not write the run log ${RUN_LOG}: ${(e as Error).message}\n`);
   }
 }
 

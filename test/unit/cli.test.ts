@@ -391,6 +391,45 @@ describe('run', () => {
     expect(quiet.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state in .*\n.*cni-sweep restore /);
   });
 
+  it('every run appends one JSON line to /var/log/cni-sweep.log: time, node, CNI, changed, counts, backup, exit', async () => {
+    const { host } = dirtyFlannelNode();
+    const no = await cli(RUN, host, { answer: 'n' });
+    expect(no.code).toBe(3);
+    const first = await cli([...RUN, '--yes', '--json'], host);
+    const second = await cli([...RUN, '--yes'], host);
+    expect(second.code).toBe(0);
+    await cli(['plan', '--node', 'node-1'], host); // a plan is no run
+    const lines = (await host.readFile('/var/log/cni-sweep.log'))!.split('\n');
+    expect(lines.pop()).toBe('');
+    const [refused, ran, clean] = lines.map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    const zero = Object.fromEntries(Object.keys(emptyRemoved()).map((k) => [k, 0]));
+    expect(refused).toMatchObject({ node: 'node-1', cni: ['flannel'], changed: false, removed: zero, backup: null, exit: 3 });
+    const report = JSON.parse(first.stdout);
+    expect(ran).toEqual({
+      time: report.startedAt,
+      node: 'node-1',
+      cni: ['flannel'],
+      changed: true,
+      removed: {
+        ...zero,
+        configs: 1,
+        statePaths: 5,
+        interfaces: 4,
+        routes: 2,
+        firewallRules: 9,
+        firewallChains: 11,
+        nftablesTables: 2,
+        namespaces: 2,
+      },
+      backup: report.backup,
+      exit: 0,
+      durationMs: report.durationMs,
+      version: VERSION,
+    });
+    expect(clean).toMatchObject({ cni: [], changed: false, backup: null, exit: 0 });
+  });
+
   it('a long command line is shortened to its words before the operands and a count', () => {
     const paths = Array.from({ length: 23 }, (_, i) => `/var/lib/cni/results/cbr0-${'f'.repeat(64)}${i}-eth0`);
     expect(shortArgv(['rm', '-rf', '--', ...paths])).toBe('rm -rf -- (23 paths)');
