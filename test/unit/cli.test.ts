@@ -401,7 +401,7 @@ describe('run', () => {
     await cli(['plan', '--node', 'node-1'], host); // a plan is no run
     const lines = (await host.readFile('/var/log/cni-sweep.log'))!.split('\n');
     expect(lines.pop()).toBe('');
-    const [refused, ran, clean] = lines.map((l) => JSON.parse(l));
+    const [refused, ran, clean] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(3);
     const zero = Object.fromEntries(Object.keys(emptyRemoved()).map((k) => [k, 0]));
     expect(refused).toMatchObject({ node: 'node-1', cni: ['flannel'], changed: false, removed: zero, backup: null, exit: 3 });
