@@ -177,8 +177,25 @@ export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
   }
   const lines = [...entries].map(([kind, v]) => {
     if (typeof v === 'string') return v;
-    const shown = v.slice(0, 6).join(', ');
-    return `${kind} (${v.length}): ${shown}${v.length > 6 ? `, and ${v.length - 6} more` : ''}`;
+    const groups = grouped(v);
+    const shown = groups.slice(0, 6).join(', ');
+    return `${kind} (${v.length}): ${shown}${groups.length > 6 ? `, and ${groups.length - 6} more` : ''}`;
   });
   return lines;
+}
+
+/** Container and sandbox ids, netns uuids, veth suffixes: the part of a name that differs per pod. */
+const PER_POD = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,}/g;
+
+/**
+ * Names that differ only in a per-pod id, shown once as a pattern with their count
+ * (`/var/lib/cni/results/cbr0-*-eth0 (20)`), where the first of them stood; other names as they are.
+ */
+function grouped(items: string[]): string[] {
+  const byPattern = new Map<string, string[]>();
+  for (const item of items) {
+    const pattern = item.replace(PER_POD, '*');
+    byPattern.set(pattern, [...(byPattern.get(pattern) ?? []), item]);
+  }
+  return [...byPattern].map(([pattern, names]) => (names.length > 1 ? `${pattern} (${names.length})` : names[0]!));
 }

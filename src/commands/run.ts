@@ -53,6 +53,7 @@ async function confirmRun(io: Io, lines: string[], node: string, targets: Target
   io.stderr.write(`cni-sweep will change node ${node}. It will remove:\n${lines.map((l) => `  - ${l}`).join('\n')}\n`);
   if (targets.length) io.stderr.write(`Per CNI:\n${targets.map((t) => `  ${t.action} ${t.cni}: ${t.why}\n`).join('')}`);
   for (const w of warnings) io.stderr.write(`warning: ${w}\n`);
+  io.stderr.write('Every command, in full: `cni-sweep plan` (with the same options).\n');
   const answer = await io.ask('Proceed? [y/N] ');
   return /^y(es)?$/i.test(answer.trim());
 }
@@ -147,7 +148,9 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
     };
     if (result.aborted) {
       await logRun(io, host, report, 3);
-      throw new RefusedError('not confirmed: nothing was changed');
+      // An answer, not an error: said plainly, with the refusal's exit code.
+      io.stderr.write('cni-sweep: not confirmed: nothing was changed\n');
+      return 3;
     }
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));

@@ -40,7 +40,7 @@ describe('on a terminal', () => {
     expect(r.screen).toMatch(/^ {2}- CNI config \(1\): \/etc\/cni\/net\.d\/10-flannel\.conflist$/m);
     expect(r.screen).toMatch(/^ {2}- iptables-nft: \d+ chain\(s\) \(.*FLANNEL-FWD.*\) and \d+ rule\(s\) in built-in or other chains$/m);
     expect(r.screen.match(/Proceed\? \[y\/N\]/g)).toHaveLength(1);
-    expect(r.screen).toContain('cni-sweep: error: not confirmed: nothing was changed');
+    expect(r.screen).toContain('cni-sweep: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);
   });
 
@@ -60,7 +60,7 @@ describe('on a terminal', () => {
     for (let i = 0; i < 1500 && !screen.includes('[y/N]'); i++) await new Promise((r) => setTimeout(r, 20));
     child.stdin.end();
     expect(await exited).toBe(3);
-    expect(screen.replace(/\r/g, '')).toContain('cni-sweep: error: not confirmed: nothing was changed');
+    expect(screen.replace(/\r/g, '')).toContain('cni-sweep: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);
     expect(fs.existsSync(`${node.root}/run/cni-sweep.lock`)).toBe(false);
   });

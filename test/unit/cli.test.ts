@@ -213,8 +213,24 @@ describe('refusals exit 3 and change nothing', () => {
     expect(r.stderr).toContain(
       'cni-sweep will change node node-1. It will remove:\n  - CNI config (1): /etc/cni/net.d/10-flannel.conflist\n',
     );
-    expect(r.stderr).toMatch(/cni-sweep: error: not confirmed: nothing was changed\n$/);
+    expect(r.stderr).toMatch(/cni-sweep: not confirmed: nothing was changed\n$/);
     expect(r.stdout).toBe('');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('the prompt groups names that differ only per pod, says where the full list is, and a no is not an error', async () => {
+    const { host } = dirtyFlannelNode({ pods: 20 });
+    const r = await cli(RUN, host, { answer: 'no' });
+    expect(r.code).toBe(3);
+    const said = r.stderr.split('\n');
+    expect(said).toContain('  - interface (22): veth* (20), flannel.1, cni0');
+    expect(said).toContain(
+      '  - CNI state (23): /run/flannel, /var/lib/cni/flannel, /var/lib/cni/networks/cbr0, /var/lib/cni/results/cbr0-*-eth0 (20)',
+    );
+    expect(said).toContain('  - network namespace (20): cni-* (20)');
+    expect(said).toContain('Every command, in full: `cni-sweep plan` (with the same options).');
+    expect(r.stderr).not.toContain('error');
+    expect(said.at(-2)).toBe('cni-sweep: not confirmed: nothing was changed');
     expect(host.calls).toEqual([]);
   });
 
