@@ -12,6 +12,7 @@ export function planCommand(program: Command, io: Io, done: Done): void {
   addCommon(program.command('plan'))
     .description('dry-run audit: print the exact commands a run would execute, as a bash script; changes nothing')
     .option('--uncordon', 'include the uncordon step')
+    .option('-y, --yes', 'accepted and ignored (a plan asks nothing), so that a script can swap run for plan')
     .addHelpText('after', phaseHelp() + PLAN_EXIT_CODES)
     .action(async (opts: Record<string, unknown>) => {
       done(await sweepCommand(io, parse(opts), true));

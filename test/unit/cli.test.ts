@@ -678,6 +678,10 @@ describe('plan', () => {
     expect(b.code).toBe(0);
     const undated = (s: string) => s.replace(/\d{8}T\d{6}Z/g, 'TIME').replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'ISO');
     expect(undated(b.stdout)).toBe(undated(a.stdout));
+    // A script can swap run for plan: plan takes --yes and ignores it.
+    const c = await cli(['plan', '--yes', '--node', 'node-1', '--kubeconfig', '/k'], host);
+    expect(c.code).toBe(0);
+    expect(undated(c.stdout)).toBe(undated(a.stdout));
     expect(host.calls).toEqual([]);
   });
 
@@ -895,8 +899,22 @@ describe('help, version and profiles', () => {
     expect(lines[0]).toBe('flannel: Flannel (vxlan, host-gw, wireguard, udp, ipip backends) with the bridge and portmap plugins');
     expect(lines).toContain('  config:     files whose plugin types include flannel');
     expect(lines.find((l) => l.startsWith('  interfaces:'))).toBe(
-      '  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, /^flannel\\.\\d+$/, /^flannel-v6\\.\\d+$/, veths attached to its bridge',
+      '  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, flannel.<n>, flannel-v6.<n>, veths attached to its bridge',
     );
+    const block = (cni: string) => {
+      const from = lines.findIndex((l) => l.startsWith(`${cni}: `));
+      return lines.slice(
+        from,
+        lines.findIndex((l, k) => k > from && !l.startsWith('  ')),
+      );
+    };
+    const [calico, canal] = [block('calico'), block('canal')];
+    expect(calico).toContain('  config:     files whose plugin types include calico with IPAM calico-ipam; calico-kubeconfig');
+    expect(canal).toContain('  config:     files whose plugin types include calico with IPAM host-local; calico-kubeconfig');
+    expect(calico.find((l) => l.startsWith('  interfaces:'))).toBe(
+      "  interfaces: vxlan.calico, vxlan-v6.calico, wireguard.cali, wg-v6.cali, cali<11 hex>; tunl0 (the kernel's, made with its module: addresses flushed and set down, not deleted)",
+    );
+    expect(calico.find((l) => l.startsWith('  firewall:'))).toMatch(/; comments "cali:\.\.\."; /);
     expect(lines.find((l) => l.startsWith('  nftables:'))).toBe('  nftables:   ip flannel-ipv4, ip6 flannel-ipv6');
     expect(lines).toContain('  live while: flanneld runs in this network namespace');
     expect(lines).toContain(
