@@ -10,11 +10,21 @@ import { restoreCommand } from './commands/restore.js';
 import { backupsCommand } from './commands/backups.js';
 import { profilesCommand } from './commands/profiles.js';
 import { versionCommand } from './commands/version.js';
+import { completionCommand } from './commands/completion.js';
 
 export { VERSION, type Io } from './commands/common.js';
 
 /** The commands, in the order --help lists them. */
-const COMMANDS = [planCommand, runCommand, doctorCommand, restoreCommand, backupsCommand, profilesCommand, versionCommand];
+const COMMANDS = [
+  planCommand,
+  runCommand,
+  doctorCommand,
+  restoreCommand,
+  backupsCommand,
+  profilesCommand,
+  versionCommand,
+  completionCommand,
+];
 
 export async function main(argv: string[], io: Io): Promise<number> {
   let code = 0;

@@ -892,6 +892,42 @@ describe('help, version and profiles', () => {
     expect(plan.stdout).toContain('Exit codes: 0 the plan is printed (--json: wouldChange');
   });
 
+  it('completion bash|zsh|fish and the man page come from the program --help is made from', async () => {
+    const bash = await cli(['completion', 'bash']);
+    expect(bash.code).toBe(0);
+    // bash completes a command, then that command's options, as --help lists them.
+    const complete = (line: string) =>
+      execFileSync(
+        'bash',
+        ['-c', `${bash.stdout}\nCOMP_WORDS=(${line}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _cni_sweep; printf '%s\\n' "\${COMPREPLY[@]}"`],
+        { encoding: 'utf8' },
+      ).trim();
+    expect(complete('cni-sweep re')).toBe('restore');
+    expect(complete('cni-sweep run --no-')).toBe('--no-color\n--no-restart-on-failure');
+    expect(complete('cni-sweep completion z')).toBe('zsh');
+    const help = (await cli(['run', '--help'])).stdout;
+    for (const f of complete("cni-sweep run ''").split('\n')) expect(help).toContain(f);
+    expect((await cli(['completion', 'zsh'])).stdout).toMatch(
+      /^#compdef cni-sweep\n[^]*bashcompinit[^]*complete -o default -F _cni_sweep cni-sweep\n$/,
+    );
+    const fish = (await cli(['completion', 'fish'])).stdout;
+    expect(fish).toContain('complete -c cni-sweep -n __fish_use_subcommand -a doctor -d ');
+    expect(fish).toContain("complete -c cni-sweep -n '__fish_seen_subcommand_from backups' -l keep -r -d ");
+    const bad = await cli(['completion', 'bsh']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('cni-sweep: error: unknown shell "bsh" (did you mean bash?)\n  hint: shells: bash, zsh, fish\n');
+
+    const man = (await cli(['man'])).stdout;
+    expect(man).toMatch(/^\.TH CNI-SWEEP 1 /);
+    expect(man).toContain('\n.SH RUN\n.B cni\\-sweep run\n');
+    expect(man).toContain('\n.B \\-\\-no\\-restart\\-on\\-failure\n');
+    expect(man).toContain('\n.B cni\\-sweep restore \\fIbackup\\fR\n');
+    // The exit codes of run --help are in the page too.
+    expect(man).toContain('129, 130, 141, 143');
+    // A hidden command is not in the help.
+    expect((await cli(['--help'])).stdout).not.toMatch(/^ {2}man\b/m);
+  });
+
   it('profiles lists flannel with what it owns', async () => {
     const r = await cli(['profiles']);
     expect(r.code).toBe(0);
