@@ -202,3 +202,6 @@ if (codeCache) {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
+
+// The man page, made by the bundle from the same program --help is made from; shipped in the package.
+fs.writeFileSync(path.join(repo, 'dist/cni-sweep.1'), execFileSync(process.execPath, [outfile, 'man'], { encoding: 'utf8' }));

@@ -96,6 +96,30 @@ export function tallyRemoved(into: Removed, removes: { kind: string; items: stri
   }
 }
 
+const WORDS: Record<RemovedKind, [string, string]> = {
+  configs: ['CNI config', 'CNI configs'],
+  statePaths: ['state path', 'state paths'],
+  interfaces: ['interface', 'interfaces'],
+  routes: ['route', 'routes'],
+  firewallRules: ['firewall rule', 'firewall rules'],
+  firewallChains: ['firewall chain', 'firewall chains'],
+  nftablesTables: ['nftables table', 'nftables tables'],
+  ipsets: ['ipset', 'ipsets'],
+  namespaces: ['network namespace', 'network namespaces'],
+  sandboxes: ['pod sandbox', 'pod sandboxes'],
+  modules: ['kernel module', 'kernel modules'],
+  bpfAttachments: ['BPF attachment', 'BPF attachments'],
+  bpfPins: ['BPF pin', 'BPF pins'],
+};
+
+/** "3 CNI configs, 1 interface, 12 routes", or null when nothing of any kind. */
+export function removedCounts(removed: Removed): string | null {
+  const parts = (Object.keys(WORDS) as RemovedKind[])
+    .filter((k) => removed[k].count > 0)
+    .map((k) => `${removed[k].count} ${WORDS[k][removed[k].count === 1 ? 0 : 1]}`);
+  return parts.length ? parts.join(', ') : null;
+}
+
 export interface Report {
   /** REPORT_SCHEMA_VERSION. */
   schemaVersion: number;

@@ -48,8 +48,9 @@ const io: Io = {
       outputLost = null;
     };
   },
-  makeReporter: ({ verbose }): Reporter => {
-    if (!color) return new PlainReporter(process.stderr, verbose);
+  makeReporter: ({ verbose, quiet }): Reporter => {
+    // --quiet has no spinner to show: warnings alone, as lines.
+    if (!color || quiet) return new PlainReporter(process.stderr, verbose, quiet);
     // Loaded only on a terminal: chalk and ora cost start-up time that pipes and Ansible never need.
     const { TtyReporter } = require('./report/tty.js') as typeof import('./report/tty.js');
     return new TtyReporter(verbose);

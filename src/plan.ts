@@ -2,16 +2,85 @@
 // (the confirmation prompt).
 import type { Phase, PhasePlan, PlannedStep } from './phases/types.js';
 import type { Report } from './run.js';
-import { commentLine, heredocDelimiter, renderArgv, shellQuote } from './util/shell.js';
+import { removedCounts } from './events.js';
+import { commentLine, heredocDelimiter, shellQuote } from './util/shell.js';
 
-export function renderStep(step: PlannedStep): string {
-  let cmd = renderArgv(step.argv);
-  if (step.cwd) cmd = `(cd ${shellQuote(step.cwd)} && ${cmd})`;
-  if (step.stdoutTo) cmd = `${cmd} > ${shellQuote(step.stdoutTo)}`;
-  if (step.stdin === undefined) return cmd;
-  const body = step.stdin.endsWith('\n') ? step.stdin : step.stdin + '\n';
+/**
+ * Values a plan script names once, in its header, and refers to by name: the backup directory (its
+ * name carries the time), the node and the time of the plan. Two plans of identical nodes then
+ * differ in the header only, and `diff` shows what really differs between two nodes.
+ */
+export interface ScriptVars {
+  node: string;
+  created: string;
+  backup: string | null;
+}
+
+/** A name the script's variables may stand for in the manifest's JSON: nothing JSON or the shell would escape. */
+const PLAIN = /^[A-Za-z0-9._:-]+$/;
+
+function word(arg: string, vars: ScriptVars | undefined, isKubectl: boolean): string {
+  if (vars?.backup) {
+    if (arg === vars.backup) return '"$BACKUP"';
+    if (arg.startsWith(`${vars.backup}/`)) return `"$BACKUP"${shellQuote(arg.slice(vars.backup.length))}`;
+  }
+  if (vars && isKubectl && arg === vars.node) return '"$NODE"';
+  return shellQuote(arg);
+}
+
+/** One command; in a script, with more than one operand after `--`, one operand per line (a diff then shows the path that differs). */
+function command(argv: string[], vars: ScriptVars | undefined): string {
+  const words = argv.map((a) => word(a, vars, argv[0] === 'kubectl'));
+  const dd = argv.indexOf('--');
+  if (!vars || dd < 0 || argv.length - dd - 1 < 2) return words.join(' ');
+  return [words.slice(0, dd + 1).join(' '), ...words.slice(dd + 1).map((w) => `  ${w}`)].join(' \\\n');
+}
+
+/**
+ * A heredoc body: quoted (nothing expands) unless it carries the header's values, which then stand
+ * as ${VAR}; everything else is escaped so that bash writes exactly the bytes of `body`.
+ */
+function heredoc(body: string, vars: ScriptVars | undefined): { open: string; body: string } {
   const tag = heredocDelimiter(body);
-  return `${cmd} <<'${tag}'\n${body}${tag}`;
+  const subs: Array<[string, string]> = [];
+  if (vars?.backup && PLAIN.test(vars.backup.replace(/\//g, ''))) subs.push([vars.backup, '${BACKUP}']);
+  if (vars && PLAIN.test(vars.created)) subs.push([`"${vars.created}"`, '"${CREATED}"']);
+  if (vars && PLAIN.test(vars.node)) subs.push([`"${vars.node}"`, '"${NODE}"']);
+  const used = subs.filter(([from]) => body.includes(from));
+  if (!used.length) return { open: `<<'${tag}'`, body };
+  let out = body.replace(/[\\$`]/g, (c) => `\\${c}`);
+  for (const [from, to] of used) out = out.split(from).join(to);
+  return { open: `<<${tag}`, body: out };
+}
+
+export function renderStep(step: PlannedStep, vars?: ScriptVars): string {
+  let cmd = command(step.argv, vars);
+  if (step.cwd) cmd = `(cd ${word(step.cwd, vars, false)} && ${cmd})`;
+  if (step.stdoutTo) cmd = `${cmd} > ${word(step.stdoutTo, vars, false)}`;
+  if (step.stdin === undefined) return cmd;
+  const doc = heredoc(step.stdin.endsWith('\n') ? step.stdin : step.stdin + '\n', vars);
+  return `${cmd} ${doc.open}\n${doc.body}${doc.open.replace(/^<<'?|'$/g, '')}`;
+}
+
+/** The directory the backup phase creates (its first step, `mkdir ... -- DIR ...`), if it has work. */
+function backupDirOf(plans: Array<{ phase: Phase; plan: PhasePlan | null }>): string | null {
+  const mkdir = plans.find((p) => p.phase.name === 'backup')?.plan?.steps[0]?.argv;
+  if (mkdir?.[0] !== 'mkdir') return null;
+  return mkdir[mkdir.indexOf('--') + 1] ?? null;
+}
+
+/** A note as the script says it: the backup directory and the node by their variables' names. */
+function byName(note: string, vars: ScriptVars): string {
+  let out = vars.backup ? note.split(vars.backup).join('$BACKUP') : note;
+  if (PLAIN.test(vars.node)) out = out.replace(new RegExp(`(?<![\\w.-])${vars.node.replace(/\./g, '\\.')}(?![\\w-]|\\.\\w)`, 'g'), '$NODE');
+  return out;
+}
+
+/** A comment on a step whose shape is not self-explanatory. */
+function aboutStep(step: PlannedStep): string | null {
+  if (step.argv[0] === 'ip' && /^link delete group \d+$/m.test(step.stdin ?? ''))
+    return '# the links go into one unused link group that is then deleted at once: one teardown, not one per veth';
+  return null;
 }
 
 export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, report: Report, version: string): string {
@@ -21,6 +90,7 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   out.push('#!/usr/bin/env bash');
   out.push(`# cni-sweep ${version} plan: the exact commands \`cni-sweep run\` would execute, in order.`);
   out.push(`# node: ${report.node}`);
+  out.push(`# planned: ${report.startedAt}`);
   if (report.root !== '/') out.push(`# root: ${report.root}`);
   if (report.distro)
     out.push(
@@ -46,17 +116,27 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   const steps = plans.reduce((n, p) => n + (p.plan?.steps.length ?? 0), 0);
   out.push(
     steps
-      ? `# ${steps} command(s); run as root on the node. It stops at the first command that fails.`
+      ? `# ${steps} ${steps === 1 ? 'command' : 'commands'}; run as root on the node. It stops at the first command that fails.`
       : '# nothing to do: this node holds no state of the CNI.',
   );
+  const counts = report.wouldRemove ? removedCounts(report.wouldRemove) : null;
+  if (counts) out.push(`# would remove: ${counts}`);
   if (report.failed) out.push(`# refused: ${report.failed.error}`);
   out.push('set -euo pipefail');
+  const vars: ScriptVars = { node: report.node, created: report.startedAt, backup: backupDirOf(plans) };
+  out.push(`NODE=${shellQuote(vars.node)}`);
+  out.push(`CREATED=${shellQuote(vars.created)}`);
+  if (vars.backup) out.push(`BACKUP=${shellQuote(vars.backup)}`);
   for (const { phase, plan } of plans) {
     if (!plan) continue;
     out.push('');
     out.push(`# == ${phase.name}: ${plan.steps.length ? phase.summary : 'nothing to do'}`);
-    for (const n of plan.notes) out.push(`# ${n}`);
-    for (const s of plan.steps) out.push(renderStep(s));
+    for (const n of plan.notes) out.push(`# ${byName(n, vars)}`);
+    for (const s of plan.steps) {
+      const about = aboutStep(s);
+      if (about) out.push(about);
+      out.push(renderStep(s, vars));
+    }
   }
   // Comments carry names from the node (files, networks, devices, errors): none may end its line.
   return out.map((l) => (l.startsWith('#') ? commentLine(l) : l)).join('\n') + '\n';
@@ -97,8 +177,25 @@ export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
   }
   const lines = [...entries].map(([kind, v]) => {
     if (typeof v === 'string') return v;
-    const shown = v.slice(0, 6).join(', ');
-    return `${kind} (${v.length}): ${shown}${v.length > 6 ? `, and ${v.length - 6} more` : ''}`;
+    const groups = grouped(v);
+    const shown = groups.slice(0, 6).join(', ');
+    return `${kind} (${v.length}): ${shown}${groups.length > 6 ? `, and ${groups.length - 6} more` : ''}`;
   });
   return lines;
+}
+
+/** Container and sandbox ids, netns uuids, veth suffixes: the part of a name that differs per pod. */
+const PER_POD = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,}/g;
+
+/**
+ * Names that differ only in a per-pod id, shown once as a pattern with their count
+ * (`/var/lib/cni/results/cbr0-*-eth0 (20)`), where the first of them stood; other names as they are.
+ */
+function grouped(items: string[]): string[] {
+  const byPattern = new Map<string, string[]>();
+  for (const item of items) {
+    const pattern = item.replace(PER_POD, '*');
+    byPattern.set(pattern, [...(byPattern.get(pattern) ?? []), item]);
+  }
+  return [...byPattern].map(([pattern, names]) => (names.length > 1 ? `${pattern} (${names.length})` : names[0]!));
 }

@@ -254,14 +254,21 @@ function recordPodsLeft(report: Report, plan: PhasePlan): void {
 }
 
 /** The backup is cni-sweep's own files, not a change to the node: it does not make a run "changed". */
-const changesNode = (phase: Phase) => !phase.writesBackup;
+const changesNode = (phase: Applied) => !phase.writesBackup && !phase.ownFiles;
+
+/** What applying steps needs: the host, the reporter and the interrupt flag (a sweep, a restore, a prune). */
+type Applier = Pick<SweepRequest, 'host' | 'reporter' | 'interrupt'>;
+/** What applying steps records: whether the node changed, and what went, by kind. */
+type Tally = Pick<Report, 'changed' | 'removed'>;
+/** What is applied: a phase, or steps by a name; ownFiles: they change cni-sweep's own files only (prune). */
+type Applied = Pick<Phase, 'name' | 'writesBackup'> & { ownFiles?: boolean };
 
 async function runSteps(
-  req: SweepRequest,
-  phase: Phase,
-  plan: PhasePlan,
+  req: Applier,
+  phase: Applied,
+  plan: Pick<PhasePlan, 'steps'>,
   pr: PhaseReport,
-  report: Report,
+  report: Tally,
   interruptible = true,
 ): Promise<void> {
   const steps = plan.steps;
@@ -282,7 +289,7 @@ async function runSteps(
   }
 }
 
-async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: PhaseReport, report: Report): Promise<void> {
+async function runStep(req: Applier, phase: Applied, step: PlannedStep, pr: PhaseReport, report: Tally): Promise<void> {
   const sr: StepReport = { argv: step.argv, stdin: step.stdin, status: 'ok', ms: 0 };
   pr.steps.push(sr);
   req.reporter.emit({ type: 'step-start', phase: phase.name, step });
@@ -308,6 +315,33 @@ async function runStep(req: SweepRequest, phase: Phase, step: PlannedStep, pr: P
   } finally {
     sr.ms = Math.round(performance.now() - t0);
     req.reporter.emit({ type: 'step-end', phase: phase.name, step, status: sr.status, ms: sr.ms, error: sr.error });
+  }
+}
+
+/**
+ * Applies steps that are not a sweep's phase (`restore`, `backups prune`) through the same loop as a
+ * run: one host.apply per step, the same events, stopping between steps on a signal, the first
+ * failure ending it. Resolves to the steps' report; a failure is in `error`, not thrown.
+ */
+export async function applySteps(
+  req: Applier,
+  name: string,
+  steps: PlannedStep[],
+  ownFiles = false,
+): Promise<{ phase: PhaseReport; changed: boolean; error?: Error }> {
+  const pr: PhaseReport = { name, status: steps.length ? 'ok' : 'nothing-to-do', notes: [], steps: [] };
+  const tally: Tally = { changed: false, removed: emptyRemoved() };
+  const t0 = performance.now();
+  req.reporter.emit({ type: 'phase-start', phase: name, summary: name });
+  try {
+    await runSteps(req, { name, ownFiles }, { steps }, pr, tally);
+    return { phase: pr, changed: tally.changed };
+  } catch (err) {
+    pr.status = 'failed';
+    return { phase: pr, changed: tally.changed, error: err as Error };
+  } finally {
+    pr.ms = Math.round(performance.now() - t0);
+    req.reporter.emit({ type: 'phase-end', phase: name, status: pr.status, ms: pr.ms });
   }
 }
 

@@ -151,11 +151,27 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
       notes.push(
         `the manifest (version ${manifest.version}) does not list the members of files.tar: they were checked against the paths it removed only`,
       );
+    // Only the paths that are gone: one that exists again (the new CNI wrote it, or an earlier
+    // restore put it back) is left as it is, and a second restore says it restored nothing.
+    const gone: string[] = [];
+    for (const f of manifest.files) if ((await host.entryType(f)) === null) gone.push(f);
+    if (gone.length < manifest.files.length)
+      notes.push(`${manifest.files.length - gone.length} of the ${manifest.files.length} saved paths exist: left as they are`);
     // --skip-old-files: a file the new CNI (or the operator) has written since is never overwritten.
-    steps.push({
-      argv: ['tar', '-C', host.root, '-xpf', path.join(dir, 'files.tar'), '--skip-old-files'],
-      removes: { kind: 'file restored', items: manifest.files },
-    });
+    if (gone.length)
+      steps.push({
+        argv: [
+          'tar',
+          '-C',
+          host.root,
+          '-xpf',
+          path.join(dir, 'files.tar'),
+          '--skip-old-files',
+          '--',
+          ...gone.map((f) => f.replace(/^\/+/, '')),
+        ],
+        removes: { kind: 'file restored', items: gone },
+      });
   }
   for (const fw of manifest.firewall) {
     if (!(await host.has(fw.save)) || !(await host.has(fw.restore))) {

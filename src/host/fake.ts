@@ -630,9 +630,9 @@ export class FakeHost implements Host {
       argv[3] === '-xpf' &&
       argv[4] &&
       argv[5] === '--skip-old-files' &&
-      argv.length === 6
+      (argv.length === 6 || (argv[6] === '--' && argv.length > 7))
     ) {
-      return () => this.tarExtract(clean(argv[2]!), clean(argv[4]!));
+      return () => this.tarExtract(clean(argv[2]!), clean(argv[4]!), argv.slice(7));
     }
 
     if (argv[0] === 'systemctl' && (argv[1] === 'stop' || argv[1] === 'start') && argv.length > 2) {
@@ -835,11 +835,14 @@ export class FakeHost implements Host {
     );
   }
 
-  private tarExtract(dir: string, archive: string): Outcome {
+  /** GNU tar -x: every member, or only the named ones and what is below them. */
+  private tarExtract(dir: string, archive: string, only: string[] = []): Outcome {
     const text = this.fileAt(archive);
     if (text === undefined) return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
     const { entries } = JSON.parse(text) as { entries: Array<{ path: string } & FsNode> };
+    const named = (rel: string) => !only.length || only.some((m) => rel.replace(/\/+$/, '') === m || rel.startsWith(`${m}/`));
     for (const { path: rel, ...node } of entries) {
+      if (!named(rel)) continue;
       const to = clean(path.posix.join(dir, rel));
       if (this.fs.has(to)) continue; // --skip-old-files
       this.mkdirReal(path.posix.dirname(to), 0o755);

@@ -1,34 +1,12 @@
 // The end of a run, in words: what was removed (by kind), where the backup is and how to undo it,
 // how long it took, and what the operator still has to do (uncordon, rerun after a failure).
-import type { RemovedKind, Report } from '../events.js';
+import { removedCounts, type Report } from '../events.js';
 import { PHASES } from '../phases/index.js';
 import { shellQuote } from '../util/shell.js';
 
+export { removedCounts } from '../events.js';
+
 const CLEANUP = new Set(PHASES.filter((p) => p.cleanup).map((p) => p.name));
-
-const WORDS: Record<RemovedKind, [string, string]> = {
-  configs: ['CNI config', 'CNI configs'],
-  statePaths: ['state path', 'state paths'],
-  interfaces: ['interface', 'interfaces'],
-  routes: ['route', 'routes'],
-  firewallRules: ['firewall rule', 'firewall rules'],
-  firewallChains: ['firewall chain', 'firewall chains'],
-  nftablesTables: ['nftables table', 'nftables tables'],
-  ipsets: ['ipset', 'ipsets'],
-  namespaces: ['network namespace', 'network namespaces'],
-  sandboxes: ['pod sandbox', 'pod sandboxes'],
-  modules: ['kernel module', 'kernel modules'],
-  bpfAttachments: ['BPF attachment', 'BPF attachments'],
-  bpfPins: ['BPF pin', 'BPF pins'],
-};
-
-/** "3 CNI configs, 1 interface, 12 routes", or null when nothing of any kind. */
-export function removedCounts(removed: Report['removed']): string | null {
-  const parts = (Object.keys(WORDS) as RemovedKind[])
-    .filter((k) => removed[k].count > 0)
-    .map((k) => `${removed[k].count} ${WORDS[k][removed[k].count === 1 ? 0 : 1]}`);
-  return parts.length ? parts.join(', ') : null;
-}
 
 export const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
 

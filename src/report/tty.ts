@@ -2,7 +2,7 @@
 import chalk from 'chalk';
 import ora, { type Ora } from 'ora';
 import type { Reporter, SweepEvent } from '../events.js';
-import { renderArgv } from '../util/shell.js';
+import { argvLine, phaseEndLine } from './lines.js';
 
 export class TtyReporter implements Reporter {
   private spinner: Ora | null = null;
@@ -21,16 +21,16 @@ export class TtyReporter implements Reporter {
         }).start();
         break;
       case 'step-start':
-        if (this.spinner) this.spinner.text = `${chalk.bold(e.phase)} ${renderArgv(e.step.argv)}`;
+        if (this.spinner) this.spinner.text = `${chalk.bold(e.phase)} ${argvLine(e.step.argv, false)}`;
         break;
       case 'step-end':
         if (this.verbose || e.status !== 'ok')
           this.line(
-            `  ${e.status === 'ok' ? chalk.green('✔') : chalk.red('✖')} ${renderArgv(e.step.argv)} ${chalk.dim(`${e.ms} ms`)}${e.error ? ` ${chalk.red(e.error)}` : ''}`,
+            `  ${e.status === 'ok' ? chalk.green('✔') : chalk.red('✖')} ${argvLine(e.step.argv, this.verbose)} ${chalk.dim(`${e.ms} ms`)}${e.error ? ` ${chalk.red(e.error)}` : ''}`,
           );
         break;
       case 'phase-end': {
-        const text = `${chalk.bold(e.phase)} ${chalk.dim(`${e.status}, ${e.ms} ms`)}`;
+        const text = `${chalk.bold(e.phase)} ${chalk.dim(phaseEndLine(e.phase, e.status, e.ms).slice(e.phase.length + 1))}`;
         if (!this.spinner) break;
         if (e.status === 'failed') this.spinner.fail(text);
         else if (e.status === 'ok') this.spinner.succeed(text);

@@ -147,25 +147,49 @@ const clock = (s: string) => s.replace(/\d{8}T\d{6}Z-/g, '<time>-').replace(/\d{
 /**
  * The commands of a plan script (comments and the preamble left out), each as its argv and stdin
  * render: the report has no working directory or output file, so the plan's `(cd DIR && ...)` and
- * `> FILE` are taken off.
+ * `> FILE` are taken off. What bash would do to the text is done here too: the header's variables
+ * (NODE, CREATED, BACKUP) are put in, an operand per line is joined back, and a heredoc that
+ * carries variables is expanded and shown quoted, as a step renders without them.
  */
 export function planCommands(script: string): string[] {
   const body = script.split('\nset -euo pipefail\n')[1] ?? '';
+  const vars = new Map<string, string>();
+  const expand = (s: string) => s.replace(/"\$([A-Z]+)"/g, (_, v: string) => vars.get(v) ?? `$${v}`);
   const out: string[] = [];
-  let heredoc: string | null = null;
+  let heredoc: { tag: string; quoted: boolean } | null = null;
+  let pending = '';
   for (const line of body.split('\n')) {
     if (heredoc !== null) {
-      out[out.length - 1] = `${out[out.length - 1]!}\n${line}`;
-      if (line === heredoc) heredoc = null;
+      if (line === heredoc.tag) {
+        out[out.length - 1] = `${out[out.length - 1]!}\n${line}`;
+        heredoc = null;
+        continue;
+      }
+      const text = heredoc.quoted
+        ? line
+        : line.replace(/\$\{([A-Z]+)\}/g, (_, v: string) => vars.get(v) ?? '').replace(/\\([\\$`])/g, '$1');
+      out[out.length - 1] = `${out[out.length - 1]!}\n${text}`;
       continue;
     }
     if (!line || line.startsWith('#')) continue;
-    heredoc = /<<'([^']+)'$/.exec(line)?.[1] ?? null;
-    let cmd = heredoc ? line.slice(0, line.length - ` <<'${heredoc}'`.length) : line;
+    const assign = /^([A-Z]+)=(\S+)$/.exec(line);
+    if (assign) {
+      vars.set(assign[1]!, assign[2]!);
+      continue;
+    }
+    if (line.endsWith(' \\')) {
+      pending += `${line.slice(0, -2).trimStart()} `;
+      continue;
+    }
+    const whole = pending + line.trimStart();
+    pending = '';
+    const m = /<<('?)([^' ]+)\1$/.exec(whole);
+    heredoc = m ? { tag: m[2]!, quoted: m[1] === "'" } : null;
+    let cmd = expand(m ? whole.slice(0, whole.length - m[0].length - 1) : whole);
     cmd = cmd.replace(/ > \S+$/, '');
     const sub = /^\(cd \S+ && (.*)\)$/.exec(cmd);
     if (sub) cmd = sub[1]!;
-    out.push(heredoc ? `${cmd} <<'${heredoc}'` : cmd);
+    out.push(heredoc ? `${cmd} <<'${heredoc.tag}'` : cmd);
   }
   return out.map(clock);
 }

@@ -85,7 +85,9 @@ describe('backup and restore', () => {
 
     const again = runCli(node, ['restore', backup, '--json']);
     expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout).steps.map((s: { argv: string[] }) => s.argv[0])).toEqual(['tar']);
+    // Every saved path is there again: nothing is extracted, nothing counted as restored.
+    expect(JSON.parse(again.stdout).steps).toEqual([]);
+    expect(JSON.parse(again.stdout).restored).toEqual({ paths: 0, firewallRules: 0, nftablesTables: 0 });
     expect(restorable(snapshot(node)).ipt4nft).toEqual(before.ipt4nft);
   });
 
@@ -97,12 +99,28 @@ describe('backup and restore', () => {
     expect(fs.readdirSync(base)).toHaveLength(1);
     const list = runCli(node, ['backups', '--root', node.root]);
     expect(list.code).toBe(0);
-    expect(list.stdout).toMatch(/^\d{4}-\d\d-\d\dT\S+ {2}node-1 {2}flannel {2}\d+\.\d KiB {2}\//m);
+    expect(list.stdout.split('\n')[0]).toMatch(/^CREATED +NODE +CNI +SIZE +NAME$/);
+    expect(list.stdout).toMatch(/^\d{4}-\d\d-\d\dT\S+ {2}node-1 {2}flannel {2}\d+\.\d KiB {2}\d{8}T\d{6}Z-node-1$/m);
     fs.mkdirSync(path.join(base, '00000000T000000Z-old'));
     const pruned = runCli(node, ['backups', 'prune', '--keep', '1', '--root', node.root]);
     expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toBe(`removed ${path.join(base, '00000000T000000Z-old')}\n`);
     expect(fs.readdirSync(base)).toHaveLength(1);
     expect(fs.readdirSync(base)[0]).toMatch(/-node-1$/);
+
+    // --keep 0 takes every way back: a dry run shows it, and without a terminal it needs --yes.
+    const last = path.join(base, fs.readdirSync(base)[0]!);
+    const dry = runCli(node, ['backups', 'prune', '--keep', '0', '--dry-run', '--root', node.root]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`\nrm -rf -- ${last}\n`);
+    const refused = runCli(node, ['backups', 'prune', '--keep', '0', '--root', node.root]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('cni-sweep: error: refusing to remove every backup without confirmation\n  hint: pass --yes');
+    expect(fs.readdirSync(base)).toEqual([path.basename(last)]);
+    const all = runCli(node, ['backups', 'prune', '--keep', '0', '--yes', '--root', node.root]);
+    expect(all.code).toBe(0);
+    expect(fs.readdirSync(base)).toEqual([]);
+    expect(runCli(node, ['backups', '--root', node.root]).stdout).toBe(`no backups in ${base}\n`);
   });
 
   it('refuses a corrupt backup with one line and exit 2, changing nothing', () => {
@@ -332,8 +350,8 @@ describe('faults', () => {
     for (let i = 0; i < 500 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 20));
     process.kill(-child.pid!, 'SIGTERM');
     expect(await exited).toBe(143);
-    expect(stderr.split('\n').filter((l) => /interrupted/.test(l))).toEqual([
-      expect.stringMatching(/^cni-sweep: restore interrupted by SIGTERM: [1-9]\d* command\(s\) not run; run it again to finish$/),
+    expect(stderr.split('\n').filter((l) => /interrupted by/.test(l))).toEqual([
+      expect.stringMatching(/^cni-sweep: restore interrupted by SIGTERM: [1-9]\d* commands? not run; run it again to finish$/),
     ]);
     // tar finished: the files are back; the firewall batches after it did not run.
     expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(true);

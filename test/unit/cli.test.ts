@@ -12,6 +12,9 @@ import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
 import { emptyRemoved, type Report } from '../../src/events.js';
 import { runSummary } from '../../src/report/summary.js';
+import { shortArgv } from '../../src/report/lines.js';
+import { renderStep } from '../../src/plan.js';
+import { executedCommands, planCommands } from '../helpers/runtime-state.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
@@ -210,8 +213,24 @@ describe('refusals exit 3 and change nothing', () => {
     expect(r.stderr).toContain(
       'cni-sweep will change node node-1. It will remove:\n  - CNI config (1): /etc/cni/net.d/10-flannel.conflist\n',
     );
-    expect(r.stderr).toMatch(/cni-sweep: error: not confirmed: nothing was changed\n$/);
+    expect(r.stderr).toMatch(/cni-sweep: not confirmed: nothing was changed\n$/);
     expect(r.stdout).toBe('');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('the prompt groups names that differ only per pod, says where the full list is, and a no is not an error', async () => {
+    const { host } = dirtyFlannelNode({ pods: 20 });
+    const r = await cli(RUN, host, { answer: 'no' });
+    expect(r.code).toBe(3);
+    const said = r.stderr.split('\n');
+    expect(said).toContain('  - interface (22): veth* (20), flannel.1, cni0');
+    expect(said).toContain(
+      '  - CNI state (23): /run/flannel, /var/lib/cni/flannel, /var/lib/cni/networks/cbr0, /var/lib/cni/results/cbr0-*-eth0 (20)',
+    );
+    expect(said).toContain('  - network namespace (20): cni-* (20)');
+    expect(said).toContain('Every command, in full: `cni-sweep plan` (with the same options).');
+    expect(r.stderr).not.toContain('error');
+    expect(said.at(-2)).toBe('cni-sweep: not confirmed: nothing was changed');
     expect(host.calls).toEqual([]);
   });
 
@@ -368,8 +387,72 @@ describe('run', () => {
     expect(iface.steps[0]).toMatchObject({ argv: ['ip', '-batch', '-'], status: 'ok' });
     expect(iface.steps[0].stdin).toMatch(/link set dev cni0 group 4242424\nlink delete group 4242424\n$/);
     expect(typeof iface.steps[0].ms).toBe('number');
-    expect(r.stderr).toContain('cni-sweep: [interfaces] ran: ip -batch -');
+    expect(r.stderr).toMatch(/^cni-sweep: interfaces ok, \d+ ms$/m);
     expect(r.stderr).toContain('cni-sweep: found flannel: config /etc/cni/net.d/10-flannel.conflist');
+  });
+
+  it('off a terminal the progress is the compact lines a terminal shows; whole commands only with --verbose; --quiet keeps warnings only', async () => {
+    const plain = await cli([...RUN, '--yes'], dirtyFlannelNode().host);
+    expect(plain.code).toBe(0);
+    // One line per phase, as the spinner ends it; no command line that went well.
+    expect(plain.stderr).toMatch(/^cni-sweep: interfaces ok, \d+ ms\ncni-sweep: routes ok, \d+ ms$/m);
+    expect(plain.stderr).toMatch(/^cni-sweep: remove-sandboxes nothing to do, \d+ ms$/m);
+    expect(plain.stderr).not.toMatch(/ran: |nothing-to-do|rm -rf|tar -C/);
+    const verbose = await cli([...RUN, '--yes', '--verbose'], dirtyFlannelNode().host);
+    expect(verbose.stderr).toMatch(/^cni-sweep: {3}ran: rm -rf -- \/run\/flannel \/var\/lib\/cni\/flannel .*-eth0 \(\d+ ms\)$/m);
+    const quiet = await cli([...RUN, '--yes', '-q'], dirtyFlannelNode().host);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).toBe('');
+    // The result is on stdout all the same.
+    expect(quiet.stdout).toMatch(/^cni-sweep: node node-1: removed flannel state in .*\n.*cni-sweep restore /);
+  });
+
+  it('every run appends one JSON line to /var/log/cni-sweep.log: time, node, CNI, changed, counts, backup, exit', async () => {
+    const { host } = dirtyFlannelNode();
+    const no = await cli(RUN, host, { answer: 'n' });
+    expect(no.code).toBe(3);
+    const first = await cli([...RUN, '--yes', '--json'], host);
+    const second = await cli([...RUN, '--yes'], host);
+    expect(second.code).toBe(0);
+    await cli(['plan', '--node', 'node-1'], host); // a plan is no run
+    const lines = (await host.readFile('/var/log/cni-sweep.log'))!.split('\n');
+    expect(lines.pop()).toBe('');
+    const [refused, ran, clean] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(3);
+    const zero = Object.fromEntries(Object.keys(emptyRemoved()).map((k) => [k, 0]));
+    expect(refused).toMatchObject({ node: 'node-1', cni: ['flannel'], changed: false, removed: zero, backup: null, exit: 3 });
+    const report = JSON.parse(first.stdout);
+    expect(ran).toEqual({
+      time: report.startedAt,
+      node: 'node-1',
+      cni: ['flannel'],
+      changed: true,
+      removed: {
+        ...zero,
+        configs: 1,
+        statePaths: 5,
+        interfaces: 4,
+        routes: 2,
+        firewallRules: 9,
+        firewallChains: 11,
+        nftablesTables: 2,
+        namespaces: 2,
+      },
+      backup: report.backup,
+      exit: 0,
+      durationMs: report.durationMs,
+      version: VERSION,
+    });
+    expect(clean).toMatchObject({ cni: [], changed: false, backup: null, exit: 0 });
+  });
+
+  it('a long command line is shortened to its words before the operands and a count', () => {
+    const paths = Array.from({ length: 23 }, (_, i) => `/var/lib/cni/results/cbr0-${'f'.repeat(64)}${i}-eth0`);
+    expect(shortArgv(['rm', '-rf', '--', ...paths])).toBe('rm -rf -- (23 paths)');
+    expect(shortArgv(['tar', '-C', '/', '-cpf', '/b/files.tar', '--', ...paths.map((p) => p.slice(1))])).toBe(
+      'tar -C / -cpf /b/files.tar -- (23 arguments)',
+    );
+    expect(shortArgv(['ip', '-batch', '-'])).toBe('ip -batch -');
   });
 
   it('a failing phase exits 1, says which command failed, and the JSON report names it', async () => {
@@ -511,6 +594,58 @@ describe('the JSON report follows schema/report.schema.json', () => {
 });
 
 describe('plan', () => {
+  it('two identical nodes planned at different times differ only in the header lines of time and node', async () => {
+    const a = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    await new Promise((r) => setTimeout(r, 1100)); // a backup directory's name counts seconds
+    const b = await cli(['plan', '--node', 'node-2', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    const linesB = b.stdout.split('\n');
+    const differ = a.stdout.split('\n').flatMap((l, i) => (l === linesB[i] ? [] : [`${l}  |  ${linesB[i]}`]));
+    const [createdA, createdB] = [a, b].map((r) => /^CREATED=(.*)$/m.exec(r.stdout)![1]!);
+    const [dirA, dirB] = [a, b].map((r) => /^BACKUP=(.*)$/m.exec(r.stdout)![1]!);
+    expect(dirA).toMatch(/^\/var\/backups\/cni-sweep\/\d{8}T\d{6}Z-node-1$/);
+    expect(linesB).toHaveLength(a.stdout.split('\n').length);
+    expect(differ).toEqual([
+      '# node: node-1  |  # node: node-2',
+      `# planned: ${createdA}  |  # planned: ${createdB}`,
+      'NODE=node-1  |  NODE=node-2',
+      `CREATED=${createdA}  |  CREATED=${createdB}`,
+      `BACKUP=${dirA}  |  BACKUP=${dirB}`,
+    ]);
+    // Counts by kind in the header, one path per line, and why the links go into a group.
+    expect(a.stdout).toContain(
+      '\n# would remove: 1 CNI config, 5 state paths, 4 interfaces, 2 routes, 9 firewall rules, 11 firewall chains, 2 nftables tables, 2 network namespaces\n',
+    );
+    expect(a.stdout).toMatch(
+      /\nrm -rf -- \\\n {2}\/run\/flannel \\\n {2}\/var\/lib\/cni\/flannel \\\n {2}\/var\/lib\/cni\/networks\/cbr0 \\\n/,
+    );
+    expect(a.stdout).toContain('\nmkdir -p -m 0700 -- \\\n  "$BACKUP" \\\n  "$BACKUP"/firewall \\\n  "$BACKUP"/node\n');
+    expect(a.stdout).toMatch(/\n# the links go into one unused link group[^\n]*\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev/);
+    execFileSync('bash', ['-n'], { input: a.stdout });
+  });
+
+  it('the plan script is the commands a run executes, once bash has put in the header values', async () => {
+    const plan = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    const run = await cli(['run', '--yes', '--json', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode().host);
+    expect(run.code).toBe(0);
+    const ran = executedCommands(JSON.parse(run.stdout));
+    expect(ran.length).toBeGreaterThan(20);
+    expect(planCommands(plan.stdout)).toEqual(ran);
+  });
+
+  it('a heredoc carrying the header values gives bash exactly the bytes of the step', () => {
+    const vars = { node: 'node-1', created: '2026-11-30T07:16:42.696Z', backup: '/var/backups/cni-sweep/20261130T071642Z-node-1' };
+    const stdin = `{\n  "created": "${vars.created}",\n  "node": "node-1",\n  "files": ["/run/a$(touch x)\`b\`\\\\c \\"q\\" $HOME \\\\"],\n  "dir": "${vars.backup}"\n}\n`;
+    const line = renderStep({ argv: ['cat'], stdin }, vars);
+    expect(line).toMatch(/^cat <<CNI_SWEEP_EOF\n/);
+    expect(line).toContain('"node": "${NODE}"');
+    const out = execFileSync('bash', ['-c', `set -eu\nNODE=${vars.node}\nCREATED=${vars.created}\nBACKUP=${vars.backup}\n${line}`], {
+      encoding: 'utf8',
+      cwd: tmp,
+    });
+    expect(out).toBe(stdin);
+    expect(fs.existsSync(path.join(tmp, 'x'))).toBe(false);
+  });
+
   it('prints a bash script on stdout, with stdin as quoted heredocs, and changes nothing', async () => {
     const { host, pods } = dirtyFlannelNode();
     const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
@@ -529,7 +664,8 @@ describe('plan', () => {
       "\nnft -f - <<'CNI_SWEEP_EOF'\ndelete table ip flannel-ipv4\ndelete table ip6 flannel-ipv6\nCNI_SWEEP_EOF\n",
     );
     expect(r.stdout).toContain('\nrm -f -- /etc/cni/net.d/10-flannel.conflist\n');
-    expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');
+    expect(r.stdout).toContain('\nNODE=node-1\n');
+    expect(r.stdout).toContain('\nkubectl --kubeconfig /k drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout=300s\n');
     // bash accepts it as a script
     execFileSync('bash', ['-n'], { input: r.stdout });
     expect(r.stderr).not.toContain('#!/usr/bin/env bash');
@@ -540,8 +676,12 @@ describe('plan', () => {
     const a = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], host);
     const b = await cli(['run', '--dry-run', '--node', 'node-1', '--kubeconfig', '/k'], host);
     expect(b.code).toBe(0);
-    const undated = (s: string) => s.replace(/\d{8}T\d{6}Z/g, 'TIME').replace(/"created": "[^"]+"/g, '');
+    const undated = (s: string) => s.replace(/\d{8}T\d{6}Z/g, 'TIME').replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'ISO');
     expect(undated(b.stdout)).toBe(undated(a.stdout));
+    // A script can swap run for plan: plan takes --yes and ignores it.
+    const c = await cli(['plan', '--yes', '--node', 'node-1', '--kubeconfig', '/k'], host);
+    expect(c.code).toBe(0);
+    expect(undated(c.stdout)).toBe(undated(a.stdout));
     expect(host.calls).toEqual([]);
   });
 
@@ -752,6 +892,42 @@ describe('help, version and profiles', () => {
     expect(plan.stdout).toContain('Exit codes: 0 the plan is printed (--json: wouldChange');
   });
 
+  it('completion bash|zsh|fish and the man page come from the program --help is made from', async () => {
+    const bash = await cli(['completion', 'bash']);
+    expect(bash.code).toBe(0);
+    // bash completes a command, then that command's options, as --help lists them.
+    const complete = (line: string) =>
+      execFileSync(
+        'bash',
+        ['-c', `${bash.stdout}\nCOMP_WORDS=(${line}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _cni_sweep; printf '%s\\n' "\${COMPREPLY[@]}"`],
+        { encoding: 'utf8' },
+      ).trim();
+    expect(complete('cni-sweep re')).toBe('restore');
+    expect(complete('cni-sweep run --no-')).toBe('--no-color\n--no-restart-on-failure');
+    expect(complete('cni-sweep completion z')).toBe('zsh');
+    const help = (await cli(['run', '--help'])).stdout;
+    for (const f of complete("cni-sweep run ''").split('\n')) expect(help).toContain(f);
+    expect((await cli(['completion', 'zsh'])).stdout).toMatch(
+      /^#compdef cni-sweep\n[^]*bashcompinit[^]*complete -o default -F _cni_sweep cni-sweep\n$/,
+    );
+    const fish = (await cli(['completion', 'fish'])).stdout;
+    expect(fish).toContain('complete -c cni-sweep -n __fish_use_subcommand -a doctor -d ');
+    expect(fish).toContain("complete -c cni-sweep -n '__fish_seen_subcommand_from backups' -l keep -r -d ");
+    const bad = await cli(['completion', 'bsh']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('cni-sweep: error: unknown shell "bsh" (did you mean bash?)\n  hint: shells: bash, zsh, fish\n');
+
+    const man = (await cli(['man'])).stdout;
+    expect(man).toMatch(/^\.TH CNI-SWEEP 1 /);
+    expect(man).toContain('\n.SH RUN\n.B cni\\-sweep run\n');
+    expect(man).toContain('\n.B \\-\\-no\\-restart\\-on\\-failure\n');
+    expect(man).toContain('\n.B cni\\-sweep restore \\fIbackup\\fR\n');
+    // The exit codes of run --help are in the page too.
+    expect(man).toContain('129, 130, 141, 143');
+    // A hidden command is not in the help.
+    expect((await cli(['--help'])).stdout).not.toMatch(/^ {2}man\b/m);
+  });
+
   it('profiles lists flannel with what it owns', async () => {
     const r = await cli(['profiles']);
     expect(r.code).toBe(0);
@@ -759,8 +935,22 @@ describe('help, version and profiles', () => {
     expect(lines[0]).toBe('flannel: Flannel (vxlan, host-gw, wireguard, udp, ipip backends) with the bridge and portmap plugins');
     expect(lines).toContain('  config:     files whose plugin types include flannel');
     expect(lines.find((l) => l.startsWith('  interfaces:'))).toBe(
-      '  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, /^flannel\\.\\d+$/, /^flannel-v6\\.\\d+$/, veths attached to its bridge',
+      '  interfaces: cni0, flannel.1, flannel-v6.1, flannel-wg, flannel-wg-v6, flannel0, flannel.ipip, flannel.<n>, flannel-v6.<n>, veths attached to its bridge',
     );
+    const block = (cni: string) => {
+      const from = lines.findIndex((l) => l.startsWith(`${cni}: `));
+      return lines.slice(
+        from,
+        lines.findIndex((l, k) => k > from && !l.startsWith('  ')),
+      );
+    };
+    const [calico, canal] = [block('calico'), block('canal')];
+    expect(calico).toContain('  config:     files whose plugin types include calico with IPAM calico-ipam; calico-kubeconfig');
+    expect(canal).toContain('  config:     files whose plugin types include calico with IPAM host-local; calico-kubeconfig');
+    expect(calico.find((l) => l.startsWith('  interfaces:'))).toBe(
+      "  interfaces: vxlan.calico, vxlan-v6.calico, wireguard.cali, wg-v6.cali, cali<11 hex>; tunl0 (the kernel's, made with its module: addresses flushed and set down, not deleted)",
+    );
+    expect(calico.find((l) => l.startsWith('  firewall:'))).toMatch(/; comments "cali:\.\.\."; /);
     expect(lines.find((l) => l.startsWith('  nftables:'))).toBe('  nftables:   ip flannel-ipv4, ip6 flannel-ipv6');
     expect(lines).toContain('  live while: flanneld runs in this network namespace');
     expect(lines).toContain(
@@ -774,8 +964,8 @@ describe('help, version and profiles', () => {
 
 describe('restore', () => {
   /** Copies a backup the fake node wrote to a real directory (restore reads it with node:fs) and into the fake at that path. */
-  function materialize(host: FakeHost, backup: string): string {
-    const dir = fs.mkdtempSync(path.join(tmp, 'backup-'));
+  function materialize(host: FakeHost, backup: string, base = tmp): string {
+    const dir = fs.mkdtempSync(path.join(base, 'backup-'));
     for (const p of host.paths()) {
       if (!p.startsWith(`${backup}/`) || p.endsWith('/')) continue;
       const rel = p.slice(backup.length + 1);
@@ -819,11 +1009,50 @@ describe('restore', () => {
     expect(byChain('ip6tables-nft', 'nat')).toEqual(before.v6);
     expect(host.nftTables.map((t) => `${t.family} ${t.name}`).sort()).toEqual(before.nft.map((t) => `${t.family} ${t.name}`).sort());
 
-    // Everything is back: a second restore has nothing to do and duplicates nothing.
+    // It says what it put back.
+    expect(r.stdout).toBe(`cni-sweep: restore from ${dir}: restored 6 paths, 36 firewall rules, 2 nftables tables\n`);
+
+    // Everything is back: a second restore has nothing to do, duplicates nothing, and says so.
     const again = await cli(['restore', dir, '--json'], host);
     expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout).steps.filter((s: { argv: string[] }) => s.argv[0] !== 'tar')).toEqual([]);
+    const second = JSON.parse(again.stdout);
+    expect(second.steps).toEqual([]);
+    expect(second).toMatchObject({ changed: false, restored: { paths: 0, firewallRules: 0, nftablesTables: 0 } });
+    expect(second.notes).toContain('6 of the 6 saved paths exist: left as they are');
+    expect((await cli(['restore', dir], host)).stdout).toBe(
+      `cni-sweep: restore from ${dir}: nothing to restore: everything in the backup is present\n`,
+    );
     expect(byChain('iptables-nft', 'nat')).toEqual(before.v4);
+  });
+
+  it('restore NAME and restore latest find the backup under the backup dir; a path taken again puts back only what is gone', async () => {
+    const { host } = dirtyFlannelNode();
+    const run = await cli([...RUN, '--yes', '--json'], host);
+    const base = fs.mkdtempSync(path.join(tmp, 'backups-'));
+    const dir = materialize(host, JSON.parse(run.stdout).backup, base);
+    const name = path.basename(dir);
+    fs.mkdirSync(path.join(base, 'backup-~unreadable')); // newest by name, and no backup: latest passes it by
+    const list = await cli(['backups', '--backup-dir', base], host);
+    expect(list.stdout.split('\n')[0]).toMatch(/^CREATED +NODE +CNI +SIZE +NAME$/);
+    expect(list.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+ +node-1 +flannel +\\d+\\.\\d KiB +${name}$`, 'm'));
+
+    const byName = await cli(['restore', name, '--backup-dir', base, '--dry-run'], host);
+    expect(byName.code).toBe(0);
+    expect(byName.stdout).toContain(`# cni-sweep ${VERSION} restore plan for ${dir}\n`);
+    expect(byName.stdout).toContain('# would restore: 6 paths, 36 firewall rules, 2 nftables tables\n');
+    const typo = await cli(['restore', name.slice(0, -1), '--backup-dir', base], host);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(`no backup named "${name.slice(0, -1)}" in ${base}`);
+
+    // One path the new CNI wrote again is left as it is; the rest goes back.
+    host.writeFile('/run/flannel/subnet.env', 'NEW=1\n', 0o644);
+    const latest = await cli(['restore', 'latest', '--backup-dir', base, '--json'], host);
+    expect(latest.code).toBe(0);
+    const report = JSON.parse(latest.stdout);
+    expect(report.backup).toBe(dir);
+    expect(report.restored).toEqual({ paths: 5, firewallRules: 36, nftablesTables: 2 });
+    expect(report.notes).toContain('1 of the 6 saved paths exist: left as they are');
+    expect(await host.readFile('/run/flannel/subnet.env')).toBe('NEW=1\n');
   });
 
   it('reads a version 1 manifest (no member list): the members are checked against its paths, and the plan says so', async () => {
