@@ -150,7 +150,7 @@ export function selectPhases(o: CommonOpts): Set<string> {
   // Nothing is removed without a backup: --only with a cleanup phase brings the backup along.
   if (only.length) {
     const cleans = PHASES.some((p) => p.cleanup && only.includes(p.name));
-    return new Set(PHASE_NAMES.filter((n) => only.includes(n) || (cleans && n === 'backup')));
+    return new Set(PHASES.filter((p) => only.includes(p.name) || (cleans && p.writesBackup)).map((p) => p.name));
   }
   return new Set(PHASE_NAMES.filter((n) => !skip.includes(n) && (!optIn.has(n) || extra.includes(n))));
 }

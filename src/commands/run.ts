@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { RefusedError } from '../errors.js';
 import { startBackupReads } from '../phases/backup.js';
-import { phasesFor } from '../phases/index.js';
+import { PHASES, phasesFor } from '../phases/index.js';
 import { removalSummary, renderScript } from '../plan.js';
 import { detect } from '../profiles/detect.js';
 import { loadProfileSet } from '../profiles/files.js';
@@ -77,7 +77,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
     if (!o.yes && !io.stdinIsTty)
       throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
-  if (!dryRun && o.yes && selected.has('backup')) startBackupReads(host);
+  if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name))) startBackupReads(host);
   startListings(host, preselected ?? all);
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await detectDistro(host, distros, override);
