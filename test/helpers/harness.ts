@@ -6,6 +6,12 @@ import path from 'node:path';
 import { createFlannelNode, destroyFlannelNode, inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from './flannel-node.js';
 import { decodeName, fsPath } from '../../src/util/names.js';
 
+/**
+ * cni-sweep's own files in a node's snapshot (NodeState.files): its backups, its journal and its run
+ * log. Not node state a run may change: tests leave them out when they compare before and after.
+ */
+export const OWN = /^var\/(backups|lib\/cni-sweep)(\/|$| )|^var\/log\/( |cni-sweep\.log )/;
+
 export const REPO = path.resolve(__dirname, '../..');
 export const CLI = path.join(REPO, 'dist/cni-sweep.cjs');
 export const SHIMS = path.join(REPO, 'test/helpers/shims');
@@ -161,7 +167,9 @@ export function snapshot(node: { ns: string; root: string }): NodeState {
     ipt6nft: iptablesState(node.ns, 'ip6tables-nft-save'),
     ipt6legacy: iptablesState(node.ns, 'ip6tables-legacy-save'),
     nft: nativeNftState(node.ns),
-    files: walk(node.root),
+    // The run log (<root>/var/log/cni-sweep.log) is cni-sweep's history, which every run appends to,
+    // refused runs too: not node state (its own tests read it).
+    files: walk(node.root).filter((f) => !/^var\/log\/( |cni-sweep\.log )/.test(f)),
   };
 }
 

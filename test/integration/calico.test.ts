@@ -6,13 +6,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, type CalicoInstall } from '../helpers/calico-node.js';
 import { addSandbox } from '../helpers/cri.js';
 import { inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
+import { nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
 const nodes = new TestNodes({ pods: 2 });
 afterEach(nodes.cleanUp);
 const node = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();
 
 interface State extends NodeState {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCilium, isMounted, MACVLAN_CONF } from '../helpers/cilium-node.js';
 import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { nodeArgs, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 const mounts: string[] = [];
@@ -51,7 +51,6 @@ function node(tag: string): FlannelNode {
 }
 
 const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const state = (n: FlannelNode) => {
   const s = snapshot(n);
   return { ...s, files: s.files.filter((f) => !OWN.test(f)), ipsets: ipsets(n) };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inNs, ipv4Rules, shimDir, type Backend, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
+import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
 const nodes = new TestNodes({ pods: 3 });
 afterEach(nodes.cleanUp);
@@ -54,7 +54,6 @@ function withoutFlannel(s: NodeState, node: FlannelNode): NodeState {
 }
 
 /** cni-sweep's own bookkeeping (backups, journal) is not node state. */
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/|$)|^var\/backups\/ /;
 function nodeOnly(s: NodeState): NodeState {
   return { ...s, files: s.files.filter((f) => !OWN.test(f) && !/^var\/backups\/ /.test(f)) };
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFlannelNode, destroyFlannelNode, inNs, PODMAN_CONFLIST, sh, write, type FlannelNode } from '../helpers/flannel-node.js';
-import { cliEnv, nodeArgs, runCli, scratch, snapshot } from '../helpers/harness.js';
+import { cliEnv, nodeArgs, runCli, scratch, snapshot, OWN } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 const agents: ChildProcess[] = [];
@@ -233,7 +233,6 @@ const lines = (ns: string, argv: string[]) =>
     .map((l) => l.trim())
     .filter((l) => l && !/^local fe80:|^fe80::|^multicast ff00::/.test(l));
 const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 /** Everything a run may change, in one comparable value. */
 const state = (n: FlannelNode) => {
   const s = snapshot(n);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico } from '../helpers/calico-node.js';
 import { inNs, sh, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
+import { nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
 const nodes = new TestNodes({ pods: 1 });
 afterEach(nodes.cleanUp);
@@ -46,7 +46,6 @@ async function startAgent(ns: string, name: string, args: string[] = []): Promis
 }
 
 const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const state = (n: FlannelNode) => {
   const s = snapshot(n);
   return { ...s, files: s.files.filter((f) => !OWN.test(f)), ipsets: ipsets(n) };

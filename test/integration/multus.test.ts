@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, write, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { nodeArgs, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 function node(tag: string): FlannelNode {
@@ -21,7 +21,6 @@ afterEach(() => {
   while (made.length) destroyFlannelNode(made.pop()!);
 });
 
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const state = (n: FlannelNode): NodeState => {
   const s = snapshot(n);
   return { ...s, files: s.files.filter((f) => !OWN.test(f)) };

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FLANNEL_CONFLIST, inNs, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
+import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
 const nodes = new TestNodes({ pods: 2 });
 afterEach(nodes.cleanUp);
@@ -19,7 +19,6 @@ const withBridge = (bridge: string) =>
   FLANNEL_CONFLIST.replace('"delegate": {', `"delegate": {\n        "bridge": ${JSON.stringify(bridge)},`);
 const tree = (dir: string): string[] =>
   fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).map(String).sort() : ['<gone>'];
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 const nodeOnly = (s: NodeState): NodeState => ({ ...s, files: s.files.filter((f) => !OWN.test(f) && !/^var\/backups\/ /.test(f)) });
 const notes = (report: { phases: Array<{ name: string; notes: string[] }> }, phase: string) =>
   report.phases.find((p) => p.name === phase)?.notes ?? [];

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFlannelNode, destroyFlannelNode, inNs, write, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, REPO, runCli, scratch, snapshot, type NodeState } from '../helpers/harness.js';
+import { nodeArgs, REPO, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
 afterEach(() => {
@@ -107,7 +107,6 @@ function madeupNode(tag: string): FlannelNode {
   return node;
 }
 
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )|^var\/backups\/ /;
 interface State extends NodeState {
   ipsets: string;
 }

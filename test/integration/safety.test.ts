@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, snapshot, TestNodes, type NodeState } from '../helpers/harness.js';
+import { cliArgv, cliEnv, nodeArgs, readCalls, resetCalls, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 import { onlyBinaries, wrapper } from '../helpers/faults.js';
 
 const nodes = new TestNodes({ pods: 2 });
@@ -13,7 +13,6 @@ afterEach(nodes.cleanUp);
 const dirtyNode = (tag: string, o: Partial<FlannelNodeOptions> = {}): FlannelNode => nodes.make(tag, o);
 
 const scratchDir = (node: FlannelNode, name: string) => path.join(path.dirname(node.root), name);
-const OWN = /^var\/(backups|lib\/cni-sweep)(\/| )/;
 /** Files as a restore can bring them back: pod netns files are mounts, not files, and are not restored. */
 const restorable = (s: NodeState) => ({ ...s, files: s.files.filter((f) => !OWN.test(f) && !/^run\/netns\/cni-/.test(f)) });
 
