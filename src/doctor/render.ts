@@ -10,15 +10,9 @@ export interface DoctorJson {
   root: string;
   /** The CNIs of the config the runtime uses. */
   cniInUse: string[];
-  /** fix: the recommended command when it stands for the finding's fix (fixedByRecommended); then: what to run after fix. */
+  /** fix: the recommended command when that stands for the finding's fix (recommended.fixes); then: what to run after fix. */
   findings: Array<
-    Omit<Finding, 'fix' | 'then' | 'removedWith'> & {
-      fix: string | null;
-      fixArgv: string[] | null;
-      then: string | null;
-      thenArgv: string[] | null;
-      fixedByRecommended: boolean;
-    }
+    Omit<Finding, 'fix' | 'then' | 'removedWith'> & { fix: string | null; fixArgv: string[] | null; then?: string; thenArgv?: string[] }
   >;
   /** The one command that fixes the findings it names (a whole cni-sweep run); null when none is. */
   recommended: { command: string; argv: string[]; fixes: string[] } | null;
@@ -59,9 +53,7 @@ export function toJson(view: NodeView, findings: Finding[]): DoctorJson {
         why,
         fix: fix ? renderArgv(fix) : null,
         fixArgv: fix,
-        then: after ? renderArgv(after) : null,
-        thenArgv: after,
-        fixedByRecommended: covered,
+        ...(after ? { then: renderArgv(after), thenArgv: after } : {}),
       };
     }),
     recommended: rec && { command: renderArgv(rec.argv), argv: rec.argv, fixes: [...new Set(rec.covers.map((f) => f.id))] },
