@@ -1109,3 +1109,74 @@ describe('a CNI the doctor knows only from its profile', () => {
     expect(f!.why).toMatch(/with Meshnet alone nothing on this node enforces them .* Run meshnet-policy beside it\.$/);
   });
 });
+
+describe('the recommended command', () => {
+  it('several findings of a departed Flannel: one whole run at the end stands for their fixes, in text and JSON', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.link(pods[0]!.veth)!.mtu = 1500;
+    const t = await doctor(host, ['--kubeconfig', '/k']);
+    expect(t.code).toBe(1);
+    // Each finding refers to the one command; none repeats it, none deletes pods or files by hand.
+    expect(t.stdout.split('\n').filter((l) => l.startsWith('  fix:'))).toEqual(Array(3).fill('  fix:      the recommended command below'));
+    expect(t.stdout).not.toMatch(/rm -f|delete pods|--only/);
+    expect(t.stdout.slice(t.stdout.indexOf('\nrecommended:'))).toBe(
+      [
+        '',
+        'recommended: cni-sweep run --cni flannel --kubeconfig /k',
+        '  fixes:    cni-plugin-missing, ipam-stale, mtu-pod-veth',
+        '  what:     one run in the safe order: drain, stop kubelet and the runtime, back up, remove, start them again',
+        '  first:    the same options to `cni-sweep plan` print every command it will run',
+        '  after:    the node stays cordoned: `kubectl --kubeconfig /k uncordon node-1` once a pod network runs',
+        '',
+      ].join('\n'),
+    );
+    const r = await json(host, ['--kubeconfig', '/k']);
+    expect(r.report?.recommended).toEqual({
+      command: 'cni-sweep run --cni flannel --kubeconfig /k',
+      argv: ['cni-sweep', 'run', '--cni', 'flannel', '--kubeconfig', '/k'],
+      fixes: ['cni-plugin-missing', 'ipam-stale', 'mtu-pod-veth'],
+    });
+    // A script following each finding's fix runs that same command; the drain's uncordon is not asked for on top.
+    expect(r.findings.map((f) => [f.id, f.fix, f.then])).toEqual([
+      ['cni-plugin-missing', 'cni-sweep run --cni flannel --kubeconfig /k', undefined],
+      ['ipam-stale', 'cni-sweep run --cni flannel --kubeconfig /k', undefined],
+      ['mtu-pod-veth', 'cni-sweep run --cni flannel --kubeconfig /k', undefined],
+    ]);
+  });
+
+  it('a healthy node has no recommended command; a fix of a CNI that stays is its own line', async () => {
+    const { host } = healthyFlannel();
+    expect((await json(host)).report?.recommended).toBeNull();
+    host.writeFile('/etc/cni/net.d/20-flannel.conflist', FLANNEL_CONFLIST);
+    const t = await doctor(host);
+    expect(t.stdout).toContain('  fix:      rm -f -- /etc/cni/net.d/20-flannel.conflist\n');
+    expect(t.stdout).not.toContain('recommended');
+  });
+});
+
+describe('what doctor did not check', () => {
+  it('no kubeconfig: the API checks; no default route: MTU; with the same lookup as run (admin.conf under the root)', async () => {
+    const { host, pods } = healthyFlannel();
+    host.link(pods[0]!.veth)!.mtu = 1500;
+    host.routes[4] = host.routes[4].filter((r) => r.dst !== 'default');
+    host.routes[6] = host.routes[6].filter((r) => r.dst !== 'default');
+    const r = await json(host);
+    // Without an uplink there is no MTU to compare with: no MTU finding, and the report says so.
+    expect(r.findings.filter((f) => f.id.startsWith('mtu'))).toEqual([]);
+    expect(r.report?.notChecked).toEqual([NO_KUBE, 'MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in']);
+    const t = await doctor(host);
+    expect(t.stdout).toContain(
+      `\nnot checked: ${NO_KUBE}\nnot checked: MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in\n`,
+    );
+    // run's drain finds /etc/kubernetes/admin.conf without --kubeconfig: so does doctor, and asks the API with it.
+    host.writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\nkind: Config\n');
+    const withAdmin = await json(host);
+    expect(withAdmin.report?.notChecked).not.toContain(NO_KUBE);
+    expect(host.queries.map((q) => q.join(' '))).toContain('kubectl --kubeconfig /etc/kubernetes/admin.conf get node node-1 -o json');
+  });
+
+  it('a node without a CNI config is said to be NotReady', async () => {
+    const t = await doctor(foreignNode());
+    expect(t.stdout).toContain('\nCNI in use: none (no CNI config: kubelet reports the node NotReady until a pod network installs one)\n');
+  });
+});
