@@ -7,6 +7,7 @@ import { selectProfiles } from '../profiles/index.js';
 import { loadDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro } from '../distros/node.js';
 import { doctor, isHealthy } from '../doctor/index.js';
+import { adminConf } from '../phases/kube.js';
 import { renderText, toJson } from '../doctor/render.js';
 import {
   checkRoot,
@@ -40,7 +41,8 @@ async function diagnose(io: Io, o: CommonOpts): Promise<number> {
     host,
     {
       node: o.node ?? host.hostname(),
-      kubeconfig: kubeconfigOf(io, o),
+      // The same lookup as run's drain: --kubeconfig, $KUBECONFIG, else the control plane's admin.conf.
+      kubeconfig: kubeconfigOf(io, o) ?? (await adminConf(host)) ?? undefined,
       podCidrs,
       profiles,
       allProfiles: known,
@@ -68,7 +70,7 @@ export function doctorCommand(program: Command, io: Io, done: Done): void {
     .option('--node <name>', 'Kubernetes node name (default: hostname)')
     .option(
       '--kubeconfig <path>',
-      "kubeconfig to read the Node's pod CIDR and the NetworkPolicy objects (default: $KUBECONFIG; without one the API is not asked)",
+      "kubeconfig to read the Node's pod CIDR and the NetworkPolicy objects (default: $KUBECONFIG, else /etc/kubernetes/admin.conf; without one the API is not asked)",
     )
     .option('--pod-cidr <cidrs>', "pod network CIDR(s), comma-separated: stands in for the Node's pod CIDR and for subnet.env")
     .option('--distro <name>', 'kubeadm, k3s, rke2 or microk8s (default: detected from units and files)')

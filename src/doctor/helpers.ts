@@ -8,12 +8,27 @@ import type { ConfigEntry, NodeView } from './types.js';
 /**
  * `cni-sweep run` limited to the phases that remove this kind of state, with the backup phase
  * first: `--only` selects exactly the phases named, and nothing may be removed without a backup.
- * --root and --pod-cidr are echoed so the run sees the node the doctor saw.
+ * For state of a CNI that stays (its stale config, its bridge): a departed CNI goes with runFix.
  */
 export function sweepFix(v: NodeView, cnis: string[], phases: string[]): string[] {
-  const argv = ['cni-sweep', 'run', '--cni', [...new Set(cnis)].join(','), '--only', ['backup', ...phases].join(',')];
+  return ['cni-sweep', 'run', '--cni', [...new Set(cnis)].join(','), '--only', ['backup', ...phases].join(','), ...sameNode(v)];
+}
+
+/** A whole `cni-sweep run`: drain, the services stopped, backup, every cleanup phase, in the run's safe order. */
+export function runFix(v: NodeView, cnis: string[]): string[] {
+  return ['cni-sweep', 'run', '--cni', [...new Set(cnis)].join(','), ...sameNode(v)];
+}
+
+/** A whole run's argv (no --only), as runFix makes it: the fixes the recommended command stands for. */
+export const isWholeRun = (fix: string[] | null): fix is string[] =>
+  fix?.[0] === 'cni-sweep' && fix[1] === 'run' && !fix.includes('--only');
+
+/** --root, --pod-cidr, --kubeconfig and --profile echoed, so the run sees the node the doctor saw. */
+function sameNode(v: NodeView): string[] {
+  const argv: string[] = [];
   if (v.root !== '/') argv.push('--root', v.root);
   if (v.podCidrs.length) argv.push('--pod-cidr', v.podCidrs.map((p) => p.text).join(','));
+  if (v.kubeconfig) argv.push('--kubeconfig', v.kubeconfig);
   for (const f of v.profileFiles ?? []) argv.push('--profile', f);
   return argv;
 }

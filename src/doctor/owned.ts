@@ -11,8 +11,7 @@ import {
   type TableDeletions,
 } from '../ownership.js';
 import type { IptDump } from '../parse/iptables.js';
-import { PHASE_NAMES } from '../phases/index.js';
-import { addrsOf, sweepFix } from './helpers.js';
+import { addrsOf, runFix } from './helpers.js';
 import type { NodeView } from './types.js';
 
 /** Its interfaces, less a bridge a config still names (containerd's own config uses cni0 too) and a tunl0 out of service. */
@@ -60,26 +59,11 @@ export function cniFirewall(
 }
 
 /**
- * The one command that removes departed CNIs whole: every cleanup phase that has something of
- * theirs to remove. One run, because its snapshot is taken before anything goes: separate runs
- * lose subnet.env with cni-state, and with it the pod network that identifies host-gw routes and
- * old untagged rules.
+ * The one command that removes departed CNIs whole: a whole run, so the node is drained and its
+ * services stopped first, and one run, because its snapshot is taken before anything goes:
+ * separate runs lose subnet.env with cni-state, and with it the pod network that identifies
+ * host-gw routes and old untagged rules. doctor merges these into one recommended command.
  */
 export function removalFix(v: NodeView, cnis: string[]): string[] {
-  const phases = new Set<string>();
-  for (const name of cnis) {
-    const f = v.facts.get(name);
-    if (!f) continue;
-    if (f.configs.length || f.extraFiles.length || f.wrappers?.length || f.confSubdirs?.length) phases.add('cni-config');
-    if (v.statePaths.get(name)?.length) phases.add('cni-state');
-    if (cniLinks(v, f).length) phases.add('interfaces');
-    if (cniRoutes(v, f).length) phases.add('routes');
-    const fw = cniFirewall(v, f);
-    if (fw.iptables.length || fw.nft.length) phases.add('firewall');
-  }
-  return sweepFix(
-    v,
-    cnis,
-    PHASE_NAMES.filter((p) => phases.has(p)),
-  );
+  return runFix(v, cnis);
 }

@@ -24,6 +24,10 @@ export interface Finding {
   why: string;
   /** The exact command that fixes it (argv); null when no single command does. */
   fix: string[] | null;
+  /** What to run once fix has done its work (argv): the uncordon after a drain. */
+  then?: string[];
+  /** CNIs whose whole removal fixes it too: then doctor's recommended command stands for its fix. */
+  removedWith?: string[];
 }
 
 export interface Check {

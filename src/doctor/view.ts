@@ -257,7 +257,13 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     if (list?.success)
       kube.networkPolicies = list.data.items.map((i) => ({ namespace: i.metadata.namespace ?? '', name: i.metadata.name }));
     else notChecked.push(`NetworkPolicy objects: kubectl get networkpolicies: ${'error' in np ? np.error : 'not a list'}`);
-  }
+  } else
+    notChecked.push(
+      "the Kubernetes API (the Node's pod CIDR, NetworkPolicy objects): no kubeconfig (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)",
+    );
+  // The MTU checks measure against the default route's device: without one there is nothing to fit in.
+  if (!routes.some((r) => r.dst === 'default' && r.dev))
+    notChecked.push('MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in');
 
   for (const g of gaps.items) notChecked.push(g);
   return {

@@ -1,14 +1,17 @@
 // Shared by drain and uncordon: which kubeconfig to use, and whether kubectl can be run at all.
 import type { Ctx } from './types.js';
-import { underRoot } from '../host/host.js';
+import { underRoot, type Host } from '../host/host.js';
 
 const ADMIN_CONF = '/etc/kubernetes/admin.conf';
 
 /** --kubeconfig or $KUBECONFIG (resolved by the CLI), else the control plane's admin.conf. A kubelet.conf cannot evict pods. */
 export async function kubeconfigFor(ctx: Ctx): Promise<string | null> {
-  if (ctx.opts.kubeconfig) return ctx.opts.kubeconfig;
-  if ((await ctx.host.entryType(ADMIN_CONF)) === 'file') return underRoot(ctx.host.root, ADMIN_CONF);
-  return null;
+  return ctx.opts.kubeconfig ?? (await adminConf(ctx.host));
+}
+
+/** The control plane's admin.conf under the root, when it is there (doctor looks it up the same way). */
+export async function adminConf(host: Pick<Host, 'entryType' | 'root'>): Promise<string | null> {
+  return (await host.entryType(ADMIN_CONF).catch(() => null)) === 'file' ? underRoot(host.root, ADMIN_CONF) : null;
 }
 
 export async function kubectlArgv(ctx: Ctx): Promise<{ argv: string[] } | { why: string }> {

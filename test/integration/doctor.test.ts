@@ -83,23 +83,33 @@ function follow(n: FlannelNode, f: Finding, opts: CliOptions = {}) {
     expect(r.stderr, r.stdout).not.toMatch(/error/i);
     expect(r.code).toBe(0);
   } else if (argv[0] === 'ip') inNs(n.ns, argv[0], argv.slice(1));
-  else if (argv[0] === 'rm') sh(argv[0], argv.slice(1));
+  else if (argv[0] === 'rm' || argv[0] === 'tar') sh(argv[0], argv.slice(1));
   else throw new Error(`not a fix this test can run: ${f.fix}`);
 }
 
 const ids = (findings: Finding[]) => findings.map((f) => f.id);
 /** The one command that removes a departed Flannel whole, as doctor prints it for this node. */
 const removeFlannel = (n: FlannelNode, extra = '') =>
-  `cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,routes,firewall --root ${n.root}${extra}`;
+  `cni-sweep run --cni flannel --root ${n.root}${extra} --kubeconfig ${shimDir(n.root)}/kubeconfig`;
 
 describe('a healthy node', () => {
   it('a node with only the base (no CNI) has no findings and exits 0', () => {
     const n = dirtyNode('doc-base', { flannel: false });
     const r = doctor(n);
-    expect(r.report).toEqual({ healthy: true, node: 'node-1', root: n.root, cniInUse: [], findings: [], notChecked: [] });
+    expect(r.report).toEqual({
+      healthy: true,
+      node: 'node-1',
+      root: n.root,
+      cniInUse: [],
+      findings: [],
+      recommended: null,
+      notChecked: [],
+    });
     const t = runCli(n, ['doctor', ...nodeArgs(n)]);
     expect(t.code).toBe(0);
-    expect(t.stdout).toBe(`cni-sweep doctor: node node-1 (root ${n.root}): healthy, no findings\nCNI in use: none (no CNI config)\n`);
+    expect(t.stdout).toBe(
+      `cni-sweep doctor: node node-1 (root ${n.root}): healthy, no findings\nCNI in use: none (no CNI config: kubelet reports the node NotReady until a pod network installs one)\n`,
+    );
   });
 
   it('a Flannel node made consistent has no findings, and doctor changed nothing on it', () => {
@@ -137,11 +147,12 @@ describe('a dirty Flannel node', () => {
         'running pod sandboxes (crictl pods -q): 0',
         ...n.pods.map((p) => `/var/lib/cni/networks/cbr0/${p.ip}: container ${p.cid.slice(0, 13)} (eth0)`),
       ],
-      fix: `rm -f -- ${n.pods.map((p) => `${n.root}/var/lib/cni/networks/cbr0/${p.ip}`).join(' ')}`,
+      // Flannel goes whole: its allocations go with it, backed up by the run, not by a long rm -f.
+      fix: removeFlannel(n),
     });
     expect(one(r.findings, 'mtu-pod-veth')).toMatchObject({
       evidence: [...n.pods.map((p) => `${p.veth} on cni0: mtu 1500`), 'flannel.1: mtu 1450 (the overlay pod traffic leaves through)'],
-      fix: `kubectl --kubeconfig ${shimDir(n.root)}/kubeconfig delete pods --all-namespaces --field-selector spec.nodeName=node-1`,
+      fix: removeFlannel(n),
     });
 
     // Flannel's plugin is gone, so Flannel is: one run removes all of it (config, state, devices,
@@ -169,7 +180,8 @@ describe('a dirty Flannel node', () => {
       '',
       'error   cni-plugin-missing: /etc/cni/net.d/10-flannel.conflist needs plugins missing from /opt/cni/bin: flannel, bridge, host-local, portmap',
     ]);
-    expect(r.stdout).toContain(`  fix:      ${removeFlannel(n)}\n`);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('  fix:'))).toEqual(Array(3).fill('  fix:      the recommended command below'));
+    expect(r.stdout).toContain(`\nrecommended: ${removeFlannel(n)}\n  fixes:    cni-plugin-missing, ipam-stale, mtu-pod-veth\n`);
     expect(r.stdout).not.toContain('\x1b[');
   });
 });
@@ -206,12 +218,12 @@ describe('Flannel config, subnet.env and cni0', () => {
     expect(one(r.findings, 'flannel-subnet-mismatch')).toMatchObject({
       title: 'cni0 has 10.244.7.1/24, but /run/flannel/subnet.env says FLANNEL_SUBNET=10.244.1.1/24',
       evidence: ['cni0: 10.244.7.1/24', '/run/flannel/subnet.env: FLANNEL_SUBNET=10.244.1.1/24'],
-      fix: `cni-sweep run --cni flannel --only backup,interfaces --root ${n.root}`,
+      fix: `cni-sweep run --cni flannel --only backup,interfaces --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`,
     });
     expect(one(r.findings, 'flannel-subnet-mismatch').why).toContain('"cni0" already has an IP address different from 10.244.1.1/24');
     expect(one(r.findings, 'bridge-outside-pod-cidr')).toMatchObject({
       evidence: ['cni0: 10.244.7.1/24', 'pod CIDR of Node node-1 (spec.podCIDRs): 10.244.1.0/24, fd00:10:244:1::/64'],
-      fix: `cni-sweep run --cni flannel --only backup,interfaces --root ${n.root}`,
+      fix: `cni-sweep run --cni flannel --only backup,interfaces --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`,
     });
     follow(n, r.findings[0]!, running(n));
     const after = doctor(n, [], running(n));
@@ -275,7 +287,7 @@ describe('two CNIs on one node', () => {
     expect(one(r.findings, 'leftover-interfaces')).toMatchObject({
       title: "calico's interfaces remain while calico is not in use: vxlan.calico, 2 pod veths",
       evidence: ['vxlan.calico (vxlan): up, 172.20.5.0/32', `2 pod veths: ${calico.pods.map((p) => p.veth).join(' ')}`],
-      fix: `cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`,
+      fix: `cni-sweep run --cni calico --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`,
     });
     expect(one(r.findings, 'leftover-routes')).toMatchObject({
       // The proto 80 route through vxlan.calico goes with the device and is not listed.
@@ -284,7 +296,7 @@ describe('two CNIs on one node', () => {
         'route: 172.20.6.0/26 via 192.168.1.12 dev eth0 proto bird',
         'route: blackhole 172.20.8.0/26 proto 80',
       ],
-      fix: `cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`,
+      fix: `cni-sweep run --cni calico --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`,
     });
     const fw = one(r.findings, 'leftover-firewall');
     expect(fw.evidence).toHaveLength(6);
@@ -293,7 +305,7 @@ describe('two CNIs on one node', () => {
     expect(fw.evidence).toContainEqual(
       expect.stringMatching(/^iptables-nft filter: 10 chains \(.*\) holding 13 rules; 4 rules in INPUT, FORWARD, OUTPUT$/),
     );
-    expect(fw.fix).toBe(`cni-sweep run --cni calico --only backup,cni-state,interfaces,routes,firewall --root ${n.root}`);
+    expect(fw.fix).toBe(`cni-sweep run --cni calico --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`);
     follow(n, fw);
     const after = doctor(n);
     expect(after.findings).toEqual([]);
@@ -314,7 +326,18 @@ describe('IPAM', () => {
     expect(stale.title).toBe('226 IP allocations in /var/lib/cni/networks/cbr0 belong to no running pod');
     expect(stale.evidence[0]).toBe('running pod sandboxes (crictl pods -q): 3');
     expect(stale.evidence).toContain('/var/lib/cni/networks/cbr0/10.244.1.5: container 0000000000000 (eth0)');
-    expect(stale.fixArgv).toHaveLength(3 + 226);
+    // Flannel is in use: only the stale files go, into an archive beside the IPAM dirs (no rm -f of 226 paths).
+    const archive = `${n.root}/var/lib/cni/stale-ipam-cbr0.tar`;
+    expect(stale.fixArgv!.slice(0, 7)).toEqual([
+      'tar',
+      '-C',
+      `${n.root}/var/lib/cni/networks/cbr0`,
+      '--remove-files',
+      '-rf',
+      archive,
+      '--',
+    ]);
+    expect(stale.fixArgv).toHaveLength(7 + 226);
     expect(one(r.findings, 'ipam-exhaustion')).toMatchObject({
       severity: 'warning',
       title: '/var/lib/cni/networks/cbr0 is 90.5% full: 229 of 253 addresses in 10.244.1.1-10.244.1.254',
@@ -327,6 +350,10 @@ describe('IPAM', () => {
     expect(one(r.findings, 'ipam-exhaustion').why).toContain('no IP addresses available in range set: 10.244.1.1-10.244.1.254');
     follow(n, stale);
     expect(doctor(n, [], running(n)).findings).toEqual([]);
+    // Nothing is lost: the archive holds every stale allocation, its container ID included.
+    const kept = sh('tar', ['-tf', archive]).trim().split('\n');
+    expect(kept).toHaveLength(226);
+    expect(sh('tar', ['-xOf', archive, '10.244.1.5'])).toBe(`${(5).toString(16).padStart(64, '0')}\r\neth0`);
     // The running pods' allocations stayed.
     for (const p of n.pods) expect(fs.existsSync(path.join(n.root, 'var/lib/cni/networks/cbr0', p.ip))).toBe(true);
   });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, CALICO_CONFLIST } from '../helpers/calico-node.js';
-import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, write, type FlannelNode } from '../helpers/flannel-node.js';
+import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, shimDir, write, type FlannelNode } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
 
 const made: FlannelNode[] = [];
@@ -195,7 +195,7 @@ describe('doctor', () => {
     const findings = (JSON.parse(r.stdout) as { findings: Array<{ id: string; title: string; why: string; fix: string }> }).findings.filter(
       (f) => f.id.startsWith('multus-'),
     );
-    const fix = `cni-sweep run --cni multus --only backup,cni-config,cni-state --root ${n.root}`;
+    const fix = `cni-sweep run --cni multus --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`;
     expect(findings.map((f) => [f.id, f.title, f.fix])).toEqual([
       [
         'multus-delegate-missing',

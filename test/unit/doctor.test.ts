@@ -76,8 +76,11 @@ const one = (findings: Json[], id: string) => {
 
 const FLANNEL_BINS = ['flannel', 'bridge', 'host-local', 'portmap'];
 /** One run removes a departed Flannel whole: every phase that has something of it. */
-const REMOVE_FLANNEL = 'cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,routes,firewall';
-const REMOVE_CALICO = 'cni-sweep run --cni calico --only backup,interfaces,routes,firewall';
+const REMOVE_FLANNEL = 'cni-sweep run --cni flannel';
+const REMOVE_CALICO = 'cni-sweep run --cni calico';
+/** What doctor says it left out when no kubeconfig is found (the lookup run's drain uses). */
+const NO_KUBE =
+  "the Kubernetes API (the Node's pod CIDR, NetworkPolicy objects): no kubeconfig (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)";
 const CALICO_BINS = ['calico', 'calico-ipam', 'portmap', 'bandwidth'];
 
 function installBins(host: FakeHost, bins: string[]) {
@@ -160,11 +163,20 @@ describe('a healthy node', () => {
     const r = await json(host);
     expect(r.code).toBe(0);
     expect(r.findings).toEqual([]);
-    expect(r.report).toEqual({ healthy: true, node: 'node-1', root: '/', cniInUse: ['flannel'], findings: [], notChecked: [] });
+    expect(r.report).toEqual({
+      healthy: true,
+      node: 'node-1',
+      root: '/',
+      cniInUse: ['flannel'],
+      findings: [],
+      recommended: null,
+      notChecked: [NO_KUBE],
+    });
     const t = await doctor(host);
     expect(t.code).toBe(0);
     expect(t.stdout).toBe(
-      'cni-sweep doctor: node node-1: healthy, no findings\nCNI in use: flannel (/etc/cni/net.d/10-flannel.conflist)\n',
+      'cni-sweep doctor: node node-1: healthy, no findings\nCNI in use: flannel (/etc/cni/net.d/10-flannel.conflist)\n\n' +
+        `not checked: ${NO_KUBE}\n`,
     );
     expect(t.stderr).toBe('');
   });
@@ -215,7 +227,7 @@ describe('CNI configs and plugins', () => {
         ],
         why: expect.stringContaining('`failed to find plugin "flannel" in path [/opt/cni/bin]`'),
         fix: REMOVE_FLANNEL,
-        fixArgv: ['cni-sweep', 'run', '--cni', 'flannel', '--only', 'backup,cni-config,cni-state,interfaces,routes,firewall'],
+        fixArgv: ['cni-sweep', 'run', '--cni', 'flannel'],
       },
     ]);
   });
@@ -237,18 +249,7 @@ describe('CNI configs and plugins', () => {
     const f = one((await json(host, ['--root', root, '--pod-cidr', '10.244.0.0/16'])).findings, 'cni-plugin-missing');
     expect(f!.evidence[0]).toBe('/opt/cni/bin: no such directory');
     expect(f!.evidence).toHaveLength(5);
-    expect(f!.fixArgv).toEqual([
-      'cni-sweep',
-      'run',
-      '--cni',
-      'flannel',
-      '--only',
-      'backup,cni-config,cni-state,interfaces,routes,firewall',
-      '--root',
-      root,
-      '--pod-cidr',
-      '10.244.0.0/16',
-    ]);
+    expect(f!.fixArgv).toEqual(['cni-sweep', 'run', '--cni', 'flannel', '--root', root, '--pod-cidr', '10.244.0.0/16']);
   });
 
   it("more than one config: the runtime uses the first in lexical order; the other CNI's is stale, and every finding of it has the one command that removes it whole", async () => {
@@ -381,7 +382,7 @@ describe('Flannel subnet.env and cni0', () => {
         '`plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: open /run/flannel/subnet.env: no such file or directory`',
       ),
       // Without subnet.env the pod network is unknown: the host-gw route to 10.244.2.0/24 is not recognised.
-      fix: 'cni-sweep run --cni flannel --only backup,cni-config,cni-state,interfaces,firewall',
+      fix: REMOVE_FLANNEL,
       fixArgv: expect.any(Array),
     });
     expect(f!.why).toContain('pass it (e.g. --pod-cidr 10.244.0.0/16)');
@@ -398,9 +399,7 @@ describe('Flannel subnet.env and cni0', () => {
     host.routes[6] = host.routes[6].filter((r) => !r.dst.startsWith('fd00:10:244'));
     host.iptables.clear();
     host.nftTables = [];
-    expect(one((await json(host)).findings, 'flannel-subnet-env-missing')!.fix).toBe(
-      'cni-sweep run --cni flannel --only backup,cni-config,cni-state',
-    );
+    expect(one((await json(host)).findings, 'flannel-subnet-env-missing')!.fix).toBe(REMOVE_FLANNEL);
   });
 
   it("cni0 holding another address than FLANNEL_SUBNET's gateway: already has an IP address different from", async () => {
@@ -439,7 +438,7 @@ describe('Flannel subnet.env and cni0', () => {
       title: "cni0 holds 10.244.1.1/24, fd00:10:244:1::1/64, outside the node's pod CIDR 10.244.3.0/24, fd00:10:244:3::/64",
       evidence: ['cni0: 10.244.1.1/24, fd00:10:244:1::1/64', 'pod CIDR of Node node-1 (spec.podCIDRs): 10.244.3.0/24, fd00:10:244:3::/64'],
       why: expect.stringContaining('already has an IP address different from'),
-      fix: 'cni-sweep run --cni flannel --only backup,interfaces',
+      fix: 'cni-sweep run --cni flannel --only backup,interfaces --kubeconfig /etc/kubernetes/admin.conf',
       fixArgv: expect.any(Array),
     });
     expect(host.queries).toContainEqual(['kubectl', '--kubeconfig', '/etc/kubernetes/admin.conf', 'get', 'node', 'node-1', '-o', 'json']);
@@ -479,12 +478,12 @@ describe('leftovers of a CNI that is not in use', () => {
         `cni0 (bridge): up, 10.244.1.1/24 fd00:10:244:1::1/64, 2 pod veths: ${pods[0]!.veth} ${pods[1]!.veth}`,
       ],
       why: expect.stringContaining('`cni0 already has an IP address different from ...`'),
-      fix: 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall',
+      fix: REMOVE_FLANNEL,
       fixArgv: expect.any(Array),
     });
     expect(one(r.findings, 'leftover-routes')).toMatchObject({
       evidence: ['route: 10.244.2.0/24 via 192.168.1.12 dev eth0', 'route: fd00:10:244:2::/64 via fd00:1::12 dev eth0 metric 1024'],
-      fix: 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall',
+      fix: REMOVE_FLANNEL,
     });
     const fw = byId(r.findings, 'leftover-firewall');
     // portmap's chains are counted once, under the first CNI that would remove them.
@@ -497,10 +496,10 @@ describe('leftovers of a CNI that is not in use', () => {
       'nftables: table ip flannel-ipv4',
       'nftables: table ip6 flannel-ipv6',
     ]);
-    expect(fw[0]!.fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
+    expect(fw[0]!.fix).toBe(REMOVE_FLANNEL);
     expect(fw[0]!.why).toContain('FLANNEL-POSTRTG');
     // Flannel's network is not in use: its whole IPAM state goes with the rest of it.
-    expect(one(r.findings, 'ipam-stale')!.fix).toBe('cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall');
+    expect(one(r.findings, 'ipam-stale')!.fix).toBe(REMOVE_FLANNEL);
   });
 
   it('--cni limits the leftovers diagnosed to those CNIs', async () => {
@@ -508,10 +507,12 @@ describe('leftovers of a CNI that is not in use', () => {
     removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
     addCalico(host);
     const calicoOnly = await json(host, ['--cni', 'calico']);
-    const leftovers = (r: Awaited<ReturnType<typeof json>>) => r.findings.filter((f) => f.id.startsWith('leftover')).map((f) => f.fix);
-    expect(leftovers(calicoOnly)).toEqual([REMOVE_CALICO, REMOVE_CALICO, REMOVE_CALICO]);
-    const flannel = 'cni-sweep run --cni flannel --only backup,cni-state,interfaces,routes,firewall';
-    expect(leftovers(await json(host))).toEqual([flannel, REMOVE_CALICO, flannel, REMOVE_CALICO, flannel, REMOVE_CALICO]);
+    const leftovers = (r: Awaited<ReturnType<typeof json>>) => r.findings.filter((f) => f.id.startsWith('leftover')).map((f) => f.title);
+    expect(leftovers(calicoOnly)).toHaveLength(3);
+    expect(leftovers(calicoOnly).join('\n')).not.toMatch(/flannel|cni0/);
+    expect(leftovers(await json(host))).toHaveLength(6);
+    // Flannel's stale allocations are diagnosed whatever --cni says: the one recommended run removes both.
+    expect(calicoOnly.report?.recommended?.command).toBe('cni-sweep run --cni calico,flannel');
   });
 
   it('Calico removed: cali* veths, vxlan.calico, an active tunl0, proto bird/80 routes and blackholes, cali- chains and its nftables table', async () => {
@@ -577,8 +578,9 @@ describe('IPAM', () => {
         `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0]!.cid.slice(0, 13)} (eth0)`,
       ],
       why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set`'),
-      fix: 'rm -f -- /var/lib/cni/networks/cbr0/10.244.1.2',
-      fixArgv: ['rm', '-f', '--', '/var/lib/cni/networks/cbr0/10.244.1.2'],
+      // Flannel is in use: only the stale files go, into an archive (appended to, never overwritten), not rm -f.
+      fix: 'tar -C /var/lib/cni/networks/cbr0 --remove-files -rf /var/lib/cni/stale-ipam-cbr0.tar -- 10.244.1.2',
+      fixArgv: ['tar', '-C', '/var/lib/cni/networks/cbr0', '--remove-files', '-rf', '/var/lib/cni/stale-ipam-cbr0.tar', '--', '10.244.1.2'],
     });
   });
 
@@ -619,13 +621,13 @@ describe('IPAM', () => {
     user.failQuery((a) => a[0] === 'crictl', { code: 1, stderr: 'permission denied\n' });
     const u = await json(user);
     expect(u.findings).toEqual([]);
-    expect(u.report?.notChecked).toEqual(['IPAM allocations against running pods: crictl pods -q failed: permission denied']);
+    expect(u.report?.notChecked).toEqual(['IPAM allocations against running pods: crictl pods -q failed: permission denied', NO_KUBE]);
 
     const { host: h2 } = healthyFlannel();
     h2.removeBinary('crictl');
     const r = await json(h2);
     expect(r.findings).toEqual([]);
-    expect(r.report?.notChecked).toEqual(['IPAM allocations against running pods: crictl is not installed']);
+    expect(r.report?.notChecked).toEqual(['IPAM allocations against running pods: crictl is not installed', NO_KUBE]);
   });
 
   it('warns at 90% of the range (FLANNEL_SUBNET: 253 addresses) and errs when it is used up', async () => {
@@ -644,7 +646,7 @@ describe('IPAM', () => {
       why: expect.stringContaining('`failed to allocate for range 0: no IP addresses available in range set: 10.244.1.1-10.244.1.254`'),
       // The same stale files as ipam-stale, in the directory's (lexical) order.
       fix: expect.stringMatching(
-        /^rm -f -- \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.10 \/var\/lib\/cni\/networks\/cbr0\/10\.244\.1\.100 /,
+        /^tar -C \/var\/lib\/cni\/networks\/cbr0 --remove-files -rf \/var\/lib\/cni\/stale-ipam-cbr0.tar -- 10\.244\.1\.10 10\.244\.1\.100 /,
       ),
       fixArgv: expect.any(Array),
     });
@@ -789,7 +791,7 @@ describe('MTU', () => {
     expect(one(r.findings, 'mtu-flannel-env')!.evidence).toEqual(['/run/flannel/subnet.env: FLANNEL_MTU=1450', 'eth0: mtu 1400']);
   });
 
-  it("pod veths above the overlay MTU, with the command that recreates the node's pods", async () => {
+  it('pod veths above the overlay MTU: the fix drains the node (PodDisruptionBudgets hold), then uncordons it; no mass pod deletion', async () => {
     const { host, pods } = healthyFlannel();
     host.link(pods[0]!.veth)!.mtu = 1500;
     const f = one((await json(host, ['--kubeconfig', '/k'])).findings, 'mtu-pod-veth');
@@ -797,8 +799,15 @@ describe('MTU', () => {
       severity: 'warning',
       title: "1 pod veth has an MTU above flannel.1's (1450)",
       evidence: [`${pods[0]!.veth} on cni0: mtu 1500`, 'flannel.1: mtu 1450 (the overlay pod traffic leaves through)'],
-      fix: 'kubectl --kubeconfig /k delete pods --all-namespaces --field-selector spec.nodeName=node-1',
+      fix: 'kubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data',
+      fixArgv: ['kubectl', '--kubeconfig', '/k', 'drain', 'node-1', '--ignore-daemonsets', '--delete-emptydir-data'],
+      then: 'kubectl --kubeconfig /k uncordon node-1',
     });
+    const t = await doctor(host, ['--kubeconfig', '/k']);
+    expect(t.stdout).toContain(
+      '  fix:      kubectl --kubeconfig /k drain node-1 --ignore-daemonsets --delete-emptydir-data\n  then:     kubectl --kubeconfig /k uncordon node-1\n',
+    );
+    expect(t.stdout).not.toMatch(/delete pods|recommended:/);
   });
 
   it('a healthy dual-stack VXLAN node (flannel-v6.1 at 1430 over a 1500 uplink) has no MTU finding', async () => {
@@ -1017,6 +1026,7 @@ describe('the command line', () => {
     const r = await json(host);
     expect(r.code).toBe(0);
     expect(r.report?.notChecked).toEqual([
+      NO_KUBE,
       'iptables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
       'iptables-legacy-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
       'ip6tables-nft-save: iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
@@ -1097,5 +1107,76 @@ describe('a CNI the doctor knows only from its profile', () => {
       evidence: ['kubectl get networkpolicies -A: prod/deny-all', 'runtime uses: /etc/cni/net.d/10-meshnet.conf (meshnet)'],
     });
     expect(f!.why).toMatch(/with Meshnet alone nothing on this node enforces them .* Run meshnet-policy beside it\.$/);
+  });
+});
+
+describe('the recommended command', () => {
+  it('several findings of a departed Flannel: one whole run at the end stands for their fixes, in text and JSON', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.link(pods[0]!.veth)!.mtu = 1500;
+    const t = await doctor(host, ['--kubeconfig', '/k']);
+    expect(t.code).toBe(1);
+    // Each finding refers to the one command; none repeats it, none deletes pods or files by hand.
+    expect(t.stdout.split('\n').filter((l) => l.startsWith('  fix:'))).toEqual(Array(3).fill('  fix:      the recommended command below'));
+    expect(t.stdout).not.toMatch(/rm -f|delete pods|--only/);
+    expect(t.stdout.slice(t.stdout.indexOf('\nrecommended:'))).toBe(
+      [
+        '',
+        'recommended: cni-sweep run --cni flannel --kubeconfig /k',
+        '  fixes:    cni-plugin-missing, ipam-stale, mtu-pod-veth',
+        '  what:     one run in the safe order: drain, stop kubelet and the runtime, back up, remove, start them again',
+        '  first:    the same options to `cni-sweep plan` print every command it will run',
+        '  after:    the node stays cordoned: `kubectl --kubeconfig /k uncordon node-1` once a pod network runs',
+        '',
+      ].join('\n'),
+    );
+    const r = await json(host, ['--kubeconfig', '/k']);
+    expect(r.report?.recommended).toEqual({
+      command: 'cni-sweep run --cni flannel --kubeconfig /k',
+      argv: ['cni-sweep', 'run', '--cni', 'flannel', '--kubeconfig', '/k'],
+      fixes: ['cni-plugin-missing', 'ipam-stale', 'mtu-pod-veth'],
+    });
+    // A script following each finding's fix runs that same command; the drain's uncordon is not asked for on top.
+    expect(r.findings.map((f) => [f.id, f.fix, f.then])).toEqual([
+      ['cni-plugin-missing', 'cni-sweep run --cni flannel --kubeconfig /k', undefined],
+      ['ipam-stale', 'cni-sweep run --cni flannel --kubeconfig /k', undefined],
+      ['mtu-pod-veth', 'cni-sweep run --cni flannel --kubeconfig /k', undefined],
+    ]);
+  });
+
+  it('a healthy node has no recommended command; a fix of a CNI that stays is its own line', async () => {
+    const { host } = healthyFlannel();
+    expect((await json(host)).report?.recommended).toBeNull();
+    host.writeFile('/etc/cni/net.d/20-flannel.conflist', FLANNEL_CONFLIST);
+    const t = await doctor(host);
+    expect(t.stdout).toContain('  fix:      rm -f -- /etc/cni/net.d/20-flannel.conflist\n');
+    expect(t.stdout).not.toContain('recommended');
+  });
+});
+
+describe('what doctor did not check', () => {
+  it('no kubeconfig: the API checks; no default route: MTU; with the same lookup as run (admin.conf under the root)', async () => {
+    const { host, pods } = healthyFlannel();
+    host.link(pods[0]!.veth)!.mtu = 1500;
+    host.routes[4] = host.routes[4].filter((r) => r.dst !== 'default');
+    host.routes[6] = host.routes[6].filter((r) => r.dst !== 'default');
+    const r = await json(host);
+    // Without an uplink there is no MTU to compare with: no MTU finding, and the report says so.
+    expect(r.findings.filter((f) => f.id.startsWith('mtu'))).toEqual([]);
+    expect(r.report?.notChecked).toEqual([NO_KUBE, 'MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in']);
+    const t = await doctor(host);
+    expect(t.stdout).toContain(
+      `\nnot checked: ${NO_KUBE}\nnot checked: MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in\n`,
+    );
+    // run's drain finds /etc/kubernetes/admin.conf without --kubeconfig: so does doctor, and asks the API with it.
+    host.writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\nkind: Config\n');
+    const withAdmin = await json(host);
+    expect(withAdmin.report?.notChecked).not.toContain(NO_KUBE);
+    expect(host.queries.map((q) => q.join(' '))).toContain('kubectl --kubeconfig /etc/kubernetes/admin.conf get node node-1 -o json');
+  });
+
+  it('a node without a CNI config is said to be NotReady', async () => {
+    const t = await doctor(foreignNode());
+    expect(t.stdout).toContain('\nCNI in use: none (no CNI config: kubelet reports the node NotReady until a pod network installs one)\n');
   });
 });

@@ -293,8 +293,9 @@ describe('doctor', () => {
           'or with the thick plugin `plugin type="multus-shim" ... CmdAdd (shim): failed to send CNI request: ... dial unix /run/multus/multus.sock: connect: connection refused`, which also blocks KillPodSandbox of old pods. ' +
           'Here the cluster network Multus delegates to is gone (`failed to find plugin "calico" in path [/opt/cni/bin]`, or `error loading CNI conflist file`): ' +
           'its CNI was removed and the Multus config that embeds or names it outlived it. Removing that CNI with cni-sweep removes this Multus config with it; reinstalling the CNI brings the delegate back.',
-        fix: 'cni-sweep run --cni calico --only backup,cni-config',
-        fixArgv: ['cni-sweep', 'run', '--cni', 'calico', '--only', 'backup,cni-config'],
+        // One whole run removes Calico (the Multus config with it) and the departed Flannel of the other findings.
+        fix: 'cni-sweep run --cni calico,flannel',
+        fixArgv: ['cni-sweep', 'run', '--cni', 'calico,flannel'],
       },
     ]);
   });
@@ -309,17 +310,17 @@ describe('doctor', () => {
       [
         'multus-delegate-missing',
         '/etc/cni/net.d/00-multus.conf hands pods to a CNI that is not installed: /host/etc/cni/net.d/10-calico.conflist is gone',
-        'cni-sweep run --cni multus --only backup,cni-config,cni-state',
+        'cni-sweep run --cni multus',
       ],
       [
         'multus-kubeconfig-missing',
         `/etc/cni/net.d/00-multus.conf names a kubeconfig that is gone: ${KUBECONFIG}`,
-        'cni-sweep run --cni multus --only backup,cni-config,cni-state',
+        'cni-sweep run --cni multus',
       ],
       [
         'multus-socket-missing',
         "/etc/cni/net.d/00-multus.conf is the thick plugin's, and no multus-daemon serves /run/multus/multus.sock",
-        'cni-sweep run --cni multus --only backup,cni-config,cni-state',
+        'cni-sweep run --cni multus',
       ],
     ]);
     expect(r.findings[0]!.evidence[1]).toBe(

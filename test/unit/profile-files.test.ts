@@ -403,7 +403,7 @@ describe('Weave Net and Antrea, shipped as profile files', () => {
     const r = await cli(['doctor', '--json', '--profile', path.relative(process.cwd(), WEAVE)], weaveNode());
     expect(r.code).toBe(1);
     const fixes = JSON.parse(r.stdout).findings.flatMap((f: { fixArgv: string[] | null }) => (f.fixArgv ? [f.fixArgv.join(' ')] : []));
-    expect(fixes).toContain(`cni-sweep run --cni weave --only backup,interfaces --profile ${WEAVE}`);
+    expect(fixes).toContain(`cni-sweep run --cni weave --profile ${WEAVE}`);
   });
 
   it('Weave without ovs-dpctl: the plan says it cannot remove the datapath and how; the rest goes', async () => {

@@ -3,6 +3,7 @@
 // files stay, and the range runs out. Allocations are compared with the sandboxes crictl lists
 // (none can be running when the runtime is stopped); the range comes from the network's config
 // (ipam ranges/subnet), flannel's subnet.env for its network, or the Node's pod CIDR ("usePodCidr").
+import path from 'node:path';
 import { parsePrefix, type Prefix } from '../../util/cidr.js';
 import { hostLocalRange, plural, rangeText, realPath, shortId, type AddrRange } from '../helpers.js';
 import { removalFix } from '../owned.js';
@@ -82,8 +83,14 @@ export const ipam: Check = {
       // Only pod networks: another tool's network (podman's) holds containers crictl never lists.
       if (!net.allocations.length || (!owner && net.network !== runtimeNetwork)) continue;
       const stale = known ? net.allocations.filter(isStale) : [];
-      // A CNI not in use goes whole (its IPAM state with it); a live one loses only the stale files.
-      const fix = owner && !v.inUse.has(owner) ? removalFix(v, [owner]) : ['rm', '-f', '--', ...stale.map((a) => realPath(v, a.file))];
+      // A CNI not in use goes whole (its IPAM state with it); a live one loses only the stale files,
+      // into an archive beside the IPAM dirs (-r appends: a second fix adds, never overwrites).
+      const archive = realPath(v, `${path.posix.dirname(path.posix.dirname(net.dir))}/stale-ipam-${net.network}.tar`);
+      const fix =
+        owner && !v.inUse.has(owner)
+          ? removalFix(v, [owner])
+          : ['tar', '-C', realPath(v, net.dir), '--remove-files', '-rf', archive, '--', ...stale.map((a) => path.posix.basename(a.file))];
+      const removedWith = owner ? [owner] : undefined;
       const context = down
         ? `${down}: no allocation can belong to a running pod`
         : `running pod sandboxes (crictl pods -q): ${sandboxes?.length ?? 0}`;
@@ -100,9 +107,10 @@ export const ipam: Check = {
             "host-local frees an address only when the pod's CNI DEL succeeds; after a hard reboot, a runtime crash or a broken CNI the files stay, " +
             'and once the range is used up every new pod fails with `failed to allocate for range 0: no IP addresses available in range set`.',
           fix,
+          removedWith,
         });
       }
-      out.push(...exhaustion(v, net, stale, known, fix));
+      out.push(...exhaustion(v, net, stale, known, fix).map((f) => (f.fix && removedWith ? { ...f, removedWith } : f)));
     }
     return out;
   },

@@ -90,8 +90,11 @@ export const mtu: Check = {
         evidence: [...veths.map((l) => `${l.ifname}${l.master ? ` on ${l.master}` : ''}: mtu ${l.mtu}`), targetText],
         why:
           `These pods send packets up to their own MTU; whatever is above ${targetMtu} bytes must be fragmented or is dropped at ${target.ifname}, and where ICMP is filtered large transfers stall. ` +
-          'A pod keeps the MTU it was created with: recreate the pods on this node once new pods get the right MTU.',
-        fix: kubectl(v, 'delete', 'pods', '--all-namespaces', '--field-selector', `spec.nodeName=${v.node}`),
+          'A pod keeps the MTU it was created with: once new pods get the right MTU, drain the node (evictions respect PodDisruptionBudgets; DaemonSet pods stay and keep their MTU until they are restarted) and uncordon it.',
+        // Not a mass delete: a drain evicts through the API, so PodDisruptionBudgets hold, and the pods come back with the new MTU.
+        fix: kubectl(v, 'drain', v.node, '--ignore-daemonsets', '--delete-emptydir-data'),
+        then: kubectl(v, 'uncordon', v.node),
+        removedWith: using.map((p) => p.name),
       });
     }
 
