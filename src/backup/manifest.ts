@@ -43,6 +43,11 @@ export const ManifestSchema = z.object({
     }),
   ),
   nftables: z.array(z.object({ family: z.string(), name: z.string(), file: z.string() })),
+  /**
+   * ipsets the run destroyed, each as `ipset save <name>` wrote it: restore recreates those that
+   * are gone before the rules that match them. Absent from backups taken before it was kept.
+   */
+  ipsets: z.array(z.object({ name: z.string(), file: z.string() })).default([]),
   /** Facts read before anything was removed (network names, pod CIDRs), for reruns after a crash. */
   facts: z.array(
     z.object({

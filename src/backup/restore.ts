@@ -1,12 +1,14 @@
 // `cni-sweep restore <backup>`: puts the removed files and the CNI's firewall rules back, after
 // checking the checksums. Rules go back through `iptables-restore --noflush` carrying only what
-// is missing now, so nothing is duplicated and no chain is flushed by being declared again.
+// is missing now, so nothing is duplicated and no chain is flushed by being declared again. The
+// ipsets the run destroyed go back first (only those that are gone), as rules cannot match a set
+// that does not exist.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { Gaps, nftTablesPresent, saveIptables } from '../inspect.js';
+import { Gaps, listIpsets, nftTablesPresent, saveIptables } from '../inspect.js';
 import { missingFromDump } from '../ownership.js';
 import type { PlannedStep } from '../phases/types.js';
 import { CHECKSUMS, MANIFEST, ManifestSchema, type Manifest } from './manifest.js';
@@ -63,6 +65,7 @@ export function readBackup(dir: string): Manifest {
   for (const rel of [
     ...parsed.data.firewall.map((f) => f.undo),
     ...parsed.data.nftables.map((t) => t.file),
+    ...parsed.data.ipsets.map((s) => s.file),
     ...(parsed.data.files.length ? ['files.tar'] : []),
   ]) {
     if (!listed.has(rel)) bad(dir, `${rel} is not covered by ${CHECKSUMS}`);
@@ -172,6 +175,18 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
         ],
         removes: { kind: 'file restored', items: gone },
       });
+  }
+  if (manifest.ipsets.length) {
+    const present = await listIpsets(host, gaps);
+    if (!present)
+      notes.push(`ipset is not installed here: ${manifest.ipsets.length} ipset(s) not restored (see ${path.join(dir, 'firewall')})`);
+    else
+      for (const s of manifest.ipsets) {
+        // An existing set (the CNI's agent made it again) is never touched: its members are the agent's.
+        if (present.includes(s.name)) notes.push(`ipset ${s.name} exists: left as it is`);
+        else
+          steps.push({ argv: ['ipset', 'restore', '-file', path.join(dir, s.file)], removes: { kind: 'ipset restored', items: [s.name] } });
+      }
   }
   for (const fw of manifest.firewall) {
     if (!(await host.has(fw.save)) || !(await host.has(fw.restore))) {

@@ -56,12 +56,13 @@ export function resolveBackup(name: string, o: { root?: string; backupDir?: stri
 
 /** What a restore put back (or would), by kind, from its steps' declarations. */
 function restoredCounts(plan: RestorePlan, ok: (i: number) => boolean) {
-  const out = { paths: 0, firewallRules: 0, nftablesTables: 0 };
+  const out = { paths: 0, firewallRules: 0, nftablesTables: 0, ipsets: 0 };
   plan.steps.forEach((s, i) => {
     if (!ok(i) || !s.removes) return;
     const n = s.removes.items.length;
     if (s.removes.kind === 'file restored') out.paths += n;
     else if (s.removes.kind === 'nftables table restored') out.nftablesTables += n;
+    else if (s.removes.kind === 'ipset restored') out.ipsets += n;
     else out.firewallRules += n;
   });
   return out;
@@ -72,6 +73,7 @@ const countWords = (c: ReturnType<typeof restoredCounts>) =>
     c.paths ? `${c.paths} ${c.paths === 1 ? 'path' : 'paths'}` : '',
     c.firewallRules ? `${c.firewallRules} firewall ${c.firewallRules === 1 ? 'rule' : 'rules'}` : '',
     c.nftablesTables ? `${c.nftablesTables} nftables ${c.nftablesTables === 1 ? 'table' : 'tables'}` : '',
+    c.ipsets ? `${c.ipsets} ${c.ipsets === 1 ? 'ipset' : 'ipsets'}` : '',
   ]
     .filter(Boolean)
     .join(', ');
@@ -157,7 +159,7 @@ export function restoreCommand(program: Command, io: Io, done: Done): void {
   program
     .command('restore <backup>')
     .description(
-      'put back the files and firewall rules a run removed (interfaces and routes are not recreated); <backup> is a directory, a name listed by `cni-sweep backups`, or latest',
+      'put back the files, firewall rules and ipsets a run removed (interfaces and routes are not recreated); <backup> is a directory, a name listed by `cni-sweep backups`, or latest',
     )
     .option('--root <dir>', 'filesystem root (default: the one the backup was taken from)')
     .option('--backup-dir <dir>', 'where to look up a backup name (default: <root>/var/backups/cni-sweep)')

@@ -545,7 +545,15 @@ export class FakeHost implements Host {
     if (tool && tool[2] === 'restore') {
       if (argv.length !== 3 || argv[1] !== '--noflush' || argv[2] !== '-w') throw unknown('restore without exactly --noflush -w');
       const input = lines();
-      return () => iptablesRestore(this.iptables, tool[1]!, argv[0]!, input, unknown);
+      return () => {
+        // The kernel refuses a rule that matches a set that does not exist, and the whole batch with it.
+        for (let i = 0; i < input.length; i++) {
+          const set = /--match-set (\S+)/.exec(input[i]!)?.[1];
+          if (set !== undefined && !this.ipsets.includes(set))
+            return fail(2, `${argv[0]!} v1.8.10 (nf_tables): Set ${set} doesn't exist.\n\nError occurred at line: ${i + 1}\n`);
+        }
+        return iptablesRestore(this.iptables, tool[1]!, argv[0]!, input, unknown);
+      };
     }
 
     if (a === 'nft -f -') {
@@ -574,6 +582,25 @@ export class FakeHost implements Host {
       };
     }
 
+    if (argv[0] === 'ipset' && argv[1] === 'restore' && argv[2] === '-file' && argv.length === 4) {
+      // A set saved by `ipset save <name>` (restore): its create line and members.
+      return () => {
+        const text = this.fileAt(argv[3]!);
+        if (text === undefined) return fail(1, `ipset v7.17: Cannot open ${argv[3]!} for reading: No such file or directory\n`);
+        const input = text.split('\n').filter(Boolean);
+        for (let i = 0; i < input.length; i++) {
+          const m = /^(create|add) (\S+)( |$)/.exec(input[i]!);
+          if (!m) throw unknown(`unsupported ipset line "${input[i]!}"`);
+          const exists = this.ipsets.includes(m[2]!);
+          if (m[1] === 'create' && exists)
+            return fail(1, `ipset v7.17: Error in line ${i + 1}: Set cannot be created: set with the same name already exists\n`);
+          if (m[1] === 'add' && !exists)
+            return fail(1, `ipset v7.17: Error in line ${i + 1}: The set with the given name does not exist\n`);
+          if (m[1] === 'create') this.ipsets.push(m[2]!);
+        }
+        return OK;
+      };
+    }
     if (a === 'ipset restore') {
       const names = lines().map((line) => {
         const m = /^destroy (\S+)$/.exec(line);
@@ -696,6 +723,13 @@ export class FakeHost implements Host {
     if (stdin !== undefined) return a === 'cat' ? () => out(stdin) : undefined;
     const tool = XTABLES_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]!));
+    if (argv[0] === 'ipset' && argv[1] === 'save' && argv.length === 3) {
+      // The fake keeps set names only: a set comes back empty, of the type Calico and kube-router use most.
+      return () =>
+        this.ipsets.includes(argv[2]!)
+          ? out(`create ${argv[2]!} hash:net family ${argv[2]!.startsWith('inet6:') ? 'inet6' : 'inet'} hashsize 1024 maxelem 65536\n`)
+          : fail(1, 'ipset v7.17: The set with the given name does not exist\n');
+    }
     if (a === 'nft list ruleset') return () => out(this.nftTables.map((t) => `table ${t.family} ${t.name} {\n}\n`).join(''));
     if (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'table' && argv.length === 5) {
       return () =>

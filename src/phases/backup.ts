@@ -61,6 +61,7 @@ export const backup: Phase = {
       save([b.save], `firewall/${b.id}.save`);
     }
     const nftables: Manifest['nftables'] = [];
+    const ipsets: Manifest['ipsets'] = [];
     if (await ctx.host.has('nft')) save(NFT_RULESET, 'firewall/nft.ruleset');
     save(['ip', '-d', '-j', 'link', 'show'], 'node/links.json');
     save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
@@ -84,6 +85,13 @@ export const backup: Phase = {
         written.push(rel);
         firewall.push({ backend: fw.backend, family: fw.family, save: fw.save, restore: fw.restore, undo: rel });
       }
+      for (const name of s.backup?.ipsets ?? []) {
+        // A set name may hold any character but a NUL: a file name made of it must stay in firewall/ and unique.
+        let rel = `firewall/ipset-${name.replace(/[^A-Za-z0-9._:-]/g, '_')}.save`;
+        if (ipsets.some((x) => x.file === rel)) rel = rel.replace(/\.save$/, `-${ipsets.length}.save`);
+        save(['ipset', 'save', name], rel);
+        ipsets.push({ name, file: rel });
+      }
       for (const t of s.backup?.nftTables ?? []) {
         const rel = `firewall/nft-${t.family}-${t.name}.nft`;
         save(['nft', 'list', 'table', t.family, t.name], rel);
@@ -106,6 +114,7 @@ export const backup: Phase = {
         : {}),
       firewall,
       nftables,
+      ipsets,
       facts: ctx.snapshot.facts.map((f) => ({
         cni: f.profile.name,
         networks: f.networks,

@@ -77,6 +77,7 @@ export const firewall: Phase = {
             argv: ['ipset', 'restore'],
             stdin: sets.map((x) => `destroy ${x}`).join('\n') + '\n',
             removes: { kind: 'ipset', items: sets },
+            backup: { ipsets: sets },
           });
       }
     }

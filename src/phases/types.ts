@@ -39,6 +39,8 @@ export interface PlannedStep extends Step {
     files?: string[];
     firewall?: { backend: string; family: 4 | 6; save: string; restore: string; undo: string };
     nftTables?: Array<{ family: string; name: string }>;
+    /** ipsets the step destroys: saved one by one (`ipset save <name>`), so restore can create them again. */
+    ipsets?: string[];
   };
 }
 

@@ -112,6 +112,54 @@ describe('Calico', () => {
     for (const p of n.pods) expect(fs.existsSync(path.join(n.root, 'run/netns', p.netns))).toBe(true);
   });
 
+  it("restore after --cni calico recreates the ipsets the run destroyed (and only those that are gone) before Calico's rules that match them", () => {
+    const n = node('calico-restore', { flannel: false, pods: 1 });
+    addCalico(n, { pods: 1 });
+    const setText = (name: string) => inNs(n.ns, 'ipset', ['save', name]);
+    const before = state(n);
+    const savedBefore = setText('cali40masq-ipam-pools');
+    const run = runCli(n, ['run', '--yes', '--json', '--cni', 'calico', ...nodeArgs(n)]);
+    expect(run.code).toBe(0);
+    const backup = JSON.parse(run.stdout).backup as string;
+    expect(ipsets(n)).toEqual(['site-allow']);
+    const manifest = JSON.parse(fs.readFileSync(path.join(backup, 'manifest.json'), 'utf8'));
+    expect(manifest.ipsets.map((s: { name: string }) => s.name).sort()).toEqual([
+      'cali40all-hosts-net',
+      'cali40all-ipam-pools',
+      'cali40masq-ipam-pools',
+    ]);
+    expect(fs.readFileSync(path.join(backup, 'firewall/ipset-cali40masq-ipam-pools.save'), 'utf8')).toBe(savedBefore);
+    // Calico's agent came back and made one of its sets again, with its own members: it stays as it is.
+    inNs(n.ns, 'ipset', ['restore'], 'create cali40all-hosts-net hash:net family inet\nadd cali40all-hosts-net 10.9.0.0/16\n');
+    const agents = setText('cali40all-hosts-net');
+
+    const dry = runCli(n, ['restore', backup, '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('# would restore: ');
+    expect(dry.stdout).toMatch(/, 2 ipsets(,|$)/m);
+    expect(dry.stdout).toContain(`ipset restore -file ${backup}/firewall/ipset-cali40masq-ipam-pools.save\n`);
+    expect(dry.stdout).toContain(`ipset restore -file ${backup}/firewall/ipset-cali40all-ipam-pools.save\n`);
+    expect(dry.stdout).not.toContain('ipset restore -file ' + backup + '/firewall/ipset-cali40all-hosts-net.save');
+    expect(dry.stdout).toContain('# ipset cali40all-hosts-net exists: left as it is');
+    expect(dry.stdout.indexOf('ipset restore -file')).toBeLessThan(dry.stdout.indexOf('iptables-nft-restore --noflush -w'));
+    expect(ipsets(n)).toEqual(['cali40all-hosts-net', 'site-allow']);
+
+    const r = runCli(n, ['restore', backup, '--json']);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).restored).toMatchObject({ ipsets: 2 });
+    const after = state(n);
+    expect(after.ipsets).toEqual(before.ipsets);
+    expect(setText('cali40masq-ipam-pools')).toBe(savedBefore);
+    expect(setText('cali40all-hosts-net')).toBe(agents);
+    expect(after.ipt4nft).toEqual(before.ipt4nft);
+    expect(after.nft).toEqual(before.nft);
+
+    const again = runCli(n, ['restore', backup, '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).restored).toEqual({ paths: 0, firewallRules: 0, nftablesTables: 0, ipsets: 0 });
+  });
+
   it("--cni flannel beside a running Calico removes FLANNEL-POSTRTG and the rest of Flannel, and leaves Calico whole with its pods' namespaces", () => {
     const n = node('flannel-beside-calico');
     const calico = addCalico(n, { pods: 2 });

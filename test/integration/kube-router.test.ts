@@ -358,6 +358,24 @@ describe('--cni kube-router', () => {
     expect(JSON.parse(again.stdout).changed).toBe(false);
   });
 
+  it('restore after --cni kube-router recreates its ipsets (IPv4 and inet6:) with their members before the rules that match them', () => {
+    const n = node('kr-restore', false);
+    const before = state(n);
+    const saved = (name: string) => inNs(n.ns, 'ipset', ['save', name]);
+    const members = before.ipsets.filter((x) => KR_SETS.test(x)).map(saved);
+    const run = runCli(n, ['run', '--yes', '--json', '--cni', 'kube-router', ...nodeArgs(n)]);
+    expect(run.code).toBe(0);
+    expect(kubeRouterOnly(state(n)).ipsets).toEqual([]);
+    const r = runCli(n, ['restore', JSON.parse(run.stdout).backup, '--json']);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).restored).toMatchObject({ ipsets: 8 });
+    const after = state(n);
+    expect(after.ipsets).toEqual(before.ipsets);
+    expect(after.ipsets.filter((x) => KR_SETS.test(x)).map(saved)).toEqual(members);
+    expect(kubeRouterOnly(after).fw).toEqual(kubeRouterOnly(before).fw);
+  });
+
   it('the plan shows the exact policy-routing commands, and bash running it reaches the same node state as run', () => {
     const a = node('kr-plan-a', false);
     const b = node('kr-plan-b', false);

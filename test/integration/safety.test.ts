@@ -86,7 +86,7 @@ describe('backup and restore', () => {
     expect(again.code).toBe(0);
     // Every saved path is there again: nothing is extracted, nothing counted as restored.
     expect(JSON.parse(again.stdout).steps).toEqual([]);
-    expect(JSON.parse(again.stdout).restored).toEqual({ paths: 0, firewallRules: 0, nftablesTables: 0 });
+    expect(JSON.parse(again.stdout).restored).toEqual({ paths: 0, firewallRules: 0, nftablesTables: 0, ipsets: 0 });
     expect(restorable(snapshot(node)).ipt4nft).toEqual(before.ipt4nft);
   });
 

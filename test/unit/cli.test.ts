@@ -1050,9 +1050,46 @@ describe('restore', () => {
     expect(latest.code).toBe(0);
     const report = JSON.parse(latest.stdout);
     expect(report.backup).toBe(dir);
-    expect(report.restored).toEqual({ paths: 5, firewallRules: 36, nftablesTables: 2 });
+    expect(report.restored).toEqual({ paths: 5, firewallRules: 36, nftablesTables: 2, ipsets: 0 });
     expect(report.notes).toContain('1 of the 6 saved paths exist: left as they are');
     expect(await host.readFile('/run/flannel/subnet.env')).toBe('NEW=1\n');
+  });
+
+  it('recreates the ipsets the run destroyed before the rules that match them, and leaves a set that exists again alone', async () => {
+    const host = foreignNode();
+    host.setIptables('iptables-nft', fs.readFileSync(path.join(__dirname, '../../fixtures/calico/iptables-save.v4.txt'), 'utf8'));
+    host.ipsets.push('cali40masq-ipam-pools', 'cali40all-ipam-pools', 'cali40all-hosts-net', 'site-allow');
+    host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    const rules = host.iptablesSave('iptables-nft');
+    expect(rules).toContain('--match-set cali40masq-ipam-pools');
+    const run = await cli([...RUN, '--cni', 'calico', '--yes', '--json'], host);
+    expect(run.code).toBe(0);
+    expect(host.ipsets).toEqual(['site-allow']);
+    const dir = materialize(host, JSON.parse(run.stdout).backup);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).ipsets).toEqual([
+      { name: 'cali40masq-ipam-pools', file: 'firewall/ipset-cali40masq-ipam-pools.save' },
+      { name: 'cali40all-ipam-pools', file: 'firewall/ipset-cali40all-ipam-pools.save' },
+      { name: 'cali40all-hosts-net', file: 'firewall/ipset-cali40all-hosts-net.save' },
+    ]);
+    // Calico's agent made one again: restore must not try to create it a second time.
+    host.ipsets.push('cali40all-ipam-pools');
+
+    const plan = await cli(['restore', dir, '--dry-run'], host);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(/^# would restore: \d+ paths?, \d+ firewall rules, 2 ipsets$/m);
+    expect(plan.stdout).toContain('# ipset cali40all-ipam-pools exists: left as it is\n');
+    const lines = plan.stdout.split('\n');
+    const setLine = lines.indexOf(`ipset restore -file ${dir}/firewall/ipset-cali40masq-ipam-pools.save`);
+    expect(setLine).toBeGreaterThan(0);
+    expect(setLine).toBeLessThan(lines.findIndex((l) => l.startsWith('iptables-nft-restore --noflush -w')));
+    expect(plan.stdout).not.toContain('ipset-cali40all-ipam-pools.save');
+
+    const r = await cli(['restore', dir, '--json'], host);
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).restored).toMatchObject({ ipsets: 2 });
+    expect([...host.ipsets].sort()).toEqual(['cali40all-hosts-net', 'cali40all-ipam-pools', 'cali40masq-ipam-pools', 'site-allow']);
+    expect(host.iptablesSave('iptables-nft')).toContain('--match-set cali40masq-ipam-pools');
   });
 
   it('reads a version 1 manifest (no member list): the members are checked against its paths, and the plan says so', async () => {

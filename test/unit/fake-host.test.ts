@@ -303,6 +303,30 @@ describe('FakeHost writes', () => {
     expect(h.ipsets).toEqual(['KUBE-X']);
   });
 
+  it('a rule matching a missing ipset is refused with its batch; ipset save and restore -file bring a set back, never over an existing one', async () => {
+    const h = foreignNode();
+    h.ipsets = ['KUBE-X'];
+    const rule = '*filter\n-A INPUT -m set --match-set cali40all-ipam-pools src -j DROP\nCOMMIT\n';
+    const e = await failure(h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: rule }));
+    expect(e.exitCode).toBe(2);
+    expect(e.stderr).toContain("Set cali40all-ipam-pools doesn't exist.");
+    expect(h.iptablesSave('iptables-nft')).not.toContain('cali40all-ipam-pools');
+    h.writeFile('/b', '', 0o600);
+    const missing = await failure(h.apply({ argv: ['ipset', 'save', 'cali40all-ipam-pools'], stdoutTo: '/b' }));
+    expect(missing.stderr).toBe('ipset v7.17: The set with the given name does not exist\n');
+    await h.apply({ argv: ['ipset', 'save', 'KUBE-X'], stdoutTo: '/b' });
+    expect(h.fileAt('/b')).toBe('create KUBE-X hash:net family inet hashsize 1024 maxelem 65536\n');
+    const again = await failure(h.apply({ argv: ['ipset', 'restore', '-file', '/b'] }));
+    expect(again.stderr).toBe('ipset v7.17: Error in line 1: Set cannot be created: set with the same name already exists\n');
+    h.writeFile('/s', 'create cali40all-ipam-pools hash:net family inet\nadd cali40all-ipam-pools 172.20.0.0/16\n', 0o600);
+    await h.apply({ argv: ['ipset', 'restore', '-file', '/s'] });
+    expect(h.ipsets).toEqual(['KUBE-X', 'cali40all-ipam-pools']);
+    await h.apply({ argv: ['iptables-nft-restore', '--noflush', '-w'], stdin: rule });
+    expect(h.iptablesSave('iptables-nft')).toContain('--match-set cali40all-ipam-pools');
+    h.writeFile('/odd', 'flush KUBE-X\n', 0o600);
+    await expect(h.apply({ argv: ['ipset', 'restore', '-file', '/odd'] })).rejects.toThrow(/unsupported ipset line "flush KUBE-X"/);
+  });
+
   it('unloading a module takes its devices along, and refuses while the module is in use', async () => {
     const h = foreignNode().addLink({ ifname: 'tunl0', linkinfo: { info_kind: 'ipip' } });
     h.modules.set('ipip', { refs: 1, users: 'xfrm' });
