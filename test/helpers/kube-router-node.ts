@@ -145,16 +145,21 @@ export interface KubeRouterOptions {
   octet?: number;
 }
 
-/** Adds kube-router's node state to a node built by createFlannelNode (uplink eth0 192.168.1.11/24). */
-export function addKubeRouter(n: { ns: string; root: string }, o: KubeRouterOptions = {}): void {
+/** Adds kube-router's node state to a node built by createFlannelNode (uplink eth0 192.168.1.11/24); returns its pods' namespaces' names. */
+export function addKubeRouter(n: { ns: string; root: string }, o: KubeRouterOptions = {}): { netns: string[] } {
   const x = o.octet ?? 245;
   const ipb = (lines: string[], family = '') => inNs(n.ns, 'ip', [...(family ? [family] : []), '-batch', '-'], lines.join('\n') + '\n');
   // Pods: veths on kube-bridge whose peers sit in pod namespaces under the root.
   const netnsDir = path.join(n.root, 'run/netns');
   fs.mkdirSync(netnsDir, { recursive: true });
   const lines = ['link add kube-bridge type bridge', 'link set kube-bridge up', `addr add 10.${x}.1.1/24 dev kube-bridge`];
+  const netns: string[] = [];
   for (const i of [0, 1]) {
-    const file = path.join(netnsDir, `cni-kr-pod-${i}`);
+    // Named as containerd names them: cni-<uuid>.
+    const u = createHash('sha256').update(`kube-router-pod-${n.ns}-${i}`).digest('hex');
+    const name = `cni-${u.slice(0, 8)}-${u.slice(8, 12)}-${u.slice(12, 16)}-${u.slice(16, 20)}-${u.slice(20, 32)}`;
+    netns.push(name);
+    const file = path.join(netnsDir, name);
     fs.writeFileSync(file, '');
     sh('unshare', [`--net=${file}`, 'true']);
     lines.push(
@@ -220,4 +225,5 @@ export function addKubeRouter(n: { ns: string; root: string }, o: KubeRouterOpti
   write(n.root, `var/lib/cni/networks/mynet/10.${x}.1.2`, `${'a'.repeat(64)}\r\neth0`, 0o600);
   write(n.root, 'var/lib/cni/networks/mynet/last_reserved_ip.0', `10.${x}.1.2`, 0o600);
   write(n.root, 'var/lib/kube-router/kubeconfig', 'apiVersion: v1\nkind: Config\n', 0o600);
+  return { netns };
 }
