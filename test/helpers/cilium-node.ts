@@ -109,7 +109,10 @@ export interface CiliumInstall {
 }
 
 /** Adds Cilium's leftovers to an existing test node (namespace and root made by createFlannelNode). */
-export function addCilium(node: { ns: string; root: string }, o: { pods?: number; mount?: boolean } = {}): CiliumInstall {
+export function addCilium(
+  node: { ns: string; root: string },
+  o: { pods?: number; mount?: boolean; policyRouting?: boolean } = {},
+): CiliumInstall {
   const n = o.pods ?? 2;
   const ipb = (lines: string[]) => inNs(node.ns, 'ip', ['-batch', '-'], lines.join('\n') + '\n');
   const lines = [
@@ -142,6 +145,19 @@ export function addCilium(node: { ns: string; root: string }, o: { pods?: number
     veths.push(veth);
     names.push(name);
   }
+  if (o.policyRouting)
+    lines.push(
+      // pkg/datapath/linux/linux_defaults: to the proxy (priority 9, fwmark 0x200/0xf00, table 2004
+      // holding local delivery) and from it (priority 10, fwmark 0xa00/0xf00, table 2005 via
+      // cilium_host); the agent moves the `lookup local` rule from priority 0 to 100 first.
+      'rule add priority 100 lookup local',
+      'rule del priority 0',
+      'rule add priority 9 fwmark 0x200/0xf00 lookup 2004 proto kernel',
+      'rule add priority 10 fwmark 0xa00/0xf00 lookup 2005 proto kernel',
+      'route add local default dev lo table 2004 proto kernel',
+      'route add 10.245.0.1 dev cilium_host table 2005 proto kernel',
+      'route add default dev cilium_host table 2005 proto kernel',
+    );
   ipb(lines);
   inNs(
     node.ns,
