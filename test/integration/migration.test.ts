@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent } from '../helpers/agent.js';
-import { addCalico } from '../helpers/calico-node.js';
+import { addCalico, CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { addCilium, isMounted, MACVLAN_CONF } from '../helpers/cilium-node.js';
-import { inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
+import { FLANNEL_CONFLIST, inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, snapshot, TestNodes } from '../helpers/harness.js';
 import { addKubeRouter, KR_SETS, RT_TABLES_SITE } from '../helpers/kube-router-node.js';
+import { addMultus, thinConf } from '../helpers/multus-node.js';
 
 const nodes = new TestNodes({ pods: 1 });
 afterEach(nodes.cleanUp);
@@ -209,10 +210,18 @@ const LEFT: Record<Cni, State> = {
   'kube-router': { ...EMPTY, files: [`etc/iproute2/rt_tables 644 ${JSON.stringify(RT_TABLES_SITE)}`] },
 };
 
-/** Runs `argv` (a run with --json) on the node and checks the removal of `removed` beside the running `live`. */
-async function migrate(removed: Cni, live: Cni, withCni: boolean) {
-  const m = build(`mx-${removed.slice(0, 4)}-${live.slice(0, 4)}`, [removed, live], live);
+interface Case {
+  /** The first run has no --cni: it must tell the dead CNI from the live one itself. The second has --cni. */
+  plain?: boolean;
+  /** 00-multus.conf in front of the removed CNI, embedding its conflist: it goes with it. */
+  multus?: string;
+}
+
+/** Removes `removed` beside the running `live` and checks the node: see the top of the file. */
+async function migrate(removed: Cni, live: Cni, c: Case = {}) {
+  const m = build(`mx-${removed.slice(0, 4)}-${live.slice(0, 4)}${c.multus ? '-mu' : ''}`, [removed, live], live);
   const n = m.node;
+  if (c.multus) addMultus(n, thinConf(c.multus));
   const [agent, ...agentArgs] = AGENTS[live];
   const pid = await startAgent(nodes, n.ns, agent, agentArgs);
   const before = state(n);
@@ -222,24 +231,29 @@ async function migrate(removed: Cni, live: Cni, withCni: boolean) {
     const mine = only(before, m, cni);
     for (const k of ['links', 'routes', 'ipt4nft', 'files'] as const) expect(mine[k].length, `${cni} ${k}`).toBeGreaterThan(0);
   }
-  const rest = (s: State) => {
+  if (c.multus) expect(before.files.filter((f) => /^etc\/cni\/net\.d\/00-multus\.conf /.test(f))).toHaveLength(1);
+  const gone = (s: State) => {
     const r = ownedBy(s, removed, m.pods[removed]);
+    return (k: Kind, l: string) => r(k, l) || (k === 'files' && !!c.multus && l.startsWith('etc/cni/net.d/00-multus.conf '));
+  };
+  const rest = (s: State) => {
+    const g = gone(s);
     // portmap's chains go with Flannel only when no config left uses portmap (beside Cilium).
-    return select(s, (k, l) => !r(k, l) && !(removed === 'flannel' && PORTMAP.test(l)));
+    return select(s, (k, l) => !g(k, l) && !(removed === 'flannel' && PORTMAP.test(l)));
   };
 
-  const argv = ['run', '--yes', '--json', ...(withCni ? ['--cni', removed] : []), ...nodeArgs(n)];
-  const r = runCli(n, argv);
+  const withCni = ['run', '--yes', '--json', '--cni', removed, ...nodeArgs(n)];
+  const r = runCli(n, c.plain ? withCni.filter((a) => a !== '--cni' && a !== removed) : withCni);
   expect(r.code, r.stderr).toBe(0);
   const report = JSON.parse(r.stdout) as { cni: string[]; changed: boolean; targets: unknown[] };
   expect(report.cni).toEqual([removed]);
   expect(report.changed).toBe(true);
-  if (!withCni) expect(report.targets).toContainEqual({ cni: live, action: 'keep', why: `live: its agent runs: ${agent} (pid ${pid})` });
+  if (c.plain) expect(report.targets).toContainEqual({ cni: live, action: 'keep', why: `live: its agent runs: ${agent} (pid ${pid})` });
   const after = state(n);
 
   // The live CNI, byte for byte; nothing of the removed one's left; the rest of the node as it was.
   expect(only(after, m, live)).toEqual(only(before, m, live));
-  expect(only(after, m, removed)).toEqual(LEFT[removed]);
+  expect(select(after, gone(after))).toEqual(LEFT[removed]);
   expect(rest(after)).toEqual(rest(before));
   if (removed === 'flannel') {
     const portmap = (s: State) => IPT.map((k) => s[k].filter((l) => PORTMAP.test(l) && !OWNS.flannel.ipt!.test(l)));
@@ -250,7 +264,7 @@ async function migrate(removed: Cni, live: Cni, withCni: boolean) {
   for (const p of m.pods[removed]) expect(fs.existsSync(path.join(n.root, 'run/netns', p)), p).toBe(false);
   for (const p of m.pods[live]) expect(fs.existsSync(path.join(n.root, 'run/netns', p)), p).toBe(true);
 
-  const again = runCli(n, argv);
+  const again = runCli(n, withCni);
   expect(again.code, again.stderr).toBe(0);
   expect((JSON.parse(again.stdout) as { changed: boolean }).changed).toBe(false);
 }
@@ -266,25 +280,27 @@ const liveFirst = (removed: Cni, live: Cni) => {
   return conf[live] < conf[removed];
 };
 
-describe('the migration matrix: --cni <dead> beside a running CNI', () => {
+// Without --cni, the first run must keep the live CNI itself: one pair per live CNI, each where the
+// live CNI's config is the runtime's (the first), as the new CNI's is after a migration.
+const PLAIN = ['kube-router/flannel', 'flannel/calico', 'calico/cilium', 'cilium/kube-router'];
+
+describe('the migration matrix: each CNI removed beside each other one running', () => {
   for (const removed of CNIS)
-    for (const live of CNIS.filter((c) => c !== removed))
-      it(`--cni ${removed} with ${live} running: ${removed} gone, ${live} and the rest byte for byte`, async () => {
-        await migrate(removed, live, true);
+    for (const live of CNIS.filter((x) => x !== removed)) {
+      const plain = PLAIN.includes(`${removed}/${live}`);
+      it(`${plain ? 'run (no --cni), then --cni' : '--cni'} ${removed} with ${live} running: ${removed} gone, ${live} and the rest byte for byte`, async () => {
+        if (plain) expect(liveFirst(removed, live)).toBe(true);
+        await migrate(removed, live, { plain });
       });
+    }
 });
 
-describe('the migration matrix without --cni: the running CNI is kept, the dead one removed', () => {
-  // One pair per live CNI, each where the live CNI's config is the runtime's (the first).
-  const pairs: Array<[Cni, Cni]> = [
-    ['kube-router', 'flannel'],
-    ['flannel', 'calico'],
-    ['calico', 'cilium'],
-    ['cilium', 'kube-router'],
-  ];
-  for (const [removed, live] of pairs)
-    it(`${removed} removed, running ${live} kept`, async () => {
-      expect(liveFirst(removed, live)).toBe(true);
-      await migrate(removed, live, false);
-    });
+describe('Multus in front of the removed CNI', () => {
+  it("--cni calico with Flannel running: 00-multus.conf (Calico embedded) goes with Calico; Flannel and Multus's other files byte for byte", async () => {
+    await migrate('calico', 'flannel', { multus: CALICO_CONFLIST });
+  });
+
+  it("--cni flannel with Calico running: 00-multus.conf (Flannel embedded) goes with Flannel; Calico and Multus's other files byte for byte", async () => {
+    await migrate('flannel', 'calico', { multus: FLANNEL_CONFLIST });
+  });
 });
