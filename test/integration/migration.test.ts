@@ -116,7 +116,7 @@ const OWNS: Record<
     ipt: /FLANNEL|flanneld|cbr0|CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}/,
     nft: /^table ip flannel-ipv4 /,
     files:
-      /^(etc\/cni\/net\.d\/10-flannel\.conflist |run\/flannel[/ ]|var\/lib\/cni\/(flannel|networks\/cbr0)[/ ]|var\/lib\/cni\/results\/cbr0-)/,
+      /^(etc\/cni\/net\.d\/10-flannel\.conflist(\.cilium_bak)? |run\/flannel[/ ]|var\/lib\/cni\/(flannel|networks\/cbr0)[/ ]|var\/lib\/cni\/results\/cbr0-)/,
   },
   calico: {
     links: /^(cali[0-9a-f]{11}|vxlan\.calico)$/,
@@ -125,7 +125,7 @@ const OWNS: Record<
     ipt: /cali/,
     nft: /^table ip calico /,
     files:
-      /^(etc\/cni\/net\.d\/(10-calico\.conflist|calico-kubeconfig) |var\/(lib|run|log)\/calico[/ ]|var\/lib\/cni\/results\/k8s-pod-network-)/,
+      /^(etc\/cni\/net\.d\/(10-calico\.conflist(\.cilium_bak)?|calico-kubeconfig) |var\/(lib|run|log)\/calico[/ ]|var\/lib\/cni\/results\/k8s-pod-network-)/,
     ipsets: /^cali40/,
   },
   cilium: {
@@ -147,7 +147,7 @@ const OWNS: Record<
     nft: /kube-router-filter-ipv[46]/,
     // rt_tables holds its three lines among the site's.
     files:
-      /^(etc\/cni\/net\.d\/\d\d-kuberouter\.conflist |var\/lib\/kube-router[/ ]|var\/lib\/cni\/networks\/mynet[/ ]|etc\/iproute2\/rt_tables )/,
+      /^(etc\/cni\/net\.d\/\d\d-kuberouter\.conflist(\.cilium_bak)? |var\/lib\/kube-router[/ ]|var\/lib\/cni\/networks\/mynet[/ ]|etc\/iproute2\/rt_tables )/,
     ipsets: KR_SETS,
   },
 };
@@ -215,6 +215,8 @@ interface Case {
   plain?: boolean;
   /** 00-multus.conf in front of the removed CNI, embedding its conflist: it goes with it. */
   multus?: string;
+  /** The live Cilium has set the other configs aside (cni.exclusive, its default): <name>.cilium_bak. */
+  exclusive?: boolean;
 }
 
 /** Removes `removed` beside the running `live` and checks the node: see the top of the file. */
@@ -222,6 +224,11 @@ async function migrate(removed: Cni, live: Cni, c: Case = {}) {
   const m = build(`mx-${removed.slice(0, 4)}-${live.slice(0, 4)}${c.multus ? '-mu' : ''}`, [removed, live], live);
   const n = m.node;
   if (c.multus) addMultus(n, thinConf(c.multus));
+  if (c.exclusive) {
+    const dir = path.join(n.root, 'etc/cni/net.d');
+    for (const f of fs.readdirSync(dir).filter((x) => /\.(conf|conflist|json)$/.test(x) && x !== '05-cilium.conflist'))
+      fs.renameSync(path.join(dir, f), path.join(dir, `${f}.cilium_bak`));
+  }
   const [agent, ...agentArgs] = AGENTS[live];
   const pid = await startAgent(nodes, n.ns, agent, agentArgs);
   const before = state(n);
@@ -288,9 +295,12 @@ describe('the migration matrix: each CNI removed beside each other one running',
   for (const removed of CNIS)
     for (const live of CNIS.filter((x) => x !== removed)) {
       const plain = PLAIN.includes(`${removed}/${live}`);
-      it(`${plain ? 'run (no --cni), then --cni' : '--cni'} ${removed} with ${live} running: ${removed} gone, ${live} and the rest byte for byte`, async () => {
+      // A running Cilium has set the other configs aside, as it does by default.
+      const exclusive = live === 'cilium';
+      const how = `${plain ? 'run (no --cni), then --cni' : '--cni'} ${removed} with ${live} running${exclusive ? ' (configs set aside)' : ''}`;
+      it(`${how}: ${removed} gone, ${live} and the rest byte for byte`, async () => {
         if (plain) expect(liveFirst(removed, live)).toBe(true);
-        await migrate(removed, live, { plain });
+        await migrate(removed, live, { plain, exclusive });
       });
     }
 });
