@@ -5,7 +5,7 @@
 // CILIUM_* chains with `cilium-feeder: <chain>` jumps from the built-in chains (and an OLD_CILIUM_
 // chain from a restart) in iptables-nft and iptables-legacy, IPv4 and IPv6, the cilium_node_set_v4
 // ipset, 05-cilium.conflist, the agent's state and pidfile, a cgroup2 mount at /run/cilium/cgroupv2,
-// and configs it set aside as *.cilium_bak.
+// and configs it set aside as *.cilium_bak; with policyRouting, its proxy rules (priorities 9 and 10) and tables 2004/2005.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
