@@ -5,7 +5,7 @@
 // CILIUM_* chains with `cilium-feeder: <chain>` jumps from the built-in chains (and an OLD_CILIUM_
 // chain from a restart) in iptables-nft and iptables-legacy, IPv4 and IPv6, the cilium_node_set_v4
 // ipset, 05-cilium.conflist, the agent's state and pidfile, a cgroup2 mount at /run/cilium/cgroupv2,
-// and configs it set aside as *.cilium_bak.
+// and configs it set aside as *.cilium_bak; with policyRouting, its proxy rules (priorities 9 and 10) and tables 2004/2005.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -109,7 +109,10 @@ export interface CiliumInstall {
 }
 
 /** Adds Cilium's leftovers to an existing test node (namespace and root made by createFlannelNode). */
-export function addCilium(node: { ns: string; root: string }, o: { pods?: number; mount?: boolean } = {}): CiliumInstall {
+export function addCilium(
+  node: { ns: string; root: string },
+  o: { pods?: number; mount?: boolean; policyRouting?: boolean } = {},
+): CiliumInstall {
   const n = o.pods ?? 2;
   const ipb = (lines: string[]) => inNs(node.ns, 'ip', ['-batch', '-'], lines.join('\n') + '\n');
   const lines = [
@@ -142,6 +145,19 @@ export function addCilium(node: { ns: string; root: string }, o: { pods?: number
     veths.push(veth);
     names.push(name);
   }
+  if (o.policyRouting)
+    lines.push(
+      // pkg/datapath/linux/linux_defaults: to the proxy (priority 9, fwmark 0x200/0xf00, table 2004
+      // holding local delivery) and from it (priority 10, fwmark 0xa00/0xf00, table 2005 via
+      // cilium_host); the agent moves the `lookup local` rule from priority 0 to 100 first.
+      'rule add priority 100 lookup local',
+      'rule del priority 0',
+      'rule add priority 9 fwmark 0x200/0xf00 lookup 2004 proto kernel',
+      'rule add priority 10 fwmark 0xa00/0xf00 lookup 2005 proto kernel',
+      'route add local default dev lo table 2004 proto kernel',
+      'route add 10.245.0.1 dev cilium_host table 2005 proto kernel',
+      'route add default dev cilium_host table 2005 proto kernel',
+    );
   ipb(lines);
   inNs(
     node.ns,

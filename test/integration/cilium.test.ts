@@ -10,6 +10,10 @@ import { addCilium, isMounted, MACVLAN_CONF } from '../helpers/cilium-node.js';
 import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
 
+/** A command as the plan script prints it: with several operands after `--`, one per line. */
+const script = (cmd: string, ...operands: string[]) =>
+  operands.length < 2 ? `${cmd} ${operands.join(' ')}` : [cmd, ...operands.map((o) => `  ${o}`)].join(' \\\n');
+
 const made: FlannelNode[] = [];
 const mounts: string[] = [];
 const agents: ChildProcess[] = [];
@@ -138,22 +142,23 @@ describe('Cilium leftovers beside a running Flannel', () => {
         `# removes /etc/cni/net.d/05-cilium.conf.cilium_bak: cilium's config, which cilium set aside: it goes with cilium`,
         `# kept /etc/cni/net.d/10-flannel.conflist.cilium_bak: flannel's config, which cilium set aside; 10-flannel.conflist exists again, so it is not put back over it: compare the two and keep one`,
         `# puts back /etc/cni/net.d/20-lan.conf.cilium_bak: the config of network "lan" (plugins macvlan), which cilium set aside when it took over the node: put back under its name, as cilium's own cleanup does`,
-        `rm -f -- ${r}/etc/cni/net.d/05-cilium.conflist ${r}/etc/cni/net.d/05-cilium.conf.cilium_bak`,
-        `mv -n -T -- ${r}/etc/cni/net.d/20-lan.conf.cilium_bak ${r}/etc/cni/net.d/20-lan.conf`,
+        script('rm -f --', `${r}/etc/cni/net.d/05-cilium.conflist`, `${r}/etc/cni/net.d/05-cilium.conf.cilium_bak`),
+        script('mv -n -T --', `${r}/etc/cni/net.d/20-lan.conf.cilium_bak`, `${r}/etc/cni/net.d/20-lan.conf`),
       ].join('\n'),
     );
     expect(section(plan.stdout, 'cni-state')).toBe(
       [
         'cni-state: remove IPAM allocations, result caches and state directories of the CNI',
         '# unmounts /run/cilium/cgroupv2 (a mount point) before /run/cilium is removed',
-        `umount --lazy -- ${r}/run/cilium/cgroupv2`,
-        `rm -rf -- ${r}/var/run/cilium ${r}/run/cilium ${r}/var/lib/cilium`,
+        script('umount --lazy --', `${r}/run/cilium/cgroupv2`),
+        script('rm -rf --', `${r}/var/run/cilium`, `${r}/run/cilium`, `${r}/var/lib/cilium`),
       ].join('\n'),
     );
     // One batch: the pair, the overlay, the pod veths and the health endpoint's (lxcfoo and lxcbr0 stay).
     expect(section(plan.stdout, 'interfaces')).toBe(
       [
         "interfaces: delete the CNI's interfaces (bridge, overlay devices, pod veths)",
+        '# the links go into one unused link group that is then deleted at once: one teardown, not one per veth',
         "ip -batch - <<'CNI_SWEEP_EOF'",
         ...['cilium_net', 'cilium_host', 'cilium_vxlan', ...c.veths].map((l) => `link set dev ${l} group 4242424`),
         'link delete group 4242424',

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico, CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, shimDir, write, type FlannelNode } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
+import { addMultus, KUBECONFIG, thickConf, thinConf } from '../helpers/multus-node.js';
 
 const made: FlannelNode[] = [];
 function node(tag: string): FlannelNode {
@@ -25,35 +26,6 @@ const state = (n: FlannelNode): NodeState => {
   const s = snapshot(n);
   return { ...s, files: s.files.filter((f) => !OWN.test(f)) };
 };
-const KUBECONFIG = '/etc/cni/net.d/multus.d/multus.kubeconfig';
-
-/** 00-multus.conf as multus-cni's thin_entrypoint writes it, embedding `master`. */
-const thinConf = (master: string) =>
-  JSON.stringify(
-    {
-      cniVersion: '0.3.1',
-      name: 'multus-cni-network',
-      type: 'multus',
-      capabilities: { portMappings: true },
-      kubeconfig: KUBECONFIG,
-      delegates: [JSON.parse(master)],
-    },
-    null,
-    2,
-  ) + '\n';
-/** As multus-daemon writes it: clusterNetwork is its container path to the master config. */
-const thickConf = (clusterNetwork: string) =>
-  JSON.stringify({ cniVersion: '0.3.1', name: 'multus-cni-network', type: 'multus-shim', clusterNetwork, logToStderr: true }) + '\n';
-
-/** Multus's and whereabouts' files as their DaemonSets leave them on the node. */
-function addMultus(n: FlannelNode, conf: string, file = '00-multus.conf') {
-  write(n.root, `etc/cni/net.d/${file}`, conf);
-  write(n.root, KUBECONFIG.slice(1), 'apiVersion: v1\nkind: Config\n', 0o600);
-  write(n.root, 'var/lib/cni/multus/0123abcd/results.json', '{}');
-  write(n.root, 'etc/cni/net.d/whereabouts.d/whereabouts.conf', '{"datastore":"kubernetes"}\n', 0o600);
-  write(n.root, 'etc/cni/net.d/whereabouts.d/whereabouts.kubeconfig', 'apiVersion: v1\n', 0o600);
-}
-
 const isCalico = (line: string) => /cali|172\.20\./.test(line);
 /** Everything but Calico's links, addresses, routes and rules, to compare before and after. */
 const notCalico = (s: NodeState) => ({
