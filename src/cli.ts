@@ -10,7 +10,7 @@ import { restoreCommand } from './commands/restore.js';
 import { backupsCommand } from './commands/backups.js';
 import { profilesCommand } from './commands/profiles.js';
 import { versionCommand } from './commands/version.js';
-import { completionCommand } from './commands/completion.js';
+import { completionCommand, visible } from './commands/completion.js';
 
 export { VERSION, type Io } from './commands/common.js';
 
@@ -53,7 +53,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (first.startsWith('-') && !topLevel.includes(first))
       throw new UsageError(
         `no command given before ${first}: options come after the command`,
-        `commands: ${program.commands.map((c) => c.name()).join(', ')}; see cni-sweep --help`,
+        `commands: ${visible(program).map((c) => c.name()).join(', ')}; see cni-sweep --help`,
       );
     await program.parseAsync(argv, { from: 'user' });
     return code;

@@ -84,6 +84,11 @@ export interface ProfileFacts {
   confSubdirs?: string[];
   /** Multus configs whose cluster network is this CNI's: they go with it, and why. Read by takeSnapshot. */
   wrappers?: Array<{ config: CniConfig; why: string }>;
+  /**
+   * Configs of this CNI that another CNI this run keeps owns too (a chained conflist: flannel then
+   * cilium-cni): kept, with their networks' state, and the CNIs they are shared with. Read by takeSnapshot.
+   */
+  shared?: Array<{ config: CniConfig; with: string[] }>;
 }
 
 export interface Snapshot {
@@ -148,6 +153,11 @@ export async function takeSnapshot(
     gaps.add(dirs.join(', '), err);
   }
   const facts: ProfileFacts[] = [];
+  // A config another CNI owns too stays while that CNI stays: removing a chained conflist (flannel
+  // with cilium-cni) with one of them would leave the other, maybe running, without its config.
+  const removing = new Set(profiles.map((p) => p.name));
+  const keeping = knownProfiles().filter((q) => !removing.has(q.name));
+  const sharedWith = (c: CniConfig) => keeping.filter((q) => ownsConfig(q, c)).map((q) => q.name);
   for (const profile of profiles) {
     const extraFiles: string[] = [];
     for (const f of profile.config.extraFiles) {
@@ -174,7 +184,18 @@ export async function takeSnapshot(
         gaps.add(profile.state.subnetEnv, `${err instanceof Error ? err.message.split('\n')[0] : String(err)}; ${costs}`);
       }
     }
-    const f = profileFacts(profile, configs, env, podCidrs, extraFiles);
+    const shared = configs.flatMap((c) => {
+      const others = ownsConfig(profile, c) ? sharedWith(c) : [];
+      return others.length ? [{ config: c, with: others }] : [];
+    });
+    const f = profileFacts(
+      profile,
+      configs.filter((c) => !shared.some((s) => s.config === c)),
+      env,
+      podCidrs,
+      extraFiles,
+    );
+    if (shared.length) f.shared = shared;
     f.confSubdirs = [];
     for (const d of profile.config.confSubdirs)
       for (const dir of dirs) if ((await host.entryType(`${dir}/${d}`).catch(() => null)) === 'dir') f.confSubdirs.push(`${dir}/${d}`);

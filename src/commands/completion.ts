@@ -8,7 +8,7 @@ import { VERSION, type Done, type Io } from './common.js';
 
 const SHELLS = ['bash', 'zsh', 'fish'] as const;
 
-const visible = (program: Command) => program.commands.filter((c) => !(c as Command & { _hidden?: boolean })._hidden);
+export const visible = (program: Command) => program.commands.filter((c) => !(c as Command & { _hidden?: boolean })._hidden);
 const flags = (c: Command) => c.options.flatMap((o) => [o.long, o.short].filter((f): f is string => Boolean(f)));
 /** Shell-safe: command names and flags are plain words; descriptions lose quotes. */
 const plain = (s: string) => s.replace(/['"\\`$]/g, '');

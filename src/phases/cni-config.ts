@@ -14,7 +14,13 @@ export const cniConfig: Phase = {
     // A config whose names fail validation stays: it is the CNI's by its plugin type, but one that
     // names "../../etc" or the uplink was not written by the CNI as released, and whoever wrote it
     // decides what happens to it.
-    const notes = ctx.snapshot.facts.flatMap((f) => (f.untrusted ?? []).map(untrustedNote));
+    const notes = ctx.snapshot.facts.flatMap((f) => [
+      ...(f.untrusted ?? []).map(untrustedNote),
+      ...(f.shared ?? []).map(
+        (s) =>
+          `kept ${s.config.file}: ${s.with.join(' and ')}'s config too (a chained config), and this run keeps ${s.with.join(' and ')}; it stays, with its network's state (to remove both: --cni ${[f.profile.name, ...s.with].join(',')})`,
+      ),
+    ]);
     const dirs: string[] = [];
     for (const f of ctx.snapshot.facts) {
       for (const p of [...f.configs.map((c) => c.file), ...f.extraFiles]) {

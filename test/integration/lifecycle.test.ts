@@ -213,7 +213,7 @@ describe('bad input is a usage error before anything changes', () => {
     const r = runCli(node, ['--root', node.root, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles, version; see cni-sweep --help\n$/,
+      /^cni-sweep: error: no command given before --root: options come after the command\n {2}hint: commands: plan, run, doctor, restore, backups, profiles, version, completion; see cni-sweep --help\n$/,
     );
     const none = runCli(node, []);
     expect(none.code).toBe(0);

@@ -73,7 +73,7 @@ describe('pod sandboxes on the removed network', () => {
     expect(report.podsWithoutNetwork).toEqual(n.pods.map((p) => ({ id: p.cid, ip: p.ip })).sort((a, b) => a.ip.localeCompare(b.ip)));
     expect(report.podsWithoutNetworkFix).toMatch(/^once the runtime is up: crictl stopp \S+ \S+ && crictl rmp /);
     expect(r.stderr).toMatch(
-      /\[remove-sandboxes\] crictl pods failed: .*connection error.*: pod sandboxes cannot be removed through the CRI; 2 pod\(s\)/,
+      /remove-sandboxes: crictl pods failed: .*connection error.*: pod sandboxes cannot be removed through the CRI; 2 pod\(s\)/,
     );
   });
 

@@ -212,3 +212,42 @@ describe("Cilium's pidfile", () => {
     await expect(named(host)).rejects.toThrow('--cni cilium: cilium is live on this node: its agent runs: cilium-agent (pid 77)');
   });
 });
+
+describe('a config Cilium shares with a CNI this run keeps (chaining on Flannel)', () => {
+  // Cilium's chaining mode: Flannel's conflist with cilium-cni appended; Flannel keeps running.
+  const CHAINED = JSON.stringify({
+    cniVersion: '0.3.1',
+    name: 'cbr0',
+    plugins: [
+      { type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true } },
+      { type: 'portmap', capabilities: { portMappings: true } },
+      { type: 'cilium-cni', chaining: 'generic-veth' },
+    ],
+  });
+  const CACHE = `/var/lib/cni/results/cbr0-${'a'.repeat(64)}-eth0`;
+  const chainedNode = () =>
+    foreignNode()
+      .writeFile(`${CONF}/04-flannel-cilium-cni.conflist`, CHAINED)
+      .writeFile(CACHE, '{"kind":"cniCacheV1"}', 0o600)
+      .writeFile('/var/lib/cilium/bpf/bpf_lxc.c', '/* datapath */\n');
+
+  it('--cni cilium keeps the chained config and its network state, says why and how to remove both', async () => {
+    const host = chainedNode();
+    const ctx = await ctxFor(host, { profiles: [CILIUM] });
+    const config = await cniConfig.plan(ctx);
+    expect(bare(config.steps)).toEqual([]);
+    expect(config.notes).toContain(
+      `kept ${CONF}/04-flannel-cilium-cni.conflist: flannel's config too (a chained config), and this run keeps flannel; it stays, with its network's state (to remove both: --cni cilium,flannel)`,
+    );
+    const state = await cniState.plan(ctx);
+    expect(state.steps.flatMap((s) => s.argv)).not.toContain(CACHE);
+    expect(state.steps.flatMap((s) => s.argv)).toContain('/var/lib/cilium');
+    expect(ctx.snapshot.remainingConfigs.map((c) => c.file)).toEqual([`${CONF}/04-flannel-cilium-cni.conflist`]);
+  });
+
+  it('--cni cilium,flannel removes it with both', async () => {
+    const ctx = await ctxFor(chainedNode(), { profiles: [CILIUM, FLANNEL] });
+    expect(bare((await cniConfig.plan(ctx)).steps)).toEqual([{ argv: ['rm', '-f', '--', `${CONF}/04-flannel-cilium-cni.conflist`] }]);
+    expect((await cniState.plan(ctx)).steps.flatMap((s) => s.argv)).toContain(CACHE);
+  });
+});
