@@ -53,7 +53,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (first.startsWith('-') && !topLevel.includes(first))
       throw new UsageError(
         `no command given before ${first}: options come after the command`,
-        `commands: ${visible(program).map((c) => c.name()).join(', ')}; see cni-sweep --help`,
+        `commands: ${visible(program)
+          .map((c) => c.name())
+          .join(', ')}; see cni-sweep --help`,
       );
     await program.parseAsync(argv, { from: 'user' });
     return code;

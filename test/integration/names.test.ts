@@ -100,7 +100,9 @@ describe('a plan whose names would inject commands', () => {
     makeHostile(b);
     const plan = runCli(b, ['plan', ...nodeArgs(b)]);
     expect(plan.code, plan.stderr).toBe(0);
-    expect(plan.stdout).toContain("rm -f -- $'");
+    // One operand per line in the script: the hostile names are quoted words of their own.
+    expect(plan.stdout).toMatch(/^rm -f -- \\$/m);
+    expect(plan.stdout).toContain("\n  $'");
     expect(plan.stdout).toContain("\\xff\\xfe.conflist'");
     expect(plan.stdout).toMatch(/^# kept v\$\(touch\)`x`: its name cannot be passed safely to ip -batch$/m);
     const work = path.join(path.dirname(b.root), 'cwd');
