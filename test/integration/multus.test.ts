@@ -52,7 +52,8 @@ describe('Multus in front of Calico', () => {
       '# removes /etc/cni/net.d/00-multus.conf: it delegates to calico (its first delegate, embedded in it), which this run removes; left behind, the runtime still loads it first and every new pod fails in Multus\n',
     );
     expect(plan.stdout).toMatch(
-      /^rm -f -- \S+\/etc\/cni\/net\.d\/10-calico\.conflist \S+\/calico-kubeconfig \S+\/etc\/cni\/net\.d\/00-multus\.conf$/m,
+      // One operand per line in the script.
+      /^rm -f -- \\\n {2}\S+\/etc\/cni\/net\.d\/10-calico\.conflist \\\n {2}\S+\/calico-kubeconfig \\\n {2}\S+\/etc\/cni\/net\.d\/00-multus\.conf$/m,
     );
 
     const r = runCli(n, ['run', '--yes', '--json', '--cni', 'calico', ...nodeArgs(n)]);

@@ -36,7 +36,10 @@ describe('hostile CNI network names', () => {
 
       const plan = runCli(node, ['plan', ...nodeArgs(node)]);
       expect(plan.code).toBe(0);
-      expect(plan.stdout).not.toMatch(/^rm -rf .*(\/etc|\/var\/lib\/cni\/networks)( |\/? |\/?$)/m);
+      // Commands as bash reads them: the script puts each operand on a continuation line.
+      const commands = plan.stdout.replace(/ \\\n {2}/g, ' ');
+      expect(commands).toMatch(/^rm -rf -- /m);
+      expect(commands).not.toMatch(/^rm -rf .*(\/etc|\/var\/lib\/cni\/networks)( |\/? |\/?$)/m);
       expect(plan.stdout).toContain('# kept /etc/cni/net.d/10-flannel.conflist: ');
 
       const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
