@@ -33,20 +33,21 @@ export const RouteSchema = z.looseObject({
 });
 export type Route = z.infer<typeof RouteSchema>;
 
-function parseArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
+/** The JSON array a tool printed (`what`: the command, for the error), each element checked against the schema; [] for no output. */
+export function parseJsonArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
   const t = text.trim();
   if (t === '') return [];
   let json: unknown;
   try {
     json = JSON.parse(t);
   } catch (e) {
-    throw new ParseError(`unexpected ip -j ${what} output: ${(e as Error).message}`);
+    throw new ParseError(`unexpected ${what} output: ${(e as Error).message}`);
   }
   const parsed = z.array(schema).safeParse(json);
-  if (!parsed.success) throw new ParseError(`unexpected ip -j ${what} output: ${parsed.error.issues[0]!.message}`);
+  if (!parsed.success) throw new ParseError(`unexpected ${what} output: ${parsed.error.issues[0]!.message}`);
   return parsed.data;
 }
 
-export const parseLinks = (text: string) => parseArray(LinkSchema, text, 'link');
-export const parseAddrs = (text: string) => parseArray(AddrSchema, text, 'addr');
-export const parseRoutes = (text: string) => parseArray(RouteSchema, text, 'route');
+export const parseLinks = (text: string) => parseJsonArray(LinkSchema, text, 'ip -j link');
+export const parseAddrs = (text: string) => parseJsonArray(AddrSchema, text, 'ip -j addr');
+export const parseRoutes = (text: string) => parseJsonArray(RouteSchema, text, 'ip -j route');

@@ -2,6 +2,7 @@
 // `ip -j -d link show` (iproute2's JSON field names; checked against iproute2 6.1 on kernel 6.18).
 import { z } from 'zod';
 import { ParseError } from './errors.js';
+import { parseJsonArray } from './iproute.js';
 
 export const QdiscSchema = z.looseObject({
   kind: z.string(),
@@ -43,22 +44,8 @@ export const XdpSchema = z.looseObject({
 });
 export type Xdp = z.infer<typeof XdpSchema>;
 
-function parseArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
-  const t = text.trim();
-  if (t === '') return [];
-  let json: unknown;
-  try {
-    json = JSON.parse(t);
-  } catch (e) {
-    throw new ParseError(`unexpected ${what} output: ${(e as Error).message}`);
-  }
-  const parsed = z.array(schema).safeParse(json);
-  if (!parsed.success) throw new ParseError(`unexpected ${what} output: ${parsed.error.issues[0]!.message}`);
-  return parsed.data;
-}
-
-export const parseQdiscs = (text: string) => parseArray(QdiscSchema, text, 'tc -j qdisc show');
-export const parseFilters = (text: string) => parseArray(FilterSchema, text, 'tc -j filter show');
+export const parseQdiscs = (text: string) => parseJsonArray(QdiscSchema, text, 'tc -j qdisc show');
+export const parseFilters = (text: string) => parseJsonArray(FilterSchema, text, 'tc -j filter show');
 
 /** The programs attached to a link by XDP, each with its mode; [] when none (or an `xdp` object it cannot read). */
 export function xdpPrograms(link: Record<string, unknown>): Array<{ mode: number; name?: string }> {
