@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { main, VERSION, type Io } from '../../src/cli.js';
+import { VERSION, type Io } from '../../src/cli.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { PHASE_NAMES } from '../../src/phases/index.js';
 import { emptyRemoved, type Report } from '../../src/events.js';
@@ -18,46 +18,13 @@ import { executedCommands, planCommands } from '../helpers/runtime-state.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
-import { Capture, isolateKubeconfigEnv } from './helpers.js';
+import { isolateKubeconfigEnv, runMain } from './helpers.js';
 
 isolateKubeconfigEnv();
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  roots: string[];
-  asked: string[];
-}
-
-async function cli(argv: string[], host: FakeHost = dirtyFlannelNode().host, io: Partial<Io> & { answer?: string } = {}): Promise<Result> {
-  const out = new Capture();
-  const err = new Capture();
-  const roots: string[] = [];
-  const asked: string[] = [];
-  const code = await main(argv, {
-    stdout: out.stream,
-    stderr: err.stream,
-    stdinIsTty: false,
-    stderrIsTty: false,
-    env: {},
-    makeHost: (root) => {
-      roots.push(root);
-      return host;
-    },
-    ...(io.answer !== undefined
-      ? {
-          stdinIsTty: true,
-          ask: async (q: string) => {
-            asked.push(q);
-            return io.answer!;
-          },
-        }
-      : {}),
-    ...io,
-  });
-  return { code, stdout: out.text, stderr: err.text, roots, asked };
-}
+/** The CLI on a fake node (by default a dirty Flannel node). */
+const cli = (argv: string[], host: FakeHost = dirtyFlannelNode().host, io: Partial<Io> & { answer?: string } = {}) =>
+  runMain(argv, host, io);
 
 const RUN = ['run', '--node', 'node-1', '--kubeconfig', '/etc/kubernetes/admin.conf'];
 const oneLineError = (stderr: string) => {

@@ -1,6 +1,7 @@
 // Shared bits for the unit suites: a phase context built the way the runner builds it, and
 // captured CLI streams.
 import { afterEach, beforeEach } from 'vitest';
+import { main, type Io } from '../../src/cli.js';
 import type { Host } from '../../src/host/host.js';
 import { Gaps, takeSnapshot } from '../../src/inspect.js';
 import { PHASES } from '../../src/phases/index.js';
@@ -83,4 +84,42 @@ export async function planned(ctx: Ctx, phase: Phase): Promise<PhasePlan> {
   const plan = await phase.plan(ctx);
   absorb(ctx, plan);
   return plan;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  roots: string[];
+  asked: string[];
+}
+
+/** main() on a fake host, with stdout, stderr, the roots it opened and the prompts it asked captured; `answer` answers the prompt. */
+export async function runMain(argv: string[], host: Host, io: Partial<Io> & { answer?: string } = {}): Promise<CliResult> {
+  const out = new Capture();
+  const err = new Capture();
+  const roots: string[] = [];
+  const asked: string[] = [];
+  const code = await main(argv, {
+    stdout: out.stream,
+    stderr: err.stream,
+    stdinIsTty: false,
+    stderrIsTty: false,
+    env: {},
+    makeHost: (root) => {
+      roots.push(root);
+      return host;
+    },
+    ...(io.answer !== undefined
+      ? {
+          stdinIsTty: true,
+          ask: async (q: string) => {
+            asked.push(q);
+            return io.answer!;
+          },
+        }
+      : {}),
+    ...io,
+  });
+  return { code, stdout: out.text, stderr: err.text, roots, asked };
 }

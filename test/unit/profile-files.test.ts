@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { main } from '../../src/cli.js';
 import { profileJsonSchema } from '../../src/commands/profiles.js';
 import { DEFAULT_BINS, FakeHost } from '../../src/host/fake.js';
 import { parseCniConfig } from '../../src/parse/conflist.js';
@@ -18,7 +17,7 @@ import { builtInProfiles, useFileProfiles } from '../../src/profiles/index.js';
 import type { Profile } from '../../src/profiles/schema.js';
 import { isPodNetworkConfig } from '../../src/profiles/targets.js';
 import { foreignNode } from './fake-node.js';
-import { Capture, ctxFor, isolateKubeconfigEnv } from './helpers.js';
+import { ctxFor, isolateKubeconfigEnv, runMain } from './helpers.js';
 
 isolateKubeconfigEnv();
 afterEach(() => {
@@ -43,23 +42,7 @@ function rootWith(files: Record<string, string | Buffer> = {}): { root: string; 
   return { root, dir };
 }
 
-async function cli(argv: string[], host: FakeHost = foreignNode()) {
-  const out = new Capture();
-  const err = new Capture();
-  const roots: string[] = [];
-  const code = await main(argv, {
-    stdout: out.stream,
-    stderr: err.stream,
-    stdinIsTty: false,
-    stderrIsTty: false,
-    env: {},
-    makeHost: (root) => {
-      roots.push(root);
-      return host;
-    },
-  });
-  return { code, stdout: out.text, stderr: err.text, roots };
-}
+const cli = (argv: string[], host: FakeHost = foreignNode()) => runMain(argv, host);
 
 /** A made-up CNI, valid as it is: the bad files below each break one thing in it. */
 const MADEUP = {
