@@ -13,9 +13,9 @@ import { parseIptablesSave, type IptDump } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
-import { ovsCommand, ovsQuery, type OvsModel } from './fake-ovs.js';
-import { bpfCommand, bpfIpLine, bpfQuery } from './fake-bpf.js';
-import { fakeMv } from './fake-mv.js';
+import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
+import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
+import { fakeMv } from './fake/mv.js';
 import { deleteLink, ipBatchLine } from './fake/ip.js';
 import { iptablesRestore } from './fake/iptables.js';
 import {
@@ -711,7 +711,7 @@ export class FakeHost implements Host {
     throw unknown();
   }
 
-  /** Open vSwitch's datapaths over this node's links (fake-ovs.ts). */
+  /** Open vSwitch's datapaths over this node's links (fake/ovs.ts). */
   private ovs(): OvsModel {
     return { links: () => this.links, deleteLink: (name) => deleteLink(this, name) };
   }

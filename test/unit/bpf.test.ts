@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentReporter } from '../../src/events.js';
 import { FakeHost } from '../../src/host/fake.js';
-import { addQdisc, addTcFilter, attachXdp, mountBpffs, tcState } from '../../src/host/fake-bpf.js';
+import { addQdisc, addTcFilter, attachXdp, mountBpffs, tcState } from '../../src/host/fake/bpf.js';
 import { ManifestSchema } from '../../src/backup/manifest.js';
 import { bpf, PINS_NOT_RESTORABLE } from '../../src/phases/bpf.js';
 import { PHASES } from '../../src/phases/index.js';

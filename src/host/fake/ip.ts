@@ -18,7 +18,7 @@ const linkOf = (node: IpState, name: string) => node.links.find((l) => l.ifname 
  */
 export function ipBatchLine(node: IpState, line: string): (() => string | null) | undefined {
   const w = line.split(/\s+/);
-  // An Open vSwitch device has no rtnetlink delete: only its datapath's removal takes it (fake-ovs.ts).
+  // An Open vSwitch device has no rtnetlink delete: only its datapath's removal takes it (ovs.ts).
   if (w[0] === 'link' && w[1] === 'delete' && w.length === 3)
     return () =>
       linkOf(node, w[2]!)?.linkinfo?.info_kind === 'openvswitch' ? 'RTNETLINK answers: Operation not supported' : deleteLink(node, w[2]!);

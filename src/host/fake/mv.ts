@@ -2,7 +2,7 @@
 // GNU mv as coreutils 9.1 does it, renaming within one file system and silently leaving an existing
 // DST alone (-n). Anything else about mv stays unknown to the fake.
 import path from 'node:path';
-import type { FsNode } from './fake.js';
+import type { FsNode } from './model.js';
 
 const clean = (real: string) => {
   const p = path.posix.normalize(real);

@@ -3,7 +3,7 @@
 // links it is master of, as `ip -d link` shows them: other openvswitch links are its internal ports,
 // a tunnel device with `external` set (collect_metadata) is a tunnel port OVS created, anything else
 // a netdev attached to it. Only `show <dp>` and `del-dp <dp>` are understood; anything else throws.
-import type { ExecResult } from './host.js';
+import type { ExecResult } from '../host.js';
 
 interface Link {
   ifname: string;

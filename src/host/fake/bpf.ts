@@ -2,8 +2,8 @@
 // `xdp` object of a FakeLink, as `ip -j -d link show` prints it) and bpffs mounts. It answers the
 // reads the bpf phase makes and the writes it emits, with what iproute2 6.1 prints on kernel 6.18;
 // anything else it does not recognise is left to FakeHost, which fails closed.
-import type { ExecResult } from './host.js';
-import type { FakeHost, FakeLink } from './fake.js';
+import type { ExecResult } from '../host.js';
+import type { FakeHost, FakeLink } from '../fake.js';
 
 export interface FakeTcFilter {
   dir: 'ingress' | 'egress';
