@@ -15,7 +15,7 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
-import { fakeMv } from './fake/mv.js';
+import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
 import { deleteLink, ipBatchLine } from './fake/ip.js';
 import { iptablesRestore } from './fake/iptables.js';
 import {
@@ -90,7 +90,7 @@ export class FakeHost implements Host {
     this.hostName = init.hostname ?? 'node-1';
     this.isRootUser = init.isRoot ?? true;
     this.bins = new Set(init.bins ?? DEFAULT_BINS);
-    this.mkdirReal(clean(this.root), 0o755);
+    mkdirAt(this.fs, clean(this.root), 0o755);
   }
 
   // ---- building the node --------------------------------------------------------------------
@@ -142,20 +142,20 @@ export class FakeHost implements Host {
   }
 
   mkdir(nodePath: string, mode = 0o755): this {
-    this.mkdirReal(this.realPath(nodePath), mode);
+    mkdirAt(this.fs, this.realPath(nodePath), mode);
     return this;
   }
 
   writeFile(nodePath: string, content: string, mode = 0o644): this {
     const p = this.realPath(nodePath);
-    this.mkdirReal(path.posix.dirname(p), 0o755);
+    mkdirAt(this.fs, path.posix.dirname(p), 0o755);
     this.fs.set(p, { type: 'file', content, mode });
     return this;
   }
 
   symlink(nodePath: string, target: string): this {
     const p = this.realPath(nodePath);
-    this.mkdirReal(path.posix.dirname(p), 0o755);
+    mkdirAt(this.fs, path.posix.dirname(p), 0o755);
     this.fs.set(p, { type: 'symlink', target });
     return this;
   }
@@ -225,8 +225,7 @@ export class FakeHost implements Host {
 
   /** Content of a file by real path (backups may live outside the root). */
   fileAt(real: string): string | undefined {
-    const n = this.fs.get(clean(real));
-    return n?.type === 'file' ? n.content : undefined;
+    return fileContent(this.fs, real);
   }
 
   chains(backend: string, table: string): string[] {
@@ -393,7 +392,7 @@ export class FakeHost implements Host {
 
   async readFile(nodePath: string): Promise<string | null> {
     this.denyUnreadable(nodePath, 'open');
-    const p = this.resolve(this.realPath(nodePath), true);
+    const p = resolvePath(this.fs, this.realPath(nodePath), true);
     const node = p === null ? undefined : this.fs.get(p);
     if (!node) return null;
     if (node.type !== 'file')
@@ -403,7 +402,7 @@ export class FakeHost implements Host {
 
   async readDir(nodePath: string): Promise<DirEntry[] | null> {
     this.denyUnreadable(nodePath, 'scandir');
-    const p = this.resolve(this.realPath(nodePath), true);
+    const p = resolvePath(this.fs, this.realPath(nodePath), true);
     if (p === null || this.fs.get(p)?.type !== 'dir') return null;
     const out: DirEntry[] = [];
     for (const [k, n] of this.fs) if (k !== '/' && path.posix.dirname(k) === p) out.push({ name: path.posix.basename(k), type: n.type });
@@ -413,17 +412,17 @@ export class FakeHost implements Host {
   async entryType(nodePath: string): Promise<EntryType | null> {
     // lstat needs search permission on the directories above, not on the path itself.
     this.denyUnreadable(path.posix.dirname(nodePath), 'lstat');
-    const p = this.resolve(this.realPath(nodePath), false);
+    const p = resolvePath(this.fs, this.realPath(nodePath), false);
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
   async realEntryType(realPath: string): Promise<EntryType | null> {
-    const p = this.resolve(clean(realPath), false);
+    const p = resolvePath(this.fs, clean(realPath), false);
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
   async readLink(nodePath: string): Promise<string | null> {
-    const p = this.resolve(this.realPath(nodePath), false);
+    const p = resolvePath(this.fs, this.realPath(nodePath), false);
     const node = p === null ? undefined : this.fs.get(p);
     return node?.type === 'symlink' ? node.target : null;
   }
@@ -469,7 +468,7 @@ export class FakeHost implements Host {
         `cannot write ${file}: read-only file system`,
         'cni-sweep needs a writable root for its lock, journal and backup',
       );
-    this.mkdirReal(path.posix.dirname(file), 0o755);
+    mkdirAt(this.fs, path.posix.dirname(file), 0o755);
     this.fs.set(file, { type: 'file', content, mode: 0o600 });
   }
 
@@ -622,31 +621,6 @@ export class FakeHost implements Host {
       };
     }
 
-    if (argv[0] === 'rm' && (argv[1] === '-f' || argv[1] === '-rf') && argv[2] === '--' && argv.length > 3) {
-      const targets = argv.slice(3).map((p) => {
-        // cni-sweep never removes anything outside the root: that is a bug, not a failed command.
-        if (!this.underRootReal(p)) throw new Error(`FakeHost: ${p} is outside the root ${this.root}`);
-        return clean(p);
-      });
-      return () => this.rm(targets, argv[1] === '-rf');
-    }
-
-    if (argv[0] === 'umount' && argv[1] === '--lazy' && argv[2] === '--' && argv.length > 3) {
-      return () => {
-        const errs: string[] = [];
-        for (const p of argv.slice(3)) if (!this.mounts.delete(p)) errs.push(`umount: ${p}: not mounted.`);
-        return errs.length ? fail(32, errs.join('\n') + '\n') : OK;
-      };
-    }
-
-    if (a.startsWith('mkdir -p -m 0700 -- ') && argv.length > 5) {
-      return () => {
-        for (const d of argv.slice(5))
-          if (this.mkdirReal(clean(d), 0o700) === null) return fail(1, `mkdir: cannot create directory '${d}': Not a directory\n`);
-        return OK;
-      };
-    }
-
     if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-cpf' && argv[4] && argv[5] === '--' && argv.length > 6) {
       return () => this.tarCreate(clean(argv[2]!), clean(argv[4]!), argv.slice(6));
     }
@@ -705,8 +679,8 @@ export class FakeHost implements Host {
 
     const ovs = ovsCommand(argv, this.ovs());
     if (ovs) return ovs;
-    const mv = fakeMv(this.fs, this.root, argv);
-    if (mv) return mv;
+    const fs = fsCommand(this, argv);
+    if (fs) return fs;
 
     throw unknown();
   }
@@ -720,7 +694,7 @@ export class FakeHost implements Host {
   private savedOutput(argv: string[], stdin: string | undefined, cwd: string | undefined): (() => Outcome) | undefined {
     const a = argv.join(' ');
     const out = (stdout: string): Outcome => ({ code: 0, stdout });
-    if (stdin !== undefined) return a === 'cat' ? () => out(stdin) : undefined;
+    if (stdin !== undefined) return catStdin(argv, stdin);
     const tool = XTABLES_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]!));
     if (argv[0] === 'ipset' && argv[1] === 'save' && argv.length === 3) {
@@ -747,18 +721,7 @@ export class FakeHost implements Host {
     }
     const routes = /^ip -d -j -([46]) route show table all$/.exec(a);
     if (routes) return () => out(this.routesJson(Number(routes[1]) as 4 | 6));
-    if (argv[0] === 'sha256sum' && argv[1] === '--' && argv.length > 2 && cwd !== undefined) {
-      return () => {
-        const lines: string[] = [];
-        for (const rel of argv.slice(2)) {
-          const content = this.fileAt(path.posix.resolve(cwd, rel));
-          if (content === undefined) return fail(1, `sha256sum: ${rel}: No such file or directory\n`);
-          lines.push(`${createHash('sha256').update(content).digest('hex')}  ${rel}`);
-        }
-        return out(lines.join('\n') + '\n');
-      };
-    }
-    return undefined;
+    return sha256sum(this, argv, cwd);
   }
 
   private linksJson(): string {
@@ -769,73 +732,12 @@ export class FakeHost implements Host {
     return JSON.stringify(this.routes[family]) + '\n';
   }
 
-  private underRootReal(real: string): boolean {
-    const root = clean(this.root);
-    const p = clean(real);
-    return root === '/' ? p.startsWith('/') : p === root || p.startsWith(`${root}/`);
-  }
-
-  /** Creates a directory and its parents; null when a component exists and is not a directory. */
-  private mkdirReal(real: string, mode: number): string | null {
-    const parts = real.split('/').filter(Boolean);
-    let cur = '/';
-    for (let i = 0; i < parts.length; i++) {
-      cur = path.posix.join(cur, parts[i]!);
-      const n = this.fs.get(cur);
-      if (!n) this.fs.set(cur, { type: 'dir', mode: i === parts.length - 1 ? mode : 0o755 });
-      else if (n.type !== 'dir') return null;
-    }
-    return cur;
-  }
-
-  /** Follows symlinks like path resolution does; the final component only when asked. */
-  private resolve(real: string, followLast: boolean): string | null {
-    let parts = clean(real).split('/').filter(Boolean);
-    let cur = '/';
-    for (let i = 0, hops = 0; i < parts.length; i++) {
-      const next = path.posix.join(cur, parts[i]!);
-      const node = this.fs.get(next);
-      const last = i === parts.length - 1;
-      if (node?.type === 'symlink' && (!last || followLast)) {
-        if (++hops > 40) return null;
-        parts = [...path.posix.resolve(cur, node.target).split('/').filter(Boolean), ...parts.slice(i + 1)];
-        cur = '/';
-        i = -1;
-        continue;
-      }
-      if (!last && node?.type !== 'dir') return null;
-      cur = next;
-    }
-    return cur;
-  }
-
   private ipsetInUse(name: string): boolean {
     for (const d of this.iptables.values()) {
       for (const t of d.tables)
         for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
     }
     return false;
-  }
-
-  private rm(targets: string[], recursive: boolean): Outcome {
-    const errs: string[] = [];
-    for (const t of targets) {
-      // rm resolves the directories above a path but never the path itself.
-      const p = this.resolve(t, false);
-      const node = p === null ? undefined : this.fs.get(p);
-      if (!node || p === null) continue; // -f: a missing path is fine
-      if (node.type === 'dir' && !recursive) {
-        errs.push(`rm: cannot remove '${t}': Is a directory`);
-        continue;
-      }
-      const doomed = [...this.fs.keys()].filter((k) => k === p || k.startsWith(`${p}/`));
-      if (doomed.some((k) => this.mounts.has(k))) {
-        errs.push(`rm: cannot remove '${t}': Device or resource busy`);
-        continue;
-      }
-      for (const k of doomed) this.fs.delete(k);
-    }
-    return errs.length ? fail(1, errs.join('\n') + '\n') : OK;
   }
 
   /** A stand-in for a tar archive: the members and their contents as JSON (symlinks kept as links). */
@@ -879,7 +781,7 @@ export class FakeHost implements Host {
       if (!named(rel)) continue;
       const to = clean(path.posix.join(dir, rel));
       if (this.fs.has(to)) continue; // --skip-old-files
-      this.mkdirReal(path.posix.dirname(to), 0o755);
+      mkdirAt(this.fs, path.posix.dirname(to), 0o755);
       this.fs.set(to, node);
     }
     return OK;
