@@ -6,13 +6,13 @@
 // The class holds the state and dispatches; the families it models are in ./fake/: the model and
 // shared helpers (model.ts), `ip -batch` changes (ip.ts), iptables-restore (iptables.ts).
 
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import { parseIptablesSave, type IptDump } from '../parse/iptables.js';
 import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
+import { tarCommand, tarMembers } from './fake/tar.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
@@ -472,6 +472,10 @@ export class FakeHost implements Host {
     this.fs.set(file, { type: 'file', content, mode: 0o600 });
   }
 
+  async tarMembers(archive: string): Promise<TarMember[]> {
+    return tarMembers(this.fs, archive);
+  }
+
   // ---- Host: writes ---------------------------------------------------------------------------
 
   async apply(step: Step): Promise<ExecResult> {
@@ -621,21 +625,6 @@ export class FakeHost implements Host {
       };
     }
 
-    if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] && argv[3] === '-cpf' && argv[4] && argv[5] === '--' && argv.length > 6) {
-      return () => this.tarCreate(clean(argv[2]!), clean(argv[4]!), argv.slice(6));
-    }
-    if (
-      argv[0] === 'tar' &&
-      argv[1] === '-C' &&
-      argv[2] &&
-      argv[3] === '-xpf' &&
-      argv[4] &&
-      argv[5] === '--skip-old-files' &&
-      (argv.length === 6 || (argv[6] === '--' && argv.length > 7))
-    ) {
-      return () => this.tarExtract(clean(argv[2]!), clean(argv[4]!), argv.slice(7));
-    }
-
     if (argv[0] === 'systemctl' && (argv[1] === 'stop' || argv[1] === 'start') && argv.length > 2) {
       const units = argv.slice(2);
       return () => {
@@ -681,6 +670,8 @@ export class FakeHost implements Host {
     if (ovs) return ovs;
     const fs = fsCommand(this, argv);
     if (fs) return fs;
+    const tar = tarCommand(this.fs, argv);
+    if (tar) return tar;
 
     throw unknown();
   }
@@ -738,53 +729,6 @@ export class FakeHost implements Host {
         for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
     }
     return false;
-  }
-
-  /** A stand-in for a tar archive: the members and their contents as JSON (symlinks kept as links). */
-  private tarCreate(dir: string, archive: string, members: string[]): Outcome {
-    const entries: Array<{ path: string } & FsNode> = [];
-    const errs: string[] = [];
-    for (const m of members) {
-      const top = clean(path.posix.join(dir, m));
-      if (!this.fs.has(top)) {
-        errs.push(`tar: ${m}: Cannot stat: No such file or directory`);
-        continue;
-      }
-      for (const [k, n] of this.fs) if (k === top || k.startsWith(`${top}/`)) entries.push({ path: path.posix.relative(dir, k), ...n });
-    }
-    if (this.fs.get(path.posix.dirname(archive))?.type !== 'dir')
-      return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
-    this.fs.set(archive, { type: 'file', content: JSON.stringify({ fakeTar: 1, entries }), mode: 0o644 });
-    return errs.length ? fail(2, `${errs.join('\n')}\ntar: Exiting with failure status due to previous errors\n`) : OK;
-  }
-
-  async tarMembers(archive: string): Promise<TarMember[]> {
-    const text = this.fileAt(clean(archive));
-    if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file, open '${archive}'`), { code: 'ENOENT' });
-    const { entries } = JSON.parse(text) as { entries: Array<{ path: string } & FsNode> };
-    return entries.map(({ path: name, ...n }) =>
-      n.type === 'file'
-        ? { name, type: 'file', size: Buffer.byteLength(n.content), sha256: createHash('sha256').update(n.content).digest('hex') }
-        : n.type === 'symlink'
-          ? { name, type: 'symlink', size: 0, link: n.target }
-          : { name, type: n.type === 'dir' ? 'dir' : 'other', size: 0 },
-    );
-  }
-
-  /** GNU tar -x: every member, or only the named ones and what is below them. */
-  private tarExtract(dir: string, archive: string, only: string[] = []): Outcome {
-    const text = this.fileAt(archive);
-    if (text === undefined) return fail(2, `tar: ${archive}: Cannot open: No such file or directory\n`);
-    const { entries } = JSON.parse(text) as { entries: Array<{ path: string } & FsNode> };
-    const named = (rel: string) => !only.length || only.some((m) => rel.replace(/\/+$/, '') === m || rel.startsWith(`${m}/`));
-    for (const { path: rel, ...node } of entries) {
-      if (!named(rel)) continue;
-      const to = clean(path.posix.join(dir, rel));
-      if (this.fs.has(to)) continue; // --skip-old-files
-      mkdirAt(this.fs, path.posix.dirname(to), 0o755);
-      this.fs.set(to, node);
-    }
-    return OK;
   }
 
   /** iptables-restore --noflush: each table commits atomically at COMMIT; the first failing table stops the run. */
