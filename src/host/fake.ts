@@ -13,6 +13,7 @@ import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from '.
 import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { tarCommand, tarMembers } from './fake/tar.js';
+import { systemctlCommand, systemctlQuery } from './fake/services.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
@@ -366,11 +367,7 @@ export class FakeHost implements Host {
       }
       const ovs = ovsQuery(argv, this.ovs());
       if (ovs) return ovs;
-      if (bin === 'systemctl' && argv[1] === 'is-active' && argv.length > 2) {
-        const states = argv.slice(2).map((u) => this.units.get(u) ?? 'inactive');
-        return ok(states.join('\n') + '\n', states.every((s) => s === 'active') ? 0 : 3);
-      }
-      return undefined;
+      return systemctlQuery(this, argv);
     };
     const r = known();
     if (r === undefined) throw new Error(`FakeHost: unsupported query: ${a}`);
@@ -625,16 +622,6 @@ export class FakeHost implements Host {
       };
     }
 
-    if (argv[0] === 'systemctl' && (argv[1] === 'stop' || argv[1] === 'start') && argv.length > 2) {
-      const units = argv.slice(2);
-      return () => {
-        const unknownUnit = units.find((u) => !this.units.has(u));
-        if (unknownUnit) return fail(5, `Failed to ${argv[1]!} ${unknownUnit}: Unit ${unknownUnit} not found.\n`);
-        for (const u of units) this.units.set(u, argv[1] === 'stop' ? 'inactive' : 'active');
-        return OK;
-      };
-    }
-
     if (argv[0] === 'crictl' && (argv[1] === 'stopp' || argv[1] === 'rmp') && argv.length > 2) {
       return () => {
         const missing = argv.slice(2).find((id) => !this.sandboxes.includes(id));
@@ -672,6 +659,8 @@ export class FakeHost implements Host {
     if (fs) return fs;
     const tar = tarCommand(this.fs, argv);
     if (tar) return tar;
+    const systemctl = systemctlCommand(this, argv);
+    if (systemctl) return systemctl;
 
     throw unknown();
   }

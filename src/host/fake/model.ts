@@ -1,6 +1,7 @@
 // The fake node's model: what it holds (links, addresses, routes, files, pods) and the small
 // helpers every family of commands shares. See ../fake.ts.
 import path from 'node:path';
+import type { ExecResult } from '../host.js';
 
 /** A link as `ip -j -d link show` prints it (only the fields cni-sweep and the model use are typed). */
 export interface FakeLink {
@@ -122,3 +123,8 @@ export interface FakeHostInit {
   isRoot?: boolean;
   bins?: string[];
 }
+
+/** What a read prints on success (or with `code`, as `systemctl is-active` exits 3 with output). */
+export const printed = (stdout: string, code = 0): ExecResult => ({ code, stdout, stderr: '' });
+/** A read that exits non-zero with a message. */
+export const refused = (code: number, stderr: string): ExecResult => ({ code, stdout: '', stderr });
