@@ -14,6 +14,8 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { tarCommand, tarMembers } from './fake/tar.js';
 import { systemctlCommand, systemctlQuery } from './fake/services.js';
+import { crictlCommand, crictlQuery, withoutEndpoint } from './fake/crictl.js';
+import { kubectlCommand, kubectlQuery } from './fake/kubectl.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
@@ -311,50 +313,11 @@ export class FakeHost implements Host {
           ) + '\n',
         );
       }
-      const kube = /^kubectl --kubeconfig \S+ get (?:node (\S+)|(networkpolicies) -A) -o json$/.exec(a);
-      if (kube?.[1] !== undefined) {
-        const node = this.kubeNodes.get(kube[1]);
-        if (node === undefined) return { code: 1, stdout: '', stderr: `Error from server (NotFound): nodes "${kube[1]}" not found\n` };
-        return ok(JSON.stringify(node) + '\n');
-      }
-      if (kube?.[2]) {
-        const items = this.networkPolicies.map((p) => ({
-          apiVersion: 'networking.k8s.io/v1',
-          kind: 'NetworkPolicy',
-          metadata: { name: p.name, namespace: p.namespace },
-          spec: { podSelector: {} },
-        }));
-        return ok(JSON.stringify({ apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } }) + '\n');
-      }
+      const kubectl = kubectlQuery(this, argv);
+      if (kubectl) return kubectl;
       if (a === 'ipset list -n') return ok(this.ipsets.map((x) => `${x}\n`).join(''));
-      if (a === 'crictl pods -q') return ok(this.sandboxes.map((x) => `${x}\n`).join(''));
-      if (a === 'crictl pods -o json') {
-        const items = this.sandboxes.map((id) => {
-          const p = this.pods.get(id) ?? {};
-          return {
-            id,
-            metadata: { name: p.name ?? id, uid: `uid-${id}`, namespace: p.namespace ?? 'default', attempt: 0 },
-            state: p.state ?? 'SANDBOX_READY',
-          };
-        });
-        return ok(JSON.stringify({ items }, null, 2) + '\n');
-      }
-      const inspectp = /^crictl inspectp -o json (\S+)$/.exec(a);
-      if (inspectp) {
-        const id = inspectp[1]!;
-        if (!this.sandboxes.includes(id))
-          return { code: 1, stdout: '', stderr: `getting the pod sandbox status for "${id}": rpc error: code = NotFound\n` };
-        const p = this.pods.get(id) ?? {};
-        const status = {
-          id,
-          metadata: { name: p.name ?? id, uid: `uid-${id}`, namespace: p.namespace ?? 'default', attempt: 0 },
-          state: p.state ?? 'SANDBOX_READY',
-          network: { additionalIps: (p.additionalIps ?? []).map((ip) => ({ ip })), ip: p.ip ?? '' },
-          linux: { namespaces: { options: { ipc: 'POD', network: p.hostNetwork ? 'NODE' : 'POD', pid: 'CONTAINER' } } },
-        };
-        const namespaces = [{ type: 'pid' }, { type: 'network', ...(p.hostNetwork ? {} : { path: p.netns ?? '' }) }];
-        return ok(JSON.stringify({ status, info: { pid: 4242, runtimeSpec: { linux: { namespaces } } } }, null, 2) + '\n');
-      }
+      const crictl = crictlQuery(this, argv);
+      if (crictl) return crictl;
       if (a === 'lsmod') {
         const rows = [...this.modules].map(([m, u]) => `${m.padEnd(24)}16384  ${u.refs}${u.users ? ` ${u.users}` : ''}`);
         return ok(['Module                  Size  Used by', ...rows, ''].join('\n'));
@@ -622,15 +585,6 @@ export class FakeHost implements Host {
       };
     }
 
-    if (argv[0] === 'crictl' && (argv[1] === 'stopp' || argv[1] === 'rmp') && argv.length > 2) {
-      return () => {
-        const missing = argv.slice(2).find((id) => !this.sandboxes.includes(id));
-        if (missing) return fail(1, `getting sandbox status of pod "${missing}": rpc error: code = NotFound\n`);
-        if (argv[1] === 'rmp') this.sandboxes = this.sandboxes.filter((id) => !argv.includes(id));
-        return OK;
-      };
-    }
-
     if (argv[0] === 'modprobe' && argv[1] === '-r' && argv.length > 2) {
       return () => {
         for (const m of argv.slice(2)) {
@@ -645,14 +599,6 @@ export class FakeHost implements Host {
       };
     }
 
-    if (argv[0] === 'kubectl' && argv[1] === '--kubeconfig' && argv[2] && (argv[3] === 'drain' || argv[3] === 'uncordon') && argv[4]) {
-      return () => {
-        if (argv[3] === 'drain') this.cordoned.add(argv[4]!);
-        else this.cordoned.delete(argv[4]!);
-        return OK;
-      };
-    }
-
     const ovs = ovsCommand(argv, this.ovs());
     if (ovs) return ovs;
     const fs = fsCommand(this, argv);
@@ -661,6 +607,10 @@ export class FakeHost implements Host {
     if (tar) return tar;
     const systemctl = systemctlCommand(this, argv);
     if (systemctl) return systemctl;
+    const crictl = crictlCommand(this, argv);
+    if (crictl) return crictl;
+    const kubectl = kubectlCommand(this, argv);
+    if (kubectl) return kubectl;
 
     throw unknown();
   }
@@ -721,9 +671,4 @@ export class FakeHost implements Host {
   }
 
   /** iptables-restore --noflush: each table commits atomically at COMMIT; the first failing table stops the run. */
-}
-
-/** crictl aimed at a distribution's socket answers as crictl at the default one: the fake node has one runtime. */
-function withoutEndpoint(argv: string[]): string[] {
-  return argv[0] === 'crictl' && argv[1] === '--runtime-endpoint' ? ['crictl', ...argv.slice(3)] : argv;
 }
