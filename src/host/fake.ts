@@ -16,6 +16,7 @@ import { tarCommand, tarMembers } from './fake/tar.js';
 import { systemctlCommand, systemctlQuery } from './fake/services.js';
 import { crictlCommand, crictlQuery, withoutEndpoint } from './fake/crictl.js';
 import { kubectlCommand, kubectlQuery } from './fake/kubectl.js';
+import { nftCommand, nftQuery, nftSaved } from './fake/nft.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
@@ -272,25 +273,8 @@ export class FakeHost implements Host {
       if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
       const tool = XTABLES_TOOL.exec(bin);
       if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]!));
-      if (a === 'nft -j list tables') {
-        const items = this.nftTables.map((t, i) => ({ table: { family: t.family, name: t.name, handle: i + 1 } }));
-        return ok(
-          JSON.stringify({
-            nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items],
-          }) + '\n',
-        );
-      }
-      const table = /^nft list table (\S+) (\S+)$/.exec(a);
-      if (table) {
-        const present = this.nftTables.some((t) => t.family === table[1] && t.name === table[2]);
-        return present
-          ? ok(`table ${table[1]!} ${table[2]!} {\n}\n`)
-          : {
-              code: 1,
-              stdout: '',
-              stderr: `Error: No such file or directory; did you mean table ‘${table[2]!}’ in family ${table[1]!}?\nlist table ${table[1]!} ${table[2]!}\n`,
-            };
-      }
+      const nft = nftQuery(this, argv);
+      if (nft) return nft;
       const addr = /^ip -j addr show dev (\S+)$/.exec(a);
       if (addr) {
         const l = this.link(addr[1]!);
@@ -519,31 +503,8 @@ export class FakeHost implements Host {
       };
     }
 
-    if (a === 'nft -f -') {
-      const dels = lines().map((line) => {
-        const m = /^delete table (\S+) (\S+)$/.exec(line);
-        if (!m) throw unknown(`unsupported nft line "${line}"`);
-        return { family: m[1], name: m[2], line };
-      });
-      return () => {
-        // One nft -f is one transaction: all or nothing.
-        const missing = dels.find((d) => !this.nftTables.some((t) => t.family === d.family && t.name === d.name));
-        if (missing) return fail(1, `Error: Could not process rule: No such file or directory\n${missing.line}\n`);
-        this.nftTables = this.nftTables.filter((t) => !dels.some((d) => d.family === t.family && d.name === t.name));
-        return OK;
-      };
-    }
-    if (argv[0] === 'nft' && argv[1] === '-f' && argv.length === 3) {
-      // Loading a saved table back (restore).
-      return () => {
-        const text = this.fileAt(argv[2]!);
-        if (text === undefined) return fail(1, `Error: Could not open file "${argv[2]!}": No such file or directory\n`);
-        for (const m of text.matchAll(/^table (\S+) (\S+) \{$/gm)) {
-          if (!this.nftTables.some((t) => t.family === m[1] && t.name === m[2])) this.nftTables.push({ family: m[1]!, name: m[2]! });
-        }
-        return OK;
-      };
-    }
+    const nft = nftCommand(this, argv, lines, unknown);
+    if (nft) return nft;
 
     if (argv[0] === 'ipset' && argv[1] === 'restore' && argv[2] === '-file' && argv.length === 4) {
       // A set saved by `ipset save <name>` (restore): its create line and members.
@@ -634,13 +595,8 @@ export class FakeHost implements Host {
           ? out(`create ${argv[2]!} hash:net family ${argv[2]!.startsWith('inet6:') ? 'inet6' : 'inet'} hashsize 1024 maxelem 65536\n`)
           : fail(1, 'ipset v7.17: The set with the given name does not exist\n');
     }
-    if (a === 'nft list ruleset') return () => out(this.nftTables.map((t) => `table ${t.family} ${t.name} {\n}\n`).join(''));
-    if (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'table' && argv.length === 5) {
-      return () =>
-        this.nftTables.some((t) => t.family === argv[3] && t.name === argv[4])
-          ? out(`table ${argv[3]!} ${argv[4]!} {\n}\n`)
-          : fail(1, 'Error: No such file or directory\n');
-    }
+    const nft = nftSaved(this, argv);
+    if (nft) return nft;
     if (a === 'ip -d -j link show') return () => out(this.linksJson());
     if (a === 'ip -d -j addr show') {
       return () =>
