@@ -17,6 +17,8 @@ import { systemctlCommand, systemctlQuery } from './fake/services.js';
 import { crictlCommand, crictlQuery, withoutEndpoint } from './fake/crictl.js';
 import { kubectlCommand, kubectlQuery } from './fake/kubectl.js';
 import { nftCommand, nftQuery, nftSaved } from './fake/nft.js';
+import { ipsetCommand, ipsetQuery, ipsetSaved } from './fake/ipset.js';
+import { lsmodQuery, modprobeCommand } from './fake/modules.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
@@ -299,13 +301,12 @@ export class FakeHost implements Host {
       }
       const kubectl = kubectlQuery(this, argv);
       if (kubectl) return kubectl;
-      if (a === 'ipset list -n') return ok(this.ipsets.map((x) => `${x}\n`).join(''));
+      const ipset = ipsetQuery(this, argv);
+      if (ipset) return ipset;
       const crictl = crictlQuery(this, argv);
       if (crictl) return crictl;
-      if (a === 'lsmod') {
-        const rows = [...this.modules].map(([m, u]) => `${m.padEnd(24)}16384  ${u.refs}${u.users ? ` ${u.users}` : ''}`);
-        return ok(['Module                  Size  Used by', ...rows, ''].join('\n'));
-      }
+      const lsmod = lsmodQuery(this, argv);
+      if (lsmod) return lsmod;
       const ns = /^nsenter --net=(\S+) ip -j -d link show$/.exec(a);
       if (ns) {
         const inside = this.netnsLinks.get(ns[1]!);
@@ -506,59 +507,10 @@ export class FakeHost implements Host {
     const nft = nftCommand(this, argv, lines, unknown);
     if (nft) return nft;
 
-    if (argv[0] === 'ipset' && argv[1] === 'restore' && argv[2] === '-file' && argv.length === 4) {
-      // A set saved by `ipset save <name>` (restore): its create line and members.
-      return () => {
-        const text = this.fileAt(argv[3]!);
-        if (text === undefined) return fail(1, `ipset v7.17: Cannot open ${argv[3]!} for reading: No such file or directory\n`);
-        const input = text.split('\n').filter(Boolean);
-        for (let i = 0; i < input.length; i++) {
-          const m = /^(create|add) (\S+)( |$)/.exec(input[i]!);
-          if (!m) throw unknown(`unsupported ipset line "${input[i]!}"`);
-          const exists = this.ipsets.includes(m[2]!);
-          if (m[1] === 'create' && exists)
-            return fail(1, `ipset v7.17: Error in line ${i + 1}: Set cannot be created: set with the same name already exists\n`);
-          if (m[1] === 'add' && !exists)
-            return fail(1, `ipset v7.17: Error in line ${i + 1}: The set with the given name does not exist\n`);
-          if (m[1] === 'create') this.ipsets.push(m[2]!);
-        }
-        return OK;
-      };
-    }
-    if (a === 'ipset restore') {
-      const names = lines().map((line) => {
-        const m = /^destroy (\S+)$/.exec(line);
-        if (!m) throw unknown(`unsupported ipset line "${line}"`);
-        return m[1];
-      });
-      return () => {
-        // ipset restore goes line by line and stops at the first error.
-        for (let i = 0; i < names.length; i++) {
-          const err = !this.ipsets.includes(names[i]!)
-            ? 'The set with the given name does not exist'
-            : this.ipsetInUse(names[i]!)
-              ? 'Set cannot be destroyed: it is in use by a kernel component'
-              : null;
-          if (err) return fail(1, `ipset v7.17: Error in line ${i + 1}: ${err}\n`);
-          this.ipsets = this.ipsets.filter((x) => x !== names[i]);
-        }
-        return OK;
-      };
-    }
-
-    if (argv[0] === 'modprobe' && argv[1] === '-r' && argv.length > 2) {
-      return () => {
-        for (const m of argv.slice(2)) {
-          const mod = this.modules.get(m);
-          if (!mod) return fail(1, `modprobe: FATAL: Module ${m} is not currently loaded.\n`);
-          if (mod.refs > 0) return fail(1, `modprobe: FATAL: Module ${m} is in use.\n`);
-          this.modules.delete(m);
-          // The module's own devices (tunl0 of ipip) go with it.
-          for (const l of this.links.filter((x) => x.linkinfo?.info_kind === m)) deleteLink(this, l.ifname);
-        }
-        return OK;
-      };
-    }
+    const ipset = ipsetCommand(this, argv, lines, unknown);
+    if (ipset) return ipset;
+    const modprobe = modprobeCommand(this, argv);
+    if (modprobe) return modprobe;
 
     const ovs = ovsCommand(argv, this.ovs());
     if (ovs) return ovs;
@@ -588,13 +540,8 @@ export class FakeHost implements Host {
     if (stdin !== undefined) return catStdin(argv, stdin);
     const tool = XTABLES_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'save' && argv.length === 1) return () => out(this.iptablesSave(tool[1]!));
-    if (argv[0] === 'ipset' && argv[1] === 'save' && argv.length === 3) {
-      // The fake keeps set names only: a set comes back empty, of the type Calico and kube-router use most.
-      return () =>
-        this.ipsets.includes(argv[2]!)
-          ? out(`create ${argv[2]!} hash:net family ${argv[2]!.startsWith('inet6:') ? 'inet6' : 'inet'} hashsize 1024 maxelem 65536\n`)
-          : fail(1, 'ipset v7.17: The set with the given name does not exist\n');
-    }
+    const ipset = ipsetSaved(this, argv);
+    if (ipset) return ipset;
     const nft = nftSaved(this, argv);
     if (nft) return nft;
     if (a === 'ip -d -j link show') return () => out(this.linksJson());
@@ -616,14 +563,6 @@ export class FakeHost implements Host {
 
   private routesJson(family: 4 | 6): string {
     return JSON.stringify(this.routes[family]) + '\n';
-  }
-
-  private ipsetInUse(name: string): boolean {
-    for (const d of this.iptables.values()) {
-      for (const t of d.tables)
-        for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
-    }
-    return false;
   }
 
   /** iptables-restore --noflush: each table commits atomically at COMMIT; the first failing table stops the run. */
