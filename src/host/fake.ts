@@ -20,16 +20,15 @@ import { nftCommand, nftQuery, nftSaved } from './fake/nft.js';
 import { ipsetCommand, ipsetQuery, ipsetSaved } from './fake/ipset.js';
 import { lsmodQuery, modprobeCommand } from './fake/modules.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake/ovs.js';
-import { bpfCommand, bpfIpLine, bpfQuery } from './fake/bpf.js';
+import { bpfCommand, bpfQuery } from './fake/bpf.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
-import { deleteLink, ipBatchLine } from './fake/ip.js';
+import { deleteLink, ipCommand, ipQuery, ipSaved, nsenterQuery } from './fake/ip.js';
 import { iptablesRestore } from './fake/iptables.js';
 import {
   clean,
   DEFAULT_BINS,
   fail,
   familyOf,
-  OK,
   type FakeAddr,
   type FakeHostInit,
   type FakeLink,
@@ -270,35 +269,12 @@ export class FakeHost implements Host {
     const known = (): ExecResult | null | undefined => {
       const bpf = bpfQuery(this, argv);
       if (bpf) return bpf;
-      if (a === 'ip -j -d link show') return ok(this.linksJson());
-      const route = /^ip -j -([46]) route show table main$/.exec(a);
-      if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
+      const ip = ipQuery(this, argv);
+      if (ip) return ip;
       const tool = XTABLES_TOOL.exec(bin);
       if (tool && tool[2] === 'save' && argv.length === 1) return ok(this.iptablesSave(tool[1]!));
       const nft = nftQuery(this, argv);
       if (nft) return nft;
-      const addr = /^ip -j addr show dev (\S+)$/.exec(a);
-      if (addr) {
-        const l = this.link(addr[1]!);
-        if (!l) return { code: 1, stdout: '', stderr: `Device "${addr[1]!}" does not exist.\n` };
-        return ok(
-          JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: this.addrs.get(l.ifname) ?? [] }]) +
-            '\n',
-        );
-      }
-      if (a === 'ip -j -d addr show' || a === 'ip -d -j addr show') {
-        return ok(
-          JSON.stringify(
-            this.links.map((l) => ({
-              ifindex: l.ifindex,
-              ifname: l.ifname,
-              flags: l.flags ?? [],
-              mtu: l.mtu,
-              addr_info: this.addrs.get(l.ifname) ?? [],
-            })),
-          ) + '\n',
-        );
-      }
       const kubectl = kubectlQuery(this, argv);
       if (kubectl) return kubectl;
       const ipset = ipsetQuery(this, argv);
@@ -307,12 +283,8 @@ export class FakeHost implements Host {
       if (crictl) return crictl;
       const lsmod = lsmodQuery(this, argv);
       if (lsmod) return lsmod;
-      const ns = /^nsenter --net=(\S+) ip -j -d link show$/.exec(a);
-      if (ns) {
-        const inside = this.netnsLinks.get(ns[1]!);
-        if (!inside) return { code: 1, stdout: '', stderr: `nsenter: reassociate to namespace 'ns/net' failed: Invalid argument\n` };
-        return ok(JSON.stringify(inside) + '\n');
-      }
+      const ns = nsenterQuery(this.netnsLinks, argv);
+      if (ns) return ns;
       const ovs = ovsQuery(argv, this.ovs());
       if (ovs) return ovs;
       return systemctlQuery(this, argv);
@@ -470,24 +442,8 @@ export class FakeHost implements Host {
     if (stdin !== undefined && !['ip -batch -', 'nft -f -', 'ipset restore'].includes(a) && !XTABLES_TOOL.test(argv[0] ?? ''))
       throw unknown('unexpected stdin');
 
-    if (a === 'ip -batch -') {
-      const ops = lines().map(
-        (line) =>
-          ipBatchLine(this, line) ??
-          bpfIpLine(this, line) ??
-          (() => {
-            throw unknown(`unsupported ip -batch line "${line}"`);
-          })(),
-      );
-      return () => {
-        // ip stops at the first failing line; the lines before it stay applied.
-        for (let i = 0; i < ops.length; i++) {
-          const err = ops[i]!();
-          if (err) return fail(1, `${err}\nCommand failed -:${i + 1}\n`);
-        }
-        return OK;
-      };
-    }
+    const ip = ipCommand(this, argv, lines, unknown);
+    if (ip) return ip;
 
     const tool = XTABLES_TOOL.exec(argv[0] ?? '');
     if (tool && tool[2] === 'restore') {
@@ -535,7 +491,6 @@ export class FakeHost implements Host {
 
   /** The output of a command whose stdout the backup saves to a file; undefined when not one of those. */
   private savedOutput(argv: string[], stdin: string | undefined, cwd: string | undefined): (() => Outcome) | undefined {
-    const a = argv.join(' ');
     const out = (stdout: string): Outcome => ({ code: 0, stdout });
     if (stdin !== undefined) return catStdin(argv, stdin);
     const tool = XTABLES_TOOL.exec(argv[0] ?? '');
@@ -544,25 +499,9 @@ export class FakeHost implements Host {
     if (ipset) return ipset;
     const nft = nftSaved(this, argv);
     if (nft) return nft;
-    if (a === 'ip -d -j link show') return () => out(this.linksJson());
-    if (a === 'ip -d -j addr show') {
-      return () =>
-        out(
-          JSON.stringify(this.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, addr_info: this.addrs.get(l.ifname) ?? [] }))) +
-            '\n',
-        );
-    }
-    const routes = /^ip -d -j -([46]) route show table all$/.exec(a);
-    if (routes) return () => out(this.routesJson(Number(routes[1]) as 4 | 6));
+    const ip = ipSaved(this, argv);
+    if (ip) return ip;
     return sha256sum(this, argv, cwd);
-  }
-
-  private linksJson(): string {
-    return JSON.stringify(this.links) + '\n';
-  }
-
-  private routesJson(family: 4 | 6): string {
-    return JSON.stringify(this.routes[family]) + '\n';
   }
 
   /** iptables-restore --noflush: each table commits atomically at COMMIT; the first failing table stops the run. */

@@ -1,6 +1,26 @@
-// `ip` changes as the fake node applies them: the lines of an `ip -batch` input cni-sweep writes,
-// and what the kernel does along with them (a veth goes with its peer, routes with their device).
-import { canonDst, familyOf, ROUTE_TYPES, type FakeAddr, type FakeLink, type FakeRoute } from './model.js';
+// The fake node's links, addresses and routes as iproute2 6.1's `ip` shows and changes them. Reads:
+// `-j -d link show`, `-j -4|-6 route show table main`, `-j addr show dev DEV`, `-j -d addr show`, and
+// `nsenter --net=FILE ip -j -d link show` inside a pod's network namespace; what the backup saves:
+// `-d -j link show`, `-d -j addr show`, `-d -j -4|-6 route show table all`; writes: the lines of an
+// `ip -batch -` input (stopping at the first failing line, as ip does), with what the kernel does
+// along with them (a veth goes with its peer, routes with their device). Any other form or line
+// throws (fails closed).
+import type { FakeHost } from '../fake.js';
+import type { ExecResult } from '../host.js';
+import { bpfIpLine } from './bpf.js';
+import {
+  canonDst,
+  fail,
+  familyOf,
+  OK,
+  printed,
+  refused,
+  ROUTE_TYPES,
+  type FakeAddr,
+  type FakeLink,
+  type FakeRoute,
+  type Outcome,
+} from './model.js';
 
 /** The part of the fake node `ip` changes. */
 export interface IpState {
@@ -10,6 +30,88 @@ export interface IpState {
 }
 
 const linkOf = (node: IpState, name: string) => node.links.find((l) => l.ifname === name);
+const linksJson = (node: IpState) => JSON.stringify(node.links) + '\n';
+const routesJson = (node: IpState, family: string) => JSON.stringify(node.routes[Number(family) as 4 | 6]) + '\n';
+
+export function ipQuery(node: IpState, argv: string[]): ExecResult | undefined {
+  const a = argv.join(' ');
+  if (a === 'ip -j -d link show') return printed(linksJson(node));
+  const route = /^ip -j -([46]) route show table main$/.exec(a);
+  if (route) return printed(routesJson(node, route[1]!));
+  const addr = /^ip -j addr show dev (\S+)$/.exec(a);
+  if (addr) {
+    const l = linkOf(node, addr[1]!);
+    if (!l) return refused(1, `Device "${addr[1]!}" does not exist.\n`);
+    return printed(
+      JSON.stringify([{ ifindex: l.ifindex, ifname: l.ifname, flags: l.flags ?? [], addr_info: node.addrs.get(l.ifname) ?? [] }]) + '\n',
+    );
+  }
+  if (a === 'ip -j -d addr show' || a === 'ip -d -j addr show') {
+    return printed(
+      JSON.stringify(
+        node.links.map((l) => ({
+          ifindex: l.ifindex,
+          ifname: l.ifname,
+          flags: l.flags ?? [],
+          mtu: l.mtu,
+          addr_info: node.addrs.get(l.ifname) ?? [],
+        })),
+      ) + '\n',
+    );
+  }
+  return undefined;
+}
+
+/** `nsenter --net=FILE ip -j -d link show`: the links inside a pod's network namespace (by the real path of its netns file). */
+export function nsenterQuery(netnsLinks: Map<string, FakeLink[]>, argv: string[]): ExecResult | undefined {
+  const ns = /^nsenter --net=(\S+) ip -j -d link show$/.exec(argv.join(' '));
+  if (!ns) return undefined;
+  const inside = netnsLinks.get(ns[1]!);
+  if (!inside) return refused(1, `nsenter: reassociate to namespace 'ns/net' failed: Invalid argument\n`);
+  return printed(JSON.stringify(inside) + '\n');
+}
+
+/** The output of an ip listing the backup saves to a file; undefined for any other form. */
+export function ipSaved(node: IpState, argv: string[]): (() => Outcome) | undefined {
+  const a = argv.join(' ');
+  if (a === 'ip -d -j link show') return () => ({ code: 0, stdout: linksJson(node) });
+  if (a === 'ip -d -j addr show') {
+    return () => ({
+      code: 0,
+      stdout:
+        JSON.stringify(node.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, addr_info: node.addrs.get(l.ifname) ?? [] }))) + '\n',
+    });
+  }
+  const routes = /^ip -d -j -([46]) route show table all$/.exec(a);
+  if (routes) return () => ({ code: 0, stdout: routesJson(node, routes[1]!) });
+  return undefined;
+}
+
+/** `ip -batch -`, as what running it does; `lines` reads its stdin. Undefined for any other form. */
+export function ipCommand(
+  host: FakeHost,
+  argv: string[],
+  lines: () => string[],
+  unknown: (why: string) => Error,
+): (() => Outcome) | undefined {
+  if (argv.join(' ') !== 'ip -batch -') return undefined;
+  const ops = lines().map(
+    (line) =>
+      ipBatchLine(host, line) ??
+      bpfIpLine(host, line) ??
+      (() => {
+        throw unknown(`unsupported ip -batch line "${line}"`);
+      })(),
+  );
+  return () => {
+    // ip stops at the first failing line; the lines before it stay applied.
+    for (let i = 0; i < ops.length; i++) {
+      const err = ops[i]!();
+      if (err) return fail(1, `${err}\nCommand failed -:${i + 1}\n`);
+    }
+    return OK;
+  };
+}
 
 /**
  * One line of an `ip -batch` input, as a change to apply later (or undefined: not a line the fake
