@@ -64,7 +64,6 @@ function underRootReal(root: string, real: string): boolean {
 
 /** A filesystem change cni-sweep emits, as what running it does; undefined for any other command. */
 export function fsCommand(node: FsState, argv: string[]): (() => Outcome) | undefined {
-  const a = argv.join(' ');
   if (argv[0] === 'rm' && (argv[1] === '-f' || argv[1] === '-rf') && argv[2] === '--' && argv.length > 3) {
     const targets = argv.slice(3).map((p) => {
       // cni-sweep never removes anything outside the root: that is a bug, not a failed command.
@@ -82,7 +81,7 @@ export function fsCommand(node: FsState, argv: string[]): (() => Outcome) | unde
     };
   }
 
-  if (a.startsWith('mkdir -p -m 0700 -- ') && argv.length > 5) {
+  if (argv[0] === 'mkdir' && argv[1] === '-p' && argv[2] === '-m' && argv[3] === '0700' && argv[4] === '--' && argv.length > 5) {
     return () => {
       for (const d of argv.slice(5))
         if (mkdirAt(node.fs, clean(d), 0o700) === null) return fail(1, `mkdir: cannot create directory '${d}': Not a directory\n`);
