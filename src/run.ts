@@ -60,7 +60,13 @@ const LOCK = '/run/cni-sweep.lock';
  * The context phases plan with. `cleanupPlans`: the cleanup phases' plans already made against the
  * node as it is (the backup keeps what they remove); without them they are planned when asked.
  */
-function newCtx(req: SweepRequest, snapshot: Snapshot, gaps: Gaps, dryRun: boolean, cleanupPlans?: Map<string, PhasePlan>): Ctx {
+export function newCtx(
+  req: Pick<SweepRequest, 'host' | 'opts' | 'profiles' | 'phases' | 'selected'>,
+  snapshot: Snapshot,
+  gaps: Gaps,
+  dryRun: boolean,
+  cleanupPlans?: Map<string, PhasePlan>,
+): Ctx {
   const ctx: Ctx = {
     host: req.host,
     opts: { ...req.opts, dryRun },

@@ -6,7 +6,7 @@ import type { Host } from '../../src/host/host.js';
 import { Gaps, takeSnapshot } from '../../src/inspect.js';
 import { PHASES } from '../../src/phases/index.js';
 import type { Ctx, Phase, PhasePlan, RunOptions } from '../../src/phases/types.js';
-import { absorb } from '../../src/run.js';
+import { absorb, newCtx } from '../../src/run.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import type { Profile } from '../../src/profiles/schema.js';
 
@@ -30,29 +30,20 @@ export function runOptions(over: Partial<RunOptions> = {}): RunOptions {
   };
 }
 
-/** A context as the runner plans with: snapshot taken first, every phase selected, work to do. */
+/** A context as the runner plans with (newCtx): snapshot taken first, every phase selected, work to do. */
 export async function ctxFor(host: Host, over: Partial<Omit<Ctx, 'opts'>> & { opts?: Partial<RunOptions> } = {}): Promise<Ctx> {
   const gaps = new Gaps();
   const profiles = over.profiles ?? [FLANNEL];
-  const snapshot = await takeSnapshot(host, profiles, over.opts?.podCidrs ?? [], gaps);
-  const ctx: Ctx = {
-    host,
-    profiles,
+  const { opts: given, ...rest } = over;
+  const opts = runOptions(given);
+  const snapshot = await takeSnapshot(host, profiles, opts.podCidrs, gaps);
+  const ctx = newCtx(
+    { host, opts, profiles, phases: PHASES, selected: over.selected ?? new Set(DEFAULT_PHASES) },
     snapshot,
     gaps,
-    selected: new Set(DEFAULT_PHASES),
-    hasWork: true,
-    stopped: { kubelet: [], runtime: [] },
-    drained: false,
-    planCleanup: async () => {
-      const out = new Map<string, PhasePlan>();
-      for (const p of PHASES) if (p.cleanup && ctx.selected.has(p.name)) out.set(p.name, await p.plan(ctx));
-      return out;
-    },
-    ...over,
-    opts: runOptions(over.opts),
-  };
-  return ctx;
+    opts.dryRun,
+  );
+  return Object.assign(ctx, { hasWork: true }, rest);
 }
 
 /** The KUBECONFIG of whoever runs the tests must not leak into what a phase plans. */
