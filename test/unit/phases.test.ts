@@ -434,6 +434,18 @@ describe('services', () => {
     ]);
   });
 
+  it('both stop phases ask systemd one question (kubelet and runtime units together), which the host answers once', async () => {
+    const host = foreignNode();
+    host.units.set('containerd.service', 'active');
+    const ctx = await ctxFor(host);
+    expect(bare((await planned(ctx, stopKubelet)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'kubelet.service'] }]);
+    expect(bare((await planned(ctx, stopRuntime)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'containerd.service'] }]);
+    const asked = host.queries.filter((q) => q[0] === 'systemctl').map((q) => q.join(' '));
+    expect(new Set(asked)).toEqual(
+      new Set(['systemctl is-active kubelet.service cri-docker.service docker.socket docker.service containerd.service crio.service']),
+    );
+  });
+
   it('says why it stops nothing', async () => {
     const host = foreignNode();
     host.units.clear();
