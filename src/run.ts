@@ -550,6 +550,7 @@ async function apply(
     req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: pr.ms });
     if (phase.writesBackup && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
     journal.later('running');
+    mark(`applied ${phase.name}`);
   }
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 

@@ -16,5 +16,9 @@ export async function traced<T>(label: string, f: () => Promise<T>): Promise<T> 
 
 /** A point in time (ms since start-up) in the trace: where start-up work ends and reads begin. */
 export function mark(label: string): void {
-  if (TRACE) appendFileSync(TRACE, `${performance.now().toFixed(0).padStart(6)}     - ${label.slice(0, 120)}\n`);
+  if (TRACE)
+    appendFileSync(
+      TRACE,
+      `${performance.now().toFixed(0).padStart(6)}     - ${label.slice(0, 120)} (rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MB)\n`,
+    );
 }

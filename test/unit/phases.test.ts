@@ -659,9 +659,13 @@ describe('remove-sandboxes', () => {
     expect(plan.warnings?.[0]).toMatch(/crictl stopp <ids> && crictl rmp <ids>, or delete the pods$/);
   });
 
-  it('says why it removes none', async () => {
+  it('says why it removes none, without listing the links when no sandbox has a pod interface to match', async () => {
     const { host } = dirtyFlannelNode();
     expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['no running pod sandboxes'] });
+    host.sandboxes = ['hostnet1'];
+    host.pods.set('hostnet1', { name: 'kube-proxy-x', namespace: 'kube-system', ip: '192.168.1.11', hostNetwork: true });
+    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: [] });
+    expect(host.queries.filter((q) => q.join(' ').includes('link show'))).toEqual([]);
     expect(await removeSandboxes.plan(await ctxFor(host, { hasWork: false }))).toEqual({ steps: [], notes: [] });
   });
 });
