@@ -44,7 +44,8 @@ export function removalTargets(plans: Array<{ plan: PhasePlan | null }>): Remova
   const unmounted = new Set(steps.filter((s) => s.argv[0] === 'umount').flatMap((s) => s.argv.slice(s.argv.indexOf('--') + 1)));
   const targets = steps.flatMap(removals).map((t) => (unmounted.has(t.path) ? { ...t, unmounted: true } : t));
   // A mount point below a removed tree (Cilium's cgroup2): unmounted first, so what is below it does not count.
-  for (const p of unmounted) if (!targets.some((t) => t.path === p)) targets.push({ path: p, tree: false, unmounted: true });
+  const listed = new Set(targets.map((t) => t.path));
+  for (const p of unmounted) if (!listed.has(p)) targets.push({ path: p, tree: false, unmounted: true });
   return targets;
 }
 
