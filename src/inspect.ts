@@ -487,22 +487,20 @@ export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] 
 }
 
 /**
- * Starts the kernel listings that detection and the snapshot read, without waiting: they run while
- * the distribution is detected (systemd first), instead of after it. Same argv as the readers
- * above, so the host hands them these answers; the parsing stays theirs.
+ * Starts the kernel listings that detection and the snapshot read, without waiting for them
+ * (resolves once they are started): they run while the distribution is detected (systemd first),
+ * instead of after it. Same argv as the readers above, so the host hands them these answers; the
+ * parsing stays theirs.
  */
-export function startListings(host: Host, profiles: Profile[]): void {
+export async function startListings(host: Host, profiles: Profile[]): Promise<void> {
   const read = (argv: string[]) => void host.query(argv).catch(() => {});
+  // The slowest first (iptables-nft-save of thousands of rules takes several times as long as any
+  // ip listing): each start costs the caller a few milliseconds, and detection waits for them all.
+  for (const b of await iptablesBackends(host).catch(() => [])) read([b.save]);
   read(['ip', '-j', '-d', 'link', 'show']);
   read(['ip', '-d', '-j', 'addr', 'show']);
   for (const family of [4, 6]) read(['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
   for (const t of ownedNftTables(profiles)) read(['nft', 'list', 'table', t.family, t.name]);
-  iptablesBackends(host).then(
-    (bs) => {
-      for (const b of bs) read([b.save]);
-    },
-    () => {},
-  );
 }
 
 /**

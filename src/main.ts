@@ -4,6 +4,7 @@ import { main, type Io } from './cli.js';
 import { RealHost } from './host/real.js';
 import { PlainReporter } from './report/plain.js';
 import type { Reporter } from './events.js';
+import { mark } from './util/trace.js';
 
 // A terminal that reports no width (serial consoles, some CI ptys) sends ora into an endless
 // redraw: spinners and colour only where the width is known.
@@ -74,8 +75,13 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+mark('main');
+process.on('exit', () => {
+  mark('exit');
+});
 main(process.argv.slice(2), io).then(
   (code) => {
+    mark('main done');
     process.exitCode = code;
   },
   (err: unknown) => {

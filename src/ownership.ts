@@ -38,6 +38,7 @@ export function keptLinks(links: Link[], facts: ProfileFacts[]): Array<{ name: s
 
 function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink[]; kept: Array<{ name: string; why: string }> } {
   const out: OwnedLink[] = [];
+  const taken = new Set<string>(); // the names in out: a node has hundreds of veths
   const keptOut: Array<{ name: string; why: string }> = [];
   const byName = new Map(links.map((l) => [l.ifname, l]));
   for (const f of facts) {
@@ -73,7 +74,7 @@ function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink
     for (const b of bridges) if (kept.has(b)) bridges.delete(b);
     const kernel = new Set(f.profile.interfaces.kernelOwned);
     for (const l of links) {
-      if (out.some((o) => o.name === l.ifname)) continue;
+      if (taken.has(l.ifname)) continue;
       const base = { isPort: false, kernelOwned: false, up: (l.flags ?? []).includes('UP'), kind: l.linkinfo?.info_kind };
       let owned: OwnedLink | null = null;
       if (kernel.has(l.ifname)) owned = { ...base, name: l.ifname, why: 'kernel-owned', kernelOwned: true };
@@ -89,6 +90,7 @@ function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink
         continue;
       }
       out.push(owned);
+      taken.add(owned.name);
     }
   }
   return { owned: out.filter((o) => !keptOut.some((k) => k.name === o.name)), kept: keptOut };

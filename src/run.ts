@@ -20,7 +20,7 @@ import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/ty
 import { byRole, inactiveUnits } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { underRoot } from './host/host.js';
-import { traced } from './util/trace.js';
+import { mark, traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 import type { NodeDistro } from './distros/node.js';
 
@@ -66,6 +66,7 @@ export function newCtx(
   gaps: Gaps,
   dryRun: boolean,
   cleanupPlans?: Map<string, PhasePlan>,
+  onWork?: () => void,
 ): Ctx {
   const ctx: Ctx = {
     host: req.host,
@@ -81,8 +82,12 @@ export function newCtx(
     planCleanup: async () => {
       if (cleanupPlans) return cleanupPlans;
       const out = new Map<string, PhasePlan>();
-      for (const p of req.phases)
-        if (p.cleanup && req.selected.has(p.name)) out.set(p.name, await traced(`plan ${p.name}`, () => p.plan(ctx)));
+      for (const p of req.phases) {
+        if (!p.cleanup || !req.selected.has(p.name)) continue;
+        const plan = await traced(`plan ${p.name}`, () => p.plan(ctx));
+        out.set(p.name, plan);
+        if (plan.steps.length) onWork?.();
+      }
       return out;
     },
   };
@@ -120,14 +125,23 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const leftBehind = await stoppedByEarlierRun(req, journal);
   if (leftBehind) reporter.emit({ type: 'note', text: leftBehind.note });
 
+  // The other phases are planned one after another below, once there is work; their reads
+  // (systemd, the CRI) go at once, as soon as a cleanup phase has found work: they then run while
+  // the rest is planned, not after it.
+  let readsStarted = false;
+  const startReads = () => {
+    if (readsStarted) return;
+    readsStarted = true;
+    const ctx = newCtx(req, snapshot, gaps, true);
+    ctx.hasWork = true;
+    for (const p of req.phases) if (req.selected.has(p.name)) p.startReads?.(ctx);
+  };
   // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
   // so that a clean node is not drained and its services are not restarted.
-  const cleanupPlans = await newCtx(req, snapshot, gaps, true).planCleanup();
+  const cleanupPlans = await newCtx(req, snapshot, gaps, true, undefined, startReads).planCleanup();
   const planCtx = newCtx(req, snapshot, gaps, true, cleanupPlans);
   withLeftBehind(planCtx, leftBehind);
   planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);
-  // The other phases are planned one after another below; their reads (systemd, the CRI) go at once.
-  for (const p of req.phases) if (req.selected.has(p.name)) p.startReads?.(planCtx);
 
   const plans: Sweep['plans'] = [];
   let planError: { phase: string; err: Error } | null = null;
@@ -137,7 +151,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
       continue;
     }
     try {
-      const plan = cleanupPlans.get(p.name) ?? (await p.plan(planCtx));
+      const plan = cleanupPlans.get(p.name) ?? (await traced(`plan ${p.name}`, () => p.plan(planCtx)));
       absorb(planCtx, plan);
       plans.push({ phase: p, plan });
     } catch (err) {
@@ -151,15 +165,17 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   // Nothing is changed unless everything can be: checked once, before the prompt and the backup.
   let preflightFailed: string[] = [];
   if (!planError && planCtx.hasWork) {
+    mark('plans done');
     const removed = removalTargets(plans).map((t) => t.path);
     if (req.phases.some((p) => p.writesBackup && req.selected.has(p.name))) {
       const confDirs = [CNI_CONF_DIR, ...(req.distro?.confDirs ?? []), ...snapshot.configs.map((c) => path.posix.dirname(c.file))].map(
         (d) => underRoot(req.host.root, d),
       );
       checkBackupDir(req.opts.backupDir, removed, [...new Set(confDirs)]);
+      mark('backup dir checked');
     }
     // Without root, access(2) answers for the caller, not for the run: a plan checks the tools only.
-    preflightFailed = await preflightProblems(req.host, plans, req.host.isRoot());
+    preflightFailed = await traced('preflight checks', () => preflightProblems(req.host, plans, req.host.isRoot()));
   }
 
   const report: Report = {
@@ -534,6 +550,7 @@ async function apply(
     req.reporter.emit({ type: 'phase-end', phase: phase.name, status: pr.status, ms: pr.ms });
     if (phase.writesBackup && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
     journal.later('running');
+    mark(`applied ${phase.name}`);
   }
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 

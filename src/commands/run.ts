@@ -15,6 +15,7 @@ import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
 import type { Host } from '../host/host.js';
 import { renderArgv } from '../util/shell.js';
+import { mark, traced } from '../util/trace.js';
 import { runSummary } from '../report/summary.js';
 import {
   VERSION,
@@ -62,6 +63,7 @@ async function confirmRun(io: Io, lines: string[], node: string, targets: Target
 export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Promise<number> {
   // The report's startedAt and durationMs count from here, detection included.
   const started = new Date();
+  mark('sweep command');
   const root = checkRoot(o.root);
   const selected = selectPhases(o);
   const podCidrs = parseCidrs(o.podCidr);
@@ -77,19 +79,23 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
     if (!o.yes && !io.stdinIsTty)
       throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
+  mark('listings');
+  await startListings(host, preselected ?? all);
+  // After the listings detection waits for: the backup needs this one only once planning is done.
   if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name))) startBackupReads(host);
-  startListings(host, preselected ?? all);
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
-  const distro = await detectDistro(host, distros, override);
+  const distro = await traced('distro', () => detectDistro(host, distros, override));
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
   const adds = Object.values(distro.adds);
   const claimed = { chainPrefixes: adds.flatMap((a) => a.chainPrefixes), nftables: adds.flatMap((a) => a.nftables) };
-  const detected = preselected ? [] : await detect(host, all, gaps, distro.confDirs, claimed);
+  const detected = preselected ? [] : await traced('detect', () => detect(host, all, gaps, distro.confDirs, claimed));
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
-  const targets = await chooseTargets(host, preselected ? { named: preselected } : { detected }, {
-    confDirs: distro.confDirs,
-    embedded: (procs) => embeddedLive(distro, procs),
-  });
+  const targets = await traced('targets', () =>
+    chooseTargets(host, preselected ? { named: preselected } : { detected }, {
+      confDirs: distro.confDirs,
+      embedded: (procs) => embeddedLive(distro, procs),
+    }),
+  );
   const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
   const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
   const reporter = reporterFor(io, o.verbose, o.quiet);
@@ -156,6 +162,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       io.stderr.write('cni-sweep: not confirmed: nothing was changed\n');
       return 3;
     }
+    mark('output');
     if (o.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else if (dryRun) io.stdout.write(renderScript(result.plans, report, VERSION));
     else io.stdout.write(runSummary(report));
@@ -175,6 +182,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
         );
     }
     if (!dryRun) await logRun(io, host, report, code);
+    mark('written');
     return code;
   } finally {
     unhook();

@@ -143,6 +143,21 @@ export function declaredUnlinks(root: string, step: Step): string[] | null {
   return paths;
 }
 
+/** ip's flags that take no value: their order changes nothing ip prints. */
+const IP_FLAGS = /^-[dj46]$/;
+
+/**
+ * The key an answer is kept under: the argv, with ip's leading flags in one order, so that the
+ * backup's `ip -d -j link show` takes the listing inspection read as `ip -j -d link show` (the
+ * same output, read once) instead of starting ip again.
+ */
+export function answerKey(argv: string[]): string {
+  if (argv[0] !== 'ip') return argv.join('\0');
+  let n = 1;
+  while (n < argv.length && IP_FLAGS.test(argv[n]!)) n++;
+  return ['ip', ...argv.slice(1, n).sort(), ...argv.slice(n)].join('\0');
+}
+
 export class RealHost implements Host {
   private whichCache = new Map<string, boolean>();
 
@@ -233,7 +248,7 @@ export class RealHost implements Host {
   private answers = new Map<string, Promise<ExecResult | null>>();
 
   query(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
-    const key = argv.join('\0');
+    const key = answerKey(argv);
     let answer = this.answers.get(key);
     if (!answer) {
       answer = this.run(argv, opts);

@@ -44,7 +44,8 @@ export function removalTargets(plans: Array<{ plan: PhasePlan | null }>): Remova
   const unmounted = new Set(steps.filter((s) => s.argv[0] === 'umount').flatMap((s) => s.argv.slice(s.argv.indexOf('--') + 1)));
   const targets = steps.flatMap(removals).map((t) => (unmounted.has(t.path) ? { ...t, unmounted: true } : t));
   // A mount point below a removed tree (Cilium's cgroup2): unmounted first, so what is below it does not count.
-  for (const p of unmounted) if (!targets.some((t) => t.path === p)) targets.push({ path: p, tree: false, unmounted: true });
+  const listed = new Set(targets.map((t) => t.path));
+  for (const p of unmounted) if (!listed.has(p)) targets.push({ path: p, tree: false, unmounted: true });
   return targets;
 }
 
@@ -88,6 +89,31 @@ function canonical(p: string): string {
   }
 }
 
+/**
+ * canonical() for many paths, most of them in a few directories (a run removes hundreds of result
+ * caches, IPAM files and netns files): each directory is resolved once. A path that is not a
+ * symlink resolves to its resolved directory plus its name, which is what canonical() finds for
+ * it, one lstat instead of one per component; a symlink is resolved whole.
+ */
+function canonicalizer(): (p: string) => string {
+  const dirs = new Map<string, string>();
+  return (p) => {
+    const abs = path.resolve(p);
+    const parent = path.dirname(abs);
+    if (parent === abs) return canonical(abs);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    } catch {
+      st = undefined; // unreadable: canonical() goes up to its directory too
+    }
+    if (st?.isSymbolicLink()) return canonical(abs);
+    let d = dirs.get(parent);
+    if (d === undefined) dirs.set(parent, (d = canonical(parent)));
+    return path.join(d, path.basename(abs));
+  };
+}
+
 const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 
 /**
@@ -96,8 +122,9 @@ const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWit
  */
 export function checkBackupDir(backupDir: string, removed: string[], confDirs: string[]): void {
   const dir = canonical(backupDir);
+  const resolved = canonicalizer();
   for (const r of removed) {
-    if (within(backupDir, r) || within(dir, canonical(r)))
+    if (within(backupDir, r) || within(dir, resolved(r)))
       throw new UsageError(
         `--backup-dir ${backupDir} is inside ${r}, which this run removes`,
         'put backups somewhere the run does not clean',

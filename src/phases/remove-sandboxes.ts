@@ -122,7 +122,11 @@ function inNetwork(ip: string, facts: ProfileFacts[]): boolean {
  * peer decides when it can be seen; the IP otherwise.
  */
 export async function sandboxesOf(ctx: Ctx, sandboxes: Sandbox[]): Promise<{ mine: Sandbox[]; notes: string[] }> {
-  const links = await listLinks(ctx.host, ctx.gaps);
+  // The node's links only tell the peer of a pod interface seen in a sandbox's namespace: with no
+  // such sandbox (none running, a common case once drained), they are not read (after the stop of
+  // kubelet, that would be a fresh listing of every link).
+  const peers = sandboxes.some((s) => !s.hostNetwork && s.netns);
+  const links = peers ? await listLinks(ctx.host, ctx.gaps) : [];
   const owned = new Set(ownedLinks(links, ctx.snapshot.facts).map((l) => l.name));
   const byIndex = new Map(links.map((l) => [l.ifindex, l]));
   const mine: Sandbox[] = [];

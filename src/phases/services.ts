@@ -11,13 +11,22 @@ export const RUNTIME_UNITS = kubeadm.units.runtime;
 export const KUBELET_UNITS = kubeadm.units.kubelet;
 
 async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string> {
-  const states = await unitStates(ctx.host, units);
+  const states = await unitStates(ctx.host, serviceUnits(ctx));
   if (!states) return 'systemctl is not installed';
   return units.filter((u) => states.get(u) === 'active');
 }
 
 /** The distribution's units (k3s: one unit holds kubelet and the runtime); kubeadm's by default. */
 const unitsOf = (ctx: Ctx) => ctx.snapshot.distro?.units ?? { kubelet: KUBELET_UNITS, runtime: RUNTIME_UNITS };
+
+/**
+ * The units both stop phases ask about, in one `systemctl is-active` (one line per unit, each
+ * unit's answer its own): a plan reads them once instead of once per phase.
+ */
+const serviceUnits = (ctx: Ctx) => {
+  const { kubelet, runtime } = unitsOf(ctx);
+  return [...new Set([...kubelet, ...runtime])];
+};
 
 async function planStop(ctx: Ctx, units: string[], kind: 'kubelet' | 'runtime'): Promise<PhasePlan> {
   if (!ctx.hasWork) return nothing();
@@ -61,7 +70,7 @@ export function byRole(units: string[], kubeletUnits: string[] = KUBELET_UNITS):
 
 /** The is-active query planStop makes, started early. */
 function startStopReads(ctx: Ctx, units: string[]): void {
-  if (ctx.hasWork && units.length) unitStates(ctx.host, units).catch(() => {});
+  if (ctx.hasWork && units.length) unitStates(ctx.host, serviceUnits(ctx)).catch(() => {});
 }
 
 export const stopKubelet: Phase = {

@@ -13,3 +13,12 @@ export async function traced<T>(label: string, f: () => Promise<T>): Promise<T> 
     appendFileSync(TRACE, `${t0.toFixed(0).padStart(6)} ${(performance.now() - t0).toFixed(0).padStart(5)} ${label.slice(0, 120)}\n`);
   }
 }
+
+/** A point in time (ms since start-up) in the trace: where start-up work ends and reads begin. */
+export function mark(label: string): void {
+  if (TRACE)
+    appendFileSync(
+      TRACE,
+      `${performance.now().toFixed(0).padStart(6)}     - ${label.slice(0, 120)} (rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MB)\n`,
+    );
+}

@@ -1,4 +1,7 @@
 // Each phase's plan for given node states: the exact steps, and nothing when the state is absent.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PhaseFailedError, RefusedError } from '../../src/errors.js';
 import { FakeHost } from '../../src/host/fake.js';
@@ -10,7 +13,7 @@ import { interfaces } from '../../src/phases/interfaces.js';
 import { modules } from '../../src/phases/modules.js';
 import { netns } from '../../src/phases/netns.js';
 import { removeSandboxes } from '../../src/phases/remove-sandboxes.js';
-import { preflight } from '../../src/phases/preflight.js';
+import { checkBackupDir, preflight } from '../../src/phases/preflight.js';
 import { routes } from '../../src/phases/routes.js';
 import { startKubelet, startRuntime, stopKubelet, stopRuntime } from '../../src/phases/services.js';
 import type { PlannedStep } from '../../src/phases/types.js';
@@ -434,6 +437,18 @@ describe('services', () => {
     ]);
   });
 
+  it('both stop phases ask systemd one question (kubelet and runtime units together), which the host answers once', async () => {
+    const host = foreignNode();
+    host.units.set('containerd.service', 'active');
+    const ctx = await ctxFor(host);
+    expect(bare((await planned(ctx, stopKubelet)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'kubelet.service'] }]);
+    expect(bare((await planned(ctx, stopRuntime)).steps)).toEqual([{ argv: ['systemctl', 'stop', 'containerd.service'] }]);
+    const asked = host.queries.filter((q) => q[0] === 'systemctl').map((q) => q.join(' '));
+    expect(new Set(asked)).toEqual(
+      new Set(['systemctl is-active kubelet.service cri-docker.service docker.socket docker.service containerd.service crio.service']),
+    );
+  });
+
   it('says why it stops nothing', async () => {
     const host = foreignNode();
     host.units.clear();
@@ -647,9 +662,13 @@ describe('remove-sandboxes', () => {
     expect(plan.warnings?.[0]).toMatch(/crictl stopp <ids> && crictl rmp <ids>, or delete the pods$/);
   });
 
-  it('says why it removes none', async () => {
+  it('says why it removes none, without listing the links when no sandbox has a pod interface to match', async () => {
     const { host } = dirtyFlannelNode();
     expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: ['no running pod sandboxes'] });
+    host.sandboxes = ['hostnet1'];
+    host.pods.set('hostnet1', { name: 'kube-proxy-x', namespace: 'kube-system', ip: '192.168.1.11', hostNetwork: true });
+    expect(await removeSandboxes.plan(await ctxFor(host))).toEqual({ steps: [], notes: [] });
+    expect(host.queries.filter((q) => q.join(' ').includes('link show'))).toEqual([]);
     expect(await removeSandboxes.plan(await ctxFor(host, { hasWork: false }))).toEqual({ steps: [], notes: [] });
   });
 });
@@ -692,5 +711,32 @@ describe('what steps declare they touch', () => {
       { phase: 'netns', cmd: 'umount --lazy', touches: ['namespaces'] },
       { phase: 'netns', cmd: 'rm -f', touches: ['files'], unlinks: true },
     ]);
+  });
+});
+
+describe('checkBackupDir', () => {
+  // Real directories: what counts is where the removed paths lead once symlinks are resolved.
+  it('finds a backup inside a removed tree whatever leads there: the path, a symlinked directory above it, or the removed path being a symlink', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-backupdir-'));
+    try {
+      const real = path.join(tmp, 'real');
+      fs.mkdirSync(path.join(real, 'state/backups'), { recursive: true });
+      fs.symlinkSync(real, path.join(tmp, 'via')); // a directory above the removed path is a symlink
+      fs.symlinkSync(path.join(real, 'state'), path.join(tmp, 'state-link')); // the removed path itself is one
+      const backup = path.join(real, 'state/backups');
+      const removed =
+        (...paths: string[]) =>
+        () => {
+          checkBackupDir(backup, paths, []);
+        };
+      expect(removed(path.join(real, 'state'))).toThrow(/is inside .*\/real\/state, which this run removes$/);
+      expect(removed(path.join(tmp, 'via/other'), path.join(tmp, 'via/state'))).toThrow(/is inside .*\/via\/state, which/);
+      expect(removed(path.join(tmp, 'state-link'))).toThrow(/is inside .*\/state-link, which/);
+      // Hundreds of removed paths in one directory, none of them above the backup: fine.
+      const many = Array.from({ length: 300 }, (_, i) => path.join(tmp, 'via', `cache-${i}`));
+      expect(removed(...many, path.join(tmp, 'missing/dir/file'))).not.toThrow();
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

@@ -111,6 +111,28 @@ describe('RealHost listings', () => {
     expect(Number((await host.query(['iptables-nft-save']))!.stdout)).toBeGreaterThan(Number(first));
   });
 
+  it("ip's flags in another order ask for the same listing: the backup's `ip -d -j link show` is answered by inspection's read", async () => {
+    const host = new RealHost(dir);
+    const first = (await host.query(['ip', '-j', '-d', 'link', 'show']))!;
+    expect(await host.query(['ip', '-d', '-j', 'link', 'show'])).toEqual(first);
+    expect(await host.apply({ argv: ['ip', '-d', '-j', 'link', 'show'], touches: ['own'] })).toEqual(first);
+    // Only the flags' order: another listing, or flags after the object, is another read.
+    await host.query(['ip', '-d', '-j', 'addr', 'show']);
+    await host.query(['ip', 'link', 'show', '-d']);
+    expect(fs.readFileSync(log, 'utf8').trim().split('\n')).toEqual(['ip -j -d link show', 'ip -d -j addr show', 'ip link show -d']);
+    // A change to the links makes both forms read again, once.
+    await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link delete group 7\n', touches: ['links'] });
+    expect((await host.query(['ip', '-d', '-j', 'link', 'show']))!.stdout).not.toBe(first.stdout);
+    expect(await host.query(['ip', '-j', '-d', 'link', 'show'])).toEqual(await host.query(['ip', '-d', '-j', 'link', 'show']));
+    expect(
+      fs
+        .readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('link show -d') || /^ip -. -. link/.test(l)),
+    ).toEqual(['ip -j -d link show', 'ip link show -d', 'ip -d -j link show']);
+  });
+
   it('a read-only step (the backup copying what it will keep) keeps every listing', async () => {
     const host = new RealHost(dir);
     await readAll(host);
