@@ -844,6 +844,18 @@ describe('help, version and profiles', () => {
     expect(JSON.parse(r.stdout)).toEqual({ version: VERSION, reportSchemaVersion: 1, node: process.version });
   });
 
+  it('every command that prints data takes --json, --verbose and --no-color, version too', async () => {
+    for (const cmd of ['plan', 'run', 'doctor', 'restore', 'backups', 'profiles', 'version']) {
+      const help = (await cli([cmd, '--help'])).stdout;
+      for (const flag of ['--json', '--verbose', '--no-color'])
+        expect(help, `${cmd} ${flag}`).toMatch(new RegExp(`^ {2}(-\\w, )?${flag}\\b`, 'm'));
+    }
+    expect(await cli(['version', '--no-color', '--verbose'])).toMatchObject({ code: 0, stdout: `cni-sweep ${VERSION}\n`, stderr: '' });
+    const json = await cli(['version', '--json', '--no-color']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({ version: VERSION, reportSchemaVersion: 1, node: process.version });
+  });
+
   it('run --help and plan --help list their exit codes', async () => {
     const run = await cli(['run', '--help']);
     expect(run.code).toBe(0);
