@@ -16,6 +16,7 @@ import { parseLinks } from '../parse/iproute.js';
 import { contains, parsePrefix } from '../util/cidr.js';
 import type { Ctx, Phase, PhasePlan, PodLeft } from './types.js';
 import { nothing } from './types.js';
+import { plural } from '../util/plural.js';
 
 /** host-local's allocations, one file per address holding the container ID. */
 const IPAM_NETWORKS_DIR = '/var/lib/cni/networks';
@@ -192,8 +193,8 @@ export const removeSandboxes: Phase = {
       const pods = await allocatedPods(ctx);
       if (!pods.length) return nothing(`${found.error}: no pod sandbox checked (no IPAM allocation on the removed network either)`);
       const warning =
-        `${found.error}: pod sandboxes cannot be removed through the CRI; ${pods.length} pod(s) hold addresses on the removed network and, ` +
-        `if still running, are left without a network: ${listed(pods)}. Once the runtime is up: crictl stopp <ids> && crictl rmp <ids>, or delete the pods`;
+        `${found.error}: pod sandboxes cannot be removed through the CRI; ${plural(pods.length, 'pod')} ${pods.length === 1 ? 'holds' : 'hold'} addresses on the removed network and, ` +
+        `if still running, ${pods.length === 1 ? 'is' : 'are'} left without a network: ${listed(pods)}. Once the runtime is up: crictl stopp <ids> && crictl rmp <ids>, or delete the pods`;
       return {
         steps: [],
         notes: [warning, 'from IPAM allocations: some of them may be gone already'],
@@ -204,7 +205,7 @@ export const removeSandboxes: Phase = {
     const { mine, notes } = await sandboxesOf(ctx, found.sandboxes);
     if (!mine.length) return nothing(...notes, found.sandboxes.length ? '' : 'no running pod sandboxes');
     if (ctx.opts.keepSandboxes) {
-      const warning = `--keep-sandboxes: ${mine.length} pod(s) on the removed network keep running without a network: ${listed(mine)}`;
+      const warning = `--keep-sandboxes: ${plural(mine.length, 'pod')} on the removed network ${mine.length === 1 ? 'keeps' : 'keep'} running without a network: ${listed(mine)}`;
       return { steps: [], notes: [warning, ...notes], warnings: [warning], podsWithoutNetwork: mine.map(podLeft) };
     }
     const ids = mine.map((s) => s.id);

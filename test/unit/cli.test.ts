@@ -185,6 +185,28 @@ describe('refusals exit 3 and change nothing', () => {
     expect(host.calls).toEqual([]);
   });
 
+  it('the prompt counts chains and rules in words: one chain, one rule; two chains, two rules', async () => {
+    const { host } = dirtyFlannelNode();
+    host.setIptables(
+      'iptables-nft',
+      [
+        '*nat',
+        ':POSTROUTING ACCEPT [0:0]',
+        ':FLANNEL-POSTRTG - [0:0]',
+        '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
+        '-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(RUN, host, { answer: 'n' });
+    expect(r.code).toBe(3);
+    const said = r.stderr.split('\n');
+    expect(said).toContain('  - iptables-nft: 1 chain (FLANNEL-POSTRTG) and 1 rule in built-in or other chains');
+    expect(said).toContain('  - ip6tables-nft: 2 chains (FLANNEL-POSTRTG, FLANNEL-FWD) and 2 rules in built-in or other chains');
+    expect(r.stderr).not.toContain('(s)');
+  });
+
   it('the prompt groups names that differ only per pod, says where the full list is, and a no is not an error', async () => {
     const { host } = dirtyFlannelNode({ pods: 20 });
     const r = await cli(RUN, host, { answer: 'no' });
