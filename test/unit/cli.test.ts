@@ -17,6 +17,7 @@ import { renderStep } from '../../src/plan.js';
 import { executedCommands, planCommands } from '../helpers/runtime-state.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
+import { PODMAN_CONFLIST } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 import { isolateKubeconfigEnv, runMain } from './helpers.js';
 
@@ -827,6 +828,25 @@ describe('what is removed, what is kept, and what the operator is told', () => {
     );
     const calico = dirtyFlannelNode({ podman: true }).host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
     expect((await cli(['plan', '--cni', 'flannel', '--kubeconfig', '/k'], calico)).stdout).not.toContain('WARNING');
+  });
+});
+
+describe('what the preflight says it keeps', () => {
+  it('with no CNI to remove, the configs it keeps are not said to be "not owned by" an empty list', async () => {
+    const host = foreignNode();
+    host.writeFile('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
+    const r = await cli(['plan', '--node', 'node-1'], host);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('cni-sweep: preflight: kept (this run removes no CNI): /etc/cni/net.d/87-podman-bridge.conflist\n');
+    expect(r.stdout).toContain('\n# kept (this run removes no CNI): /etc/cni/net.d/87-podman-bridge.conflist\n');
+    expect(r.stdout + r.stderr).not.toContain('not owned by )');
+  });
+
+  it('with a CNI to remove, it names the CNI', async () => {
+    const host = dirtyFlannelNode({ podman: true }).host;
+    const r = await cli(['plan', '--node', 'node-1'], host);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('\n# kept (not owned by flannel): /etc/cni/net.d/87-podman-bridge.conflist\n');
   });
 });
 
