@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { RefusedError } from '../errors.js';
 import { startBackupReads } from '../phases/backup.js';
+import { refusesUndrained } from '../phases/drain.js';
 import { PHASES, phasesFor } from '../phases/index.js';
 import { removalSummary, renderScript } from '../plan.js';
 import { detect } from '../profiles/detect.js';
@@ -77,7 +78,11 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
     if (!o.yes && !io.stdinIsTty)
       throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
-  if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name))) startBackupReads(host);
+  // Not for a run that refuses at drain (no kubeconfig): it writes no backup.
+  if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
+    void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) => {
+      if (!refuses) startBackupReads(host);
+    });
   startListings(host, preselected ?? all);
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await detectDistro(host, distros, override);

@@ -10,6 +10,7 @@
 // Only crictl's real subcommands: pods -o json, inspectp -o json, stopp, rmp.
 import { z } from 'zod';
 import { crictl } from '../distros/node.js';
+import { refusesUndrained } from './drain.js';
 import { listLinks, networksOf, RESULTS_DIR, type ProfileFacts } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
 import { parseLinks } from '../parse/iproute.js';
@@ -214,9 +215,11 @@ export const removeSandboxes: Phase = {
       notes,
     };
   },
-  // The sandbox list plan() reads first.
+  // The sandbox list plan() reads first; not for a run that refuses at drain.
   startReads(ctx) {
-    if (ctx.hasWork && ctx.snapshot.facts.length)
-      ctx.host.query(crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json')).catch(() => {});
+    if (!ctx.hasWork || !ctx.snapshot.facts.length) return;
+    refusesUndrained(ctx)
+      .then((refuses) => (refuses ? null : ctx.host.query(crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json'))))
+      .catch(() => {});
   },
 };

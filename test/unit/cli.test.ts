@@ -821,6 +821,20 @@ describe('what is removed, what is kept, and what the operator is told', () => {
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
   });
 
+  it('run --yes refused for want of a kubeconfig starts none of the reads of the phases after drain (sandboxes, units, backup)', async () => {
+    const { host } = dirtyFlannelNode();
+    const refused = await cli(['run', '--yes', '--node', 'node-1'], host);
+    expect(refused.code).toBe(3);
+    const asked = host.queries.map((q) => q.join(' '));
+    expect(asked.filter((q) => q.startsWith('crictl '))).toEqual([]);
+    expect(asked).not.toContain('nft list ruleset');
+    // Only the distribution's detection asks systemd (kubelet.service k3s.service ...): not the stop phases.
+    expect(asked.filter((q) => q.startsWith('systemctl ')).map((q) => q.split(' ').slice(0, 4).join(' '))).toEqual([
+      'systemctl is-active kubelet.service k3s.service',
+    ]);
+    expect(host.calls).toEqual([]);
+  });
+
   it("the plan warns when the runtime's first config after the removal would be podman's bridge", async () => {
     const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode({ podman: true }).host);
     expect(r.stdout).toMatch(
