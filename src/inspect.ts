@@ -561,6 +561,42 @@ export async function renamedConfigs(
   for (const p of [...known, ...facts.map((f) => f.profile)]) for (const s of p.config.renamedSuffixes) renamers.set(s, p.name);
   if (!renamers.size) return [];
   const removing = facts.map((f) => f.profile.name);
+  /** What the run does with one set-aside file, and why; undefined: it is none of this run's business. */
+  const decide = async (
+    file: string,
+    original: string,
+    renamer: string,
+  ): Promise<Pick<RenamedConfig, 'action' | 'why' | 'config'> | undefined> => {
+    const renamerGoes = removing.includes(renamer);
+    let config: CniConfig;
+    try {
+      config = parseCniConfig(original, (await host.readFile(file)) ?? '');
+    } catch (err) {
+      if (!renamerGoes) return undefined;
+      return { action: 'keep', why: `${(err as Error).message}: whose config it is cannot be told, so it stays` };
+    }
+    const owner = facts.find((f) => ownsConfig(f.profile, config));
+    if (owner && config.untrusted)
+      return { action: 'keep', config, why: `${config.untrusted}; it stays, as such a config of ${owner.profile.name} does` };
+    if (owner)
+      return {
+        action: 'remove',
+        config,
+        why: `${owner.profile.name}'s config, which ${renamer} set aside: it goes with ${owner.profile.name}`,
+      };
+    if (!renamerGoes) return undefined;
+    if ((await host.entryType(original)) !== null && !removedFiles.has(original))
+      return {
+        action: 'keep',
+        config,
+        why: `${whose(config, known)}, which ${renamer} set aside; ${path.posix.basename(original)} exists again, so it is not put back over it: compare the two and keep one`,
+      };
+    return {
+      action: 'restore',
+      config: { ...config, file: original },
+      why: `${whose(config, known)}, which ${renamer} set aside when it took over the node: put back under its name, as ${renamer}'s own cleanup does`,
+    };
+  };
   const out: RenamedConfig[] = [];
   for (const dir of dirs) {
     for (const e of (await host.readDir(dir)) ?? []) {
@@ -572,64 +608,8 @@ export async function renamedConfigs(
       const renamer = renamers.get(suffix)!;
       const file = `${dir}/${e.name}`;
       const original = `${dir}/${name}`;
-      const renamerGoes = removing.includes(renamer);
-      let config: CniConfig;
-      try {
-        config = parseCniConfig(original, (await host.readFile(file)) ?? '');
-      } catch (err) {
-        if (renamerGoes)
-          out.push({
-            file,
-            original,
-            renamer,
-            action: 'keep',
-            why: `${(err as Error).message}: whose config it is cannot be told, so it stays`,
-          });
-        continue;
-      }
-      const owner = facts.find((f) => ownsConfig(f.profile, config));
-      if (owner && config.untrusted) {
-        out.push({
-          file,
-          original,
-          renamer,
-          action: 'keep',
-          config,
-          why: `${config.untrusted}; it stays, as such a config of ${owner.profile.name} does`,
-        });
-        continue;
-      }
-      if (owner) {
-        out.push({
-          file,
-          original,
-          renamer,
-          action: 'remove',
-          config,
-          why: `${owner.profile.name}'s config, which ${renamer} set aside: it goes with ${owner.profile.name}`,
-        });
-        continue;
-      }
-      if (!renamerGoes) continue;
-      if ((await host.entryType(original)) !== null && !removedFiles.has(original)) {
-        out.push({
-          file,
-          original,
-          renamer,
-          action: 'keep',
-          config,
-          why: `${whose(config, known)}, which ${renamer} set aside; ${path.posix.basename(original)} exists again, so it is not put back over it: compare the two and keep one`,
-        });
-        continue;
-      }
-      out.push({
-        file,
-        original,
-        renamer,
-        action: 'restore',
-        config: { ...config, file: original },
-        why: `${whose(config, known)}, which ${renamer} set aside when it took over the node: put back under its name, as ${renamer}'s own cleanup does`,
-      });
+      const choice = await decide(file, original, renamer);
+      if (choice) out.push({ file, original, renamer, ...choice });
     }
   }
   return out;

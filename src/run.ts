@@ -23,6 +23,7 @@ import { underRoot } from './host/host.js';
 import { mark, traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 import type { NodeDistro } from './distros/node.js';
+import { plural } from './util/plural.js';
 
 // The report types live in events.ts, below the journal that records them.
 export type { PhaseReport, Report, StepReport } from './events.js';
@@ -297,7 +298,7 @@ async function runSteps(
   for (let i = 0; i < steps.length;) {
     if (interruptible && req.interrupt?.signal) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
-      pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${steps.length} step(s)`);
+      pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${plural(steps.length, 'step')}`);
       pr.status = 'interrupted';
       return;
     }

@@ -13,6 +13,7 @@ import { missingFromDump } from '../ownership.js';
 import type { PlannedStep } from '../phases/types.js';
 import { CHECKSUMS, MANIFEST, ManifestSchema, type Manifest } from './manifest.js';
 import type { TarMember } from './tar.js';
+import { plural } from '../util/plural.js';
 
 export interface RestorePlan {
   dir: string;
@@ -179,7 +180,9 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
   if (manifest.ipsets.length) {
     const present = await listIpsets(host, gaps);
     if (!present)
-      notes.push(`ipset is not installed here: ${manifest.ipsets.length} ipset(s) not restored (see ${path.join(dir, 'firewall')})`);
+      notes.push(
+        `ipset is not installed here: ${plural(manifest.ipsets.length, 'ipset')} not restored (see ${path.join(dir, 'firewall')})`,
+      );
     else
       for (const s of manifest.ipsets) {
         // An existing set (the CNI's agent made it again) is never touched: its members are the agent's.
@@ -224,7 +227,7 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
   if (manifest.bpf) {
     const { attachments, pins } = manifest.bpf;
     notes.push(
-      `BPF state is not restored: ${attachments.length} BPF attachment(s) and ${pins.length} bpffs pin(s) were removed (listed in manifest.json); a pinned BPF object lives in the kernel and cannot be put back: the CNI's agent creates them again`,
+      `BPF state is not restored: ${plural(attachments.length, 'BPF attachment')} and ${plural(pins.length, 'bpffs pin')} were removed (listed in manifest.json); a pinned BPF object lives in the kernel and cannot be put back: the CNI's agent creates them again`,
     );
   }
   return { dir, manifest, steps, notes };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { RefusedError } from '../errors.js';
 import { startBackupReads } from '../phases/backup.js';
+import { refusesUndrained } from '../phases/drain.js';
 import { PHASES, phasesFor } from '../phases/index.js';
 import { removalSummary, renderScript } from '../plan.js';
 import { detect } from '../profiles/detect.js';
@@ -82,7 +83,11 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   mark('listings');
   await startListings(host, preselected ?? all);
   // After the listings detection waits for: the backup needs this one only once planning is done.
-  if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name))) startBackupReads(host);
+  // Not for a run that refuses at drain (no kubeconfig): it writes no backup.
+  if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
+    void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) => {
+      if (!refuses) startBackupReads(host);
+    });
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await traced('distro', () => detectDistro(host, distros, override));
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.

@@ -8,6 +8,8 @@ export function versionCommand(program: Command, io: Io, done: Done): void {
     .command('version')
     .description('print the version of cni-sweep and of its JSON report')
     .option('--json', 'as JSON: { version, reportSchemaVersion, node }')
+    .option('--verbose', 'stack traces on errors')
+    .option('--no-color', 'no colour')
     .action((opts: { json?: boolean }) => {
       io.stdout.write(
         opts.json

@@ -10,6 +10,7 @@ import { parseFilters, parseQdiscs, xdpPrograms, type Filter } from '../parse/tc
 import { batchSafeDevice, isPathComponent } from '../util/names.js';
 import type { Ctx, Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
+import { plural } from '../util/plural.js';
 
 /** XDP_ATTACHED_* (the `mode` ip prints) and the word `ip link set` takes to detach that mode. */
 const XDP_OFF: Record<number, string> = { 1: 'xdpdrv', 2: 'xdpgeneric', 3: 'xdpoffload' };
@@ -145,7 +146,10 @@ async function planTc(ctx: Ctx, dev: string, kind: string, ours: (f: Filter) => 
   }
   if (!mine) return;
   if (kind !== 'clsact') out.notes.push(`kept the ${kind} qdisc of ${dev}: only a clsact qdisc the CNI's filters alone use is removed`);
-  else if (foreign) out.notes.push(`kept the clsact qdisc of ${dev}: ${foreign} filter preference(s) on it are not the CNI's`);
+  else if (foreign)
+    out.notes.push(
+      `kept the clsact qdisc of ${dev}: ${plural(foreign, 'filter preference')} on it ${foreign === 1 ? 'is' : 'are'} not the CNI's`,
+    );
   else {
     out.lines.push(`qdisc del dev ${dev} clsact`);
     out.items.push(`clsact qdisc of ${dev}`);

@@ -1,10 +1,23 @@
 import { RefusedError } from '../errors.js';
-import type { Phase } from './types.js';
+import type { Host } from '../host/host.js';
+import type { Phase, RunOptions } from './types.js';
 import { nothing } from './types.js';
 import { kubeconfigFor, kubectlArgv } from './kube.js';
 
 /** Said in the plan, the prompt and the report whenever a run that changes the node will not drain it. */
 export const NOT_DRAINED = 'the node will not be drained: its pods lose networking';
+
+/**
+ * Whether a run that has work refuses at drain, before any change: it asks nobody (`run --yes`) and
+ * has no kubeconfig to drain with. Reads started early for the phases after drain are not started then.
+ */
+export async function refusesUndrained(ctx: {
+  opts: Pick<RunOptions, 'refuseUndrained' | 'kubeconfig'>;
+  host: Pick<Host, 'entryType' | 'root'>;
+  selected: Set<string>;
+}): Promise<boolean> {
+  return Boolean(ctx.opts.refuseUndrained) && ctx.selected.has('drain') && !(await kubeconfigFor(ctx));
+}
 
 export const drain: Phase = {
   name: 'drain',
@@ -16,7 +29,7 @@ export const drain: Phase = {
     // that asks nobody (--yes) refuses unless told to go on without draining (--skip drain).
     if (!(await kubeconfigFor(ctx))) {
       const why = 'no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)';
-      if (ctx.opts.refuseUndrained)
+      if (await refusesUndrained(ctx))
         throw new RefusedError(
           `${NOT_DRAINED} (${why}); nothing was changed`,
           'pass --kubeconfig <file> to drain it first, or --skip drain when it is drained already or its pods may lose networking',

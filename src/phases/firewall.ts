@@ -5,6 +5,7 @@ import { BACKENDS, iptablesBackends, listIpsets, nftTablesPresent, ownedNftTable
 import { firewallDeletions, restoreScript, undoScript } from '../ownership.js';
 import { protectedName } from '../profiles/protected.js';
 import type { PlannedStep, Phase } from './types.js';
+import { plural } from '../util/plural.js';
 
 export const firewall: Phase = {
   name: 'firewall',
@@ -36,6 +37,8 @@ export const firewall: Phase = {
       });
       if (!tables.length) continue;
       const chains = tables.flatMap((t) => t.chains);
+      const shown = chains.length ? ` (${chains.slice(0, 4).join(', ')}${chains.length > 4 ? ', ...' : ''})` : '';
+      const rules = tables.reduce((n, t) => n + t.deletes.length, 0);
       steps.push({
         argv: [b.restore, '--noflush', '-w'],
         touches: ['firewall'],
@@ -44,7 +47,7 @@ export const firewall: Phase = {
         removes: {
           kind: `${b.id} rule or chain`,
           items: [...tables.flatMap((t) => t.deletes.map((r) => `${t.table} ${r.chain} rule`)), ...chains.map((c) => `chain ${c}`)],
-          summary: `${chains.length} chain(s)${chains.length ? ` (${chains.slice(0, 4).join(', ')}${chains.length > 4 ? ', ...' : ''})` : ''} and ${tables.reduce((n, t) => n + t.deletes.length, 0)} rule(s) in built-in or other chains`,
+          summary: `${plural(chains.length, 'chain')}${shown} and ${plural(rules, 'rule')} in built-in or other chains`,
         },
       });
     }

@@ -1,11 +1,14 @@
 // Shared by drain and uncordon: which kubeconfig to use, and whether kubectl can be run at all.
-import type { Ctx } from './types.js';
+import type { Ctx, RunOptions } from './types.js';
 import { underRoot, type Host } from '../host/host.js';
 
 const ADMIN_CONF = '/etc/kubernetes/admin.conf';
 
 /** --kubeconfig or $KUBECONFIG (resolved by the CLI), else the control plane's admin.conf. A kubelet.conf cannot evict pods. */
-export async function kubeconfigFor(ctx: Ctx): Promise<string | null> {
+export async function kubeconfigFor(ctx: {
+  opts: Pick<RunOptions, 'kubeconfig'>;
+  host: Pick<Host, 'entryType' | 'root'>;
+}): Promise<string | null> {
   return ctx.opts.kubeconfig ?? (await adminConf(ctx.host));
 }
 

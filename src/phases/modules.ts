@@ -3,6 +3,7 @@
 import { listLinks } from '../inspect.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
+import { plural } from '../util/plural.js';
 
 export const modules: Phase = {
   name: 'modules',
@@ -30,7 +31,7 @@ export const modules: Phase = {
       const others = links.filter((l) => l.linkinfo?.info_kind === module && !devices.includes(l.ifname)).map((l) => l.ifname);
       if (others.length) notes.push(`${module} left loaded: ${others.join(', ')} still use it`);
       else if (m.refs > 0)
-        notes.push(`${module} left loaded: in use (${m.refs} reference(s)${m.users && m.users !== '-' ? ` by ${m.users}` : ''})`);
+        notes.push(`${module} left loaded: in use (${plural(m.refs, 'reference')}${m.users && m.users !== '-' ? ` by ${m.users}` : ''})`);
       else if (!unload.includes(module)) unload.push(module);
     }
     if (!unload.length) return nothing(...notes);

@@ -22,7 +22,8 @@ export const preflight: Phase = {
       notes.push(`${configs.length} CNI configs present; the runtime uses the first in lexical order: ${configs[0]!.file}`);
     }
     const left = ctx.snapshot.remainingConfigs.map((c) => c.file);
-    if (left.length) notes.push(`kept (not owned by ${ctx.profiles.map((p) => p.name).join(', ')}): ${left.join(', ')}`);
+    const removed = ctx.profiles.map((p) => p.name).join(', ');
+    if (left.length) notes.push(`kept (${removed ? `not owned by ${removed}` : 'this run removes no CNI'}): ${left.join(', ')}`);
     return { steps: [], notes };
   },
 };

@@ -10,12 +10,14 @@
 // Only crictl's real subcommands: pods -o json, inspectp -o json, stopp, rmp.
 import { z } from 'zod';
 import { crictl } from '../distros/node.js';
+import { refusesUndrained } from './drain.js';
 import { listLinks, networksOf, RESULTS_DIR, type ProfileFacts } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
 import { parseLinks } from '../parse/iproute.js';
 import { contains, parsePrefix } from '../util/cidr.js';
 import type { Ctx, Phase, PhasePlan, PodLeft } from './types.js';
 import { nothing } from './types.js';
+import { plural } from '../util/plural.js';
 
 /** host-local's allocations, one file per address holding the container ID. */
 const IPAM_NETWORKS_DIR = '/var/lib/cni/networks';
@@ -196,8 +198,8 @@ export const removeSandboxes: Phase = {
       const pods = await allocatedPods(ctx);
       if (!pods.length) return nothing(`${found.error}: no pod sandbox checked (no IPAM allocation on the removed network either)`);
       const warning =
-        `${found.error}: pod sandboxes cannot be removed through the CRI; ${pods.length} pod(s) hold addresses on the removed network and, ` +
-        `if still running, are left without a network: ${listed(pods)}. Once the runtime is up: crictl stopp <ids> && crictl rmp <ids>, or delete the pods`;
+        `${found.error}: pod sandboxes cannot be removed through the CRI; ${plural(pods.length, 'pod')} ${pods.length === 1 ? 'holds' : 'hold'} addresses on the removed network and, ` +
+        `if still running, ${pods.length === 1 ? 'is' : 'are'} left without a network: ${listed(pods)}. Once the runtime is up: crictl stopp <ids> && crictl rmp <ids>, or delete the pods`;
       return {
         steps: [],
         notes: [warning, 'from IPAM allocations: some of them may be gone already'],
@@ -208,7 +210,7 @@ export const removeSandboxes: Phase = {
     const { mine, notes } = await sandboxesOf(ctx, found.sandboxes);
     if (!mine.length) return nothing(...notes, found.sandboxes.length ? '' : 'no running pod sandboxes');
     if (ctx.opts.keepSandboxes) {
-      const warning = `--keep-sandboxes: ${mine.length} pod(s) on the removed network keep running without a network: ${listed(mine)}`;
+      const warning = `--keep-sandboxes: ${plural(mine.length, 'pod')} on the removed network ${mine.length === 1 ? 'keeps' : 'keep'} running without a network: ${listed(mine)}`;
       return { steps: [], notes: [warning, ...notes], warnings: [warning], podsWithoutNetwork: mine.map(podLeft) };
     }
     const ids = mine.map((s) => s.id);
@@ -217,9 +219,11 @@ export const removeSandboxes: Phase = {
       notes,
     };
   },
-  // The sandbox list plan() reads first.
+  // The sandbox list plan() reads first; not for a run that refuses at drain.
   startReads(ctx) {
-    if (ctx.hasWork && ctx.snapshot.facts.length)
-      ctx.host.query(crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json')).catch(() => {});
+    if (!ctx.hasWork || !ctx.snapshot.facts.length) return;
+    refusesUndrained(ctx)
+      .then((refuses) => (refuses ? null : ctx.host.query(crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json'))))
+      .catch(() => {});
   },
 };

@@ -7,6 +7,7 @@ import { knownProfiles } from '../profiles/index.js';
 import type { Phase } from './types.js';
 import { nothing } from './types.js';
 import { planPolicyRouting } from './policy-routing.js';
+import { plural } from '../util/plural.js';
 
 /** Notes past this many kept routes are summed up in one line. */
 const MAX_NOTES = 10;
@@ -32,8 +33,11 @@ export const routes: Phase = {
       cniDevices: cni,
     });
     const notes = kept.slice(0, MAX_NOTES).map((k) => `kept route ${routeLabel(k.route)}: ${k.why}`);
-    if (kept.length > MAX_NOTES)
-      notes.push(`kept ${kept.length - MAX_NOTES} more route(s) in the pod network that are not in the CNI's shapes`);
+    const more = kept.length - MAX_NOTES;
+    if (more > 0)
+      notes.push(
+        `kept ${plural(more, 'more route', 'more routes')} in the pod network that ${more === 1 ? 'is' : 'are'} not in the CNI's shapes`,
+      );
     // ip rules, the CNI's own tables and its rt_tables lines (profile routes.rules, tables, rtTables).
     const policy = await planPolicyRouting(ctx);
     notes.push(...policy.notes);

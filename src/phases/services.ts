@@ -5,6 +5,7 @@ import { unitStates } from '../host/units.js';
 import { kubeadm } from '../distros/kubeadm.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
 import { nothing } from './types.js';
+import { refusesUndrained } from './drain.js';
 
 /** kubeadm's units, in stop order (src/distros/kubeadm.ts); other distributions bring their own. */
 export const RUNTIME_UNITS = kubeadm.units.runtime;
@@ -68,9 +69,12 @@ export function byRole(units: string[], kubeletUnits: string[] = KUBELET_UNITS):
   return { kubelet: units.filter((u) => kubeletUnits.includes(u)), runtime: units.filter((u) => !kubeletUnits.includes(u)) };
 }
 
-/** The is-active query planStop makes, started early. */
+/** The is-active query planStop makes, started early; not for a run that refuses at drain. */
 function startStopReads(ctx: Ctx, units: string[]): void {
-  if (ctx.hasWork && units.length) unitStates(ctx.host, serviceUnits(ctx)).catch(() => {});
+  if (!ctx.hasWork || !units.length) return;
+  refusesUndrained(ctx)
+    .then((refuses) => (refuses ? null : unitStates(ctx.host, serviceUnits(ctx))))
+    .catch(() => {});
 }
 
 export const stopKubelet: Phase = {

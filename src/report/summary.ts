@@ -3,6 +3,7 @@
 import { removedCounts, type Report } from '../events.js';
 import { PHASES } from '../phases/index.js';
 import { shellQuote } from '../util/shell.js';
+import { plural } from '../util/plural.js';
 
 export { removedCounts } from '../events.js';
 
@@ -48,7 +49,7 @@ export function runSummary(r: Report): string {
   else if (stopped) say('no backup was written');
   if (r.podsWithoutNetwork?.length)
     say(
-      `${r.podsWithoutNetwork.length} pod(s) left without a network: ${r.podsWithoutNetwork
+      `${plural(r.podsWithoutNetwork.length, 'pod')} left without a network: ${r.podsWithoutNetwork
         .map((p) => `${p.namespace && p.name ? `${p.namespace}/${p.name}` : p.id}${p.ip ? ` (${p.ip})` : ''}`)
         .join(', ')}\n  fix: ${r.podsWithoutNetworkFix}`,
     );

@@ -4,9 +4,8 @@
 // nftables-mode `ip calico` table, and Calico's files. Shapes follow projectcalico/calico's felix
 // (rules/rule_defs.go) and CNI plugin; fixtures/calico/ holds the same shapes as text.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { inNs, sh, write } from './flannel-node.js';
+import { inNs, write } from './flannel-node.js';
+import { podNamespaces } from './pod-netns.js';
 
 export interface CalicoPod {
   cid: string;
@@ -156,27 +155,18 @@ export function addCalico(
 ): CalicoInstall {
   const n = o.pods ?? 2;
   const ipb = (lines: string[]) => inNs(node.ns, 'ip', ['-batch', '-'], lines.join('\n') + '\n');
-  const pods: CalicoPod[] = [];
   const lines: string[] = [
     'link add vxlan.calico type vxlan id 4096 local 192.168.1.11 dev eth0 dstport 4789 nolearning',
     'link set vxlan.calico mtu 1450',
     'link set vxlan.calico up',
     'addr add 172.20.5.0/32 dev vxlan.calico',
   ];
-  const netnsDir = path.join(node.root, 'run/netns');
-  fs.mkdirSync(netnsDir, { recursive: true });
-  for (let i = 0; i < n; i++) {
+  const made = podNamespaces(node.root, n, (i) => {
     const cid = hex(`${node.ns}-calico-${i}`, 40) + hex(`x${i}`, 24);
-    const u = hex(`calico-uuid-${node.ns}-${i}`, 32);
-    const name = `cni-${u.slice(0, 8)}-${u.slice(8, 12)}-${u.slice(12, 16)}-${u.slice(16, 20)}-${u.slice(20, 32)}`;
-    const file = path.join(netnsDir, name);
-    fs.writeFileSync(file, '');
-    sh('unshare', [`--net=${file}`, 'true']);
-    const veth = `cali${hex(`k8s_${cid}`, 11)}`;
-    const ip = `172.20.5.${i + 2}`;
-    lines.push(`link add ${veth} type veth peer name eth0 netns ${file}`, `link set ${veth} up`, `route add ${ip} dev ${veth} scope link`);
-    pods.push({ cid, ip, veth, netns: name });
-  }
+    return { cid, ip: `172.20.5.${i + 2}`, veth: `cali${hex(`k8s_${cid}`, 11)}`, uuid: hex(`calico-uuid-${node.ns}-${i}`, 32) };
+  });
+  lines.push(...made.lines, ...made.pods.map((p) => `route add ${p.ip} dev ${p.veth} scope link`));
+  const pods: CalicoPod[] = made.pods.map(({ cid, ip, veth, netns }) => ({ cid, ip, veth, netns }));
   lines.push(
     'route add blackhole 172.20.5.0/26 proto bird',
     'route add 172.20.6.0/26 via 192.168.1.12 dev eth0 proto bird',

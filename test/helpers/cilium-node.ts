@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inNs, sh, write } from './flannel-node.js';
+import { podNamespaces } from './pod-netns.js';
 
 export const CILIUM_CONFLIST = `{
   "cniVersion": "0.3.1",
@@ -129,22 +130,12 @@ export function addCilium(
     'link add lxcfoo type veth peer name lxcfoo-p',
     'link add lxcbr0 type bridge',
   ];
-  const netnsDir = path.join(node.root, 'run/netns');
-  fs.mkdirSync(netnsDir, { recursive: true });
-  const veths: string[] = [];
-  const names: string[] = [];
-  for (let i = 0; i <= n; i++) {
-    const u = hex(`cilium-uuid-${node.ns}-${i}`, 32);
-    const name = `cni-${u.slice(0, 8)}-${u.slice(8, 12)}-${u.slice(12, 16)}-${u.slice(16, 20)}-${u.slice(20, 32)}`;
-    const file = path.join(netnsDir, name);
-    fs.writeFileSync(file, '');
-    sh('unshare', [`--net=${file}`, 'true']);
+  const pods = podNamespaces(node.root, n + 1, (i) => ({
+    uuid: hex(`cilium-uuid-${node.ns}-${i}`, 32),
     // The last one is the health endpoint.
-    const veth = i === n ? 'lxc_health' : `lxc${hex(`endpoint-${node.ns}-${i}`, 12)}`;
-    lines.push(`link add ${veth} type veth peer name eth0 netns ${file}`, `link set ${veth} up`);
-    veths.push(veth);
-    names.push(name);
-  }
+    veth: i === n ? 'lxc_health' : `lxc${hex(`endpoint-${node.ns}-${i}`, 12)}`,
+  }));
+  lines.push(...pods.lines);
   if (o.policyRouting)
     lines.push(
       // pkg/datapath/linux/linux_defaults: to the proxy (priority 9, fwmark 0x200/0xf00, table 2004
@@ -186,7 +177,7 @@ export function addCilium(
   const cgroupMount = path.join(r, 'run/cilium/cgroupv2');
   fs.mkdirSync(cgroupMount, { recursive: true });
   if (o.mount !== false) sh('mount', ['-t', 'cgroup2', 'none', cgroupMount]);
-  return { veths, netns: names, cgroupMount };
+  return { veths: pods.pods.map((p) => p.veth), netns: pods.pods.map((p) => p.netns), cgroupMount };
 }
 
 /** Whether a real path is a mount point in this mount namespace. */

@@ -207,7 +207,7 @@ describe('bpf on the real kernel', () => {
     expect(plan.report.phases.find((p) => p.name === 'bpf')!.notes).toEqual([
       'pinned BPF objects are not backed up and `restore` cannot put them back: their contents live in the kernel (the CNI agent creates them again when it starts); the backup manifest lists them',
       "kept the ingress qdisc of ext0: only a clsact qdisc the CNI's filters alone use is removed",
-      "kept the clsact qdisc of eth1: 1 filter preference(s) on it are not the CNI's",
+      "kept the clsact qdisc of eth1: 1 filter preference on it is not the CNI's",
       'tcx and netkit attachments (BPF links) are not listed by tc or ip: only those pinned in the pins above are removed',
     ]);
     expect(plan.report.wouldRemove).toMatchObject({ bpfPins: { count: 3 }, bpfAttachments: { count: 7 } });

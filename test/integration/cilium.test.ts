@@ -2,57 +2,28 @@
 // (iptables-nft and -legacy, IPv4 and IPv6), ipset, files, a real cgroup2 mount and the configs it set
 // aside, beside a Flannel that runs (removed with --cni cilium, Flannel byte for byte), and the other
 // way round: a running Cilium (its agent process, or its pidfile) is kept and --cni cilium refuses.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startAgent } from '../helpers/agent.js';
 import { addCilium, isMounted, MACVLAN_CONF } from '../helpers/cilium-node.js';
-import { createFlannelNode, destroyFlannelNode, FLANNEL_CONFLIST, inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, scratch, snapshot, type NodeState, OWN } from '../helpers/harness.js';
+import { FLANNEL_CONFLIST, inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
+import { nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
 /** A command as the plan script prints it: with several operands after `--`, one per line. */
 const script = (cmd: string, ...operands: string[]) =>
   operands.length < 2 ? `${cmd} ${operands.join(' ')}` : [cmd, ...operands.map((o) => `  ${o}`)].join(' \\\n');
 
-const made: FlannelNode[] = [];
-const mounts: string[] = [];
-const agents: ChildProcess[] = [];
-afterEach(() => {
-  while (agents.length) {
-    try {
-      process.kill(-agents.pop()!.pid!, 'SIGKILL');
-    } catch {
-      /* gone already */
-    }
-  }
-  // A test that stopped before the run leaves the cgroup2 mount: never rm -rf into it.
-  while (mounts.length) {
-    const m = mounts.pop()!;
-    if (isMounted(m)) sh('umount', [m]);
-  }
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 1, podmanConfig: true });
+afterEach(nodes.cleanUp);
+const node = (tag: string): FlannelNode => nodes.make(tag);
 
-/** A process calling itself `name` in the namespace `ns` (a bash that waits); resolves to its pid. */
-async function startAgent(ns: string, name: string, args: string[] = []): Promise<number> {
-  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, 'bash', '-c', `exec -a ${name} bash -c 'sleep 600; :' "$@"`, '-', ...args], {
-    stdio: 'ignore',
-    detached: true,
+/** A test that stopped before the run leaves the cgroup2 mount: unmounted before its root goes, never rm -rf into it. */
+const unmountAfter = (mount: string) => {
+  nodes.onCleanup(() => {
+    if (isMounted(mount)) sh('umount', [mount]);
   });
-  agents.push(child);
-  const pid = child.pid!;
-  for (let i = 0; i < 250; i++) {
-    if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] === name) return pid;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`agent ${name} did not start`);
-}
-
-function node(tag: string): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 1, podmanConfig: true });
-  made.push(n);
-  return n;
-}
+};
 
 const ipsets = (n: FlannelNode) => inNs(n.ns, 'ipset', ['list', '-n']).split('\n').filter(Boolean).sort();
 const state = (n: FlannelNode) => {
@@ -126,10 +97,10 @@ describe('Cilium leftovers beside a running Flannel', () => {
   it('--cni cilium: the exact plan, then a run that removes exactly Cilium, puts its set-aside configs back and keeps Flannel byte for byte', async () => {
     const n = node('cilium-rm');
     const c = addCilium(n, { pods: 2 });
-    mounts.push(c.cgroupMount);
+    unmountAfter(c.cgroupMount);
     const conf = path.join(n.root, 'etc/cni/net.d');
     fs.writeFileSync(path.join(conf, '10-flannel.conflist.cilium_bak'), FLANNEL_CONFLIST);
-    await startAgent(n.ns, 'flanneld', ['--ip-masq', '--kube-subnet-mgr']);
+    await startAgent(nodes, n.ns, 'flanneld', ['--ip-masq', '--kube-subnet-mgr']);
     const before = state(n);
     expect(isMounted(c.cgroupMount)).toBe(true);
 
@@ -231,7 +202,7 @@ describe('a running Cilium beside Flannel leftovers', () => {
     const n = node('cilium-live');
     // No cgroup2 mount here: the state walk compares every file under the root.
     const c = addCilium(n, { pods: 1, mount: false });
-    const pid = await startAgent(n.ns, 'cilium-agent', ['--config-dir=/tmp/cilium/config-map']);
+    const pid = await startAgent(nodes, n.ns, 'cilium-agent', ['--config-dir=/tmp/cilium/config-map']);
     const before = state(n);
 
     const plan = runCli(n, ['plan', ...nodeArgs(n)]);
@@ -266,7 +237,7 @@ describe('a running Cilium beside Flannel leftovers', () => {
     const n = node('cilium-pid');
     addCilium(n, { pods: 1, mount: false });
     // The agent as a container runtime shows it to the host: a process whose name says nothing.
-    const pid = await startAgent(n.ns, 'agent-x');
+    const pid = await startAgent(nodes, n.ns, 'agent-x');
     fs.writeFileSync(path.join(n.root, 'var/run/cilium/cilium.pid'), `${pid}\n`);
     const before = state(n);
     const r = runCli(n, ['plan', '--cni', 'cilium', ...nodeArgs(n)]);
@@ -285,7 +256,7 @@ describe('a running Cilium beside Flannel leftovers', () => {
     const other = `${n.ns.slice(0, 34)}-other`;
     sh('ip', ['netns', 'add', other]);
     try {
-      const elsewhere = await startAgent(other, 'agent-y');
+      const elsewhere = await startAgent(nodes, other, 'agent-y');
       fs.writeFileSync(path.join(n.root, 'var/run/cilium/cilium.pid'), `${elsewhere}\n`);
       const ok = runCli(n, ['plan', '--json', '--cni', 'cilium', ...nodeArgs(n)]);
       expect(ok.code, ok.stderr).toBe(0);

@@ -3,30 +3,20 @@
 // 77-79 beside a site's own rule and table, iproute2's rt_tables with the site's lines, KUBE-ROUTER-*,
 // KUBE-NWPLCY-*, KUBE-POD-FW-* chains beside kube-proxy's whole KUBE-* chain set in iptables-nft and
 // iptables-legacy, its ipsets and nftables tables, and podman's bridge config, which is not kube-router's.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFlannelNode, destroyFlannelNode, inNs, PODMAN_CONFLIST, sh, type FlannelNode } from '../helpers/flannel-node.js';
+import { startAgent } from '../helpers/agent.js';
+import { inNs, PODMAN_CONFLIST, sh, type FlannelNode } from '../helpers/flannel-node.js';
 import { addKubeRouter, KR_SETS, RT_TABLES, RT_TABLES_SITE } from '../helpers/kube-router-node.js';
-import { cliEnv, nodeArgs, runCli, scratch, snapshot, OWN } from '../helpers/harness.js';
+import { cliEnv, nodeArgs, runCli, snapshot, TestNodes, OWN } from '../helpers/harness.js';
 
-const made: FlannelNode[] = [];
-const agents: ChildProcess[] = [];
-afterEach(() => {
-  while (agents.length) {
-    try {
-      process.kill(-agents.pop()!.pid!, 'SIGKILL');
-    } catch {
-      /* gone already */
-    }
-  }
-  while (made.length) destroyFlannelNode(made.pop()!);
-});
+const nodes = new TestNodes({ pods: 1 });
+afterEach(nodes.cleanUp);
 
 function node(tag: string, flannel: boolean): FlannelNode {
-  const n = createFlannelNode({ ...scratch(tag), pods: 1, flannel });
-  made.push(n);
+  const n = nodes.make(tag, { flannel });
   // Beside Flannel's 10-flannel.conflist, kube-router's must come first to be the one pods use (00-, as some deployments name it).
   addKubeRouter(n, { conf: flannel ? '00-kuberouter.conflist' : '10-kuberouter.conflist' });
   return n;
@@ -198,24 +188,10 @@ describe('--cni kube-router', () => {
   });
 });
 
-/** A process calling itself `name` in the node's network namespace, as kube-router's DaemonSet runs it. */
-async function startAgent(ns: string, name: string): Promise<number> {
-  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, 'bash', '-c', `exec -a ${name} bash -c 'sleep 600; :'`], {
-    stdio: 'ignore',
-    detached: true,
-  });
-  agents.push(child);
-  for (let i = 0; i < 250; i++) {
-    if (fs.readFileSync(`/proc/${child.pid!}/cmdline`, 'utf8').split('\0')[0] === name) return child.pid!;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`agent ${name} did not start`);
-}
-
 describe('a running kube-router beside Flannel leftovers', () => {
   it('a run keeps kube-router byte for byte and removes Flannel; --cni kube-router refuses with exit 3', async () => {
     const n = node('kr-live', true);
-    const pid = await startAgent(n.ns, 'kube-router');
+    const pid = await startAgent(nodes, n.ns, 'kube-router');
     const before = state(n);
 
     const refused = runCli(n, ['run', '--yes', '--cni', 'kube-router', ...nodeArgs(n)]);

@@ -52,14 +52,14 @@ describe('pod sandboxes on the removed network', () => {
     const { n } = node('sandboxes-keep');
     const plan = runCli(n, ['plan', '--keep-sandboxes', '--cni', 'flannel', ...nodeArgs(n)]);
     expect(plan.stdout).toContain(
-      `# --keep-sandboxes: 2 pod(s) on the removed network keep running without a network: default/web-1 (${n.pods[0]!.ip}), kube-system/dns-1 (${n.pods[1]!.ip})`,
+      `# --keep-sandboxes: 2 pods on the removed network keep running without a network: default/web-1 (${n.pods[0]!.ip}), kube-system/dns-1 (${n.pods[1]!.ip})`,
     );
     const r = runCli(n, ['run', '--yes', '--keep-sandboxes', '--cni', 'flannel', ...nodeArgs(n)]);
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => /crictl (stopp|rmp)/.test(c))).toEqual([]);
     expect(sandboxIds(n)).toEqual(['c1', 'f1', 'f2', 'h1']);
     expect(r.stdout).toContain(
-      `cni-sweep: 2 pod(s) left without a network: default/web-1 (${n.pods[0]!.ip}), kube-system/dns-1 (${n.pods[1]!.ip})\n` +
+      `cni-sweep: 2 pods left without a network: default/web-1 (${n.pods[0]!.ip}), kube-system/dns-1 (${n.pods[1]!.ip})\n` +
         '  fix: once the runtime is up: crictl stopp f1 f2 && crictl rmp f1 f2 (kubelet creates them again on the new network), or delete the pods\n',
     );
   });
@@ -73,7 +73,7 @@ describe('pod sandboxes on the removed network', () => {
     expect(report.podsWithoutNetwork).toEqual(n.pods.map((p) => ({ id: p.cid, ip: p.ip })).sort((a, b) => a.ip.localeCompare(b.ip)));
     expect(report.podsWithoutNetworkFix).toMatch(/^once the runtime is up: crictl stopp \S+ \S+ && crictl rmp /);
     expect(r.stderr).toMatch(
-      /remove-sandboxes: crictl pods failed: .*connection error.*: pod sandboxes cannot be removed through the CRI; 2 pod\(s\)/,
+      /remove-sandboxes: crictl pods failed: .*connection error.*: pod sandboxes cannot be removed through the CRI; 2 pods/,
     );
   });
 

@@ -35,7 +35,7 @@ describe('on a terminal', () => {
     expect(r.screen).toContain('cni-sweep will change node node-1. It will remove:');
     expect(r.screen).toMatch(/^ {2}- interface \(3\): veth[0-9a-f]{8}, cni0, flannel\.1$/m);
     expect(r.screen).toMatch(/^ {2}- CNI config \(1\): \/etc\/cni\/net\.d\/10-flannel\.conflist$/m);
-    expect(r.screen).toMatch(/^ {2}- iptables-nft: \d+ chain\(s\) \(.*FLANNEL-FWD.*\) and \d+ rule\(s\) in built-in or other chains$/m);
+    expect(r.screen).toMatch(/^ {2}- iptables-nft: \d+ chains \(.*FLANNEL-FWD.*\) and \d+ rules in built-in or other chains$/m);
     expect(r.screen.match(/Proceed\? \[y\/N\]/g)).toHaveLength(1);
     expect(r.screen).toContain('cni-sweep: not confirmed: nothing was changed');
     expect(snapshot(node)).toEqual(before);

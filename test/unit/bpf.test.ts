@@ -115,7 +115,7 @@ describe('bpf', () => {
     ]);
     expect(plan.notes).toEqual([
       PINS_NOT_RESTORABLE,
-      "kept the clsact qdisc of eth1: 1 filter preference(s) on it are not the CNI's",
+      "kept the clsact qdisc of eth1: 1 filter preference on it is not the CNI's",
       "kept eth2 ingress pref 2: it also holds filters that are not the CNI's (bpf cil_from_netdev, bpf site_counter)",
       "kept the ingress qdisc of eth3: only a clsact qdisc the CNI's filters alone use is removed",
       'tcx and netkit attachments (BPF links) are not listed by tc or ip: only those pinned in the pins above are removed',

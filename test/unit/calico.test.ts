@@ -142,7 +142,7 @@ describe('Calico phases', () => {
     used.modules.set('ipip', { refs: 1, users: 'xfrm4_tunnel' });
     expect(await modules.plan(await ctxFor(used, { profiles: [CALICO] }))).toEqual({
       steps: [],
-      notes: ['ipip left loaded: in use (1 reference(s) by xfrm4_tunnel)'],
+      notes: ['ipip left loaded: in use (1 reference by xfrm4_tunnel)'],
     });
   });
 

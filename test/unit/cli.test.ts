@@ -17,6 +17,7 @@ import { renderStep } from '../../src/plan.js';
 import { executedCommands, planCommands } from '../helpers/runtime-state.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
+import { PODMAN_CONFLIST } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 import { isolateKubeconfigEnv, runMain } from './helpers.js';
 
@@ -183,6 +184,28 @@ describe('refusals exit 3 and change nothing', () => {
     expect(r.stderr).toMatch(/cni-sweep: not confirmed: nothing was changed\n$/);
     expect(r.stdout).toBe('');
     expect(host.calls).toEqual([]);
+  });
+
+  it('the prompt counts chains and rules in words: one chain, one rule; two chains, two rules', async () => {
+    const { host } = dirtyFlannelNode();
+    host.setIptables(
+      'iptables-nft',
+      [
+        '*nat',
+        ':POSTROUTING ACCEPT [0:0]',
+        ':FLANNEL-POSTRTG - [0:0]',
+        '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
+        '-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(RUN, host, { answer: 'n' });
+    expect(r.code).toBe(3);
+    const said = r.stderr.split('\n');
+    expect(said).toContain('  - iptables-nft: 1 chain (FLANNEL-POSTRTG) and 1 rule in built-in or other chains');
+    expect(said).toContain('  - ip6tables-nft: 2 chains (FLANNEL-POSTRTG, FLANNEL-FWD) and 2 rules in built-in or other chains');
+    expect(r.stderr).not.toContain('(s)');
   });
 
   it('the prompt groups names that differ only per pod, says where the full list is, and a no is not an error', async () => {
@@ -798,6 +821,20 @@ describe('what is removed, what is kept, and what the operator is told', () => {
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
   });
 
+  it('run --yes refused for want of a kubeconfig starts none of the reads of the phases after drain (sandboxes, units, backup)', async () => {
+    const { host } = dirtyFlannelNode();
+    const refused = await cli(['run', '--yes', '--node', 'node-1'], host);
+    expect(refused.code).toBe(3);
+    const asked = host.queries.map((q) => q.join(' '));
+    expect(asked.filter((q) => q.startsWith('crictl '))).toEqual([]);
+    expect(asked).not.toContain('nft list ruleset');
+    // Only the distribution's detection asks systemd (kubelet.service k3s.service ...): not the stop phases.
+    expect(asked.filter((q) => q.startsWith('systemctl ')).map((q) => q.split(' ').slice(0, 4).join(' '))).toEqual([
+      'systemctl is-active kubelet.service k3s.service',
+    ]);
+    expect(host.calls).toEqual([]);
+  });
+
   it("the plan warns when the runtime's first config after the removal would be podman's bridge", async () => {
     const r = await cli(['plan', '--node', 'node-1', '--kubeconfig', '/k'], dirtyFlannelNode({ podman: true }).host);
     expect(r.stdout).toMatch(
@@ -805,6 +842,25 @@ describe('what is removed, what is kept, and what the operator is told', () => {
     );
     const calico = dirtyFlannelNode({ podman: true }).host.writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
     expect((await cli(['plan', '--cni', 'flannel', '--kubeconfig', '/k'], calico)).stdout).not.toContain('WARNING');
+  });
+});
+
+describe('what the preflight says it keeps', () => {
+  it('with no CNI to remove, the configs it keeps are not said to be "not owned by" an empty list', async () => {
+    const host = foreignNode();
+    host.writeFile('/etc/cni/net.d/87-podman-bridge.conflist', PODMAN_CONFLIST);
+    const r = await cli(['plan', '--node', 'node-1'], host);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('cni-sweep: preflight: kept (this run removes no CNI): /etc/cni/net.d/87-podman-bridge.conflist\n');
+    expect(r.stdout).toContain('\n# kept (this run removes no CNI): /etc/cni/net.d/87-podman-bridge.conflist\n');
+    expect(r.stdout + r.stderr).not.toContain('not owned by )');
+  });
+
+  it('with a CNI to remove, it names the CNI', async () => {
+    const host = dirtyFlannelNode({ podman: true }).host;
+    const r = await cli(['plan', '--node', 'node-1'], host);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('\n# kept (not owned by flannel): /etc/cni/net.d/87-podman-bridge.conflist\n');
   });
 });
 
@@ -842,6 +898,18 @@ describe('help, version and profiles', () => {
     const r = await cli(['version', '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ version: VERSION, reportSchemaVersion: 1, node: process.version });
+  });
+
+  it('every command that prints data takes --json, --verbose and --no-color, version too', async () => {
+    for (const cmd of ['plan', 'run', 'doctor', 'restore', 'backups', 'profiles', 'version']) {
+      const help = (await cli([cmd, '--help'])).stdout;
+      for (const flag of ['--json', '--verbose', '--no-color'])
+        expect(help, `${cmd} ${flag}`).toMatch(new RegExp(`^ {2}(-\\w, )?${flag}\\b`, 'm'));
+    }
+    expect(await cli(['version', '--no-color', '--verbose'])).toMatchObject({ code: 0, stdout: `cni-sweep ${VERSION}\n`, stderr: '' });
+    const json = await cli(['version', '--json', '--no-color']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({ version: VERSION, reportSchemaVersion: 1, node: process.version });
   });
 
   it('run --help and plan --help list their exit codes', async () => {

@@ -334,7 +334,7 @@ describe('sweep', () => {
     expect(r.report.interrupted).toBe('SIGTERM');
     const ns = r.report.phases.find((p) => p.name === 'netns')!;
     expect(ns.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['umount:ok', 'rm:not-run']);
-    expect(ns.notes).toEqual(['interrupted by SIGTERM after 1 of 2 step(s)']);
+    expect(ns.notes).toEqual(['interrupted by SIGTERM after 1 of 2 steps']);
     expect(ns.status).toBe('interrupted');
     expect(host.paths().filter((p) => p.startsWith('/run/netns/cni-')).length).toBe(2);
     expect(host.units.get('kubelet.service')).toBe('active');
