@@ -254,6 +254,21 @@ export class FakeHost implements Host {
     return this;
   }
 
+  /**
+   * `ip -j netns list` over the files in `dir` (a real path): a mounted file's id is its namespace's
+   * id here, the link_netnsid of the host veth whose peer is inside it.
+   */
+  private netnsIdsJson(dir: string): string {
+    const out = [...this.fs.keys()]
+      .filter((p) => path.posix.dirname(p) === dir)
+      .map((p) => {
+        const peer = (this.netnsLinks.get(p) ?? []).find((l) => l.link_index !== undefined && this.mounts.has(p));
+        const id = peer ? this.links.find((h) => h.ifindex === peer.link_index)?.link_netnsid : undefined;
+        return { name: path.posix.basename(p), ...(id === undefined ? {} : { id }) };
+      });
+    return JSON.stringify(out) + '\n';
+  }
+
   // ---- Host: reads ----------------------------------------------------------------------------
 
   async query(given: string[]): Promise<ExecResult | null> {
@@ -359,6 +374,8 @@ export class FakeHost implements Host {
         const rows = [...this.modules].map(([m, u]) => `${m.padEnd(24)}16384  ${u.refs}${u.users ? ` ${u.users}` : ''}`);
         return ok(['Module                  Size  Used by', ...rows, ''].join('\n'));
       }
+      if (bin === 'unshare' && argv.at(-2) === 'sh' && argv.at(-3)?.endsWith('exec ip -j netns list'))
+        return ok(this.netnsIdsJson(argv.at(-1)!));
       const ns = /^nsenter --net=(\S+) ip -j -d link show$/.exec(a);
       if (ns) {
         const inside = this.netnsLinks.get(ns[1]!);

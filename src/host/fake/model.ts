@@ -73,6 +73,7 @@ export const DEFAULT_BINS = [
   'lsmod',
   'modprobe',
   'nsenter',
+  'unshare',
   'rm',
   'mv',
   'umount',
