@@ -17,7 +17,9 @@ afterEach(nodes.cleanUp);
 
 function crowded(tag: string): { n: FlannelNode; c: Containers } {
   const n = nodes.make(tag);
-  nodes.onCleanup(() => removeContainers(n));
+  nodes.onCleanup(() => {
+    removeContainers(n);
+  });
   const c = addContainers(n, { docker: 3, podman: 2, otherCni: 1 });
   return { n, c };
 }
