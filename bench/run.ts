@@ -819,15 +819,16 @@ function render(
       '',
     );
     L.push(
-      '| configuration | method | median wall | median CPU | cni-sweep run (full) | cni-sweep ÷ this | destroyed (foreign) | left (Flannel) |',
+      '| configuration | method | median wall | median CPU | cni-sweep run (full): wall (CPU) | cni-sweep wall ÷ this | destroyed (foreign) | left (Flannel) |',
       '| --- | --- | ---: | ---: | ---: | ---: | --- | --- |',
     );
     for (const r of killRows) {
       const full = rows.find((x) => x.cfg.name === r.cfg.name && x.method === 'sweep-full');
       const cpu = r.cpuMs.filter((x): x is number => x !== null);
+      const fullCpu = (full?.cpuMs ?? []).filter((x): x is number => x !== null);
       const a = r.against[0];
       L.push(
-        `| ${r.cfg.label} | ${r.method} | ${fmtMs(median(r.ms))} | ${cpu.length ? fmtMs(median(cpu)) : 'n/a'} | ${full ? fmtMs(median(full.ms)) : ''} | ${full ? fmtX(median(full.ms) / median(r.ms)) : ''} | ${a ? `${total(a.lost)}${a.lost.size ? ` (${byKind(a.lost)})` : ''}` : 'n/a'} | ${a ? `${total(a.extra)}${a.extra.size ? ` (${byKind(a.extra)})` : ''}` : 'n/a'} |`,
+        `| ${r.cfg.label} | ${r.method} | ${fmtMs(median(r.ms))} | ${cpu.length ? fmtMs(median(cpu)) : 'n/a'} | ${full ? `${fmtMs(median(full.ms))}${fullCpu.length ? ` (CPU ${fmtMs(median(fullCpu))})` : ''}` : ''} | ${full ? fmtX(median(full.ms) / median(r.ms)) : ''} | ${a ? `${total(a.lost)}${a.lost.size ? ` (${byKind(a.lost)})` : ''}` : 'n/a'} | ${a ? `${total(a.extra)}${a.extra.size ? ` (${byKind(a.extra)})` : ''}` : 'n/a'} |`,
       );
     }
     L.push('');
