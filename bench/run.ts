@@ -8,17 +8,27 @@
 //               `link set ... group G` for each, then one `link delete group G` (one unregister batch)
 //   sweep       cni-sweep's cleanup phases: run --yes --only cni-config,cni-state,interfaces,routes,firewall,netns
 //   sweep-full  cni-sweep run --yes: backup, drain, service stop/start (to the recording shims) included
+//   k3s-killall, rke2-killall
+//               the network part of k3s's and rke2's killall scripts (bench/scripts.ts), a user's
+//               alternative: they also destroy foreign state (collateral) and leave some of Flannel's
+//               (leftovers), both counted against the clean end state instead of failing the bench
+//
+// The peers* configurations add docker and podman containers beside the pods (test/helpers/
+// containers-node.ts): host veths whose peers are in other namespaces; plain* are the same nodes
+// without them, for the netns phase's cost on each.
 //
 // Every method gets a freshly built node, identical to the others (same namespace name, same root
 // path, same pods); the end states are compared. Needs root. Usage:
-//   npm run bench [-- --runs 3 --configs target,big50,big250,big1000,target-legacy --methods manual,floor,... --no-write]
+//   npm run bench [-- --runs 3 --configs target,big50,...,peers50,plain50,peers250,plain250 --methods manual,floor,...,k3s-killall,rke2-killall --no-write]
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { addContainers, removeContainers } from '../test/helpers/containers-node.js';
 import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode } from '../test/helpers/flannel-node.js';
 import { CLI as BUILT_CLI, REPO, cliEnv, snapshot, type NodeState } from '../test/helpers/harness.js';
-import { commandCount, discover, floorScript, manualScript } from './scripts.js';
+import { commandCount, discover, floorScript, k3sKillallScript, manualScript, rke2KillallScript } from './scripts.js';
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -29,20 +39,49 @@ interface Config {
   foreignRules: number;
   big: boolean;
   backend: 'nft' | 'legacy';
+  /** Docker and podman containers beside the pods (their veths' peers in other namespaces). */
+  containers?: boolean;
+  /** podman's CNI config (portmap's chains then shared): on the peers nodes and their plain twins. */
+  podmanConfig?: boolean;
   /** Shown in the table. */
   label: string;
 }
 
+const DOCKER = 10;
+const PODMAN = 10;
 const CONFIGS: Config[] = [
   { name: 'target', pods: 250, foreignRules: 5000, big: false, backend: 'nft', label: 'N=250, M=5000 (/16, /24 node subnet)' },
   { name: 'big50', pods: 50, foreignRules: 0, big: true, backend: 'nft', label: 'N=50 (/14, /22 node subnet)' },
   { name: 'big250', pods: 250, foreignRules: 0, big: true, backend: 'nft', label: 'N=250 (/14, /22 node subnet)' },
   { name: 'big1000', pods: 1000, foreignRules: 0, big: true, backend: 'nft', label: 'N=1000 (/14, /22 node subnet)' },
   { name: 'target-legacy', pods: 250, foreignRules: 5000, big: false, backend: 'legacy', label: 'N=250, M=5000, iptables-legacy' },
+  ...[50, 250].flatMap((pods): Config[] => [
+    {
+      name: `peers${pods}`,
+      pods,
+      foreignRules: 0,
+      big: false,
+      backend: 'nft',
+      containers: true,
+      podmanConfig: true,
+      label: `N=${pods} + ${DOCKER} docker, ${PODMAN} podman containers`,
+    },
+    {
+      name: `plain${pods}`,
+      pods,
+      foreignRules: 0,
+      big: false,
+      backend: 'nft',
+      podmanConfig: true,
+      label: `N=${pods}, podman config, no containers`,
+    },
+  ]),
 ];
 
-type Method = 'manual' | 'floor' | 'floor-group' | 'sweep' | 'sweep-nobackup' | 'sweep-full';
-const METHODS: Method[] = ['manual', 'floor', 'floor-group', 'sweep', 'sweep-nobackup', 'sweep-full'];
+type Method = 'manual' | 'floor' | 'floor-group' | 'sweep' | 'sweep-nobackup' | 'sweep-full' | 'k3s-killall' | 'rke2-killall';
+const METHODS: Method[] = ['manual', 'floor', 'floor-group', 'sweep', 'sweep-nobackup', 'sweep-full', 'k3s-killall', 'rke2-killall'];
+/** Methods whose end state is not the clean one: compared to it for collateral and leftovers, not required to match. */
+const KILLALL = new Set<Method>(['k3s-killall', 'rke2-killall']);
 /** The CLI under test: dist/cni-sweep.cjs, or --cli (e.g. a build of a candidate change). */
 let CLI = BUILT_CLI;
 const CLEANUP_PHASES = 'cni-config,cni-state,interfaces,routes,firewall,netns';
@@ -84,7 +123,8 @@ function parseArgs(argv: string[]) {
 function usage(err?: string): never {
   if (err) process.stderr.write(`bench: ${err}\n`);
   process.stderr.write(
-    'usage: npm run bench -- [--runs N] [--configs target,big50,big250,big1000,target-legacy] [--methods manual,floor,floor-group,sweep,sweep-full] [--startup-runs N] [--cli path/to/cni-sweep.cjs] [--no-write]\n',
+    `usage: npm run bench -- [--runs N] [--configs ${CONFIGS.map((c) => c.name).join(',')}] [--methods ${METHODS.join(',')}] [--startup-runs N] [--cli path/to/cni-sweep.cjs] [--no-write]\n` +
+      "  peers50/peers250: docker and podman containers beside the pods (plain50/plain250: the same nodes without them); k3s-killall/rke2-killall: those scripts' network part, run contained\n",
   );
   process.exit(err ? 2 : 0);
 }
@@ -98,6 +138,7 @@ let base = '';
 function cleanupAll() {
   for (const n of live) {
     try {
+      removeContainers(n);
       destroyFlannelNode(n);
     } catch (e) {
       process.stderr.write(`bench: cleanup of ${n.ns} failed: ${(e as Error).message}\n`);
@@ -120,12 +161,22 @@ function makeNode(cfg: Config): FlannelNode {
   // derive from the namespace name, so this makes the nodes identical.
   const ns = `csb-${process.pid}-${cfg.name}`.slice(0, 40);
   const root = path.join(base, cfg.name, 'root');
-  const node = createFlannelNode({ ns, root, pods: cfg.pods, foreignRules: cfg.foreignRules, big: cfg.big, backend: cfg.backend });
+  const node = createFlannelNode({
+    ns,
+    root,
+    pods: cfg.pods,
+    foreignRules: cfg.foreignRules,
+    big: cfg.big,
+    backend: cfg.backend,
+    podmanConfig: cfg.podmanConfig ?? false,
+  });
   live.add(node);
+  if (cfg.containers) addContainers(node, { docker: DOCKER, podman: PODMAN, backend: cfg.backend });
   return node;
 }
 
 function dropNode(node: FlannelNode) {
+  removeContainers(node);
   destroyFlannelNode(node);
   live.delete(node);
 }
@@ -139,6 +190,8 @@ interface Sample {
   treeKb: number | null;
   /** cni-sweep only: the Node process's own VmHWM, kB. */
   nodeKb: number | null;
+  /** CPU time (user + system) of the process tree, GNU time %U + %S, ms. */
+  cpuMs: number | null;
   stdout: string;
   stderr: string;
   code: number | null;
@@ -174,7 +227,7 @@ function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string }
   const memFile = path.join(base, 'time.out');
   fs.rmSync(memFile, { force: true });
   if (extra.hwm) fs.rmSync(extra.hwm, { force: true });
-  const full = HAVE_TIME ? ['/usr/bin/time', '-f', '%M', '-o', memFile, ...argv] : argv;
+  const full = HAVE_TIME ? ['/usr/bin/time', '-f', '%U %S %M', '-o', memFile, ...argv] : argv;
   const t0 = process.hrtime.bigint();
   const r = spawnSync(full[0]!, full.slice(1), {
     env,
@@ -192,9 +245,18 @@ function measure(argv: string[], env: NodeJS.ProcessEnv, extra: { hwm?: string }
       return null;
     }
   };
+  // GNU time's last line: "%U %S %M" (seconds, seconds, kB).
+  let times: number[] = [];
+  try {
+    times = (fs.readFileSync(memFile, 'utf8').trim().split('\n').pop() ?? '').split(' ').map(Number);
+  } catch {
+    /* no GNU time */
+  }
+  const timed = HAVE_TIME && times.length === 3 && times.every((x) => Number.isFinite(x));
   return {
     ms,
-    treeKb: HAVE_TIME ? readKb(memFile) : null,
+    treeKb: timed ? times[2]! : null,
+    cpuMs: timed ? (times[0]! + times[1]!) * 1000 : null,
     nodeKb: extra.hwm ? readKb(extra.hwm) : null,
     stdout: r.stdout ?? '',
     stderr: r.stderr ?? '',
@@ -238,18 +300,53 @@ function endState(node: FlannelNode): NodeState {
   return { ...s, files: s.files.filter((f) => !OWN_FILES.test(f)) };
 }
 
-/** Flannel leftovers in an end state, for the report (empty when clean). */
-function leftovers(s: NodeState): string[] {
+const sha512 = (s: string, n: number) => createHash('sha512').update(s).digest('hex').slice(0, n);
+
+/**
+ * Flannel leftovers in an end state, for the report (empty when clean). Beside podman's config,
+ * CNI-* chains are podman's too: then only the pods' own chains (named as the bridge plugin and
+ * portmap name them, from the network name and container id) and lines naming cbr0 count.
+ */
+function leftovers(s: NodeState, node: FlannelNode, cfg: Config): string[] {
   const out: string[] = [];
-  for (const l of s.links) if (/^(cni0|flannel|veth[0-9a-f]{8} )/.test(l)) out.push(`link ${l}`);
+  const veths = new Set(node.pods.map((p) => p.veth));
+  const podChains = node.pods.flatMap((p) => [`CNI-${sha512(`cbr0${p.cid}`, 24)}`, `CNI-DN-${sha512(`dn${p.cid}`, 21)}`]);
+  const flannel = cfg.podmanConfig ? new RegExp(`FLANNEL|flanneld|cbr0|${podChains.join('|')}`) : FLANNEL;
+  for (const l of s.links) if (/^(cni0|flannel)/.test(l) || veths.has(l.split(' ')[0]!)) out.push(`link ${l}`);
   for (const k of ['ipt4nft', 'ipt4legacy', 'ipt6nft', 'ipt6legacy'] as const)
-    for (const l of s[k].split('\n')) if (FLANNEL.test(l)) out.push(`${k}: ${l}`);
+    for (const l of s[k].split('\n')) if (flannel.test(l)) out.push(`${k}: ${l}`);
   if (/flannel/.test(s.nft)) out.push('nft: flannel table');
   for (const l of [...s.routes4.split('\n'), ...s.routes6.split('\n')])
     if (/^(10\.244\.|10\.0\.(4|8|12)\.|fd00:10:244)/.test(l)) out.push(`route ${l}`);
   for (const f of s.files) if (/flannel|cbr0|run\/netns\/cni-/.test(f)) out.push(`file ${f.split(' ')[0]}`);
   return out;
 }
+
+/**
+ * What an end state lacks and has beyond the clean one, line by line (a link, a rule, a chain, a
+ * route, a file): for the killall scripts, what they destroyed that stays (collateral) and what
+ * they left (leftovers), counted per kind.
+ */
+function against(clean: NodeState, s: NodeState): { lost: Map<string, number>; extra: Map<string, number>; lostLines: string[] } {
+  const lost = new Map<string, number>();
+  const extra = new Map<string, number>();
+  const lostLines: string[] = [];
+  for (const k of Object.keys(clean) as Array<keyof NodeState>) {
+    const lines = (x: NodeState) => (Array.isArray(x[k]) ? (x[k] as string[]) : String(x[k]).split('\n')).filter(Boolean);
+    const a = new Set(lines(clean));
+    const b = new Set(lines(s));
+    for (const l of a)
+      if (!b.has(l)) {
+        lost.set(k, (lost.get(k) ?? 0) + 1);
+        lostLines.push(`${k}: ${l.slice(0, 160)}`);
+      }
+    for (const l of b) if (!a.has(l)) extra.set(k, (extra.get(k) ?? 0) + 1);
+  }
+  return { lost, extra, lostLines };
+}
+
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const byKind = (m: Map<string, number>) => [...m].map(([k, n]) => `${k} ${n}`).join(', ');
 
 function diffStates(a: NodeState, b: NodeState): string[] {
   const out: string[] = [];
@@ -288,6 +385,8 @@ interface Result {
   end: NodeState;
   before: string;
   breakdown?: Breakdown;
+  /** Flannel state left (leftovers()). */
+  left: string[];
 }
 
 /** An unused link group: random, checked against the node's links. */
@@ -325,6 +424,14 @@ function cleanOnce(cfg: Config, method: Method): Result {
         throw new Error(
           `${method} script failed (exit ${sample.code}${sample.signal ? `, ${sample.signal}` : ''}): ${sample.stderr.slice(-2000)}\nscript: ${file}`,
         );
+    } else if (KILLALL.has(method)) {
+      const file = path.join(base, `${cfg.name}-${method}.sh`);
+      fs.writeFileSync(file, method === 'k3s-killall' ? k3sKillallScript(node.root) : rke2KillallScript(node.root));
+      settle();
+      // Their exit status is that of their last pipeline; a failing `ip link delete` of a device
+      // the node lacks is part of how they run. What they leave is judged from the end state.
+      sample = measure([...nsenter(node), '/bin/sh', file], { PATH: process.env.PATH, LC_ALL: 'C' });
+      commands = (sample.stderr.match(/^\+ /gm) ?? []).length;
     } else {
       const hwm = path.join(base, 'hwm.out');
       const args =
@@ -352,7 +459,8 @@ function cleanOnce(cfg: Config, method: Method): Result {
       };
       commands = breakdown.steps.length;
     }
-    return { sample, commands, end: endState(node), before, breakdown };
+    const end = endState(node);
+    return { sample, commands, end, before, breakdown, left: leftovers(end, node, cfg) };
   } finally {
     dropNode(node);
   }
@@ -482,7 +590,12 @@ interface Row {
   ms: number[];
   treeKb: Array<number | null>;
   nodeKb: Array<number | null>;
+  cpuMs: Array<number | null>;
   breakdowns: Breakdown[];
+  /** Killall scripts: per run, the clean end state's lines they destroyed, and the lines they left. */
+  against: Array<ReturnType<typeof against>>;
+  /** Killall scripts: per run, the Flannel state they left (leftovers()). */
+  left: string[][];
 }
 
 function maxKb(xs: Array<number | null>): number | null {
@@ -516,12 +629,16 @@ async function mainBench() {
     for (const name of opts.configs) {
       const cfg = CONFIGS.find((c) => c.name === name)!;
       const byMethod = new Map<Method, Row>(
-        opts.methods.map((m) => [m, { cfg, method: m, commands: 0, ms: [], treeKb: [], nodeKb: [], breakdowns: [] }]),
+        opts.methods.map((m) => [
+          m,
+          { cfg, method: m, commands: 0, ms: [], treeKb: [], nodeKb: [], cpuMs: [], breakdowns: [], against: [], left: [] },
+        ]),
       );
       let reference: { method: Method; end: NodeState; json: string; before: string } | null = null;
       for (let run = 1; run <= opts.runs; run++) {
         // Methods interleaved within a run, so that drift on a shared machine hits all of them alike.
-        for (const m of opts.methods) {
+        // The killall scripts last: their end states are compared with a clean one.
+        for (const m of [...opts.methods.filter((x) => !KILLALL.has(x)), ...opts.methods.filter((x) => KILLALL.has(x))]) {
           let r: Result;
           try {
             r = cleanOnce(cfg, m);
@@ -536,14 +653,27 @@ async function mainBench() {
           row.ms.push(r.sample.ms);
           row.treeKb.push(r.sample.treeKb);
           row.nodeKb.push(r.sample.nodeKb);
+          row.cpuMs.push(r.sample.cpuMs);
           if (r.breakdown) row.breakdowns.push(r.breakdown);
-          const left = leftovers(r.end);
-          if (left.length)
+          const left = r.left;
+          if (KILLALL.has(m)) {
+            row.left.push(left);
+            if (!reference) problems.push(`${cfg.name}/${m} run ${run}: no clean method ran to compare its end state with`);
+            else {
+              const a = against(reference.end, r.end);
+              row.against.push(a);
+              process.stderr.write(
+                `bench: ${cfg.name} run ${run} ${m}: destroyed ${total(a.lost)} (${byKind(a.lost)}), left ${left.length} of Flannel's; e.g. ${a.lostLines.slice(0, 3).join(' | ')}\n`,
+              );
+            }
+          } else if (left.length)
             problems.push(
               `${cfg.name}/${m} run ${run}: Flannel state left: ${left.slice(0, 5).join('; ')}${left.length > 5 ? ` (+${left.length - 5})` : ''}`,
             );
           const json = JSON.stringify(r.end);
-          if (!reference) reference = { method: m, end: r.end, json, before: r.before };
+          if (KILLALL.has(m)) {
+            /* compared above */
+          } else if (!reference) reference = { method: m, end: r.end, json, before: r.before };
           else {
             if (r.before !== reference.before)
               problems.push(`${cfg.name}/${m} run ${run}: the dirty node was not identical to the first one`);
@@ -553,7 +683,7 @@ async function mainBench() {
               );
           }
           process.stderr.write(
-            `bench: ${cfg.name} run ${run} ${m.padEnd(11)} ${fmtMs(r.sample.ms).padStart(8)}  ${r.commands} command(s)  peak ${fmtMb(r.sample.treeKb)}${r.sample.nodeKb ? ` (node ${fmtMb(r.sample.nodeKb)})` : ''}\n`,
+            `bench: ${cfg.name} run ${run} ${m.padEnd(12)} ${fmtMs(r.sample.ms).padStart(8)}  cpu ${r.sample.cpuMs === null ? 'n/a' : fmtMs(r.sample.cpuMs)}  ${r.commands} command(s)  peak ${fmtMb(r.sample.treeKb)}${r.sample.nodeKb ? ` (node ${fmtMb(r.sample.nodeKb)})` : ''}\n`,
           );
         }
       }
@@ -665,6 +795,44 @@ function render(
     );
   }
   L.push('');
+  const netnsRows = rows.filter((r) => r.method === 'sweep' && r.breakdowns.length && /^(peers|plain)\d+$/.test(r.cfg.name));
+  if (netnsRows.length) {
+    L.push('## The netns phase beside docker and podman (sweep, median over the runs)', '');
+    L.push(
+      `peers*: ${DOCKER} docker containers (veths on docker0, namespaces under <root>/var/run/docker/netns) and ${PODMAN} podman containers (veths on cni-podman0, namespaces <root>/run/netns/netns-<uuid>) beside the pods; plain*: the same node without them. Wall time of the netns phase (planning it again, then its commands), and the whole cleanup run's wall and CPU time (user + system of the process tree).`,
+      '',
+    );
+    L.push('| configuration | netns phase | its commands | cleanup run wall | cleanup run CPU |', '| --- | ---: | ---: | ---: | ---: |');
+    for (const r of netnsRows) {
+      const ph = median(r.breakdowns.map((b) => b.phases.find((x) => x.phase === 'netns')?.ms ?? 0));
+      const n = r.breakdowns[0]!.steps.filter((x) => x.phase === 'netns').length;
+      const cpu = r.cpuMs.filter((x): x is number => x !== null);
+      L.push(`| ${r.cfg.label} | ${fmtMs(ph)} | ${n} | ${fmtMs(median(r.ms))} | ${cpu.length ? fmtMs(median(cpu)) : 'n/a'} |`);
+    }
+    L.push('');
+  }
+  const killRows = rows.filter((r) => KILLALL.has(r.method));
+  if (killRows.length) {
+    L.push("## The k3s and rke2 killall scripts' network part (a user's alternative)", '');
+    L.push(
+      "Their commands as bench/scripts.ts carries them (k3s-killall.sh from k3s's install.sh, rke2-killall.sh from rke2's bundle), with the node's paths under its root, run in the node's network namespace. Compared with the clean end state (what every other method leaves): **destroyed** = lines of it they removed (foreign links, rules and chains, files: kube-proxy's KUBE-* rules, podman's CNI-* chains and IPAM, ...), **left** = lines they left that the clean state lacks (Flannel's routes, native nftables table, ...). Times against cni-sweep's full run on the same node.",
+      '',
+    );
+    L.push(
+      '| configuration | method | median wall | median CPU | cni-sweep run (full): wall (CPU) | cni-sweep wall ÷ this | destroyed (foreign) | left (Flannel) |',
+      '| --- | --- | ---: | ---: | ---: | ---: | --- | --- |',
+    );
+    for (const r of killRows) {
+      const full = rows.find((x) => x.cfg.name === r.cfg.name && x.method === 'sweep-full');
+      const cpu = r.cpuMs.filter((x): x is number => x !== null);
+      const fullCpu = (full?.cpuMs ?? []).filter((x): x is number => x !== null);
+      const a = r.against[0];
+      L.push(
+        `| ${r.cfg.label} | ${r.method} | ${fmtMs(median(r.ms))} | ${cpu.length ? fmtMs(median(cpu)) : 'n/a'} | ${full ? `${fmtMs(median(full.ms))}${fullCpu.length ? ` (CPU ${fmtMs(median(fullCpu))})` : ''}` : ''} | ${full ? fmtX(median(full.ms) / median(r.ms)) : ''} | ${a ? `${total(a.lost)}${a.lost.size ? ` (${byKind(a.lost)})` : ''}` : 'n/a'} | ${a ? `${total(a.extra)}${a.extra.size ? ` (${byKind(a.extra)})` : ''}` : 'n/a'} |`,
+      );
+    }
+    L.push('');
+  }
   L.push('## cni-sweep plan', '');
   L.push('| configuration | median wall | min – max | plan lines | peak RSS (tree) | VmHWM |');
   L.push('| --- | ---: | ---: | ---: | ---: | ---: |');
@@ -753,7 +921,7 @@ function render(
   if (problems.length) L.push('Problems:', '', ...problems.map((p) => `- ${p}`));
   else
     L.push(
-      "Every method left the same end state on every configuration and run (harness snapshot(): links, addresses, routes, iptables/ip6tables on both backends, native nftables, files; cni-sweep's own var/backups, var/lib/cni-sweep and lock excluded), with no Flannel state left.",
+      "Every method left the same end state on every configuration and run (harness snapshot(): links, addresses, routes, iptables/ip6tables on both backends, native nftables, files; cni-sweep's own var/backups, var/lib/cni-sweep and lock excluded), with no Flannel state left; the killall scripts excepted, whose differences are counted above.",
     );
   L.push('');
   return L.join('\n');

@@ -27,8 +27,7 @@ export interface Owned {
   nftTables: string[];
 }
 
-const FLANNEL_LINE = /FLANNEL|flanneld|CNI-|cbr0/;
-const OWNED_CHAIN = /^(FLANNEL-|CNI-)/;
+const FLANNEL_LINE = /FLANNEL|flanneld|cbr0/;
 
 // ---- CIDR containment (v4 and v6), enough for route selection ----
 function parseAddr(a: string): { v6: boolean; n: bigint } | null {
@@ -125,6 +124,9 @@ export function discover(node: FlannelNode): Owned {
     }
   }
 
+  // Flannel's chains: FLANNEL-*, and the CNI-* chains its pods' rules jump to (the bridge plugin's
+  // per-pod masquerade chain, portmap's CNI-DN-*, all tagged with the network name cbr0); portmap's
+  // shared CNI-HOSTPORT-* chains too, unless another network (podman's) also has rules in them.
   const firewall: Owned['firewall'] = [];
   for (const [bin, restore] of [
     ['iptables-nft', 'iptables-nft-restore'],
@@ -133,23 +135,34 @@ export function discover(node: FlannelNode): Owned {
     ['ip6tables-legacy', 'ip6tables-legacy-restore'],
   ]) {
     const dump = inNs(node.ns, `${bin}-save`, []);
+    const lines = dump.split('\n');
+    const shared = lines.some((l) => /name: \\"(?!cbr0\\")/.test(l));
+    const mine = new Set<string>();
+    for (const l of lines) {
+      const chain = l.startsWith(':') ? l.slice(1).split(' ')[0]! : '';
+      if (/^FLANNEL-/.test(chain) || (!shared && /^CNI-HOSTPORT-/.test(chain))) mine.add(chain);
+      const jump = / -j (CNI-\S+)/.exec(l);
+      if (l.startsWith('-A ') && FLANNEL_LINE.test(l) && jump && !jump[1]!.startsWith('CNI-HOSTPORT-')) mine.add(jump[1]!);
+    }
     const tables: Owned['firewall'][number]['tables'] = [];
     let cur: Owned['firewall'][number]['tables'][number] | null = null;
-    for (const line of dump.split('\n')) {
+    for (const line of lines) {
       if (line.startsWith('*')) {
         cur = { table: line.slice(1), deletes: [], chains: [] };
         tables.push(cur);
       } else if (cur && line.startsWith(':')) {
-        const chain = line.slice(1).split(' ')[0];
-        if (OWNED_CHAIN.test(chain!)) cur.chains.push(chain!);
+        const chain = line.slice(1).split(' ')[0]!;
+        if (mine.has(chain)) cur.chains.push(chain);
       } else if (cur && line.startsWith('-A ')) {
-        const chain = line.split(' ')[1];
-        // Rules inside owned chains go with -F; elsewhere, only Flannel's own rules and jumps to its chains.
-        if (!OWNED_CHAIN.test(chain!) && FLANNEL_LINE.test(line)) cur.deletes.push(`-D ${line.slice(3)}`);
+        const chain = line.split(' ')[1]!;
+        const jump = / -j (\S+)/.exec(line)?.[1];
+        // Rules inside Flannel's chains go with -F; elsewhere, only Flannel's own rules and jumps to its chains.
+        if (!mine.has(chain) && (FLANNEL_LINE.test(line) || (jump !== undefined && mine.has(jump))))
+          cur.deletes.push(`-D ${line.slice(3)}`);
       }
     }
-    const mine = tables.filter((t) => t.deletes.length || t.chains.length);
-    if (mine.length) firewall.push({ bin: bin!, restore: restore!, tables: mine });
+    const owned = tables.filter((t) => t.deletes.length || t.chains.length);
+    if (owned.length) firewall.push({ bin: bin!, restore: restore!, tables: owned });
   }
 
   const nftTables = inNs(node.ns, 'nft', ['list', 'tables'])
@@ -232,4 +245,124 @@ export function commandCount(o: Owned, kind: 'manual' | 'floor'): number {
   return (
     o.files.length + o.dirs.length + o.ports.length + o.devices.length + o.routes.length + fw + o.nftTables.length + 2 * o.netns.length
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The k3s and rke2 killall scripts' network part, as a user's alternative. Their commands, in their
+// order, with the node's paths under its temporary root; run inside the node's network namespace
+// (nsenter --net), never on the host. Left out: stopping the services and killing the containerd
+// shims (the bench node runs neither), and unmounting /run/k3s and the kubelet's directories.
+//
+// k3s: install.sh's create_killall() (it writes k3s-killall.sh), k3s-io/k3s commit
+// 0136cf258954a458da1404858396342724b93d24. rke2: bundle/bin/rke2-killall.sh, rancher/rke2 commit
+// 6ce1a8019e9d0b81eb7a715edbc2b8ac12d26da0. Their `ip netns show | grep cni- | xargs ip netns
+// delete` (k3s) reads the real /run/netns, not the node's: it becomes the same listing of
+// <root>/run/netns and what `ip netns delete` does (lazy unmount, unlink). rke2's
+// `[ -d /sys/class/net/nodelocaldns ]` reads the host's sysfs, not the node's: it becomes `ip link
+// show nodelocaldns`. Both scripts run under /bin/sh, without `set -e`, as installed.
+
+/** k3s-killall.sh's network part, for the node whose root is `root`. */
+export function k3sKillallScript(root: string): string {
+  const R = q(root);
+  return `R=${R}
+set -x
+
+remove_interfaces() {
+    # Delete network interface(s) that match 'master cni0'
+    ip link show 2>/dev/null | grep 'master cni0' | while read ignore iface ignore; do
+        iface=\${iface%%@*}
+        [ -z "$iface" ] || ip link delete $iface
+    done
+
+    # Delete cni related interfaces
+    ip link delete cni0
+    ip link delete flannel.1
+    ip link delete flannel-v6.1
+    ip link delete kube-ipvs0
+    ip link delete flannel-wg
+    ip link delete flannel-wg-v6
+
+    # Restart tailscale
+    if [ -n "$(command -v tailscale)" ]; then
+        tailscale set --advertise-routes=
+    fi
+}
+
+do_unmount_and_remove() {
+    set +x
+    while read -r _ path _; do
+        case "$path" in $1*) echo "$path" ;; esac
+    done < /proc/self/mounts | sort -r | xargs -r -t -n 1 sh -c 'umount -f "$0" && rm -rf "$0"'
+    set -x
+}
+
+do_unmount_and_remove "$R/run/netns/cni-"
+
+# Remove CNI namespaces
+export NETNS_DIR="$R/run/netns"
+ls "$NETNS_DIR" 2>/dev/null | grep cni- | xargs -r -t -n 1 sh -c 'umount -l "$NETNS_DIR/$0"; rm -f "$NETNS_DIR/$0"'
+
+remove_interfaces
+
+rm -rf "$R/var/lib/cni/"
+iptables-save | grep -v KUBE- | grep -v CNI- | grep -iv flannel | iptables-restore
+ip6tables-save | grep -v KUBE- | grep -v CNI- | grep -iv flannel | ip6tables-restore
+`;
+}
+
+/** rke2-killall.sh's network part, for the node whose root is `root`. */
+export function rke2KillallScript(root: string): string {
+  const R = q(root);
+  return `R=${R}
+do_unmount_and_remove() {
+    { set +x; } 2>/dev/null
+    MOUNTS=
+    while read ignore mount ignore; do
+        MOUNTS="\${mount}\\n\${MOUNTS}"
+    done </proc/self/mounts
+    MOUNTS=$(printf \${MOUNTS} | grep "^$1" | sort -r)
+    if [ -n "\${MOUNTS}" ]; then
+        set -x
+        umount -- \${MOUNTS} && rm -rf --one-file-system -- \${MOUNTS}
+    else
+        set -x
+    fi
+}
+
+set -x
+
+do_unmount_and_remove "$R/run/netns/cni-"
+
+# Delete network interface(s) that match 'master cni0'
+ip link show 2>/dev/null | grep 'master cni0' | while read ignore iface ignore; do
+    iface=\${iface%%@*}
+    [ -z "$iface" ] || ip link delete $iface
+done
+ip link delete cni0
+ip link delete flannel.1
+ip link delete flannel.4096
+ip link delete flannel-v6.1
+ip link delete flannel-v6.4096
+ip link delete flannel-wg
+ip link delete flannel-wg-v6
+ip link delete vxlan.calico
+ip link delete vxlan-v6.calico
+ip link delete cilium_vxlan
+ip link delete cilium_net
+ip link delete cilium_wg0
+ip link delete kube-ipvs0
+
+#Delete the nodeLocal created objects
+if ip link show nodelocaldns >/dev/null 2>&1; then
+  for i in $(ip address show nodelocaldns | grep inet | awk '{print $2}');
+  do
+    iptables-save | grep -v $i | iptables-restore
+  done
+  ip link delete nodelocaldns
+fi
+
+# Delete iptables created by CNI plugins or Kubernetes (kube-proxy)
+iptables-save | grep -v KUBE- | grep -v CNI- | grep -v cali- | grep -v cali: | grep -v CILIUM_ | grep -v flannel | iptables-restore
+ip6tables-save | grep -v KUBE- | grep -v CNI- | grep -v cali- | grep -v cali: | grep -v CILIUM_ | grep -v flannel | ip6tables-restore
+`;
 }

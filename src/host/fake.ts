@@ -20,7 +20,7 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import { bpfCommand, bpfQuery } from './fake/bpf.js';
 import { crictlCommand, crictlQuery, withoutEndpoint } from './fake/crictl.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
-import { deleteLink, ipCommand, ipQuery, ipSaved, nsenterQuery } from './fake/ip.js';
+import { deleteLink, ipCommand, ipQuery, ipSaved, nsenterQuery, netnsListQuery } from './fake/ip.js';
 import { ipsetCommand, ipsetQuery, ipsetSaved } from './fake/ipset.js';
 import { iptablesCommand, iptablesQuery, iptablesSaved, iptablesSaveText } from './fake/iptables.js';
 import { kubectlCommand, kubectlQuery } from './fake/kubectl.js';
@@ -271,6 +271,8 @@ export class FakeHost implements Host {
         return ipQuery(this, argv);
       case 'nsenter':
         return nsenterQuery(this.netnsLinks, argv);
+      case 'unshare':
+        return netnsListQuery(this, argv);
       case 'tc':
       case 'findmnt':
         return bpfQuery(this, argv);

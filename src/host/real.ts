@@ -109,13 +109,22 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
 
 /** Readers whose answers a kind of change can alter, by the argv that printed them. */
 const STALE: Record<Touch, (r: string[]) => boolean> = {
-  // Files: a look inside a pod namespace (nsenter opens its file). No other listing reads them.
-  files: (r) => r[0] === 'nsenter',
+  // Files: a look inside a pod namespace (nsenter opens its file) and the ids of the namespace
+  // files (the netns phase's unshare ... ip netns list). No other listing reads them.
+  files: (r) => r[0] === 'nsenter' || r[0] === 'unshare',
   // Links and namespace mounts: what ip and nsenter show, and a netdev table (bound to devices;
   // other nftables tables outlive the devices their chains hook). Never an iptables dump: so the
   // firewall phase plans on the dump read at the start, not on a second read of thousands of rules.
-  links: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
-  namespaces: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
+  links: (r) =>
+    r[0] === 'ip' ||
+    r[0] === 'nsenter' ||
+    r[0] === 'unshare' ||
+    (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
+  namespaces: (r) =>
+    r[0] === 'ip' ||
+    r[0] === 'nsenter' ||
+    r[0] === 'unshare' ||
+    (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
   routes: (r) => r[0] === 'ip' && r.includes('route'),
   firewall: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
   nft: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',

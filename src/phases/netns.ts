@@ -4,16 +4,47 @@
 //
 // With another CNI beside, a namespace whose pod interface pairs with a host interface that is not
 // the removed CNI's belongs to the other CNI's pod and stays; so does one a process still uses.
-import { underRoot } from '../host/host.js';
+import { z } from 'zod';
+import { underRoot, type Host } from '../host/host.js';
 import { listLinks, NETNS_DIR } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
-import { parseLinks } from '../parse/iproute.js';
+import { parseJsonArray, parseLinks } from '../parse/iproute.js';
 import type { PlannedStep, Phase } from './types.js';
 import { nothing } from './types.js';
 
 const POD_NETNS = /^cni-[0-9a-f-]+$/;
 const UMOUNT_PROCESSES = 4;
 const UMOUNT_CHUNK = 32;
+
+/**
+ * The id of each namespace file in `dir` (a real path), by file name: `ip -j netns list` asks the
+ * kernel for the id of every file in /var/run/netns (RTM_GETNSID, a read); it is pointed at `dir`
+ * in a private mount namespace that ends with it, so this works under --root and touches nothing
+ * outside. A file without an id is in the map with `undefined`. null when this cannot be read (no
+ * unshare, no /var/run/netns to mount over, mounts not permitted): the caller looks into each file.
+ */
+async function netnsIds(host: Host, dir: string): Promise<Map<string, number | undefined> | null> {
+  const r = await host.query([
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'mount --rbind -- "$1" /var/run/netns && exec ip -j netns list',
+    'sh',
+    dir,
+  ]);
+  if (!r || r.code !== 0) return null;
+  try {
+    return new Map(parseJsonArray(NetnsSchema, r.stdout, 'ip -j netns list').map((n) => [n.name, n.id]));
+  } catch {
+    return null;
+  }
+}
+
+const NetnsSchema = z.object({ name: z.string(), id: z.number().optional() });
 
 export const netns: Phase = {
   name: 'netns',
@@ -32,23 +63,38 @@ export const netns: Phase = {
       notes.push(`kept ${p}: a running process still uses it`);
     }
 
-    // Only look inside the namespaces when some host veth that is not the CNI's has its peer in
-    // another namespace: on a node with one CNI, every cni-* namespace is the CNI's.
+    // Only look for the peers when some host veth that is not the CNI's has its peer in another
+    // namespace: on a node with one CNI, every cni-* namespace is the CNI's. A host veth's
+    // link_netnsid is its peer namespace's id here, so a namespace whose id is that of a foreign
+    // veth holds that veth's peer. One process reads every file's id; a file it does not answer for
+    // is looked into, as before.
     const links = await listLinks(ctx.host, ctx.gaps);
     const owned = new Set(ownedLinks(links, ctx.snapshot.facts).map((l) => l.name));
     const foreign = links.filter((l) => l.linkinfo?.info_kind === 'veth' && l.link_netnsid !== undefined && !owned.has(l.ifname));
     if (foreign.length) {
+      const byNsid = new Map<number, string>();
+      for (const l of foreign) if (!byNsid.has(l.link_netnsid!)) byNsid.set(l.link_netnsid!, l.ifname);
       const byIndex = new Map(links.map((l) => [l.ifindex, l]));
-      for (const p of paths.filter((x) => !keep.has(x))) {
-        const r = await ctx.host.query(['nsenter', `--net=${p}`, 'ip', '-j', '-d', 'link', 'show']);
-        if (!r || r.code !== 0) continue; // a stale file whose namespace is gone
-        const peer = parseLinks(r.stdout)
-          .filter((l) => l.linkinfo?.info_kind === 'veth' && l.link_index !== undefined)
-          .map((l) => byIndex.get(l.link_index!))
-          .find((h) => h && !owned.has(h.ifname));
+      const todo = paths.filter((x) => !keep.has(x));
+      const ids = todo.length ? await netnsIds(ctx.host, underRoot(ctx.host.root, NETNS_DIR)) : null;
+      for (const p of todo) {
+        let peer: string | undefined;
+        const name = p.split('/').pop()!;
+        if (ids?.has(name)) {
+          const id = ids.get(name);
+          // No id: a stale file, or a namespace no veth here pairs with.
+          peer = id === undefined ? undefined : byNsid.get(id);
+        } else {
+          const r = await ctx.host.query(['nsenter', `--net=${p}`, 'ip', '-j', '-d', 'link', 'show']);
+          if (!r || r.code !== 0) continue; // a stale file whose namespace is gone
+          peer = parseLinks(r.stdout)
+            .filter((l) => l.linkinfo?.info_kind === 'veth' && l.link_index !== undefined)
+            .map((l) => byIndex.get(l.link_index!))
+            .find((h) => h && !owned.has(h.ifname))?.ifname;
+        }
         if (peer) {
           keep.add(p);
-          notes.push(`kept ${p}: its pod interface pairs with ${peer.ifname}, which is not ${ctx.profiles.map((x) => x.name).join('/')}'s`);
+          notes.push(`kept ${p}: its pod interface pairs with ${peer}, which is not ${ctx.profiles.map((x) => x.name).join('/')}'s`);
         }
       }
     }

@@ -7,7 +7,17 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RealHost } from '../../src/host/real.js';
 
-const COMMANDS = ['ip', 'nsenter', 'nft', 'iptables-nft-save', 'ip6tables-nft-save', 'iptables-nft-restore', 'umount', 'systemctl'];
+const COMMANDS = [
+  'ip',
+  'nsenter',
+  'unshare',
+  'nft',
+  'iptables-nft-save',
+  'ip6tables-nft-save',
+  'iptables-nft-restore',
+  'umount',
+  'systemctl',
+];
 
 let dir: string;
 let log: string;
@@ -38,11 +48,13 @@ afterEach(() => {
 const LINKS = 'ip -j -d link show';
 const ROUTES = 'ip -j -4 route show table main';
 const POD_LINKS = 'nsenter --net=/run/netns/cni-1 ip -j -d link show';
+// The netns phase's read of every namespace file's id (its sh -c script shortened: only argv[0] counts here).
+const NETNS_IDS = 'unshare --mount --propagation private -- sh -c list sh /run/netns';
 const NFT_IP = 'nft list table ip flannel-ipv4';
 const NFT_NETDEV = 'nft list table netdev ingress-filter';
 const IPT = 'iptables-nft-save';
 const IP6T = 'ip6tables-nft-save';
-const LISTINGS = [LINKS, ROUTES, POD_LINKS, NFT_IP, NFT_NETDEV, IPT, IP6T];
+const LISTINGS = [LINKS, ROUTES, POD_LINKS, NETNS_IDS, NFT_IP, NFT_NETDEV, IPT, IP6T];
 
 /** Reads every listing; returns those that actually ran a command for it. */
 async function readAll(host: RealHost): Promise<string[]> {
@@ -64,17 +76,18 @@ describe('RealHost listings', () => {
     expect(await readAll(host)).toEqual(sorted(...LISTINGS));
     expect(await readAll(host)).toEqual([]);
 
-    // Files: no listing shows them; a look inside a pod namespace goes through its file.
+    // Files: no listing shows them; a look inside a pod namespace goes through its file, and the
+    // namespace ids are read from the files.
     fs.writeFileSync(path.join(dir, 'conf'), '');
     await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')], touches: ['files'] });
-    expect(await readAll(host)).toEqual([POD_LINKS]);
+    expect(await readAll(host)).toEqual(sorted(POD_LINKS, NETNS_IDS));
 
     // Links: what ip and nsenter show, and netdev tables (their chains go with the device); not
     // the iptables dumps, nor an nftables table of another family.
     await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set dev veth1 group 7\nlink delete group 7\n', touches: ['links'] });
-    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
+    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NETNS_IDS, NFT_NETDEV));
     await host.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'], touches: ['namespaces'] });
-    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
+    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NETNS_IDS, NFT_NETDEV));
 
     // Routes alone: the route listings.
     await host.apply({

@@ -5,6 +5,7 @@
 // `ip -batch -` input (stopping at the first failing line, as ip does), with what the kernel does
 // along with them (a veth goes with its peer, routes with their device). Any other form or line
 // throws (fails closed).
+import path from 'node:path';
 import type { FakeHost } from '../fake.js';
 import type { ExecResult } from '../host.js';
 import { bpfIpLine } from './bpf.js';
@@ -69,6 +70,37 @@ export function nsenterQuery(netnsLinks: Map<string, FakeLink[]>, argv: string[]
   const inside = netnsLinks.get(ns[1]!);
   if (!inside) return refused(1, `nsenter: reassociate to namespace 'ns/net' failed: Invalid argument\n`);
   return printed(JSON.stringify(inside) + '\n');
+}
+
+/** The netns phase's one read of every namespace file's id (src/phases/netns.ts), exactly that form. */
+const NETNS_LIST = [
+  'unshare',
+  '--mount',
+  '--propagation',
+  'private',
+  '--',
+  'sh',
+  '-c',
+  'mount --rbind -- "$1" /var/run/netns && exec ip -j netns list',
+  'sh',
+];
+
+/**
+ * `ip -j netns list` over the files in a directory (the last argument, a real path): a mounted
+ * file's id is its namespace's id here, the link_netnsid of the host veth whose peer is inside it;
+ * a file without one (not mounted, no peer here) is listed without an id, as ip prints it.
+ */
+export function netnsListQuery(node: Pick<FakeHost, 'fs' | 'netnsLinks' | 'mounts' | 'links'>, argv: string[]): ExecResult | undefined {
+  if (argv.length !== NETNS_LIST.length + 1 || NETNS_LIST.some((w, i) => argv[i] !== w)) return undefined;
+  const dir = argv.at(-1)!;
+  const out = [...node.fs.keys()]
+    .filter((p) => path.posix.dirname(p) === dir)
+    .map((p) => {
+      const peer = (node.netnsLinks.get(p) ?? []).find((l) => l.link_index !== undefined && node.mounts.has(p));
+      const id = peer ? node.links.find((h) => h.ifindex === peer.link_index)?.link_netnsid : undefined;
+      return { name: path.posix.basename(p), ...(id === undefined ? {} : { id }) };
+    });
+  return printed(JSON.stringify(out) + '\n');
 }
 
 /** The output of an ip listing the backup saves to a file; undefined for any other form. */

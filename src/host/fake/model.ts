@@ -74,6 +74,7 @@ export const DEFAULT_BINS = [
   'lsmod',
   'modprobe',
   'nsenter',
+  'unshare',
   'rm',
   'mv',
   'umount',
