@@ -15,6 +15,7 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import type { TarMember } from '../backup/tar.js';
 import { ovsCommand, ovsQuery, type OvsModel } from './fake-ovs.js';
 import { bpfCommand, bpfIpLine, bpfQuery } from './fake-bpf.js';
+import { rulesQuery } from './fake/rules.js';
 import { fakeMv } from './fake-mv.js';
 import { deleteLink, ipBatchLine } from './fake/ip.js';
 import { iptablesRestore } from './fake/iptables.js';
@@ -265,6 +266,8 @@ export class FakeHost implements Host {
     const known = (): ExecResult | null | undefined => {
       const bpf = bpfQuery(this, argv);
       if (bpf) return bpf;
+      const rules = rulesQuery(this, argv);
+      if (rules) return rules;
       if (a === 'ip -j -d link show') return ok(this.linksJson());
       const route = /^ip -j -([46]) route show table main$/.exec(a);
       if (route) return ok(this.routesJson(Number(route[1]) as 4 | 6));
