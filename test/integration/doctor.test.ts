@@ -4,8 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { DoctorJson } from '../../src/doctor/render.js';
 import { addCalico } from '../helpers/calico-node.js';
+import { addCilium } from '../helpers/cilium-node.js';
 import { inNs, sh, shimDir, write, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, snapshot, TestNodes, type CliOptions } from '../helpers/harness.js';
 
@@ -53,10 +55,17 @@ function makeConsistent(n: FlannelNode) {
   inNs(n.ns, 'ip', ['-batch', '-'], n.pods.map((p) => `link set ${p.veth} mtu 1450`).join('\n') + '\n');
 }
 
+/** Every document doctor prints here is checked against the published schema. */
+const doctorSchema = z.fromJSONSchema(
+  JSON.parse(fs.readFileSync(path.join(__dirname, '../../schema/doctor.schema.json'), 'utf8')) as Record<string, unknown>,
+);
+
 function doctor(n: FlannelNode, args: string[] = [], opts: CliOptions = {}) {
   const r = runCli(n, ['doctor', '--json', ...nodeArgs(n), ...args], opts);
   expect(r.stderr).toBe('');
   const report = JSON.parse(r.stdout) as DoctorJson;
+  const checked = doctorSchema.safeParse(report);
+  expect(checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
   expect(r.code).toBe(report.healthy ? 0 : 1);
   // Read-only: the shims saw only questions.
   for (const c of r.calls)
@@ -310,6 +319,37 @@ describe('two CNIs on one node', () => {
     const after = doctor(n);
     expect(after.findings).toEqual([]);
     expect(after.code).toBe(0);
+  });
+});
+
+describe('policy routing of a CNI gone', () => {
+  it("Cilium removed without cleanup: its proxy rules and table 2004 are reported with the run that removes them; the moved local rule and the site's rule stay", () => {
+    const n = dirtyNode('doc-cil', { flannel: false });
+    addCilium(n, { pods: 1, mount: false, policyRouting: true });
+    inNs(n.ns, 'ip', ['rule', 'add', 'priority', '9', 'from', '10.9.0.0/16', 'lookup', '100']);
+    fs.rmSync(path.join(n.root, 'etc/cni/net.d/05-cilium.conflist'));
+    const r = doctor(n);
+    const f = one(r.findings, 'leftover-policy-routing');
+    const fix = `cni-sweep run --cni cilium --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`;
+    // Table 2005's routes go through cilium_host: they go with it (leftover-interfaces).
+    expect(f).toMatchObject({
+      severity: 'warning',
+      title: "cilium's policy routing remains while cilium is not in use: 2 ip rules, 1 route in its tables",
+      evidence: [
+        'ip -4 rule: priority 9 fwmark 0x200/0xf00 table 2004',
+        'ip -4 rule: priority 10 fwmark 0xa00/0xf00 table 2005',
+        'ip -4 route: local default dev lo table 2004 proto kernel',
+      ],
+      fix,
+    });
+    expect(r.report.recommended?.command).toBe(fix);
+    expect(r.report.recommended?.fixes).toContain('leftover-policy-routing');
+    follow(n, f);
+    expect(ids(doctor(n).findings)).not.toContain('leftover-policy-routing');
+    const rules = inNs(n.ns, 'ip', ['-N', '-4', 'rule', 'show']);
+    expect(rules).toMatch(/^9:\s+from 10\.9\.0\.0\/16 lookup 100 *$/m);
+    expect(rules).toMatch(/^100:\s+from all lookup 255 *$/m);
+    expect(rules).not.toMatch(/lookup 200[45]/);
   });
 });
 

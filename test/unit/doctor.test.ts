@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { main } from '../../src/cli.js';
 import { leftoverFirewall } from '../../src/doctor/checks/leftover-firewall.js';
 import { leftoverInterfaces } from '../../src/doctor/checks/leftover-interfaces.js';
@@ -19,6 +20,7 @@ import type { DoctorJson } from '../../src/doctor/render.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { CALICO_CONFLIST, CANAL_CONFLIST, calicoRules } from '../helpers/calico-node.js';
 import { FLANNEL_CONFLIST, PODMAN_CONFLIST } from '../helpers/flannel-node.js';
+import { KUBE_ROUTER_CONFLIST } from '../helpers/kube-router-node.js';
 import { addQdisc, addTcFilter, attachXdp, mountBpffs } from '../../src/host/fake-bpf.js';
 import { addRule, addTableRoute } from '../../src/host/fake/rules.js';
 import { dirtyFlannelNode, foreignNode, type Pod } from './fake-node.js';
@@ -464,6 +466,22 @@ describe('Flannel subnet.env and cni0', () => {
     const f = one((await json(host, ['--pod-cidr', '10.96.0.0/12'])).findings, 'bridge-outside-pod-cidr');
     expect(f!.evidence).toEqual(['cni0: 10.244.1.1/24', 'pod CIDR (--pod-cidr): 10.96.0.0/12']);
     expect(f!.fix).toBe('cni-sweep run --cni flannel --only backup,interfaces --pod-cidr 10.96.0.0/12');
+  });
+
+  it("a bridge is the CNI's whose phases own it (kube-router's kube-bridge, named by its config); one no profile owns goes by hand", async () => {
+    const host = foreignNode();
+    host.writeFile('/etc/cni/net.d/10-kuberouter.conflist', KUBE_ROUTER_CONFLIST);
+    installBins(host, ['bridge', 'host-local']);
+    host.addLink({ ifname: 'kube-bridge', linkinfo: { info_kind: 'bridge' } }).addAddr('kube-bridge', '10.245.1.1/24');
+    const r = await json(host, ['--pod-cidr', '10.96.0.0/12']);
+    expect(one(r.findings, 'bridge-outside-pod-cidr')!.fix).toBe(
+      'cni-sweep run --cni kube-router --only backup,interfaces --pod-cidr 10.96.0.0/12',
+    );
+    // The same config naming a bridge of a site's (br-site) is no CNI's: the bridge plugin's config is not kube-router's then.
+    host.writeFile('/etc/cni/net.d/10-kuberouter.conflist', KUBE_ROUTER_CONFLIST.replace('kube-bridge', 'br-site'));
+    host.addLink({ ifname: 'br-site', linkinfo: { info_kind: 'bridge' } }).addAddr('br-site', '10.245.1.1/24');
+    const f = one((await json(host, ['--pod-cidr', '10.96.0.0/12'])).findings, 'bridge-outside-pod-cidr');
+    expect(f!.fixArgv).toEqual(['ip', 'link', 'delete', 'br-site']);
   });
 
   it('a Node that cannot be read is not a finding, but is said', async () => {
@@ -1377,5 +1395,49 @@ describe('what doctor did not check', () => {
   it('a node without a CNI config is said to be NotReady', async () => {
     const t = await doctor(foreignNode());
     expect(t.stdout).toContain('\nCNI in use: none (no CNI config: kubelet reports the node NotReady until a pod network installs one)\n');
+  });
+});
+
+describe('doctor --json follows schema/doctor.schema.json', () => {
+  const schemaFile = JSON.parse(fs.readFileSync(path.join(__dirname, '../../schema/doctor.schema.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const validator = z.fromJSONSchema(schemaFile);
+  const valid = (doc: unknown) => {
+    const r = validator.safeParse(doc);
+    expect(r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
+  };
+
+  it('healthy and unhealthy nodes, with and without a recommended command, a then and a finding without a fix: all valid', async () => {
+    const docs: DoctorJson[] = [];
+    const add = async (host: FakeHost, args: string[] = []) => docs.push((await json(host, args)).report!);
+    await add(healthyFlannel().host);
+    await add(foreignNode());
+    const dirty = dirtyFlannelNode().host;
+    removeFile(dirty, '/etc/cni/net.d/10-flannel.conflist');
+    addCalico(dirty);
+    await add(dirty, ['--root', '/', '--pod-cidr', '10.244.0.0/16']);
+    const veth = healthyFlannel();
+    veth.host.link(veth.pods[0]!.veth)!.mtu = 1500;
+    veth.host.writeFile('/etc/cni/net.d/05-broken.conf', '{ not json');
+    await add(veth.host, ['--kubeconfig', '/k']);
+    for (const d of docs) valid(d);
+    // The documents cover every optional shape the schema describes.
+    expect(docs.map((d) => d.healthy)).toEqual([true, true, false, false]);
+    expect(docs.some((d) => d.recommended !== null)).toBe(true);
+    expect(docs.flatMap((d) => d.findings).some((f) => f.then !== undefined && f.thenArgv !== undefined)).toBe(true);
+    expect(docs.flatMap((d) => d.findings).some((f) => f.fix === null && f.fixArgv === null)).toBe(true);
+  });
+
+  it('rejects what it does not describe: an unknown field, a severity, a recommended command without its fixes', async () => {
+    const { report } = await json(dirtyFlannelNode().host);
+    valid(report);
+    expect(validator.safeParse({}).success).toBe(false);
+    expect(validator.safeParse({ ...report, surprise: 1 }).success).toBe(false);
+    const f = report!.findings[0]!;
+    expect(validator.safeParse({ ...report, findings: [{ ...f, extra: 'x' }] }).success).toBe(false);
+    expect(validator.safeParse({ ...report, findings: [{ ...f, severity: 'fatal' }] }).success).toBe(false);
+    expect(validator.safeParse({ ...report, recommended: { command: 'cni-sweep run', argv: ['cni-sweep', 'run'] } }).success).toBe(false);
   });
 });
