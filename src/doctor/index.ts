@@ -8,8 +8,10 @@ import { flannelSubnet } from './checks/flannel-subnet.js';
 import { hostgwRoutes } from './checks/hostgw-routes.js';
 import { iptablesSplit } from './checks/iptables-split.js';
 import { ipam } from './checks/ipam.js';
+import { leftoverBpf } from './checks/leftover-bpf.js';
 import { leftoverFirewall } from './checks/leftover-firewall.js';
 import { leftoverInterfaces } from './checks/leftover-interfaces.js';
+import { leftoverPolicyRouting } from './checks/leftover-policy-routing.js';
 import { leftoverRoutes } from './checks/leftover-routes.js';
 import { mtu } from './checks/mtu.js';
 import { multusConfigs } from './checks/multus.js';
@@ -31,7 +33,9 @@ export const CHECKS: Check[] = [
   mtu,
   hostgwRoutes,
   leftoverRoutes,
+  leftoverPolicyRouting,
   leftoverFirewall,
+  leftoverBpf,
   iptablesSplit,
   networkPolicy,
 ];

@@ -1,6 +1,7 @@
 // What a doctor check sees (a read-only view of the node, gathered once) and what it says.
 import type { Backend, ProfileFacts } from '../inspect.js';
 import type { MultusState } from './checks/multus.js';
+import type { PlannedLeftovers } from './planned.js';
 import type { CniConfig } from '../parse/conflist.js';
 import type { IptDump } from '../parse/iptables.js';
 import type { Link } from '../parse/iproute.js';
@@ -130,4 +131,6 @@ export interface NodeView {
   notChecked: string[];
   /** What the Multus configs name (kubeconfigs, the daemon socket) and whether Multus runs: checks/multus.ts. */
   multus?: MultusState;
+  /** Per diagnosed CNI neither in use nor live: the policy routing and BPF state a run would remove (planned.ts). */
+  planned?: Map<string, PlannedLeftovers>;
 }

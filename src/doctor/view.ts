@@ -21,6 +21,7 @@ import {
 } from '../inspect.js';
 import { resolveMultus } from '../multus.js';
 import { gatherMultus } from './checks/multus.js';
+import { plannedLeftovers } from './planned.js';
 import { parseCniConfig } from '../parse/conflist.js';
 import { parseAddrs, parseLinks } from '../parse/iproute.js';
 import { readySandboxes } from '../phases/remove-sandboxes.js';
@@ -265,6 +266,10 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   if (!routes.some((r) => r.dst === 'default' && r.dev))
     notChecked.push('MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in');
 
+  const used = inUse(configs, o.allProfiles);
+  const planned = await plannedLeftovers(host, gaps, { ...o, inUse: used, facts, configs: parsed });
+  for (const found of planned.values()) notChecked.push(...found.notChecked);
+
   for (const g of gaps.items) notChecked.push(g);
   return {
     root: host.root,
@@ -275,7 +280,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     profiles: o.profiles,
     allProfiles: o.allProfiles,
     configs,
-    inUse: inUse(configs, o.allProfiles),
+    inUse: used,
     facts,
     statePaths,
     cniBins,
@@ -292,5 +297,6 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     kube,
     notChecked,
     multus: await gatherMultus(host, configs, o),
+    planned,
   };
 }

@@ -20,6 +20,7 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import { bpfCommand, bpfQuery } from './fake/bpf.js';
 import { crictlCommand, crictlQuery, withoutEndpoint } from './fake/crictl.js';
 import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
+import { rulesQuery } from './fake/rules.js';
 import { deleteLink, ipCommand, ipQuery, ipSaved, nsenterQuery, netnsListQuery } from './fake/ip.js';
 import { ipsetCommand, ipsetQuery, ipsetSaved } from './fake/ipset.js';
 import { iptablesCommand, iptablesQuery, iptablesSaved, iptablesSaveText } from './fake/iptables.js';
@@ -268,7 +269,7 @@ export class FakeHost implements Host {
   private answer(argv: string[]): ExecResult | undefined {
     switch (argv[0]) {
       case 'ip':
-        return ipQuery(this, argv);
+        return rulesQuery(this, argv) ?? ipQuery(this, argv);
       case 'nsenter':
         return nsenterQuery(this.netnsLinks, argv);
       case 'unshare':

@@ -65,4 +65,14 @@ export const calico: ProfileInput = {
   ],
   mtuSource: "Calico's MTU setting (veth_mtu / FELIX_VXLANMTU)",
   networkPolicy: { enforces: 'yes' },
+  leftoverWhy: {
+    interfaces:
+      'cali* veths and vxlan.calico keep routes to old Calico pods and IPAM blocks, and an addressed tunl0 keeps taking IPIP traffic: ' +
+      "traffic to those ranges goes where no pod is, and the next CNI's devices conflict with them.",
+    routes:
+      'Blackhole routes for old Calico IPAM blocks swallow traffic to those addresses, and routes via other nodes send pod-range traffic to nodes that no longer serve it; ' +
+      'the next CNI may hand out the same ranges.',
+    firewall:
+      'cali-* chains stay hooked into INPUT, FORWARD, OUTPUT and the nat and raw tables: they keep marking, accepting or dropping traffic by Calico policy nobody maintains any more.',
+  },
 };

@@ -49,4 +49,10 @@ export const canal: ProfileInput = {
   },
   // No overlays of its own: a Canal node's devices are Flannel's, and a composite in use puts its parts in use.
   networkPolicy: { enforces: 'yes' },
+  // Its leftovers are its parts': their reasons (a Canal node has Calico's veths, not cni0).
+  leftoverWhy: {
+    interfaces: calico.leftoverWhy?.interfaces,
+    routes: [flannel.leftoverWhy?.routes, calico.leftoverWhy?.routes].join(' '),
+    firewall: [flannel.leftoverWhy?.firewall, calico.leftoverWhy?.firewall].join(' '),
+  },
 };

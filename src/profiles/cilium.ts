@@ -91,4 +91,14 @@ export const cilium: ProfileInput = {
     pidfiles: ['/var/run/cilium/cilium.pid', '/run/cilium/cilium.pid'],
     stop: 'helm uninstall cilium -n kube-system (cilium CLI installs: cilium uninstall; manifests: kubectl -n kube-system delete daemonset cilium)',
   },
+  // linux_defaults.go: RulePriorityProxyIngress 9 (to-proxy mark 0x200 in 0xf00, table 2004), priority 10 the
+  // proxy's own outgoing traffic in older releases (table 2005); the programs act on every packet of their device.
+  leftoverWhy: {
+    policyRouting:
+      "They are looked up before the main table: packets carrying Cilium's proxy marks (0x200 in 0xf00) still go to table 2004, " +
+      'which delivers them to this host where no proxy listens any more, so traffic another tool marks with those bits is lost.',
+    bpf:
+      "Cilium's programs stay attached to host devices and keep acting on every packet through them (policy, service translation, redirects into pod veths) " +
+      'with maps nothing updates any more, and its pins keep those maps in the kernel: traffic through those devices is dropped or sent where no pod is.',
+  },
 };

@@ -68,4 +68,14 @@ export const flannel: ProfileInput = {
     enforces: 'no',
     advice: 'Install Canal (Flannel networking with Calico policy), or replace Flannel with Calico or Cilium.',
   },
+  leftoverWhy: {
+    interfaces:
+      'A leftover cni0 keeps its old address, so the next bridge-based CNI fails with `cni0 already has an IP address different from ...`; ' +
+      "a leftover flannel.1 (VXLAN on UDP 8472) keeps routes to old pod subnets and blocks other CNIs' VXLAN devices (Cilium does not start: cilium/cilium#3219).",
+    routes:
+      "host-gw routes to other nodes' old pod subnets keep sending those ranges to the old nodes and break the next backend (k3s-io/k3s#2808).",
+    firewall:
+      "FLANNEL-POSTRTG keeps masquerading pod traffic after a migration, which hides pods' source addresses from the new CNI and silently breaks NetworkPolicy (projectcalico/calico#12920); " +
+      'FLANNEL-FWD keeps accepting forwarded traffic for the old pod network.',
+  },
 };

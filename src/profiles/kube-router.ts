@@ -93,4 +93,11 @@ export const kubeRouter: ProfileInput = {
     processes: [{ name: 'kube-router' }],
     stop: 'kubectl -n kube-system delete daemonset kube-router',
   },
+  // pkg/routes/pbr.go: `from <pod CIDR> lookup 77`, so that traffic from the pods leaves through the
+  // tunnels; network_services_controller.go: DSR services and external IPs through 78 and 79 (rules at 32764 and 32765).
+  leftoverWhy: {
+    policyRouting:
+      "They are looked up before the main table: traffic from kube-router's pod CIDR still goes to table 77 (its routes into the tunnels) and traffic of its DSR services and external IPs to tables 78 and 79, " +
+      'so pods of the next CNI on the same pod CIDR are routed by what kube-router left there.',
+  },
 };

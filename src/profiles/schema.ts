@@ -303,6 +303,21 @@ const ProfileFields = z.strictObject({
   networkPolicy: z
     .strictObject({ enforces: z.enum(['yes', 'no', 'unknown']).default('unknown'), advice: z.string().default('') })
     .default({ enforces: 'unknown', advice: '' }),
+  /**
+   * Why the doctor reports each kind of the CNI's state left on a node where it is not in use: one
+   * sentence of the symptom it causes (the evidence and the fix are the doctor's). Empty: the
+   * doctor's generic sentence for that kind.
+   */
+  leftoverWhy: z
+    .strictObject({
+      interfaces: z.string().default(''),
+      routes: z.string().default(''),
+      /** Its ip rules and routing tables (routes.rules, routes.tables, routes.rtTables). */
+      policyRouting: z.string().default(''),
+      firewall: z.string().default(''),
+      bpf: z.string().default(''),
+    })
+    .default({ interfaces: '', routes: '', policyRouting: '', firewall: '', bpf: '' }),
 });
 
 /** A profile: its fields, and no shape that would take what is not the CNI's (for a file as for a built-in). */

@@ -1,13 +1,16 @@
 // `cni-sweep doctor` on real kernel state: for each finding, the state is built in a network
 // namespace and a temporary root, the built CLI diagnoses it, and the fix it prints is run: the
 // finding must then be gone. Doctor itself never changes anything.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { DoctorJson } from '../../src/doctor/render.js';
 import { addCalico } from '../helpers/calico-node.js';
+import { addCilium } from '../helpers/cilium-node.js';
 import { inNs, sh, shimDir, write, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
-import { nodeArgs, runCli, snapshot, TestNodes, type CliOptions } from '../helpers/harness.js';
+import { nodeArgs, REPO, runCli, snapshot, TestNodes, type CliOptions } from '../helpers/harness.js';
 
 type Finding = DoctorJson['findings'][number];
 
@@ -53,10 +56,17 @@ function makeConsistent(n: FlannelNode) {
   inNs(n.ns, 'ip', ['-batch', '-'], n.pods.map((p) => `link set ${p.veth} mtu 1450`).join('\n') + '\n');
 }
 
+/** Every document doctor prints here is checked against the published schema. */
+const doctorSchema = z.fromJSONSchema(
+  JSON.parse(fs.readFileSync(path.join(__dirname, '../../schema/doctor.schema.json'), 'utf8')) as Record<string, unknown>,
+);
+
 function doctor(n: FlannelNode, args: string[] = [], opts: CliOptions = {}) {
   const r = runCli(n, ['doctor', '--json', ...nodeArgs(n), ...args], opts);
   expect(r.stderr).toBe('');
   const report = JSON.parse(r.stdout) as DoctorJson;
+  const checked = doctorSchema.safeParse(report);
+  expect(checked.success ? [] : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
   expect(r.code).toBe(report.healthy ? 0 : 1);
   // Read-only: the shims saw only questions.
   for (const c of r.calls)
@@ -310,6 +320,83 @@ describe('two CNIs on one node', () => {
     const after = doctor(n);
     expect(after.findings).toEqual([]);
     expect(after.code).toBe(0);
+  });
+});
+
+describe('policy routing of a CNI gone', () => {
+  it("Cilium removed without cleanup: its proxy rules and table 2004 are reported with the run that removes them; the moved local rule and the site's rule stay", () => {
+    const n = dirtyNode('doc-cil', { flannel: false });
+    addCilium(n, { pods: 1, mount: false, policyRouting: true });
+    inNs(n.ns, 'ip', ['rule', 'add', 'priority', '9', 'from', '10.9.0.0/16', 'lookup', '100']);
+    fs.rmSync(path.join(n.root, 'etc/cni/net.d/05-cilium.conflist'));
+    const r = doctor(n);
+    const f = one(r.findings, 'leftover-policy-routing');
+    const fix = `cni-sweep run --cni cilium --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`;
+    // Table 2005's routes go through cilium_host: they go with it (leftover-interfaces).
+    expect(f).toMatchObject({
+      severity: 'warning',
+      title: "cilium's policy routing remains while cilium is not in use: 2 ip rules, 1 route in its tables",
+      evidence: [
+        'ip -4 rule: priority 9 fwmark 0x200/0xf00 table 2004',
+        'ip -4 rule: priority 10 fwmark 0xa00/0xf00 table 2005',
+        'ip -4 route: local default dev lo table 2004 proto kernel',
+      ],
+      fix,
+    });
+    expect(r.report.recommended?.command).toBe(fix);
+    expect(r.report.recommended?.fixes).toContain('leftover-policy-routing');
+    follow(n, f);
+    expect(ids(doctor(n).findings)).not.toContain('leftover-policy-routing');
+    const rules = inNs(n.ns, 'ip', ['-N', '-4', 'rule', 'show']);
+    expect(rules).toMatch(/^9:\s+from 10\.9\.0\.0\/16 lookup 100 *$/m);
+    expect(rules).toMatch(/^100:\s+from all lookup 255 *$/m);
+    expect(rules).not.toMatch(/lookup 200[45]/);
+  });
+});
+
+describe('BPF state of a CNI gone', () => {
+  const bpffsMounts: string[] = [];
+  afterEach(() => {
+    while (bpffsMounts.length) spawnSync('umount', ['--lazy', bpffsMounts.pop()!]);
+  });
+
+  it("Cilium's programs left on the uplink (tc and XDP) and its pinned maps: reported and removed by the recommended run; a site's program and pin stay", () => {
+    const n = dirtyNode('doc-bpf', { flannel: false });
+    const bpffs = path.join(n.root, 'sys/fs/bpf');
+    fs.mkdirSync(bpffs, { recursive: true });
+    sh('mount', ['-t', 'bpf', 'bpf', bpffs]);
+    bpffsMounts.push(bpffs);
+    // fixtures/bpf/progs.o: Cilium's program names (cil_from_netdev, cil_to_netdev, cil_xdp_entry) and a site's.
+    const obj = path.join(REPO, 'fixtures/bpf/progs.o');
+    const load = (cmd: string, ...args: string[]) => inNs(n.ns, 'env', [`TC_BPF_MNT=${bpffs}`, cmd, ...args]);
+    load('tc', 'qdisc', 'add', 'dev', 'eth0', 'clsact');
+    load('tc', 'filter', 'add', 'dev', 'eth0', 'ingress', 'pref', '1', 'handle', '1', 'bpf', 'da', 'obj', obj, 'sec', 'tc-cil-from');
+    load('tc', 'filter', 'add', 'dev', 'eth0', 'egress', 'pref', '1', 'handle', '1', 'bpf', 'da', 'obj', obj, 'sec', 'tc-site');
+    load('ip', 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', obj, 'sec', 'xdp-cil');
+    fs.mkdirSync(path.join(bpffs, 'tc/globals'), { recursive: true });
+    fs.mkdirSync(path.join(bpffs, 'site'), { recursive: true });
+    sh('python3', [
+      path.join(REPO, 'test/helpers/bpf-pin.py'),
+      path.join(bpffs, 'tc/globals/cilium_ipcache'),
+      path.join(bpffs, 'site/counters'),
+    ]);
+    const r = doctor(n);
+    const fix = `cni-sweep run --cni cilium --root ${n.root} --kubeconfig ${shimDir(n.root)}/kubeconfig`;
+    // The site's egress program shares eth0's clsact: the qdisc stays.
+    expect(one(r.findings, 'leftover-bpf')).toMatchObject({
+      title: "cilium's BPF state remains while cilium is not in use: 2 attached programs, 1 bpffs pin",
+      evidence: [
+        'BPF attachment: tc filter eth0 ingress pref 1 handle 0x1 (cil_from_netdev)',
+        'BPF pin: /sys/fs/bpf/tc/globals/cilium_ipcache',
+        'BPF attachment: XDP eth0 generic (cil_xdp_entry)',
+      ],
+      fix,
+    });
+    follow(n, one(r.findings, 'leftover-bpf'));
+    expect(ids(doctor(n).findings)).not.toContain('leftover-bpf');
+    expect(inNs(n.ns, 'tc', ['filter', 'show', 'dev', 'eth0', 'egress'])).toMatch(/site/);
+    expect(fs.existsSync(path.join(bpffs, 'site/counters'))).toBe(true);
+    expect(fs.existsSync(path.join(bpffs, 'tc/globals/cilium_ipcache'))).toBe(false);
   });
 });
 

@@ -4,17 +4,25 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { main } from '../../src/cli.js';
+import { leftoverFirewall } from '../../src/doctor/checks/leftover-firewall.js';
+import { leftoverInterfaces } from '../../src/doctor/checks/leftover-interfaces.js';
 import { mtu } from '../../src/doctor/checks/mtu.js';
 import { networkPolicy } from '../../src/doctor/checks/network-policy.js';
 import { CHECKS } from '../../src/doctor/index.js';
 import { gatherView } from '../../src/doctor/view.js';
 import { Gaps } from '../../src/inspect.js';
+import { readProfileFile } from '../../src/profiles/files.js';
 import { knownProfiles, loadProfiles } from '../../src/profiles/index.js';
+import type { Profile } from '../../src/profiles/schema.js';
 import type { DoctorJson } from '../../src/doctor/render.js';
 import type { FakeHost } from '../../src/host/fake.js';
 import { CALICO_CONFLIST, CANAL_CONFLIST, calicoRules } from '../helpers/calico-node.js';
 import { FLANNEL_CONFLIST, PODMAN_CONFLIST } from '../helpers/flannel-node.js';
+import { KUBE_ROUTER_CONFLIST } from '../helpers/kube-router-node.js';
+import { addQdisc, addTcFilter, attachXdp, mountBpffs } from '../../src/host/fake/bpf.js';
+import { addRule, addTableRoute } from '../../src/host/fake/rules.js';
 import { dirtyFlannelNode, foreignNode, type Pod } from './fake-node.js';
 import { Capture, isolateKubeconfigEnv } from './helpers.js';
 
@@ -39,6 +47,12 @@ const READS = [
   /^crictl inspectp -o json \S+$/,
   /^nsenter --net=\S+ ip -j -d link show$/,
   /^kubectl --kubeconfig \S+ get (node \S+|networkpolicies -A) -o json$/,
+  // The routes and bpf phases' reads, for the policy routing and BPF state of CNIs not in use.
+  /^ip -N -j -[46] rule show$/,
+  /^ip -j -[46] route show table \d+$/,
+  /^tc -j qdisc show$/,
+  /^tc -j filter show dev \S+ (ingress|egress)$/,
+  /^findmnt -J -t bpf -o TARGET$/,
 ];
 
 type Json = DoctorJson['findings'][number];
@@ -201,7 +215,9 @@ describe('a healthy node', () => {
       'mtu',
       'hostgw-routes',
       'leftover-routes',
+      'leftover-policy-routing',
       'leftover-firewall',
+      'leftover-bpf',
       'iptables-split',
       'network-policy',
     ]);
@@ -452,6 +468,22 @@ describe('Flannel subnet.env and cni0', () => {
     expect(f!.fix).toBe('cni-sweep run --cni flannel --only backup,interfaces --pod-cidr 10.96.0.0/12');
   });
 
+  it("a bridge is the CNI's whose phases own it (kube-router's kube-bridge, named by its config); one no profile owns goes by hand", async () => {
+    const host = foreignNode();
+    host.writeFile('/etc/cni/net.d/10-kuberouter.conflist', KUBE_ROUTER_CONFLIST);
+    installBins(host, ['bridge', 'host-local']);
+    host.addLink({ ifname: 'kube-bridge', linkinfo: { info_kind: 'bridge' } }).addAddr('kube-bridge', '10.245.1.1/24');
+    const r = await json(host, ['--pod-cidr', '10.96.0.0/12']);
+    expect(one(r.findings, 'bridge-outside-pod-cidr')!.fix).toBe(
+      'cni-sweep run --cni kube-router --only backup,interfaces --pod-cidr 10.96.0.0/12',
+    );
+    // The same config naming a bridge of a site's (br-site) is no CNI's: the bridge plugin's config is not kube-router's then.
+    host.writeFile('/etc/cni/net.d/10-kuberouter.conflist', KUBE_ROUTER_CONFLIST.replace('kube-bridge', 'br-site'));
+    host.addLink({ ifname: 'br-site', linkinfo: { info_kind: 'bridge' } }).addAddr('br-site', '10.245.1.1/24');
+    const f = one((await json(host, ['--pod-cidr', '10.96.0.0/12'])).findings, 'bridge-outside-pod-cidr');
+    expect(f!.fixArgv).toEqual(['ip', 'link', 'delete', 'br-site']);
+  });
+
   it('a Node that cannot be read is not a finding, but is said', async () => {
     const { host } = healthyFlannel();
     const r = await json(host, ['--kubeconfig', '/k']);
@@ -511,8 +543,10 @@ describe('leftovers of a CNI that is not in use', () => {
     expect(leftovers(calicoOnly)).toHaveLength(3);
     expect(leftovers(calicoOnly).join('\n')).not.toMatch(/flannel|cni0/);
     expect(leftovers(await json(host))).toHaveLength(6);
-    // Flannel's stale allocations are diagnosed whatever --cni says: the one recommended run removes both.
-    expect(calicoOnly.report?.recommended?.command).toBe('cni-sweep run --cni calico,flannel');
+    // Flannel's stale allocations are Flannel's state: not diagnosed with --cni calico, so the run removes Calico alone.
+    expect(byId(calicoOnly.findings, 'ipam-stale')).toEqual([]);
+    expect(calicoOnly.report?.recommended?.command).toBe('cni-sweep run --cni calico');
+    expect((await json(host)).report?.recommended?.command).toBe('cni-sweep run --cni flannel,calico');
   });
 
   it('Calico removed: cali* veths, vxlan.calico, an active tunl0, proto bird/80 routes and blackholes, cali- chains and its nftables table', async () => {
@@ -561,6 +595,106 @@ describe('leftovers of a CNI that is not in use', () => {
     const r = await json(host);
     expect(r.report?.cniInUse.sort()).toEqual(['calico', 'canal', 'flannel']);
     expect(r.findings.filter((f) => f.id.startsWith('leftover'))).toEqual([]);
+  });
+});
+
+describe('policy routing and BPF state of a CNI not in use', () => {
+  const REMOVE_CILIUM = 'cni-sweep run --cni cilium';
+  /** Cilium's proxy rules (IPv4 and IPv6) and table 2004 on a Flannel node; a site's own rule and table at the same priority. */
+  function ciliumRules(host: FakeHost) {
+    addRule(host, 4, { priority: 9, src: 'all', fwmark: '0x200', fwmask: '0xf00', table: '2004' });
+    addRule(host, 4, { priority: 10, src: 'all', fwmark: '0xa00', fwmask: '0xf00', table: '2005' });
+    addRule(host, 6, { priority: 9, src: 'all', fwmark: '0x200', fwmask: '0xf00', table: '2004' });
+    addRule(host, 4, { priority: 9, src: '10.9.0.0', srclen: 16, table: '100' });
+    addTableRoute(host, 4, 2004, { type: 'local', dst: 'default', dev: 'lo', scope: 'host' });
+    addTableRoute(host, 4, 100, { dst: 'default', gateway: '192.168.1.254', dev: 'eth0' });
+  }
+
+  it("Cilium's ip rules and table 2004 after Cilium left: each rule and route, the site's rule and table untouched, the one run", async () => {
+    const { host } = healthyFlannel();
+    ciliumRules(host);
+    const r = await json(host);
+    expect(r.findings.map((f) => f.id)).toEqual(['leftover-policy-routing']);
+    expect(one(r.findings, 'leftover-policy-routing')).toEqual({
+      id: 'leftover-policy-routing',
+      severity: 'warning',
+      title: "cilium's policy routing remains while cilium is not in use: 3 ip rules, 1 route in its tables",
+      evidence: [
+        'ip -4 rule: priority 9 fwmark 0x200/0xf00 table 2004',
+        'ip -4 rule: priority 10 fwmark 0xa00/0xf00 table 2005',
+        'ip -4 route: local default dev lo table 2004',
+        'ip -6 rule: priority 9 fwmark 0x200/0xf00 table 2004',
+      ],
+      why:
+        "They are looked up before the main table: packets carrying Cilium's proxy marks (0x200 in 0xf00) still go to table 2004, " +
+        'which delivers them to this host where no proxy listens any more, so traffic another tool marks with those bits is lost. ' +
+        "cni-sweep removes each rule by its exact selector and flushes only the tables wholly cilium's.",
+      fix: REMOVE_CILIUM,
+      fixArgv: ['cni-sweep', 'run', '--cni', 'cilium'],
+    });
+    expect(r.report?.recommended).toEqual({
+      command: REMOVE_CILIUM,
+      argv: ['cni-sweep', 'run', '--cni', 'cilium'],
+      fixes: ['leftover-policy-routing'],
+    });
+  });
+
+  it('not while its agent runs (a run would refuse it), nor with --cni naming other CNIs', async () => {
+    const { host } = healthyFlannel();
+    ciliumRules(host);
+    expect(byId((await json(host, ['--cni', 'flannel,calico'])).findings, 'leftover-policy-routing')).toEqual([]);
+    host.addProcess(['cilium-agent', '--config-dir=/tmp/cilium/config-map']);
+    expect((await json(host)).findings).toEqual([]);
+  });
+
+  it("kube-router's rule to table 77, its routes there and its rt_tables lines; the site's own rt_tables lines stay", async () => {
+    const host = foreignNode();
+    host.writeFile(
+      '/etc/iproute2/rt_tables',
+      '255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n100 site\n77 kube-router\n78 kube-router-dsr\n',
+    );
+    addRule(host, 4, { priority: 32765, src: '10.245.1.0', srclen: 24, table: '77' });
+    addTableRoute(host, 4, 77, { dst: '10.245.2.0/24', dev: 'eth0', scope: 'link' });
+    const f = one((await json(host)).findings, 'leftover-policy-routing')!;
+    expect(f.title).toBe(
+      "kube-router's policy routing remains while kube-router is not in use: 1 ip rule, 1 route in its tables, 2 rt_tables entries",
+    );
+    expect(f.evidence).toEqual([
+      'ip -4 rule: priority 32765 from 10.245.1.0/24 table 77',
+      'ip -4 route: 10.245.2.0/24 dev eth0 table 77',
+      'rt_tables entry: /etc/iproute2/rt_tables: 77 kube-router',
+      'rt_tables entry: /etc/iproute2/rt_tables: 78 kube-router-dsr',
+    ]);
+    expect(f.why).toMatch(/^They are looked up before the main table: traffic from kube-router's pod CIDR still goes to table 77/);
+    expect(f.fix).toBe('cni-sweep run --cni kube-router');
+  });
+
+  it("Cilium's programs on the uplink (tc and XDP) and its pins; another program and a site's filter are not its", async () => {
+    const { host } = healthyFlannel();
+    host.addLink({ ifname: 'eth1' });
+    addQdisc(host, 'eth0', 'clsact');
+    addTcFilter(host, 'eth0', { dir: 'ingress', pref: 1, kind: 'bpf', handle: '0x1', prog: 'cil_from_netdev' });
+    addTcFilter(host, 'eth0', { dir: 'egress', pref: 1, kind: 'bpf', handle: '0x1', prog: 'cil_to_netdev' });
+    attachXdp(host, 'eth0', 1, 'cil_xdp_entry');
+    addQdisc(host, 'eth1', 'clsact');
+    addTcFilter(host, 'eth1', { dir: 'ingress', pref: 1, kind: 'bpf', handle: '0x1', prog: 'site_shaper' });
+    mountBpffs(host, '/sys/fs/bpf');
+    host.writeFile('/sys/fs/bpf/tc/globals/cilium_calls_netdev_2', '', 0o600).writeFile('/sys/fs/bpf/site/counters', '', 0o600);
+    const r = await json(host);
+    expect(r.findings.map((f) => f.id)).toEqual(['leftover-bpf']);
+    expect(one(r.findings, 'leftover-bpf')).toMatchObject({
+      title: "cilium's BPF state remains while cilium is not in use: 3 attached programs, 1 bpffs pin",
+      evidence: [
+        'BPF attachment: tc filter eth0 ingress pref 1 handle 0x1 (cil_from_netdev)',
+        'BPF attachment: tc filter eth0 egress pref 1 handle 0x1 (cil_to_netdev)',
+        'BPF attachment: clsact qdisc of eth0',
+        'BPF pin: /sys/fs/bpf/tc/globals/cilium_calls_netdev_2',
+        'BPF attachment: XDP eth0 driver (cil_xdp_entry)',
+      ],
+      fix: REMOVE_CILIUM,
+    });
+    expect(one(r.findings, 'leftover-bpf')!.why).toMatch(/^Cilium's programs stay attached to host devices .* cannot be backed up\.$/);
+    expect(r.report?.recommended?.fixes).toEqual(['leftover-bpf']);
   });
 });
 
@@ -695,6 +829,34 @@ describe('IPAM', () => {
     expect(f!.evidence[0]).toBe(
       '/var/lib/cni/networks/mynet: 9 of 10 addresses allocated in 10.22.0.10-10.22.0.19 (/etc/cni/net.d/10-bridge.conflist ipam.ranges)',
     );
+  });
+
+  it("--cni: only the named CNIs' allocations are diagnosed; those of a network no profile claims only without --cni", async () => {
+    const { host, pods } = healthyFlannel();
+    host.sandboxes = [pods[1]!.cid];
+    const stale = `/var/lib/cni/networks/cbr0/10.244.1.2: container ${pods[0]!.cid.slice(0, 13)} (eth0)`;
+    expect(byId((await json(host, ['--cni', 'calico'])).findings, 'ipam-stale')).toEqual([]);
+    expect(one((await json(host, ['--cni', 'flannel'])).findings, 'ipam-stale')!.evidence).toEqual([
+      'running pod sandboxes (crictl pods -q): 1',
+      stale,
+    ]);
+    // The runtime's own bridge network, which no profile claims: a site's, not Flannel's.
+    const h = foreignNode();
+    h.writeFile(
+      '/etc/cni/net.d/10-bridge.conflist',
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'sitenet',
+        plugins: [{ type: 'bridge', bridge: 'br-pods', ipam: { type: 'host-local', subnet: '10.22.0.0/24' } }],
+      }),
+    );
+    installBins(h, ['bridge', 'host-local']);
+    h.writeFile('/var/lib/cni/networks/sitenet/10.22.0.2', `${'e'.repeat(64)}\r\neth0`, 0o600);
+    expect(byId((await json(h, ['--cni', 'flannel'])).findings, 'ipam-stale')).toEqual([]);
+    expect(one((await json(h)).findings, 'ipam-stale')!.evidence).toEqual([
+      'running pod sandboxes (crictl pods -q): 0',
+      `/var/lib/cni/networks/sitenet/10.22.0.2: container ${'e'.repeat(13)} (eth0)`,
+    ]);
   });
 });
 
@@ -1055,21 +1217,20 @@ describe('the command line', () => {
 });
 
 describe('a CNI the doctor knows only from its profile', () => {
-  // Not a built-in: its overlay device, overhead, MTU advice and NetworkPolicy stance are data.
-  const [meshnet] = loadProfiles([
-    {
-      name: 'meshnet',
-      description: 'a test CNI',
-      config: { pluginTypes: ['meshnet'] },
-      state: { paths: ['/run/meshnet'] },
-      interfaces: { names: ['mesh0'] },
-      routes: {},
-      firewall: { chainPrefixes: ['MESH-'] },
-      overlays: [{ pattern: '^mesh0$', kind: 'Geneve', overhead: 58 }],
-      mtuSource: 'meshd sets it from --mtu',
-      networkPolicy: { enforces: 'no', advice: 'Run meshnet-policy beside it.' },
-    },
-  ]);
+  // Not a built-in: its overlay device, overhead, MTU advice, NetworkPolicy stance and leftovers' reasons are data.
+  const MESHNET = {
+    name: 'meshnet',
+    description: 'a test CNI',
+    config: { pluginTypes: ['meshnet'] },
+    state: { paths: ['/run/meshnet'] },
+    interfaces: { names: ['mesh0'] },
+    routes: {},
+    firewall: { chainPrefixes: ['MESH-'] },
+    overlays: [{ pattern: '^mesh0$', kind: 'Geneve', overhead: 58 }],
+    mtuSource: 'meshd sets it from --mtu',
+    networkPolicy: { enforces: 'no' as const, advice: 'Run meshnet-policy beside it.' },
+  };
+  const [meshnet] = loadProfiles([MESHNET]);
   const meshNode = () => {
     const h = foreignNode();
     h.writeFile('/etc/cni/net.d/10-meshnet.conf', JSON.stringify({ cniVersion: '1.0.0', name: 'mesh', type: 'meshnet' }));
@@ -1107,6 +1268,62 @@ describe('a CNI the doctor knows only from its profile', () => {
       evidence: ['kubectl get networkpolicies -A: prod/deny-all', 'runtime uses: /etc/cni/net.d/10-meshnet.conf (meshnet)'],
     });
     expect(f!.why).toMatch(/with Meshnet alone nothing on this node enforces them .* Run meshnet-policy beside it\.$/);
+  });
+
+  it('its leftovers say why from its profile (leftoverWhy), and a generic sentence without one', async () => {
+    // meshnet gone: its config removed, mesh0 and its MESH- chain left.
+    const leftovers = async (p: Profile) => {
+      const h = foreignNode();
+      h.addLink({ ifname: 'mesh0', mtu: 1500, linkinfo: { info_kind: 'geneve' } });
+      h.setIptables(
+        'iptables-legacy',
+        ['*filter', ':FORWARD ACCEPT [0:0]', ':MESH-FWD - [0:0]', '-A FORWARD -j MESH-FWD', 'COMMIT', ''].join('\n'),
+      );
+      const profiles = [...knownProfiles(), p];
+      const v = await gatherView(h, { node: 'node-1', podCidrs: [], profiles, allProfiles: profiles }, new Gaps());
+      return [...leftoverInterfaces.run(v), ...leftoverFirewall.run(v)].map((f) => [f.id, f.why]);
+    };
+    const [withWhy] = loadProfiles([
+      {
+        ...MESHNET,
+        leftoverWhy: { interfaces: 'mesh0 keeps answering Geneve on UDP 6081.', firewall: 'MESH-FWD keeps dropping pod traffic.' },
+      },
+    ]);
+    expect(await leftovers(withWhy!)).toEqual([
+      [
+        'leftover-interfaces',
+        'mesh0 keeps answering Geneve on UDP 6081. No CNI config of meshnet is in use, so nothing on this node needs them.',
+      ],
+      [
+        'leftover-firewall',
+        'MESH-FWD keeps dropping pod traffic. cni-sweep removes only these, rule by rule, on every backend: never `iptables -F`.',
+      ],
+    ]);
+    expect(await leftovers(meshnet!)).toEqual([
+      [
+        'leftover-interfaces',
+        "They keep addresses and routes of a network that no longer exists on this node and conflict with the next CNI's devices. No CNI config of meshnet is in use, so nothing on this node needs them.",
+      ],
+      [
+        'leftover-firewall',
+        'Its rules keep filtering and rewriting traffic for a network that no longer exists on this node. cni-sweep removes only these, rule by rule, on every backend: never `iptables -F`.',
+      ],
+    ]);
+  });
+
+  it("Weave's profile file gives its leftovers their reasons", async () => {
+    const weave = readProfileFile(path.join(__dirname, '../../profiles/weave.yaml'), 'profiles/weave.yaml');
+    const h = foreignNode();
+    h.addLink({ ifname: 'weave', linkinfo: { info_kind: 'bridge' } }).addAddr('weave', '10.32.0.1/12');
+    const profiles = [...knownProfiles(), weave];
+    const v = await gatherView(h, { node: 'node-1', podCidrs: [], profiles, allProfiles: profiles }, new Gaps());
+    const [f, ...rest] = leftoverInterfaces.run(v);
+    expect(rest).toEqual([]);
+    expect(f).toMatchObject({
+      title: "weave's interfaces remain while weave is not in use: weave",
+      evidence: ['weave (bridge): up, 10.32.0.1/12'],
+    });
+    expect(f!.why).toMatch(/^A leftover weave bridge keeps its address in the old pod range \(10\.32\.0\.0\/12 by default\)/);
   });
 });
 
@@ -1178,5 +1395,49 @@ describe('what doctor did not check', () => {
   it('a node without a CNI config is said to be NotReady', async () => {
     const t = await doctor(foreignNode());
     expect(t.stdout).toContain('\nCNI in use: none (no CNI config: kubelet reports the node NotReady until a pod network installs one)\n');
+  });
+});
+
+describe('doctor --json follows schema/doctor.schema.json', () => {
+  const schemaFile = JSON.parse(fs.readFileSync(path.join(__dirname, '../../schema/doctor.schema.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const validator = z.fromJSONSchema(schemaFile);
+  const valid = (doc: unknown) => {
+    const r = validator.safeParse(doc);
+    expect(r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
+  };
+
+  it('healthy and unhealthy nodes, with and without a recommended command, a then and a finding without a fix: all valid', async () => {
+    const docs: DoctorJson[] = [];
+    const add = async (host: FakeHost, args: string[] = []) => docs.push((await json(host, args)).report!);
+    await add(healthyFlannel().host);
+    await add(foreignNode());
+    const dirty = dirtyFlannelNode().host;
+    removeFile(dirty, '/etc/cni/net.d/10-flannel.conflist');
+    addCalico(dirty);
+    await add(dirty, ['--root', '/', '--pod-cidr', '10.244.0.0/16']);
+    const veth = healthyFlannel();
+    veth.host.link(veth.pods[0]!.veth)!.mtu = 1500;
+    veth.host.writeFile('/etc/cni/net.d/05-broken.conf', '{ not json');
+    await add(veth.host, ['--kubeconfig', '/k']);
+    for (const d of docs) valid(d);
+    // The documents cover every optional shape the schema describes.
+    expect(docs.map((d) => d.healthy)).toEqual([true, true, false, false]);
+    expect(docs.some((d) => d.recommended !== null)).toBe(true);
+    expect(docs.flatMap((d) => d.findings).some((f) => f.then !== undefined && f.thenArgv !== undefined)).toBe(true);
+    expect(docs.flatMap((d) => d.findings).some((f) => f.fix === null && f.fixArgv === null)).toBe(true);
+  });
+
+  it('rejects what it does not describe: an unknown field, a severity, a recommended command without its fixes', async () => {
+    const { report } = await json(dirtyFlannelNode().host);
+    valid(report);
+    expect(validator.safeParse({}).success).toBe(false);
+    expect(validator.safeParse({ ...report, surprise: 1 }).success).toBe(false);
+    const f = report!.findings[0]!;
+    expect(validator.safeParse({ ...report, findings: [{ ...f, extra: 'x' }] }).success).toBe(false);
+    expect(validator.safeParse({ ...report, findings: [{ ...f, severity: 'fatal' }] }).success).toBe(false);
+    expect(validator.safeParse({ ...report, recommended: { command: 'cni-sweep run', argv: ['cni-sweep', 'run'] } }).success).toBe(false);
   });
 });

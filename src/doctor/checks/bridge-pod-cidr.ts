@@ -3,7 +3,24 @@
 // was given, else --pod-cidr stands in for it.
 import { contains, parsePrefix } from '../../util/cidr.js';
 import { addrsOf, sweepFix } from '../helpers.js';
-import type { Check, Finding } from '../types.js';
+import { ownedLinks } from '../../ownership.js';
+import type { Check, Finding, NodeView } from '../types.js';
+
+/**
+ * The CNIs whose interfaces phase removes this bridge: those of the configs that name it, else (no
+ * config names it) those whose profile names the device (cni0: Flannel's). Only CNIs that own it
+ * by the phases' rules, and no composite whose parts say it (Canal is Flannel's bridge plus Calico).
+ */
+function bridgeOwners(v: NodeView, bridge: string): string[] {
+  const link = v.links.filter((l) => l.ifname === bridge);
+  const owns = (name: string) => {
+    const facts = v.facts.get(name);
+    return facts !== undefined && !facts.profile.includes.length && ownedLinks(link, [facts]).length > 0;
+  };
+  const naming = v.configs.filter((c) => c.config?.bridges.includes(bridge));
+  const candidates = naming.length ? naming.flatMap((c) => c.owners) : v.allProfiles.map((p) => p.name);
+  return [...new Set(candidates)].filter(owns);
+}
 
 export const bridgePodCidr: Check = {
   name: 'bridge-pod-cidr',
@@ -24,10 +41,8 @@ export const bridgePodCidr: Check = {
         return mine.length > 0 && !mine.some((c) => contains(c, { ...p, len: p.family === 4 ? 32 : 128 }));
       });
       if (!outside.length) continue;
-      // Flannel's bridge goes with `run --cni flannel --only interfaces`; anyone else's by hand.
-      const byFlannel =
-        valid.some((c) => c.config!.bridges.includes(bridge) && c.owners.includes('flannel')) ||
-        (bridge === 'cni0' && !valid.some((c) => c.config!.bridges.includes(bridge)));
+      // A known CNI's bridge goes with `run --cni <it> --only interfaces`; anyone else's by hand.
+      const owners = bridgeOwners(v, bridge);
       out.push({
         id: 'bridge-outside-pod-cidr',
         severity: 'error',
@@ -36,7 +51,7 @@ export const bridgePodCidr: Check = {
         why:
           `New pods fail with \`failed to set bridge addr: "${bridge}" already has an IP address different from <gateway>\`: the bridge kept the address of another cluster or an earlier pod CIDR, ` +
           'and pods that do come up get addresses nothing routes to. Deleting the bridge lets the CNI create it again with the right gateway at the next pod.',
-        fix: byFlannel ? sweepFix(v, ['flannel'], ['interfaces']) : ['ip', 'link', 'delete', bridge],
+        fix: owners.length ? sweepFix(v, owners, ['interfaces']) : ['ip', 'link', 'delete', bridge],
       });
     }
     return out;

@@ -78,10 +78,14 @@ export const ipam: Check = {
       (sandboxes !== null && !sandboxes.some((id) => a.containerId && (a.containerId.startsWith(id) || id.startsWith(a.containerId))));
     const known = down !== undefined || sandboxes !== null;
     const runtimeNetwork = v.configs.find((c) => c.config)?.config!.name;
+    // --cni: only the state of the CNIs named (a network no profile claims only without --cni).
+    const diagnosed = new Set(v.profiles.map((p) => p.name));
+    const everyCni = v.allProfiles.every((p) => diagnosed.has(p.name));
     for (const net of v.ipam) {
       const owner = ownerOf(v, net.network);
       // Only pod networks: another tool's network (podman's) holds containers crictl never lists.
       if (!net.allocations.length || (!owner && net.network !== runtimeNetwork)) continue;
+      if (owner ? !diagnosed.has(owner) : !everyCni) continue;
       const stale = known ? net.allocations.filter(isStale) : [];
       // A CNI not in use goes whole (its IPAM state with it); a live one loses only the stale files,
       // into an archive beside the IPAM dirs (-r appends: a second fix adds, never overwrites).

@@ -5,13 +5,8 @@ import { cniFirewall, removalFix } from '../owned.js';
 import type { Check, Finding } from '../types.js';
 import { protectedName } from '../../profiles/protected.js';
 
-const WHY: Record<string, string> = {
-  flannel:
-    "FLANNEL-POSTRTG keeps masquerading pod traffic after a migration, which hides pods' source addresses from the new CNI and silently breaks NetworkPolicy (projectcalico/calico#12920); " +
-    'FLANNEL-FWD keeps accepting forwarded traffic for the old pod network.',
-  calico:
-    'cali-* chains stay hooked into INPUT, FORWARD, OUTPUT and the nat and raw tables: they keep marking, accepting or dropping traffic by Calico policy nobody maintains any more.',
-};
+/** For a profile without its own sentence (leftoverWhy.firewall). */
+const GENERIC = 'Its rules keep filtering and rewriting traffic for a network that no longer exists on this node.';
 
 export const leftoverFirewall: Check = {
   name: 'leftover-firewall',
@@ -58,7 +53,7 @@ export const leftoverFirewall: Check = {
         severity: 'warning',
         title: `${profile.name}'s firewall rules remain while ${profile.name} is not in use`,
         evidence,
-        why: `${WHY[profile.name] ?? 'Its rules keep filtering and rewriting traffic for a network that no longer exists on this node.'} cni-sweep removes only these, rule by rule, on every backend: never \`iptables -F\`.`,
+        why: `${profile.leftoverWhy.firewall || GENERIC} cni-sweep removes only these, rule by rule, on every backend: never \`iptables -F\`.`,
         fix: removalFix(v, [profile.name]),
       });
     }

@@ -5,14 +5,7 @@ import { addrsOf, notInUse, plural } from '../helpers.js';
 import { cniLinks, removalFix } from '../owned.js';
 import type { Check, Finding } from '../types.js';
 
-const WHY: Record<string, string> = {
-  flannel:
-    'A leftover cni0 keeps its old address, so the next bridge-based CNI fails with `cni0 already has an IP address different from ...`; ' +
-    "a leftover flannel.1 (VXLAN on UDP 8472) keeps routes to old pod subnets and blocks other CNIs' VXLAN devices (Cilium does not start: cilium/cilium#3219).",
-  calico:
-    'cali* veths and vxlan.calico keep routes to old Calico pods and IPAM blocks, and an addressed tunl0 keeps taking IPIP traffic: ' +
-    "traffic to those ranges goes where no pod is, and the next CNI's devices conflict with them.",
-};
+/** For a profile without its own sentence (leftoverWhy.interfaces). */
 const GENERIC = "They keep addresses and routes of a network that no longer exists on this node and conflict with the next CNI's devices.";
 
 export const leftoverInterfaces: Check = {
@@ -47,7 +40,7 @@ export const leftoverInterfaces: Check = {
         severity: 'warning',
         title: `${profile.name}'s interfaces remain while ${profile.name} is not in use: ${shown.join(', ')}`,
         evidence,
-        why: `${WHY[profile.name] ?? GENERIC} No CNI config of ${profile.name} is in use, so nothing on this node needs them.`,
+        why: `${profile.leftoverWhy.interfaces || GENERIC} No CNI config of ${profile.name} is in use, so nothing on this node needs them.`,
         fix: removalFix(v, [profile.name]),
       });
     }

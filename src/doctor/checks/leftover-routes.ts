@@ -5,13 +5,8 @@ import { notInUse, plural, routeText } from '../helpers.js';
 import { cniRoutes, removalFix } from '../owned.js';
 import type { Check, Finding } from '../types.js';
 
-const WHY: Record<string, string> = {
-  calico:
-    'Blackhole routes for old Calico IPAM blocks swallow traffic to those addresses, and routes via other nodes send pod-range traffic to nodes that no longer serve it; ' +
-    'the next CNI may hand out the same ranges.',
-  flannel:
-    "host-gw routes to other nodes' old pod subnets keep sending those ranges to the old nodes and break the next backend (k3s-io/k3s#2808).",
-};
+/** For a profile without its own sentence (leftoverWhy.routes). */
+const GENERIC = 'They route addresses of a network that no longer exists on this node.';
 
 export const leftoverRoutes: Check = {
   name: 'leftover-routes',
@@ -28,7 +23,7 @@ export const leftoverRoutes: Check = {
         severity: 'warning',
         title: `${plural(routes.length, 'route')} of ${profile.name} ${routes.length === 1 ? 'remains' : 'remain'} while ${profile.name} is not in use`,
         evidence: routes.map((r) => `route: ${routeText(r)}`),
-        why: WHY[profile.name] ?? 'They route addresses of a network that no longer exists on this node.',
+        why: profile.leftoverWhy.routes || GENERIC,
         fix: removalFix(v, [profile.name]),
       });
     }
