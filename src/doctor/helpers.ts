@@ -90,9 +90,7 @@ export function routeText(r: FamilyRoute): string {
   return parts.join(' ');
 }
 
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+export { plural } from '../util/plural.js';
 
 /** Container IDs as crictl shows them. */
 export const shortId = (id: string) => id.slice(0, 13);
