@@ -28,6 +28,7 @@ import path from 'node:path';
 import { addContainers, removeContainers } from '../test/helpers/containers-node.js';
 import { createFlannelNode, destroyFlannelNode, shimDir, type FlannelNode } from '../test/helpers/flannel-node.js';
 import { CLI as BUILT_CLI, REPO, cliEnv, snapshot, type NodeState } from '../test/helpers/harness.js';
+import { PHASES } from '../src/phases/index.js';
 import { commandCount, discover, floorScript, k3sKillallScript, manualScript, rke2KillallScript } from './scripts.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -85,8 +86,14 @@ const KILLALL = new Set<Method>(['k3s-killall', 'rke2-killall']);
 /** The CLI under test: dist/cni-sweep.cjs, or --cli (e.g. a build of a candidate change). */
 let CLI = BUILT_CLI;
 const CLEANUP_PHASES = 'cni-config,cni-state,interfaces,routes,firewall,netns';
-/** Every phase but the cleanup ones: what sweep-nobackup skips, so that it does exactly the manual and floor scripts' work. */
-const NOT_CLEANUP = 'preflight,backup,drain,stop-kubelet,stop-runtime,start-runtime,start-kubelet,uncordon';
+/**
+ * Every phase but the cleanup ones: what sweep-nobackup skips, so that it does exactly the manual and
+ * floor scripts' work. Taken from the phase list, so that a new phase (remove-sandboxes was missing
+ * here and made sweep-nobackup read the CRI) cannot slip into the comparison.
+ */
+const NOT_CLEANUP = PHASES.filter((p) => !p.cleanup)
+  .map((p) => p.name)
+  .join(',');
 
 function parseArgs(argv: string[]) {
   const o = {
