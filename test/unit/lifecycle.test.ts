@@ -13,9 +13,8 @@ import type { FakeHost } from '../../src/host/fake.js';
 import { JOURNAL } from '../../src/journal.js';
 import { PHASES } from '../../src/phases/index.js';
 import { sweep } from '../../src/run.js';
-import { main } from '../../src/cli.js';
 import { dirtyFlannelNode } from './fake-node.js';
-import { Capture, DEFAULT_PHASES, FLANNEL, isolateKubeconfigEnv, runOptions } from './helpers.js';
+import { DEFAULT_PHASES, FLANNEL, isolateKubeconfigEnv, runMain, runOptions } from './helpers.js';
 
 isolateKubeconfigEnv();
 
@@ -123,18 +122,9 @@ describe('tarMembers', () => {
 
 describe('empty values everywhere', () => {
   const cli = async (argv: string[]) => {
-    const out = new Capture();
-    const err = new Capture();
     const { host } = dirtyFlannelNode();
-    const code = await main(argv, {
-      stdout: out.stream,
-      stderr: err.stream,
-      stdinIsTty: false,
-      stderrIsTty: false,
-      env: {},
-      makeHost: () => host,
-    });
-    return { code, stderr: err.text, calls: host.calls };
+    const { code, stderr } = await runMain(argv, host);
+    return { code, stderr, calls: host.calls };
   };
   it.each([
     [['restore', '']],
