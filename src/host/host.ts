@@ -125,6 +125,24 @@ export interface Host {
   writeState(nodePath: string, content: string): Promise<void>;
 }
 
+/**
+ * The read of every namespace file's id in `dir` (a real path): `ip -j netns list` lists
+ * /var/run/netns with each file's id (RTM_GETNSID, a read), pointed at `dir` in a private mount
+ * namespace that ends with it. The netns phase emits it and the fake host answers exactly it.
+ */
+export const netnsIdsArgv = (dir: string): string[] => [
+  'unshare',
+  '--mount',
+  '--propagation',
+  'private',
+  '--',
+  'sh',
+  '-c',
+  'mount --rbind -- "$1" /var/run/netns && exec ip -j netns list',
+  'sh',
+  dir,
+];
+
 /** An iptables save or restore tool of any backend and family: [1] the backend ("ip6tables-legacy"), [2] save|restore. */
 export const XTABLES_TOOL = /^(ip6?tables(?:-nft|-legacy)?)-(save|restore)$/;
 

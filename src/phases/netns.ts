@@ -5,7 +5,7 @@
 // With another CNI beside, a namespace whose pod interface pairs with a host interface that is not
 // the removed CNI's belongs to the other CNI's pod and stays; so does one a process still uses.
 import { z } from 'zod';
-import { underRoot, type Host } from '../host/host.js';
+import { netnsIdsArgv, underRoot, type Host } from '../host/host.js';
 import { listLinks, NETNS_DIR } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
 import { parseJsonArray, parseLinks } from '../parse/iproute.js';
@@ -24,18 +24,7 @@ const UMOUNT_CHUNK = 32;
  * unshare, no /var/run/netns to mount over, mounts not permitted): the caller looks into each file.
  */
 async function netnsIds(host: Host, dir: string): Promise<Map<string, number | undefined> | null> {
-  const r = await host.query([
-    'unshare',
-    '--mount',
-    '--propagation',
-    'private',
-    '--',
-    'sh',
-    '-c',
-    'mount --rbind -- "$1" /var/run/netns && exec ip -j netns list',
-    'sh',
-    dir,
-  ]);
+  const r = await host.query(netnsIdsArgv(dir));
   if (!r || r.code !== 0) return null;
   try {
     return new Map(parseJsonArray(NetnsSchema, r.stdout, 'ip -j netns list').map((n) => [n.name, n.id]));

@@ -7,7 +7,7 @@
 // throws (fails closed).
 import path from 'node:path';
 import type { FakeHost } from '../fake.js';
-import type { ExecResult } from '../host.js';
+import { netnsIdsArgv, type ExecResult } from '../host.js';
 import { bpfIpLine } from './bpf.js';
 import {
   canonDst,
@@ -72,27 +72,16 @@ export function nsenterQuery(netnsLinks: Map<string, FakeLink[]>, argv: string[]
   return printed(JSON.stringify(inside) + '\n');
 }
 
-/** The netns phase's one read of every namespace file's id (src/phases/netns.ts), exactly that form. */
-const NETNS_LIST = [
-  'unshare',
-  '--mount',
-  '--propagation',
-  'private',
-  '--',
-  'sh',
-  '-c',
-  'mount --rbind -- "$1" /var/run/netns && exec ip -j netns list',
-  'sh',
-];
-
 /**
  * `ip -j netns list` over the files in a directory (the last argument, a real path): a mounted
  * file's id is its namespace's id here, the link_netnsid of the host veth whose peer is inside it;
  * a file without one (not mounted, no peer here) is listed without an id, as ip prints it.
  */
 export function netnsListQuery(node: Pick<FakeHost, 'fs' | 'netnsLinks' | 'mounts' | 'links'>, argv: string[]): ExecResult | undefined {
-  if (argv.length !== NETNS_LIST.length + 1 || NETNS_LIST.some((w, i) => argv[i] !== w)) return undefined;
+  // Exactly the netns phase's form (netnsIdsArgv), for the directory it names last.
   const dir = argv.at(-1)!;
+  const form = netnsIdsArgv(dir);
+  if (argv.length !== form.length || form.some((w, i) => argv[i] !== w)) return undefined;
   const out = [...node.fs.keys()]
     .filter((p) => path.posix.dirname(p) === dir)
     .map((p) => {
