@@ -492,15 +492,19 @@ export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] 
  * instead of after it. Same argv as the readers above, so the host hands them these answers; the
  * parsing stays theirs.
  */
-export async function startListings(host: Host, profiles: Profile[]): Promise<void> {
-  const read = (argv: string[]) => void host.query(argv).catch(() => {});
+export async function startListings(host: Host, profiles: Profile[], more: string[][] = []): Promise<void> {
   // The slowest first (iptables-nft-save of thousands of rules takes several times as long as any
-  // ip listing): each start costs the caller a few milliseconds, and detection waits for them all.
-  for (const b of await iptablesBackends(host).catch(() => [])) read([b.save]);
-  read(['ip', '-j', '-d', 'link', 'show']);
-  read(['ip', '-d', '-j', 'addr', 'show']);
-  for (const family of [4, 6]) read(['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
-  for (const t of ownedNftTables(profiles)) read(['nft', 'list', 'table', t.family, t.name]);
+  // ip listing): detection waits for them all.
+  const reads = [
+    ...(await iptablesBackends(host).catch(() => [])).map((b) => [b.save]),
+    ['ip', '-j', '-d', 'link', 'show'],
+    ['ip', '-d', '-j', 'addr', 'show'],
+    ...[4, 6].map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']),
+    ...ownedNftTables(profiles).map((t) => ['nft', 'list', 'table', t.family, t.name]),
+    ...more,
+  ];
+  if (host.prefetch) host.prefetch(reads);
+  else for (const argv of reads) void host.query(argv).catch(() => {});
 }
 
 /**

@@ -14,7 +14,7 @@ import {
 } from './events.js';
 import type { Host } from './host/host.js';
 import path from 'node:path';
-import { CNI_CONF_DIR, Gaps, takeSnapshot, type Snapshot } from './inspect.js';
+import { CNI_CONF_DIR, Gaps, startListings, takeSnapshot, type Snapshot } from './inspect.js';
 import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { byRole, inactiveUnits } from './phases/services.js';
@@ -497,6 +497,7 @@ async function apply(
   // Written before the first change: a read-only root fails here, with nothing changed.
   await journal.now('running');
   let failure: { phase: string; err: Error } | null = null;
+  let relisted = false;
   for (const phase of req.phases) {
     if (!req.selected.has(phase.name)) {
       report.phases.push({ name: phase.name, status: 'skipped', notes: [], steps: [] });
@@ -510,6 +511,13 @@ async function apply(
         steps: [],
       });
       continue;
+    }
+    if (phase.cleanup && !relisted) {
+      relisted = true;
+      // Stopping kubelet and the runtime left no listing standing: read them again together, while
+      // the first phases remove files, instead of one process at a time as each phase asks. What
+      // is still known (a run that stopped nothing) is not read again.
+      void startListings(req.host, req.profiles);
     }
     const pr: PhaseReport = { name: phase.name, status: 'ok', notes: [], steps: [] };
     report.phases.push(pr);

@@ -11,7 +11,7 @@ import { loadProfileSet } from '../profiles/files.js';
 import { selectProfiles } from '../profiles/index.js';
 import { chooseTargets, type Target } from '../profiles/targets.js';
 import { loadDistros, selectDistro } from '../distros/index.js';
-import { applyDistro, detectDistro, embeddedLive } from '../distros/node.js';
+import { applyDistro, detectDistro, distroReads, embeddedLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
 import type { Host } from '../host/host.js';
@@ -81,7 +81,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       throw new RefusedError('refusing to change the node without confirmation', 'pass --yes to run without a terminal');
   }
   mark('listings');
-  await startListings(host, preselected ?? all);
+  await startListings(host, preselected ?? all, distroReads(distros));
   // After the listings detection waits for: the backup needs this one only once planning is done.
   // Not for a run that refuses at drain (no kubeconfig): it writes no backup.
   if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name)))

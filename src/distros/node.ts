@@ -127,12 +127,20 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
   };
 }
 
+const detectionUnits = (all: Distro[]) => all.flatMap((d) => d.detect.units.map((u) => u.unit));
+
+/** The read detectDistro starts with (what unitStates asks), to start it beside the listings. */
+export function distroReads(all: Distro[]): string[][] {
+  const units = detectionUnits(all);
+  return units.length ? [['systemctl', 'is-active', ...units]] : [];
+}
+
 /**
  * The distribution whose units run here (an active unit wins), else whose files are here, else
  * kubeadm/plain. `--distro` names one outright.
  */
 export async function detectDistro(host: Host, all: Distro[], override?: Distro): Promise<NodeDistro> {
-  const allUnits = all.flatMap((d) => d.detect.units.map((u) => u.unit));
+  const allUnits = detectionUnits(all);
   const active = await activeUnits(host, allUnits);
   if (override) return resolveDistro(host, override, ['--distro'], active);
   const found: Array<{ d: Distro; evidence: string[]; running: boolean }> = [];

@@ -80,6 +80,11 @@ export interface Host {
   readonly root: string;
   /** Runs a read-only command. Returns null when the binary is not installed. */
   query(argv: string[], opts?: CallOptions): Promise<ExecResult | null>;
+  /**
+   * Starts these reads at once (a real host in one process: each spawn costs Node milliseconds);
+   * query() then answers them. Without it, the caller starts each with query().
+   */
+  prefetch?(argvs: string[][]): void;
   /** Runs a step that changes the node. Rejects with CommandFailedError on failure. */
   apply(step: Step, opts?: CallOptions): Promise<ExecResult>;
   /** Whether a binary is on PATH. */

@@ -22,6 +22,7 @@ import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
+import { batchRead } from './batch.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
 import { decodeName, encodeName, fsPath, hasRawBytes } from '../util/names.js';
 
@@ -265,6 +266,42 @@ export class RealHost implements Host {
       answer.catch(() => this.answers.delete(key));
     }
     return answer;
+  }
+
+  /**
+   * Starts these reads together, in one bash (host/batch.ts): query() then answers them from what
+   * they printed. A read already answered, one that needs no process, a name that is not UTF-8 or
+   * a command not on PATH is left to query() alone, and so is the batch when bash is missing.
+   */
+  prefetch(argvs: string[][]): void {
+    const batch = new Map<string, string[]>();
+    for (const argv of argvs) {
+      const key = answerKey(argv);
+      if (this.answers.has(key) || batch.has(key)) continue;
+      if ((argv.length === 1 && this.noLegacyTables(argv[0]!)) || argv.some(hasRawBytes) || !this.onPath(argv[0]!)) {
+        void this.query(argv).catch(() => {});
+        continue;
+      }
+      batch.set(key, argv);
+    }
+    const coalesce = (argv: string[]) => argv[0] === 'nft';
+    const needsDd = [...batch.values()].some(coalesce);
+    if (batch.size < 2 || !this.onPath('bash') || (needsDd && !this.onPath('dd'))) {
+      for (const argv of batch.values()) void this.query(argv).catch(() => {});
+      return;
+    }
+    const argvList = [...batch.values()];
+    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce);
+    argvList.forEach((argv, i) => {
+      const key = answerKey(argv);
+      const answer = traced(`$ ${argv.join(' ')} (batch)`, () => answers[i]!).then((a) => {
+        if (a === 'alone') return this.run(argv);
+        if (a === 'timeout') throw new CommandFailedError(argv, null, '', 'timed out');
+        return a;
+      });
+      this.answers.set(key, answer);
+      answer.catch(() => this.answers.delete(key));
+    });
   }
 
   private async run(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {

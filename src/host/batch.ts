@@ -1,0 +1,125 @@
+// Several read-only commands started by one process. Each spawn blocks Node's event loop for
+// several milliseconds (on a 2-core VM, 8-11 ms: the fork of a process of Node's size and the
+// set-up around it), so a dozen listings cost a tenth of a second before the last one even starts;
+// bash forks them for a fraction of that. Each command keeps a stdout and a stderr of its own (pipes,
+// never files: a full /tmp must not truncate a listing), and bash reports its exit status on a
+// line of its own as soon as it ends, so each answer is ready when its command is, not when the
+// slowest is.
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+
+export type BatchAnswer =
+  | { code: number; stdout: string; stderr: string }
+  /** The batch could not run it (bash missing or killed): read it alone. */
+  | 'alone'
+  | 'timeout';
+
+/** bash's word for an argument: quoted, so nothing in it is expanded. */
+const word = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The script: command i writes to fds 3+2i (stdout) and 4+2i (stderr). Every other job closes
+ * those, and so does bash once all have started, so that a pipe ends when its own command ends.
+ * `exec` runs the program found on PATH, never a function or builtin of that name. `coalesce`d
+ * commands (nft writes a listing a few bytes per write(2)) go through dd, which hands Node 64 KiB
+ * at a time; their status is still the command's own.
+ */
+export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boolean): string {
+  const fds = argvs.flatMap((_, i) => [3 + 2 * i, 4 + 2 * i]);
+  const closeExcept = (i: number) =>
+    fds
+      .filter((fd) => fd !== 3 + 2 * i && fd !== 4 + 2 * i)
+      .map((fd) => `${fd}>&-`)
+      .join(' ');
+  const jobs = argvs.map((argv, i) => {
+    const cmd = `( exec ${argv.map(word).join(' ')} ) </dev/null`;
+    const run = coalesce(argv)
+      ? `${cmd} 2>&${4 + 2 * i} | dd obs=65536 status=none >&${3 + 2 * i}; builtin echo "${i} \${PIPESTATUS[0]}"`
+      : `${cmd} >&${3 + 2 * i} 2>&${4 + 2 * i}; builtin echo "${i} $?"`;
+    return `{ ${run}; } ${closeExcept(i)} &`;
+  });
+  return [...jobs, `exec ${fds.map((fd) => `${fd}>&-`).join(' ')}`, 'wait', ''].join('\n');
+}
+
+/** The environment bash starts with: the caller's, in the C locale, without what bash would run first. */
+function bashEnv(): NodeJS.ProcessEnv {
+  const skip = (k: string) => k === 'BASH_ENV' || k === 'ENV' || k.startsWith('BASH_FUNC_');
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !skip(k))), LC_ALL: 'C' };
+}
+
+interface Job {
+  out: Buffer[];
+  err: Buffer[];
+  status?: number;
+  /** Its stdout and stderr pipes not yet closed. */
+  open: number;
+  settle: (a: BatchAnswer) => void;
+  done: boolean;
+}
+
+export function batchRead(argvs: string[][], timeoutMs: number, coalesce: (argv: string[]) => boolean): Array<Promise<BatchAnswer>> {
+  const jobs: Job[] = [];
+  const answers = argvs.map(() => new Promise<BatchAnswer>((settle) => jobs.push({ out: [], err: [], open: 2, settle, done: false })));
+  const finish = (job: Job, a: BatchAnswer) => {
+    if (job.done) return;
+    job.done = true;
+    job.settle(a);
+  };
+  const maybeDone = (job: Job) => {
+    if (job.status === undefined || job.open > 0) return;
+    const stderr = Buffer.concat(job.err).toString('utf8');
+    // Gone from PATH since it was looked up: alone, it is answered as a missing command is.
+    if (job.status === 127 && /exec: .*: not found\n$/.test(stderr)) finish(job, 'alone');
+    else finish(job, { code: job.status, stdout: Buffer.concat(job.out).toString('utf8'), stderr });
+  };
+  const child = spawn('bash', ['-c', batchScript(argvs, coalesce)], {
+    // A session of its own, as every other command: a Ctrl-C to the terminal does not reach it.
+    detached: true,
+    env: bashEnv(),
+    stdio: ['ignore', 'pipe', 'ignore', ...argvs.flatMap(() => ['pipe', 'pipe'] as const)],
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }, timeoutMs);
+  let lines = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    lines += chunk.toString('latin1');
+    let nl: number;
+    while ((nl = lines.indexOf('\n')) >= 0) {
+      const [i, code] = lines.slice(0, nl).split(' ').map(Number);
+      lines = lines.slice(nl + 1);
+      const job = jobs[i ?? -1];
+      if (job && Number.isInteger(code)) {
+        job.status = code;
+        maybeDone(job);
+      }
+    }
+  });
+  jobs.forEach((job, i) => {
+    for (const [fd, into] of [
+      [3 + 2 * i, job.out],
+      [4 + 2 * i, job.err],
+    ] as const) {
+      const s = child.stdio[fd] as Readable | null;
+      s?.on('data', (c: Buffer) => into.push(c));
+      s?.on('close', () => {
+        job.open--;
+        maybeDone(job);
+      });
+      if (!s) job.open--;
+    }
+  });
+  const end = () => {
+    clearTimeout(timer);
+    for (const job of jobs) finish(job, timedOut ? 'timeout' : 'alone');
+  };
+  child.on('error', end);
+  child.on('close', end);
+  return answers;
+}

@@ -1,0 +1,2 @@
+import { z } from 'zod';
+z.config({ jitless: true });

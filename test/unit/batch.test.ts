@@ -1,0 +1,121 @@
+// The real host's prefetch: the listings a run starts with, started together by one bash. What a
+// caller gets from query() afterwards must be what reading each command alone gives, each answer
+// as soon as its own command ends, and nothing may outlive a timeout. Real bash and stand-in
+// commands on PATH.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RealHost } from '../../src/host/real.js';
+
+let dir: string;
+const saved = { ...process.env };
+
+const STANDINS: Record<string, string> = {
+  // stdout and stderr, several lines, no final newline on stdout
+  both: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nprintf "line 1\\nline 2"\necho "a warning" >&2\n',
+  fails: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\necho "fails: no such table" >&2\nexit 3\n',
+  // its arguments, one per line, as it received them
+  args: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nfor a in "$@"; do printf "[%s]\\n" "$a"; done\n',
+  // nft writes a listing a few bytes per write(2)
+  nft: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\ni=0\nwhile [ $i -lt 300 ]; do printf "rule %d;\\n" $i; i=$((i+1)); done\n',
+  slow: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nsleep 2\necho slow\n',
+  hang: 'echo $$ > "$STANDIN_DIR/hang.pid"\nexec sleep 30\n',
+};
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-sweep-batch-'));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  for (const [name, body] of Object.entries(STANDINS)) fs.writeFileSync(path.join(dir, 'bin', name), `#!/bin/sh\n${body}`, { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'calls.log'), '');
+  process.env.PATH = `${path.join(dir, 'bin')}:${saved.PATH}`;
+  process.env.STANDIN_LOG = path.join(dir, 'calls.log');
+  process.env.STANDIN_DIR = dir;
+});
+
+afterEach(() => {
+  process.env = { ...saved };
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const calls = () => fs.readFileSync(path.join(dir, 'calls.log'), 'utf8').split('\n').filter(Boolean);
+
+const READS = [
+  ['both', '-j', 'link'],
+  ['fails', 'list', 'table', 'ip', 'x'],
+  ['args', "it's", '$HOME', 'two words', '*', '`id`', '"q"', ''],
+  ['nft', 'list', 'table', 'ip', 'flannel-ipv4'],
+  ['not-installed-anywhere', 'x'],
+];
+
+describe('RealHost prefetch', () => {
+  it('answers each read as reading it alone does: output, errors, exit status, a missing command; each runs once', async () => {
+    const alone = new RealHost('/');
+    const expected = await Promise.all(READS.map((r) => alone.query(r)));
+    expect(expected[0]).toEqual({ code: 0, stdout: 'line 1\nline 2', stderr: 'a warning\n' });
+    expect(expected[1]).toEqual({ code: 3, stdout: '', stderr: 'fails: no such table\n' });
+    expect(expected[2]!.stdout).toBe('[it\'s]\n[$HOME]\n[two words]\n[*]\n[`id`]\n["q"]\n[]\n');
+    expect(expected[3]!.stdout.split('\n')).toHaveLength(301);
+    expect(expected[4]).toBeNull();
+    fs.writeFileSync(path.join(dir, 'calls.log'), '');
+
+    const host = new RealHost('/');
+    host.prefetch(READS);
+    expect(await Promise.all(READS.map((r) => host.query(r)))).toEqual(expected);
+    expect(calls().sort()).toEqual([
+      'args it\'s $HOME two words * `id` "q" ',
+      'both -j link',
+      'fails list table ip x',
+      'nft list table ip flannel-ipv4',
+    ]);
+  });
+
+  it('an answer is ready when its own command ends, not when the slowest does', async () => {
+    const host = new RealHost('/');
+    const t0 = Date.now();
+    host.prefetch([['slow'], ['both']]);
+    expect((await host.query(['both']))!.stdout).toBe('line 1\nline 2');
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect((await host.query(['slow']))!.stdout).toBe('slow\n');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('a batch that outlives the timeout is killed with what it started, and its unfinished reads fail as timed out', async () => {
+    const host = new RealHost('/', 700);
+    host.prefetch([['hang'], ['both']]);
+    expect((await host.query(['both']))!.code).toBe(0);
+    await expect(host.query(['hang'])).rejects.toThrow(/hang.*timed out/);
+    // Gone, or dead and not yet reaped by whoever inherited it.
+    const pid = Number(fs.readFileSync(path.join(dir, 'hang.pid'), 'utf8'));
+    const alive = () => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 20 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toBe(false);
+  });
+
+  it("runs no start-up file and no exported function: BASH_ENV and BASH_FUNC_* are not the batch's", async () => {
+    const marker = path.join(dir, 'bash-env-ran');
+    fs.writeFileSync(path.join(dir, 'env.sh'), `touch ${marker}\n`);
+    process.env.BASH_ENV = path.join(dir, 'env.sh');
+    process.env['BASH_FUNC_both%%'] = '() { echo function; }';
+    const host = new RealHost('/');
+    host.prefetch([['both'], ['args', 'x']]);
+    expect((await host.query(['both']))!.stdout).toBe('line 1\nline 2');
+    expect((await host.query(['args', 'x']))!.stdout).toBe('[x]\n');
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
+  it('without bash on PATH, each is read alone, with the same answers', async () => {
+    process.env.PATH = path.join(dir, 'bin');
+    const host = new RealHost('/');
+    host.prefetch([['both'], ['fails'], ['nft', 'list']]);
+    expect(await host.query(['both'])).toEqual({ code: 0, stdout: 'line 1\nline 2', stderr: 'a warning\n' });
+    expect((await host.query(['fails']))!.code).toBe(3);
+    expect((await host.query(['nft', 'list']))!.stdout).toMatch(/^rule 0;\n[^]*rule 299;\n$/);
+  });
+});
