@@ -153,6 +153,16 @@ export function declaredUnlinks(root: string, step: Step): string[] | null {
   return paths;
 }
 
+/**
+ * `cat > FILE <<EOF` (the backup's undo scripts and manifest): what cat would print is its input,
+ * written to the file below as any step's output is, without a process for it.
+ */
+function copiedInput(step: Step): step is Step & { stdin: string } {
+  return (
+    step.argv.length === 1 && step.argv[0] === 'cat' && step.stdin !== undefined && step.stdoutTo !== undefined && step.cwd === undefined
+  );
+}
+
 /** ip's flags that take no value: their order changes nothing ip prints. */
 const IP_FLAGS = /^-[dj46]$/;
 
@@ -343,7 +353,9 @@ export class RealHost implements Host {
     if (!readOnly) this.forget(step);
     const r = asRead
       ? await this.readStep(step.argv, opts)
-      : await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd, unlinks: declaredUnlinks(this.root, step) });
+      : copiedInput(step)
+        ? { exitCode: 0, stdout: step.stdin, stderr: '', timedOut: false }
+        : await this.exec(step.argv, step.stdin, { ...opts, cwd: step.cwd, unlinks: declaredUnlinks(this.root, step) });
     // Also after: a read made while the change ran may have seen the node half way.
     if (!readOnly) this.forget(step);
     const stderr = String(r.stderr ?? '');

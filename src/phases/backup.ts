@@ -17,15 +17,19 @@ export function backupDirName(now: Date, node: string): string {
 }
 
 const NFT_RULESET = ['nft', 'list', 'ruleset'];
+const ROUTES_ALL = [4, 6].map((family) => ['ip', '-d', '-j', `-${family}`, 'route', 'show', 'table', 'all']);
 
 /**
- * Starts the backup's slowest read, the whole nftables ruleset (nft decodes every iptables-nft
- * rule: a quarter of a second on a firewall of thousands), so that it runs while the node is
- * inspected and planned. The backup takes that answer, as nothing changes before it. Only for a
- * run without a prompt: an answer that waited for a person is stale.
+ * Starts the backup's reads that inspection does not make, the slowest first: the whole nftables
+ * ruleset (nft decodes every iptables-nft rule: a quarter of a second on a firewall of thousands)
+ * and every routing table, so that they run while the node is inspected and planned. The backup
+ * takes those answers, as nothing changes before it. Only for a run without a prompt: an answer
+ * that waited for a person is stale. Not installed: the answer is null, and the backup skips it.
  */
 export function startBackupReads(host: Host): void {
-  host.query(NFT_RULESET).catch(() => {}); // not installed: the answer is null, and the backup skips it
+  const reads = [NFT_RULESET, ...ROUTES_ALL];
+  if (host.prefetch) host.prefetch(reads);
+  else for (const argv of reads) host.query(argv).catch(() => {});
 }
 
 /** The manifest with the members of the archive tar wrote, which `restore` checks before extracting. */
@@ -65,8 +69,7 @@ export const backup: Phase = {
     if (await ctx.host.has('nft')) save(NFT_RULESET, 'firewall/nft.ruleset');
     save(['ip', '-d', '-j', 'link', 'show'], 'node/links.json');
     save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
-    save(['ip', '-d', '-j', '-4', 'route', 'show', 'table', 'all'], 'node/routes-v4.json');
-    save(['ip', '-d', '-j', '-6', 'route', 'show', 'table', 'all'], 'node/routes-v6.json');
+    ROUTES_ALL.forEach((argv, i) => save(argv, `node/routes-v${i ? 6 : 4}.json`));
 
     const files = all.flatMap((s) => s.backup?.files ?? []);
     if (files.length) {

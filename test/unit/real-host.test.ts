@@ -248,3 +248,26 @@ describe('RealHost declared removals', () => {
     expect(ran()).toBe(true);
   });
 });
+
+describe("RealHost's `cat > FILE` steps (the backup's undo scripts and manifest)", () => {
+  it('writes the input to the file, mode 0600, without a process; a cat with arguments or no file still runs', async () => {
+    fs.writeFileSync(path.join(dir, 'bin', 'cat'), '#!/bin/sh\necho "cat $*" >> "$STANDIN_LOG"\nexec /bin/cat "$@"\n', { mode: 0o755 });
+    const host = new RealHost(dir);
+    const file = path.join(dir, 'manifest.json');
+    const r = await host.apply({ argv: ['cat'], stdin: '{"a": "é"}\n', stdoutTo: file, touches: ['own'] });
+    expect(r).toEqual({ code: 0, stdout: '{"a": "é"}\n', stderr: '' });
+    expect(fs.readFileSync(file, 'utf8')).toBe('{"a": "é"}\n');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(log, 'utf8')).toBe('');
+    await host.apply({ argv: ['cat', '-A'], stdin: 'x\n', stdoutTo: path.join(dir, 'other'), touches: ['own'] });
+    expect(fs.readFileSync(path.join(dir, 'other'), 'utf8')).toBe('x$\n');
+    expect(fs.readFileSync(log, 'utf8')).toBe('cat -A\n');
+  });
+
+  it('a file it cannot write fails the step as the shell redirection would', async () => {
+    const host = new RealHost(dir);
+    await expect(
+      host.apply({ argv: ['cat'], stdin: 'x', stdoutTo: path.join(dir, 'missing-dir/manifest.json'), touches: ['own'] }),
+    ).rejects.toThrow(/cannot write .*missing-dir\/manifest\.json/);
+  });
+});
