@@ -1,7 +1,7 @@
 // Read-only views of the node. The snapshot is taken once, before anything changes, because
 // later phases need facts (network names, pod CIDRs) that earlier phases remove.
 import path from 'node:path';
-import type { ExecResult, Host } from './host/host.js';
+import { startReading, type ExecResult, type Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
 import { parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Route } from './parse/iproute.js';
@@ -503,8 +503,7 @@ export async function startListings(host: Host, profiles: Profile[], more: strin
     ...ownedNftTables(profiles).map((t) => ['nft', 'list', 'table', t.family, t.name]),
     ...more,
   ];
-  if (host.prefetch) host.prefetch(reads);
-  else for (const argv of reads) void host.query(argv).catch(() => {});
+  startReading(host, reads);
 }
 
 /**

@@ -19,7 +19,7 @@ import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './j
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { byRole, inactiveUnits } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
-import { underRoot } from './host/host.js';
+import { startReading, underRoot } from './host/host.js';
 import { mark, traced } from './util/trace.js';
 import type { Profile } from './profiles/schema.js';
 import type { NodeDistro } from './distros/node.js';
@@ -135,7 +135,12 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     readsStarted = true;
     const ctx = newCtx(req, snapshot, gaps, true);
     ctx.hasWork = true;
-    for (const p of req.phases) if (req.selected.has(p.name)) p.startReads?.(ctx);
+    const phases = req.phases.filter((p) => req.selected.has(p.name));
+    void Promise.all(phases.map(async (p) => (p.reads ? p.reads(ctx).catch(() => []) : [])))
+      .then((reads) => {
+        startReading(req.host, reads.flat());
+      })
+      .catch(() => {});
   };
   // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
   // so that a clean node is not drained and its services are not restarted.

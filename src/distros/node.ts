@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { Host } from '../host/host.js';
 import { underRoot } from '../host/host.js';
-import { unitStates } from '../host/units.js';
+import { unitStates, unitStatesArgv } from '../host/units.js';
 import type { Profile } from '../profiles/schema.js';
 import type { Distro, DistroAdds } from './schema.js';
 import type { Embedded } from '../profiles/targets.js';
@@ -132,7 +132,7 @@ const detectionUnits = (all: Distro[]) => all.flatMap((d) => d.detect.units.map(
 /** The read detectDistro starts with (what unitStates asks), to start it beside the listings. */
 export function distroReads(all: Distro[]): string[][] {
   const units = detectionUnits(all);
-  return units.length ? [['systemctl', 'is-active', ...units]] : [];
+  return units.length ? [unitStatesArgv(units)] : [];
 }
 
 /**

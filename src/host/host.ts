@@ -75,6 +75,12 @@ export interface CallOptions {
   readOnly?: boolean;
 }
 
+/** Starts these reads, together where the host can (prefetch), for query() to answer later. */
+export function startReading(host: Host, argvs: string[][]): void {
+  if (host.prefetch) host.prefetch(argvs);
+  else for (const argv of argvs) host.query(argv).catch(() => {});
+}
+
 export interface Host {
   /** Filesystem root every node path is resolved under. */
   readonly root: string;

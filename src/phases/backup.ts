@@ -3,7 +3,7 @@
 // listings, the inverse firewall scripts, and a manifest with checksums.
 import path from 'node:path';
 import { MANIFEST, CHECKSUMS, MANIFEST_VERSION, type Manifest } from '../backup/manifest.js';
-import type { Host } from '../host/host.js';
+import { startReading, type Host } from '../host/host.js';
 import { iptablesBackends } from '../inspect.js';
 import type { Ctx, Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
@@ -27,9 +27,7 @@ const ROUTES_ALL = [4, 6].map((family) => ['ip', '-d', '-j', `-${family}`, 'rout
  * that waited for a person is stale. Not installed: the answer is null, and the backup skips it.
  */
 export function startBackupReads(host: Host): void {
-  const reads = [NFT_RULESET, ...ROUTES_ALL];
-  if (host.prefetch) host.prefetch(reads);
-  else for (const argv of reads) host.query(argv).catch(() => {});
+  startReading(host, [NFT_RULESET, ...ROUTES_ALL]);
 }
 
 /** The manifest with the members of the archive tar wrote, which `restore` checks before extracting. */
@@ -69,7 +67,9 @@ export const backup: Phase = {
     if (await ctx.host.has('nft')) save(NFT_RULESET, 'firewall/nft.ruleset');
     save(['ip', '-d', '-j', 'link', 'show'], 'node/links.json');
     save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
-    ROUTES_ALL.forEach((argv, i) => save(argv, `node/routes-v${i ? 6 : 4}.json`));
+    const [routes4, routes6] = ROUTES_ALL;
+    save(routes4!, 'node/routes-v4.json');
+    save(routes6!, 'node/routes-v6.json');
 
     const files = all.flatMap((s) => s.backup?.files ?? []);
     if (files.length) {

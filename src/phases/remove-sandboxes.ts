@@ -220,10 +220,8 @@ export const removeSandboxes: Phase = {
     };
   },
   // The sandbox list plan() reads first; not for a run that refuses at drain.
-  startReads(ctx) {
-    if (!ctx.hasWork || !ctx.snapshot.facts.length) return;
-    refusesUndrained(ctx)
-      .then((refuses) => (refuses ? null : ctx.host.query(crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json'))))
-      .catch(() => {});
+  async reads(ctx) {
+    if (!ctx.hasWork || !ctx.snapshot.facts.length || (await refusesUndrained(ctx))) return [];
+    return [crictl(ctx.snapshot.distro, ctx.host.root, 'pods', '-o', 'json')];
   },
 };

@@ -1,7 +1,7 @@
 // Stopping and starting kubelet and the container runtime. Stopped first so nothing recreates
 // interfaces or IPAM files while they are removed; started again in reverse order.
 import type { Host } from '../host/host.js';
-import { unitStates } from '../host/units.js';
+import { unitStates, unitStatesArgv } from '../host/units.js';
 import { kubeadm } from '../distros/kubeadm.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
 import { nothing } from './types.js';
@@ -70,11 +70,9 @@ export function byRole(units: string[], kubeletUnits: string[] = KUBELET_UNITS):
 }
 
 /** The is-active query planStop makes, started early; not for a run that refuses at drain. */
-function startStopReads(ctx: Ctx, units: string[]): void {
-  if (!ctx.hasWork || !units.length) return;
-  refusesUndrained(ctx)
-    .then((refuses) => (refuses ? null : unitStates(ctx.host, serviceUnits(ctx))))
-    .catch(() => {});
+async function stopReads(ctx: Ctx, units: string[]): Promise<string[][]> {
+  if (!ctx.hasWork || !units.length || (await refusesUndrained(ctx)) || !(await ctx.host.has('systemctl'))) return [];
+  return [unitStatesArgv(serviceUnits(ctx))];
 }
 
 export const stopKubelet: Phase = {
@@ -82,9 +80,7 @@ export const stopKubelet: Phase = {
   summary: 'stop kubelet so it does not set pods up again mid-cleanup',
   cleanup: false,
   plan: (ctx) => planStop(ctx, unitsOf(ctx).kubelet, 'kubelet'),
-  startReads: (ctx) => {
-    startStopReads(ctx, unitsOf(ctx).kubelet);
-  },
+  reads: (ctx) => stopReads(ctx, unitsOf(ctx).kubelet),
 };
 
 export const stopRuntime: Phase = {
@@ -92,9 +88,7 @@ export const stopRuntime: Phase = {
   summary: 'stop the active container runtime (containerd, CRI-O, or Docker with cri-dockerd)',
   cleanup: false,
   plan: (ctx) => planStop(ctx, unitsOf(ctx).runtime, 'runtime'),
-  startReads: (ctx) => {
-    startStopReads(ctx, unitsOf(ctx).runtime);
-  },
+  reads: (ctx) => stopReads(ctx, unitsOf(ctx).runtime),
 };
 
 export const startRuntime: Phase = {

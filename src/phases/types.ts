@@ -113,13 +113,13 @@ export interface Phase {
   afterFailure?: boolean;
   plan(ctx: Ctx): Promise<PhasePlan>;
   /**
-   * Starts, without waiting, the reads plan() will make, once the run knows there is work (a
-   * cleanup phase has steps; the others may still be planning): the phases are planned one after
-   * another, and their reads (systemd, the CRI) can run side by side and beside that planning.
-   * The host keeps the answers until a change, so plan() gets them; nothing is read that plan()
-   * would not read.
+   * The reads plan() will make first, which the runner starts (together) once the run knows there
+   * is work (a cleanup phase has steps; the others may still be planning): the phases are planned
+   * one after another, and their reads (systemd, the CRI) can run side by side and beside that
+   * planning. The host keeps the answers until a change, so plan() gets them; nothing is read that
+   * plan() would not read.
    */
-  startReads?(ctx: Ctx): void;
+  reads?(ctx: Ctx): Promise<string[][]>;
 }
 
 export const nothing = (...notes: string[]): PhasePlan => ({ steps: [], notes: notes.filter(Boolean) });
