@@ -22,7 +22,7 @@ const word = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
  * those, and so does bash once all have started, so that a pipe ends when its own command ends.
  * `exec` runs the program found on PATH, never a function or builtin of that name. `coalesce`d
  * commands (nft writes a listing a few bytes per write(2)) go through dd, which hands Node 64 KiB
- * at a time; their status is still the command's own.
+ * at a time; their status is still the command's own, and a dd that fails sends it to be read alone.
  */
 export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boolean): string {
   const fds = argvs.flatMap((_, i) => [3 + 2 * i, 4 + 2 * i]);
@@ -34,7 +34,7 @@ export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boo
   const jobs = argvs.map((argv, i) => {
     const cmd = `( exec ${argv.map(word).join(' ')} ) </dev/null`;
     const run = coalesce(argv)
-      ? `${cmd} 2>&${4 + 2 * i} | dd obs=65536 status=none >&${3 + 2 * i}; builtin echo "${i} \${PIPESTATUS[0]}"`
+      ? `${cmd} 2>&${4 + 2 * i} | dd obs=65536 status=none >&${3 + 2 * i}; builtin echo "${i} \${PIPESTATUS[0]} \${PIPESTATUS[1]}"`
       : `${cmd} >&${3 + 2 * i} 2>&${4 + 2 * i}; builtin echo "${i} $?"`;
     return `{ ${run}; } ${closeExcept(i)} &`;
   });
@@ -92,13 +92,14 @@ export function batchRead(argvs: string[][], timeoutMs: number, coalesce: (argv:
     lines += chunk.toString('latin1');
     let nl: number;
     while ((nl = lines.indexOf('\n')) >= 0) {
-      const [i, code] = lines.slice(0, nl).split(' ').map(Number);
+      const [i, code, dd] = lines.slice(0, nl).split(' ').map(Number);
       lines = lines.slice(nl + 1);
       const job = jobs[i ?? -1];
-      if (job && Number.isInteger(code)) {
-        job.status = code;
-        maybeDone(job);
-      }
+      if (!job || !Number.isInteger(code)) continue;
+      // A dd that failed (one without status=none, say) may have lost the output: read it alone.
+      if (dd !== undefined && dd !== 0) finish(job, 'alone');
+      job.status = code;
+      maybeDone(job);
     }
   });
   jobs.forEach((job, i) => {

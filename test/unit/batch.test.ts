@@ -110,6 +110,16 @@ describe('RealHost prefetch', () => {
     expect(fs.existsSync(marker)).toBe(false);
   });
 
+  it("a dd that cannot coalesce nft's output (an old or busybox dd) loses nothing: that read is made alone", async () => {
+    fs.writeFileSync(path.join(dir, 'bin', 'dd'), '#!/bin/sh\necho "dd: invalid status level \'none\'" >&2\nexit 1\n', { mode: 0o755 });
+    const host = new RealHost('/');
+    host.prefetch([['nft', 'list', 'table', 'ip', 'flannel-ipv4'], ['both']]);
+    const r = await host.query(['nft', 'list', 'table', 'ip', 'flannel-ipv4']);
+    expect(r!.code).toBe(0);
+    expect(r!.stdout).toMatch(/^rule 0;\n[^]*rule 299;\n$/);
+    expect((await host.query(['both']))!.stdout).toBe('line 1\nline 2');
+  });
+
   it('without bash on PATH, each is read alone, with the same answers', async () => {
     process.env.PATH = path.join(dir, 'bin');
     const host = new RealHost('/');
