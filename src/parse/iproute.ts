@@ -33,6 +33,10 @@ export const RouteSchema = z.looseObject({
 });
 export type Route = z.infer<typeof RouteSchema>;
 
+// One array schema per element schema: zod builds a schema's checks the first time it parses, so a
+// new z.array per call pays that again each time (16 ms against 6 ms for 260 links, measured).
+const arrays = new WeakMap<z.ZodType, z.ZodType>();
+
 /** The JSON array a tool printed (`what`: the command, for the error), each element checked against the schema; [] for no output. */
 export function parseJsonArray<T>(schema: z.ZodType<T>, text: string, what: string): T[] {
   const t = text.trim();
@@ -43,7 +47,9 @@ export function parseJsonArray<T>(schema: z.ZodType<T>, text: string, what: stri
   } catch (e) {
     throw new ParseError(`unexpected ${what} output: ${(e as Error).message}`);
   }
-  const parsed = z.array(schema).safeParse(json);
+  let array = arrays.get(schema) as z.ZodArray<z.ZodType<T>> | undefined;
+  if (!array) arrays.set(schema, (array = z.array(schema)));
+  const parsed = array.safeParse(json);
   if (!parsed.success) throw new ParseError(`unexpected ${what} output: ${parsed.error.issues[0]!.message}`);
   return parsed.data;
 }
