@@ -57,6 +57,29 @@ const zodEnglishOnly = {
   },
 };
 
+// The built-in profiles and distributions, parsed here with their schemas (defaults filled) and
+// embedded as JSON: the CLI does not parse this fixed data at every start. A profile that does
+// not pass its schema fails the build. (test/unit/profiles.test.ts: JSON keeps all of it.)
+const parseBuiltIn = await build({
+  absWorkingDir: repo,
+  stdin: {
+    contents: [
+      "import { loadProfiles } from './src/profiles/index.ts';",
+      "import { loadDistros } from './src/distros/index.ts';",
+      'process.stdout.write(JSON.stringify({ profiles: loadProfiles(), distros: loadDistros() }));',
+    ].join('\n'),
+    resolveDir: repo,
+    loader: 'ts',
+  },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  write: false,
+  logLevel: 'warning',
+});
+const builtIn = JSON.parse(execFileSync(process.execPath, ['-'], { input: parseBuiltIn.outputFiles[0].text, encoding: 'utf8' }));
+
 const result = await build({
   absWorkingDir: repo,
   entryPoints: ['src/main.ts'],
@@ -70,7 +93,11 @@ const result = await build({
   mainFields: ['module', 'main'],
   minify,
   keepNames: true,
-  define: { __CNI_SWEEP_VERSION__: JSON.stringify(pkg.version) },
+  define: {
+    __CNI_SWEEP_VERSION__: JSON.stringify(pkg.version),
+    __CNI_SWEEP_BUILT_IN_PROFILES__: JSON.stringify(JSON.stringify(builtIn.profiles)),
+    __CNI_SWEEP_BUILT_IN_DISTROS__: JSON.stringify(JSON.stringify(builtIn.distros)),
+  },
   legalComments: 'none',
   plugins: [zodEnglishOnly],
   metafile: true,

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BUNDLE, CLI, REPO } from '../helpers/harness.js';
+import { loadProfiles } from '../../src/profiles/index.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const node = (argv: string[]) => {
@@ -107,5 +108,13 @@ describe('the built CLI at start-up', () => {
     expect(run('--help')).toEqual(cli('--help'));
     expect(run('profiles')).toEqual(cli('profiles'));
     expect(run('--versio')).toEqual(cli('--versio'));
+  });
+
+  it('knows the built-in profiles as a fresh parse of their sources (the build embeds them parsed)', () => {
+    const r = cli('profiles', '--json');
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as Array<{ source: string }>).map(({ source, ...p }) => ({ source, p }))).toStrictEqual(
+      loadProfiles().map((p) => ({ source: 'built-in', p })),
+    );
   });
 });
