@@ -10,12 +10,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(repo, 'dist');
-const bundle = path.join(dist, 'cni-sweep.cjs');
+const bundle = path.join(dist, 'cni-sweep.bundle.cjs');
 const out = path.join(dist, `cni-sweep-${process.platform}-${process.arch}`);
 const blob = path.join(dist, 'sea-prep.blob');
 const config = path.join(dist, 'sea-config.json');
@@ -34,20 +33,10 @@ const runtime = fs.realpathSync(process.execPath);
 if (!fs.readFileSync(runtime).includes(FUSE)) fail(`${runtime} has no SEA fuse (${FUSE}): this Node build cannot make single executables`);
 
 // 1. The preparation blob, with V8's code cache of the bundle (faster start-up). Its main is the
-// bundle itself, unpacked from the comment at the end of the loader (scripts/build.mjs): in an
-// executable, the loader's __filename is the executable, not a file holding that comment.
+// bundle itself (scripts/build.mjs), without its #! line.
 const main = path.join(dist, 'sea-main.cjs');
-const loaderText = fs.readFileSync(bundle, 'latin1');
-const at = loaderText.lastIndexOf('/*\n');
-const wrapped =
-  at < 0
-    ? null
-    : zlib.gunzipSync(Buffer.from(loaderText.slice(at + 3, loaderText.lastIndexOf('\n*/')).split('\n')[0], 'base64')).toString('utf8');
-const head = '(function (exports, require, module, __filename, __dirname) {';
-if (wrapped && (!wrapped.startsWith(head) || !wrapped.endsWith('\n})')))
-  fail(`${bundle}: the packed bundle is not in the form scripts/build.mjs writes`);
-// Without a packed bundle (--no-code-cache, --no-minify) dist/cni-sweep.cjs is the plain bundle.
-fs.writeFileSync(main, wrapped ? wrapped.slice(head.length, -'\n})'.length) : fs.readFileSync(bundle));
+const text = fs.readFileSync(bundle, 'utf8');
+fs.writeFileSync(main, text.startsWith('#!') ? text.slice(text.indexOf('\n') + 1) : text);
 fs.writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2));
 execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit' });
 

@@ -4,7 +4,7 @@ import { Gaps } from '../inspect.js';
 import path from 'node:path';
 import { loadProfileSet } from '../profiles/files.js';
 import { selectProfiles } from '../profiles/index.js';
-import { loadDistros, selectDistro } from '../distros/index.js';
+import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro } from '../distros/node.js';
 import { doctor, isHealthy } from '../doctor/index.js';
 import { adminConf } from '../phases/kube.js';
@@ -29,7 +29,7 @@ async function diagnose(io: Io, o: CommonOpts): Promise<number> {
   const podCidrs = parseCidrs(o.podCidr);
   const { all } = loadProfileSet(root, o.profile);
   const names = cniNames(list(o.cni), all);
-  const distros = loadDistros();
+  const distros = builtInDistros();
   const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
   const gaps = new Gaps();
   // Doctor only reads: without root it reads what it can and lists what it could not.

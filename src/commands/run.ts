@@ -10,7 +10,7 @@ import { detect } from '../profiles/detect.js';
 import { loadProfileSet } from '../profiles/files.js';
 import { selectProfiles } from '../profiles/index.js';
 import { chooseTargets, type Target } from '../profiles/targets.js';
-import { loadDistros, selectDistro } from '../distros/index.js';
+import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro, distroReads, embeddedLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
@@ -71,7 +71,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   const { all } = loadProfileSet(root, o.profile);
   const names = cniNames(list(o.cni), all);
   const preselected = names.length ? selectProfiles(all, names) : null;
-  const distros = loadDistros();
+  const distros = builtInDistros();
   const override = o.distro ? selectDistro(distros, distroName(o.distro, distros)) : undefined;
   const gaps = new Gaps();
   const host = openHost(io, root, gaps);

@@ -22,6 +22,14 @@ export function loadDistros(inputs: unknown[] = SOURCES): Distro[] {
   });
 }
 
+// Parsed by the build like the built-in profiles (src/profiles/index.ts).
+declare const __CNI_SWEEP_BUILT_IN_DISTROS__: string | undefined;
+
+/** The built-in distributions, validated by the build, or here when run from the sources. */
+export function builtInDistros(): Distro[] {
+  return typeof __CNI_SWEEP_BUILT_IN_DISTROS__ === 'string' ? (JSON.parse(__CNI_SWEEP_BUILT_IN_DISTROS__) as Distro[]) : loadDistros();
+}
+
 export function selectDistro(all: Distro[], name: string): Distro {
   const d = all.find((x) => x.name === name);
   if (!d) throw new UsageError(`unknown distribution "${name}"`, `known distributions: ${all.map((x) => x.name).join(', ')}`);

@@ -14,6 +14,8 @@ export const OWN = /^var\/(backups|lib\/cni-sweep)(\/|$| )|^var\/log\/( |cni-swe
 
 export const REPO = path.resolve(__dirname, '../..');
 export const CLI = path.join(REPO, 'dist/cni-sweep.cjs');
+/** The whole CLI in one file, runnable alone: what the Ansible role copies to a node. */
+export const BUNDLE = path.join(REPO, 'dist/cni-sweep.bundle.cjs');
 export const SHIMS = path.join(REPO, 'test/helpers/shims');
 
 export interface CliResult {

@@ -10,7 +10,7 @@ import { wrapper } from '../helpers/faults.js';
 import { inNs, shimDir, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { bundleDest, findAnsiblePlaybook, hostVars, runPlaybook, writeInventory, type PlaybookResult } from '../helpers/ansible.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
-import { CLI, readCalls, resetCalls, snapshot, TestNodes } from '../helpers/harness.js';
+import { BUNDLE, readCalls, resetCalls, snapshot, TestNodes } from '../helpers/harness.js';
 
 const nodes = new TestNodes({ pods: 2 });
 afterEach(nodes.cleanUp);
@@ -25,7 +25,7 @@ function workDir(): string {
 
 beforeAll(() => {
   if (!findAnsiblePlaybook()) throw new Error('ansible-playbook is not installed: apt-get install -y ansible-core (.ci/run does)');
-  if (!fs.existsSync(CLI)) throw new Error('dist/cni-sweep.cjs is missing: npm run build');
+  if (!fs.existsSync(BUNDLE)) throw new Error('dist/cni-sweep.bundle.cjs is missing: npm run build');
 });
 
 const lines = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
@@ -64,7 +64,7 @@ describe('deploy/ansible: site.yml with the cni_sweep role', () => {
     // A copy of the bundle taken now: a rebuild of dist/ during the test must not make the second
     // play copy a new one. (The other test uses the role's default, the repository's dist/.)
     const bundle = path.join(dir, 'cni-sweep.cjs');
-    fs.copyFileSync(CLI, bundle);
+    fs.copyFileSync(BUNDLE, bundle);
     const vars = { cni_sweep_bundle_src: bundle };
     const inventory = writeInventory(dir, { 'node-a': hostVars(a, { controlLog, vars }), 'node-b': hostVars(b, { controlLog, vars }) });
 

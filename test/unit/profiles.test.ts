@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { Gaps } from '../../src/inspect.js';
+import { loadDistros } from '../../src/distros/index.js';
 import { detect } from '../../src/profiles/detect.js';
 import { flannel } from '../../src/profiles/flannel.js';
 import { loadProfiles, selectProfiles } from '../../src/profiles/index.js';
@@ -30,6 +31,15 @@ describe('profiles', () => {
       'invalid profile bad: state.paths.0: must not contain ".."',
     );
     expect(() => loadProfiles([{ ...flannel, surprise: true }])).toThrow(/^invalid profile flannel: \(root\): /);
+  });
+
+  it('the built-in profiles and distributions survive JSON, as the build embeds them parsed', () => {
+    // scripts/build.mjs puts JSON.stringify of these into the bundle instead of parsing them at
+    // every start: a value JSON cannot carry (undefined, a RegExp, a Set) would be lost there.
+    const profiles = loadProfiles();
+    expect(JSON.parse(JSON.stringify(profiles))).toStrictEqual(profiles);
+    const distros = loadDistros();
+    expect(JSON.parse(JSON.stringify(distros))).toStrictEqual(distros);
   });
 
   it('selectProfiles keeps the order asked for and rejects unknown names', () => {
