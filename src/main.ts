@@ -1,4 +1,5 @@
 // Process entry: wires the real host, terminal and signals into the CLI.
+import './util/heap.js'; // first: it sets how the heap grows before the other modules allocate
 import readline from 'node:readline';
 import { main, type Io } from './cli.js';
 import { RealHost } from './host/real.js';

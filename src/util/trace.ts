@@ -14,11 +14,18 @@ export async function traced<T>(label: string, f: () => Promise<T>): Promise<T> 
   }
 }
 
-/** A point in time (ms since start-up) in the trace: where start-up work ends and reads begin. */
+const mb = (n: number) => (n / 2 ** 20).toFixed(0);
+
+/**
+ * A point in time (ms since start-up) in the trace: where start-up work ends and reads begin. With
+ * the memory at that point: the resident set, the JavaScript heap (used of committed) and what
+ * lives outside it (Buffers, strings handed to C++).
+ */
 export function mark(label: string): void {
-  if (TRACE)
-    appendFileSync(
-      TRACE,
-      `${performance.now().toFixed(0).padStart(6)}     - ${label.slice(0, 120)} (rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MB)\n`,
-    );
+  if (!TRACE) return;
+  const m = process.memoryUsage();
+  appendFileSync(
+    TRACE,
+    `${performance.now().toFixed(0).padStart(6)}     - ${label.slice(0, 120)} (rss ${mb(m.rss)} MB, heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} MB, external ${mb(m.external)} MB)\n`,
+  );
 }

@@ -83,7 +83,10 @@ export function ipsetCommand(
 function inUse(node: IpsetState, name: string): boolean {
   for (const d of node.iptables.values()) {
     for (const t of d.tables)
-      for (const r of t.rules) if (r.tokens.some((tok, i) => tok === name && r.tokens[i - 1] === '--match-set')) return true;
+      for (const r of t.rules) {
+        const tokens = r.tokens; // made on each read
+        if (tokens.some((tok, i) => tok === name && tokens[i - 1] === '--match-set')) return true;
+      }
   }
   return false;
 }

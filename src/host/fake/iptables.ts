@@ -105,7 +105,8 @@ function iptablesRestore(
     const line = lines[n]!;
     if (line.startsWith('*')) {
       const cur = dump.tables.find((t) => t.name === line.slice(1));
-      work = cur ? structuredClone(cur) : { name: line.slice(1), chains: [], rules: [] };
+      // Rules and chains are never changed in place, only added, removed and reordered: copies of the lists do.
+      work = cur ? { name: cur.name, chains: [...cur.chains], rules: [...cur.rules] } : { name: line.slice(1), chains: [], rules: [] };
       failed = null;
       continue;
     }
