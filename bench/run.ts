@@ -712,6 +712,114 @@ async function mainBench() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// linearity: the /22 nodes at 50, 250 and 1000 pods, from the cells the run measured anyway
+
+const LINEAR_CONFIGS = ['big50', 'big250', 'big1000'];
+const LINEAR_PODS = [50, 250, 1000];
+/** A cost per added pod this many times higher from 250 to 1000 pods than from 50 to 250 counts as growing faster than the pods. */
+const LINEAR_LIMIT = 1.5;
+
+interface Series {
+  what: string;
+  /** Medians at 50, 250, 1000 pods: wall ms, CPU ms (user + system of the process tree), peak RSS kB (cni-sweep: its VmHWM). */
+  ms: number[];
+  cpu: Array<number | null>;
+  kb: Array<number | null>;
+  /** sweep-nobackup: each phase's wall ms at the three sizes. */
+  phases?: Array<{ phase: string; ms: number[] }>;
+}
+
+const medianOf = (xs: Array<number | null>) => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? median(v) : null;
+};
+
+function linearSeries(opts: ReturnType<typeof parseArgs>, rows: Row[], plans: Array<{ cfg: Config; samples: Sample[] }>): Series[] {
+  if (!LINEAR_CONFIGS.every((c) => opts.configs.includes(c))) return [];
+  const out: Series[] = [];
+  for (const m of opts.methods) {
+    const rs = LINEAR_CONFIGS.map((c) => rows.find((r) => r.cfg.name === c && r.method === m));
+    if (rs.some((r) => !r?.ms.length)) continue;
+    const sweep = m.startsWith('sweep');
+    const series: Series = {
+      what: m,
+      ms: rs.map((r) => median(r!.ms)),
+      cpu: rs.map((r) => medianOf(r!.cpuMs)),
+      kb: rs.map((r) => maxKb(sweep ? r!.nodeKb : r!.treeKb)),
+    };
+    if (m === 'sweep-nobackup' && rs.every((r) => r!.breakdowns.length)) {
+      series.phases = rs[0]!.breakdowns[0]!.phases.map(({ phase }) => ({
+        phase,
+        ms: rs.map((r) => median(r!.breakdowns.map((b) => b.phases.find((x) => x.phase === phase)?.ms ?? 0))),
+      }));
+    }
+    out.push(series);
+  }
+  const ps = LINEAR_CONFIGS.map((c) => plans.find((p) => p.cfg.name === c));
+  if (ps.every((p) => p?.samples.length))
+    out.push({
+      what: 'plan',
+      ms: ps.map((p) => median(p!.samples.map((s) => s.ms))),
+      cpu: ps.map((p) => medianOf(p!.samples.map((s) => s.cpuMs))),
+      kb: ps.map((p) => maxKb(p!.samples.map((s) => s.nodeKb))),
+    });
+  return out;
+}
+
+/** Cost per added pod from 50 to 250 and from 250 to 1000. */
+function slopes(v: Array<number | null>): [number, number] | null {
+  const [a, b, c] = v;
+  if (a == null || b == null || c == null) return null;
+  return [(b - a) / (LINEAR_PODS[1]! - LINEAR_PODS[0]!), (c - b) / (LINEAR_PODS[2]! - LINEAR_PODS[1]!)];
+}
+
+/** The second slope over the first: 1 when the cost grows as the pods do; null when the first is too small to divide by. */
+function growthRatio(v: Array<number | null>): number | null {
+  const s = slopes(v);
+  if (!s || s[0] <= 0) return null;
+  // A growth from 50 to 250 pods under 2% of the value at 50 is noise, not a slope to divide by.
+  if (v[0] != null && s[0] * (LINEAR_PODS[1]! - LINEAR_PODS[0]!) < 0.02 * v[0]) return null;
+  return s[1] / s[0];
+}
+
+function linearity(opts: ReturnType<typeof parseArgs>, rows: Row[], plans: Array<{ cfg: Config; samples: Sample[] }>): string[] {
+  const series = linearSeries(opts, rows, plans);
+  if (!series.length) return [];
+  const L: string[] = ['', '## Linearity: 50, 250 and 1000 pods (the /22 nodes big50, big250, big1000)', ''];
+  L.push(
+    `Medians of the cells above (and of \`plan\`). Per added pod: the cost from 50 to 250 pods and from 250 to 1000, divided by the pods added; **growth** = the second over the first: 1 when the cost grows as the pods do, above ${LINEAR_LIMIT} when it grows faster (n/a: too little growth from 50 to 250 to divide by). Peak RSS: cni-sweep's own VmHWM for its runs and plan, the process tree's for the scripts.`,
+    '',
+  );
+  const slopeCell = (v: Array<number | null>, unit: (x: number) => string) => {
+    const s = slopes(v);
+    const r = growthRatio(v);
+    return s
+      ? `${unit(s[0])} | ${unit(s[1])} | ${r === null ? 'n/a' : fmtX(r)}${r !== null && r > LINEAR_LIMIT ? ' **faster**' : ''}`
+      : ' |  | ';
+  };
+  const perPodMs = (x: number) => `${x.toFixed(2)} ms`;
+  const perPodKb = (x: number) => `${x.toFixed(0)} kB`;
+  L.push('| method | wall N=50 | N=250 | N=1000 | per pod 50→250 | per pod 250→1000 | growth | CPU growth |');
+  L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const x of series) {
+    const cpu = growthRatio(x.cpu);
+    L.push(`| ${x.what} | ${x.ms.map(fmtMs).join(' | ')} | ${slopeCell(x.ms, perPodMs)} | ${cpu === null ? 'n/a' : fmtX(cpu)} |`);
+  }
+  L.push('');
+  L.push('| method | peak RSS N=50 | N=250 | N=1000 | per pod 50→250 | per pod 250→1000 | growth |');
+  L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const x of series) L.push(`| ${x.what} | ${x.kb.map(fmtMb).join(' | ')} | ${slopeCell(x.kb, perPodKb)} |`);
+  const phases = series.find((x) => x.phases)?.phases;
+  if (phases?.length) {
+    L.push('', "sweep-nobackup's phases (wall time of each: planning it again, then its commands):", '');
+    L.push('| phase | N=50 | N=250 | N=1000 | per pod 50→250 | per pod 250→1000 | growth |');
+    L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const p of phases) L.push(`| ${p.phase} | ${p.ms.map(fmtMs).join(' | ')} | ${slopeCell(p.ms, perPodMs)} |`);
+  }
+  return L;
+}
+
 function render(
   opts: ReturnType<typeof parseArgs>,
   header: string[],
@@ -765,18 +873,7 @@ function render(
       );
     }
   }
-  const growth = ['big50', 'big1000'].map((n) => rows.filter((r) => r.cfg.name === n));
-  if (growth[0]!.length && growth[1]!.length) {
-    L.push('', 'Growth from N=50 to N=1000 on the /22 node (median ms per added pod; linear growth means a constant here):', '');
-    L.push('| method | N=50 | N=1000 | ms per added pod |', '| --- | ---: | ---: | ---: |');
-    for (const r50 of growth[0]!) {
-      const r1000 = growth[1]!.find((r) => r.method === r50.method);
-      if (!r1000) continue;
-      const a = median(r50.ms);
-      const b = median(r1000.ms);
-      L.push(`| ${r50.method} | ${fmtMs(a)} | ${fmtMs(b)} | ${((b - a) / 950).toFixed(1)} |`);
-    }
-  }
+  L.push(...linearity(opts, rows, plans));
   L.push('');
   L.push("## Where cni-sweep's time goes (sweep, median over the runs)", '');
   L.push(
@@ -894,6 +991,18 @@ function render(
     );
   const bp = plans.find((p) => p.cfg.name === 'big1000');
   if (bp) L.push(`- plan on the biggest node (N=1000): ${fmtMs(median(bp.samples.map((s) => s.ms)))}`);
+  const worst = linearSeries(opts, rows, plans)
+    .filter((x) => x.what === 'plan' || x.what.startsWith('sweep'))
+    .flatMap((x) => [
+      { what: `${x.what} wall`, r: growthRatio(x.ms) },
+      { what: `${x.what} peak RSS`, r: growthRatio(x.kb) },
+    ])
+    .filter((x): x is { what: string; r: number } => x.r !== null)
+    .sort((a, b) => b.r - a.r)[0];
+  if (worst)
+    L.push(
+      `- time and memory linear from 50 to 1000 pods (cost per added pod from 250 to 1000 at most ${LINEAR_LIMIT}x that from 50 to 250; cni-sweep's runs and plan): worst ${worst.what} ${fmtX(worst.r)}: ${check(worst.r <= LINEAR_LIMIT)}`,
+    );
   const peak = (names: string[]) => {
     const rs = rows.filter((r) => names.includes(r.cfg.name) && r.method.startsWith('sweep'));
     const ps = plans.filter((p) => names.includes(p.cfg.name));

@@ -40,6 +40,7 @@ function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink
   const out: OwnedLink[] = [];
   const taken = new Set<string>(); // the names in out: a node has hundreds of veths
   const keptOut: Array<{ name: string; why: string }> = [];
+  const keptNames = new Set<string>(); // the names in keptOut
   const byName = new Map(links.map((l) => [l.ifname, l]));
   for (const f of facts) {
     const names = new Set([...f.profile.interfaces.names, ...f.profile.interfaces.ovsDatapaths]);
@@ -86,14 +87,17 @@ function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink
       if (!owned) continue;
       const why = kept.get(l.ifname) ?? (batchSafeDevice(l.ifname) ? null : 'its name cannot be passed safely to ip -batch');
       if (why) {
-        if (!keptOut.some((k) => k.name === l.ifname)) keptOut.push({ name: l.ifname, why });
+        if (!keptNames.has(l.ifname)) {
+          keptNames.add(l.ifname);
+          keptOut.push({ name: l.ifname, why });
+        }
         continue;
       }
       out.push(owned);
       taken.add(owned.name);
     }
   }
-  return { owned: out.filter((o) => !keptOut.some((k) => k.name === o.name)), kept: keptOut };
+  return { owned: keptNames.size ? out.filter((o) => !keptNames.has(o.name)) : out, kept: keptOut };
 }
 
 export type FamilyRoute = Route & { family: 4 | 6 };
@@ -118,15 +122,37 @@ const protocolOf = (r: Route) => r.protocol ?? 'boot'; // iproute2 prints no pro
 const isMain = (r: Route) => !r.table || r.table === 'main';
 const isUnicast = (r: Route) => (r.type ?? 'unicast') === 'unicast';
 
-/** Whether a connected route (no gateway, not via a CNI device) covers the route's gateway on its own device. */
-export function gatewayConnected(r: FamilyRoute, routes: FamilyRoute[], cniDevices: Set<string>): boolean {
+/**
+ * The destinations of the connected routes (no gateway, unicast, main table, not default) of a route
+ * list, by device. A loop over a host-gw cluster's routes (one per node) computes it once and passes
+ * it to gatewayConnected, instead of a scan of every route for each.
+ */
+export function connectedByDev(routes: FamilyRoute[]): Map<string, Prefix[]> {
+  const byDev = new Map<string, Prefix[]>();
+  for (const c of routes) {
+    if (c.dev === undefined || c.gateway || !isUnicast(c) || !isMain(c) || c.dst === 'default') continue;
+    const cdst = routeDst(c.dst, c.family);
+    if (cdst === null) continue;
+    const list = byDev.get(c.dev);
+    if (list) list.push(cdst);
+    else byDev.set(c.dev, [cdst]);
+  }
+  return byDev;
+}
+
+/**
+ * Whether a connected route (no gateway, not via a CNI device) covers the route's gateway on its own
+ * device. `connected`: connectedByDev(routes), when the caller has it.
+ */
+export function gatewayConnected(
+  r: FamilyRoute,
+  routes: FamilyRoute[],
+  cniDevices: Set<string>,
+  connected?: Map<string, Prefix[]>,
+): boolean {
   const gw = r.gateway ? parsePrefix(r.gateway) : null;
   if (!gw || !r.dev || cniDevices.has(r.dev)) return false;
-  return routes.some((c) => {
-    if (c.dev !== r.dev || c.gateway || !isUnicast(c) || !isMain(c) || c.dst === 'default') return false;
-    const cdst = routeDst(c.dst, c.family);
-    return cdst !== null && contains(cdst, gw);
-  });
+  return ((connected ?? connectedByDev(routes)).get(r.dev) ?? []).some((cdst) => contains(cdst, gw));
 }
 
 /** The lease lengths of a pod network: the node's own subnet's, else the profile's default (Flannel: network + 2 for small networks). */
@@ -167,6 +193,8 @@ export function notHostGw(r: FamilyRoute, f: ProfileFacts, cniDevices: Set<strin
 export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owned: FamilyRoute[]; kept: KeptRoute[] } {
   const owned: FamilyRoute[] = [];
   const kept: KeptRoute[] = [];
+  const connected = connectedByDev(routes);
+  const blackholes = routes.filter((b) => b.type === 'blackhole' && isMain(b));
   for (const r of routes) {
     if (r.dev && ctx.dyingDevices.has(r.dev)) continue;
     const proto = protocolOf(r);
@@ -189,13 +217,11 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
         else if (r.type === 'blackhole') mine = true;
         else if (!isUnicast(r)) why ??= `a ${r.type} route`;
         else if (r.dev && ctx.cniDevices.has(r.dev)) why ??= `via ${r.dev}, another CNI's device`;
-        else if (!gatewayConnected(r, routes, ctx.cniDevices)) why ??= "its gateway is not on the uplink's connected network";
+        else if (!gatewayConnected(r, routes, ctx.cniDevices, connected)) why ??= "its gateway is not on the uplink's connected network";
         else if (!rt.sharedProtocols.includes(proto)) mine = true;
         else {
           // proto bird via the uplink: Calico's when it is as long as one of Calico's own blocks here, or inside --pod-cidr.
-          const blocks = routes.filter(
-            (b) => b.type === 'blackhole' && b.family === r.family && rt.protocols.includes(protocolOf(b)) && isMain(b),
-          );
+          const blocks = blackholes.filter((b) => b.family === r.family && rt.protocols.includes(protocolOf(b)));
           const blockLens = new Set(blocks.map((b) => routeDst(b.dst, b.family)?.len));
           if (blockLens.has(dst.len) || f.podNetworks.some((n) => contains(n, dst))) mine = true;
           else
@@ -203,7 +229,7 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
         }
       } else if (rt.podNetworkRoutes && f.podNetworks.some((n) => contains(n, dst))) {
         const not = notHostGw(r, f, ctx.cniDevices);
-        if (not === null && gatewayConnected(r, routes, ctx.cniDevices)) mine = true;
+        if (not === null && gatewayConnected(r, routes, ctx.cniDevices, connected)) mine = true;
         else why ??= not ?? "its gateway is not on the uplink's connected network";
       }
       if (mine) break;
@@ -385,7 +411,9 @@ export function undoScript(dump: IptDump, tables: TableDeletions[]): string {
  */
 export function missingFromDump(undo: string, current: IptDump): string {
   const out: string[] = [];
-  let table: IptDump['tables'][number] | undefined;
+  // The current table's chains, and its rules as "<chain> <tokens>": looked up for every line of the undo.
+  let chains = new Set<string>();
+  let rules = new Set<string>();
   const counts = new Map<string, number>();
   let body: string[] = [];
   const flush = (name: string) => {
@@ -396,9 +424,11 @@ export function missingFromDump(undo: string, current: IptDump): string {
   for (const line of undo.split('\n')) {
     if (line.startsWith('*')) {
       name = line.slice(1);
-      table = current.tables.find((t) => t.name === name);
+      const table = current.tables.find((t) => t.name === name);
       counts.clear();
       for (const r of table?.rules ?? []) counts.set(r.chain, (counts.get(r.chain) ?? 0) + 1);
+      chains = new Set(table?.chains.map((c) => c.name));
+      rules = new Set(table?.rules.map((r) => `${r.chain} ${r.tokens.join(' ')}`));
       continue;
     }
     if (line === 'COMMIT') {
@@ -407,7 +437,7 @@ export function missingFromDump(undo: string, current: IptDump): string {
     }
     if (line.startsWith(':')) {
       const chain = line.slice(1).split(' ')[0]!;
-      if (!table?.chains.some((c) => c.name === chain)) {
+      if (!chains.has(chain)) {
         body.push(line);
         counts.set(chain, 0);
       }
@@ -416,8 +446,7 @@ export function missingFromDump(undo: string, current: IptDump): string {
     const m = /^-(A|I) (\S+) (?:(\d+) )?(.*)$/.exec(line);
     if (!m) continue;
     const [op, chain, pos, spec] = [m[1]!, m[2]!, m[3], m[4]!]; // pos is the only optional group
-    const tokens = tokenize(spec).join(' ');
-    if (table?.rules.some((r) => r.chain === chain && r.tokens.join(' ') === tokens)) continue;
+    if (rules.has(`${chain} ${tokenize(spec).join(' ')}`)) continue;
     const n = counts.get(chain) ?? 0;
     if (op === 'I' && Number(pos) <= n + 1) body.push(`-I ${chain} ${pos!} ${spec}`);
     else body.push(`-A ${chain} ${spec}`);

@@ -172,7 +172,9 @@ export function removalSummary(plans: Array<{ plan: PhasePlan }>): string[] {
         continue;
       }
       const items = entries.get(s.removes.kind);
-      entries.set(s.removes.kind, [...(Array.isArray(items) ? items : []), ...s.removes.items]);
+      // Appended in place: a node's thousands of items would otherwise be copied once per step.
+      if (Array.isArray(items)) for (const item of s.removes.items) items.push(item);
+      else entries.set(s.removes.kind, [...s.removes.items]);
     }
   }
   const lines = [...entries].map(([kind, v]) => {
@@ -195,7 +197,9 @@ function grouped(items: string[]): string[] {
   const byPattern = new Map<string, string[]>();
   for (const item of items) {
     const pattern = item.replace(PER_POD, '*');
-    byPattern.set(pattern, [...(byPattern.get(pattern) ?? []), item]);
+    const names = byPattern.get(pattern);
+    if (names) names.push(item);
+    else byPattern.set(pattern, [item]);
   }
   return [...byPattern].map(([pattern, names]) => (names.length > 1 ? `${pattern} (${names.length})` : names[0]!));
 }

@@ -180,8 +180,14 @@ export const bpf: Phase = {
 
     if (globs.length) {
       const pins: string[] = [];
+      const listed = new Set<string>(); // the pins in `pins`: tc/globals/cilium_* holds maps per endpoint, hundreds on a full node
       for (const mount of (await bpffsMounts(ctx, notes)) ?? []) {
-        for (const glob of globs) for (const p of await matchPins(ctx, mount, glob)) if (!pins.includes(p)) pins.push(p);
+        for (const glob of globs)
+          for (const p of await matchPins(ctx, mount, glob))
+            if (!listed.has(p)) {
+              listed.add(p);
+              pins.push(p);
+            }
       }
       if (pins.length) {
         notes.push(PINS_NOT_RESTORABLE);

@@ -158,21 +158,42 @@ const podLeft = (s: PodLeft): PodLeft => ({ id: s.id, name: s.name, namespace: s
 const listed = (pods: PodLeft[]) => `${pods.slice(0, 5).map(podName).join(', ')}${pods.length > 5 ? `, and ${pods.length - 5} more` : ''}`;
 
 /**
+ * The result caches of a network (`<network>-<id>-<ifname>`) by container id: for each id, the first
+ * name in `names` that starts with `<network>-<id>-`, as a scan of them would find it, without one
+ * scan per allocation. Every `-` after the network's prefix may end the id.
+ */
+export function cacheFiles(names: string[], net: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const prefix = `${net}-`;
+  for (const c of names) {
+    if (!c.startsWith(prefix)) continue;
+    for (let i = c.indexOf('-', prefix.length); i >= 0; i = c.indexOf('-', i + 1)) {
+      const id = c.slice(prefix.length, i);
+      if (!out.has(id)) out.set(id, c);
+    }
+  }
+  return out;
+}
+
+/**
  * When the runtime cannot be asked: the pods the CNI's host-local IPAM still holds addresses for, with
  * their names from the result cache (libcni keeps K8S_POD_NAMESPACE/K8S_POD_NAME in cniArgs). Some may
  * be long gone; the note says so.
  */
 async function allocatedPods(ctx: Ctx): Promise<PodLeft[]> {
   const out: PodLeft[] = [];
+  const seen = new Set<string>(); // the ids in out
   const cache = ((await ctx.host.readDir(RESULTS_DIR)) ?? []).map((e) => e.name);
   for (const net of new Set(ctx.snapshot.facts.flatMap(networksOf))) {
     const dir = `${IPAM_NETWORKS_DIR}/${net}`;
+    const caches = cacheFiles(cache, net);
     for (const e of (await ctx.host.readDir(dir)) ?? []) {
       if (e.type !== 'file' || !parsePrefix(e.name)) continue;
       const id = ((await ctx.host.readFile(`${dir}/${e.name}`)) ?? '').split(/\r?\n/)[0]!.trim();
-      if (!id || out.some((p) => p.id === id)) continue;
+      if (!id || seen.has(id)) continue;
+      seen.add(id);
       const pod: PodLeft = { id, ip: e.name };
-      const file = cache.find((c) => c.startsWith(`${net}-${id}-`));
+      const file = caches.get(id);
       const args = file ? (json((await ctx.host.readFile(`${RESULTS_DIR}/${file}`)) ?? '') as { cniArgs?: unknown } | null)?.cniArgs : null;
       if (Array.isArray(args))
         for (const a of args) {

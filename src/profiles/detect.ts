@@ -36,9 +36,9 @@ export async function detect(
     nftTablesPresent(host, ownedNftTables(profiles), gaps),
     saveAllIptables(host, gaps),
   ]);
-  const chains: string[] = [];
+  const chains: Array<{ name: string; label: string }> = [];
   for (const { backend, dump } of dumps) {
-    for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push(`${backend.id} ${t.name} ${c.name}`);
+    for (const t of dump?.tables ?? []) for (const c of t.chains) chains.push({ name: c.name, label: `${backend.id} ${t.name} ${c.name}` });
   }
   const out: Detection[] = [];
   for (const profile of profiles) {
@@ -58,14 +58,13 @@ export async function detect(
       if (active || profile.interfaces.names.includes(l.ifname) || patterns.some((r) => r.test(l.ifname)))
         evidence.push(`interface ${l.ifname}`);
     }
-    for (const c of chains) {
-      const name = c.split(' ')[2]!; // the chain's name, third in the line built above
+    for (const { name, label } of chains) {
       if (
         profile.firewall.chainPrefixes.some((p) => name.startsWith(p)) &&
         !protectedName(name) &&
         !claimed.chainPrefixes.some((p) => name.startsWith(p))
       )
-        evidence.push(`chain ${c}`);
+        evidence.push(`chain ${label}`);
     }
     for (const t of profile.nftables) {
       if (claimed.nftables.some((x) => x.family === t.family && x.name === t.name)) continue;

@@ -2,7 +2,7 @@
 // the node is on the same L2 segment: the gateway must be covered by a connected (no-gateway)
 // route on the same device. The kernel drops such routes when the covering address goes, so what
 // survives is an onlink route or one whose segment was re-addressed around it.
-import { gatewayConnected, notHostGw, routeDeleteLine } from '../../ownership.js';
+import { connectedByDev, gatewayConnected, notHostGw, routeDeleteLine } from '../../ownership.js';
 import { routeText } from '../helpers.js';
 import { knownCniDevices } from '../owned.js';
 import type { Check, Finding } from '../types.js';
@@ -14,11 +14,12 @@ export const hostgwRoutes: Check = {
     const seen = new Set<string>();
     // Routes through CNI devices (flannel.1 onlink) are the overlay's, not host-gw; the same shapes `run` owns.
     const cni = knownCniDevices(v);
+    const connectedRoutes = connectedByDev(v.routes);
     for (const p of v.profiles.filter((x) => x.routes.podNetworkRoutes && v.inUse.has(x.name))) {
       const facts = v.facts.get(p.name)!;
       for (const r of v.routes) {
         if (notHostGw(r, facts, cni) !== null || r.dst === 'default') continue;
-        const connected = gatewayConnected(r, v.routes, cni);
+        const connected = gatewayConnected(r, v.routes, cni, connectedRoutes);
         const key = routeText(r);
         if (connected || seen.has(key)) continue;
         seen.add(key);

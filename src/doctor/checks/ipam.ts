@@ -73,9 +73,13 @@ export const ipam: Check = {
   run(v) {
     const out: Finding[] = [];
     const { sandboxes, down } = v.runtime;
+    // A full id is the common case: looked up at once; a prefix either way (crictl's short ids) is scanned for.
+    const running = new Set(sandboxes ?? []);
     const isStale = (a: IpamAllocation) =>
       down !== undefined ||
-      (sandboxes !== null && !sandboxes.some((id) => a.containerId && (a.containerId.startsWith(id) || id.startsWith(a.containerId))));
+      (sandboxes !== null &&
+        !(a.containerId && running.has(a.containerId)) &&
+        !sandboxes.some((id) => a.containerId && (a.containerId.startsWith(id) || id.startsWith(a.containerId))));
     const known = down !== undefined || sandboxes !== null;
     const runtimeNetwork = v.configs.find((c) => c.config)?.config!.name;
     // --cni: only the state of the CNIs named (a network no profile claims only without --cni).
@@ -129,7 +133,8 @@ function exhaustion(v: NodeView, net: IpamNetwork, stale: IpamAllocation[], know
     const used = net.allocations.filter((a) => set.some((r) => inRange(a, r)));
     // At 90% a burst of pods (a rollout, a drain elsewhere) is enough to run out.
     if (size === 0n || BigInt(used.length) * 10n < size * 9n) return;
-    const staleHere = stale.filter((a) => used.includes(a)).length;
+    const usedHere = new Set(used);
+    const staleHere = stale.filter((a) => usedHere.has(a)).length;
     const pct = Number((BigInt(used.length) * 1000n) / size) / 10;
     const text = set.map(rangeText).join(',');
     out.push({

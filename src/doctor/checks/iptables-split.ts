@@ -18,9 +18,10 @@ export const iptablesSplit: Check = {
               .filter((c) => c.policy === null && prefixes.some((p) => c.name.startsWith(p)))
               .map((c) => ({ table: t.name, name: c.name })),
           );
-          const rules = dump.tables.flatMap((t) =>
-            t.rules.filter((r) => chains.some((c) => c.table === t.name && (c.name === r.chain || c.name === r.target))),
-          ).length;
+          const rules = dump.tables.flatMap((t) => {
+            const here = new Set(chains.filter((c) => c.table === t.name).map((c) => c.name));
+            return t.rules.filter((r) => here.has(r.chain) || (r.target !== undefined && here.has(r.target)));
+          }).length;
           return { id: backend.id, chains, rules };
         })
         .filter((s) => s.chains.length);

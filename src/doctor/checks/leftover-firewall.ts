@@ -30,7 +30,8 @@ export const leftoverFirewall: Check = {
           };
           if (!t.chains.length && !t.deletes.length) continue;
           const table = dump.tables.find((x) => x.name === t.table)!;
-          const inChains = table.rules.filter((r) => t.chains.includes(r.chain)).length;
+          const chains = new Set(t.chains);
+          const inChains = table.rules.filter((r) => chains.has(r.chain)).length;
           const shown = t.chains.slice(0, 4).join(', ') + (t.chains.length > 4 ? `, +${t.chains.length - 4}` : '');
           const parts = [
             ...(t.chains.length ? [`${plural(t.chains.length, 'chain')} (${shown}) holding ${plural(inChains, 'rule')}`] : []),
