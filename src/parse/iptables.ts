@@ -90,6 +90,44 @@ const BACKSLASH = 92;
 const QUOTE = 34;
 const SPACE = 32;
 const TAB = 9;
+const DASH = 45;
+
+/**
+ * A rule's target (the token after its last -j or -g) and comments (each token after --comment).
+ * Most rules of a big firewall carry no quote or backslash: their tokens are then looked at where
+ * they stand in the spec, without making a list of them (thousands of rules, each parsed again
+ * after every change that may alter the dump).
+ */
+function targetAndComments(spec: string): { target?: string; comments: string[] } {
+  const comments: string[] = [];
+  let target: string | undefined;
+  if (spec.includes('"') || spec.includes('\\')) {
+    const tokens = tokenize(spec);
+    for (let i = 0; i < tokens.length; i++) {
+      if (tokens[i] === '--comment' && i + 1 < tokens.length) comments.push(tokens[i + 1]!);
+      if ((tokens[i] === '-j' || tokens[i] === '-g') && i + 1 < tokens.length) target = tokens[i + 1];
+    }
+    return { target, comments };
+  }
+  const blank = (c: number) => c === SPACE || c === TAB;
+  let jump = false; // the token before was -j or -g
+  let comment = false; // the token before was --comment
+  for (let i = 0; i < spec.length;) {
+    if (blank(spec.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < spec.length && !blank(spec.charCodeAt(end))) end++;
+    if (jump) target = spec.slice(i, end);
+    if (comment) comments.push(spec.slice(i, end));
+    const c = spec.charCodeAt(i + 1);
+    jump = end - i === 2 && spec.charCodeAt(i) === DASH && (c === 106 || c === 103); // -j, -g
+    comment = end - i === 9 && spec.startsWith('--comment', i);
+    i = end;
+  }
+  return { target, comments };
+}
 
 export function parseIptablesSave(text: string): IptDump {
   const dump: IptDump = { header: null, tables: [] };
@@ -122,13 +160,7 @@ export function parseIptablesSave(text: string): IptDump {
       const sp = rest.indexOf(' ');
       const chain = sp < 0 ? rest : rest.slice(0, sp);
       const spec = sp < 0 ? '' : rest.slice(sp + 1);
-      const tokens = tokenize(spec);
-      const comments: string[] = [];
-      let target: string | undefined;
-      for (let i = 0; i < tokens.length; i++) {
-        if (tokens[i] === '--comment' && i + 1 < tokens.length) comments.push(tokens[i + 1]!);
-        if ((tokens[i] === '-j' || tokens[i] === '-g') && i + 1 < tokens.length) target = tokens[i + 1];
-      }
+      const { target, comments } = targetAndComments(spec);
       table.rules.push(new Rule(table.name, chain, spec, target, comments));
       continue;
     }
