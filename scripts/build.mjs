@@ -170,6 +170,9 @@ fs.writeFileSync(bundleFile, head + bundle, { mode: 0o755 });
 fs.rmSync(cacheFile, { force: true });
 // The source the loader compiles, from `text` (the bundle file): a CommonJS module's function,
 // without the #! line. The warm-up compiles the same expression, so that V8 takes the cache.
+// V8 takes a code cache only under the flags it was made with: the bundle sets its heap flags
+// (src/util/heap.ts) as it starts, so the warm-up and the loader set them before compiling it.
+const heapFlags = `for (const f of ${fs.readFileSync(path.join(repo, 'src/util/heap-flags.json'), 'utf8').trim()}) require('node:v8').setFlagsFromString(f);`;
 const wrap = "`(function (exports, require, module, __filename, __dirname) {${text.slice(text.indexOf('\\n') + 1)}\\n})`";
 
 if (codeCache) {
@@ -182,6 +185,7 @@ if (codeCache) {
       "const vm = require('node:vm'), fs = require('node:fs'), path = require('node:path');",
       `const file = ${JSON.stringify(bundleFile)}, out = ${JSON.stringify(path.join(tmp, 'cache.bin'))};`,
       "const text = fs.readFileSync(file, 'utf8');",
+      heapFlags,
       `const s = new vm.Script(${wrap}, { filename: file });`,
       "process.on('exit', () => fs.writeFileSync(out, s.createCachedData()));",
       `process.argv = [process.argv[0], file, 'plan', '--root', ${JSON.stringify(warmEnv.root)}, '--node', 'warm-up'];`,
@@ -236,6 +240,7 @@ const loader = [
   '  } else {',
   `    const tag = ${JSON.stringify(cacheTag)};`,
   "    const cachedData = cache && cache.toString('latin1', cache.length - tag.length) === tag ? cache.subarray(0, cache.length - tag.length) : undefined;",
+  `    ${heapFlags}`,
   `    new (require('node:vm').Script)(${wrap}, { filename: file, cachedData }).runInThisContext()(exports, require, module, file, __dirname);`,
   '  }',
   '}',

@@ -13,7 +13,9 @@
 //
 // Both are read each time the heap would grow, so they can be set from here and a plain
 // `node cni-sweep.cjs` needs no flag (--max-semi-space-size is read only when V8 sets its heap up).
+// They are in heap-flags.json because the build needs them too: V8 refuses a code cache made under
+// other flags, so the loader sets them before it compiles the bundle, as the build's warm-up did.
 import { setFlagsFromString } from 'node:v8';
+import flags from './heap-flags.json' with { type: 'json' };
 
-setFlagsFromString('--semi-space-growth-factor=1');
-setFlagsFromString('--heap-growing-percent=50');
+for (const f of flags) setFlagsFromString(f);
