@@ -285,22 +285,18 @@ export class RealHost implements Host {
    */
   prefetch(argvs: string[][]): void {
     const batch = new Map<string, string[]>();
+    const alone: string[][] = [];
     for (const argv of argvs) {
       const key = answerKey(argv);
       if (this.answers.has(key) || batch.has(key)) continue;
-      if ((argv.length === 1 && this.noLegacyTables(argv[0]!)) || argv.some(hasRawBytes) || !this.onPath(argv[0]!)) {
-        void this.query(argv).catch(() => {});
-        continue;
-      }
-      batch.set(key, argv);
+      if ((argv.length === 1 && this.noLegacyTables(argv[0]!)) || argv.some(hasRawBytes) || !this.onPath(argv[0]!)) alone.push(argv);
+      else batch.set(key, argv);
     }
     const coalesce = (argv: string[]) => argv[0] === 'nft';
-    const needsDd = [...batch.values()].some(coalesce);
-    if (batch.size < 2 || !this.onPath('bash') || (needsDd && !this.onPath('dd'))) {
-      for (const argv of batch.values()) void this.query(argv).catch(() => {});
-      return;
-    }
     const argvList = [...batch.values()];
+    const together = argvList.length >= 2 && this.onPath('bash') && (!argvList.some(coalesce) || this.onPath('dd'));
+    for (const argv of together ? alone : [...alone, ...argvList]) void this.query(argv).catch(() => {});
+    if (!together) return;
     const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce);
     argvList.forEach((argv, i) => {
       const key = answerKey(argv);

@@ -17,7 +17,7 @@ export function backupDirName(now: Date, node: string): string {
 }
 
 const NFT_RULESET = ['nft', 'list', 'ruleset'];
-const ROUTES_ALL = [4, 6].map((family) => ['ip', '-d', '-j', `-${family}`, 'route', 'show', 'table', 'all']);
+const routesAll = (family: 4 | 6) => ['ip', '-d', '-j', `-${family}`, 'route', 'show', 'table', 'all'];
 
 /**
  * Starts the backup's reads that inspection does not make, the slowest first: the whole nftables
@@ -30,7 +30,7 @@ const ROUTES_ALL = [4, 6].map((family) => ['ip', '-d', '-j', `-${family}`, 'rout
  */
 export function startBackupReads(host: Host): void {
   host.query(NFT_RULESET).catch(() => {});
-  startReading(host, ROUTES_ALL);
+  startReading(host, [routesAll(4), routesAll(6)]);
 }
 
 /** The manifest with the members of the archive tar wrote, which `restore` checks before extracting. */
@@ -70,9 +70,8 @@ export const backup: Phase = {
     if (await ctx.host.has('nft')) save(NFT_RULESET, 'firewall/nft.ruleset');
     save(['ip', '-d', '-j', 'link', 'show'], 'node/links.json');
     save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
-    const [routes4, routes6] = ROUTES_ALL;
-    save(routes4!, 'node/routes-v4.json');
-    save(routes6!, 'node/routes-v6.json');
+    save(routesAll(4), 'node/routes-v4.json');
+    save(routesAll(6), 'node/routes-v6.json');
 
     const files = all.flatMap((s) => s.backup?.files ?? []);
     if (files.length) {
