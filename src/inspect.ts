@@ -342,15 +342,24 @@ function parsedOnce<T>(r: ExecResult, parse: (text: string) => T): T {
   return byParser.get(parse) as T;
 }
 
+/**
+ * The one listing of links and addresses: `ip -d -j addr show` prints each link with every field
+ * `ip -j -d link show` prints for it (iproute2's print_linkinfo serves both; ifindex, ifname,
+ * flags, link, link_index, link_netnsid, master, group, operstate, linkinfo, altnames, ifalias
+ * alike), plus its addr_info; only linkmode and inet6_addr_gen_mode are link-only, and nothing here
+ * reads them. One process instead of two, and the backup saves this answer as node/addrs.json.
+ */
+const LINKS_AND_ADDRS = ['ip', '-d', '-j', 'addr', 'show'];
+
 export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
   gaps.saw('ip link');
-  const r = await host.query(['ip', '-j', '-d', 'link', 'show']);
+  const r = await host.query(LINKS_AND_ADDRS);
   if (!r) {
     gaps.add('ip', 'not installed');
     return [];
   }
   if (r.code !== 0) {
-    gaps.add('ip -j -d link show', r.stderr.trim() || `exit ${r.code}`);
+    gaps.add(LINKS_AND_ADDRS.join(' '), r.stderr.trim() || `exit ${r.code}`);
     return [];
   }
   return parsedOnce(r, parseLinks);
@@ -358,8 +367,7 @@ export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
 
 /** Addresses of every link; null when they cannot be read. */
 export async function listAddrs(host: Host, gaps: Gaps): Promise<LinkAddrs[] | null> {
-  // The backup's argv: it takes this answer instead of reading the addresses a second time.
-  const argv = ['ip', '-d', '-j', 'addr', 'show'];
+  const argv = LINKS_AND_ADDRS;
   const r = await host.query(argv);
   if (!r || r.code !== 0) {
     gaps.add(argv.join(' '), r ? r.stderr.trim() || `exit ${r.code}` : 'not installed');
@@ -497,8 +505,7 @@ export async function startListings(host: Host, profiles: Profile[], more: strin
   // ip listing): detection waits for them all.
   const reads = [
     ...(await iptablesBackends(host).catch(() => [])).map((b) => [b.save]),
-    ['ip', '-j', '-d', 'link', 'show'],
-    ['ip', '-d', '-j', 'addr', 'show'],
+    LINKS_AND_ADDRS,
     ...[4, 6].map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']),
     ...ownedNftTables(profiles).map((t) => ['nft', 'list', 'table', t.family, t.name]),
     ...more,

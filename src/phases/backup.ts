@@ -17,6 +17,8 @@ export function backupDirName(now: Date, node: string): string {
 }
 
 const NFT_RULESET = ['nft', 'list', 'ruleset'];
+/** Inspection reads links and addresses as one listing (addrs.json); node/links.json keeps ip's own link listing. */
+const LINKS = ['ip', '-d', '-j', 'link', 'show'];
 const routesAll = (family: 4 | 6) => ['ip', '-d', '-j', `-${family}`, 'route', 'show', 'table', 'all'];
 
 /**
@@ -30,7 +32,7 @@ const routesAll = (family: 4 | 6) => ['ip', '-d', '-j', `-${family}`, 'route', '
  */
 export function startBackupReads(host: Host): void {
   host.query(NFT_RULESET).catch(() => {});
-  startReading(host, [routesAll(4), routesAll(6)]);
+  startReading(host, [routesAll(4), routesAll(6), LINKS]);
 }
 
 /** The manifest with the members of the archive tar wrote, which `restore` checks before extracting. */
@@ -68,7 +70,7 @@ export const backup: Phase = {
     const nftables: Manifest['nftables'] = [];
     const ipsets: Manifest['ipsets'] = [];
     if (await ctx.host.has('nft')) save(NFT_RULESET, 'firewall/nft.ruleset');
-    save(['ip', '-d', '-j', 'link', 'show'], 'node/links.json');
+    save(LINKS, 'node/links.json');
     save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
     save(routesAll(4), 'node/routes-v4.json');
     save(routesAll(6), 'node/routes-v6.json');

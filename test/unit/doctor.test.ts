@@ -35,7 +35,7 @@ afterAll(() => {
 
 /** Read-only commands doctor may issue. */
 const READS = [
-  /^ip -j -d link show$/,
+  /^ip -d -j addr show$/,
   /^ip -j -d addr show$/,
   /^ip -j -[46] route show table main$/,
   /^ip6?tables-(nft|legacy)-save$/,

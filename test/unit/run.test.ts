@@ -59,6 +59,15 @@ function flannelLeft(h: FakeHost, chains: string[] = []): string[] {
 }
 
 describe('sweep', () => {
+  it('reads the links from the address listing: one process for both, never `ip link show` on the node', async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await sweep(request(host, { opts: { dryRun: true } }));
+    expect(r.report.wouldRemove?.interfaces.names).toEqual(expect.arrayContaining(['cni0', 'flannel.1']));
+    const asked = host.queries.map((q) => q.join(' '));
+    expect(asked).toContain('ip -d -j addr show');
+    expect(asked.filter((q) => / link show/.test(q) && !q.startsWith('nsenter '))).toEqual([]);
+  });
+
   it('plans every phase in order and reports what each would do', async () => {
     const { host } = dirtyFlannelNode();
     const r = await sweep(request(host, { opts: { dryRun: true } }));

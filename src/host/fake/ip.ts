@@ -50,13 +50,8 @@ export function ipQuery(node: IpState, argv: string[]): ExecResult | undefined {
   if (a === 'ip -j -d addr show' || a === 'ip -d -j addr show') {
     return printed(
       JSON.stringify(
-        node.links.map((l) => ({
-          ifindex: l.ifindex,
-          ifname: l.ifname,
-          flags: l.flags ?? [],
-          mtu: l.mtu,
-          addr_info: node.addrs.get(l.ifname) ?? [],
-        })),
+        // Every link with the fields `ip -j -d link show` prints for it, then its addresses, as ip prints them.
+        node.links.map((l) => ({ ...l, addr_info: node.addrs.get(l.ifname) ?? [] })),
       ) + '\n',
     );
   }
@@ -99,8 +94,7 @@ export function ipSaved(node: IpState, argv: string[]): (() => Outcome) | undefi
   if (a === 'ip -d -j addr show') {
     return () => ({
       code: 0,
-      stdout:
-        JSON.stringify(node.links.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, addr_info: node.addrs.get(l.ifname) ?? [] }))) + '\n',
+      stdout: JSON.stringify(node.links.map((l) => ({ ...l, addr_info: node.addrs.get(l.ifname) ?? [] }))) + '\n',
     });
   }
   const routes = /^ip -d -j -([46]) route show table all$/.exec(a);
