@@ -343,7 +343,7 @@ export class RealHost implements Host {
   }
 
   async apply(step: Step, opts?: CallOptions): Promise<ExecResult> {
-    // A read whose answer is already in hand (the backup's ruleset, started early) is not made twice.
+    // A read whose answer is already in hand (the backup's listings, started early) is not made twice.
     const readOnly = opts?.readOnly ?? (step.touches?.length === 1 && step.touches[0] === 'own');
     const asRead = readOnly && step.stdin === undefined && step.cwd === undefined;
     if (!readOnly) this.forget(step);

@@ -20,7 +20,7 @@ describe('backup and restore', () => {
   it("restore brings back byte-identical files and the CNI's rules, without duplicating them", () => {
     const node = dirtyNode('restore');
     const before = restorable(snapshot(node));
-    const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
+    const tableBefore = inNs(node.ns, 'nft', ['list', 'table', 'ip', 'flannel-ipv4']);
     const saveBefore = inNs(node.ns, 'iptables-nft-save', []);
     // The run's own $TMPDIR, so that another run on the machine cannot change what is compared.
     const tmpDir = scratchDir(node, 'tmp');
@@ -32,7 +32,9 @@ describe('backup and restore', () => {
     // The backup holds the firewall as it was before the first change (its reads start early and run together).
     // Counters aside: a packet the namespace itself sends (IPv6 neighbour discovery) may count in between.
     const noCounters = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter').replace(/\[\d+:\d+\]/g, '[n:n]');
-    expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft.ruleset'), 'utf8'))).toBe(noCounters(rulesetBefore));
+    expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft-ip-flannel-ipv4.nft'), 'utf8'))).toBe(noCounters(tableBefore));
+    // The saves hold every iptables-nft rule: the whole ruleset is not read again.
+    expect(fs.existsSync(path.join(backup, 'firewall/nft.ruleset'))).toBe(false);
     const noHeader = (t: string) =>
       noCounters(
         t
@@ -55,7 +57,7 @@ describe('backup and restore', () => {
       'firewall/iptables-nft.save',
       'firewall/iptables-legacy.save',
       'firewall/ip6tables-nft.save',
-      'firewall/nft.ruleset',
+      'firewall/nft-ip-flannel-ipv4.nft',
       'node/links.json',
       'node/addrs.json',
       'node/routes-v4.json',
@@ -420,15 +422,32 @@ describe('faults', () => {
     expect(after.nft).toContain('flannel-ipv4'); // could not be removed without nft: reported, not crashed
   });
 
-  it("an unusable $TMPDIR (nft's listings go through a temporary file when they can) still cleans the node and backs up the ruleset", () => {
-    const node = dirtyNode('tmpdir', { pods: 1 });
+  it('keeps the whole nftables ruleset when an iptables-nft save leaves something out (a base chain iptables cannot show)', () => {
+    const node = dirtyNode('ruleset', { pods: 1 });
+    // A base chain made with nft in an iptables-nft table: iptables-nft-save says it cannot show it, and the run must not lose it.
+    inNs(node.ns, 'nft', ['add', 'table', 'ip', 'mangle']);
+    inNs(node.ns, 'nft', ['add', 'chain', 'ip', 'mangle', 'mine', '{ type filter hook forward priority 5; }']);
+    inNs(node.ns, 'nft', ['add', 'rule', 'ip', 'mangle', 'mine', 'ip', 'daddr', '192.0.2.1', 'meta', 'mark', 'set', '0x7']);
+    expect(inNs(node.ns, 'iptables-nft-save', [])).toMatch(/^# Table `mangle' contains incompatible base-chains/m);
     const rulesetBefore = inNs(node.ns, 'nft', ['list', 'ruleset']);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    const backup = JSON.parse(r.stdout).backup as string;
+    const noCounters = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter');
+    expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft.ruleset'), 'utf8'))).toBe(noCounters(rulesetBefore));
+    expect(fs.readFileSync(path.join(backup, 'SHA256SUMS'), 'utf8')).toMatch(/ firewall\/nft\.ruleset$/m);
+    expect(inNs(node.ns, 'nft', ['list', 'chain', 'ip', 'mangle', 'mine'])).toContain('meta mark set 0x00000007');
+  });
+
+  it("an unusable $TMPDIR (nft's listings go through a temporary file when they can) still cleans the node and backs up the CNI's table", () => {
+    const node = dirtyNode('tmpdir', { pods: 1 });
+    const tableBefore = inNs(node.ns, 'nft', ['list', 'table', 'ip', 'flannel-ipv4']);
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { env: { TMPDIR: scratchDir(node, 'no-such-dir') } });
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
     const backup = JSON.parse(r.stdout).backup as string;
     const noCounters = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter');
-    expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft.ruleset'), 'utf8'))).toBe(noCounters(rulesetBefore));
+    expect(noCounters(fs.readFileSync(path.join(backup, 'firewall/nft-ip-flannel-ipv4.nft'), 'utf8'))).toBe(noCounters(tableBefore));
     const after = snapshot(node);
     expect(after.nft).not.toContain('flannel-ipv4');
     expect(after.ipt4nft).not.toMatch(/FLANNEL|cbr0/);

@@ -358,6 +358,27 @@ describe('sweep', () => {
     expect(statuses(r)).toMatchObject({ firewall: 'ok', netns: 'skipped' });
   });
 
+  it("keeps what it removes from nftables as inspection read it: the iptables saves and the CNI's own tables, not the whole ruleset again", async () => {
+    const { host } = dirtyFlannelNode();
+    const r = await sweep(request(host));
+    expect(r.report.failed).toBeUndefined();
+    const saved = r.report.phases
+      .find((p) => p.name === 'backup')!
+      .steps.filter((s) => s.status === 'ok')
+      .map((s) => s.argv.join(' '));
+    expect(saved).toEqual(
+      expect.arrayContaining([
+        'iptables-nft-save',
+        'ip6tables-nft-save',
+        'nft list table ip flannel-ipv4',
+        'nft list table ip6 flannel-ipv6',
+      ]),
+    );
+    expect(host.queries.map((q) => q.join(' '))).not.toContain('nft list ruleset');
+    expect(host.exists(`${BACKUP_DIR}/firewall/nft.ruleset`)).toBe(false);
+    expect(host.exists(`${BACKUP_DIR}/firewall/nft-ip-flannel-ipv4.nft`)).toBe(true);
+  });
+
   it('does not report changed when only its own backup files were written (the backup failed, nothing else ran)', async () => {
     const { host } = dirtyFlannelNode();
     host.failOn((s) => s.argv[0] === 'tar', { code: 2, stderr: 'tar: write error\n' });
