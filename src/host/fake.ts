@@ -80,6 +80,8 @@ export class FakeHost implements Host {
   /** Running processes; those with otherNetns run in another network namespace than cni-sweep. */
   procs: Array<ProcessInfo & { otherNetns?: boolean }> = [];
   units = new Map<string, string>();
+  /** KillMode of units that set one (containerd.service: process); others have systemd's default. */
+  killModes = new Map<string, string>();
   /** Nodes cordoned through kubectl drain and not uncordoned since. */
   cordoned = new Set<string>();
   /** Lock files (real paths) and the pid holding each. */

@@ -17,6 +17,34 @@ async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string
   return units.filter((u) => states.get(u) === 'active');
 }
 
+/**
+ * Runtimes whose stop leaves every pod and its network as they are: containerd's own unit has
+ * KillMode=process, so systemd stops containerd alone and the shims (and the pods' processes, network
+ * namespaces, veths, rules) outlive it. Only when systemd says that KillMode is still in force: a
+ * drop-in can change it. Not CRI-O (its unit kills its control group: whether the conmons are in it
+ * depends on its cgroup manager) nor Docker (without live-restore, stopping it stops the containers,
+ * and their namespaces and veths go with them).
+ */
+const KEEP_PODS_ON_STOP = ['containerd.service'];
+
+/** `systemctl show`'s KillMode of each unit, one line each in order (systemd 230 and later). */
+const killModesArgv = (units: string[]) => ['systemctl', 'show', '--property=KillMode', '--value', '--', ...units];
+
+/**
+ * Whether stopping these runtime units can change none of the listings read so far: no kubelet
+ * unit is running (kubelet tears pods down on its own; a run that stopped it has made every listing
+ * stale already), and each unit keeps its pods when stopped. When in doubt (an answer missing), no.
+ */
+async function stopKeepsPods(ctx: Ctx, units: string[]): Promise<boolean> {
+  if (!units.every((u) => KEEP_PODS_ON_STOP.includes(u))) return false;
+  const states = await unitStates(ctx.host, serviceUnits(ctx));
+  if (!states || unitsOf(ctx).kubelet.some((u) => states.get(u) !== 'inactive' && states.get(u) !== 'failed')) return false;
+  const r = await ctx.host.query(killModesArgv(units)).catch(() => null);
+  if (!r || r.code !== 0) return false;
+  const modes = r.stdout.split('\n');
+  return units.every((_, i) => modes[i]?.trim() === 'process');
+}
+
 /** The distribution's units (k3s: one unit holds kubelet and the runtime); kubeadm's by default. */
 const unitsOf = (ctx: Ctx) => ctx.snapshot.distro?.units ?? { kubelet: KUBELET_UNITS, runtime: RUNTIME_UNITS };
 
@@ -45,8 +73,11 @@ async function planStop(ctx: Ctx, units: string[], kind: 'kubelet' | 'runtime'):
           ? 'no container runtime is running'
           : `none of ${units.join(', ')} is running`,
     );
+  // A stop that cannot change any listing says so: the cleanup phases then plan on what was read
+  // before it instead of reading every table again. Otherwise it declares nothing: every answer is stale.
+  const keeps = kind === 'runtime' && (await stopKeepsPods(ctx, active));
   return {
-    steps: [{ argv: ['systemctl', 'stop', ...active] }],
+    steps: [{ argv: ['systemctl', 'stop', ...active], ...(keeps ? { touches: [] } : {}) }],
     notes: [],
     facts: { stopped: kind === 'kubelet' ? { kubelet: active } : { runtime: active } },
   };

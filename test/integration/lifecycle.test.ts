@@ -18,7 +18,13 @@ const scratchDir = (node: FlannelNode, name: string) => path.join(path.dirname(n
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'));
 /** What the shims did that changes something: no reads (is-active, kubectl get, crictl's listings). */
 const changes = (calls: string[]) =>
-  calls.filter((c) => !c.includes(' is-active ') && !c.includes(' get ') && !/^crictl (?:.* )?(?:pods|inspectp)\b/.test(c));
+  calls.filter(
+    (c) =>
+      !c.includes(' is-active ') &&
+      !c.startsWith('systemctl show ') &&
+      !c.includes(' get ') &&
+      !/^crictl (?:.* )?(?:pods|inspectp)\b/.test(c),
+  );
 const unit = (node: FlannelNode, name: string) => fs.readFileSync(path.join(shimDir(node.root), 'units', name), 'utf8').trim();
 
 describe('preflight: nothing changes unless every removal can happen', () => {
@@ -187,6 +193,55 @@ describe('a crashed run leaves no service stopped for the next run', () => {
     expect(unit(node, 'kubelet.service')).toBe('active');
     expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(false);
     expect(snapshot(node).links.join('\n')).not.toMatch(/^cni0 /m);
+  });
+});
+
+describe('the kernel tables are read again after a step of the run that can change them, and only then', () => {
+  /** How many times a run started `iptables-nft-save` (its trace names every process it starts). */
+  const saves = (trace: string) =>
+    fs
+      .readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((l) => /^\s*\d+\s+\d+ \$ iptables-nft-save\b/.test(l)).length;
+  const runTraced = (node: FlannelNode, args: string[]) => {
+    const trace = scratchDir(node, 'trace');
+    const r = runCli(node, ['run', '--yes', ...args, ...nodeArgs(node)], { env: { CNI_SWEEP_TRACE: trace } });
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(snapshot(node).ipt4nft).not.toMatch(/FLANNEL|cbr0/);
+    return { r, saves: saves(trace) };
+  };
+  /** kubelet not running; containerd running, with the KillMode its own unit sets (or systemd's default). */
+  const runtimeOnly = (tag: string, killMode?: string) => {
+    const node = dirtyNode(tag);
+    fs.writeFileSync(path.join(shimDir(node.root), 'units/kubelet.service'), 'inactive\n');
+    if (killMode) fs.writeFileSync(path.join(shimDir(node.root), 'units/containerd.service.killmode'), `${killMode}\n`);
+    return node;
+  };
+
+  it('stopping containerd (KillMode=process: its pods outlive it) with kubelet down: the tables are read once', () => {
+    const node = runtimeOnly('keeps', 'process');
+    const { r, saves: n } = runTraced(node, ['--skip', 'drain']);
+    expect(changes(r.calls)).toEqual(['systemctl stop containerd.service', 'systemctl start containerd.service']);
+    expect(n).toBe(1);
+  });
+
+  it('a containerd whose stop kills its control group (a drop-in, or no KillMode): read again after it', () => {
+    const node = runtimeOnly('kills');
+    expect(runTraced(node, ['--skip', 'drain']).saves).toBe(2);
+  });
+
+  it('a drain (the pods it evicts have their networks torn down by kubelet): read again after it', () => {
+    const node = runtimeOnly('drain', 'process');
+    const { r, saves: n } = runTraced(node, []);
+    expect(changes(r.calls)).toEqual(expect.arrayContaining([expect.stringMatching(/^kubectl .* drain node-1 /)]));
+    expect(n).toBe(2);
+  });
+
+  it('kubelet stopped by the run (it tore pods down on its own until then): read again after it', () => {
+    const node = dirtyNode('kubelet');
+    fs.writeFileSync(path.join(shimDir(node.root), 'units/containerd.service.killmode'), 'process\n');
+    expect(runTraced(node, ['--skip', 'drain']).saves).toBe(2);
   });
 });
 
