@@ -19,7 +19,7 @@ import type { DirEntry, EntryType, ExecResult, Host, ProcessInfo, Step } from '.
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { bpfCommand, bpfQuery } from './fake/bpf.js';
 import { crictlCommand, crictlQuery, withoutEndpoint } from './fake/crictl.js';
-import { catStdin, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
+import { catStdin, detachCommand, fileContent, fsCommand, mkdirAt, resolvePath, sha256sum } from './fake/fs.js';
 import { rulesQuery } from './fake/rules.js';
 import { deleteLink, ipCommand, ipQuery, ipSaved, nsenterQuery, netnsListQuery } from './fake/ip.js';
 import { ipsetCommand, ipsetQuery, ipsetSaved } from './fake/ipset.js';
@@ -77,6 +77,11 @@ export class FakeHost implements Host {
   mounts = new Set<string>();
   /** Real paths of netns files a running process still uses. */
   netnsUsed = new Set<string>();
+  /**
+   * The mount point (real path) of the mount holding /run/netns that detachableMount answers (a
+   * tmpfs /run, or the directory's self-bind mount); null: the directory is on the root mount.
+   */
+  netnsDirMount: string | null = null;
   /** Running processes; those with otherNetns run in another network namespace than cni-sweep. */
   procs: Array<ProcessInfo & { otherNetns?: boolean }> = [];
   units = new Map<string, string>();
@@ -350,6 +355,10 @@ export class FakeHost implements Host {
     return new Set(this.mounts);
   }
 
+  async detachableMount(): Promise<string | null> {
+    return this.netnsDirMount;
+  }
+
   async netnsInUse(paths: string[]): Promise<Set<string>> {
     return new Set(paths.filter((p) => this.netnsUsed.has(p)));
   }
@@ -463,6 +472,8 @@ export class FakeHost implements Host {
         return modprobeCommand(this, argv);
       case 'ovs-dpctl':
         return ovsCommand(argv, this.ovs());
+      case 'unshare':
+        return detachCommand(this, argv);
       case 'rm':
       case 'umount':
       case 'mkdir':

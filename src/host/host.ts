@@ -107,6 +107,13 @@ export interface Host {
   readLink?(nodePath: string): Promise<string | null>;
   /** Mount points (real paths), to tell a bind-mounted netns file from a stale one. */
   mountPoints(): Promise<Set<string>>;
+  /**
+   * The mount point to unmount, in a private mount namespace, so that the netns files `names` of the
+   * directory `dir` (a path under the root, symlinks resolved here) can be unlinked there
+   * (host/mounts.ts detachableMount); null when there is none, or when the kernel does not detach
+   * another namespace's mounts on unlink. A host without it: null.
+   */
+  detachableMount?(dir: string, names: string[]): Promise<string | null>;
   /** Which of these netns files (real paths) a running process still has as its network namespace. */
   netnsInUse(paths: string[]): Promise<Set<string>>;
   /**

@@ -12,6 +12,7 @@ import {
   readFileSync,
   readlinkSync,
   readSync,
+  realpathSync,
   statSync,
   unlinkSync,
 } from 'node:fs';
@@ -23,6 +24,7 @@ import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, R
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 import { batchRead } from './batch.js';
+import { detachableMount } from './mounts.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
 import { decodeName, encodeName, fsPath, hasRawBytes } from '../util/names.js';
 
@@ -572,6 +574,23 @@ export class RealHost implements Host {
       if (f[4]) out.add(f[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
     }
     return out;
+  }
+
+  async detachableMount(dir: string, names: string[]): Promise<string | null> {
+    // Linux 3.18 and later let unlink remove a file that is a mount point in other mount namespaces
+    // only, detaching those mounts; before, it fails with EBUSY.
+    const [major = 0, minor = 0] = os
+      .release()
+      .split('.')
+      .map((n) => parseInt(n, 10));
+    if (major < 3 || (major === 3 && minor < 18)) return null;
+    try {
+      const real = realpathSync(dir);
+      const files = names.map((n) => path.posix.join(real, n));
+      return detachableMount(readFileSync('/proc/self/mountinfo', 'utf8'), real, files);
+    } catch {
+      return null; // no /proc, or the directory is gone
+    }
   }
 
   async netnsInUse(paths: string[]): Promise<Set<string>> {

@@ -2,10 +2,17 @@
 // (lazily, as `ip netns delete` does) then unlink. Working on the files, not on `ip netns`, keeps
 // this correct under --root, where `ip netns` would look at the real /run/netns.
 //
+// Where the directory is on a mount of its own (as on a node: /run is a tmpfs, and `ip netns add`
+// makes /run/netns a bind mount of itself), one process unlinks them all from a private mount
+// namespace (host/mounts.ts DETACH_SCRIPT): umount of each file reads the whole mount table per file, which grows
+// with the pods (N files cost N x N). On the root mount (a --root on the root file system), the
+// files are unmounted and removed as before.
+//
 // With another CNI beside, a namespace whose pod interface pairs with a host interface that is not
 // the removed CNI's belongs to the other CNI's pod and stays; so does one a process still uses.
 import { z } from 'zod';
 import { netnsIdsArgv, underRoot, type Host } from '../host/host.js';
+import { detachArgv } from '../host/mounts.js';
 import { listLinks, NETNS_DIR } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
 import { parseJsonArray, parseLinks } from '../parse/iproute.js';
@@ -91,6 +98,12 @@ export const netns: Phase = {
     const stale = paths.filter((p) => !keep.has(p));
     const staleNames = names.filter((_, i) => !keep.has(paths[i]!));
     if (!stale.length) return nothing(...notes);
+    const removes = { kind: 'network namespace', items: staleNames };
+    const dir = underRoot(ctx.host.root, NETNS_DIR);
+    const ready = ctx.host.detachableMount && (await Promise.all(['unshare', 'umount', 'sh'].map((b) => ctx.host.has(b)))).every(Boolean);
+    const mount = ready ? await ctx.host.detachableMount!(dir, staleNames) : null;
+    if (mount) return { steps: [{ argv: detachArgv(dir, mount, staleNames), touches: ['namespaces', 'files'], removes }], notes };
+
     const mounts = await ctx.host.mountPoints();
     const mounted = stale.filter((p) => mounts.has(p));
     const steps: PlannedStep[] = [];
@@ -105,7 +118,7 @@ export const netns: Phase = {
       argv: ['rm', '-f', '--', ...stale],
       touches: ['files'],
       unlinks: staleNames.map((n) => `${NETNS_DIR}/${n}`),
-      removes: { kind: 'network namespace', items: stale.map((p) => p.split('/').pop()!) },
+      removes,
     });
     return { steps, notes };
   },

@@ -29,6 +29,49 @@ export interface FlannelNodeOptions {
   big?: boolean;
   /** false: only the base node (uplink, docker0, kube-proxy and site rules, site files), no Flannel. */
   flannel?: boolean;
+  /**
+   * How <root>/run/netns sits, as on a real node (default: a directory on the file system the root
+   * is on, as under a --root in /tmp):
+   * - 'bind': a bind mount of itself, made shared, as `ip netns add` leaves it (iproute2
+   *   ip/ipnetns.c: mount --rbind DIR DIR, then --make-rshared);
+   * - 'tmpfs': <root>/run is a tmpfs, shared as systemd mounts /run, and the directory a plain one
+   *   on it, as containerd makes it (pkg/netns: MkdirAll, then a bind mount per file);
+   * - 'tmpfs+bind': both, as on a node where `ip netns add` ran once: the bind mount is a peer of
+   *   /run, so each namespace file is mounted twice (on the bind mount and on /run beneath it).
+   * destroyFlannelNode unmounts them.
+   */
+  netnsMount?: NetnsMount;
+}
+
+export type NetnsMount = 'bind' | 'tmpfs' | 'tmpfs+bind';
+
+/** Mounts <root>/run and <root>/run/netns as `how` says (FlannelNodeOptions.netnsMount), before anything is written there. */
+export function mountNetnsDir(root: string, how: NetnsMount | undefined): void {
+  const run = path.join(root, 'run');
+  const dir = path.join(run, 'netns');
+  fs.mkdirSync(run, { recursive: true });
+  if (how === 'tmpfs' || how === 'tmpfs+bind') {
+    sh('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'cni-sweep-test-run', run]);
+    sh('mount', ['--make-shared', run]);
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  if (how === 'bind' || how === 'tmpfs+bind') {
+    sh('mount', ['--rbind', dir, dir]);
+    sh('mount', ['--make-rshared', dir]);
+  }
+}
+
+/** Mount points at or below `dir` (real paths), deepest first, once per mount (a path mounted twice is listed twice). */
+export function mountsUnder(dir: string): string[] {
+  const top = path.resolve(dir);
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => !!p)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p === top || p.startsWith(`${top}/`))
+    .sort((a, b) => b.length - a.length);
 }
 
 export interface FlannelNode {
@@ -251,6 +294,7 @@ export function createFlannelNode(o: FlannelNodeOptions): FlannelNode {
   const gw = big ? '10.0.4.1' : '10.244.1.1';
   const root = o.root;
   fs.mkdirSync(root, { recursive: true });
+  if (o.netnsMount) mountNetnsDir(root, o.netnsMount);
   sh('ip', ['netns', 'add', o.ns]);
   const node: FlannelNode = { ns: o.ns, nsPath: `/run/netns/${o.ns}`, root, pods: [], network, subnet };
   const ipb = (lines: string[]) => inNs(o.ns, 'ip', ['-batch', '-'], lines.join('\n') + '\n');
@@ -426,6 +470,14 @@ export function destroyFlannelNode(node: { ns: string; root: string }): void {
       sh('umount', ['--lazy', path.join(netnsDir, f)]);
     } catch {
       /* not mounted */
+    }
+  }
+  // What netnsMount mounted, and anything a test mounted below the root.
+  for (const m of mountsUnder(node.root)) {
+    try {
+      sh('umount', ['--lazy', m]);
+    } catch {
+      /* gone with the one above */
     }
   }
   try {

@@ -6,7 +6,9 @@ import type { FakeHost } from '../../src/host/fake.js';
 import { netns } from '../../src/phases/netns.js';
 import type { PlannedStep } from '../../src/phases/types.js';
 import { dirtyFlannelNode } from './fake-node.js';
-import { ctxFor } from './helpers.js';
+import { ctxFor, runMain } from './helpers.js';
+import { removalTargets } from '../../src/phases/preflight.js';
+import { detachableMount } from '../../src/host/mounts.js';
 
 const bare = (steps: PlannedStep[]) => steps.map((s) => s.argv);
 
@@ -101,5 +103,114 @@ describe('netns beside docker and podman', () => {
     expect(plan.notes[0]).toBe(`kept /run/netns/${pods[1]!.netns}: a running process still uses it`);
     expect(plan.steps.at(-1)!.argv).not.toContain(`/run/netns/${pods[1]!.netns}`);
     expect(plan.steps.at(-1)!.argv.slice(3)).toHaveLength(2);
+  });
+});
+
+/** The netns section of a plan script, from its heading to the end. */
+const netnsSection = (script: string) => script.slice(script.indexOf('\n# == netns'));
+
+describe('netns files on a mount of their own', () => {
+  it('are removed by one process that unmounts their mount in a private mount namespace: the plan shows it, with why', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 3 });
+    host.addNetns('cni-0000aaaa-0000-0000-0000-000000000000', { inUse: true });
+    host.netnsDirMount = '/run';
+    const r = await runMain(['plan', '--only', 'netns'], host);
+    expect(r.code).toBe(0);
+    const names = pods.map((p) => p.netns).sort();
+    expect(netnsSection(r.stdout)).toBe(
+      [
+        '',
+        '# == netns: remove stale cni-* pod network namespaces (after the runtime is stopped)',
+        '# kept /run/netns/cni-0000aaaa-0000-0000-0000-000000000000: a running process still uses it',
+        "# one process for all the namespace files: in a private mount namespace it unmounts the mount holding them (there only), then unlinks them by name, which detaches the node's mounts of each (Linux 3.18+); umount per file would read the whole mount table once per file",
+        `unshare --mount --propagation private sh -c 'cd -- "$1" && umount --lazy -- "$2" && shift 2 && exec rm -f "$@"' sh /run/netns /run -- \\`,
+        ...names.map((n, i) => `  ${n}${i < names.length - 1 ? ' \\' : ''}`),
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('on the root mount, are unmounted with umount and removed with rm, as before', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 2 });
+    const r = await runMain(['plan', '--only', 'netns'], host);
+    const paths = pods.map((p) => `/run/netns/${p.netns}`).sort();
+    expect(netnsSection(r.stdout)).toBe(
+      [
+        '',
+        '# == netns: remove stale cni-* pod network namespaces (after the runtime is stopped)',
+        'umount --lazy -- \\',
+        `  ${paths[0]} \\`,
+        `  ${paths[1]}`,
+        'rm -f -- \\',
+        `  ${paths[0]} \\`,
+        `  ${paths[1]}`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('without sh, or without umount, are unmounted one by one as before', async () => {
+    for (const missing of ['sh', 'umount']) {
+      const { host } = dirtyFlannelNode({ pods: 2 });
+      host.netnsDirMount = '/run';
+      host.removeBinary(missing);
+      const plan = await netns.plan(await ctxFor(host));
+      expect(plan.steps.map((s) => s.argv[0])).toEqual(['umount', 'rm']);
+    }
+  });
+
+  it('are among the removals the preflight checks (a directory they cannot leave refuses the run), as files unmounted first', async () => {
+    const { host, pods } = dirtyFlannelNode({ pods: 2 });
+    host.netnsDirMount = '/run';
+    const plan = await netns.plan(await ctxFor(host));
+    expect(removalTargets([{ plan }])).toEqual(
+      pods.map((p) => ({ path: `/run/netns/${p.netns}`, tree: false, unmounted: true })).sort((a, b) => a.path.localeCompare(b.path)),
+    );
+  });
+});
+
+/** A line of /proc/self/mountinfo. */
+const line = (id: number, parent: number, point: string, fs = 'tmpfs') => `${id} ${parent} 0:1 / ${point} rw - ${fs} ${fs} rw`;
+
+describe('the mount holding the netns directory (detachableMount)', () => {
+  const files = ['/run/netns/cni-1', '/run/netns/cni-2'];
+
+  it('where /run is shared (systemd) and ip netns made /run/netns a bind mount: /run, which holds both copies of each file’s mount', () => {
+    const info = [
+      line(1, 0, '/', 'ext4'),
+      line(20, 1, '/run'),
+      line(30, 20, '/run/netns'),
+      line(31, 30, '/run/netns/cni-1', 'nsfs'),
+      line(32, 20, '/run/netns/cni-1', 'nsfs'),
+      line(33, 30, '/run/netns/cni-2', 'nsfs'),
+      line(34, 20, '/run/netns/cni-2', 'nsfs'),
+      line(40, 20, '/run/user/0'),
+    ].join('\n');
+    expect(detachableMount(info, '/run/netns', files)).toBe('/run');
+  });
+
+  it('a self-bind mount on the root file system: the bind mount', () => {
+    const info = [line(1, 0, '/', 'ext4'), line(30, 1, '/run/netns', 'ext4'), line(31, 30, '/run/netns/cni-1', 'nsfs')].join('\n');
+    expect(detachableMount(info, '/run/netns', files)).toBe('/run/netns');
+  });
+
+  it('on the root mount, or with a file mounted from the root mount: none', () => {
+    expect(detachableMount([line(1, 0, '/', 'ext4'), line(31, 1, '/run/netns/cni-1', 'nsfs')].join('\n'), '/run/netns', files)).toBeNull();
+    const info = [line(1, 0, '/', 'ext4'), line(30, 1, '/run/netns', 'ext4'), line(31, 1, '/run/netns/cni-1', 'nsfs')].join('\n');
+    expect(detachableMount(info, '/run/netns', files)).toBeNull();
+  });
+
+  it('mounts stacked on /run: the top one when it holds the files, none when they hang from the one below', () => {
+    const top = [line(1, 0, '/', 'ext4'), line(20, 1, '/run'), line(21, 20, '/run'), line(31, 21, '/run/netns/cni-1', 'nsfs')];
+    expect(detachableMount(top.join('\n'), '/run/netns', files)).toBe('/run');
+    const below = [line(1, 0, '/', 'ext4'), line(20, 1, '/run'), line(21, 20, '/run'), line(31, 20, '/run/netns/cni-1', 'nsfs')];
+    expect(detachableMount(below.join('\n'), '/run/netns', files)).toBeNull();
+  });
+
+  it('reads escaped mount points', () => {
+    const info = [line(1, 0, '/', 'ext4'), line(20, 1, '/srv/my\\040node'), line(31, 20, '/srv/my\\040node/run/netns/cni-1', 'nsfs')].join(
+      '\n',
+    );
+    expect(detachableMount(info, '/srv/my node/run/netns', ['/srv/my node/run/netns/cni-1'])).toBe('/srv/my node');
   });
 });

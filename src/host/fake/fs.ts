@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { clean, fail, OK, type FsNode, type Outcome } from './model.js';
+import { detachArgv, detachedFiles } from '../mounts.js';
 
 /** The part of the fake node its filesystem commands see and change. */
 export interface FsState {
@@ -92,6 +93,34 @@ export function fsCommand(node: FsState, argv: string[]): (() => Outcome) | unde
   if (argv.length === 6 && argv[0] === 'mv' && argv[1] === '-n' && argv[2] === '-T' && argv[3] === '--')
     return mv(node, argv[4]!, argv[5]!);
   return undefined;
+}
+
+/**
+ * The netns phase's one-process removal (netns.ts DETACH_SCRIPT): in a private mount namespace,
+ * unmount the mount holding the netns directory, then unlink the names there; unlinking detaches
+ * the node's mounts of each file. Fails as umount does when that mount is not (or no longer) there.
+ */
+export function detachCommand(node: FsState & { netnsDirMount: string | null }, argv: string[]): (() => Outcome) | undefined {
+  const files = detachedFiles(argv);
+  if (!files || argv.join(' ') !== detachArgv(argv[8]!, argv[9]!, argv.slice(11)).join(' ')) return undefined;
+  for (const f of files) if (!underRootReal(node.root, f)) throw new Error(`FakeHost: ${f} is outside the root ${node.root}`);
+  return () => {
+    const dir = resolvePath(node.fs, argv[8]!, true);
+    if (dir === null || node.fs.get(dir)?.type !== 'dir') return fail(2, `sh: 1: cd: can't cd to ${argv[8]}\n`);
+    if (argv[9] !== node.netnsDirMount) return fail(32, `umount: ${argv[9]}: not mounted.\n`);
+    const errs: string[] = [];
+    for (const n of argv.slice(11)) {
+      const p = path.posix.join(dir, n);
+      const f = node.fs.get(p);
+      if (!f) continue;
+      if (f.type === 'dir') errs.push(`rm: cannot remove '${n}': Is a directory`);
+      else {
+        node.fs.delete(p);
+        node.mounts.delete(p);
+      }
+    }
+    return errs.length ? fail(1, errs.join('\n') + '\n') : OK;
+  };
 }
 
 function rm(node: FsState, targets: string[], recursive: boolean): Outcome {

@@ -75,6 +75,7 @@ export const DEFAULT_BINS = [
   'modprobe',
   'nsenter',
   'unshare',
+  'sh',
   'rm',
   'mv',
   'umount',
