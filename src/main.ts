@@ -1,10 +1,10 @@
 // Process entry: wires the real host, terminal and signals into the CLI.
 import './util/heap.js'; // first: it sets how the heap grows before the other modules allocate
-import readline from 'node:readline';
 import { main, type Io } from './cli.js';
 import { RealHost } from './host/real.js';
 import { PlainReporter } from './report/plain.js';
 import type { Reporter } from './events.js';
+import { lazyReadline } from './util/lazy.js';
 import { mark } from './util/trace.js';
 
 // A terminal that reports no width (serial consoles, some CI ptys) sends ora into an endless
@@ -24,7 +24,7 @@ const io: Io = {
   makeHost: (root) => new RealHost(root),
   ask: (q) =>
     new Promise((resolve) => {
-      const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+      const rl = lazyReadline().createInterface({ input: process.stdin, output: process.stderr });
       // A terminal that goes away ends stdin: no answer is a no, not a promise left pending.
       rl.on('close', () => {
         resolve('');

@@ -144,7 +144,9 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   };
   // Cleanup phases are read-only to plan: plan them once to learn whether there is work at all,
   // so that a clean node is not drained and its services are not restarted.
+  mark('snapshot taken');
   const cleanupPlans = await newCtx(req, snapshot, gaps, true, undefined, startReads).planCleanup();
+  mark('cleanup planned');
   const planCtx = newCtx(req, snapshot, gaps, true, cleanupPlans);
   withLeftBehind(planCtx, leftBehind);
   planCtx.hasWork = [...cleanupPlans.values()].some((pl) => pl.steps.length > 0);

@@ -3,10 +3,10 @@
 // is missing now, so nothing is duplicated and no chain is flushed by being declared again. The
 // ipsets the run destroyed go back first (only those that are gone), as rules cannot match a set
 // that does not exist.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { sha256 } from '../util/lazy.js';
 import type { Host } from '../host/host.js';
 import { Gaps, listIpsets, nftTablesPresent, saveIptables } from '../inspect.js';
 import { missingFromDump } from '../ownership.js';
@@ -47,8 +47,7 @@ export function readBackup(dir: string): Manifest {
     } catch {
       bad(dir, `${rel} is missing`);
     }
-    if (createHash('sha256').update(data).digest('hex') !== want)
-      bad(dir, `checksum mismatch for ${rel}: the backup is corrupt or was changed`);
+    if (sha256(data) !== want) bad(dir, `checksum mismatch for ${rel}: the backup is corrupt or was changed`);
     listed.add(rel);
   }
   if (!listed.has(MANIFEST)) bad(dir, `${MANIFEST} is not covered by ${CHECKSUMS}`);

@@ -1,7 +1,7 @@
 // Reads a tar archive's members without extracting anything: what `restore` checks against the
 // manifest before tar writes a byte, and what the backup records once files.tar is written.
 // ustar, with GNU long names ('L', 'K') and pax headers ('x'), which is what GNU tar writes.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../util/lazy.js';
 
 export type TarType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
 
@@ -92,7 +92,7 @@ export function tarMembers(buf: Buffer): TarMember[] {
     const raw = ext.path ?? longName ?? (prefix ? `${prefix}/${text(h, 0, 100)}` : text(h, 0, 100));
     const type = TYPES[flag] ?? 'other';
     const m: TarMember = { name: raw.replace(/\/+$/, ''), type, size: type === 'file' ? size : 0 };
-    if (type === 'file') m.sha256 = createHash('sha256').update(data).digest('hex');
+    if (type === 'file') m.sha256 = sha256(data);
     if (type === 'symlink' || type === 'hardlink') m.link = ext.linkpath ?? longLink ?? text(h, 157, 100);
     out.push(m);
     longName = longLink = undefined;

@@ -82,6 +82,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   }
   mark('listings');
   await startListings(host, preselected ?? all, distroReads(distros));
+  mark('listings started');
   // After the listings detection waits for: the backup needs this one only once planning is done.
   // Not for a run that refuses at drain (no kubeconfig): it writes no backup.
   if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
@@ -101,6 +102,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       embedded: (procs) => embeddedLive(distro, procs),
     }),
   );
+  mark('targets chosen');
   const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
   const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
   const reporter = reporterFor(io, o.verbose, o.quiet);

@@ -1,6 +1,5 @@
 // The real host: execa for commands, node:fs for reads. Every path is resolved under --root.
 import fs from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import {
   accessSync,
   closeSync,
@@ -23,6 +22,7 @@ import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
+import { lazyCrypto } from '../util/lazy.js';
 import { batchRead } from './batch.js';
 import { detachableMount } from './mounts.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
@@ -239,7 +239,7 @@ export class RealHost implements Host {
     if (cmd !== 'nft' || stdin !== undefined) return execa(cmd, args, options);
     // Unlinked as soon as it is open: nothing is left behind, whatever happens to this process.
     // Without a usable temporary directory (read-only, missing $TMPDIR), the pipe still works.
-    const file = path.join(os.tmpdir(), `cni-sweep-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const file = path.join(os.tmpdir(), `cni-sweep-${process.pid}-${lazyCrypto().randomBytes(6).toString('hex')}`);
     let fd: number;
     try {
       fd = openSync(file, 'wx+', 0o600);

@@ -54,6 +54,74 @@ export function parseJsonArray<T>(schema: z.ZodType<T>, text: string, what: stri
   return parsed.data;
 }
 
-export const parseLinks = (text: string) => parseJsonArray(LinkSchema, text, 'ip -j link');
-export const parseAddrs = (text: string) => parseJsonArray(AddrSchema, text, 'ip -j addr');
-export const parseRoutes = (text: string) => parseJsonArray(RouteSchema, text, 'ip -j route');
+// The listings of a node with hundreds of pods are checked here field by field, as the schemas
+// above check them, and kept as JSON.parse made them: zod builds a copy of every object (ip -d -j
+// link prints some 40 fields per veth), which cost more than the parse itself and a third of the
+// garbage a plan collected. Output the checks refuse goes to the schemas, which then say why (the
+// same message as before); what they accept is what the checks accept, so both ways give the same
+// elements (their keys in ip's order instead of the schema's: nothing serializes them).
+type Check = (v: unknown) => boolean;
+const isString: Check = (v) => typeof v === 'string';
+const isNumber: Check = (v) => typeof v === 'number' && Number.isFinite(v);
+const isStrings: Check = (v) => Array.isArray(v) && v.every(isString);
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A looseObject's check: required fields (`?` after the name: optional, absent or undefined). */
+function fields(spec: Record<string, Check>): Check {
+  const list = Object.entries(spec).map(([k, check]) => ({ key: k.replace(/\?$/, ''), optional: k.endsWith('?'), check }));
+  return (v) => {
+    if (!isRecord(v)) return false;
+    for (const { key, optional, check } of list) {
+      const x = v[key];
+      if (x === undefined ? !optional : !check(x)) return false;
+    }
+    return true;
+  };
+}
+
+const isLink = fields({
+  ifindex: isNumber,
+  ifname: isString,
+  'flags?': isStrings,
+  'link?': isString,
+  'link_index?': isNumber,
+  'mtu?': isNumber,
+  'master?': isString,
+  'group?': isString,
+  'operstate?': isString,
+  'link_netnsid?': isNumber,
+  'linkinfo?': fields({ 'info_kind?': isString }),
+});
+const isAddrInfo = fields({ family: isString, local: isString, prefixlen: isNumber });
+const isAddr = fields({ ifname: isString, 'addr_info?': (v) => Array.isArray(v) && v.every(isAddrInfo) });
+const isRoute = fields({
+  'type?': isString,
+  dst: isString,
+  'gateway?': isString,
+  'dev?': isString,
+  'protocol?': isString,
+  'scope?': isString,
+  'table?': isString,
+  'metric?': isNumber,
+});
+
+/** parseJsonArray for a schema whose elements `ok` checks the same way: the elements as parsed, `fill` adding the defaults. */
+function parseChecked<T>(schema: z.ZodType<T>, ok: Check, text: string, what: string, fill?: (e: Record<string, unknown>) => void): T[] {
+  const t = text.trim();
+  if (t === '') return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(t);
+  } catch {
+    return parseJsonArray(schema, t, what); // which says why
+  }
+  if (!Array.isArray(json) || !json.every(ok)) return parseJsonArray(schema, t, what);
+  if (fill) for (const e of json as Array<Record<string, unknown>>) fill(e);
+  return json as T[];
+}
+
+export const parseLinks = (text: string): Link[] => parseChecked(LinkSchema, isLink, text, 'ip -j link');
+export const parseAddrs = (text: string): LinkAddrs[] =>
+  parseChecked(AddrSchema, isAddr, text, 'ip -j addr', (e) => {
+    if (e.addr_info === undefined) e.addr_info = [];
+  });
+export const parseRoutes = (text: string): Route[] => parseChecked(RouteSchema, isRoute, text, 'ip -j route');

@@ -4,8 +4,8 @@
 // one line naming the file and the field.
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import { UsageError } from '../errors.js';
+import { lazyYaml } from '../util/lazy.js';
 import { builtInProfiles, useFileProfiles } from './index.js';
 import { ProfileSchema, type Profile } from './schema.js';
 
@@ -93,7 +93,7 @@ function parseText(text: string, shown: string): unknown {
     }
   }
   try {
-    const doc = YAML.parseDocument(text, { uniqueKeys: true, strict: true });
+    const doc = lazyYaml().parseDocument(text, { uniqueKeys: true, strict: true });
     const problem = doc.errors[0] ?? doc.warnings[0];
     if (problem) throw bad(shown, `not valid YAML: ${firstLine(problem.message)}`);
     return doc.toJS({ maxAliasCount: MAX_ALIASES });

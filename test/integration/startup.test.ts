@@ -72,6 +72,19 @@ describe('the built CLI at start-up', () => {
     expect(r.stdout).toBe(cli('profiles').stdout);
   });
 
+  it('starts without the Node modules only some commands use (they load when used)', () => {
+    // What the bundle requires at its top runs before the listings start, on every command.
+    const d = copyOfDist();
+    fs.writeFileSync(
+      path.join(d, 'loaded.cjs'),
+      "process.on('exit', () => process.stderr.write(process.moduleLoadList.filter((m) => /^NativeModule (crypto|readline)$/.test(m)).join(',') + '\\n'));",
+    );
+    const r = node(['-r', path.join(d, 'loaded.cjs'), path.join(d, 'cni-sweep.cjs'), 'plan', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: cni-sweep plan/);
+    expect(r.stderr).toBe('\n');
+  });
+
   it("runs the same without the cache V8 refuses (another Node's), or one from another build, or none", () => {
     const expected = cli('profiles');
     expect(expected.stdout).toMatch(/^flannel: /);

@@ -1,8 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { parseCniConfig } from '../../src/parse/conflist.js';
-import { parseLinks, parseRoutes } from '../../src/parse/iproute.js';
+import { AddrSchema, LinkSchema, RouteSchema, parseAddrs, parseJsonArray, parseLinks, parseRoutes } from '../../src/parse/iproute.js';
 import { parseIptablesSave, tokenize } from '../../src/parse/iptables.js';
 import { parseNftTables } from '../../src/parse/nft.js';
 import { parseSubnetEnv } from '../../src/parse/subnetenv.js';
@@ -236,5 +239,73 @@ describe('ip -j parsers', () => {
     expect(parseLinks('\n')).toEqual([]);
     expect(() => parseLinks('[{"ifname":"x"}]')).toThrow(/^unexpected ip -j link output/);
     expect(() => parseRoutes('[{"gateway":"1.2.3.4"}]')).toThrow(/^unexpected ip -j route output/);
+  });
+
+  // The parsers check the elements themselves and keep them as JSON.parse made them; the schemas
+  // stay the definition: for any output, both give the same elements or the same one-line error.
+  const same = <T>(parse: (t: string) => T[], schema: z.ZodType<T>, what: string, text: string) => {
+    let want: T[] | Error;
+    try {
+      want = parseJsonArray(schema, text, what);
+    } catch (e) {
+      want = e as Error;
+    }
+    if (want instanceof Error) expect(() => parse(text)).toThrow(new ParseError(want.message));
+    else expect(parse(text)).toEqual(want);
+  };
+  const parsers = [
+    [parseLinks, LinkSchema, 'ip -j link'],
+    [parseAddrs, AddrSchema, 'ip -j addr'],
+    [parseRoutes, RouteSchema, 'ip -j route'],
+  ] as const;
+
+  it('read what the schemas read, from the fixtures and from ip itself', () => {
+    const own = (args: string[]) => spawnSync('ip', args, { encoding: 'utf8' }).stdout;
+    for (const text of [fixture('ip-link.json'), own(['-j', '-d', 'link', 'show']), own(['-d', '-j', 'addr', 'show'])])
+      for (const [parse, schema, what] of parsers) same(parse, schema as z.ZodType, what, text);
+    for (const text of [fixture('ip-route.json'), own(['-j', '-4', 'route', 'show', 'table', 'main'])])
+      same(parseRoutes, RouteSchema, 'ip -j route', text);
+    // The default the schema fills in.
+    expect(parseAddrs('[{"ifname":"lo"}]')).toEqual([{ ifname: 'lo', addr_info: [] }]);
+  });
+
+  it('property: any element of any shape, as the schemas say', () => {
+    // Fields of every schema, with values of every JSON type (and a number JSON.parse makes Infinity of).
+    const value = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(fc.string(), { maxLength: 2 }),
+      fc.array(fc.oneof(fc.string(), fc.integer()), { maxLength: 2 }),
+      fc.record({ info_kind: fc.oneof(fc.string(), fc.integer()) }, { requiredKeys: [] }),
+      fc.array(
+        fc.record({ family: fc.string(), local: fc.oneof(fc.string(), fc.integer()), prefixlen: fc.integer() }, { requiredKeys: [] }),
+        {
+          maxLength: 2,
+        },
+      ),
+    );
+    const keys = ['ifindex', 'ifname', 'flags', 'link', 'link_index', 'mtu', 'master', 'group', 'operstate', 'link_netnsid', 'linkinfo'];
+    const more = ['addr_info', 'type', 'dst', 'gateway', 'dev', 'protocol', 'scope', 'table', 'metric', 'qdisc'];
+    const element = fc.oneof(
+      fc.dictionary(fc.constantFrom(...keys, ...more), value),
+      fc.record(
+        { ifindex: fc.integer(), ifname: fc.string(), dst: fc.string(), flags: value, linkinfo: value, addr_info: value, metric: value },
+        { requiredKeys: ['ifname'] },
+      ),
+      value,
+    );
+    const text = fc.oneof(
+      fc.array(element, { maxLength: 4 }).map((a) => JSON.stringify(a)),
+      fc.json(),
+      fc.constantFrom('', ' \n', '[', '[1e400]', '[{"ifindex":1e400,"ifname":"x","dst":"y","metric":1e400}]'),
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        for (const [parse, schema, what] of parsers) same(parse, schema as z.ZodType, what, t);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
