@@ -521,9 +521,10 @@ async function apply(
     }
     if (phase.cleanup && !relisted) {
       relisted = true;
-      // Stopping kubelet and the runtime left no listing standing: read them again together, while
-      // the first phases remove files, instead of one process at a time as each phase asks. What
-      // is still known (a run that stopped nothing) is not read again.
+      // A drain, a kubelet stop, removed sandboxes or a runtime stop that takes pods down left no
+      // listing standing: read them again together, while the first phases remove files, instead of
+      // one process at a time as each phase asks. What is still known (a run that stopped nothing,
+      // or only a containerd that keeps its pods: services.ts) is not read again.
       void startListings(req.host, req.profiles);
     }
     const pr: PhaseReport = { name: phase.name, status: 'ok', notes: [], steps: [] };

@@ -37,11 +37,13 @@ export function startBackupReads(host: Host): void {
  * profile's own tables (each saved as listed, firewall/nft-<family>-<table>.nft) and iptables-nft
  * rules and chains (in the saves, which is also what restore and the .undo scripts are made of).
  * `nft list ruleset` would add only tables no run touches, and the same iptables-nft rules again,
- * decoded by nft (a third of a second of CPU at 5000 rules) into a text nft cannot load back (xt
- * matches print as comments). A save holds everything unless it failed, or iptables-nft-save left
- * something out: it then says so in a comment line ("# Table `filter' contains incompatible
- * base-chains, use 'nft' tool to list them."); any comment besides its header, footer and legacy
- * warning counts as such. Then the ruleset is kept, as before, for a person to recover by hand.
+ * decoded by nft (a third of a second of CPU at 5000 rules) into a text that does not give them
+ * back (nft 1.0.6 prints an iptables-nft rule without its `-m comment`, which is how CNIs tag
+ * their rules: loaded with nft -f, it comes back untagged). A save holds everything unless it
+ * failed, or iptables-nft-save left something out: it then says so in a comment line ("# Table
+ * `filter' contains incompatible base-chains, use 'nft' tool to list them."); any comment besides
+ * its header, footer and legacy warning counts as such. Then the ruleset is kept, as before, for a
+ * person to recover by hand.
  */
 async function savesHoldEverything(host: Host, backends: Backend[]): Promise<boolean> {
   for (const b of backends) {

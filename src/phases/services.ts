@@ -32,11 +32,12 @@ const killModesArgv = (units: string[]) => ['systemctl', 'show', '--property=Kil
 
 /**
  * Whether stopping these runtime units can change none of the listings read so far: no kubelet
- * unit is running (kubelet tears pods down on its own; a run that stopped it has made every listing
- * stale already), and each unit keeps its pods when stopped. When in doubt (an answer missing), no.
+ * unit is running (kubelet tears pods down on its own, so what was read while it ran is not kept
+ * past its stop), and each unit keeps its pods when stopped. When in doubt (an answer missing), no.
  */
 async function stopKeepsPods(ctx: Ctx, units: string[]): Promise<boolean> {
-  if (!units.every((u) => KEEP_PODS_ON_STOP.includes(u))) return false;
+  // Kubelet stopped by this run: every listing is stale already, and is read again after this stop anyway.
+  if (ctx.stopped.kubelet.length || !units.every((u) => KEEP_PODS_ON_STOP.includes(u))) return false;
   const states = await unitStates(ctx.host, serviceUnits(ctx));
   if (!states || unitsOf(ctx).kubelet.some((u) => states.get(u) !== 'inactive' && states.get(u) !== 'failed')) return false;
   const r = await ctx.host.query(killModesArgv(units)).catch(() => null);

@@ -449,6 +449,40 @@ describe('services', () => {
     );
   });
 
+  it("stopping containerd while no kubelet runs declares that it changes no listing, only when systemd reports its unit's KillMode=process", async () => {
+    const touches = async (setup: (h: ReturnType<typeof foreignNode>) => void) => {
+      const host = foreignNode();
+      host.units.set('kubelet.service', 'inactive');
+      host.units.set('containerd.service', 'active');
+      setup(host);
+      const step = (await stopRuntime.plan(await ctxFor(host))).steps[0]!;
+      return { argv: step.argv.join(' '), touches: step.touches };
+    };
+    // Its shims, and so the pods and their networks, outlive it: the cleanup plans on what was read.
+    expect(await touches((h) => h.killModes.set('containerd.service', 'process'))).toEqual({
+      argv: 'systemctl stop containerd.service',
+      touches: [],
+    });
+    // systemd's default (control-group) kills the shims too; kubelet running tears pods down on its own;
+    // CRI-O and Docker are not known to keep their pods: every listing is stale after the stop.
+    expect((await touches(() => {})).touches).toBeUndefined();
+    expect(
+      (
+        await touches((h) => {
+          h.killModes.set('containerd.service', 'process');
+          h.units.set('kubelet.service', 'active');
+        })
+      ).touches,
+    ).toBeUndefined();
+    expect(
+      await touches((h) => {
+        h.units.set('containerd.service', 'inactive');
+        h.units.set('crio.service', 'active');
+        h.killModes.set('crio.service', 'process');
+      }),
+    ).toEqual({ argv: 'systemctl stop crio.service', touches: undefined });
+  });
+
   it('says why it stops nothing', async () => {
     const host = foreignNode();
     host.units.clear();
