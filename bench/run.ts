@@ -176,6 +176,9 @@ function makeNode(cfg: Config): FlannelNode {
     big: cfg.big,
     backend: cfg.backend,
     podmanConfig: cfg.podmanConfig ?? false,
+    // As on a Kubernetes node: /run is a tmpfs (systemd's, shared) and run/netns a plain directory
+    // on it, as containerd and CRI-O make it; the netns phase then takes the path a node takes.
+    netnsMount: 'tmpfs',
   });
   live.add(node);
   if (cfg.containers) addContainers(node, { docker: DOCKER, podman: PODMAN, backend: cfg.backend });
@@ -842,6 +845,9 @@ function render(
   );
   L.push(
     '**floor** = one `rm -rf`, one `ip -batch -` (links and routes), one `iptables-restore --noflush -w` per backend/family, one `nft -f -`, one `umount` + one `rm` for the netns files;',
+  );
+  L.push(
+    "Each node's `<root>/run` is a tmpfs of its own, shared, as systemd mounts `/run`, and `<root>/run/netns` a plain directory on it, as containerd (pkg/netns) and CRI-O make it: the pod namespace files are mounted once each, and cni-sweep's netns phase takes the path it takes on a node (one process unlinks them from a private mount namespace) instead of the root file system's (umount per file);",
   );
   L.push(
     '**floor-group** = the floor, with the links (pod veths, cni0, the flannel devices) deleted in one kernel batch (`link set dev <link> group <G>` for each, then one `link delete group <G>`);',

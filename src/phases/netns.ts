@@ -4,9 +4,9 @@
 //
 // Where the directory is on a mount of its own (as on a node: /run is a tmpfs, and `ip netns add`
 // makes /run/netns a bind mount of itself), one process unlinks them all from a private mount
-// namespace (host/mounts.ts DETACH_SCRIPT): umount of each file reads the whole mount table per file, which grows
-// with the pods (N files cost N x N). On the root mount (a --root on the root file system), the
-// files are unmounted and removed as before.
+// namespace (host/mounts.ts DETACH_SCRIPT): umount reads the whole mount table for each file, and
+// every pod's namespace is one more mount, so N files cost N x (N + other mounts). On the root
+// mount (a --root on the root file system), the files are unmounted, then removed.
 //
 // With another CNI beside, a namespace whose pod interface pairs with a host interface that is not
 // the removed CNI's belongs to the other CNI's pod and stays; so does one a process still uses.

@@ -45,7 +45,7 @@ export function removalTargets(plans: Array<{ plan: PhasePlan | null }>): Remova
   // umount --lazy -- <paths>: the netns and cni-state phases unmount these before they remove them.
   const unmounted = new Set(steps.filter((s) => s.argv[0] === 'umount').flatMap((s) => s.argv.slice(s.argv.indexOf('--') + 1)));
   const targets = steps.flatMap(removals).map((t) => (unmounted.has(t.path) ? { ...t, unmounted: true } : t));
-  // The netns files one process unmounts and removes (netns.ts DETACH_SCRIPT).
+  // The netns files one process unmounts and removes (host/mounts.ts DETACH_SCRIPT).
   for (const s of steps) for (const p of detachedFiles(s.argv) ?? []) targets.push({ path: p, tree: false, unmounted: true });
   // A mount point below a removed tree (Cilium's cgroup2): unmounted first, so what is below it does not count.
   const listed = new Set(targets.map((t) => t.path));

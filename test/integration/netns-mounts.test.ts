@@ -131,7 +131,22 @@ describe.each<[string, NetnsMount | undefined, (b: Busy) => string | null]>([
   });
 });
 
-describe('run/netns on a tmpfs /run, when the removal cannot finish', () => {
+describe('run/netns on a tmpfs /run, when the node changes or the removal cannot finish', () => {
+  it('a namespace removed by someone else between the plan and the step: the others go, and the run succeeds', async () => {
+    const b = await busyNode('gone', 'tmpfs');
+    const gone = b.stale[0]!;
+    const racing = wrapper(
+      path.join(path.dirname(b.n.root), 'racing'),
+      'unshare',
+      `if [ "$1 $2 $3 $4" = "--mount --propagation private sh" ]; then umount --lazy "${gone}" && rm -f "${gone}" || exit 99; fi`,
+    );
+    const r = runCli(b.n, ['run', '--yes', '--json', ...nodeArgs(b.n)], { pathBefore: [racing] });
+    expect(r.code).toBe(0);
+    expect(netnsPhase(r.stdout).steps[0]!.argv).toContain(path.basename(gone));
+    for (const f of b.stale) expect(mounted()).not.toContain(f);
+    expect(fs.readdirSync(b.dir).sort()).toEqual([b.inUse, b.foreign, b.siteNetns].map((f) => path.basename(f)).sort());
+  });
+
   it('unshare failing says so in one line and loses nothing; the next run removes them', async () => {
     const b = await busyNode('nounshare', 'tmpfs');
     const before = mounted();

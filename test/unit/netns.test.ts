@@ -149,6 +149,24 @@ describe('netns files on a mount of their own', () => {
     );
   });
 
+  it('the fake node models the step: the stale files and their mounts go, the kept one stays; a mount gone since fails as umount does', async () => {
+    const { host } = dirtyFlannelNode({ pods: 3 });
+    host.addNetns('cni-0000aaaa-0000-0000-0000-000000000000', { inUse: true });
+    host.netnsDirMount = '/run';
+    const plan = await netns.plan(await ctxFor(host));
+    for (const s of plan.steps) await host.apply(s);
+    const left = [...host.fs.keys()].filter((p) => p.startsWith('/run/netns/')).sort();
+    expect(left).toEqual(['/run/netns/cni-0000aaaa-0000-0000-0000-000000000000']);
+    expect([...host.mounts].filter((p) => p.startsWith('/run/netns/'))).toEqual(left);
+
+    const again = dirtyFlannelNode({ pods: 1 }).host;
+    again.netnsDirMount = '/run';
+    const step = (await netns.plan(await ctxFor(again))).steps[0]!;
+    again.netnsDirMount = null;
+    await expect(again.apply(step)).rejects.toThrow(/exited 32: umount: \/run: not mounted\.$/);
+    expect(again.mounts.size).toBe(1);
+  });
+
   it('without sh, or without umount, are unmounted one by one as before', async () => {
     for (const missing of ['sh', 'umount']) {
       const { host } = dirtyFlannelNode({ pods: 2 });

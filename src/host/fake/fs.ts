@@ -96,7 +96,7 @@ export function fsCommand(node: FsState, argv: string[]): (() => Outcome) | unde
 }
 
 /**
- * The netns phase's one-process removal (netns.ts DETACH_SCRIPT): in a private mount namespace,
+ * The netns phase's one-process removal (mounts.ts DETACH_SCRIPT): in a private mount namespace,
  * unmount the mount holding the netns directory, then unlink the names there; unlinking detaches
  * the node's mounts of each file. Fails as umount does when that mount is not (or no longer) there.
  */
