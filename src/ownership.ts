@@ -22,7 +22,7 @@ export interface OwnedLink {
   kind?: string;
 }
 
-export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
+export function ownedLinks(links: Link[], facts: ProfileFacts[]): readonly OwnedLink[] {
   return linkOwnership(links, facts).owned;
 }
 
@@ -32,11 +32,32 @@ export function ownedLinks(links: Link[], facts: ProfileFacts[]): OwnedLink[] {
  * kernel or `ip -batch` cannot take, and what the snapshot found protected (the uplink, devices
  * with addresses outside the pod network: ProfileFacts.keptDevices).
  */
-export function keptLinks(links: Link[], facts: ProfileFacts[]): Array<{ name: string; why: string }> {
+export function keptLinks(links: Link[], facts: ProfileFacts[]): ReadonlyArray<{ name: string; why: string }> {
   return linkOwnership(links, facts).kept;
 }
 
-function linkOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink[]; kept: Array<{ name: string; why: string }> } {
+type Ownership = { owned: readonly OwnedLink[]; kept: ReadonlyArray<{ name: string; why: string }> };
+
+/**
+ * The answers for one listing of the links and one set of facts: a plan asks about the same
+ * listing in most phases (interfaces, routes, netns, bpf, remove-sandboxes, policy-routing: seven
+ * times, each a walk of every link with the profiles' patterns). A new listing (a run reads the
+ * links again after a change) is a new array, answered anew. Frozen: the callers share them.
+ */
+const answered = new WeakMap<Link[], WeakMap<ProfileFacts[], Ownership>>();
+
+function linkOwnership(links: Link[], facts: ProfileFacts[]): Ownership {
+  let byFacts = answered.get(links);
+  if (!byFacts) answered.set(links, (byFacts = new WeakMap()));
+  let o = byFacts.get(facts);
+  if (!o) {
+    const { owned, kept } = decideOwnership(links, facts);
+    byFacts.set(facts, (o = { owned: Object.freeze(owned), kept: Object.freeze(kept) }));
+  }
+  return o;
+}
+
+function decideOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLink[]; kept: Array<{ name: string; why: string }> } {
   const out: OwnedLink[] = [];
   const taken = new Set<string>(); // the names in out: a node has hundreds of veths
   const keptOut: Array<{ name: string; why: string }> = [];
@@ -270,7 +291,7 @@ export function routeLabel(r: FamilyRoute): string {
 }
 
 /** Devices whose routes disappear when the interfaces phase acts on them: deleted links, and kernel-owned ones it sets down. */
-export function dyingDevices(owned: OwnedLink[]): Set<string> {
+export function dyingDevices(owned: readonly OwnedLink[]): Set<string> {
   return new Set(owned.filter((l) => !l.kernelOwned || l.up).map((l) => l.name));
 }
 

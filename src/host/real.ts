@@ -442,9 +442,41 @@ export class RealHost implements Host {
       if (!dirs.has(dir)) dirs.set(dir, refusal(dir, fsConstants.W_OK | fsConstants.X_OK));
       return dirs.get(dir)!;
     };
-    const check = (p: string, tree: boolean, unmounted = false): boolean => {
+    // What each directory holds, with the entries' types, read once: a plan removes hundreds of
+    // files from a few directories (netns files, IPAM allocations, result caches), and one
+    // readdir(3) answers for all of them where an lstat(2) each cost 20-40 us here. (A mount point
+    // has the type of what is mounted on it: the kernel mounts files on files, directories on
+    // directories. Where readdir gives no type, Node asks lstat.) An Error: unreadable.
+    type Kind = 'dir' | 'symlink' | 'other';
+    const listings = new Map<string, Map<string, Kind> | Error>();
+    const listing = (dir: string): Map<string, Kind> | Error => {
+      let l = listings.get(dir);
+      if (l === undefined) {
+        try {
+          l = new Map(
+            readdirSync(dir, { withFileTypes: true }).map((e) => [
+              e.name,
+              e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : 'other',
+            ]),
+          );
+        } catch (e) {
+          l = e as Error;
+        }
+        listings.set(dir, l);
+      }
+      return l;
+    };
+    const kindOf = (p: string): Kind | null => {
+      const dir = path.dirname(p);
+      const l = dir !== p ? listing(dir) : null;
+      if (l && !(l instanceof Error)) return l.get(path.basename(p)) ?? null;
+      // Its directory unreadable or gone: lstat says what it can.
       const st = lstatSync(p, { throwIfNoEntry: false });
-      if (!st) return true;
+      return !st ? null : st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'other';
+    };
+    const check = (p: string, tree: boolean, unmounted = false): boolean => {
+      const kind = kindOf(p);
+      if (!kind) return true;
       const inDir = dirRefusal(path.dirname(p));
       if (inDir) {
         out.push({
@@ -459,22 +491,20 @@ export class RealHost implements Host {
         out.push({ path: p, reason: 'a file system is mounted on it' });
         return false;
       }
-      if (!st.isSymbolicLink()) {
+      if (kind !== 'symlink') {
         const self = refusal(p, fsConstants.W_OK);
         if (self === 'immutable (chattr +i)' || self === 'read-only file system') {
           out.push({ path: p, reason: self });
           return false;
         }
       }
-      if (tree && st.isDirectory()) {
-        let names: string[] = [];
-        try {
-          names = readdirSync(p);
-        } catch (e) {
-          out.push({ path: p, reason: (STRERROR[(e as NodeJS.ErrnoException).code ?? ''] ?? String(e)).toLowerCase() });
+      if (tree && kind === 'dir') {
+        const names = listing(p);
+        if (names instanceof Error) {
+          out.push({ path: p, reason: (STRERROR[(names as NodeJS.ErrnoException).code ?? ''] ?? String(names)).toLowerCase() });
           return false;
         }
-        for (const name of names) {
+        for (const name of names.keys()) {
           const child = path.join(p, name);
           if (!check(child, true, gone.has(child)) && out.length >= 20) return false;
         }

@@ -90,81 +90,148 @@ const BACKSLASH = 92;
 const QUOTE = 34;
 const SPACE = 32;
 const TAB = 9;
+const CR = 13;
 const DASH = 45;
+const HASH = 35;
+const STAR = 42;
+const COLON = 58;
+
+/** Rules without a comment share this (read-only) list. */
+const NO_COMMENTS: string[] = Object.freeze([]) as unknown as string[];
+
+/** Whether text[from, to) is exactly `word`. */
+const isWord = (text: string, from: number, to: number, word: string) => to - from === word.length && text.startsWith(word, from);
+
+/** A token with quotes or backslashes, unquoted as tokenize() does it. */
+function unquote(text: string, from: number, to: number): string {
+  let out = '';
+  let run = from;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === BACKSLASH && i + 1 < to && (text.charCodeAt(i + 1) === QUOTE || text.charCodeAt(i + 1) === BACKSLASH)) {
+      out += text.slice(run, i) + text[i + 1]!;
+      run = ++i + 1;
+    } else if (c === QUOTE) {
+      out += text.slice(run, i);
+      run = i + 1;
+    }
+  }
+  return out + text.slice(run, to);
+}
 
 /**
- * A rule's target (the token after its last -j or -g) and comments (each token after --comment).
- * Most rules of a big firewall carry no quote or backslash: their tokens are then looked at where
- * they stand in the spec, without making a list of them (thousands of rules, each parsed again
- * after every change that may alter the dump).
+ * The rule whose spec is text[from, to): its target (the token after its last -j or -g) and
+ * comments (each token after --comment), the tokens as tokenize() makes them. Only those are made
+ * into strings: thousands of rules, parsed again after every change that may alter the dump.
  */
-function targetAndComments(spec: string): { target?: string; comments: string[] } {
-  const comments: string[] = [];
+function rule(text: string, from: number, to: number, table: string, chain: string): Rule {
+  const spec = text.slice(from, to);
+  // Most rules of a big firewall carry no quote, backslash or tab: their tokens are what stands
+  // between single spaces, found by indexOf instead of a look at each character.
+  if (spec.includes('"') || spec.includes('\\') || spec.includes('\t')) return quotedRule(spec, table, chain);
+  let comments = NO_COMMENTS;
   let target: string | undefined;
-  if (spec.includes('"') || spec.includes('\\')) {
-    const tokens = tokenize(spec);
-    for (let i = 0; i < tokens.length; i++) {
-      if (tokens[i] === '--comment' && i + 1 < tokens.length) comments.push(tokens[i + 1]!);
-      if ((tokens[i] === '-j' || tokens[i] === '-g') && i + 1 < tokens.length) target = tokens[i + 1];
-    }
-    return { target, comments };
-  }
-  const blank = (c: number) => c === SPACE || c === TAB;
   let jump = false; // the token before was -j or -g
   let comment = false; // the token before was --comment
   for (let i = 0; i < spec.length;) {
-    if (blank(spec.charCodeAt(i))) {
+    let end = spec.indexOf(' ', i);
+    if (end < 0) end = spec.length;
+    if (end > i) {
+      if (jump) target = spec.slice(i, end);
+      if (comment) {
+        if (comments === NO_COMMENTS) comments = [spec.slice(i, end)];
+        else comments.push(spec.slice(i, end));
+      }
+      const c = spec.charCodeAt(i + 1);
+      jump = end - i === 2 && spec.charCodeAt(i) === DASH && (c === 106 || c === 103); // -j, -g
+      comment = end - i === 9 && spec.startsWith('--comment', i);
+    }
+    i = end + 1;
+  }
+  return new Rule(table, chain, spec, target, comments);
+}
+
+/** rule() for a spec with quotes or backslashes: each token scanned as tokenize() scans it, and unquoted only where it matters. */
+function quotedRule(spec: string, table: string, chain: string): Rule {
+  let comments = NO_COMMENTS;
+  let target: string | undefined;
+  let jump = false;
+  let comment = false;
+  let inQuote = false;
+  const to = spec.length;
+  for (let i = 0; i < to;) {
+    const c = spec.charCodeAt(i);
+    if (c === SPACE || c === TAB) {
       i++;
       continue;
     }
-    let end = i + 1;
-    while (end < spec.length && !blank(spec.charCodeAt(end))) end++;
-    if (jump) target = spec.slice(i, end);
-    if (comment) comments.push(spec.slice(i, end));
-    const c = spec.charCodeAt(i + 1);
-    jump = end - i === 2 && spec.charCodeAt(i) === DASH && (c === 106 || c === 103); // -j, -g
-    comment = end - i === 9 && spec.startsWith('--comment', i);
-    i = end;
+    // A token: up to the next blank outside double quotes (a backslash escapes a quote or a backslash).
+    const start = i;
+    let plain = true;
+    for (; i < to; i++) {
+      const d = spec.charCodeAt(i);
+      if (d === BACKSLASH && i + 1 < to && (spec.charCodeAt(i + 1) === QUOTE || spec.charCodeAt(i + 1) === BACKSLASH)) {
+        plain = false;
+        i++;
+      } else if (d === QUOTE) {
+        plain = false;
+        inQuote = !inQuote;
+      } else if (!inQuote && (d === SPACE || d === TAB)) break;
+    }
+    const word = plain ? spec.slice(start, i) : unquote(spec, start, i);
+    if (jump) target = word;
+    if (comment) {
+      if (comments === NO_COMMENTS) comments = [word];
+      else comments.push(word);
+    }
+    jump = word === '-j' || word === '-g';
+    comment = word === '--comment';
   }
-  return { target, comments };
+  if (inQuote) throw new ParseError(`unterminated quote in rule: ${spec}`);
+  return new Rule(table, chain, spec, target, comments);
 }
 
+/** What trimEnd() removes from the end of a line. */
+const trimmed = (c: number) => c === SPACE || (c >= TAB && c <= CR) || (c > 127 && String.fromCharCode(c).trim() === '');
+
+/** iptables-save output, read line by line where it stands (no copy of each line). */
 export function parseIptablesSave(text: string): IptDump {
   const dump: IptDump = { header: null, tables: [] };
   let table: IptTable | null = null;
-  const lines = text.split('\n');
-  for (let n = 0; n < lines.length; n++) {
-    const line = lines[n]!.trimEnd();
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      if (line.startsWith('# Generated by') && dump.header === null) dump.header = line;
+  for (let at = 0, n = 1; at < text.length; at++, n++) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const from = at;
+    at = end;
+    while (end > from && trimmed(text.charCodeAt(end - 1))) end--;
+    if (end === from) continue;
+    const first = text.charCodeAt(from);
+    if (first === HASH) {
+      if (dump.header === null && text.startsWith('# Generated by', from)) dump.header = text.slice(from, end);
       continue;
     }
-    if (line.startsWith('*')) {
-      table = { name: line.slice(1).trim(), chains: [], rules: [] };
+    if (first === STAR) {
+      table = { name: text.slice(from + 1, end).trim(), chains: [], rules: [] };
       dump.tables.push(table);
       continue;
     }
-    if (line === 'COMMIT') {
+    if (isWord(text, from, end, 'COMMIT')) {
       table = null;
       continue;
     }
-    if (!table) throw new ParseError(`line ${n + 1}: rule outside a table: ${line}`);
-    if (line.startsWith(':')) {
-      const [name, policy] = line.slice(1).split(/\s+/);
+    if (!table) throw new ParseError(`line ${n}: rule outside a table: ${text.slice(from, end)}`);
+    if (first === COLON) {
+      const [name, policy] = text.slice(from + 1, end).split(/\s+/);
       table.chains.push({ name: name!, policy: policy === '-' || policy === undefined ? null : policy }); // split gives at least one item
       continue;
     }
-    if (line.startsWith('-A ')) {
-      const rest = line.slice(3);
-      const sp = rest.indexOf(' ');
-      const chain = sp < 0 ? rest : rest.slice(0, sp);
-      const spec = sp < 0 ? '' : rest.slice(sp + 1);
-      const { target, comments } = targetAndComments(spec);
-      table.rules.push(new Rule(table.name, chain, spec, target, comments));
+    if (end - from >= 3 && text.startsWith('-A ', from)) {
+      const sp = text.indexOf(' ', from + 3);
+      if (sp < 0 || sp >= end) table.rules.push(new Rule(table.name, text.slice(from + 3, end), '', undefined, NO_COMMENTS));
+      else table.rules.push(rule(text, sp + 1, end, table.name, text.slice(from + 3, sp)));
       continue;
     }
-    throw new ParseError(`line ${n + 1}: unexpected iptables-save line: ${line}`);
+    throw new ParseError(`line ${n}: unexpected iptables-save line: ${text.slice(from, end)}`);
   }
   return dump;
 }

@@ -15,6 +15,8 @@ export const cniState: Phase = {
     const chosen = new Set<string>();
     const notes: string[] = [];
     const results = (await ctx.host.readDir(RESULTS_DIR)) ?? [];
+    // The result caches were listed just now: they need no look of their own (hundreds of lstats).
+    const listed = new Set(results.map((e) => `${RESULTS_DIR}/${e.name}`));
     const contained = containment(ctx.host);
     for (const f of ctx.snapshot.facts) {
       // Said once: by cni-config when it takes part.
@@ -40,7 +42,7 @@ export const cniState: Phase = {
           notes.push(`left alone: ${JSON.stringify(p)} is not inside ${f.profile.name}'s own locations`);
           continue;
         }
-        if ((await ctx.host.entryType(p)) === null) continue;
+        if (!listed.has(p) && (await ctx.host.entryType(p)) === null) continue;
         if (!(await contained(p))) {
           // /var/run is the system's link to /run, and profiles list the /run path as well.
           if (p.startsWith('/var/run/') && (await ctx.host.entryType('/var/run')) === 'symlink') continue;

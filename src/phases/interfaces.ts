@@ -46,7 +46,7 @@ const OVS = 'openvswitch';
  * ovs-vswitchd runs (the daemon manages the kernel's datapaths), or while a port of it is not the
  * CNI's; without ovs-dpctl the plan says how to remove it.
  */
-async function planOvs(ctx: Ctx, owned: OwnedLink[]) {
+async function planOvs(ctx: Ctx, owned: readonly OwnedLink[]) {
   const steps: PlannedStep[] = [];
   const notes: string[] = [];
   const warnings: string[] = [];

@@ -5,6 +5,7 @@ import type { ProfileFacts } from '../../src/inspect.js';
 import {
   classifyRoutes,
   firewallDeletions,
+  keptLinks,
   ownedLinks,
   ownedRoutes,
   restoreScript,
@@ -108,6 +109,19 @@ describe('ownedLinks', () => {
 
   it('owns nothing when no CNI is selected', () => {
     expect(ownedLinks(parseLinks(fixture('ip-link.json')), [])).toEqual([]);
+  });
+
+  it('decides once per listing of the links (the phases of a plan share it), and anew for a new listing', () => {
+    const f = facts();
+    const links = parseLinks(fixture('ip-link.json'));
+    const owned = ownedLinks(links, f);
+    expect(ownedLinks(links, f)).toBe(owned);
+    expect(Object.isFrozen(owned)).toBe(true);
+    expect(keptLinks(links, f)).toBe(keptLinks(links, f));
+    // What a run reads after a change: one veth gone, the answer without it.
+    const after = links.filter((l) => l.ifname !== 'veth06cd40e8');
+    expect(ownedLinks(after, f).map((l) => l.name)).toEqual(['flannel.1', 'cni0', 'veth3ac59df3']);
+    expect(ownedLinks(links, facts()).map(brief)).toEqual(owned.map(brief));
   });
 });
 

@@ -91,6 +91,20 @@ describe('cni-state', () => {
     ]);
   });
 
+  it('takes the result caches from their listing, without a look at each (hundreds at 250 pods)', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    const ctx = await ctxFor(host);
+    const looked: string[] = [];
+    const entryType = host.entryType.bind(host);
+    host.entryType = (p: string) => {
+      looked.push(p);
+      return entryType(p);
+    };
+    const rm = (await cniState.plan(ctx)).steps[0]!.argv;
+    expect(rm).toEqual(expect.arrayContaining(pods.map((p) => `/var/lib/cni/results/cbr0-${p.cid}-eth0`)));
+    expect(looked.filter((p) => p.startsWith('/var/lib/cni/results/'))).toEqual([]);
+  });
+
   it("still finds cbr0's state once the config is gone", async () => {
     const cache = `/var/lib/cni/results/cbr0-${'ab'.repeat(32)}-eth0`;
     const host = foreignNode().writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x').writeFile(cache, '{}');
