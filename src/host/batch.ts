@@ -121,6 +121,8 @@ export function batchRead(argvs: string[][], timeoutMs: number, coalesce: (argv:
     for (const job of jobs) finish(job, timedOut ? 'timeout' : 'alone');
   };
   child.on('error', end);
-  child.on('close', end);
+  // 'close' is emitted from inside the last stream's own 'close' event, before the listener above
+  // has counted that stream: ending at once would send a finished read to be made again alone.
+  child.on('close', () => setImmediate(end));
   return answers;
 }
