@@ -25,6 +25,7 @@ import { traced } from '../util/trace.js';
 import { lazyCrypto } from '../util/lazy.js';
 import { batchRead } from './batch.js';
 import { detachableMount } from './mounts.js';
+import { dirListings, type EntryKind } from '../util/dir-listings.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
 import { decodeName, encodeName, fsPath, hasRawBytes } from '../util/names.js';
 
@@ -442,31 +443,8 @@ export class RealHost implements Host {
       if (!dirs.has(dir)) dirs.set(dir, refusal(dir, fsConstants.W_OK | fsConstants.X_OK));
       return dirs.get(dir)!;
     };
-    // What each directory holds, with the entries' types, read once: a plan removes hundreds of
-    // files from a few directories (netns files, IPAM allocations, result caches), and one
-    // readdir(3) answers for all of them where an lstat(2) each cost 20-40 us here. (A mount point
-    // has the type of what is mounted on it: the kernel mounts files on files, directories on
-    // directories. Where readdir gives no type, Node asks lstat.) An Error: unreadable.
-    type Kind = 'dir' | 'symlink' | 'other';
-    const listings = new Map<string, Map<string, Kind> | Error>();
-    const listing = (dir: string): Map<string, Kind> | Error => {
-      let l = listings.get(dir);
-      if (l === undefined) {
-        try {
-          l = new Map(
-            readdirSync(dir, { withFileTypes: true }).map((e) => [
-              e.name,
-              e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : 'other',
-            ]),
-          );
-        } catch (e) {
-          l = e as Error;
-        }
-        listings.set(dir, l);
-      }
-      return l;
-    };
-    const kindOf = (p: string): Kind | null => {
+    const listing = dirListings(); // each directory read once, for all its entries
+    const kindOf = (p: string): EntryKind | null => {
       const dir = path.dirname(p);
       const l = dir !== p ? listing(dir) : null;
       if (l && !(l instanceof Error)) return l.get(path.basename(p)) ?? null;

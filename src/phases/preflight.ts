@@ -6,6 +6,7 @@ import type { Host, RemovalTarget } from '../host/host.js';
 import type { Phase, PhasePlan, PlannedStep } from './types.js';
 import { networksOf } from '../inspect.js';
 import { detachedFiles } from '../host/mounts.js';
+import { dirListings } from '../util/dir-listings.js';
 
 export const preflight: Phase = {
   name: 'preflight',
@@ -101,25 +102,11 @@ function canonical(p: string): string {
  */
 function canonicalizer(): (p: string) => string {
   const dirs = new Map<string, string>();
-  // Which entries of a directory are symlinks, from one readdir(3) of it instead of an lstat(2)
-  // per path (20-40 us each here, and a run removes hundreds from one directory); null: unreadable.
-  const symlinks = new Map<string, Set<string> | null>();
+  // Which entries of a directory are symlinks, from one listing of it instead of an lstat(2) per path.
+  const listing = dirListings();
   const isSymlink = (abs: string, parent: string): boolean => {
-    let s = symlinks.get(parent);
-    if (s === undefined) {
-      try {
-        s = new Set(
-          fs
-            .readdirSync(parent, { withFileTypes: true })
-            .filter((e) => e.isSymbolicLink())
-            .map((e) => e.name),
-        );
-      } catch {
-        s = null;
-      }
-      symlinks.set(parent, s);
-    }
-    if (s) return s.has(path.basename(abs));
+    const l = listing(parent);
+    if (!(l instanceof Error)) return l.get(path.basename(abs)) === 'symlink';
     try {
       return fs.lstatSync(abs, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
     } catch {
