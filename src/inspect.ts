@@ -349,7 +349,7 @@ function parsedOnce<T>(r: ExecResult, parse: (text: string) => T): T {
  * alike), plus its addr_info; only linkmode and inet6_addr_gen_mode are link-only, and nothing here
  * reads them. One process instead of two, and the backup saves this answer as node/addrs.json.
  */
-const LINKS_AND_ADDRS = ['ip', '-d', '-j', 'addr', 'show'];
+export const LINKS_AND_ADDRS = ['ip', '-d', '-j', 'addr', 'show'];
 
 export async function listLinks(host: Host, gaps: Gaps): Promise<Link[]> {
   gaps.saw('ip link');

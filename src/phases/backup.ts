@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { MANIFEST, CHECKSUMS, MANIFEST_VERSION, type Manifest } from '../backup/manifest.js';
 import { startReading, type Host } from '../host/host.js';
-import { iptablesBackends, type Backend } from '../inspect.js';
+import { iptablesBackends, LINKS_AND_ADDRS, type Backend } from '../inspect.js';
 import type { Ctx, Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
 
@@ -92,7 +92,7 @@ export const backup: Phase = {
     const ipsets: Manifest['ipsets'] = [];
     if ((await ctx.host.has('nft')) && !(await savesHoldEverything(ctx.host, backends))) save(NFT_RULESET, 'firewall/nft.ruleset');
     save(LINKS, 'node/links.json');
-    save(['ip', '-d', '-j', 'addr', 'show'], 'node/addrs.json');
+    save(LINKS_AND_ADDRS, 'node/addrs.json'); // inspection's own answer
     save(routesAll(4), 'node/routes-v4.json');
     save(routesAll(6), 'node/routes-v6.json');
 
