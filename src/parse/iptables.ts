@@ -102,23 +102,6 @@ const NO_COMMENTS: string[] = Object.freeze([]) as unknown as string[];
 /** Whether text[from, to) is exactly `word`. */
 const isWord = (text: string, from: number, to: number, word: string) => to - from === word.length && text.startsWith(word, from);
 
-/** A token with quotes or backslashes, unquoted as tokenize() does it. */
-function unquote(text: string, from: number, to: number): string {
-  let out = '';
-  let run = from;
-  for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
-    if (c === BACKSLASH && i + 1 < to && (text.charCodeAt(i + 1) === QUOTE || text.charCodeAt(i + 1) === BACKSLASH)) {
-      out += text.slice(run, i) + text[i + 1]!;
-      run = ++i + 1;
-    } else if (c === QUOTE) {
-      out += text.slice(run, i);
-      run = i + 1;
-    }
-  }
-  return out + text.slice(run, to);
-}
-
 /**
  * The rule whose spec is text[from, to): its target (the token after its last -j or -g) and
  * comments (each token after --comment), the tokens as tokenize() makes them. Only those are made
@@ -151,43 +134,18 @@ function rule(text: string, from: number, to: number, table: string, chain: stri
   return new Rule(table, chain, spec, target, comments);
 }
 
-/** rule() for a spec with quotes or backslashes: each token scanned as tokenize() scans it, and unquoted only where it matters. */
+/** rule() for a spec with quotes, backslashes or tabs: its tokens as tokenize() makes them. */
 function quotedRule(spec: string, table: string, chain: string): Rule {
+  const tokens = tokenize(spec);
   let comments = NO_COMMENTS;
   let target: string | undefined;
-  let jump = false;
-  let comment = false;
-  let inQuote = false;
-  const to = spec.length;
-  for (let i = 0; i < to;) {
-    const c = spec.charCodeAt(i);
-    if (c === SPACE || c === TAB) {
-      i++;
-      continue;
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    if (tokens[i] === '--comment') {
+      if (comments === NO_COMMENTS) comments = [tokens[i + 1]!];
+      else comments.push(tokens[i + 1]!);
     }
-    // A token: up to the next blank outside double quotes (a backslash escapes a quote or a backslash).
-    const start = i;
-    let plain = true;
-    for (; i < to; i++) {
-      const d = spec.charCodeAt(i);
-      if (d === BACKSLASH && i + 1 < to && (spec.charCodeAt(i + 1) === QUOTE || spec.charCodeAt(i + 1) === BACKSLASH)) {
-        plain = false;
-        i++;
-      } else if (d === QUOTE) {
-        plain = false;
-        inQuote = !inQuote;
-      } else if (!inQuote && (d === SPACE || d === TAB)) break;
-    }
-    const word = plain ? spec.slice(start, i) : unquote(spec, start, i);
-    if (jump) target = word;
-    if (comment) {
-      if (comments === NO_COMMENTS) comments = [word];
-      else comments.push(word);
-    }
-    jump = word === '-j' || word === '-g';
-    comment = word === '--comment';
+    if (tokens[i] === '-j' || tokens[i] === '-g') target = tokens[i + 1];
   }
-  if (inQuote) throw new ParseError(`unterminated quote in rule: ${spec}`);
   return new Rule(table, chain, spec, target, comments);
 }
 
