@@ -381,10 +381,13 @@ export async function listAddrs(host: Host, gaps: Gaps): Promise<LinkAddrs[] | n
   }
 }
 
+/** The main routing table of each family, as listRoutes reads it. */
+export const MAIN_ROUTES = ([4, 6] as const).map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
+
 export async function listRoutes(host: Host, gaps: Gaps): Promise<Array<Route & { family: 4 | 6 }>> {
   const out: Array<Route & { family: 4 | 6 }> = [];
   gaps.saw('ip route');
-  const argvs = ([4, 6] as const).map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']);
+  const argvs = MAIN_ROUTES;
   const answers = await Promise.all(argvs.map((argv) => host.query(argv)));
   for (const [i, family] of ([4, 6] as const).entries()) {
     const argv = argvs[i]!;
@@ -506,7 +509,7 @@ export async function startListings(host: Host, profiles: Profile[], more: strin
   const reads = [
     ...(await iptablesBackends(host).catch(() => [])).map((b) => [b.save]),
     LINKS_AND_ADDRS,
-    ...[4, 6].map((family) => ['ip', '-j', `-${family}`, 'route', 'show', 'table', 'main']),
+    ...MAIN_ROUTES,
     ...ownedNftTables(profiles).map((t) => ['nft', 'list', 'table', t.family, t.name]),
     ...more,
   ];

@@ -533,6 +533,8 @@ async function apply(
     const t0 = performance.now();
     let partialBackup: string | null = null;
     try {
+      // What an earlier phase changed is read again: the phase's reads together, ahead of plan().
+      if (phase.reads) startReading(req.host, await phase.reads(ctx).catch(() => []));
       const plan = await traced(`plan ${phase.name}`, () => phase.plan(ctx));
       absorb(ctx, plan);
       // A backup directory this run creates is this run's to remove if the backup cannot be finished.

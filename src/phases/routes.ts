@@ -1,7 +1,7 @@
 // Routes that outlive the CNI's devices, by the exact shapes the CNI writes (ownership.classifyRoutes):
 // host-gw routes to other nodes' leases via the uplink, and routes with the CNI's own protocols.
 // Routes that look like the CNI's but are not in its shapes stay, each with a note saying why.
-import { listLinks, listRoutes } from '../inspect.js';
+import { LINKS_AND_ADDRS, listLinks, listRoutes, MAIN_ROUTES } from '../inspect.js';
 import { classifyRoutes, cniDevices, dyingDevices, ownedLinks, routeDeleteLine, routeLabel } from '../ownership.js';
 import { knownProfiles } from '../profiles/index.js';
 import type { Phase } from './types.js';
@@ -55,5 +55,10 @@ export const routes: Phase = {
       ],
       notes,
     };
+  },
+  // After the interfaces phase deleted links, both listings are read again: together, not one
+  // process after another as plan() asks for them.
+  async reads() {
+    return [LINKS_AND_ADDRS, ...MAIN_ROUTES];
   },
 };

@@ -238,6 +238,24 @@ describe('the kernel tables are read again after a step of the run that can chan
     expect(n).toBe(2);
   });
 
+  it('the links and routes the interfaces phase changed: read again once, together, before the routes phase', () => {
+    const node = dirtyNode('relist');
+    const trace = scratchDir(node, 'trace');
+    const r = runCli(node, ['run', '--yes', '--only', 'interfaces,routes', ...nodeArgs(node)], { env: { CNI_SWEEP_TRACE: trace } });
+    expect(r.code).toBe(0);
+    expect(snapshot(node).routes4).not.toMatch(/10\.244\.\d+\.0\/24 via/);
+    const lines = fs.readFileSync(trace, 'utf8').split('\n');
+    const after = lines.slice(lines.findIndex((l) => /- applied interfaces\b/.test(l)));
+    const reads = after
+      .filter((l) => /\d \$ ip (-d -j addr show|-j -[46] route show table main)\b/.test(l))
+      .map((l) => l.replace(/^[\s\d]+\$ /, ''));
+    expect(reads.sort()).toEqual([
+      'ip -d -j addr show (batch)',
+      'ip -j -4 route show table main (batch)',
+      'ip -j -6 route show table main (batch)',
+    ]);
+  });
+
   it('kubelet stopped by the run (it tore pods down on its own until then): read again after it', () => {
     const node = dirtyNode('kubelet');
     fs.writeFileSync(path.join(shimDir(node.root), 'units/containerd.service.killmode'), 'process\n');
