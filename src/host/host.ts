@@ -173,9 +173,14 @@ export function underRoot(root: string, nodePath: string): string {
   if (!nodePath.startsWith('/')) throw new UsageError(`not an absolute path: ${nodePath}`);
   if (nodePath.split('/').includes('..') || nodePath.includes('\0'))
     throw new UsageError(`path escapes the root: ${JSON.stringify(nodePath)}`);
-  const normal = path.posix.normalize(nodePath);
-  return root === '/' ? normal : path.posix.join(root, normal);
+  // Most paths are already in normal form (called thousands of times at hundreds of pods).
+  const normal = inNormalForm(nodePath) ? nodePath : path.posix.normalize(nodePath);
+  if (root === '/') return normal;
+  return inNormalForm(root) && normal !== '/' ? root + normal : path.posix.join(root, normal);
 }
+
+/** An absolute path path.posix.normalize leaves as it is: no empty, "." or ".." component, no trailing "/". */
+const inNormalForm = (p: string) => p.startsWith('/') && !/\/\/|\/\.\.?(?:\/|$)/.test(p) && (p === '/' || !p.endsWith('/'));
 
 /**
  * Whether a removal target stays in a profile's own locations: the path is already in normal form

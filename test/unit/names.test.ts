@@ -2,6 +2,7 @@
 // whatever a config says, a plan that stays inert whatever the names hold, and parsers that fail
 // only with their own error. Property tests (fast-check) cover the parsers and path building.
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { insideLocations, underRoot } from '../../src/host/host.js';
@@ -57,6 +58,18 @@ describe('containment of removal targets', () => {
   it("underRoot refuses '..' before normalising", () => {
     expect(() => underRoot('/r', '/var/lib/cni/networks/cbr0/../../../../../etc')).toThrow(/escapes the root/);
     expect(underRoot('/r', '/var/lib/cni/networks/cbr0')).toBe('/r/var/lib/cni/networks/cbr0');
+  });
+
+  it('underRoot maps every path as path.posix.normalize and join do (its shortcut for paths in normal form included)', () => {
+    const seg = fc.constantFrom('', '.', 'a', 'b.c', '...', '.x', 'x.', 'net.d');
+    const abs = fc.array(seg, { maxLength: 6 }).map((a) => '/' + a.join('/'));
+    fc.assert(
+      fc.property(abs, abs, (root, p) => {
+        const normal = path.posix.normalize(p);
+        expect(underRoot(root, p)).toBe(root === '/' ? normal : path.posix.join(root, normal));
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it('a location, its parent or a sibling by another spelling is never a target', () => {
