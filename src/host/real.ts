@@ -113,17 +113,16 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
 
 /** Readers whose answers a kind of change can alter, by the argv that printed them. */
 const STALE: Record<Touch, (r: string[]) => boolean> = {
-  // Files: a look inside a pod namespace (nsenter opens its file) and the ids of the namespace
-  // files (the netns phase's unshare ... ip netns list). No other listing reads them.
-  files: (r) => r[0] === 'nsenter' || r[0] === 'unshare',
-  // Links and namespace mounts: what ip and nsenter show, and a netdev table (bound to devices;
-  // other nftables tables outlive the devices their chains hook). Never an iptables dump: so the
-  // firewall phase plans on the dump read at the start, not on a second read of thousands of rules.
-  links: (r) =>
-    r[0] === 'ip' ||
-    r[0] === 'nsenter' ||
-    r[0] === 'unshare' ||
-    (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
+  // Files: a look inside a pod namespace (nsenter opens its file). The ids of the namespace files
+  // (the netns phase's unshare ... ip netns list) change only with those files, which no step but
+  // the netns phase's own removes, and its steps declare `namespaces`.
+  files: (r) => r[0] === 'nsenter',
+  // Links: what ip and nsenter show, and a netdev table (bound to devices; other nftables tables
+  // outlive the devices their chains hook). Never an iptables dump: so the firewall phase plans on
+  // the dump read at the start, not on a second read of thousands of rules. Nor the namespace ids:
+  // the kernel gives a peer namespace its id when a link first refers to it and takes it back only
+  // when that namespace dies, which deleting the link does not do (its file still holds it).
+  links: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
   namespaces: (r) =>
     r[0] === 'ip' ||
     r[0] === 'nsenter' ||

@@ -116,7 +116,7 @@ export const netns: Phase = {
       steps.push({ argv: ['umount', '--lazy', '--', ...mounted.slice(i, i + size)], touches: ['namespaces'], concurrent: chunks > 1 });
     steps.push({
       argv: ['rm', '-f', '--', ...stale],
-      touches: ['files'],
+      touches: ['namespaces', 'files'],
       unlinks: staleNames.map((n) => `${NETNS_DIR}/${n}`),
       removes,
     });

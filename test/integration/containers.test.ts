@@ -82,6 +82,24 @@ describe('docker and podman containers beside Flannel pods', () => {
     expect(entered).toEqual([]);
   });
 
+  it('the namespace ids read while planning serve the netns phase: deleting links and files does not change them', () => {
+    const { n, c } = crowded('containers-ids');
+    const trace = path.join(path.dirname(n.root), 'trace');
+    const phases = 'cni-config,cni-state,interfaces,routes,firewall,netns';
+    const r = runCli(n, ['run', '--yes', '--json', '--only', phases, ...nodeArgs(n)], { env: { CNI_SWEEP_TRACE: trace } });
+    expect(r.code).toBe(0);
+    expect(netnsNotes(r.stdout)).toEqual([
+      `kept ${c.otherNetns[0]}: its pod interface pairs with ${c.otherVeths[0]}, which is not flannel's`,
+    ]);
+    const left = fs.readdirSync(path.join(n.root, 'run/netns')).sort();
+    expect(left).toEqual([...c.podmanNetns, ...c.otherNetns].map((f) => path.basename(f)).sort());
+    const idReads = fs
+      .readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((l) => /\$ unshare .* ip -j netns list /.test(l));
+    expect(idReads).toHaveLength(1);
+  });
+
   it('where the ids cannot be read in one go (no unshare), it enters each namespace and decides the same', () => {
     const { n, c } = crowded('containers-nounshare');
     const before = snapshot(n);

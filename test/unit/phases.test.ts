@@ -755,7 +755,7 @@ describe('what steps declare they touch', () => {
       { phase: 'firewall', cmd: 'ip6tables-nft-restore --noflush', touches: ['firewall'] },
       { phase: 'firewall', cmd: 'nft -f', touches: ['nft'] },
       { phase: 'netns', cmd: 'umount --lazy', touches: ['namespaces'] },
-      { phase: 'netns', cmd: 'rm -f', touches: ['files'], unlinks: true },
+      { phase: 'netns', cmd: 'rm -f', touches: ['namespaces', 'files'], unlinks: true },
     ]);
   });
 });

@@ -76,16 +76,17 @@ describe('RealHost listings', () => {
     expect(await readAll(host)).toEqual(sorted(...LISTINGS));
     expect(await readAll(host)).toEqual([]);
 
-    // Files: no listing shows them; a look inside a pod namespace goes through its file, and the
-    // namespace ids are read from the files.
+    // Files: no listing shows them; a look inside a pod namespace goes through its file. Not the
+    // namespace ids: only the netns phase removes namespace files, and its steps declare namespaces.
     fs.writeFileSync(path.join(dir, 'conf'), '');
     await host.apply({ argv: ['rm', '-f', '--', path.join(dir, 'conf')], touches: ['files'] });
-    expect(await readAll(host)).toEqual(sorted(POD_LINKS, NETNS_IDS));
+    expect(await readAll(host)).toEqual(sorted(POD_LINKS));
 
     // Links: what ip and nsenter show, and netdev tables (their chains go with the device); not
-    // the iptables dumps, nor an nftables table of another family.
+    // the iptables dumps, nor an nftables table of another family, nor the namespace ids (a peer
+    // namespace keeps its id when the link that referred to it goes).
     await host.apply({ argv: ['ip', '-batch', '-'], stdin: 'link set dev veth1 group 7\nlink delete group 7\n', touches: ['links'] });
-    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NETNS_IDS, NFT_NETDEV));
+    expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NFT_NETDEV));
     await host.apply({ argv: ['umount', '--lazy', '--', '/run/netns/cni-1'], touches: ['namespaces'] });
     expect(await readAll(host)).toEqual(sorted(LINKS, ROUTES, POD_LINKS, NETNS_IDS, NFT_NETDEV));
 
