@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { Report } from './events.js';
 import type { Host } from './host/host.js';
 import type { Snapshot } from './inspect.js';
+import type { Detection } from './profiles/detect.js';
+import type { Profile } from './profiles/schema.js';
 import { networkOf, parsePrefix, type Prefix } from './util/cidr.js';
 
 export const JOURNAL = '/var/lib/cni-sweep/last-run.json';
@@ -50,6 +52,23 @@ export function journalFacts(snapshot: Snapshot) {
     podNetworks: f.podNetworks.map((p) => p.text),
     nodeSubnets: f.nodeSubnets.map((p) => p.text),
   }));
+}
+
+/**
+ * The CNIs of a run that failed, was interrupted or crashed, that detection no longer finds: that
+ * run may have removed all that shows them (the config, subnet.env, the links) and left the rest
+ * (its namespaces, say). The next run finishes the job, as it would with --cni; a CNI found live
+ * is still kept (targets.ts).
+ */
+export function unfinishedRun(journal: Journal | null, known: Profile[], detected: Detection[]): Detection[] {
+  if (!journal || journal.status === 'finished') return [];
+  const out: Detection[] = [];
+  for (const f of journal.facts) {
+    const profile = known.find((p) => p.name === f.cni);
+    if (!profile || detected.some((d) => d.profile.name === f.cni) || out.some((d) => d.profile.name === f.cni)) continue;
+    out.push({ profile, evidence: [`the ${journal.status} run of ${journal.started} was removing it`] });
+  }
+  return out;
 }
 
 /**

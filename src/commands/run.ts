@@ -14,6 +14,7 @@ import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro, distroReads, embeddedLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
+import { readJournal, unfinishedRun } from '../journal.js';
 import type { Host } from '../host/host.js';
 import { renderArgv } from '../util/shell.js';
 import { mark, traced } from '../util/trace.js';
@@ -94,7 +95,8 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
   const adds = Object.values(distro.adds);
   const claimed = { chainPrefixes: adds.flatMap((a) => a.chainPrefixes), nftables: adds.flatMap((a) => a.nftables) };
-  const detected = preselected ? [] : await traced('detect', () => detect(host, all, gaps, distro.confDirs, claimed));
+  const found = preselected ? [] : await traced('detect', () => detect(host, all, gaps, distro.confDirs, claimed));
+  const detected = preselected ? [] : [...found, ...unfinishedRun(await readJournal(host), all, found)];
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
   const targets = await traced('targets', () =>
     chooseTargets(host, preselected ? { named: preselected } : { detected }, {

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { FakeHost } from '../../src/host/fake.js';
 import { netns } from '../../src/phases/netns.js';
 import type { PlannedStep } from '../../src/phases/types.js';
-import { dirtyFlannelNode } from './fake-node.js';
+import { JOURNAL } from '../../src/journal.js';
+import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 import { ctxFor, runMain } from './helpers.js';
 import { removalTargets } from '../../src/phases/preflight.js';
 import { detachableMount } from '../../src/host/mounts.js';
@@ -230,5 +231,41 @@ describe('the mount holding the netns directory (detachableMount)', () => {
       '\n',
     );
     expect(detachableMount(info, '/srv/my node/run/netns', ['/srv/my node/run/netns/cni-1'])).toBe('/srv/my node');
+  });
+});
+
+describe('a run that failed after removing all that shows its CNI', () => {
+  const NETNS = ['cni-1111aaaa-0000-0000-0000-000000000000', 'cni-2222bbbb-0000-0000-0000-000000000000'];
+  /** A node where a run of Flannel removed the config, state, links and rules, then stopped at its namespaces. */
+  async function leftBy(status: 'failed' | 'interrupted' | 'running' | 'finished'): Promise<FakeHost> {
+    const host = foreignNode();
+    for (const n of NETNS) host.addNetns(n);
+    const facts = [
+      { cni: 'flannel', networks: ['cbr0'], bridges: ['cni0'], podNetworks: ['10.244.0.0/16'], nodeSubnets: ['10.244.1.0/24'] },
+    ];
+    await host.writeState(JOURNAL, JSON.stringify({ status, started: '2026-11-30T10:00:00.000Z', pid: 4242, node: 'node-1', facts }));
+    return host;
+  }
+  const planned = (stdout: string) => NETNS.filter((n) => stdout.includes(n));
+
+  it.each(['failed', 'interrupted', 'running'] as const)('its journal says %s: the next plan finishes it, naming why', async (status) => {
+    const r = await runMain(['plan'], await leftBy(status));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`found flannel: the ${status} run of 2026-11-30T10:00:00.000Z was removing it`);
+    expect(planned(r.stdout)).toEqual(NETNS);
+  });
+
+  it('a finished run is not taken up again: its namespaces are no sign of Flannel', async () => {
+    const r = await runMain(['plan'], await leftBy('finished'));
+    expect(r.stderr).toContain('no CNI state found on this node');
+    expect(planned(r.stdout)).toEqual([]);
+  });
+
+  it('the CNI running again since (flanneld up): kept, as a detected live CNI is', async () => {
+    const host = await leftBy('failed');
+    host.addProcess(['/opt/bin/flanneld', '--ip-masq', '--kube-subnet-mgr']);
+    const r = await runMain(['plan'], host);
+    expect(r.stderr).toMatch(/keeping flannel: /);
+    expect(planned(r.stdout)).toEqual([]);
   });
 });
