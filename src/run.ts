@@ -525,7 +525,9 @@ async function apply(
       // listing standing: read them again together, while the first phases remove files, instead of
       // one process at a time as each phase asks. What is still known (a run that stopped nothing,
       // or only a containerd that keeps its pods: services.ts) is not read again.
-      void startListings(req.host, req.profiles);
+      // Awaited: it resolves once they are started, before this phase changes anything (started
+      // later, they would be read while its step runs, and thrown away after it).
+      await startListings(req.host, req.profiles);
     }
     const pr: PhaseReport = { name: phase.name, status: 'ok', notes: [], steps: [] };
     report.phases.push(pr);
