@@ -1,4 +1,4 @@
-// The real host: execa for commands, node:fs for reads. Every path is resolved under --root.
+// The real host: child_process (host/process.ts) for commands, node:fs for reads. Every path is resolved under --root.
 import fs from 'node:fs/promises';
 import {
   accessSync,
@@ -17,13 +17,13 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa, type Options } from 'execa';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 import { lazyCrypto } from '../util/lazy.js';
 import { batchRead } from './batch.js';
+import { runProcess } from './process.js';
 import { detachableMount } from './mounts.js';
 import { dirListings, type EntryKind } from '../util/dir-listings.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
@@ -209,34 +209,19 @@ export class RealHost implements Host {
   private spawnBytes(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     if (stdin !== undefined) throw new CommandFailedError(argv, null, '', 'a name that is not UTF-8 cannot go with standard input');
     const input = Buffer.concat(argv.flatMap((a) => [encodeName(a), Buffer.from([0])]));
-    return execa('bash', ['-c', 'mapfile -d "" -t a && exec "${a[@]}"'], {
+    return runProcess('bash', ['-c', 'mapfile -d "" -t a && exec "${a[@]}"'], {
       input,
       cwd: opts?.cwd,
-      reject: false,
-      timeout: opts?.timeoutMs ?? this.defaultTimeoutMs,
-      detached: true,
-      env: { LC_ALL: 'C' },
-      stripFinalNewline: false,
+      timeoutMs: opts?.timeoutMs ?? this.defaultTimeoutMs,
     });
   }
 
   private async spawn(cmd: string, args: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
-    const options = {
-      input: stdin,
-      cwd: opts?.cwd,
-      stdin: stdin === undefined ? ('ignore' as const) : undefined,
-      reject: false,
-      timeout: opts?.timeoutMs ?? this.defaultTimeoutMs,
-      // A session of its own: Ctrl-C or a hang-up reaches a terminal's whole process group, and
-      // must stop cni-sweep between steps, not kill an `ip -batch` or a drain half way.
-      detached: true,
-      env: { LC_ALL: 'C' },
-      stripFinalNewline: false,
-    };
+    const options = { input: stdin, cwd: opts?.cwd, timeoutMs: opts?.timeoutMs ?? this.defaultTimeoutMs };
     // nft writes its listings unbuffered, a few bytes per write(2): through a pipe, a big ruleset
     // wakes Node tens of thousands of times (a fifth of a second of CPU, taken from planning).
     // A temporary file takes them at no cost to this process.
-    if (cmd !== 'nft' || stdin !== undefined) return execa(cmd, args, options);
+    if (cmd !== 'nft' || stdin !== undefined) return runProcess(cmd, args, options);
     // Unlinked as soon as it is open: nothing is left behind, whatever happens to this process.
     // Without a usable temporary directory (read-only, missing $TMPDIR), the pipe still works.
     const file = path.join(os.tmpdir(), `cni-sweep-${process.pid}-${lazyCrypto().randomBytes(6).toString('hex')}`);
@@ -244,20 +229,14 @@ export class RealHost implements Host {
     try {
       fd = openSync(file, 'wx+', 0o600);
     } catch {
-      return execa(cmd, args, options);
+      return runProcess(cmd, args, options);
     }
     try {
       unlinkSync(file);
-      const r = await execa(cmd, args, { ...options, stdout: fd } as Options);
+      const r = await runProcess(cmd, args, { ...options, stdoutFd: fd });
       const out = Buffer.alloc(fstatSync(fd).size);
       for (let n = 0, k = 1; n < out.length && k > 0; n += k) k = readSync(fd, out, n, out.length - n, n);
-      return {
-        code: (r as { code?: string }).code,
-        exitCode: r.exitCode,
-        timedOut: r.timedOut,
-        stderr: r.stderr,
-        stdout: out.toString('utf8'),
-      };
+      return { ...r, stdout: out.toString('utf8') };
     } finally {
       closeSync(fd);
     }
