@@ -65,7 +65,9 @@ export function runProcess(cmd: string, args: string[], o: ProcessOptions): Prom
     const timer = setTimeout(() => {
       timedOut = true;
       kill('SIGTERM');
-      force = setTimeout(() => kill('SIGKILL'), o.forceKillMs ?? FORCE_KILL_MS);
+      force = setTimeout(() => {
+        kill('SIGKILL');
+      }, o.forceKillMs ?? FORCE_KILL_MS);
     }, o.timeoutMs);
     let failed: NodeJS.ErrnoException | undefined;
     child.on('error', (e: NodeJS.ErrnoException) => {
