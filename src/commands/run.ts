@@ -84,12 +84,6 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   mark('listings');
   await startListings(host, preselected ?? all, distroReads(distros));
   mark('listings started');
-  // After the listings detection waits for: the backup needs this one only once planning is done.
-  // Not for a run that refuses at drain (no kubeconfig): it writes no backup.
-  if (!dryRun && o.yes && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
-    void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) => {
-      if (!refuses) startBackupReads(host);
-    });
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
   const distro = await traced('distro', () => detectDistro(host, distros, override));
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
@@ -106,6 +100,13 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   );
   mark('targets chosen');
   const removed = new Set(targets.filter((t) => t.action === 'remove').map((t) => t.cni));
+  // Once detection has its listings (started beside them, they took a share of the cores it waited
+  // on): the backup needs these only once planning is done. Not when nothing is to be removed, nor
+  // for a run that refuses at drain (no kubeconfig): it writes no backup.
+  if (!dryRun && o.yes && removed.size && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
+    void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) => {
+      if (!refuses) startBackupReads(host);
+    });
   const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
   const reporter = reporterFor(io, o.verbose, o.quiet);
   reporter.emit({
