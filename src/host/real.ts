@@ -111,6 +111,15 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
   'ip6tables-legacy-save': 'ip6_tables_names',
 };
 
+/**
+ * An nft read that a change of links or namespaces leaves as it was: a table of a family other
+ * than netdev (bound to devices; other tables outlive the devices their chains hook), and the
+ * listing of every table (NFT_TABLE_LISTING), of which only the tables are read: they outlive
+ * devices too.
+ */
+const nftOutlivesLinks = (r: string[]) =>
+  r[1] === 'list' && ((r[2] === 'table' && r[3] !== 'netdev') || (r[2] === 'flowtables' && r.length === 3));
+
 /** Readers whose answers a kind of change can alter, by the argv that printed them. */
 const STALE: Record<Touch, (r: string[]) => boolean> = {
   // Files: a look inside a pod namespace (nsenter opens its file). The ids of the namespace files
@@ -122,12 +131,8 @@ const STALE: Record<Touch, (r: string[]) => boolean> = {
   // the dump read at the start, not on a second read of thousands of rules. Nor the namespace ids:
   // the kernel gives a peer namespace its id when a link first refers to it and takes it back only
   // when that namespace dies, which deleting the link does not do (its file still holds it).
-  links: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
-  namespaces: (r) =>
-    r[0] === 'ip' ||
-    r[0] === 'nsenter' ||
-    r[0] === 'unshare' ||
-    (r[0] === 'nft' && !(r[1] === 'list' && r[2] === 'table' && r[3] !== 'netdev')),
+  links: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !nftOutlivesLinks(r)),
+  namespaces: (r) => r[0] === 'ip' || r[0] === 'nsenter' || r[0] === 'unshare' || (r[0] === 'nft' && !nftOutlivesLinks(r)),
   routes: (r) => r[0] === 'ip' && r.includes('route'),
   firewall: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
   nft: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
@@ -273,7 +278,8 @@ export class RealHost implements Host {
       if ((argv.length === 1 && this.noLegacyTables(argv[0]!)) || argv.some(hasRawBytes) || !this.onPath(argv[0]!)) alone.push(argv);
       else batch.set(key, argv);
     }
-    const coalesce = (argv: string[]) => argv[0] === 'nft';
+    // The listing of every table is a few lines: a dd for it would cost more than it saves.
+    const coalesce = (argv: string[]) => argv[0] === 'nft' && !(argv[1] === 'list' && argv[2] === 'flowtables');
     const argvList = [...batch.values()];
     const together = argvList.length >= 2 && this.onPath('bash') && (!argvList.some(coalesce) || this.onPath('dd'));
     for (const argv of together ? alone : [...alone, ...argvList]) void this.query(argv).catch(() => {});

@@ -40,6 +40,7 @@ const READS = [
   /^ip -j -[46] route show table main$/,
   /^ip6?tables-(nft|legacy)-save$/,
   /^nft -j list tables$/,
+  /^nft list flowtables$/,
   /^ipset list -n$/,
   /^systemctl is-active( \S+)+$/,
   /^crictl pods -q$/,

@@ -1,15 +1,18 @@
 // The fake node's nftables tables as nft (v1.0.6) lists and changes them. The fake keeps a table's
 // family and name only, so a listed table is empty. Reads: `-j list tables`, `list table FAMILY
-// NAME`; what the backup saves: `list ruleset`, `list table FAMILY NAME`; writes: `-f -` with
+// NAME`, `list flowtables` (every table, the iptables-nft backends' ones too, none with a flowtable); what the backup saves: `list ruleset`, `list table FAMILY NAME`; writes: `-f -` with
 // `delete table FAMILY NAME` lines (one transaction, all or nothing, as nft applies a file) and
 // `-f FILE` loading saved tables back. Any other form or line throws (fails closed).
 import type { ExecResult } from '../host.js';
+import type { IptDump } from '../../parse/iptables.js';
 import { fileContent } from './fs.js';
 import { fail, OK, printed, refused, type FsNode, type Outcome } from './model.js';
 
 export interface NftState {
   nftTables: Array<{ family: string; name: string }>;
   fs: Map<string, FsNode>;
+  /** The iptables state per backend: an iptables-nft backend's tables are nftables tables of the ip or ip6 family. */
+  iptables?: Map<string, IptDump>;
 }
 
 const tableText = (family: string, name: string) => `table ${family} ${name} {\n}\n`;
@@ -23,6 +26,16 @@ export function nftQuery(node: NftState, argv: string[]): ExecResult | undefined
         nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...items],
       }) + '\n',
     );
+  }
+  if (a === 'nft list flowtables') {
+    // nft 1.0.6's do_list_flowtables: every table, in the order they were made (here: iptables-nft's first).
+    const xtables = (
+      [
+        ['iptables-nft', 'ip'],
+        ['ip6tables-nft', 'ip6'],
+      ] as const
+    ).flatMap(([backend, family]) => (node.iptables?.get(backend)?.tables ?? []).map((t) => ({ family, name: t.name })));
+    return printed([...xtables, ...node.nftTables].map((t) => tableText(t.family, t.name)).join(''));
   }
   const table = /^nft list table (\S+) (\S+)$/.exec(a);
   if (table) {
