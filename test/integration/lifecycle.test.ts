@@ -261,6 +261,25 @@ describe('the kernel tables are read again after a step of the run that can chan
     fs.writeFileSync(path.join(shimDir(node.root), 'units/containerd.service.killmode'), 'process\n');
     expect(runTraced(node, ['--skip', 'drain']).saves).toBe(2);
   });
+
+  it("nftables: one listing of every table says which of Flannel's exist; only the one present is read (by the backup), saved as nft lists it, and deleted", () => {
+    const node = dirtyNode('nfttables');
+    const nft = (...args: string[]) => execFileSync('ip', ['netns', 'exec', node.ns, 'nft', ...args], { encoding: 'utf8' });
+    const text = nft('list', 'table', 'ip', 'flannel-ipv4');
+    const trace = scratchDir(node, 'trace');
+    const r = runCli(node, ['run', '--yes', '--json', '--skip', 'drain', ...nodeArgs(node)], { env: { CNI_SWEEP_TRACE: trace } });
+    expect(r.code).toBe(0);
+    const nftRuns = fs
+      .readFileSync(trace, 'utf8')
+      .split('\n')
+      .flatMap((l) => /^\s*\d+\s+\d+ \$ (nft .*?)( \(batch\))?$/.exec(l)?.[1] ?? []);
+    // The table Flannel does not have here (ip6 flannel-ipv6) is never read; the listing is read
+    // again after the services stop, as every listing is.
+    expect(nftRuns).toEqual(['nft list flowtables', 'nft list table ip flannel-ipv4', 'nft list flowtables', 'nft -f -']);
+    const backup = JSON.parse(r.stdout).backup as string;
+    expect(fs.readFileSync(path.join(backup, 'firewall/nft-ip-flannel-ipv4.nft'), 'utf8')).toBe(text);
+    expect(nft('list', 'tables')).toBe('table ip nat\ntable ip filter\ntable ip6 nat\ntable ip6 filter\ntable inet site-filter\n');
+  });
 });
 
 describe('bad input is a usage error before anything changes', () => {

@@ -337,6 +337,35 @@ describe('firewall', () => {
     expect(left.filter((l) => l.includes('CNI-'))).toEqual([]);
   });
 
+  it('learns which of its tables exist from one listing of every table, and reads none of them', async () => {
+    const { host } = dirtyFlannelNode();
+    host.nftTables = host.nftTables.filter((t) => t.name !== 'flannel-ipv6');
+    const plan = await firewall.plan(await ctxFor(host));
+    expect(plan.steps.at(-1)!.stdin).toBe('delete table ip flannel-ipv4\n');
+    expect(host.queries.filter((q) => q[0] === 'nft').map((q) => q.join(' '))).toEqual(['nft list flowtables']);
+    await apply(host, plan.steps);
+    expect(host.nftTables).toEqual([{ family: 'inet', name: 'site-filter' }]);
+  });
+
+  it.each([
+    ['fails (nft 0.8 has no flowtables listing)', { code: 1, stderr: 'Error: syntax error, unexpected flowtables\n' }],
+    ['succeeds without naming the tables the iptables-nft saves show', { code: 0 }],
+  ])('reads each of its tables when the listing of every table %s', async (_, failure) => {
+    const { host } = dirtyFlannelNode();
+    host.nftTables = host.nftTables.filter((t) => t.name !== 'flannel-ipv6');
+    host.failQuery((argv) => argv.join(' ') === 'nft list flowtables', failure);
+    const plan = await firewall.plan(await ctxFor(host));
+    expect(plan.steps.at(-1)!.stdin).toBe('delete table ip flannel-ipv4\n');
+    expect(host.queries.filter((q) => q[0] === 'nft').map((q) => q.join(' '))).toEqual([
+      'nft list flowtables',
+      'nft list table ip flannel-ipv4',
+      'nft list table ip6 flannel-ipv6',
+    ]);
+    expect(plan.notes).toEqual([]);
+    await apply(host, plan.steps);
+    expect(host.nftTables).toEqual([{ family: 'inet', name: 'site-filter' }]);
+  });
+
   it('does not ask a backend that is not installed', async () => {
     const { host } = dirtyFlannelNode();
     host.removeBinary('iptables-legacy-save', 'iptables-legacy-restore', 'ip6tables-legacy-save', 'ip6tables-legacy-restore');
