@@ -1,4 +1,5 @@
-// `nft -j list tables` / `nft -j list ruleset` output: only the table list matters to us.
+// `nft -j list tables` / `nft -j list ruleset` output, and the table headers `nft list flowtables`
+// prints: only the table list matters to us.
 import { z } from 'zod';
 import { ParseError } from './errors.js';
 
@@ -27,4 +28,19 @@ export function parseNftTables(text: string): NftTable[] {
     out.push({ family: t.data.family, name: t.data.name });
   }
   return out;
+}
+
+/**
+ * The tables of `nft list flowtables` (`table FAMILY NAME {`, its flowtables indented by a tab,
+ * `}`); null when a line has another form, and the answer cannot be relied on.
+ */
+export function parseTableHeaders(text: string): NftTable[] | null {
+  const tables: NftTable[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line === '}' || line.startsWith('\t')) continue;
+    const m = /^table (\S+) (.+) \{$/.exec(line);
+    if (!m) return null;
+    tables.push({ family: m[1]!, name: m[2]! });
+  }
+  return tables;
 }
