@@ -103,11 +103,11 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   // Once detection has its listings (started beside them, they took a share of the cores it waited
   // on): the backup needs these only once planning is done. Not when nothing is to be removed, nor
   // for a run that refuses at drain (no kubeconfig): it writes no backup.
-  if (!dryRun && o.yes && removed.size && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
-    void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) => {
-      if (!refuses) startBackupReads(host);
-    });
   const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
+  if (!dryRun && o.yes && removed.size && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
+    void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) =>
+      refuses ? undefined : startBackupReads(host, profiles),
+    );
   const reporter = reporterFor(io, o.verbose, o.quiet);
   reporter.emit({
     type: 'note',

@@ -272,10 +272,16 @@ describe('the kernel tables are read again after a step of the run that can chan
     const nftRuns = fs
       .readFileSync(trace, 'utf8')
       .split('\n')
-      .flatMap((l) => /^\s*\d+\s+\d+ \$ (nft .*?)( \(batch\))?$/.exec(l)?.[1] ?? []);
-    // The table Flannel does not have here (ip6 flannel-ipv6) is never read; the listing is read
-    // again after the services stop, as every listing is.
-    expect(nftRuns).toEqual(['nft list flowtables', 'nft list table ip flannel-ipv4', 'nft list flowtables', 'nft -f -']);
+      .flatMap((l) => /^\s*\d+\s+\d+ \$ (nft .*)$/.exec(l)?.[1] ?? []);
+    // The table Flannel does not have here (ip6 flannel-ipv6) is never read; the one it has is read
+    // for the backup beside the backup's other listings, not by a process of its own; the listing
+    // is read again after the services stop, as every listing is.
+    expect(nftRuns).toEqual([
+      'nft list flowtables (batch)',
+      'nft list table ip flannel-ipv4 (batch)',
+      'nft list flowtables (batch)',
+      'nft -f -',
+    ]);
     const backup = JSON.parse(r.stdout).backup as string;
     expect(fs.readFileSync(path.join(backup, 'firewall/nft-ip-flannel-ipv4.nft'), 'utf8')).toBe(text);
     expect(nft('list', 'tables')).toBe('table ip nat\ntable ip filter\ntable ip6 nat\ntable ip6 filter\ntable inet site-filter\n');

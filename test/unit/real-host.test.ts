@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { RealHost } from '../../src/host/real.js';
+import type { CommandFailedError } from '../../src/errors.js';
 
 const COMMANDS = [
   'ip',
@@ -270,5 +272,85 @@ describe("RealHost's `cat > FILE` steps (the backup's undo scripts and manifest)
     await expect(
       host.apply({ argv: ['cat'], stdin: 'x', stdoutTo: path.join(dir, 'missing-dir/manifest.json'), touches: ['own'] }),
     ).rejects.toThrow(/cannot write .*missing-dir\/manifest\.json/);
+  });
+});
+
+// The backup's mkdir and checksums run in process: each is held to what GNU mkdir and sha256sum
+// do with the same arguments, on the same files, side by side.
+describe("RealHost's `mkdir -p -m` and `sha256sum --` steps (the backup's directory and checksums)", () => {
+  const gnu = (argv: string[], cwd?: string) => {
+    const r = spawnSync(`/usr/bin/${argv[0]}`, argv.slice(1), { argv0: argv[0], cwd, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const inProcess = async (host: RealHost, argv: string[], cwd?: string) => {
+    try {
+      return await host.apply({ argv, cwd, touches: ['own'] });
+    } catch (e) {
+      const err = e as CommandFailedError;
+      return { code: err.exitCode, stdout: '', stderr: err.stderr };
+    }
+  };
+  const modes = (top: string) =>
+    Object.fromEntries(
+      fs
+        .readdirSync(top, { recursive: true, withFileTypes: true })
+        .map((d) => [path.relative(top, path.join(d.parentPath, d.name)), (fs.lstatSync(path.join(d.parentPath, d.name)).mode & 0o7777).toString(8)]),
+    );
+  const logged = (name: string) =>
+    fs.writeFileSync(path.join(dir, 'bin', name), `#!/bin/sh\nprintf '%s\\n' "${name} $*" >> "$STANDIN_LOG"\nexec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
+
+  it('mkdir: the same directories with the same modes as GNU mkdir, missing parents made, an existing one left alone, without a process', async () => {
+    logged('mkdir');
+    const host = new RealHost('/');
+    const made: Record<string, unknown> = {};
+    for (const side of ['gnu', 'ours']) {
+      const top = path.join(dir, side);
+      fs.mkdirSync(path.join(top, 'kept'), { recursive: true, mode: 0o755 });
+      fs.chmodSync(path.join(top, 'kept'), 0o755);
+      fs.writeFileSync(path.join(top, 'file'), '');
+      const argv = ['mkdir', '-p', '-m', '0700', '--', `${top}/var/backups/b1`, `${top}/var/backups/b1/firewall`, `${top}/kept`];
+      const r = side === 'gnu' ? gnu(argv) : await inProcess(host, argv);
+      made[side] = { r, modes: modes(top) };
+    }
+    expect(made.ours).toEqual(made.gnu);
+    expect((made.ours as { modes: Record<string, string> }).modes).toMatchObject({ 'var/backups/b1': '700', 'var/backups/b1/firewall': '700', kept: '755' });
+    expect(fs.readFileSync(log, 'utf8')).toBe('');
+  });
+
+  it('mkdir: a path taken by a file fails as GNU mkdir says, and the other directories are still made', async () => {
+    const host = new RealHost('/');
+    fs.writeFileSync(path.join(dir, 'taken'), '');
+    const r = await inProcess(host, ['mkdir', '-p', '-m', '0700', '--', path.join(dir, 'taken'), path.join(dir, 'after')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`mkdir: cannot create directory '${path.join(dir, 'taken')}': File exists\n`);
+    expect(fs.statSync(path.join(dir, 'after')).isDirectory()).toBe(true);
+  });
+
+  it('sha256sum: the lines GNU sha256sum prints, a missing file worded as it words it, exit 1; without a process', async () => {
+    logged('sha256sum');
+    fs.mkdirSync(path.join(dir, 'b/firewall'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'b/firewall/iptables-nft.save'), '*nat\nCOMMIT\n');
+    fs.writeFileSync(path.join(dir, 'b/files.tar'), Buffer.alloc(3 * 1024 * 1024 + 7, 7));
+    fs.writeFileSync(path.join(dir, 'b/manifest.json'), '');
+    const host = new RealHost('/');
+    const cwd = path.join(dir, 'b');
+    const all = ['sha256sum', '--', 'firewall/iptables-nft.save', 'files.tar', 'manifest.json'];
+    expect(await inProcess(host, all, cwd)).toEqual({ ...gnu(all, cwd), code: 0 });
+    const missing = ['sha256sum', '--', 'firewall/iptables-nft.save', 'gone.save', 'files.tar'];
+    const r = await inProcess(host, missing, cwd);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(gnu(missing, cwd).stderr);
+    expect(fs.readFileSync(log, 'utf8')).toBe('');
+  });
+
+  it('sha256sum: a name it would escape (a backslash) is left to sha256sum itself', async () => {
+    logged('sha256sum');
+    const cwd = fs.mkdtempSync(path.join(dir, 'c'));
+    fs.writeFileSync(path.join(cwd, 'a\\b'), 'x');
+    const host = new RealHost('/');
+    const r = await host.apply({ argv: ['sha256sum', '--', 'a\\b'], cwd, touches: ['own'] });
+    expect(r.stdout).toBe(gnu(['sha256sum', '--', 'a\\b'], cwd).stdout);
+    expect(r.stdout.startsWith('\\')).toBe(true);
+    expect(fs.readFileSync(log, 'utf8')).toBe('sha256sum -- a\\b\n');
   });
 });
