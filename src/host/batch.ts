@@ -2,9 +2,12 @@
 // several milliseconds (on a 2-core VM, 8-11 ms: the fork of a process of Node's size and the
 // set-up around it), so a dozen listings cost a tenth of a second before the last one even starts;
 // bash forks them for a fraction of that. Each command keeps a stdout and a stderr of its own (pipes,
-// never files: a full /tmp must not truncate a listing), and bash reports its exit status on a
-// line of its own as soon as it ends, so each answer is ready when its command is, not when the
-// slowest is.
+// never files: a full /tmp must not truncate a listing). bash forks once per command: a fork costs
+// this VM ~6 ms of CPU (the page tables copied, each page written afterwards faulting), and a
+// wrapper per command that reported its status the moment it ended took a second one. The
+// statuses come afterwards instead, `wait` by `wait`, in the order the commands were given, except
+// for those the caller says are slow (RealHost.prefetch: the firewall dumps), which come last: an
+// answer is ready once its own command and those reported before it have ended.
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 
@@ -20,25 +23,32 @@ const word = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 /**
  * The script: command i writes to fds 3+2i (stdout) and 4+2i (stderr). Every other job closes
  * those, and so does bash once all have started, so that a pipe ends when its own command ends.
- * `exec` runs the program found on PATH, never a function or builtin of that name. `coalesce`d
- * commands (nft writes a listing a few bytes per write(2)) go through dd, which hands Node 64 KiB
- * at a time; their status is still the command's own, and a dd that fails sends it to be read alone.
+ * `exec` runs the program found on PATH, never a function or builtin of that name; in a
+ * background subshell bash does not fork again for it. `coalesce`d commands (nft writes a listing
+ * a few bytes per write(2)) go through dd, which hands Node 64 KiB at a time, in a group that
+ * reports the command's own status (and dd's: one that fails sends it to be read alone).
  */
-export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boolean): string {
+export function batchScript(
+  argvs: string[][],
+  coalesce: (argv: string[]) => boolean,
+  slow: (argv: string[]) => boolean = () => false,
+): string {
   const fds = argvs.flatMap((_, i) => [3 + 2 * i, 4 + 2 * i]);
   const closeExcept = (i: number) =>
     fds
       .filter((fd) => fd !== 3 + 2 * i && fd !== 4 + 2 * i)
       .map((fd) => `${fd}>&-`)
       .join(' ');
+  const waits: string[] = [];
+  const slowWaits: string[] = [];
   const jobs = argvs.map((argv, i) => {
     const cmd = `( exec ${argv.map(word).join(' ')} ) </dev/null`;
-    const run = coalesce(argv)
-      ? `${cmd} 2>&${4 + 2 * i} | dd obs=65536 status=none >&${3 + 2 * i}; builtin echo "${i} \${PIPESTATUS[0]} \${PIPESTATUS[1]}"`
-      : `${cmd} >&${3 + 2 * i} 2>&${4 + 2 * i}; builtin echo "${i} $?"`;
-    return `{ ${run}; } ${closeExcept(i)} &`;
+    if (coalesce(argv))
+      return `{ ${cmd} 2>&${4 + 2 * i} | dd obs=65536 status=none >&${3 + 2 * i}; builtin echo "${i} \${PIPESTATUS[0]} \${PIPESTATUS[1]}"; } ${closeExcept(i)} &`;
+    (slow(argv) ? slowWaits : waits).push(`wait $p${i}; builtin echo "${i} $?"`);
+    return `${cmd} >&${3 + 2 * i} 2>&${4 + 2 * i} ${closeExcept(i)} & p${i}=$!`;
   });
-  return [...jobs, `exec ${fds.map((fd) => `${fd}>&-`).join(' ')}`, 'wait', ''].join('\n');
+  return [...jobs, `exec ${fds.map((fd) => `${fd}>&-`).join(' ')}`, ...waits, ...slowWaits, 'wait', ''].join('\n');
 }
 
 /** The environment bash starts with: the caller's, in the C locale, without what bash would run first. */
@@ -57,7 +67,12 @@ interface Job {
   done: boolean;
 }
 
-export function batchRead(argvs: string[][], timeoutMs: number, coalesce: (argv: string[]) => boolean): Array<Promise<BatchAnswer>> {
+export function batchRead(
+  argvs: string[][],
+  timeoutMs: number,
+  coalesce: (argv: string[]) => boolean,
+  slow: (argv: string[]) => boolean = () => false,
+): Array<Promise<BatchAnswer>> {
   const jobs: Job[] = [];
   const answers = argvs.map(() => new Promise<BatchAnswer>((settle) => jobs.push({ out: [], err: [], open: 2, settle, done: false })));
   const finish = (job: Job, a: BatchAnswer) => {
@@ -72,7 +87,7 @@ export function batchRead(argvs: string[][], timeoutMs: number, coalesce: (argv:
     if (job.status === 127 && /exec: .*: not found\n$/.test(stderr)) finish(job, 'alone');
     else finish(job, { code: job.status, stdout: Buffer.concat(job.out).toString('utf8'), stderr });
   };
-  const child = spawn('bash', ['-c', batchScript(argvs, coalesce)], {
+  const child = spawn('bash', ['-c', batchScript(argvs, coalesce, slow)], {
     // A session of its own, as every other command: a Ctrl-C to the terminal does not reach it.
     detached: true,
     env: bashEnv(),
@@ -118,7 +133,9 @@ export function batchRead(argvs: string[][], timeoutMs: number, coalesce: (argv:
   });
   const end = () => {
     clearTimeout(timer);
-    for (const job of jobs) finish(job, timedOut ? 'timeout' : 'alone');
+    // A command that ended (its pipes closed) but whose status was still to come after a slower
+    // one's is read again alone; only those still running when the batch timed out have timed out.
+    for (const job of jobs) finish(job, timedOut && job.open > 0 ? 'timeout' : 'alone');
   };
   child.on('error', end);
   // 'close' is emitted from inside the last stream's own 'close' event, before the listener above

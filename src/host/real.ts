@@ -126,7 +126,15 @@ function builtIn(argv: string[], cwd: string | undefined): (() => Promise<Return
     stderr: errors.map((l) => `${l}\n`).join(''),
     timedOut: false,
   });
-  if (cmd === 'mkdir' && cwd === undefined && args[0] === '-p' && args[1] === '-m' && /^0?[0-7]{3}$/.test(args[2] ?? '') && args[3] === '--' && args.length > 4) {
+  if (
+    cmd === 'mkdir' &&
+    cwd === undefined &&
+    args[0] === '-p' &&
+    args[1] === '-m' &&
+    /^0?[0-7]{3}$/.test(args[2] ?? '') &&
+    args[3] === '--' &&
+    args.length > 4
+  ) {
     const mode = parseInt(args[2]!, 8);
     return async () => {
       const errors: string[] = [];
@@ -177,7 +185,7 @@ function sha256File(file: string): string {
   const fd = openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(64 * 1024);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
   } finally {
     closeSync(fd);
   }
@@ -364,7 +372,10 @@ export class RealHost implements Host {
     const together = argvList.length >= 2 && this.onPath('bash') && (!argvList.some(coalesce) || this.onPath('dd'));
     for (const argv of together ? alone : [...alone, ...argvList]) void this.query(argv).catch(() => {});
     if (!together) return;
-    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce);
+    // bash reports the firewall dumps' statuses last: they take longest on a node with thousands of
+    // rules, and the quick listings are answered as they end, not after them.
+    const dump = (argv: string[]) => argv[0] === 'nft' || XTABLES_TOOL.exec(argv[0]!)?.[2] === 'save';
+    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, dump);
     argvList.forEach((argv, i) => {
       const key = answerKey(argv);
       const answer = traced(`$ ${argv.join(' ')} (batch)`, () => answers[i]!).then((a) => {

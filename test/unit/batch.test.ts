@@ -1,6 +1,6 @@
 // The real host's prefetch: the listings a run starts with, started together by one bash. What a
-// caller gets from query() afterwards must be what reading each command alone gives, each answer
-// as soon as its own command ends, and nothing may outlive a timeout. Real bash and stand-in
+// caller gets from query() afterwards must be what reading each command alone gives, a quick
+// listing not held back by a firewall dump, and nothing may outlive a timeout. Real bash and stand-in
 // commands on PATH.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,7 +19,7 @@ const STANDINS: Record<string, string> = {
   args: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nfor a in "$@"; do printf "[%s]\\n" "$a"; done\n',
   // nft writes a listing a few bytes per write(2)
   nft: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\ni=0\nwhile [ $i -lt 300 ]; do printf "rule %d;\\n" $i; i=$((i+1)); done\n',
-  slow: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nsleep 2\necho slow\n',
+  'iptables-nft-save': 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nsleep 2\necho slow\n',
   hang: 'echo $$ > "$STANDIN_DIR/hang.pid"\nexec sleep 30\n',
 };
 
@@ -70,17 +70,26 @@ describe('RealHost prefetch', () => {
     ]);
   });
 
-  it('an answer is ready when its own command ends, not when the slowest does', async () => {
+  it('a quick listing is not held back by a slow firewall dump asked for before it', async () => {
     const host = new RealHost('/');
     const t0 = Date.now();
-    host.prefetch([['slow'], ['both']]);
+    host.prefetch([['iptables-nft-save'], ['both']]);
     expect((await host.query(['both']))!.stdout).toBe('line 1\nline 2');
     expect(Date.now() - t0).toBeLessThan(1500);
-    expect((await host.query(['slow']))!.stdout).toBe('slow\n');
+    expect((await host.query(['iptables-nft-save']))!.stdout).toBe('slow\n');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
   });
 
-  it('a batch that outlives the timeout is killed with what it started, and its unfinished reads fail as timed out', async () => {
+  it('forks once per command: every command is a child of the one bash', async () => {
+    for (const name of ['p1', 'p2', 'p3']) fs.writeFileSync(path.join(dir, 'bin', name), '#!/bin/sh\necho $PPID\n', { mode: 0o755 });
+    const host = new RealHost('/');
+    const reads = [['p1'], ['p2'], ['p3']];
+    host.prefetch(reads);
+    const parents = await Promise.all(reads.map(async (r) => (await host.query(r))!.stdout));
+    expect(new Set(parents).size).toBe(1);
+  });
+
+  it('a batch that outlives the timeout is killed with what it started: its unfinished reads fail as timed out, one that ended is answered', async () => {
     const host = new RealHost('/', 700);
     host.prefetch([['hang'], ['both']]);
     expect((await host.query(['both']))!.code).toBe(0);

@@ -294,10 +294,18 @@ describe("RealHost's `mkdir -p -m` and `sha256sum --` steps (the backup's direct
     Object.fromEntries(
       fs
         .readdirSync(top, { recursive: true, withFileTypes: true })
-        .map((d) => [path.relative(top, path.join(d.parentPath, d.name)), (fs.lstatSync(path.join(d.parentPath, d.name)).mode & 0o7777).toString(8)]),
+        .map((d) => [
+          path.relative(top, path.join(d.parentPath, d.name)),
+          (fs.lstatSync(path.join(d.parentPath, d.name)).mode & 0o7777).toString(8),
+        ]),
     );
-  const logged = (name: string) =>
-    fs.writeFileSync(path.join(dir, 'bin', name), `#!/bin/sh\nprintf '%s\\n' "${name} $*" >> "$STANDIN_LOG"\nexec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
+  const logged = (name: string) => {
+    fs.writeFileSync(
+      path.join(dir, 'bin', name),
+      `#!/bin/sh\nprintf '%s\\n' "${name} $*" >> "$STANDIN_LOG"\nexec /usr/bin/${name} "$@"\n`,
+      { mode: 0o755 },
+    );
+  };
 
   it('mkdir: the same directories with the same modes as GNU mkdir, missing parents made, an existing one left alone, without a process', async () => {
     logged('mkdir');
@@ -313,7 +321,11 @@ describe("RealHost's `mkdir -p -m` and `sha256sum --` steps (the backup's direct
       made[side] = { r, modes: modes(top) };
     }
     expect(made.ours).toEqual(made.gnu);
-    expect((made.ours as { modes: Record<string, string> }).modes).toMatchObject({ 'var/backups/b1': '700', 'var/backups/b1/firewall': '700', kept: '755' });
+    expect((made.ours as { modes: Record<string, string> }).modes).toMatchObject({
+      'var/backups/b1': '700',
+      'var/backups/b1/firewall': '700',
+      kept: '755',
+    });
     expect(fs.readFileSync(log, 'utf8')).toBe('');
   });
 
