@@ -28,11 +28,7 @@ const word = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
  * a few bytes per write(2)) go through dd, which hands Node 64 KiB at a time, in a group that
  * reports the command's own status (and dd's: one that fails sends it to be read alone).
  */
-export function batchScript(
-  argvs: string[][],
-  coalesce: (argv: string[]) => boolean,
-  slow: (argv: string[]) => boolean = () => false,
-): string {
+export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boolean, slow: (argv: string[]) => boolean): string {
   const fds = argvs.flatMap((_, i) => [3 + 2 * i, 4 + 2 * i]);
   const closeExcept = (i: number) =>
     fds
@@ -71,7 +67,7 @@ export function batchRead(
   argvs: string[][],
   timeoutMs: number,
   coalesce: (argv: string[]) => boolean,
-  slow: (argv: string[]) => boolean = () => false,
+  slow: (argv: string[]) => boolean,
 ): Array<Promise<BatchAnswer>> {
   const jobs: Job[] = [];
   const answers = argvs.map(() => new Promise<BatchAnswer>((settle) => jobs.push({ out: [], err: [], open: 2, settle, done: false })));

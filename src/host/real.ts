@@ -89,6 +89,11 @@ const STRERROR: Record<string, string> = {
   EDQUOT: 'Disk quota exceeded',
 };
 
+/** What a command done in process answers: its output, and each failure on a line of stderr, exit 1. */
+function inProcessResult(stdout: string, errors: string[]) {
+  return { exitCode: errors.length ? 1 : 0, stdout, stderr: errors.map((l) => `${l}\n`).join(''), timedOut: false };
+}
+
 /**
  * `rm -f -- files`, done through node:fs (DESIGN allows it; the plan still shows the rm command): a
  * process per removal costs more than the unlinks. Same behaviour as rm: a missing file is fine, a
@@ -107,7 +112,7 @@ function unlinkFiles(paths: string[]) {
       errors.push(`rm: cannot remove '${p}': ${STRERROR[code] ?? code}`);
     }
   }
-  return { exitCode: errors.length ? 1 : 0, stdout: '', stderr: errors.map((l) => `${l}\n`).join(''), timedOut: false };
+  return inProcessResult('', errors);
 }
 
 /**
@@ -116,16 +121,10 @@ function unlinkFiles(paths: string[]) {
  * GNU's: missing parents made, an existing directory left as it is, a new one given exactly MODE;
  * each checksum line `<hex>  <name>`, every file tried, failures worded as the tools word them,
  * exit 1. Any other form, and a name sha256sum would escape (a backslash, a line break), runs the
- * command. Undefined when the step is not one of these.
+ * command: undefined, and nothing done.
  */
-function builtIn(argv: string[], cwd: string | undefined): (() => Promise<ReturnType<typeof unlinkFiles>>) | undefined {
+function builtIn(argv: string[], cwd: string | undefined): ReturnType<typeof inProcessResult> | undefined {
   const [cmd, ...args] = argv;
-  const done = (stdout: string, errors: string[]) => ({
-    exitCode: errors.length ? 1 : 0,
-    stdout,
-    stderr: errors.map((l) => `${l}\n`).join(''),
-    timedOut: false,
-  });
   if (
     cmd === 'mkdir' &&
     cwd === undefined &&
@@ -136,37 +135,33 @@ function builtIn(argv: string[], cwd: string | undefined): (() => Promise<Return
     args.length > 4
   ) {
     const mode = parseInt(args[2]!, 8);
-    return async () => {
-      const errors: string[] = [];
-      for (const dir of args.slice(4)) {
-        try {
-          mkdirSync(path.dirname(dir), { recursive: true });
-          mkdirSync(dir, { mode });
-          // The umask may have taken bits off; mkdir -m gives the directory its mode whatever it is.
-          if ((statSync(dir).mode & 0o7777) !== mode) chmodSync(dir, mode);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? '';
-          if (code === 'EEXIST' && isDirectory(dir)) continue;
-          errors.push(`mkdir: cannot create directory '${dir}': ${STRERROR[code] ?? code}`);
-        }
+    const errors: string[] = [];
+    for (const dir of args.slice(4)) {
+      try {
+        mkdirSync(path.dirname(dir), { recursive: true });
+        mkdirSync(dir, { mode });
+        // The umask may have taken bits off; mkdir -m gives the directory its mode whatever it is.
+        if ((statSync(dir).mode & 0o7777) !== mode) chmodSync(dir, mode);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EEXIST' && isDirectory(dir)) continue;
+        errors.push(`mkdir: cannot create directory '${dir}': ${STRERROR[code] ?? code}`);
       }
-      return done('', errors);
-    };
+    }
+    return inProcessResult('', errors);
   }
   if (cmd === 'sha256sum' && cwd !== undefined && args[0] === '--' && args.length > 1 && !args.some((a) => /[\\\n\r]/.test(a))) {
-    return async () => {
-      const errors: string[] = [];
-      let out = '';
-      for (const name of args.slice(1)) {
-        try {
-          out += `${sha256File(path.resolve(cwd, name))}  ${name}\n`;
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? '';
-          errors.push(`sha256sum: ${name}: ${STRERROR[code] ?? code}`);
-        }
+    const errors: string[] = [];
+    let out = '';
+    for (const name of args.slice(1)) {
+      try {
+        out += `${sha256File(path.resolve(cwd, name))}  ${name}\n`;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        errors.push(`sha256sum: ${name}: ${STRERROR[code] ?? code}`);
       }
-      return done(out, errors);
-    };
+    }
+    return inProcessResult(out, errors);
   }
   return undefined;
 }
@@ -206,6 +201,9 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
 const nftOutlivesLinks = (r: string[]) =>
   r[1] === 'list' && ((r[2] === 'table' && r[3] !== 'netdev') || (r[2] === 'flowtables' && r.length === 3));
 
+/** A firewall dump: an iptables save of any backend or family, or an nft listing. */
+const firewallDump = (r: string[]) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save';
+
 /** Readers whose answers a kind of change can alter, by the argv that printed them. */
 const STALE: Record<Touch, (r: string[]) => boolean> = {
   // Files: a look inside a pod namespace (nsenter opens its file). The ids of the namespace files
@@ -220,8 +218,8 @@ const STALE: Record<Touch, (r: string[]) => boolean> = {
   links: (r) => r[0] === 'ip' || r[0] === 'nsenter' || (r[0] === 'nft' && !nftOutlivesLinks(r)),
   namespaces: (r) => r[0] === 'ip' || r[0] === 'nsenter' || r[0] === 'unshare' || (r[0] === 'nft' && !nftOutlivesLinks(r)),
   routes: (r) => r[0] === 'ip' && r.includes('route'),
-  firewall: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
-  nft: (r) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save',
+  firewall: firewallDump,
+  nft: firewallDump,
   own: () => false,
 };
 
@@ -287,10 +285,8 @@ export class RealHost implements Host {
     const unlinks = opts?.unlinks;
     return traced(`$ ${argv.join(' ')}`, async () => {
       if (unlinks) return unlinkFiles(unlinks);
-      const inProcess = argv.some(hasRawBytes) ? undefined : builtIn(argv, opts?.cwd);
-      if (inProcess) return inProcess();
       if (argv.some(hasRawBytes)) return this.spawnBytes(argv, stdin, opts);
-      return this.spawn(cmd, args, stdin, opts);
+      return builtIn(argv, opts?.cwd) ?? this.spawn(cmd, args, stdin, opts);
     });
   }
 
@@ -374,8 +370,7 @@ export class RealHost implements Host {
     if (!together) return;
     // bash reports the firewall dumps' statuses last: they take longest on a node with thousands of
     // rules, and the quick listings are answered as they end, not after them.
-    const dump = (argv: string[]) => argv[0] === 'nft' || XTABLES_TOOL.exec(argv[0]!)?.[2] === 'save';
-    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, dump);
+    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, firewallDump);
     argvList.forEach((argv, i) => {
       const key = answerKey(argv);
       const answer = traced(`$ ${argv.join(' ')} (batch)`, () => answers[i]!).then((a) => {

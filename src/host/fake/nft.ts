@@ -1,6 +1,7 @@
 // The fake node's nftables tables as nft (v1.0.6) lists and changes them. The fake keeps a table's
 // family and name only, so a listed table is empty. Reads: `-j list tables`, `list table FAMILY
-// NAME`, `list flowtables` (every table, the iptables-nft backends' ones too, none with a flowtable); what the backup saves: `list ruleset`, `list table FAMILY NAME`; writes: `-f -` with
+// NAME`, `list flowtables` (every table, the iptables-nft backends' ones too, none with a
+// flowtable); what the backup saves: `list ruleset`, `list table FAMILY NAME`; writes: `-f -` with
 // `delete table FAMILY NAME` lines (one transaction, all or nothing, as nft applies a file) and
 // `-f FILE` loading saved tables back. Any other form or line throws (fails closed).
 import type { ExecResult } from '../host.js';
