@@ -10,6 +10,7 @@
 // answer is ready once its own command and those reported before it have ended.
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { bashEnv } from './process.js';
 
 export type BatchAnswer =
   | { code: number; stdout: string; stderr: string }
@@ -47,12 +48,6 @@ export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boo
   return [...jobs, `exec ${fds.map((fd) => `${fd}>&-`).join(' ')}`, ...waits, ...slowWaits, 'wait', ''].join('\n');
 }
 
-/** The environment bash starts with: the caller's, in the C locale, without what bash would run first. */
-function bashEnv(): NodeJS.ProcessEnv {
-  const skip = (k: string) => k === 'BASH_ENV' || k === 'ENV' || k.startsWith('BASH_FUNC_');
-  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !skip(k))), LC_ALL: 'C' };
-}
-
 interface Job {
   out: Buffer[];
   err: Buffer[];
@@ -83,7 +78,9 @@ export function batchRead(
     if (job.status === 127 && /exec: .*: not found\n$/.test(stderr)) finish(job, 'alone');
     else finish(job, { code: job.status, stdout: Buffer.concat(job.out).toString('utf8'), stderr });
   };
-  const child = spawn('bash', ['-c', batchScript(argvs, coalesce, slow)], {
+  // --norc: bash runs ~/.bashrc when it takes itself for sshd's command (SSH_CLIENT set, or a
+  // socket on stdin, and no SHLVL: a run from cron or a unit over ssh's environment).
+  const child = spawn('bash', ['--norc', '--noprofile', '-c', batchScript(argvs, coalesce, slow)], {
     // A session of its own, as every other command: a Ctrl-C to the terminal does not reach it.
     detached: true,
     env: bashEnv(),

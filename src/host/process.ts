@@ -25,6 +25,14 @@ export interface ProcessOptions {
   stdoutFd?: number;
   /** After the timeout's SIGTERM, the time it has to end before SIGKILL. */
   forceKillMs?: number;
+  /** Instead of the caller's environment in the C locale. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The environment a bash of ours starts with: the caller's, in the C locale, without what bash would run first. */
+export function bashEnv(): NodeJS.ProcessEnv {
+  const skip = (k: string) => k === 'BASH_ENV' || k === 'ENV' || k.startsWith('BASH_FUNC_');
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !skip(k))), LC_ALL: 'C' };
 }
 
 /** As execa gave it. */
@@ -39,7 +47,7 @@ export function runProcess(cmd: string, args: string[], o: ProcessOptions): Prom
         // A session of its own: Ctrl-C or a hang-up reaches a terminal's whole process group, and
         // must stop cni-sweep between steps, not kill an `ip -batch` or a drain half way.
         detached: true,
-        env: { ...process.env, LC_ALL: 'C' },
+        env: o.env ?? { ...process.env, LC_ALL: 'C' },
         stdio: [o.input === undefined ? 'ignore' : 'pipe', o.stdoutFd ?? 'pipe', 'pipe'],
       });
     } catch (err) {

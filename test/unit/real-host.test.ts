@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { RealHost } from '../../src/host/real.js';
+import { decodeName } from '../../src/util/names.js';
 import type { CommandFailedError } from '../../src/errors.js';
 
 const COMMANDS = [
@@ -214,6 +215,25 @@ describe('RealHost processes', () => {
       expect(self?.argv).toEqual(fs.readFileSync('/proc/self/cmdline', 'utf8').split('\0').slice(0, -1));
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('RealHost, a name that is not UTF-8', () => {
+  it('reaches the command byte for byte, and the bash that passes it runs neither ~/.bashrc nor $BASH_ENV', async () => {
+    fs.writeFileSync(path.join(dir, '.bashrc'), 'echo FROM-BASHRC\n');
+    fs.writeFileSync(path.join(dir, 'env.sh'), 'echo FROM-BASH-ENV\n');
+    const saved = { ...process.env };
+    Object.assign(process.env, { HOME: dir, BASH_ENV: path.join(dir, 'env.sh') });
+    // As under cron or a systemd unit: bash reads ~/.bashrc for a socket on stdin only at level 1.
+    delete process.env.SHLVL;
+    try {
+      // cali\xff: a device name a CNI could make, which Node cannot pass as an argument.
+      const name = decodeName(Buffer.from([0x63, 0x61, 0x6c, 0x69, 0xff]));
+      const r = await new RealHost('/').query(['sh', '-c', 'printf "%s" "$1" | od -An -tx1', 'sh', name]);
+      expect(r).toEqual({ code: 0, stdout: ' 63 61 6c 69 ff\n', stderr: '' });
+    } finally {
+      process.env = saved;
     }
   });
 });
