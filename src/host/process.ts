@@ -31,7 +31,9 @@ export interface ProcessOptions {
 
 /** The environment a bash of ours starts with: the caller's, in the C locale, without what bash would run first. */
 export function bashEnv(): NodeJS.ProcessEnv {
-  const skip = (k: string) => k === 'BASH_ENV' || k === 'ENV' || k.startsWith('BASH_FUNC_');
+  // SHELLOPTS/BASHOPTS exported by the caller would set bash's options (monitor: every job a
+  // process group of its own, out of reach of the batch's timeout; errexit; xtrace into stderr).
+  const skip = (k: string) => ['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS'].includes(k) || k.startsWith('BASH_FUNC_');
   return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !skip(k))), LC_ALL: 'C' };
 }
 

@@ -107,19 +107,21 @@ describe('RealHost prefetch', () => {
     expect(alive()).toBe(false);
   });
 
-  it("runs no start-up file and no exported function: BASH_ENV, ~/.bashrc and BASH_FUNC_* are not the batch's", async () => {
+  it("runs no start-up file, no exported function and no exported option: BASH_ENV, ~/.bashrc, BASH_FUNC_*, SHELLOPTS are not the batch's", async () => {
     const marker = path.join(dir, 'bash-env-ran');
     fs.writeFileSync(path.join(dir, 'env.sh'), `touch ${marker}\n`);
     process.env.BASH_ENV = path.join(dir, 'env.sh');
     // bash runs ~/.bashrc for what it takes for sshd's command (SSH_CLIENT set, at level 1).
     fs.writeFileSync(path.join(dir, '.bashrc'), `touch ${marker}\n`);
     Object.assign(process.env, { HOME: dir, SSH_CLIENT: '192.0.2.1 50000 22' });
+    // Options a caller exported: xtrace would write `+ exec ...` into every read's stderr.
+    Object.assign(process.env, { SHELLOPTS: 'xtrace:errexit:monitor', BASHOPTS: 'extdebug' });
     delete process.env.SHLVL;
     process.env['BASH_FUNC_both%%'] = '() { echo function; }';
     const host = new RealHost('/');
     host.prefetch([['both'], ['args', 'x']]);
-    expect((await host.query(['both']))!.stdout).toBe('line 1\nline 2');
-    expect((await host.query(['args', 'x']))!.stdout).toBe('[x]\n');
+    expect(await host.query(['both'])).toEqual({ code: 0, stdout: 'line 1\nline 2', stderr: 'a warning\n' });
+    expect(await host.query(['args', 'x'])).toEqual({ code: 0, stdout: '[x]\n', stderr: '' });
     expect(fs.existsSync(marker)).toBe(false);
   });
 
