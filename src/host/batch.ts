@@ -10,7 +10,7 @@
 // answer is ready once its own command and those reported before it have ended.
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { bashEnv } from './process.js';
+import { bashArgs, bashEnv } from './process.js';
 
 export type BatchAnswer =
   | { code: number; stdout: string; stderr: string }
@@ -78,9 +78,7 @@ export function batchRead(
     if (job.status === 127 && /exec: .*: not found\n$/.test(stderr)) finish(job, 'alone');
     else finish(job, { code: job.status, stdout: Buffer.concat(job.out).toString('utf8'), stderr });
   };
-  // --norc: bash runs ~/.bashrc when it takes itself for sshd's command (SSH_CLIENT set, or a
-  // socket on stdin, and no SHLVL: a run from cron or a unit over ssh's environment).
-  const child = spawn('bash', ['--norc', '--noprofile', '-c', batchScript(argvs, coalesce, slow)], {
+  const child = spawn('bash', bashArgs(batchScript(argvs, coalesce, slow)), {
     // A session of its own, as every other command: a Ctrl-C to the terminal does not reach it.
     detached: true,
     env: bashEnv(),

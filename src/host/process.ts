@@ -29,6 +29,15 @@ export interface ProcessOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * The arguments of a bash of ours running `script`. --norc: bash runs ~/.bashrc when it takes
+ * itself for sshd's command (a socket on stdin, as Node's pipes are, or SSH_CLIENT set, with no
+ * SHLVL: a run from cron or a unit), into the output of what it runs.
+ */
+export function bashArgs(script: string): string[] {
+  return ['--norc', '--noprofile', '-c', script];
+}
+
 /** The environment a bash of ours starts with: the caller's, in the C locale, without what bash would run first. */
 export function bashEnv(): NodeJS.ProcessEnv {
   // SHELLOPTS/BASHOPTS exported by the caller would set bash's options (monitor: every job a

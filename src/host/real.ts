@@ -25,7 +25,7 @@ import { underRoot, XTABLES_TOOL } from './host.js';
 import { traced } from '../util/trace.js';
 import { lazyCrypto } from '../util/lazy.js';
 import { batchRead } from './batch.js';
-import { bashEnv, runProcess } from './process.js';
+import { bashArgs, bashEnv, runProcess } from './process.js';
 import { detachableMount } from './mounts.js';
 import { dirListings, type EntryKind } from '../util/dir-listings.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
@@ -298,9 +298,7 @@ export class RealHost implements Host {
   private spawnBytes(argv: string[], stdin: string | undefined, opts?: CallOptions & { cwd?: string }) {
     if (stdin !== undefined) throw new CommandFailedError(argv, null, '', 'a name that is not UTF-8 cannot go with standard input');
     const input = Buffer.concat(argv.flatMap((a) => [encodeName(a), Buffer.from([0])]));
-    // --norc: its stdin is a socket (Node's pipes are), which bash takes for a remote shell's:
-    // it would run ~/.bashrc, into the command's output. bashEnv: nor $BASH_ENV.
-    return runProcess('bash', ['--norc', '--noprofile', '-c', 'mapfile -d "" -t a && exec "${a[@]}"'], {
+    return runProcess('bash', bashArgs('mapfile -d "" -t a && exec "${a[@]}"'), {
       input,
       env: bashEnv(),
       cwd: opts?.cwd,
