@@ -570,7 +570,7 @@ export async function startListings(host: Host, profiles: Profile[], more: strin
  * A check of whether every directory above a node path (below the root) is free of symlinks.
  * Directories are looked at once per checker: hundreds of result caches share one parent.
  */
-export function containment(host: Host): (nodePath: string) => Promise<boolean> {
+export function containment(host: Pick<Host, 'entryType'>): (nodePath: string) => Promise<boolean> {
   const dirs = new Map<string, Promise<boolean>>();
   const dirOk = (dir: string): Promise<boolean> => {
     if (dir === '/') return Promise.resolve(true);

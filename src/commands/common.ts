@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Reporter } from '../events.js';
 import type { Host } from '../host/host.js';
+import { inRoot } from '../host/in-root.js';
 import { tolerantReads } from '../host/tolerant.js';
 import type { Gaps } from '../inspect.js';
 import { PHASES, PHASE_NAMES } from '../phases/index.js';
@@ -175,9 +176,9 @@ export function checkRoot(root: string): string {
   return abs;
 }
 
-/** Where backups are: --backup-dir, else <root>/var/backups/cni-sweep. */
+/** Where backups are: --backup-dir, else <root>/var/backups/cni-sweep (looked up inside the root). */
 export const backupBase = (root: string, backupDir?: string) =>
-  backupDir ? path.resolve(backupDir) : path.join(path.resolve(root), 'var/backups/cni-sweep');
+  backupDir ? path.resolve(backupDir) : inRoot(path.resolve(root), '/var/backups/cni-sweep', true);
 
 /** The host a command reads: without root, reads it may not make become gaps, reported instead of failing. */
 export function openHost(io: Io, root: string, gaps: Gaps): Host {

@@ -1,5 +1,4 @@
 // `run` and `plan` (one pipeline: a plan is a run that stops after planning).
-import path from 'node:path';
 import type { Command } from 'commander';
 import { RefusedError } from '../errors.js';
 import { startBackupReads } from '../phases/backup.js';
@@ -22,6 +21,7 @@ import { runSummary } from '../report/summary.js';
 import {
   VERSION,
   addCommon,
+  backupBase,
   checkRoot,
   cniNames,
   distroName,
@@ -133,7 +133,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
         uncordon: o.uncordon,
         dryRun,
         drainTimeoutSec: o.drainTimeout,
-        backupDir: o.backupDir ? path.resolve(o.backupDir) : path.join(root, 'var/backups/cni-sweep'),
+        backupDir: backupBase(root, o.backupDir),
         now: started,
         version: VERSION,
         // Without a prompt nobody is told the node is not drained: then the run refuses instead.

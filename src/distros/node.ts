@@ -3,7 +3,7 @@
 // rules it adds to the profiles.
 import path from 'node:path';
 import type { Host } from '../host/host.js';
-import { underRoot } from '../host/host.js';
+import { inRoot } from '../host/in-root.js';
 import { unitStates, unitStatesArgv } from '../host/units.js';
 import type { Profile } from '../profiles/schema.js';
 import type { Distro, DistroAdds } from './schema.js';
@@ -183,7 +183,7 @@ export function applyDistro(profiles: Profile[], nd: NodeDistro | null | undefin
 /** crictl pointed at the distribution's runtime (the socket under --root); kubeadm: crictl's own default. */
 export function crictl(nd: NodeDistro | null | undefined, root: string, ...args: string[]): string[] {
   if (!nd?.criSocket) return ['crictl', ...args];
-  return ['crictl', '--runtime-endpoint', `unix://${underRoot(root, nd.criSocket)}`, ...args];
+  return ['crictl', '--runtime-endpoint', `unix://${inRoot(root, nd.criSocket, true)}`, ...args];
 }
 
 export interface Proc {

@@ -316,7 +316,7 @@ export class FakeHost implements Host {
 
   async readFile(nodePath: string): Promise<string | null> {
     this.denyUnreadable(nodePath, 'open');
-    const p = resolvePath(this.fs, this.realPath(nodePath), true);
+    const p = resolvePath(this.fs, this.realPath(nodePath), true, this.root);
     const node = p === null ? undefined : this.fs.get(p);
     if (!node) return null;
     if (node.type !== 'file')
@@ -326,7 +326,7 @@ export class FakeHost implements Host {
 
   async readDir(nodePath: string): Promise<DirEntry[] | null> {
     this.denyUnreadable(nodePath, 'scandir');
-    const p = resolvePath(this.fs, this.realPath(nodePath), true);
+    const p = resolvePath(this.fs, this.realPath(nodePath), true, this.root);
     if (p === null || this.fs.get(p)?.type !== 'dir') return null;
     const out: DirEntry[] = [];
     for (const [k, n] of this.fs) if (k !== '/' && path.posix.dirname(k) === p) out.push({ name: path.posix.basename(k), type: n.type });
@@ -336,7 +336,7 @@ export class FakeHost implements Host {
   async entryType(nodePath: string): Promise<EntryType | null> {
     // lstat needs search permission on the directories above, not on the path itself.
     this.denyUnreadable(path.posix.dirname(nodePath), 'lstat');
-    const p = resolvePath(this.fs, this.realPath(nodePath), false);
+    const p = resolvePath(this.fs, this.realPath(nodePath), false, this.root);
     return p === null ? null : (this.fs.get(p)?.type ?? null);
   }
 
@@ -346,7 +346,7 @@ export class FakeHost implements Host {
   }
 
   async readLink(nodePath: string): Promise<string | null> {
-    const p = resolvePath(this.fs, this.realPath(nodePath), false);
+    const p = resolvePath(this.fs, this.realPath(nodePath), false, this.root);
     const node = p === null ? undefined : this.fs.get(p);
     return node?.type === 'symlink' ? node.target : null;
   }

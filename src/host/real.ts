@@ -22,6 +22,7 @@ import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
 import { underRoot, XTABLES_TOOL } from './host.js';
+import { inRoot } from './in-root.js';
 import { traced } from '../util/trace.js';
 import { lazyCrypto } from '../util/lazy.js';
 import { batchRead } from './batch.js';
@@ -87,6 +88,7 @@ const STRERROR: Record<string, string> = {
   EROFS: 'Read-only file system',
   ENOSPC: 'No space left on device',
   EDQUOT: 'Disk quota exceeded',
+  ELOOP: 'Too many levels of symbolic links',
 };
 
 /** What a command done in process answers: its output, and each failure on a line of stderr, exit 1. */
@@ -96,20 +98,22 @@ function inProcessResult(stdout: string, errors: string[]) {
 
 /**
  * `rm -f -- files`, done through node:fs (DESIGN allows it; the plan still shows the rm command): a
- * process per removal costs more than the unlinks. Same behaviour as rm: a missing file is fine, a
- * symlink is removed as a link, every file is tried, and failures are worded as rm words them, with
- * exit 1. `rm -rf` stays GNU rm's: it walks a tree with openat and O_NOFOLLOW, so a directory
- * swapped for a symlink during the walk cannot lead it elsewhere, as it could Node's path-based one.
+ * process per removal costs more than the unlinks. Same behaviour as rm: a missing file is fine (so
+ * is one under a non-directory: rm -f takes ENOTDIR for missing too), a symlink is removed as a
+ * link, every file is tried, and failures are worded as rm words them, with exit 1. Each path is
+ * looked up inside the root (in-root.ts). `rm -rf` stays GNU rm's: it walks a tree with openat and
+ * O_NOFOLLOW, so a directory swapped for a symlink during the walk cannot lead it elsewhere, as it
+ * could Node's path-based one.
  */
-function unlinkFiles(paths: string[]) {
+function unlinkFiles(root: string, nodePaths: string[]) {
   const errors: string[] = [];
-  for (const p of paths) {
+  for (const p of nodePaths) {
     try {
-      unlinkSync(fsPath(p));
+      unlinkSync(fsPath(inRoot(root, p, false)));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
-      if (code === 'ENOENT') continue;
-      errors.push(`rm: cannot remove '${p}': ${STRERROR[code] ?? code}`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      errors.push(`rm: cannot remove '${underRoot(root, p)}': ${STRERROR[code] ?? code}`);
     }
   }
   return inProcessResult('', errors);
@@ -235,13 +239,13 @@ export function staleAfter(change: Step): (reader: string[]) => boolean {
   return (r) => tests.some((t) => t(r));
 }
 
-/** The real paths of a declared unlink, when the argv is exactly `rm -f -- <them>`; else null (the command runs). */
+/** The node paths of a declared unlink, when the argv is exactly `rm -f -- <them under the root>`; else null (the command runs). */
 export function declaredUnlinks(root: string, step: Step): string[] | null {
   if (!step.unlinks || step.stdin !== undefined) return null;
   const paths = step.unlinks.map((p) => underRoot(root, p));
   const [rm, f, dashes, ...rest] = step.argv;
   if (rm !== 'rm' || f !== '-f' || dashes !== '--' || rest.length !== paths.length || rest.some((p, i) => p !== paths[i])) return null;
-  return paths;
+  return step.unlinks;
 }
 
 /**
@@ -284,7 +288,7 @@ export class RealHost implements Host {
     if (cmd === undefined) throw new Error('empty argv');
     const unlinks = opts?.unlinks;
     return traced(`$ ${argv.join(' ')}`, async () => {
-      if (unlinks) return unlinkFiles(unlinks);
+      if (unlinks) return unlinkFiles(this.root, unlinks);
       if (argv.some(hasRawBytes)) return this.spawnBytes(argv, stdin, opts);
       return builtIn(argv, opts?.cwd) ?? this.spawn(cmd, args, stdin, opts);
     });
@@ -448,8 +452,16 @@ export class RealHost implements Host {
       : { code: 'ENOENT', exitCode: undefined, stdout: '', stderr: '', timedOut: false };
   }
 
+  /** Where a file the run writes goes: its directory looked up inside the root, the name as it is (a link there is replaced, not followed). */
+  private writable(nodePath: string): string {
+    const lexical = underRoot(this.root, nodePath);
+    return this.root === '/'
+      ? lexical
+      : `${inRoot(this.root, path.posix.dirname(nodePath), true).replace(/\/$/, '')}/${path.posix.basename(lexical)}`;
+  }
+
   async lock(nodePath: string): Promise<() => Promise<void>> {
-    const file = underRoot(this.root, nodePath);
+    const file = this.writable(nodePath);
     await fs.mkdir(path.dirname(file), { recursive: true }).catch(writeError(file));
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
@@ -475,7 +487,7 @@ export class RealHost implements Host {
   }
 
   async writeState(nodePath: string, content: string): Promise<void> {
-    const file = underRoot(this.root, nodePath);
+    const file = this.writable(nodePath);
     const tmp = `${file}.tmp-${process.pid}`;
     try {
       await fs.mkdir(path.dirname(file), { recursive: true });
@@ -599,7 +611,7 @@ export class RealHost implements Host {
 
   async readFile(nodePath: string): Promise<string | null> {
     try {
-      return readFileSync(fsPath(underRoot(this.root, nodePath)), 'utf8');
+      return readFileSync(fsPath(inRoot(this.root, nodePath, true)), 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
@@ -609,7 +621,7 @@ export class RealHost implements Host {
   async readDir(nodePath: string): Promise<DirEntry[] | null> {
     try {
       // Names as bytes: one that is not UTF-8 is kept exactly (util/names), not replaced by U+FFFD.
-      const ents = readdirSync(fsPath(underRoot(this.root, nodePath)), { withFileTypes: true, encoding: 'buffer' });
+      const ents = readdirSync(fsPath(inRoot(this.root, nodePath, true)), { withFileTypes: true, encoding: 'buffer' });
       // Sorted by bytes, as libcni (Go) sorts the conf dir.
       return ents.sort((a, b) => Buffer.compare(a.name, b.name)).map((d) => ({ name: decodeName(d.name), type: typeOf(d) }));
     } catch (e) {
@@ -620,7 +632,7 @@ export class RealHost implements Host {
   }
 
   async entryType(nodePath: string): Promise<EntryType | null> {
-    const st = lstatSync(fsPath(underRoot(this.root, nodePath)), { throwIfNoEntry: false });
+    const st = lstatSync(fsPath(inRoot(this.root, nodePath, false)), { throwIfNoEntry: false });
     return st ? typeOf(st) : null;
   }
 
@@ -631,7 +643,7 @@ export class RealHost implements Host {
 
   async readLink(nodePath: string): Promise<string | null> {
     try {
-      return readlinkSync(underRoot(this.root, nodePath), 'utf8');
+      return readlinkSync(fsPath(inRoot(this.root, nodePath, false)), 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EINVAL' || code === 'ENOTDIR') return null;

@@ -1,6 +1,6 @@
 // CNI config files are the CNI's by content (plugin types), not by file name.
 import { underRoot } from '../host/host.js';
-import { untrustedNote } from '../inspect.js';
+import { containment, untrustedNote } from '../inspect.js';
 import { isPodNetworkConfig } from '../profiles/targets.js';
 import type { Phase, PlannedStep } from './types.js';
 import { nothing } from './types.js';
@@ -35,13 +35,25 @@ export const cniConfig: Phase = {
     }
     // Configs another CNI renamed aside (*.cilium_bak): each says what happens to it and why.
     const renamed = ctx.snapshot.renamed ?? [];
-    for (const r of renamed) {
+    // The conf dirs were looked up inside the root (symlinks resolved); this is the check that every
+    // path below still is: the steps name them as the kernel resolves them.
+    const contained = containment(ctx.host);
+    const outside = new Set<string>();
+    for (const p of [...files, ...dirs, ...renamed.flatMap((r) => [r.file, r.original])])
+      if (!outside.has(p) && !(await contained(p))) {
+        outside.add(p);
+        notes.push(`left alone: ${p}: a directory above it is a symlink, and cni-sweep never follows one out of the conf dir`);
+      }
+    const inside = (p: string) => !outside.has(p);
+    files.splice(0, files.length, ...files.filter(inside));
+    dirs.splice(0, dirs.length, ...dirs.filter(inside));
+    for (const r of renamed.filter((r) => inside(r.file) && inside(r.original))) {
       notes.push(`${{ remove: 'removes', restore: 'puts back', keep: 'kept' }[r.action]} ${r.file}: ${r.why}`);
       if (r.action === 'remove' && !files.includes(r.file)) files.push(r.file);
     }
     // mv -n: never over a config written since the plan; -T: never into a directory of that name.
     const restores: PlannedStep[] = renamed
-      .filter((r) => r.action === 'restore')
+      .filter((r) => r.action === 'restore' && inside(r.file) && inside(r.original))
       .map((r) => ({
         argv: ['mv', '-n', '-T', '--', underRoot(ctx.host.root, r.file), underRoot(ctx.host.root, r.original)],
         removes: { kind: 'CNI config put back', items: [`${r.file} -> ${r.original}`] },

@@ -1,6 +1,7 @@
 // Shared by drain and uncordon: which kubeconfig to use, and whether kubectl can be run at all.
 import type { Ctx, RunOptions } from './types.js';
 import { underRoot, type Host } from '../host/host.js';
+import { containment } from '../inspect.js';
 
 const ADMIN_CONF = '/etc/kubernetes/admin.conf';
 
@@ -12,9 +13,14 @@ export async function kubeconfigFor(ctx: {
   return ctx.opts.kubeconfig ?? (await adminConf(ctx.host));
 }
 
-/** The control plane's admin.conf under the root, when it is there (doctor looks it up the same way). */
+/**
+ * The control plane's admin.conf under the root, when it is there (doctor looks it up the same way).
+ * Not when a directory above it is a symlink: kubectl would follow it, under --root out of it, and
+ * drain with another machine's cluster credentials.
+ */
 export async function adminConf(host: Pick<Host, 'entryType' | 'root'>): Promise<string | null> {
-  return (await host.entryType(ADMIN_CONF).catch(() => null)) === 'file' ? underRoot(host.root, ADMIN_CONF) : null;
+  if ((await host.entryType(ADMIN_CONF).catch(() => null)) !== 'file') return null;
+  return (await containment(host)(ADMIN_CONF)) ? underRoot(host.root, ADMIN_CONF) : null;
 }
 
 export async function kubectlArgv(ctx: Ctx): Promise<{ argv: string[] } | { why: string }> {

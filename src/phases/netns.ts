@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import { netnsIdsArgv, underRoot, type Host } from '../host/host.js';
 import { detachArgv } from '../host/mounts.js';
-import { listLinks, NETNS_DIR } from '../inspect.js';
+import { containment, listLinks, NETNS_DIR } from '../inspect.js';
 import { ownedLinks } from '../ownership.js';
 import { parseJsonArray, parseLinks } from '../parse/iproute.js';
 import type { PlannedStep, Phase } from './types.js';
@@ -48,6 +48,10 @@ export const netns: Phase = {
   cleanup: true,
   async plan(ctx) {
     if (!ctx.snapshot.facts.length) return nothing();
+    // The files are removed by the path the plan shows, which the kernel resolves: a symlink above
+    // them could lead that out of the root, or to namespaces that are not the pods'.
+    if (!(await containment(ctx.host)(`${NETNS_DIR}/-`)))
+      return nothing(`left alone: the namespaces in ${NETNS_DIR}: a directory above them is a symlink, and cni-sweep never follows one`);
     const entries = (await ctx.host.readDir(NETNS_DIR)) ?? [];
     const names = entries.filter((e) => e.type === 'file' && POD_NETNS.test(e.name)).map((e) => e.name);
     if (!names.length) return nothing();

@@ -161,15 +161,69 @@ describe('containment', () => {
 
   it("leaves state alone when a directory above it is a symlink out of the CNI's locations", () => {
     const node = dirtyNode('symlink-parent', { pods: 1 });
-    const elsewhere = scratchDir(node, 'elsewhere');
+    // An absolute link names a node path: the state is there for the node (under the root), behind a link.
+    const elsewhere = path.join(node.root, 'srv/cni');
+    fs.mkdirSync(path.dirname(elsewhere));
     fs.renameSync(path.join(node.root, 'var/lib/cni'), elsewhere);
-    fs.symlinkSync(elsewhere, path.join(node.root, 'var/lib/cni'));
+    fs.symlinkSync('/srv/cni', path.join(node.root, 'var/lib/cni'));
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
     expect(r.code).toBe(0);
     const state = JSON.parse(r.stdout).phases.find((p: { name: string }) => p.name === 'cni-state');
     expect(state.notes.join('\n')).toMatch(/left alone: a directory above \/var\/lib\/cni\/flannel is a symlink/);
     expect(fs.readdirSync(path.join(elsewhere, 'networks/cbr0')).length).toBeGreaterThan(0);
     expect(fs.existsSync(path.join(node.root, 'run/flannel'))).toBe(false);
+  });
+
+  it("--root is a boundary: a node's absolute symlinks lead to its own files, never to the machine's, which stay byte for byte", () => {
+    const node = dirtyNode('root-links', { pods: 1 });
+    // The machine's files at the paths the node's links name.
+    const outside = scratchDir(node, 'outside');
+    fs.mkdirSync(`${outside}/net.d`, { recursive: true });
+    fs.mkdirSync(`${outside}/backups`);
+    fs.mkdirSync(`${outside}/state`);
+    const conf = fs.readFileSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'));
+    fs.writeFileSync(`${outside}/net.d/05-flannel.conflist`, conf);
+    fs.writeFileSync(`${outside}/backups/keep`, "the machine's backups\n");
+    fs.symlinkSync(`${outside}/net.d/05-flannel.conflist`, path.join(node.root, 'etc/cni/net.d/05-flannel.conflist'));
+    fs.symlinkSync(`${outside}/backups`, path.join(node.root, 'var/backups'));
+    fs.mkdirSync(path.join(node.root, 'var/lib'), { recursive: true });
+    fs.symlinkSync(`${outside}/state`, path.join(node.root, 'var/lib/cni-sweep'));
+    const tree = (dir: string): string[] =>
+      fs
+        .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .sort()
+        .map((f) => {
+          const p = path.join(dir, f);
+          const st = fs.lstatSync(p);
+          return `${f} ${st.mode.toString(8)} ${st.isFile() ? fs.readFileSync(p, 'base64') : ''}`;
+        });
+    const before = tree(outside);
+
+    // Inside the root the config link dangles (libcni skips it), so it is no config of the node's.
+    const plan = runCli(node, ['plan', ...nodeArgs(node)]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).not.toMatch(/05-flannel/);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).removed.configs.names).toEqual(['/etc/cni/net.d/10-flannel.conflist']);
+    expect(tree(outside)).toEqual(before);
+    // The backup and the journal went where the node's links lead inside the root.
+    expect(fs.readdirSync(path.join(node.root, outside, 'backups/cni-sweep'))).toHaveLength(1);
+    expect(fs.existsSync(path.join(node.root, outside, 'state/last-run.json'))).toBe(true);
+    expect(fs.readlinkSync(path.join(node.root, 'etc/cni/net.d/05-flannel.conflist'))).toBe(`${outside}/net.d/05-flannel.conflist`);
+  });
+
+  it('a conf dir that is a symlink out of the root: nothing of the machine is read or removed', () => {
+    const node = dirtyNode('root-confdir', { pods: 1 });
+    const outside = scratchDir(node, 'outside');
+    fs.mkdirSync(outside);
+    fs.renameSync(path.join(node.root, 'etc/cni/net.d'), `${outside}/net.d`);
+    fs.symlinkSync(`${outside}/net.d`, path.join(node.root, 'etc/cni/net.d'));
+    const before = fs.readdirSync(`${outside}/net.d`).map((f) => [f, fs.readFileSync(`${outside}/net.d/${f}`, 'utf8')]);
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).removed.configs.count).toBe(0);
+    expect(fs.readdirSync(`${outside}/net.d`).map((f) => [f, fs.readFileSync(`${outside}/net.d/${f}`, 'utf8')])).toEqual(before);
   });
 
   it('a --root that is not a directory is a usage error', () => {

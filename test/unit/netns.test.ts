@@ -97,6 +97,17 @@ describe('netns beside docker and podman', () => {
     expect(nsQueries(host).filter((q) => q[0] === 'nsenter')).toHaveLength(6);
   });
 
+  it('with a symlink above /run/netns, nothing there is removed: its steps would follow it', async () => {
+    const { host } = dirtyFlannelNode({ pods: 2 });
+    expect((await netns.plan(await ctxFor(host))).steps).not.toEqual([]);
+    host.symlink('/run/netns', '/srv/netns');
+    const plan = await netns.plan(await ctxFor(host));
+    expect(plan.steps).toEqual([]);
+    expect(plan.notes).toEqual([
+      'left alone: the namespaces in /run/netns: a directory above them is a symlink, and cni-sweep never follows one',
+    ]);
+  });
+
   it('a namespace a process uses stays, and is not looked into', async () => {
     const { host, pods } = crowdedNode(3);
     host.netnsUsed.add(host.realPath(`/run/netns/${pods[1]!.netns}`));

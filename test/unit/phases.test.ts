@@ -18,6 +18,7 @@ import { routes } from '../../src/phases/routes.js';
 import { startKubelet, startRuntime, stopKubelet, stopRuntime } from '../../src/phases/services.js';
 import type { PlannedStep } from '../../src/phases/types.js';
 import { uncordon } from '../../src/phases/uncordon.js';
+import { adminConf } from '../../src/phases/kube.js';
 import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { FLANNEL_CONFLIST, ipv4Rules } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode, NETWORK, podsFor, SUBNET } from './fake-node.js';
@@ -79,6 +80,28 @@ describe('cni-config', () => {
 
   it('plans nothing without a Flannel config', async () => {
     expect((await cniConfig.plan(await ctxFor(foreignNode()))).steps).toEqual([]);
+  });
+
+  it("a config named by a path with a symlinked directory above it (a crashed run's journal can name any path) stays, with why", async () => {
+    const { host } = dirtyFlannelNode();
+    host.symlink('/srv/confs', '/etc/cni/net.d');
+    const ctx = await ctxFor(host);
+    const facts = ctx.snapshot.facts[0]!;
+    facts.configs = facts.configs.map((c) => ({ ...c, file: c.file.replace('/etc/cni/net.d/', '/srv/confs/') }));
+    const plan = await cniConfig.plan(ctx);
+    expect(plan.steps).toEqual([]);
+    expect(plan.notes).toContain(
+      'left alone: /srv/confs/10-flannel.conflist: a directory above it is a symlink, and cni-sweep never follows one out of the conf dir',
+    );
+  });
+});
+
+describe('the kubeconfig drain and uncordon use', () => {
+  it("the control plane's admin.conf under the root; not when a directory above it is a symlink (kubectl would follow it out of the root)", async () => {
+    const host = new FakeHost({ root: '/srv/node' }).writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\n');
+    expect(await adminConf(host)).toBe('/srv/node/etc/kubernetes/admin.conf');
+    host.writeFile('/srv/other/admin.conf', 'apiVersion: v1\n').symlink('/etc/kubernetes', '../srv/other');
+    expect(await adminConf(host)).toBeNull();
   });
 });
 

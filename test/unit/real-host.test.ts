@@ -272,6 +272,68 @@ describe('RealHost declared removals', () => {
   });
 });
 
+describe('RealHost under --root: symlinks are followed inside the root, never out of it', () => {
+  // A node disk mounted at root: its absolute links name node paths, and the same paths exist on
+  // the machine (here: under `outside`, which each link also names), holding files that must stay.
+  const layout = () => {
+    const root = path.join(dir, 'root');
+    const outside = path.join(dir, 'outside');
+    for (const d of [`${outside}/net.d`, `${root}${outside}/net.d`, `${root}/etc/cni`, `${root}/srv`]) fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(`${outside}/net.d/10-flannel.conflist`, "the machine's own\n");
+    fs.writeFileSync(`${root}${outside}/net.d/10-flannel.conflist`, "the node's\n");
+    fs.symlinkSync(`${outside}/net.d`, `${root}/etc/cni/net.d`);
+    fs.symlinkSync('/srv/loop', `${root}/srv/loop`);
+    fs.symlinkSync('../../../../../../../etc', `${root}/srv/up`);
+    fs.mkdirSync(`${root}/etc/kubernetes`);
+    fs.writeFileSync(`${root}/etc/kubernetes/x`, 'in the root\n');
+    return { root, outside, host: new RealHost(root) };
+  };
+
+  it("reads the node's files where the node's own kernel would find them", async () => {
+    const { root, outside, host } = layout();
+    expect(await host.readFile('/etc/cni/net.d/10-flannel.conflist')).toBe("the node's\n");
+    expect(await host.readDir('/etc/cni/net.d')).toEqual([{ name: '10-flannel.conflist', type: 'file' }]);
+    expect(await host.entryType('/etc/cni/net.d')).toBe('symlink');
+    expect(await host.entryType('/etc/cni/net.d/10-flannel.conflist')).toBe('file');
+    expect(await host.readLink('/etc/cni/net.d')).toBe(`${outside}/net.d`);
+    // ".." stops at the root, as the root directory's own ".." does.
+    expect(await host.readFile('/srv/up/kubernetes/x')).toBe('in the root\n');
+    await expect(host.readFile('/srv/loop/x')).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(await host.readFile('/etc/cni/net.d/missing')).toBeNull();
+    expect(fs.readFileSync(`${root}${outside}/net.d/10-flannel.conflist`, 'utf8')).toBe("the node's\n");
+  });
+
+  it("an in-process rm -f removes the file inside the root; the machine's file of that name stays byte for byte", async () => {
+    const { root, outside, host } = layout();
+    const file = '/etc/cni/net.d/10-flannel.conflist';
+    await host.apply({ argv: ['rm', '-f', '--', root + file], touches: ['files'], unlinks: [file] });
+    expect(fs.existsSync(`${root}${outside}/net.d/10-flannel.conflist`)).toBe(false);
+    expect(fs.readFileSync(`${outside}/net.d/10-flannel.conflist`, 'utf8')).toBe("the machine's own\n");
+  });
+
+  it('the journal and the lock are written inside the root', async () => {
+    const { root, outside, host } = layout();
+    fs.mkdirSync(`${root}/var/lib`, { recursive: true });
+    fs.symlinkSync(`${outside}/state`, `${root}/var/lib/cni-sweep`);
+    await host.writeState('/var/lib/cni-sweep/last-run.json', '{}');
+    const release = await host.lock('/var/lib/cni-sweep/lock');
+    expect(fs.readdirSync(`${root}${outside}/state`).sort()).toEqual(['last-run.json', 'lock']);
+    await release();
+    expect(fs.existsSync(`${outside}/state`)).toBe(false);
+  });
+
+  it('rm -f of a file under a non-directory succeeds, as GNU rm -f does', async () => {
+    const root = path.join(dir, 'root');
+    fs.mkdirSync(`${root}/etc/cni`, { recursive: true });
+    fs.writeFileSync(`${root}/etc/cni/net.d`, 'a file where the conf dir was\n');
+    const file = '/etc/cni/net.d/10-flannel.conflist';
+    const gnu = spawnSync('rm', ['-f', '--', root + file]);
+    const r = await new RealHost(root).apply({ argv: ['rm', '-f', '--', root + file], touches: ['files'], unlinks: [file] });
+    expect(gnu.status).toBe(0);
+    expect(r).toMatchObject({ stdout: '', stderr: '' });
+  });
+});
+
 describe("RealHost's `cat > FILE` steps (the backup's undo scripts and manifest)", () => {
   it('writes the input to the file, mode 0600, without a process; a cat with arguments or no file still runs', async () => {
     fs.writeFileSync(path.join(dir, 'bin', 'cat'), '#!/bin/sh\necho "cat $*" >> "$STANDIN_LOG"\nexec /bin/cat "$@"\n', { mode: 0o755 });

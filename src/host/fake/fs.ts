@@ -30,8 +30,13 @@ export function mkdirAt(fs: Map<string, FsNode>, real: string, mode: number): st
   return cur;
 }
 
-/** Follows symlinks like path resolution does; the final component only when asked. */
-export function resolvePath(fs: Map<string, FsNode>, real: string, followLast: boolean): string | null {
+/**
+ * Follows symlinks like path resolution does; the final component only when asked. With a root
+ * other than "/", as the real host reads node paths (host/in-root.ts): an absolute target starts
+ * again at the root, and ".." stops there.
+ */
+export function resolvePath(fs: Map<string, FsNode>, real: string, followLast: boolean, root = '/'): string | null {
+  const top = clean(root);
   let parts = clean(real).split('/').filter(Boolean);
   let cur = '/';
   for (let i = 0, hops = 0; i < parts.length; i++) {
@@ -40,7 +45,12 @@ export function resolvePath(fs: Map<string, FsNode>, real: string, followLast: b
     const last = i === parts.length - 1;
     if (node?.type === 'symlink' && (!last || followLast)) {
       if (++hops > 40) return null;
-      parts = [...path.posix.resolve(cur, node.target).split('/').filter(Boolean), ...parts.slice(i + 1)];
+      const inRoot = top === '/' || cur === top || cur.startsWith(`${top}/`);
+      // path.posix.resolve stops ".." at "/": taken relative to the root, it stops at the root.
+      const target = inRoot
+        ? path.posix.join(top, path.posix.resolve(`/${path.posix.relative(top, cur)}`, node.target))
+        : path.posix.resolve(cur, node.target);
+      parts = [...target.split('/').filter(Boolean), ...parts.slice(i + 1)];
       cur = '/';
       i = -1;
       continue;
