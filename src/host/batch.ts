@@ -18,6 +18,9 @@ export type BatchAnswer =
   | 'alone'
   | 'timeout';
 
+/** How long after the kill the batch's pipes are waited for, before they are closed from this end. */
+const GRACE_MS = 1000;
+
 /** bash's word for an argument: quoted, so nothing in it is expanded. */
 const word = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
@@ -84,14 +87,22 @@ export function batchRead(
     env: bashEnv(),
     stdio: ['ignore', 'pipe', 'ignore', ...argvs.flatMap(() => ['pipe', 'pipe'] as const)],
   });
-  let timedOut = false;
+  // The reads still running when the time was up: by the time the batch's 'close' comes, every
+  // pipe has closed (the kill closed them), so only this moment tells them from those that ended.
+  let running = new Set<Job>();
+  let grace: NodeJS.Timeout | undefined;
   const timer = setTimeout(() => {
-    timedOut = true;
+    running = new Set(jobs.filter((j) => !j.done && j.open > 0));
     try {
       if (child.pid) process.kill(-child.pid, 'SIGKILL');
     } catch {
       /* already gone */
     }
+    // A command that left bash's process group keeps its pipes, and 'close' would wait for it.
+    grace = setTimeout(() => {
+      for (const s of child.stdio) (s as Readable | null)?.destroy();
+      end();
+    }, GRACE_MS);
   }, timeoutMs);
   let lines = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -124,9 +135,10 @@ export function batchRead(
   });
   const end = () => {
     clearTimeout(timer);
+    clearTimeout(grace);
     // A command that ended (its pipes closed) but whose status was still to come after a slower
     // one's is read again alone; only those still running when the batch timed out have timed out.
-    for (const job of jobs) finish(job, timedOut && job.open > 0 ? 'timeout' : 'alone');
+    for (const job of jobs) finish(job, running.has(job) ? 'timeout' : 'alone');
   };
   child.on('error', end);
   // 'close' is emitted from inside the last stream's own 'close' event, before the listener above

@@ -378,13 +378,18 @@ export class RealHost implements Host {
     const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, firewallDump);
     argvList.forEach((argv, i) => {
       const key = answerKey(argv);
+      let timedOut = false;
       const answer = traced(`$ ${argv.join(' ')} (batch)`, () => answers[i]!).then((a) => {
         if (a === 'alone') return this.run(argv);
-        if (a === 'timeout') throw new CommandFailedError(argv, null, '', 'timed out');
+        if (a === 'timeout') {
+          timedOut = true;
+          throw new CommandFailedError(argv, null, '', 'timed out');
+        }
         return a;
       });
       this.answers.set(key, answer);
-      answer.catch(() => this.answers.delete(key));
+      // A read that timed out stays failed until a change: asked again, it would hang as long again.
+      answer.catch(() => timedOut || this.answers.delete(key));
     });
   }
 

@@ -20,7 +20,9 @@ const STANDINS: Record<string, string> = {
   // nft writes a listing a few bytes per write(2)
   nft: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\ni=0\nwhile [ $i -lt 300 ]; do printf "rule %d;\\n" $i; i=$((i+1)); done\n',
   'iptables-nft-save': 'echo "${0##*/} $*" >> "$STANDIN_LOG"\nsleep 2\necho slow\n',
-  hang: 'echo $$ > "$STANDIN_DIR/hang.pid"\nexec sleep 30\n',
+  hang: 'echo "${0##*/} $*" >> "$STANDIN_LOG"\necho $$ > "$STANDIN_DIR/hang.pid"\nexec sleep 30\n',
+  // leaves a process in a session of its own holding its output pipes, out of reach of the kill
+  escapes: 'setsid sh -c \'echo $$ > "$STANDIN_DIR/escaped.pid"; exec sleep 10\' &\nexec sleep 30\n',
 };
 
 beforeEach(() => {
@@ -91,9 +93,13 @@ describe('RealHost prefetch', () => {
 
   it('a batch that outlives the timeout is killed with what it started: its unfinished reads fail as timed out, one that ended is answered', async () => {
     const host = new RealHost('/', 700);
+    const started = Date.now();
     host.prefetch([['hang'], ['both']]);
     expect((await host.query(['both']))!.code).toBe(0);
     await expect(host.query(['hang'])).rejects.toThrow(/hang.*timed out/);
+    // Once: the batch's timeout is the read's, not a first of two.
+    expect(Date.now() - started).toBeLessThan(1400);
+    expect(fs.readFileSync(path.join(dir, 'calls.log'), 'utf8').match(/^hang/gm)).toEqual(['hang']);
     // Gone, or dead and not yet reaped by whoever inherited it.
     const pid = Number(fs.readFileSync(path.join(dir, 'hang.pid'), 'utf8'));
     const alive = () => {
@@ -105,6 +111,19 @@ describe('RealHost prefetch', () => {
     };
     for (let i = 0; i < 20 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
     expect(alive()).toBe(false);
+  });
+
+  it('a read whose command left a process outside the batch (setsid) holding its pipes still fails at the timeout', async () => {
+    const host = new RealHost('/', 700);
+    const started = Date.now();
+    host.prefetch([['escapes'], ['both']]);
+    try {
+      await expect(host.query(['escapes'])).rejects.toThrow(/escapes.*timed out/);
+      expect(Date.now() - started).toBeLessThan(2500);
+      expect((await host.query(['both']))!.code).toBe(0);
+    } finally {
+      process.kill(Number(fs.readFileSync(path.join(dir, 'escaped.pid'), 'utf8')), 'SIGKILL');
+    }
   });
 
   it("runs no start-up file, no exported function and no exported option: BASH_ENV, ~/.bashrc, BASH_FUNC_*, SHELLOPTS are not the batch's", async () => {
