@@ -142,10 +142,18 @@ function builtIn(argv: string[], cwd: string | undefined): ReturnType<typeof inP
     const errors: string[] = [];
     for (const dir of args.slice(4)) {
       try {
-        mkdirSync(path.dirname(dir), { recursive: true });
+        // GNU makes missing parents with u+wx whatever the umask took off: it has to enter them.
+        const first = mkdirSync(path.dirname(dir), { recursive: true });
+        if (first)
+          for (let d = path.dirname(dir); d.length >= first.length; d = path.dirname(d)) {
+            const m = statSync(d).mode;
+            if ((m & 0o300) !== 0o300) chmodSync(d, (m & 0o7777) | 0o300);
+          }
         mkdirSync(dir, { mode });
-        // The umask may have taken bits off; mkdir -m gives the directory its mode whatever it is.
-        if ((statSync(dir).mode & 0o7777) !== mode) chmodSync(dir, mode);
+        // The umask may have taken bits off; mkdir -m gives the directory its permissions whatever
+        // it is, and keeps the setgid bit it inherited from its parent.
+        const st = statSync(dir).mode;
+        if ((st & 0o777) !== mode) chmodSync(dir, (st & 0o7000) | mode);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? '';
         if (code === 'EEXIST' && isDirectory(dir)) continue;

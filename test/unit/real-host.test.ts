@@ -411,6 +411,33 @@ describe("RealHost's `mkdir -p -m` and `sha256sum --` steps (the backup's direct
     expect(fs.readFileSync(log, 'utf8')).toBe('');
   });
 
+  it("mkdir: the same modes as GNU mkdir under a setgid parent and under a umask that takes the owner's bits", async () => {
+    logged('mkdir');
+    const host = new RealHost('/');
+    const saved = process.umask();
+    try {
+      for (const [setgid, mask] of [
+        [true, 0o022],
+        [false, 0o277],
+      ] as const) {
+        const made: Record<string, unknown> = {};
+        for (const side of ['gnu', 'ours']) {
+          const top = path.join(dir, `${side}-${mask.toString(8)}`);
+          fs.mkdirSync(top);
+          if (setgid) fs.chmodSync(top, 0o2755);
+          process.umask(mask);
+          const argv = ['mkdir', '-p', '-m', '0700', '--', `${top}/b1`, `${top}/b1/firewall`, `${top}/new/parent/b2`];
+          const r = side === 'gnu' ? gnu(argv) : await inProcess(host, argv);
+          process.umask(saved);
+          made[side] = { r, modes: modes(top) };
+        }
+        expect(made.ours).toEqual(made.gnu);
+      }
+    } finally {
+      process.umask(saved);
+    }
+  });
+
   it('mkdir: a path taken by a file fails as GNU mkdir says, and the other directories are still made', async () => {
     const host = new RealHost('/');
     fs.writeFileSync(path.join(dir, 'taken'), '');
