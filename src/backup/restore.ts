@@ -8,7 +8,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { sha256 } from '../util/lazy.js';
 import type { Host } from '../host/host.js';
-import { Gaps, listIpsets, nftTablesPresent, saveIptables } from '../inspect.js';
+import { containment, Gaps, listIpsets, nftTablesPresent, saveIptables } from '../inspect.js';
 import { missingFromDump } from '../ownership.js';
 import type { PlannedStep } from '../phases/types.js';
 import { CHECKSUMS, MANIFEST, ManifestSchema, type Manifest } from './manifest.js';
@@ -157,9 +157,16 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
     // Only the paths that are gone: one that exists again (the new CNI wrote it, or an earlier
     // restore put it back) is left as it is, and a second restore says it restored nothing.
     const gone: string[] = [];
-    for (const f of manifest.files) if ((await host.entryType(f)) === null) gone.push(f);
-    if (gone.length < manifest.files.length)
-      notes.push(`${manifest.files.length - gone.length} of the ${manifest.files.length} saved paths exist: left as they are`);
+    let present = 0;
+    // tar finds each member's directories as the kernel does: a symlink among them would lead the
+    // extraction elsewhere (under --root, out of it), where the node never looks.
+    const contained = containment(host);
+    for (const f of manifest.files) {
+      if ((await host.entryType(f)) !== null) present++;
+      else if (await contained(f)) gone.push(f);
+      else notes.push(`not restored: ${f}: a directory above it is a symlink, and restore never extracts through one`);
+    }
+    if (present) notes.push(`${present} of the ${manifest.files.length} saved paths exist: left as they are`);
     // --skip-old-files: a file the new CNI (or the operator) has written since is never overwritten.
     if (gone.length)
       steps.push({

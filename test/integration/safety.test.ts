@@ -226,6 +226,29 @@ describe('containment', () => {
     expect(fs.readdirSync(`${outside}/net.d`).map((f) => [f, fs.readFileSync(`${outside}/net.d/${f}`, 'utf8')])).toEqual(before);
   });
 
+  it('restore never extracts through a symlinked directory: a saved config whose conf dir became a link out of the root stays unrestored, with why', () => {
+    const node = dirtyNode('restore-link', { pods: 1 });
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(run.code).toBe(0);
+    const backup = JSON.parse(run.stdout).backup as string;
+    // Later, the node's /etc/cni is a link: absolute, to a path the machine has too.
+    const outside = scratchDir(node, 'outside');
+    fs.mkdirSync(`${outside}/net.d`, { recursive: true });
+    fs.mkdirSync(path.join(node.root, outside, 'net.d'), { recursive: true });
+    fs.rmSync(path.join(node.root, 'etc/cni'), { recursive: true });
+    fs.symlinkSync(outside, path.join(node.root, 'etc/cni'));
+    const r = runCli(node, ['restore', backup, '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.notes).toContain(
+      'not restored: /etc/cni/net.d/10-flannel.conflist: a directory above it is a symlink, and restore never extracts through one',
+    );
+    expect(fs.readdirSync(`${outside}/net.d`)).toEqual([]);
+    expect(fs.readdirSync(path.join(node.root, outside, 'net.d'))).toEqual([]);
+    // What has no link above it is restored.
+    expect(fs.existsSync(path.join(node.root, 'run/flannel/subnet.env'))).toBe(true);
+  });
+
   it('a --root that is not a directory is a usage error', () => {
     const node = dirtyNode('badroot', { pods: 0 });
     const r = runCli(node, ['plan', '--root', path.join(node.root, 'etc/hosts')]);
