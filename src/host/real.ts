@@ -504,7 +504,9 @@ export class RealHost implements Host {
     const tmp = `${file}.tmp-${process.pid}`;
     try {
       await fs.mkdir(path.dirname(file), { recursive: true });
-      await fs.writeFile(tmp, content, { mode: 0o600 });
+      // Made afresh (O_EXCL): a link left at the temporary name is replaced, never written through.
+      await fs.rm(tmp, { force: true });
+      await fs.writeFile(tmp, content, { mode: 0o600, flag: 'wx' });
       await fs.rename(tmp, file);
     } catch (e) {
       writeError(file)(e);

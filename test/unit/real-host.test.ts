@@ -322,6 +322,17 @@ describe('RealHost under --root: symlinks are followed inside the root, never ou
     expect(fs.existsSync(`${outside}/state`)).toBe(false);
   });
 
+  it('the journal is written afresh: a link at its temporary name is replaced, its target untouched', async () => {
+    const { root, outside, host } = layout();
+    fs.mkdirSync(`${root}/var/lib/cni-sweep`, { recursive: true });
+    fs.writeFileSync(`${outside}/victim`, "the machine's\n");
+    fs.symlinkSync(`${outside}/victim`, `${root}/var/lib/cni-sweep/last-run.json.tmp-${process.pid}`);
+    await host.writeState('/var/lib/cni-sweep/last-run.json', '{}');
+    expect(fs.readFileSync(`${outside}/victim`, 'utf8')).toBe("the machine's\n");
+    expect(fs.lstatSync(`${root}/var/lib/cni-sweep/last-run.json`).isFile()).toBe(true);
+    expect(fs.readdirSync(`${root}/var/lib/cni-sweep`)).toEqual(['last-run.json']);
+  });
+
   it('rm -f of a file under a non-directory succeeds, as GNU rm -f does', async () => {
     const root = path.join(dir, 'root');
     fs.mkdirSync(`${root}/etc/cni`, { recursive: true });
