@@ -63,11 +63,10 @@ export function renderStep(step: PlannedStep, vars?: ScriptVars): string {
   return `${cmd} ${doc.open}\n${doc.body}${doc.open.replace(/^<<'?|'$/g, '')}`;
 }
 
-/** The directory the backup phase creates (its first step, `mkdir ... -- DIR ...`), if it has work. */
+/** The directory the backup phase creates, if it has work. */
 function backupDirOf(plans: Array<{ phase: Phase; plan: PhasePlan | null }>): string | null {
-  const mkdir = plans.find((p) => p.phase.name === 'backup')?.plan?.steps[0]?.argv;
-  if (mkdir?.[0] !== 'mkdir') return null;
-  return mkdir[mkdir.indexOf('--') + 1] ?? null;
+  const plan = plans.find((p) => p.phase.name === 'backup')?.plan;
+  return plan?.steps.length ? (plan.facts?.backupDir ?? null) : null;
 }
 
 /** A note as the script says it: the backup directory and the node by their variables' names. */

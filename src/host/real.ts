@@ -129,6 +129,30 @@ function unlinkFiles(root: string, nodePaths: string[]) {
  */
 function builtIn(argv: string[], cwd: string | undefined): ReturnType<typeof inProcessResult> | undefined {
   const [cmd, ...args] = argv;
+  // Without -p (the backup's own directory): each is made new, and one that exists is an error,
+  // whatever it is (a directory or a link planted there is never written into).
+  if (
+    cmd === 'mkdir' &&
+    cwd === undefined &&
+    args[0] === '-m' &&
+    /^0?[0-7]{3}$/.test(args[1] ?? '') &&
+    args[2] === '--' &&
+    args.length > 3
+  ) {
+    const mode = parseInt(args[1]!, 8);
+    const errors: string[] = [];
+    for (const dir of args.slice(3)) {
+      try {
+        mkdirSync(dir, { mode });
+        const st = statSync(dir).mode;
+        if ((st & 0o777) !== mode) chmodSync(dir, (st & 0o7000) | mode);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        errors.push(`mkdir: cannot create directory '${dir}': ${STRERROR[code] ?? code}`);
+      }
+    }
+    return inProcessResult('', errors);
+  }
   if (
     cmd === 'mkdir' &&
     cwd === undefined &&

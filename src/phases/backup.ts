@@ -80,9 +80,18 @@ export const backup: Phase = {
     if (!ctx.hasWork) return nothing();
     const plans = await ctx.planCleanup();
     const all = [...plans.values()].flatMap((p) => p.steps);
-    const dir = path.join(ctx.opts.backupDir, backupDirName(ctx.opts.now, ctx.opts.node));
-    // Every step writes cni-sweep's own files only: nothing a query sees changes.
-    const steps: PlannedStep[] = [{ argv: ['mkdir', '-p', '-m', '0700', '--', dir, `${dir}/firewall`, `${dir}/node`], touches: ['own'] }];
+    // A name of its own: a run in the same second as the last one (a rerun after a quick failure)
+    // does not write into that one's backup.
+    const name = backupDirName(ctx.opts.now, ctx.opts.node);
+    let dir = path.join(ctx.opts.backupDir, name);
+    for (let n = 2; (await ctx.host.realEntryType(dir)) !== null; n++) dir = path.join(ctx.opts.backupDir, `${name}-${n}`);
+    // Every step writes cni-sweep's own files only: nothing a query sees changes. The backup's own
+    // directory is made new (no -p): one that exists by the time the run makes it (a directory or a
+    // link put there since the plan) fails the run before anything changes, and is never written into.
+    const steps: PlannedStep[] = [
+      { argv: ['mkdir', '-p', '-m', '0700', '--', ctx.opts.backupDir], touches: ['own'] },
+      { argv: ['mkdir', '-m', '0700', '--', dir, `${dir}/firewall`, `${dir}/node`], touches: ['own'] },
+    ];
     const written: string[] = [];
     // Everything between the mkdir and the checksums is independent: it runs at the same time.
     const save = (argv: string[], rel: string) => {

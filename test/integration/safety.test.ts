@@ -249,6 +249,27 @@ describe('containment', () => {
     expect(fs.existsSync(path.join(node.root, 'run/flannel/subnet.env'))).toBe(true);
   });
 
+  it('the backup goes into a directory of its own: one planted under its name (a link to a machine file inside) is never written into', () => {
+    const node = dirtyNode('backup-planted', { pods: 1 });
+    const outside = scratchDir(node, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(`${outside}/victim`, "the machine's\n");
+    // The names the next minute's backups would take, each with manifest.json linked to the machine's file.
+    const base = path.join(node.root, 'var/backups/cni-sweep');
+    const now = Date.now();
+    for (let s = 0; s <= 60; s++) {
+      const name = `${new Date(now + s * 1000).toISOString().replace(/[-:]|\.\d+/g, '')}-node-1`;
+      fs.mkdirSync(path.join(base, name), { recursive: true });
+      fs.symlinkSync(`${outside}/victim`, path.join(base, name, 'manifest.json'));
+    }
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    const backup = JSON.parse(r.stdout).backup as string;
+    expect(backup).toMatch(/\/\d{8}T\d{6}Z-node-1-2$/);
+    expect(fs.lstatSync(path.join(backup, 'manifest.json')).isFile()).toBe(true);
+    expect(fs.readFileSync(`${outside}/victim`, 'utf8')).toBe("the machine's\n");
+  });
+
   it('a --root that is not a directory is a usage error', () => {
     const node = dirtyNode('badroot', { pods: 0 });
     const r = runCli(node, ['plan', '--root', path.join(node.root, 'etc/hosts')]);

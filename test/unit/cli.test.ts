@@ -603,7 +603,9 @@ describe('plan', () => {
     expect(a.stdout).toMatch(
       /\nrm -rf -- \\\n {2}\/run\/flannel \\\n {2}\/var\/lib\/cni\/flannel \\\n {2}\/var\/lib\/cni\/networks\/cbr0 \\\n/,
     );
-    expect(a.stdout).toContain('\nmkdir -p -m 0700 -- \\\n  "$BACKUP" \\\n  "$BACKUP"/firewall \\\n  "$BACKUP"/node\n');
+    expect(a.stdout).toContain(
+      '\nmkdir -p -m 0700 -- /var/backups/cni-sweep\nmkdir -m 0700 -- \\\n  "$BACKUP" \\\n  "$BACKUP"/firewall \\\n  "$BACKUP"/node\n',
+    );
     expect(a.stdout).toMatch(/\n# the links go into one unused link group[^\n]*\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev/);
     execFileSync('bash', ['-n'], { input: a.stdout });
   });

@@ -459,6 +459,26 @@ describe("RealHost's `mkdir -p -m` and `sha256sum --` steps (the backup's direct
     expect(fs.statSync(path.join(dir, 'after')).isDirectory()).toBe(true);
   });
 
+  it("mkdir without -p (the backup's own directory): what GNU mkdir does when it exists, as a directory or a link to one, or its parent is missing; without a process", async () => {
+    logged('mkdir');
+    const host = new RealHost('/');
+    const made: Record<string, unknown> = {};
+    for (const side of ['gnu', 'ours']) {
+      const top = path.join(dir, side);
+      fs.mkdirSync(path.join(top, 'planted'), { recursive: true });
+      fs.symlinkSync(path.join(top, 'planted'), path.join(top, 'link'));
+      const argv = ['mkdir', '-m', '0700', '--', `${top}/b`, `${top}/b/firewall`, `${top}/planted`, `${top}/link`, `${top}/no/parent`];
+      const r = side === 'gnu' ? gnu(argv) : await inProcess(host, argv);
+      made[side] = {
+        r: { ...(r as object), stderr: (r as { stderr: string }).stderr.replaceAll(top, 'TOP').replace(/[‘’]/g, "'") },
+        modes: modes(top),
+      };
+    }
+    expect(made.ours).toEqual(made.gnu);
+    expect((made.ours as { r: { code: number } }).r.code).toBe(1);
+    expect(fs.readFileSync(log, 'utf8')).toBe('');
+  });
+
   it('sha256sum: the lines GNU sha256sum prints, a missing file worded as it words it, exit 1; without a process', async () => {
     logged('sha256sum');
     fs.mkdirSync(path.join(dir, 'b/firewall'), { recursive: true });

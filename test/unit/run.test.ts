@@ -112,7 +112,7 @@ describe('sweep', () => {
     });
     // A plan writes no backup: the path it would use shows in the plan script, and the report says null.
     expect(r.report.backup).toBeNull();
-    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[0]!.argv).toContain(BACKUP_DIR);
+    expect(r.plans.find((p) => p.phase.name === 'backup')!.plan!.steps[1]!.argv).toContain(BACKUP_DIR);
   });
 
   it('a dry run changes nothing: no write call, no lock, no journal', async () => {
@@ -395,8 +395,8 @@ describe('sweep', () => {
     expect(r.report.failed).toMatchObject({ phase: 'backup', argv: ['ip', '-d', '-j', 'addr', 'show'], exitCode: 1 });
     const steps = r.report.phases.find((p) => p.name === 'backup')!.steps;
     // mkdir alone, then every save at once; the checksums wait for all of them and do not run.
-    expect(steps[0]).toMatchObject({
-      argv: ['mkdir', '-p', '-m', '0700', '--', BACKUP_DIR, `${BACKUP_DIR}/firewall`, `${BACKUP_DIR}/node`],
+    expect(steps[1]).toMatchObject({
+      argv: ['mkdir', '-m', '0700', '--', BACKUP_DIR, `${BACKUP_DIR}/firewall`, `${BACKUP_DIR}/node`],
       status: 'ok',
     });
     expect(steps.filter((s) => s.status === 'failed').map((s) => s.argv.join(' '))).toEqual(['ip -d -j addr show']);

@@ -1,6 +1,6 @@
 // The fake node's filesystem: files, directories and symlinks keyed by real path, resolved the way
 // the kernel resolves a path, and the commands cni-sweep changes files with, as GNU coreutils 9.1 and
-// util-linux 2.38 do them: `rm -f|-rf -- PATHS`, `mkdir -p -m 0700 -- DIRS`, `umount --lazy -- PATHS`,
+// util-linux 2.38 do them: `rm -f|-rf -- PATHS`, `mkdir [-p] -m 0700 -- DIRS`, `umount --lazy -- PATHS`,
 // `mv -n -T -- SRC DST` (a config another CNI set aside, put back under its name). Also the file
 // reads the backup saves: `cat` of its stdin, `sha256sum -- FILES`. Any other form is left to
 // FakeHost, which fails closed.
@@ -89,6 +89,18 @@ export function fsCommand(node: FsState, argv: string[]): (() => Outcome) | unde
       const errs: string[] = [];
       for (const p of argv.slice(3)) if (!node.mounts.delete(p)) errs.push(`umount: ${p}: not mounted.`);
       return errs.length ? fail(32, errs.join('\n') + '\n') : OK;
+    };
+  }
+
+  if (argv[0] === 'mkdir' && argv[1] === '-m' && argv[2] === '0700' && argv[3] === '--' && argv.length > 4) {
+    return () => {
+      for (const d of argv.slice(4)) {
+        if (node.fs.has(clean(d))) return fail(1, `mkdir: cannot create directory '${d}': File exists\n`);
+        if (node.fs.get(path.posix.dirname(clean(d)))?.type !== 'dir')
+          return fail(1, `mkdir: cannot create directory '${d}': No such file or directory\n`);
+        mkdirAt(node.fs, clean(d), 0o700);
+      }
+      return OK;
     };
   }
 
