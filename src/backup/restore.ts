@@ -80,9 +80,12 @@ function segments(name: string): string[] | null {
   return parts.length && !parts.includes('..') ? parts : null;
 }
 
-/** Where a link stored at `name` points, as a real path; null when a relative target climbs above the root. */
+/**
+ * Where a link stored at `name` points, as a real path; null when a relative target climbs above
+ * the root. An absolute target names a node path: under the root, as the node resolves it.
+ */
 function linkTarget(root: string, name: string, target: string): string | null {
-  if (target.startsWith('/')) return path.posix.normalize(target);
+  if (target.startsWith('/')) return path.posix.join(root, path.posix.normalize(target));
   const parts = name.split('/').slice(0, -1);
   for (const p of target.split('/')) {
     if (p === '' || p === '.') continue;
@@ -260,7 +263,8 @@ export function listBackups(base: string): BackupInfo[] {
   const out: BackupInfo[] = [];
   for (const name of fs.readdirSync(base).sort()) {
     const dir = path.join(base, name);
-    if (!fs.statSync(dir).isDirectory()) continue;
+    // A directory itself, not a link: one could lead out of the root, or nowhere.
+    if (!fs.lstatSync(dir).isDirectory()) continue;
     try {
       const m = readBackup(dir);
       out.push({ dir, created: m.created, node: m.node, cni: m.cni, bytes: size(dir), ok: true });

@@ -173,7 +173,8 @@ export function checkRoot(root: string): string {
     throw new UsageError(`--root ${root}: no such directory`);
   }
   if (!st.isDirectory()) throw new UsageError(`--root ${root}: not a directory`);
-  return abs;
+  // As the kernel names it: mount points (mountinfo, findmnt) are compared with paths under it.
+  return fs.realpathSync(abs);
 }
 
 /** Where backups are: --backup-dir, else <root>/var/backups/cni-sweep (looked up inside the root). */

@@ -671,7 +671,16 @@ export class RealHost implements Host {
   }
 
   async entryType(nodePath: string): Promise<EntryType | null> {
-    const st = lstatSync(fsPath(inRoot(this.root, nodePath, false)), { throwIfNoEntry: false });
+    let real: string;
+    try {
+      real = inRoot(this.root, nodePath, false);
+    } catch (e) {
+      // A missing directory on the way, as lstat says when it meets one.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw e;
+    }
+    const st = lstatSync(fsPath(real), { throwIfNoEntry: false });
     return st ? typeOf(st) : null;
   }
 

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { inRoot } from '../host/in-root.js';
 import { lazyYaml } from '../util/lazy.js';
 import { builtInProfiles, useFileProfiles } from './index.js';
 import { ProfileSchema, type Profile } from './schema.js';
@@ -117,7 +118,10 @@ export function readProfileFile(real: string, shown: string): Profile {
 
 /** The profile files of <root>/etc/cni-sweep/profiles.d, by name; a symlink among them must stay inside the directory. */
 function dirFiles(root: string): Array<{ real: string; shown: string }> {
-  const dir = path.join(root, PROFILES_DIR);
+  // Links are followed as the node follows them, inside the root (host/in-root.ts); under / that is
+  // the kernel's own lookup.
+  const resolve = (nodePath: string) => (root === '/' ? fs.realpathSync(nodePath) : inRoot(root, nodePath, true));
+  const dir = inRoot(root, PROFILES_DIR, true);
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -137,8 +141,8 @@ function dirFiles(root: string): Array<{ real: string; shown: string }> {
       let target: string;
       let inside: string;
       try {
-        target = fs.realpathSync(shown);
-        inside = fs.realpathSync(dir);
+        target = resolve(`${PROFILES_DIR}/${e.name}`);
+        inside = resolve(PROFILES_DIR);
       } catch (err) {
         throw bad(shown, `cannot read it: ${errText(err)}`);
       }

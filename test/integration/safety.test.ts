@@ -270,6 +270,20 @@ describe('containment', () => {
     expect(fs.readFileSync(`${outside}/victim`, 'utf8')).toBe("the machine's\n");
   });
 
+  it('a config that is an absolute link (a node path) is backed up and restored as that link', () => {
+    const node = dirtyNode('restore-abs-link', { pods: 1 });
+    const conf = path.join(node.root, 'etc/cni/net.d/10-flannel.conflist');
+    fs.renameSync(conf, path.join(node.root, 'etc/cni/flannel.conflist'));
+    fs.symlinkSync('/etc/cni/flannel.conflist', conf);
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(run.code).toBe(0);
+    expect(fs.existsSync(conf)).toBe(false);
+    const r = runCli(node, ['restore', JSON.parse(run.stdout).backup]);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(fs.readlinkSync(conf)).toBe('/etc/cni/flannel.conflist');
+  });
+
   it('a --root that is not a directory is a usage error', () => {
     const node = dirtyNode('badroot', { pods: 0 });
     const r = runCli(node, ['plan', '--root', path.join(node.root, 'etc/hosts')]);

@@ -749,6 +749,15 @@ describe('plan', () => {
     expect(r.stdout).toContain(`\nrm -f -- ${root}/etc/cni/net.d/10-flannel.conflist\n`);
     expect(r.stdout).toContain(`# root: ${root}\n`);
   });
+
+  it('a --root given through a symlink is the directory it leads to: mount points are compared with paths under it', async () => {
+    const root = fs.mkdtempSync(path.join(tmp, 'root-'));
+    const link = `${root}-link`;
+    fs.symlinkSync(root, link);
+    const r = await cli(['plan', '--root', link], dirtyFlannelNode({ root }).host);
+    expect(r.code).toBe(0);
+    expect(r.roots).toEqual([root]);
+  });
 });
 
 describe('what is removed, what is kept, and what the operator is told', () => {
@@ -1064,7 +1073,12 @@ describe('restore', () => {
     const dir = materialize(host, JSON.parse(run.stdout).backup, base);
     const name = path.basename(dir);
     fs.mkdirSync(path.join(base, 'backup-~unreadable')); // newest by name, and no backup: latest passes it by
+    // Links are no backups: one to a backup elsewhere (newest by name) is passed by, one that dangles too.
+    fs.symlinkSync(dir, path.join(base, 'zz-elsewhere'));
+    fs.symlinkSync('/nonexistent-cni-sweep', path.join(base, 'zzz-dangling'));
     const list = await cli(['backups', '--backup-dir', base], host);
+    expect(list.code).toBe(0);
+    expect(list.stdout).not.toContain('zz');
     expect(list.stdout.split('\n')[0]).toMatch(/^CREATED +NODE +CNI +SIZE +NAME$/);
     expect(list.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+ +node-1 +flannel +\\d+\\.\\d KiB +${name}$`, 'm'));
 

@@ -242,6 +242,20 @@ describe('a bad profile file is one line naming the file and the field, exit 2, 
     fs.writeFileSync(path.join(dir, 'real.yaml.disabled'), yaml(MADEUP));
     fs.symlinkSync('real.yaml.disabled', path.join(dir, 'madeup.yaml'));
     expect(loadProfileSet(root, []).all.map((p) => p.name)).toContain('madeup');
+    // An absolute link names a node path: the node's file, under the root, never the machine's.
+    fs.rmSync(path.join(dir, 'madeup.yaml'));
+    fs.symlinkSync(`${dir.slice(root.length)}/real.yaml.disabled`, path.join(dir, 'madeup.yaml'));
+    expect(loadProfileSet(root, []).all.map((p) => p.name)).toContain('madeup');
+    fs.rmSync(path.join(dir, 'madeup.yaml'));
+    const machines = path.join(tmp, `machine-${process.pid}`);
+    fs.mkdirSync(`${machines}/profiles.d`, { recursive: true });
+    fs.writeFileSync(`${machines}/profiles.d/weave.yaml`, fs.readFileSync(WEAVE));
+    const etc = path.dirname(dir);
+    fs.renameSync(etc, `${etc}.was`);
+    fs.symlinkSync(machines, etc);
+    expect(loadProfileSet(root, []).all.map((p) => p.name)).not.toContain('weave');
+    fs.rmSync(etc);
+    fs.renameSync(`${etc}.was`, etc);
     r = await cli(['plan', '--root', root, '--profile', 'no/such/profile.yaml']);
     expect(r.stderr).toBe('cni-sweep: error: profile no/such/profile.yaml: cannot read it: no such file\n');
     expect(r.code).toBe(2);

@@ -300,6 +300,9 @@ describe('RealHost under --root: symlinks are followed inside the root, never ou
     expect(await host.readFile('/srv/up/kubernetes/x')).toBe('in the root\n');
     await expect(host.readFile('/srv/loop/x')).rejects.toMatchObject({ code: 'ELOOP' });
     expect(await host.readFile('/etc/cni/net.d/missing')).toBeNull();
+    // A missing directory on the way, even one a link follows with "..": absent, as lstat says.
+    fs.symlinkSync('missing/../kubernetes', `${root}/etc/k8s`);
+    expect(await host.entryType('/etc/k8s/x')).toBeNull();
     expect(fs.readFileSync(`${root}${outside}/net.d/10-flannel.conflist`, 'utf8')).toBe("the node's\n");
   });
 
