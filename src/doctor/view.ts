@@ -210,7 +210,8 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
 
   const ipam = await readIpam(host);
   const runtime: NodeView['runtime'] = { sandboxes: null, pods: null };
-  const ready = await readySandboxes(host);
+  // The distribution's runtime (k3s's containerd has a socket of its own), as a run asks it.
+  const ready = await readySandboxes(host, (...args) => crictl(o.distro, host.root, ...args));
   if ('sandboxes' in ready) {
     runtime.pods = [];
     for (const s of ready.sandboxes.filter((x) => !x.hostNetwork)) {

@@ -221,6 +221,17 @@ describe('doctor on k3s', () => {
     expect(f?.title).toBe(
       '/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist needs plugins missing from /var/lib/rancher/k3s/data/9f/bin: portmap, bandwidth',
     );
+    // The pod sandboxes are asked of k3s's own containerd, as a run asks them.
+    const crictlCalls = h.queries.filter((a) => a[0] === 'crictl');
+    expect(crictlCalls).toContainEqual([
+      'crictl',
+      '--runtime-endpoint',
+      'unix:///run/k3s/containerd/containerd.sock',
+      'pods',
+      '-o',
+      'json',
+    ]);
+    expect(crictlCalls.filter((a) => a[1] !== '--runtime-endpoint')).toEqual([]);
   });
 });
 
