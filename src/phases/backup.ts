@@ -84,7 +84,13 @@ export const backup: Phase = {
     // does not write into that one's backup.
     const name = backupDirName(ctx.opts.now, ctx.opts.node);
     let dir = path.join(ctx.opts.backupDir, name);
-    for (let n = 2; (await ctx.host.realEntryType(dir)) !== null; n++) dir = path.join(ctx.opts.backupDir, `${name}-${n}`);
+    // (A plan without root may not look into the backup dir: then the name as it is.)
+    const taken = (d: string) =>
+      ctx.host
+        .realEntryType(d)
+        .then((t) => t !== null)
+        .catch(() => false);
+    for (let n = 2; await taken(dir); n++) dir = path.join(ctx.opts.backupDir, `${name}-${n}`);
     // Every step writes cni-sweep's own files only: nothing a query sees changes. The backup's own
     // directory is made new (no -p): one that exists by the time the run makes it (a directory or a
     // link put there since the plan) fails the run before anything changes, and is never written into.
