@@ -3,7 +3,7 @@
 // machine running cni-sweep: a read would answer for that machine and a removal would remove its
 // file. Paths under another root are resolved here as openat2's RESOLVE_IN_ROOT resolves them
 // (Node has no call for it): an absolute target starts again at the root, and ".." stops there.
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import { decodeName, fsPath } from '../util/names.js';
 import { underRoot } from './host.js';
 
@@ -30,6 +30,9 @@ export function inRoot(root: string, nodePath: string, followLast: boolean): str
     const name = todo.pop()!;
     if (name === '.') continue;
     if (name === '..') {
+      // The kernel goes up only from a directory (a link's ".." after a file is ENOTDIR).
+      if (done.length && !statSync(fsPath(at(done))).isDirectory())
+        throw Object.assign(new Error(`ENOTDIR: not a directory, '${lexical}'`), { code: 'ENOTDIR' });
       done.pop();
       continue;
     }

@@ -303,6 +303,13 @@ describe('RealHost under --root: symlinks are followed inside the root, never ou
     // A missing directory on the way, even one a link follows with "..": absent, as lstat says.
     fs.symlinkSync('missing/../kubernetes', `${root}/etc/k8s`);
     expect(await host.entryType('/etc/k8s/x')).toBeNull();
+    // Nor up from a file: the kernel says ENOTDIR.
+    fs.symlinkSync('kubernetes/x/../kubernetes', `${root}/etc/thru-file`);
+    expect(await host.entryType('/etc/thru-file/x')).toBeNull();
+    // As a read below a file fails.
+    await expect(host.readFile('/etc/thru-file/x')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(host.readFile('/etc/kubernetes/x/y')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    expect(await host.readFile('/etc/kubernetes/x')).toBe('in the root\n');
     expect(fs.readFileSync(`${root}${outside}/net.d/10-flannel.conflist`, 'utf8')).toBe("the node's\n");
   });
 
