@@ -129,45 +129,18 @@ function unlinkFiles(root: string, nodePaths: string[]) {
  */
 function builtIn(argv: string[], cwd: string | undefined): ReturnType<typeof inProcessResult> | undefined {
   const [cmd, ...args] = argv;
-  // Without -p (the backup's own directory): each is made new, and one that exists is an error,
-  // whatever it is (a directory or a link planted there is never written into).
-  if (
-    cmd === 'mkdir' &&
-    cwd === undefined &&
-    args[0] === '-m' &&
-    /^0?[0-7]{3}$/.test(args[1] ?? '') &&
-    args[2] === '--' &&
-    args.length > 3
-  ) {
-    const mode = parseInt(args[1]!, 8);
+  // With -p, missing parents are made and an existing directory is fine. Without it (the backup's
+  // own directory), each is made new, and one that exists is an error, whatever it is: a directory
+  // or a link planted there is never written into.
+  const parents = args[0] === '-p';
+  const [m, modeArg, dashes, ...dirs] = parents ? args.slice(1) : args;
+  if (cmd === 'mkdir' && cwd === undefined && m === '-m' && /^0?[0-7]{3}$/.test(modeArg ?? '') && dashes === '--' && dirs.length) {
+    const mode = parseInt(modeArg!, 8);
     const errors: string[] = [];
-    for (const dir of args.slice(3)) {
-      try {
-        mkdirSync(dir, { mode });
-        const st = statSync(dir).mode;
-        if ((st & 0o777) !== mode) chmodSync(dir, (st & 0o7000) | mode);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? '';
-        errors.push(`mkdir: cannot create directory '${dir}': ${STRERROR[code] ?? code}`);
-      }
-    }
-    return inProcessResult('', errors);
-  }
-  if (
-    cmd === 'mkdir' &&
-    cwd === undefined &&
-    args[0] === '-p' &&
-    args[1] === '-m' &&
-    /^0?[0-7]{3}$/.test(args[2] ?? '') &&
-    args[3] === '--' &&
-    args.length > 4
-  ) {
-    const mode = parseInt(args[2]!, 8);
-    const errors: string[] = [];
-    for (const dir of args.slice(4)) {
+    for (const dir of dirs) {
       try {
         // GNU makes missing parents with u+wx whatever the umask took off: it has to enter them.
-        const first = mkdirSync(path.dirname(dir), { recursive: true });
+        const first = parents ? mkdirSync(path.dirname(dir), { recursive: true }) : undefined;
         if (first)
           for (let d = path.dirname(dir); d.length >= first.length; d = path.dirname(d)) {
             const m = statSync(d).mode;
@@ -180,7 +153,7 @@ function builtIn(argv: string[], cwd: string | undefined): ReturnType<typeof inP
         if ((st & 0o777) !== mode) chmodSync(dir, (st & 0o7000) | mode);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? '';
-        if (code === 'EEXIST' && isDirectory(dir)) continue;
+        if (parents && code === 'EEXIST' && isDirectory(dir)) continue;
         errors.push(`mkdir: cannot create directory '${dir}': ${STRERROR[code] ?? code}`);
       }
     }
