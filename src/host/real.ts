@@ -464,10 +464,8 @@ export class RealHost implements Host {
 
   /** Where a file the run writes goes: its directory looked up inside the root, the name as it is (a link there is replaced, not followed). */
   private writable(nodePath: string): string {
-    const lexical = underRoot(this.root, nodePath);
-    return this.root === '/'
-      ? lexical
-      : `${inRoot(this.root, path.posix.dirname(nodePath), true).replace(/\/$/, '')}/${path.posix.basename(lexical)}`;
+    const name = path.posix.basename(underRoot(this.root, nodePath));
+    return path.posix.join(inRoot(this.root, path.posix.dirname(nodePath), true), name);
   }
 
   async lock(nodePath: string): Promise<() => Promise<void>> {
