@@ -5,6 +5,7 @@
 // (Node has no call for it): an absolute target starts again at the root, and ".." stops there.
 import { readlinkSync, statSync } from 'node:fs';
 import { decodeName, fsPath } from '../util/names.js';
+import { UsageError } from '../errors.js';
 import { underRoot } from './host.js';
 
 /** The kernel's limit on the links one lookup follows (MAXSYMLINKS). */
@@ -47,7 +48,11 @@ export function inRoot(root: string, nodePath: string, followLast: boolean): str
       if (todo.includes('..')) throw e;
       return at([...done, ...todo.reverse()]);
     }
-    if (++links > MAX_LINKS) throw Object.assign(new Error(`ELOOP: too many levels of symbolic links, '${lexical}'`), { code: 'ELOOP' });
+    // The node's own disk is broken there: bad input, said in one line (exit 2), as a chroot's ELOOP.
+    if (++links > MAX_LINKS)
+      throw Object.assign(new UsageError(`${nodePath} under --root ${root}: a symlink loop (more than ${MAX_LINKS} links)`), {
+        code: 'ELOOP',
+      });
     done.pop();
     if (target.startsWith('/')) done.length = 0;
     todo.push(...target.split('/').filter(Boolean).reverse());

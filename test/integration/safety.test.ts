@@ -582,6 +582,22 @@ describe('bad input', () => {
     expect(r.calls.filter((c) => !c.includes('is-active'))).toEqual([]);
   });
 
+  it("a symlink loop in the root (the node disk's /var/lib/cni -> /var/lib/cni): one clear line, exit 2, and nothing changed", () => {
+    const node = dirtyNode('loop', { pods: 1 });
+    const cni = path.join(node.root, 'var/lib/cni');
+    fs.renameSync(cni, `${cni}.was`);
+    fs.symlinkSync('/var/lib/cni', cni);
+    const before = snapshot(node);
+    for (const cmd of [['plan'], ['run', '--yes']]) {
+      const r = runCli(node, [...cmd, ...nodeArgs(node)]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('cni-sweep: error:'))).toEqual([
+        `cni-sweep: error: /var/lib/cni/flannel under --root ${node.root}: a symlink loop (more than 40 links)`,
+      ]);
+    }
+    expect(snapshot(node)).toEqual(before);
+  });
+
   it('an unparsable CNI config: exit 2 naming the file, nothing changed', () => {
     const node = dirtyNode('badconf', { pods: 1 });
     fs.writeFileSync(path.join(node.root, 'etc/cni/net.d/05-broken.conflist'), '{"name": "x", "plugins": [ {"type": ');
