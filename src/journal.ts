@@ -55,13 +55,24 @@ export function journalFacts(snapshot: Snapshot) {
 }
 
 /**
+ * A journal another node wrote (a disk image cloned from it, a --root on its disk) says nothing of
+ * this node: its networks and pod CIDRs are not this node's, and taking them up would remove routes
+ * and rules of this node's own. Only the units it left stopped are still started (stoppedByEarlierRun):
+ * on the same machine, a run under another --node spelling may have stopped them.
+ */
+export function foreignJournal(journal: Journal | null, node: string): string | null {
+  if (!journal || journal.node === node) return null;
+  return `not using ${JOURNAL}: the run of ${journal.started} there was on node ${JSON.stringify(journal.node)}, and this is ${JSON.stringify(node)}`;
+}
+
+/**
  * The CNIs of a run that failed, was interrupted or crashed, that detection no longer finds: that
  * run may have removed all that shows them (the config, subnet.env, the links) and left the rest
  * (its namespaces, say). The next run finishes the job, as it would with --cni; a CNI found live
  * is still kept (targets.ts).
  */
-export function unfinishedRun(journal: Journal | null, known: Profile[], detected: Detection[]): Detection[] {
-  if (!journal || journal.status === 'finished') return [];
+export function unfinishedRun(journal: Journal | null, known: Profile[], detected: Detection[], node: string): Detection[] {
+  if (!journal || journal.status === 'finished' || journal.node !== node) return [];
   const out: Detection[] = [];
   for (const f of journal.facts) {
     const profile = known.find((p) => p.name === f.cni);
@@ -76,8 +87,8 @@ export function unfinishedRun(journal: Journal | null, known: Profile[], detecte
  * finished run's only fill what the node no longer shows (a cleanup split over several
  * `--only` runs loses subnet.env in the first). Returns a note when it used any.
  */
-export function resumeFrom(journal: Journal | null, snapshot: Snapshot): string | null {
-  if (!journal) return null;
+export function resumeFrom(journal: Journal | null, snapshot: Snapshot, node: string): string | null {
+  if (!journal || journal.node !== node) return null;
   const finished = journal.status === 'finished';
   let used = false;
   const addPrefixes = (into: Prefix[], texts: string[]) => {

@@ -121,7 +121,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const gaps = req.gaps ?? new Gaps();
   const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps, req.distro));
   const journal = await readJournal(req.host);
-  const resumed = resumeFrom(journal, snapshot);
+  const resumed = resumeFrom(journal, snapshot, req.opts.node);
   if (resumed) reporter.emit({ type: 'note', text: resumed });
   const leftBehind = await stoppedByEarlierRun(req, journal);
   if (leftBehind) reporter.emit({ type: 'note', text: leftBehind.note });

@@ -13,7 +13,7 @@ import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro, distroReads, embeddedLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
-import { readJournal, unfinishedRun } from '../journal.js';
+import { foreignJournal, readJournal, unfinishedRun } from '../journal.js';
 import type { Host } from '../host/host.js';
 import { renderArgv } from '../util/shell.js';
 import { mark, traced } from '../util/trace.js';
@@ -90,7 +90,10 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   const adds = Object.values(distro.adds);
   const claimed = { chainPrefixes: adds.flatMap((a) => a.chainPrefixes), nftables: adds.flatMap((a) => a.nftables) };
   const found = preselected ? [] : await traced('detect', () => detect(host, all, gaps, distro.confDirs, claimed));
-  const detected = preselected ? [] : [...found, ...unfinishedRun(await readJournal(host), all, found)];
+  const node = o.node ?? host.hostname();
+  const journal = await readJournal(host);
+  const foreign = foreignJournal(journal, node);
+  const detected = preselected ? [] : [...found, ...unfinishedRun(journal, all, found, node)];
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
   const targets = await traced('targets', () =>
     chooseTargets(host, preselected ? { named: preselected } : { detected }, {
@@ -118,6 +121,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       type: 'note',
       text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}`,
     });
+  if (foreign) reporter.emit({ type: 'note', text: foreign });
   for (const t of targets) if (t.action === 'keep') reporter.emit({ type: 'note', text: `keeping ${t.cni}: ${t.why}` });
   if (!detected.length && !preselected) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
 
@@ -127,7 +131,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       host,
       profiles,
       opts: {
-        node: o.node ?? host.hostname(),
+        node,
         kubeconfig: kubeconfigOf(io, o),
         podCidrs,
         uncordon: o.uncordon,

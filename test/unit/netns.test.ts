@@ -248,13 +248,13 @@ describe('the mount holding the netns directory (detachableMount)', () => {
 describe('a run that failed after removing all that shows its CNI', () => {
   const NETNS = ['cni-1111aaaa-0000-0000-0000-000000000000', 'cni-2222bbbb-0000-0000-0000-000000000000'];
   /** A node where a run of Flannel removed the config, state, links and rules, then stopped at its namespaces. */
-  async function leftBy(status: 'failed' | 'interrupted' | 'running' | 'finished'): Promise<FakeHost> {
+  async function leftBy(status: 'failed' | 'interrupted' | 'running' | 'finished', node = 'node-1'): Promise<FakeHost> {
     const host = foreignNode();
     for (const n of NETNS) host.addNetns(n);
     const facts = [
       { cni: 'flannel', networks: ['cbr0'], bridges: ['cni0'], podNetworks: ['10.244.0.0/16'], nodeSubnets: ['10.244.1.0/24'] },
     ];
-    await host.writeState(JOURNAL, JSON.stringify({ status, started: '2026-11-30T10:00:00.000Z', pid: 4242, node: 'node-1', facts }));
+    await host.writeState(JOURNAL, JSON.stringify({ status, started: '2026-11-30T10:00:00.000Z', pid: 4242, node, facts }));
     return host;
   }
   const planned = (stdout: string) => NETNS.filter((n) => stdout.includes(n));
@@ -264,6 +264,16 @@ describe('a run that failed after removing all that shows its CNI', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`found flannel: the ${status} run of 2026-11-30T10:00:00.000Z was removing it`);
     expect(planned(r.stdout)).toEqual(NETNS);
+  });
+
+  it("another node's journal (a cloned disk) is not taken up: its pod network is not this node's", async () => {
+    const r = await runMain(['plan'], await leftBy('failed', 'node-7'));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      'not using /var/lib/cni-sweep/last-run.json: the run of 2026-11-30T10:00:00.000Z there was on node "node-7", and this is "node-1"',
+    );
+    expect(r.stderr).toContain('no CNI state found on this node');
+    expect(planned(r.stdout)).toEqual([]);
   });
 
   it('a finished run is not taken up again: its namespaces are no sign of Flannel', async () => {
