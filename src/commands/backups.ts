@@ -1,4 +1,4 @@
-// `backups`: lists the backups; `backups prune --keep N` removes all but the newest N, through the
+// `backups`: lists the backups; `backups prune --keep N` removes all but the newest N readable ones, through the
 // same apply loop and host as a run.
 import type { Command } from 'commander';
 import { RefusedError, UsageError } from '../errors.js';
@@ -24,8 +24,14 @@ async function prune(io: Io, o: BackupsOpts, root: string, base: string): Promis
   const keep = Number(o.keep);
   if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep: not a count: ${o.keep}`);
   const all = listBackups(base);
-  const gone = all.slice(0, Math.max(0, all.length - keep));
-  const kept = all.slice(gone.length);
+  // --keep counts backups restore can read: a half-written one (a run killed while writing it) is
+  // no way back, and counting it would remove the last good one. Such a one goes when a good one
+  // newer than it stays, and with --keep 0.
+  const good = all.filter((b) => b.ok);
+  const newestKept = keep ? good.slice(-keep) : [];
+  const newest = newestKept.at(-1)?.dir;
+  const gone = all.filter((b) => (b.ok ? !newestKept.includes(b) : keep === 0 || (newest !== undefined && b.dir < newest)));
+  const kept = all.filter((b) => !gone.includes(b));
   const steps = gone.length ? [{ argv: ['rm', '-rf', '--', ...gone.map((b) => b.dir)] }] : [];
   // Every backup gone is every way back gone: asked for, as a run is.
   if (keep === 0 && gone.length && !o.dryRun && !o.yes) {

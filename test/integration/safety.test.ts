@@ -108,6 +108,14 @@ describe('backup and restore', () => {
     expect(pruned.stdout).toBe(`removed ${path.join(base, '00000000T000000Z-old')}\n`);
     expect(fs.readdirSync(base)).toHaveLength(1);
     expect(fs.readdirSync(base)[0]).toMatch(/-node-1$/);
+    // A newer backup a killed run left half-written is not counted: the good one stays with it.
+    const partial = path.join(base, '99999999T000000Z-node-1');
+    fs.mkdirSync(path.join(partial, 'firewall'), { recursive: true });
+    const kept = runCli(node, ['backups', 'prune', '--keep', '1', '--root', node.root]);
+    expect(kept.code).toBe(0);
+    expect(kept.stdout).toBe('nothing to prune\n');
+    expect(fs.readdirSync(base)).toHaveLength(2);
+    fs.rmSync(partial, { recursive: true });
 
     // --keep 0 takes every way back: a dry run shows it, and without a terminal it needs --yes.
     const last = path.join(base, fs.readdirSync(base)[0]!);
