@@ -1,7 +1,7 @@
 // Plan, then apply: one pipeline for `plan` and `run`. A dry run stops after planning, so the
 // printed plan and what a run executes cannot drift apart. A real run plans each phase again
 // just before applying it, against the node as earlier phases left it.
-import { CommandFailedError, PhaseFailedError } from './errors.js';
+import { CommandFailedError, PhaseFailedError, RefusedError } from './errors.js';
 import {
   REPORT_SCHEMA_VERSION,
   emptyRemoved,
@@ -163,7 +163,11 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
       absorb(planCtx, plan);
       plans.push({ phase: p, plan });
     } catch (err) {
-      if (!(err instanceof PhaseFailedError)) throw err;
+      if (!(err instanceof PhaseFailedError)) {
+        // A refusal changes nothing, but what an earlier run left stopped is put back all the same.
+        if (err instanceof RefusedError && !req.opts.dryRun) await startLeftBehind(req, snapshot, leftBehind, null, err.message);
+        throw err;
+      }
       planError = { phase: p.name, err };
       plans.push({ phase: p, plan: { steps: [], notes: [] } });
       break;
@@ -246,6 +250,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
         error: `${preflightFailed[0]}${more ? ` (and ${more} more: see the preflight notes)` : ''}; nothing was changed`,
       };
     }
+    if (!req.opts.dryRun && report.failed) await startLeftBehind(req, snapshot, leftBehind, report, report.failed.error);
     if (req.opts.dryRun) {
       report.wouldRemove = emptyRemoved();
       for (const { plan } of plans) for (const st of plan?.steps ?? []) tallyRemoved(report.wouldRemove, st.removes);
@@ -258,8 +263,10 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
 
   // Starting what an earlier run left stopped is putting the node back, not a cleanup to confirm.
   if (req.confirm && !restartOnly) {
-    if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>)))
+    if (!(await req.confirm(plans.filter((x) => x.plan) as Array<{ phase: Phase; plan: PhasePlan }>))) {
+      await startLeftBehind(req, snapshot, leftBehind, report, 'the cleanup was not confirmed');
       return { report: timed(report, req), plans, snapshot, gaps, aborted: true };
+    }
     // The node may have changed while the prompt waited: read it again.
     req.host.refresh?.();
   }
@@ -473,6 +480,58 @@ async function removePartialBackup(req: SweepRequest, dir: string, pr: PhaseRepo
   return `${said}; nothing on the node was changed`;
 }
 
+/**
+ * Runs the start phases for these units only (a unit started already is not started again), in
+ * the report's place for each phase. Steps are not interruptible: a second signal must not leave
+ * kubelet stopped. Returns the phases' reports.
+ */
+async function restartPhases(req: SweepRequest, ctx: Ctx, units: string[], report: Report, note: string): Promise<PhaseReport[]> {
+  const out: PhaseReport[] = [];
+  for (const phase of req.phases.filter((p) => p.afterFailure)) {
+    const plan = await phase.plan(ctx);
+    const steps = plan.steps
+      .map((st) =>
+        st.argv[0] === 'systemctl' && st.argv[1] === 'start'
+          ? { ...st, argv: [...st.argv.slice(0, 2), ...st.argv.slice(2).filter((u) => units.includes(u))] }
+          : st,
+      )
+      .filter((st) => !(st.argv[0] === 'systemctl' && st.argv.length <= 2));
+    if (!steps.length) continue;
+    let pr = report.phases.find((p) => p.name === phase.name);
+    if (!pr) report.phases.push((pr = { name: phase.name, status: 'ok', notes: [], steps: [] }));
+    pr.status = 'ok';
+    pr.steps = pr.steps.filter((st) => st.status !== 'planned');
+    pr.notes = [note];
+    req.reporter.emit({ type: 'note', phase: phase.name, text: note });
+    try {
+      await runSteps(req, phase, { steps }, pr, report, false);
+    } catch {
+      pr.status = 'failed';
+    }
+    out.push(pr);
+  }
+  return out;
+}
+
+/**
+ * A run that refuses or is not confirmed changes nothing of the cleanup, but the units an earlier
+ * run left stopped are started all the same, as the note about them said: that is putting the
+ * node back. Its journal stays as it is (the next run finds them active, and the unfinished job).
+ */
+async function startLeftBehind(req: SweepRequest, snapshot: Snapshot, leftBehind: LeftBehind | null, report: Report | null, why: string) {
+  if (!leftBehind?.units.length || req.restartOnFailure === false) return;
+  const ctx = newCtx(req, snapshot, new Gaps(), false);
+  withLeftBehind(ctx, leftBehind);
+  const into = report ?? ({ phases: [], changed: false, removed: emptyRemoved() } as unknown as Report);
+  await restartPhases(
+    req,
+    ctx,
+    leftBehind.units,
+    into,
+    `run although nothing is cleaned (${why}): an earlier run left ${leftBehind.units.join(', ')} stopped`,
+  );
+}
+
 /** The units the `systemctl <verb>` steps of a list name. */
 const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
   steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
@@ -575,24 +634,18 @@ async function apply(
   }
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 
-  // Never leave a node with kubelet or the runtime stopped because a later phase went wrong.
-  const restarts = req.phases.filter((p) => p.afterFailure);
-  const startedAgain = report.phases.some((p) => restarts.some((r) => r.name === p.name) && p.status === 'ok');
-  if ((failure || report.interrupted) && req.restartOnFailure !== false && !startedAgain) {
-    for (const phase of restarts) {
-      const plan = await phase.plan(ctx);
-      if (!plan.steps.length) continue;
-      const pr = report.phases.find((p) => p.name === phase.name)!;
-      pr.status = 'ok';
-      pr.notes = [`run because ${failure ? `phase ${failure.phase} failed` : `of ${report.interrupted}`}`];
-      req.reporter.emit({ type: 'note', phase: phase.name, text: pr.notes[0]! });
-      try {
-        await runSteps(req, phase, plan, pr, report, false);
-      } catch {
-        pr.status = 'failed';
-      }
-      started(pr);
-    }
+  // Never leave a node with kubelet or the runtime stopped because a later phase went wrong or a
+  // signal came, whichever start phase had run already (a signal during start-runtime skipped
+  // start-kubelet); nor with the units an earlier run left stopped, whatever --only/--skip selected.
+  // Start phases left out on purpose in a run that ended well leave this run's own stops stopped.
+  const pending = failure || report.interrupted ? [...leftStopped] : (leftBehind?.units ?? []).filter((u) => leftStopped.has(u));
+  if (req.restartOnFailure !== false && pending.length) {
+    const why = failure
+      ? `phase ${failure.phase} failed`
+      : report.interrupted
+        ? `of ${report.interrupted}`
+        : 'an earlier run left them stopped';
+    for (const pr of await restartPhases(req, ctx, pending, report, `run because ${why}`)) started(pr);
   }
   await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished');
 }

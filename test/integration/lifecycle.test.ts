@@ -196,6 +196,69 @@ describe('a crashed run leaves no service stopped for the next run', () => {
   });
 });
 
+describe('what a run or an earlier run stopped is started again, however the run ends', () => {
+  const leftNote = /stopped kubelet\.service and did not start it again: starting it at the end of this run/;
+  /** A node where a run was killed after stopping kubelet: kubelet inactive, the cleanup still to do. */
+  async function killedAfterKubeletStop(tag: string): Promise<FlannelNode> {
+    const node = dirtyNode(tag, { pods: 1 });
+    const dir = scratchDir(node, 'kill');
+    fs.mkdirSync(dir, { recursive: true });
+    // The run's own process is systemctl's parent: killed as the runtime's stop begins.
+    fs.writeFileSync(
+      path.join(dir, 'systemctl'),
+      `#!/usr/bin/env bash\nif [[ "$*" == 'stop containerd.service' ]]; then kill -KILL $PPID; exit 1; fi\nexec ${SHIMS}/systemctl "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)], { pathBefore: [dir] });
+    expect(r.code).not.toBe(0);
+    expect(unit(node, 'kubelet.service')).toBe('inactive');
+    return node;
+  }
+
+  it('a rerun that refuses (no kubeconfig: it will not drain) still starts the kubelet the killed run left stopped', async () => {
+    const node = await killedAfterKubeletStop('left-refused');
+    const noKube = nodeArgs(node).slice(0, 4);
+    const r = runCli(node, ['run', '--yes', ...noKube]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(leftNote);
+    expect(changes(r.calls)).toEqual(['systemctl start kubelet.service']);
+    expect(unit(node, 'kubelet.service')).toBe('active');
+    expect(fs.existsSync(path.join(node.root, 'etc/cni/net.d/10-flannel.conflist'))).toBe(true); // nothing cleaned
+  });
+
+  it('a rerun limited with --only still starts the kubelet the killed run left stopped', async () => {
+    const node = await killedAfterKubeletStop('left-only');
+    const r = runCli(node, ['run', '--yes', '--json', '--only', 'cni-config', ...nodeArgs(node)]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(leftNote);
+    expect(changes(r.calls)).toEqual(['systemctl start kubelet.service']);
+    expect(unit(node, 'kubelet.service')).toBe('active');
+    const start = JSON.parse(r.stdout).phases.find((p: { name: string }) => p.name === 'start-kubelet');
+    expect(start).toMatchObject({ status: 'ok', notes: ['run because an earlier run left them stopped'] });
+  });
+
+  it('a SIGTERM while the runtime is being started: kubelet is started too before the run exits', async () => {
+    const node = dirtyNode('term-start', { pods: 1 });
+    const dir = scratchDir(node, 'term');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'systemctl'),
+      `#!/usr/bin/env bash\nif [[ "$*" == 'start containerd.service' ]]; then kill -TERM $PPID; sleep 0.3; fi\nexec ${SHIMS}/systemctl "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { pathBefore: [dir] });
+    expect(r.code).toBe(143);
+    expect(unit(node, 'containerd.service')).toBe('active');
+    expect(unit(node, 'kubelet.service')).toBe('active');
+    expect(changes(r.calls).filter((c) => c.startsWith('systemctl start'))).toEqual([
+      'systemctl start containerd.service',
+      'systemctl start kubelet.service',
+    ]);
+    const journal = JSON.parse(fs.readFileSync(path.join(node.root, 'var/lib/cni-sweep/last-run.json'), 'utf8'));
+    expect(journal).toMatchObject({ status: 'interrupted', leftStopped: [] });
+  });
+});
+
 describe('the kernel tables are read again after a step of the run that can change them, and only then', () => {
   /** How many times a run started `iptables-nft-save` (its trace names every process it starts). */
   const saves = (trace: string) =>
