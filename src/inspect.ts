@@ -89,6 +89,12 @@ export interface ProfileFacts {
    * cilium-cni): kept, with their networks' state, and the CNIs they are shared with. Read by takeSnapshot.
    */
   shared?: Array<{ config: CniConfig; with: string[] }>;
+  /**
+   * Network names a config that stays uses too (a site's bridge config named cbr0, a chained
+   * conflist kept with its other CNI): their IPAM allocations, result caches and firewall comments
+   * are that config's as much, and stay. Read by takeSnapshot; networksOf leaves them out.
+   */
+  keptNetworks?: Map<string, string>;
 }
 
 export interface Snapshot {
@@ -221,7 +227,27 @@ export async function takeSnapshot(
   const remainingConfigs = [...configs.filter((c) => !owned.has(c.file)), ...back].sort(
     (a, b) => order(a) - order(b) || Buffer.compare(Buffer.from(a.file), Buffer.from(b.file)),
   );
+  keepWhatStays(facts, remainingConfigs);
   return { configs, facts, remainingConfigs, ...(distro ? { distro } : {}), ...(renamed.length ? { renamed } : {}) };
+}
+
+/** A config and, for Multus's, the delegates it hands every pod to. */
+export const withDelegates = (c: CniConfig): CniConfig[] => [c, ...(c.multus?.delegate ? [c.multus.delegate] : [])];
+
+/**
+ * What a config that stays names is not the removed CNI's to take, whoever's it was first: its
+ * network's state (a site's bridge config also named cbr0) and its bridge with the pods on it
+ * (containerd's stock 10-containerd-net.conflist also uses cni0).
+ */
+function keepWhatStays(facts: ProfileFacts[], remaining: CniConfig[]): void {
+  for (const c of remaining.flatMap(withDelegates)) {
+    for (const f of facts) {
+      if (networksOf(f).includes(c.name))
+        (f.keptNetworks ??= new Map()).set(c.name, `${c.file}, a config that stays, is network ${JSON.stringify(c.name)} too`);
+      for (const b of c.bridges)
+        if (!f.keptDevices?.has(b)) (f.keptDevices ??= new Map()).set(b, `the bridge of ${c.file}, a config that stays`);
+    }
+  }
 }
 
 /**
@@ -265,8 +291,8 @@ export function stateCandidates(profile: Profile, networks: string[], results: s
 }
 
 export function networksOf(f: ProfileFacts): string[] {
-  if (f.networks.length || f.untrusted?.length) return f.networks;
-  return f.profile.defaultNetworks;
+  const nets = f.networks.length || f.untrusted?.length ? f.networks : f.profile.defaultNetworks;
+  return f.keptNetworks?.size ? nets.filter((n) => !f.keptNetworks!.has(n)) : nets;
 }
 
 /** The note that says why an untrusted config and what derives from it stay. */

@@ -25,6 +25,7 @@ export const cniState: Phase = {
       // Directories whose entries are per-network: a network name fills exactly one component.
       const parents = [...f.profile.state.networkPaths.map((p) => path.posix.dirname(p)), RESULTS_DIR];
       // Names also come from a crashed run's journal: checked here too, whatever their source.
+      for (const [net, why] of f.keptNetworks ?? []) notes.push(`left alone: the state of network ${JSON.stringify(net)}: ${why}`);
       const networks = networksOf(f).filter((net) => {
         const problem = networkNameProblem(net);
         if (problem) notes.push(`left alone: the state of network ${JSON.stringify(net)}: ${problem}`);

@@ -128,6 +128,19 @@ describe('cni-state', () => {
     expect(looked.filter((p) => p.startsWith('/var/lib/cni/results/'))).toEqual([]);
   });
 
+  it("leaves a network's state alone when a config that stays is that network too (a site's bridge config named cbr0)", async () => {
+    const { host } = dirtyFlannelNode();
+    host.writeFile('/etc/cni/net.d/50-site.conf', '{"cniVersion":"0.4.0","name":"cbr0","type":"bridge","bridge":"site0"}');
+    const plan = await cniState.plan(await ctxFor(host));
+    expect(bare(plan.steps)).toEqual([{ argv: ['rm', '-rf', '--', '/run/flannel', '/var/lib/cni/flannel'] }]);
+    expect(plan.notes).toContain(
+      'left alone: the state of network "cbr0": /etc/cni/net.d/50-site.conf, a config that stays, is network "cbr0" too',
+    );
+    // Nor do the rules that name it go.
+    const fw = (await firewall.plan(await ctxFor(host))).steps.map((st) => st.stdin ?? '').join('\n');
+    expect(fw).not.toMatch(/name: \\?"cbr0/);
+  });
+
   it("still finds cbr0's state once the config is gone", async () => {
     const cache = `/var/lib/cni/results/cbr0-${'ab'.repeat(32)}-eth0`;
     const host = foreignNode().writeFile('/var/lib/cni/networks/cbr0/10.244.1.2', 'x').writeFile(cache, '{}');
@@ -202,6 +215,31 @@ describe('cni-state', () => {
 });
 
 describe('interfaces', () => {
+  it("keeps cni0 and the pods on it when a config that stays uses it (containerd's stock 10-containerd-net.conflist)", async () => {
+    const { host, pods } = dirtyFlannelNode();
+    host.writeFile(
+      '/etc/cni/net.d/10-containerd-net.conflist',
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'containerd-net',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'cni0',
+            isGateway: true,
+            ipMasq: true,
+            ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.0.0/16' }]] },
+          },
+        ],
+      }),
+    );
+    const plan = await interfaces.plan(await ctxFor(host));
+    expect(bare(plan.steps)).toEqual([{ argv: ['ip', '-batch', '-'], stdin: 'link delete flannel.1\n' }]);
+    expect(plan.notes.join('\n')).toContain('cni0: the bridge of /etc/cni/net.d/10-containerd-net.conflist, a config that stays');
+    await apply(host, plan.steps);
+    expect(host.linkNames()).toEqual(expect.arrayContaining(['cni0', ...pods.map((p) => p.veth)]));
+  });
+
   it('deletes the pod veths, flannel.1 and cni0 as one link group, in one ip -batch', async () => {
     const { host, pods } = dirtyFlannelNode();
     expect(bare((await interfaces.plan(await ctxFor(host))).steps)).toEqual([
