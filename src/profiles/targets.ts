@@ -114,6 +114,22 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
         `stop it for good first, by deleting its DaemonSet (${p.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again`,
       );
   }
+  // A config another CNI owns too (flannel chained with cilium-cni) stays with that CNI. When this
+  // one is its first plugin, the one that gives pods their interface, the config needs what this
+  // one leaves (subnet.env, cni0, the network's IPAM): removing only this one would leave that
+  // config's pods, and every new one, without a network. (The chained plugin's CNI may go alone.)
+  const names = new Set(profiles.map((p) => p.name));
+  for (const p of profiles)
+    for (const c of configs) {
+      if (c.untrusted || !ownsConfig(p, c) || !p.config.pluginTypes.includes(c.plugins[0]?.type ?? '')) continue;
+      const others = knownProfiles().filter((q) => !names.has(q.name) && ownsConfig(q, c));
+      if (!others.length) continue;
+      const with_ = others.map((q) => q.name).join(' and ');
+      throw new RefusedError(
+        `--cni ${p.name}: ${c.file} is ${with_}'s config too (a chained config), which stays with ${with_}, and it needs ${p.name}'s state: removing ${p.name} alone would leave its pods and every new one without a network`,
+        `name both (--cni ${[p.name, ...others.map((q) => q.name)].join(',')}) once ${with_} no longer runs, or remove ${c.file} first`,
+      );
+    }
   return profiles.map((p) => {
     const used = configInUse(p, configs);
     return {

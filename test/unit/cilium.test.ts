@@ -11,6 +11,7 @@ import { removalTargets } from '../../src/phases/preflight.js';
 import { detect } from '../../src/profiles/detect.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 import { chooseTargets } from '../../src/profiles/targets.js';
+import { RefusedError } from '../../src/errors.js';
 import { CILIUM_CONFLIST, MACVLAN_CONF } from '../helpers/cilium-node.js';
 import { FLANNEL_CONFLIST, PODMAN_CONFLIST } from '../helpers/flannel-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
@@ -243,6 +244,18 @@ describe('a config Cilium shares with a CNI this run keeps (chaining on Flannel)
     expect(state.steps.flatMap((s) => s.argv)).not.toContain(CACHE);
     expect(state.steps.flatMap((s) => s.argv)).toContain('/var/lib/cilium');
     expect(ctx.snapshot.remainingConfigs.map((c) => c.file)).toEqual([`${CONF}/04-flannel-cilium-cni.conflist`]);
+  });
+
+  it('--cni flannel alone refuses: the chained config stays with cilium, and its first plugin, flannel, needs what a run would remove', async () => {
+    const host = chainedNode();
+    const err = await chooseTargets(host, { named: [FLANNEL] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((err as RefusedError).message).toBe(
+      `--cni flannel: ${CONF}/04-flannel-cilium-cni.conflist is cilium's config too (a chained config), which stays with cilium, and it needs flannel's state: removing flannel alone would leave its pods and every new one without a network`,
+    );
+    // The chained plugin's CNI may go alone, and both together.
+    expect((await chooseTargets(host, { named: [CILIUM] })).map((t) => t.action)).toEqual(['remove']);
+    expect((await chooseTargets(host, { named: [FLANNEL, CILIUM] })).map((t) => t.action)).toEqual(['remove', 'remove']);
   });
 
   it('--cni cilium,flannel removes it with both', async () => {
