@@ -232,7 +232,11 @@ export async function takeSnapshot(
 }
 
 /** A config and, for Multus's, the delegates it hands every pod to. */
-export const withDelegates = (c: CniConfig): CniConfig[] => [c, ...(c.multus?.delegate ? [c.multus.delegate] : [])];
+export const withDelegates = (c: CniConfig): CniConfig[] => [
+  c,
+  ...(c.multus?.delegate ? [c.multus.delegate] : []),
+  ...(c.multus?.also ?? []),
+];
 
 /**
  * What a config that stays names is not the removed CNI's to take, whoever's it was first: its

@@ -1,6 +1,6 @@
 // Pure decisions about what a CNI owns, given what the node shows. Shared by the phases and doctor.
 import type { ProfileFacts } from './inspect.js';
-import { bridgesOf, networksOf, profileFacts } from './inspect.js';
+import { bridgesOf, networksOf, profileFacts, withDelegates } from './inspect.js';
 import type { IptDump, IptRule } from './parse/iptables.js';
 import { tokenize } from './parse/iptables.js';
 import type { Link, Route } from './parse/iproute.js';
@@ -343,12 +343,23 @@ function legacyShapes(ctx: FirewallContext): Map<string, Set<string>> {
   return byChain;
 }
 
+/** Whether a rule in the shared portmap chains names a network other than these (libcni's `name: "X" id: "..."`). */
+function keptPortmapRule(rules: IptRule[], networks: Set<string>): boolean {
+  return rules.some((r) => {
+    if (!PORTMAP_CHAINS.includes(r.chain)) return false;
+    return r.comments.some((c) => {
+      const m = NET_COMMENT.exec(c);
+      return m !== null && !networks.has(m[1]!);
+    });
+  });
+}
+
 export function firewallDeletions(dump: IptDump, ctx: FirewallContext): TableDeletions[] {
   const prefixes = ctx.facts.flatMap((f) => f.profile.firewall.chainPrefixes);
   const comments = new Set(ctx.facts.flatMap((f) => f.profile.firewall.comments));
   const commentPrefixes = ctx.facts.flatMap((f) => f.profile.firewall.commentPrefixes);
   const networks = new Set(ctx.facts.flatMap(networksOf));
-  const portmapShared = ctx.remainingConfigs.some((c) => c.types.includes('portmap'));
+  const portmapShared = ctx.remainingConfigs.flatMap(withDelegates).some((c) => c.types.includes('portmap'));
   const legacy = legacyShapes(ctx);
   const out: TableDeletions[] = [];
 
@@ -363,8 +374,10 @@ export function firewallDeletions(dump: IptDump, ctx: FirewallContext): TableDel
     for (const c of userChains) {
       // Inside KUBE-* and CNI-* a profile's sub-prefix never takes kube-proxy's, kubelet's or portmap's names.
       if (prefixes.some((p) => c.startsWith(p)) && !protectedName(c)) owned.add(c);
-      // The shared portmap chains go whole only when a CNI is being removed and no config left uses portmap.
-      if (ctx.facts.length && !portmapShared && PORTMAP_CHAINS.includes(c)) owned.add(c);
+      // The shared portmap chains go whole only when a CNI is being removed, no config left uses
+      // portmap, and no rule in them names a network this run keeps (a pod of a config cni-sweep
+      // could not see, a NetworkAttachmentDefinition's).
+      if (ctx.facts.length && !portmapShared && PORTMAP_CHAINS.includes(c) && !keptPortmapRule(t.rules, networks)) owned.add(c);
     }
     // Per-container chains (CNI-<hash>, CNI-DN-<hash>) are the network's when the rules leading to them name it.
     for (const r of t.rules) {

@@ -44,6 +44,13 @@ export interface MultusRef {
   delegate?: CniConfig;
   /** Why delegates[0] could not be read as a CNI config. */
   delegateError?: string;
+  /** delegates[1..], parsed: Multus adds every delegate to every pod, not only the first. */
+  also?: CniConfig[];
+  /**
+   * Why some network Multus adds to every pod is unknown (a later delegate that does not parse,
+   * defaultNetworks naming NetworkAttachmentDefinitions): then any config may be in use.
+   */
+  alsoError?: string;
   /** A network name (a NetworkAttachmentDefinition or a config's name) or, with a slash, a file or directory path. */
   clusterNetwork?: string;
   kubeconfig?: string;
@@ -126,13 +133,24 @@ function multusRef(file: string, p: Record<string, unknown>): MultusRef {
     const dir = text(p.daemonSocketDir) ?? MULTUS_RUN_DIR;
     ref.socket = `${dir.replace(/\/+$/, '')}/multus.sock`;
   }
-  const first: unknown = Array.isArray(p.delegates) ? p.delegates[0] : undefined;
-  if (first !== undefined && !clusterNetwork) {
+  const delegates: unknown[] = Array.isArray(p.delegates) ? p.delegates : [];
+  if (delegates.length && !clusterNetwork) {
     try {
-      ref.delegate = fromJson(file, first, false);
+      ref.delegate = fromJson(file, delegates[0], false);
     } catch (err) {
       ref.delegateError = (err as Error).message.replace(`${file}: `, '');
     }
+    // multus-cni pkg/types/conf.go LoadNetConf loads every delegate and cmdAdd adds each to the pod.
+    for (const [i, d] of delegates.slice(1).entries()) {
+      try {
+        (ref.also ??= []).push(fromJson(file, d, false));
+      } catch (err) {
+        ref.alsoError = `its delegate ${i + 2}: ${(err as Error).message.replace(`${file}: `, '')}`;
+      }
+    }
   }
+  // Networks added to every pod by name (k8sclient GetDefaultNetworks): which CNI each is, cni-sweep cannot tell.
+  const defaults = Array.isArray(p.defaultNetworks) ? p.defaultNetworks.filter((x) => typeof x === 'string' && x) : [];
+  if (defaults.length) ref.alsoError = `its defaultNetworks ${defaults.join(', ')} are added to every pod`;
   return ref;
 }

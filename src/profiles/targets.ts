@@ -44,7 +44,8 @@ export function runtimeConfigs(configs: CniConfig[]): CniConfig[] {
   const [first] = configs;
   if (!first) return [];
   if (!first.multus) return [first];
-  return first.multus.delegate ? [first, first.multus.delegate] : configs;
+  const m = first.multus;
+  return m.delegate && !m.alsoError ? [first, m.delegate, ...(m.also ?? [])] : configs;
 }
 
 /** Whether a config is a pod network's: one a CNI cni-sweep knows owns (podman's bridge is not). */
@@ -66,6 +67,8 @@ function usedVia(used: CniConfig, configs: CniConfig[]): string {
 function viaMultus(used: CniConfig, configs: CniConfig[]): string | undefined {
   const first = configs[0]!;
   if (used === first || !first.multus) return undefined;
+  const later = first.multus.also?.indexOf(used) ?? -1;
+  if (later >= 0) return `${first.file} (Multus's, the first in lexical order, which adds it to every pod too: its delegate ${later + 2})`;
   return `${first.file} (Multus's, the first in lexical order, delegating to it: ${delegateVia(first)})`;
 }
 
@@ -130,6 +133,20 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
         `name both (--cni ${[p.name, ...others.map((q) => q.name)].join(',')}) once ${with_} no longer runs, or remove ${c.file} first`,
       );
     }
+  // A Multus config adds every delegate to every pod: one that stays (its first delegate's CNI is
+  // not removed) and also hands pods to a removed CNI makes every new pod fail in Multus.
+  for (const c of configs) {
+    const m = c.multus;
+    if (!m?.also?.length || (m.delegate && profiles.some((p) => ownsConfig(p, m.delegate!)))) continue;
+    for (const [i, d] of m.also.entries()) {
+      const p = profiles.find((q) => ownsConfig(q, d));
+      if (!p) continue;
+      throw new RefusedError(
+        `--cni ${p.name}: ${c.file} (Multus's) adds ${p.name}'s network to every pod (its delegate ${i + 2}), and it stays: removing ${p.name} would make every new pod fail in Multus and take that interface from the pods that have it`,
+        `remove ${p.name}'s delegate from ${c.file} first, then run again`,
+      );
+    }
+  }
   return profiles.map((p) => {
     const used = configInUse(p, configs);
     return {

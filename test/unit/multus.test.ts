@@ -11,6 +11,7 @@ import { Gaps, readCniConfigs } from '../../src/inspect.js';
 import { parseCniConfig } from '../../src/parse/conflist.js';
 import { cniConfig } from '../../src/phases/cni-config.js';
 import { cniState } from '../../src/phases/cni-state.js';
+import { firewall } from '../../src/phases/firewall.js';
 import type { PlannedStep } from '../../src/phases/types.js';
 import { detect } from '../../src/profiles/detect.js';
 import { loadProfiles } from '../../src/profiles/index.js';
@@ -130,6 +131,53 @@ describe('the runtime looks through Multus to its delegate', () => {
         why: 'the runtime uses its config /etc/cni/net.d/00-multus.conf (the first in lexical order): pods get their network from it',
       },
     ]);
+  });
+
+  it('Multus adds every delegate to every pod: Flannel as its second delegate is in use and kept; --cni flannel refuses', async () => {
+    const multus = JSON.parse(thinConf(CALICO_CONFLIST));
+    multus.delegates.push(JSON.parse(FLANNEL_CONFLIST));
+    const host = calicoNode(JSON.stringify(multus)).addProcess(['calico-node', '-felix'], { pid: 71 });
+    const targets = await chooseTargets(host, { detected: await detect(host, profiles, new Gaps()) });
+    expect(targets.find((t) => t.cni === 'flannel')).toEqual({
+      cni: 'flannel',
+      action: 'keep',
+      why: "the runtime uses its config /etc/cni/net.d/00-multus.conf (Multus's, the first in lexical order, which adds it to every pod too: its delegate 2): pods get their network from it",
+    });
+    const err = await chooseTargets(host, { named: [byName('flannel')] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((err as RefusedError).message).toBe(
+      "--cni flannel: /etc/cni/net.d/00-multus.conf (Multus's) adds flannel's network to every pod (its delegate 2), and it stays: removing flannel would make every new pod fail in Multus and take that interface from the pods that have it",
+    );
+    // With the first delegate's CNI named too, the Multus config goes with it: nothing stays to break.
+    const quiet = calicoNode(JSON.stringify(multus));
+    expect((await chooseTargets(quiet, { named: [byName('calico'), byName('flannel')] })).map((t) => t.action)).toEqual([
+      'remove',
+      'remove',
+    ]);
+  });
+
+  it("portmap's shared chains stay when a Multus delegate that stays uses portmap, or when a rule in them names a network that stays", async () => {
+    const withPortmap = JSON.parse(CALICO_CONFLIST);
+    expect(withPortmap.plugins.map((p: { type: string }) => p.type)).toContain('portmap');
+    const { host } = dirtyFlannelNode();
+    host.writeFile('/etc/cni/net.d/00-multus.conf', thinConf(JSON.stringify(withPortmap)));
+    const hostport = (h: FakeHost) => ctxFor(h, { profiles: [byName('flannel')] }).then((c) => firewall.plan(c));
+    const stdin = async (h: FakeHost) => (await hostport(h)).steps.map((st) => st.stdin ?? '').join('');
+    expect(await stdin(host)).not.toMatch(/-[FX] CNI-HOSTPORT-DNAT/);
+    // No config left uses portmap, but a live pod of another network has its rule there.
+    const bare2 = dirtyFlannelNode().host;
+    const before = await stdin(bare2);
+    expect(before).toMatch(/-F CNI-HOSTPORT-DNAT/); // Flannel's alone: they go whole
+    const save = bare2
+      .iptablesSave('iptables-nft')
+      .replace(
+        /^(-A CNI-HOSTPORT-DNAT .*)$/m,
+        '$1\n-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"k8s-pod-network\\" id: \\"' +
+          'c'.repeat(64) +
+          '\\"" -m multiport --dports 30443 -j CNI-DN-0123456789abcdef01234',
+      );
+    bare2.setIptables('iptables-nft', save);
+    expect(await stdin(bare2)).not.toMatch(/-[FX] CNI-HOSTPORT-DNAT/);
   });
 
   it('--cni multus refuses while multus-daemon or thin_entrypoint runs', async () => {
