@@ -8,9 +8,10 @@ import { removalSummary, renderScript } from '../plan.js';
 import { detect } from '../profiles/detect.js';
 import { loadProfileSet } from '../profiles/files.js';
 import { selectProfiles } from '../profiles/index.js';
-import { chooseTargets, type Target } from '../profiles/targets.js';
+import { agentsOf, chooseTargets, type Target } from '../profiles/targets.js';
+import type { Profile } from '../profiles/schema.js';
 import { builtInDistros, selectDistro } from '../distros/index.js';
-import { applyDistro, detectDistro, distroReads, embeddedLive } from '../distros/node.js';
+import { applyDistro, detectDistro, distroReads, embeddedLive, withoutLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
 import { foreignJournal, readJournal, unfinishedRun } from '../journal.js';
@@ -95,10 +96,15 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   const foreign = foreignJournal(journal, node);
   const detected = preselected ? [] : [...found, ...unfinishedRun(journal, all, found, node)];
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.
+  let live: Profile[] = [];
   const targets = await traced('targets', () =>
     chooseTargets(host, preselected ? { named: preselected } : { detected }, {
       confDirs: distro.confDirs,
-      embedded: (procs) => embeddedLive(distro, procs),
+      embedded: (procs) => {
+        const inside = embeddedLive(distro, procs);
+        live = all.filter((p) => inside.has(p.name) || agentsOf(p, procs).length);
+        return inside;
+      },
     }),
   );
   mark('targets chosen');
@@ -106,7 +112,8 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   // Once detection has its listings (started beside them, they took a share of the cores it waited
   // on): the backup needs these only once planning is done. Not when nothing is to be removed, nor
   // for a run that refuses at drain (no kubeconfig): it writes no backup.
-  const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), distro);
+  const layout = withoutLive(distro, live);
+  const profiles = applyDistro(preselected ?? detected.map((d) => d.profile).filter((p) => removed.has(p.name)), layout.distro);
   if (!dryRun && o.yes && removed.size && PHASES.some((p) => p.writesBackup && selected.has(p.name)))
     void refusesUndrained({ host, selected, opts: { refuseUndrained: true, kubeconfig: kubeconfigOf(io, o) } }).then((refuses) =>
       refuses ? undefined : startBackupReads(host, profiles),
@@ -122,6 +129,8 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       text: `found ${d.profile.name}: ${d.evidence.slice(0, 4).join(', ')}${d.evidence.length > 4 ? ', ...' : ''}`,
     });
   if (foreign) reporter.emit({ type: 'note', text: foreign });
+  if (layout.kept.length && profiles.length)
+    reporter.emit({ type: 'note', text: `not taken with ${distro.name}'s additions: ${layout.kept.join(', ')}` });
   for (const t of targets) if (t.action === 'keep') reporter.emit({ type: 'note', text: `keeping ${t.cni}: ${t.why}` });
   if (!detected.length && !preselected) reporter.emit({ type: 'note', text: 'no CNI state found on this node' });
 

@@ -180,6 +180,45 @@ export function applyDistro(profiles: Profile[], nd: NodeDistro | null | undefin
   });
 }
 
+/**
+ * The distribution's additions less what a live CNI owns: k3s's kube-router netpol chains and sets go
+ * with its Flannel, but not while a kube-router runs (standalone, or inside a k3s whose command
+ * line, not its config.yaml, says flannel-backend none). Returns the additions it took out, by profile.
+ */
+export function withoutLive(nd: NodeDistro, live: Profile[]): { distro: NodeDistro; kept: string[] } {
+  const overlaps = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
+  const kept: string[] = [];
+  const adds: Record<string, DistroAdds> = {};
+  for (const [name, a] of Object.entries(nd.adds)) {
+    const owner = (test: (l: Profile) => boolean) => live.find(test)?.name;
+    const keep = <T>(xs: T[], test: (x: T, l: Profile) => boolean, show: (x: T) => string) =>
+      xs.filter((x) => {
+        const who = owner((l) => test(x, l));
+        if (who) kept.push(`${show(x)} (${who} is live)`);
+        return !who;
+      });
+    adds[name] = {
+      ...a,
+      chainPrefixes: keep(
+        a.chainPrefixes,
+        (x, l) => l.firewall.chainPrefixes.some((q) => overlaps(x, q)),
+        (x) => `chains ${x}*`,
+      ),
+      ipsetPrefixes: keep(
+        a.ipsetPrefixes,
+        (x, l) => l.firewall.ipsetPrefixes.some((q) => overlaps(x, q)),
+        (x) => `ipsets ${x}*`,
+      ),
+      nftables: keep(
+        a.nftables,
+        (x, l) => l.nftables.some((t) => t.family === x.family && t.name === x.name),
+        (x) => `nftables table ${x.family} ${x.name}`,
+      ),
+    };
+  }
+  return { distro: { ...nd, adds }, kept };
+}
+
 /** crictl pointed at the distribution's runtime (the socket under --root); kubeadm: crictl's own default. */
 export function crictl(nd: NodeDistro | null | undefined, root: string, ...args: string[]): string[] {
   if (!nd?.criSocket) return ['crictl', ...args];

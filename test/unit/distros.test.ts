@@ -13,6 +13,7 @@ import { Gaps, takeSnapshot } from '../../src/inspect.js';
 import { firewallDeletions } from '../../src/ownership.js';
 import { parseIptablesSave } from '../../src/parse/iptables.js';
 import { loadProfiles } from '../../src/profiles/index.js';
+import { runMain } from './helpers.js';
 
 const ALL = loadDistros();
 const K3S_CONFLIST = JSON.stringify({
@@ -264,6 +265,37 @@ describe('a live k3s Flannel is kept, and refuses --cni flannel', () => {
   it('--cni flannel refuses (exit 3) while k3s runs it', async () => {
     await expect(targetsOn(k3sNode('node-name: n1\n'), 'flannel')).rejects.toThrow(RefusedError);
     await expect(targetsOn(k3sNode('node-name: n1\n'), 'flannel')).rejects.toThrow(/flannel is live on this node: k3s agent runs/);
+  });
+
+  it("k3s running with --flannel-backend=none on its command line: Flannel's leftovers go, its live netpol's chains stay", async () => {
+    const h = new FakeHost()
+      .writeFile('/usr/local/bin/k3s', '', 0o755)
+      .writeFile('/etc/rancher/k3s/config.yaml', 'node-name: n1\n')
+      .writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', K3S_CONFLIST)
+      .writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.1.1/24\n')
+      .setIptables(
+        'iptables-nft',
+        [
+          '*filter',
+          ':INPUT ACCEPT [0:0]',
+          ':FORWARD ACCEPT [0:0]',
+          ':KUBE-ROUTER-INPUT - [0:0]',
+          ':FLANNEL-FWD - [0:0]',
+          '-A INPUT -m comment --comment "kube-router netpol - X" -j KUBE-ROUTER-INPUT',
+          '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
+          'COMMIT',
+          '',
+        ].join('\n'),
+      );
+    h.units.set('k3s-agent.service', 'active');
+    h.addProcess(['/usr/local/bin/k3s', 'agent', '--flannel-backend=none'], { pid: 3100, comm: 'k3s-agent' });
+    const r = await runMain(['plan', '--node', 'n1'], h);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('-X FLANNEL-FWD');
+    expect(r.stdout).not.toContain('KUBE-ROUTER-INPUT');
+    expect(r.stderr).toContain(
+      "not taken with k3s's additions: chains KUBE-ROUTER-* (kube-router is live), chains KUBE-NWPLCY-* (kube-router is live), chains KUBE-POD-FW-* (kube-router is live)",
+    );
   });
 
   it('with flannel-backend: none the leftovers are removed', async () => {
