@@ -216,6 +216,32 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
   const kept: KeptRoute[] = [];
   const connected = connectedByDev(routes);
   const blackholes = routes.filter((b) => b.type === 'blackhole' && isMain(b));
+  // The site's router: a route via a default route's gateway goes to it, not to another node.
+  const routers = new Set(
+    routes
+      .filter((d) => d.dst === 'default')
+      .flatMap((d) => [d.gateway, ...((d as { nexthops?: Array<{ gateway?: string }> }).nexthops ?? []).map((h) => h.gateway)])
+      .filter((g): g is string => Boolean(g)),
+  );
+  // A device that stays with a network inside the pod network (another CNI's gateway on the same
+  // podCIDR, Antrea's antrea-gw0): routes of the host-gw shape may be that CNI's as much. Not the
+  // uplinks (the devices of default routes), which host-gw routes go through.
+  const uplinks = new Set(
+    routes
+      .filter((d) => d.dst === 'default')
+      .flatMap((d) => [d.dev, ...((d as { nexthops?: Array<{ dev?: string }> }).nexthops ?? []).map((h) => h.dev)]),
+  );
+  const sharers = new Map<ProfileFacts, string | undefined>();
+  const sharer = (f: ProfileFacts): string | undefined => {
+    if (sharers.has(f)) return sharers.get(f);
+    let found: string | undefined;
+    for (const [dev, nets] of connected) {
+      if (ctx.ownedDevices.has(dev) || ctx.dyingDevices.has(dev) || uplinks.has(dev)) continue;
+      if (nets.some((p) => f.podNetworks.some((n) => contains(n, p)))) found ??= dev;
+    }
+    sharers.set(f, found);
+    return found;
+  };
   for (const r of routes) {
     if (r.dev && ctx.dyingDevices.has(r.dev)) continue;
     const proto = protocolOf(r);
@@ -250,8 +276,13 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
         }
       } else if (rt.podNetworkRoutes && f.podNetworks.some((n) => contains(n, dst))) {
         const not = notHostGw(r, f, ctx.cniDevices);
-        if (not === null && gatewayConnected(r, routes, ctx.cniDevices, connected)) mine = true;
-        else why ??= not ?? "its gateway is not on the uplink's connected network";
+        const other = not === null ? sharer(f) : undefined;
+        if (not !== null) why ??= not;
+        else if (r.gateway && routers.has(r.gateway))
+          why ??= `via ${r.gateway}, the default route's gateway: the site's router, not a node`;
+        else if (other) why ??= `${other}, which stays, has a network inside the pod network: the route may be its CNI's`;
+        else if (gatewayConnected(r, routes, ctx.cniDevices, connected)) mine = true;
+        else why ??= "its gateway is not on the uplink's connected network";
       }
       if (mine) break;
     }

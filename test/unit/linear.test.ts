@@ -84,7 +84,7 @@ describe('linear in the size of the node', () => {
   it('routes: 4000 host-gw routes of a big cluster, the connected route listed last', () => {
     // In the kernel's order: default, the other nodes' /24 leases of a /12 pod network via their
     // addresses on the uplink's segment, then that segment's connected route.
-    const routes: FamilyRoute[] = [{ dst: 'default', gateway: '192.168.0.1', dev: 'eth0', family: 4 }];
+    const routes: FamilyRoute[] = [{ dst: 'default', gateway: '192.168.255.254', dev: 'eth0', family: 4 }];
     for (let i = 0; i < 4000; i++)
       routes.push({ dst: `10.${16 + (i >> 8)}.${i & 255}.0/24`, gateway: `192.168.${i >> 8}.${i & 255}`, dev: 'eth0', family: 4 });
     // One whose gateway is off the segment: it stays, with why.

@@ -334,6 +334,25 @@ describe('routes', () => {
     expect(host.routes[4].map((r) => r.dst)).toEqual(['default', '10.244.1.0/24', '172.17.0.0/16', '192.168.1.0/24', '192.168.50.0/24']);
   });
 
+  it("keeps a route of the host-gw shape via the default route's gateway (FLANNEL_NETWORK 10.0.0.0/8 over a site route)", async () => {
+    const host = foreignNode().addRoute(4, { dst: '10.99.0.0/24', gateway: '192.168.1.1', dev: 'eth0' });
+    const ctx = await ctxFor(host, { opts: { podCidrs: [{ family: 4, addr: 0x0a000000n, len: 8, text: '10.0.0.0/8' }] } });
+    const plan = await routes.plan(ctx);
+    expect(plan.steps).toEqual([]);
+    expect(plan.notes.join('\n')).toContain("via 192.168.1.1, the default route's gateway: the site's router, not a node");
+  });
+
+  it("keeps host-gw-shaped routes while another device that stays has a network in the pod network (Antrea's gateway on the same podCIDR)", async () => {
+    const { host } = dirtyFlannelNode();
+    host
+      .addLink({ ifname: 'antrea-gw0', linkinfo: { info_kind: 'openvswitch' } })
+      .addAddr('antrea-gw0', '10.244.1.1/24')
+      .addRoute(4, { dst: '10.244.1.0/24', dev: 'antrea-gw0', protocol: 'kernel', scope: 'link', prefsrc: '10.244.1.1' });
+    const plan = await routes.plan(await ctxFor(host));
+    expect(plan.steps.map((st) => st.stdin).join('')).not.toContain('10.244.2.0/24');
+    expect(plan.notes.join('\n')).toContain('antrea-gw0, which stays, has a network inside the pod network: the route may be its CNI');
+  });
+
   it('uses --pod-cidr when subnet.env is gone', async () => {
     const host = foreignNode().addRoute(4, { dst: '10.42.3.0/24', gateway: '192.168.1.13', dev: 'eth0' });
     expect((await routes.plan(await ctxFor(host))).steps).toEqual([]);
