@@ -30,7 +30,10 @@ export async function readCniConfigFiles(host: Host, dirs: string[] = [CNI_CONF_
     for (const e of (await host.readDir(dir)) ?? []) {
       if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
       const file = `${dir}/${e.name}`;
-      const text = await host.readFile(file);
+      const text = await host.readFile(file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOTREG') throw err;
+        throw new UsageError(err.message, 'the runtime cannot load it either: move it out of the conf dir, then run again');
+      });
       if (text !== null) out.push({ file, text }); // null: a dangling symlink, which libcni skips too
     }
   }
@@ -244,7 +247,9 @@ export const withDelegates = (c: CniConfig): CniConfig[] => [
  * (containerd's stock 10-containerd-net.conflist also uses cni0).
  */
 function keepWhatStays(facts: ProfileFacts[], remaining: CniConfig[]): void {
+  // An untrusted config (a name that fails validation) is handled as such: nothing is derived from it.
   for (const c of remaining.flatMap(withDelegates)) {
+    if (c.untrusted) continue;
     for (const f of facts) {
       if (networksOf(f).includes(c.name))
         (f.keptNetworks ??= new Map()).set(c.name, `${c.file}, a config that stays, is network ${JSON.stringify(c.name)} too`);

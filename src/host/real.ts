@@ -278,6 +278,22 @@ export function answerKey(argv: string[]): string {
   return ['ip', ...argv.slice(1, n).sort(), ...argv.slice(n)].join('\0');
 }
 
+/** The largest node file cni-sweep reads (configs, subnet.env, pidfiles are a few kB). */
+const MAX_NODE_FILE = 16 * 1024 * 1024;
+
+/** An error for a node file cni-sweep will not read; code ENOTREG, which callers may report as bad input. */
+function notReadable(nodePath: string, why: string): Error {
+  return Object.assign(new Error(`${nodePath}: ${why}: not read`), { code: 'ENOTREG' });
+}
+
+function fileKind(st: import('node:fs').Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a file';
+}
+
 export class RealHost implements Host {
   private whichCache = new Map<string, boolean>();
 
@@ -621,7 +637,18 @@ export class RealHost implements Host {
 
   async readFile(nodePath: string): Promise<string | null> {
     try {
-      return readFileSync(fsPath(inRoot(this.root, nodePath, true)), 'utf8');
+      // Only a regular file, of a size a node's file has: a FIFO named like a config would block the
+      // open and the read forever, a link to /dev/zero never ends. O_NONBLOCK: the open of a FIFO returns.
+      const fd = openSync(fsPath(inRoot(this.root, nodePath, true)), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+      try {
+        const st = fstatSync(fd);
+        if (!st.isFile()) throw notReadable(nodePath, `not a regular file (${fileKind(st)})`);
+        if (st.size > MAX_NODE_FILE)
+          throw notReadable(nodePath, `${st.size} bytes, more than the ${MAX_NODE_FILE} cni-sweep reads of a file`);
+        return readFileSync(fd, 'utf8');
+      } finally {
+        closeSync(fd);
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;

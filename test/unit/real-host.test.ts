@@ -517,3 +517,29 @@ describe("RealHost's `mkdir -p -m` and `sha256sum --` steps (the backup's direct
     expect(fs.readFileSync(log, 'utf8')).toBe('sha256sum -- a\\b\n');
   });
 });
+
+describe('node files that are not regular files', () => {
+  it('a FIFO, a directory and a huge file named like a config: one error each, at once; no hang, no endless read', async () => {
+    const conf = path.join(dir, 'etc/cni/net.d');
+    fs.mkdirSync(path.join(conf, 'dir.conf.d'), { recursive: true });
+    expect(spawnSync('mkfifo', [path.join(conf, '10-fifo.conflist')]).status).toBe(0);
+    fs.writeFileSync(path.join(conf, '20-huge.conf'), '');
+    fs.truncateSync(path.join(conf, '20-huge.conf'), 17 * 1024 * 1024); // sparse
+    fs.symlinkSync('dir.conf.d', path.join(conf, '30-dir.json'));
+    const host = new RealHost(dir);
+    await expect(host.readFile('/etc/cni/net.d/10-fifo.conflist')).rejects.toThrow(
+      '/etc/cni/net.d/10-fifo.conflist: not a regular file (a FIFO): not read',
+    );
+    await expect(host.readFile('/etc/cni/net.d/20-huge.conf')).rejects.toThrow(
+      '/etc/cni/net.d/20-huge.conf: 17825792 bytes, more than the 16777216 cni-sweep reads of a file: not read',
+    );
+    await expect(host.readFile('/etc/cni/net.d/30-dir.json')).rejects.toThrow(
+      '/etc/cni/net.d/30-dir.json: not a regular file (a directory): not read',
+    );
+    const { readCniConfigs } = await import('../../src/inspect.js');
+    const { UsageError } = await import('../../src/errors.js');
+    const err = await readCniConfigs(host).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toBe('/etc/cni/net.d/10-fifo.conflist: not a regular file (a FIFO): not read');
+  });
+});
