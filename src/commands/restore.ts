@@ -24,6 +24,7 @@ import {
 
 type RestoreOpts = {
   root?: string;
+  node?: string;
   backupDir?: string;
   dryRun?: boolean;
   json?: boolean;
@@ -35,14 +36,26 @@ type RestoreOpts = {
  * The backup directory a name stands for: a path (it has a slash, or exists as given), else a
  * name listed by `cni-sweep backups` under the backup dir, or `latest`, the newest readable one.
  */
-export function resolveBackup(name: string, o: { root?: string; backupDir?: string }): string {
+export function resolveBackup(name: string, o: { root?: string; backupDir?: string }, node?: string): string {
   if (name.includes('/') || fs.existsSync(name)) return path.resolve(name);
   const base = backupBase(o.root ?? '/', o.backupDir);
   const all = listBackups(base);
   const hint = `names are listed by \`cni-sweep backups\`${o.backupDir ? ` --backup-dir ${o.backupDir}` : ''}`;
   if (name === 'latest') {
-    const newest = all.filter((b) => b.ok).at(-1);
-    if (!newest) throw new UsageError(`restore latest: no readable backup in ${base}`, hint);
+    // This node's newest: a backup dir shared by a fleet holds other nodes' too.
+    const readable = all.filter((b) => b.ok);
+    const nodes = [...new Set(readable.map((b) => b.node))];
+    if (!node && nodes.length > 1)
+      throw new UsageError(
+        `restore latest: ${base} holds backups of several nodes (${nodes.join(', ')})`,
+        'pass --node <name>, or name the backup',
+      );
+    const newest = readable.filter((b) => !node || b.node === node).at(-1);
+    if (!newest)
+      throw new UsageError(
+        `restore latest: no readable backup${node ? ` of node ${node}` : ''} in ${base}${node && nodes.length ? ` (there are of ${nodes.join(', ')})` : ''}`,
+        hint,
+      );
     return newest.dir;
   }
   const found = all.find((b) => path.basename(b.dir) === name);
@@ -79,10 +92,20 @@ const countWords = (c: ReturnType<typeof restoredCounts>) =>
     .join(', ');
 
 async function restore(io: Io, name: string, o: RestoreOpts): Promise<number> {
-  const abs = resolveBackup(name, o);
+  // The node restored onto: --node, else this machine's own name when its / is the root restored
+  // onto (under --root the disk may be any node's, and the machine's name says nothing of it).
+  const gaps = new Gaps();
+  const machine = openHost(io, checkRoot('/'), gaps).hostname();
+  const node = o.node ?? ((o.root ?? '/') === '/' ? machine : undefined);
+  const abs = resolveBackup(name, o, node);
   const manifest = readBackup(abs);
   const root = checkRoot(o.root ?? manifest.root);
-  const gaps = new Gaps();
+  const onto = o.node ?? (root === '/' ? machine : undefined);
+  if (onto && manifest.node !== onto)
+    throw new RefusedError(
+      `restore: ${abs} is node ${manifest.node}'s backup, and this is node ${onto}: its IPAM allocations, subnet and rules are not this node's`,
+      `pass --node ${manifest.node} if this is that node (renamed), or restore this node's own backup`,
+    );
   const host = openHost(io, root, gaps);
   if (!o.dryRun && !host.isRoot()) throw new RefusedError('restore must be run as root', 'use sudo, or --dry-run to see what it would do');
   const reporter = reporterFor(io, Boolean(o.verbose), Boolean(o.quiet));
@@ -163,6 +186,10 @@ export function restoreCommand(program: Command, io: Io, done: Done): void {
     )
     .option('--root <dir>', 'filesystem root (default: the one the backup was taken from)')
     .option('--backup-dir <dir>', 'where to look up a backup name (default: <root>/var/backups/cni-sweep)')
+    .option(
+      '--node <name>',
+      "the node restored onto: latest is its newest backup, and another node's is refused (default: the hostname, without --root)",
+    )
     .option('--dry-run', 'print what it would do, as a bash script')
     .option('--json', 'print the result as JSON')
     .option('--verbose', 'every command line in full, and stack traces on errors')

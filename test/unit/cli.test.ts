@@ -1005,8 +1005,9 @@ describe('help, version and profiles', () => {
 
 describe('restore', () => {
   /** Copies a backup the fake node wrote to a real directory (restore reads it with node:fs) and into the fake at that path. */
-  function materialize(host: FakeHost, backup: string, base = tmp): string {
-    const dir = fs.mkdtempSync(path.join(base, 'backup-'));
+  function materialize(host: FakeHost, backup: string, base = tmp, name?: string): string {
+    const dir = name ? path.join(base, name) : fs.mkdtempSync(path.join(base, 'backup-'));
+    fs.mkdirSync(dir, { recursive: true });
     for (const p of host.paths()) {
       if (!p.startsWith(`${backup}/`) || p.endsWith('/')) continue;
       const rel = p.slice(backup.length + 1);
@@ -1017,6 +1018,31 @@ describe('restore', () => {
     }
     return dir;
   }
+
+  it("refuses another node's backup (exit 3, nothing written) unless --node says this is that node", async () => {
+    const { host } = dirtyFlannelNode();
+    const run = await cli(['run', '--node', 'node-7', '--kubeconfig', '/etc/kubernetes/admin.conf', '--yes', '--json'], host);
+    expect(run.code).toBe(0);
+    const dir = materialize(host, JSON.parse(run.stdout).backup);
+    const r = await cli(['restore', dir], host);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe(
+      `cni-sweep: error: restore: ${dir} is node node-7's backup, and this is node node-1: its IPAM allocations, subnet and rules are not this node's\n  hint: pass --node node-7 if this is that node (renamed), or restore this node's own backup\n`,
+    );
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(false);
+    // latest: this node's newest, not the newest in a backup dir shared with other nodes.
+    const base = fs.mkdtempSync(path.join(tmp, 'shared-'));
+    const mine = dirtyFlannelNode().host;
+    const mineRun = await cli([...RUN, '--yes', '--json'], mine);
+    materialize(mine, JSON.parse(mineRun.stdout).backup, base, '20000101T000000Z-node-1');
+    materialize(host, JSON.parse(run.stdout).backup, base, '20990101T000000Z-node-7');
+    const latest = await cli(['restore', 'latest', '--backup-dir', base, '--dry-run'], mine);
+    expect(latest.code, latest.stderr).toBe(0);
+    expect(latest.stdout).toContain(`restore plan for ${path.join(base, '20000101T000000Z-node-1')}\n`);
+    const forced = await cli(['restore', dir, '--node', 'node-7'], host);
+    expect(forced.code).toBe(0);
+    expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(true);
+  });
 
   it('puts back the files, the firewall rules and the nftables tables a run removed', async () => {
     const { host } = dirtyFlannelNode();
