@@ -618,6 +618,8 @@ async function apply(
       }
       recordPodsLeft(report, plan);
       await runSteps(req, phase, plan, pr, report);
+      // Stopped by a signal half way: no backup either, and removed like one that failed.
+      if (partialBackup && (pr.status as PhaseStatus) === 'interrupted') await removePartialBackup(req, partialBackup, pr);
     } catch (err) {
       pr.status = 'failed';
       failure = { phase: phase.name, err: err as Error };

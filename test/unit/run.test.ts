@@ -413,6 +413,21 @@ describe('sweep', () => {
     expect(r.report.changed).toBe(false);
   });
 
+  it('a signal while the backup is written: the partial backup is removed, the report names none, nothing on the node changed', async () => {
+    const { host } = dirtyFlannelNode();
+    const interrupt = interruptOn(host, ['tar'], 'SIGTERM');
+    const r = await sweep(request(host, { interrupt }));
+    expect(r.report.interrupted).toBe('SIGTERM');
+    const backup = r.report.phases.find((p) => p.name === 'backup')!;
+    expect(backup.status).toBe('interrupted');
+    expect(backup.steps.at(-1)).toMatchObject({ argv: ['rm', '-rf', '--', BACKUP_DIR], status: 'ok' });
+    expect(backup.notes.at(-1)).toBe(`removed the partial backup ${BACKUP_DIR}`);
+    expect(host.exists(BACKUP_DIR)).toBe(false);
+    expect(r.report.backup).toBeNull();
+    expect(r.report.changed).toBe(false);
+    expect(flannelLeft(host)).not.toEqual([]);
+  });
+
   it('asks before the first change and changes nothing when not confirmed', async () => {
     const { host } = dirtyFlannelNode();
     let asked: string[] = [];
