@@ -649,5 +649,12 @@ async function apply(
         : 'an earlier run left them stopped';
     for (const pr of await restartPhases(req, ctx, pending, report, `run because ${why}`)) started(pr);
   }
-  await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished');
+  // The cleanup and the restarts are done: a journal that cannot be written now (the disk filled
+  // meanwhile) is a warning, not a failure that hides the report and the exit code the run earned.
+  // The journal on disk keeps its last record, and the next run reads what it says.
+  await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished').catch((err: Error) => {
+    const w = `could not write the journal ${JOURNAL}: ${err.message.split('\n')[0]}; the next run may take this one for unfinished and check the node again`;
+    report.warnings = [...(report.warnings ?? []), w];
+    req.reporter.emit({ type: 'warn', text: w });
+  });
 }

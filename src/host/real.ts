@@ -520,6 +520,8 @@ export class RealHost implements Host {
       await fs.writeFile(tmp, content, { mode: 0o600, flag: 'wx' });
       await fs.rename(tmp, file);
     } catch (e) {
+      // A full disk leaves a truncated temporary file: it is not the journal, and goes.
+      await fs.rm(tmp, { force: true }).catch(() => {});
       writeError(file)(e);
     }
   }

@@ -511,6 +511,22 @@ describe('sweep', () => {
     expect(host.locks.size).toBe(0);
   });
 
+  it('a last journal write that fails (the disk filled meanwhile) is a warning: the run that cleaned the node still reports and succeeds', async () => {
+    const { host } = dirtyFlannelNode();
+    const write = host.writeState.bind(host);
+    host.writeState = async (p: string, text: string) => {
+      if (p === JOURNAL && JSON.parse(text).status === 'finished') throw new Error('ENOSPC: no space left on device, write');
+      return write(p, text);
+    };
+    const r = await sweep(request(host));
+    expect(r.report.failed).toBeUndefined();
+    expect(r.report.warnings).toContain(
+      'could not write the journal /var/lib/cni-sweep/last-run.json: ENOSPC: no space left on device, write; the next run may take this one for unfinished and check the node again',
+    );
+    expect(flannelLeft(host)).toEqual([]);
+    expect(JSON.parse(host.fileAt(host.realPath(JOURNAL))!).status).toBe('running');
+  });
+
   it('a journal write stalled on a busy disk does not hold up the next phase; the last record is on disk when the run returns', async () => {
     const { host } = dirtyFlannelNode();
     const events: string[] = [];
