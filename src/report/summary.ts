@@ -17,6 +17,11 @@ export function leftCordoned(r: Report): boolean {
   return ran('drain') && !ran('uncordon');
 }
 
+/** A drain step that ran and did not end well (failed, or timed out): kubectl had cordoned first. */
+function drainTried(r: Report): boolean {
+  return r.phases.some((p) => p.name === 'drain' && p.steps.some((s) => s.status === 'failed'));
+}
+
 export function runSummary(r: Report): string {
   const out: string[] = [];
   const say = (s: string) => out.push(`cni-sweep: ${s}`);
@@ -54,6 +59,9 @@ export function runSummary(r: Report): string {
         .join(', ')}\n  fix: ${r.podsWithoutNetworkFix}`,
     );
   if (leftCordoned(r)) say(`node still cordoned: \`kubectl uncordon ${shellQuote(r.node)}\` once the new CNI runs`);
+  else if (drainTried(r))
+    // kubectl drain cordons before it evicts: a drain that failed or timed out has cordoned the node.
+    say(`node may be cordoned (the drain failed after kubectl cordons): \`kubectl uncordon ${shellQuote(r.node)}\` if you do not rerun`);
   else if (stopped) say('node not cordoned by this run');
   if (stopped)
     say(

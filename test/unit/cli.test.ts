@@ -288,6 +288,17 @@ describe('run', () => {
       '',
     ]);
     expect(runSummary(base)).toBe('cni-sweep: node node-1: no CNI state to remove; started what an earlier run left stopped (1.2 s)\n');
+    // kubectl drain cordons, then evicts: a drain that failed (a PDB, its timeout) left the node cordoned.
+    const drainFailed = runSummary({
+      ...base,
+      changed: false,
+      failed: { phase: 'drain', error: 'kubectl drain exited 1' },
+      phases: [{ name: 'drain', status: 'failed', notes: [], steps: [{ argv: ['kubectl', 'drain', 'node-1'], status: 'failed', ms: 5 }] }],
+    });
+    expect(drainFailed).toContain(
+      'cni-sweep: node may be cordoned (the drain failed after kubectl cordons): `kubectl uncordon node-1` if you do not rerun\n',
+    );
+    expect(drainFailed).not.toContain('not cordoned');
   });
 
   it('with --uncordon the summary does not say the node is cordoned', async () => {
