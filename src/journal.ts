@@ -30,6 +30,8 @@ const JournalSchema = z.object({
    * stopped: after a crash the next run starts them. Absent in journals of older versions.
    */
   leftStopped: z.array(z.string()).optional(),
+  /** Run with some cleanup phase left out (--only, --skip): finished, but not the whole job. */
+  partial: z.boolean().optional(),
   report: z.unknown().optional(),
 });
 export type Journal = z.infer<typeof JournalSchema>;
@@ -72,12 +74,14 @@ export function foreignJournal(journal: Journal | null, node: string): string | 
  * is still kept (targets.ts).
  */
 export function unfinishedRun(journal: Journal | null, known: Profile[], detected: Detection[], node: string): Detection[] {
-  if (!journal || journal.status === 'finished' || journal.node !== node) return [];
+  if (!journal || (journal.status === 'finished' && !journal.partial) || journal.node !== node) return [];
   const out: Detection[] = [];
+  const which = journal.status === 'finished' ? 'run' : `${journal.status} run`;
+  const limited = journal.partial ? ', limited to some phases,' : '';
   for (const f of journal.facts) {
     const profile = known.find((p) => p.name === f.cni);
     if (!profile || detected.some((d) => d.profile.name === f.cni) || out.some((d) => d.profile.name === f.cni)) continue;
-    out.push({ profile, evidence: [`the ${journal.status} run of ${journal.started} was removing it`] });
+    out.push({ profile, evidence: [`the ${which} of ${journal.started}${limited} was removing it`] });
   }
   return out;
 }
@@ -137,6 +141,7 @@ export function journalText(
   snapshot: Snapshot,
   report: Report,
   leftStopped: string[] = [],
+  partial = false,
 ): string {
   const phases = report.phases.map((p) => ({
     ...p,
@@ -149,6 +154,7 @@ export function journalText(
     node,
     facts: journalFacts(snapshot),
     leftStopped,
+    ...(partial ? { partial } : {}),
     report: { ...report, phases },
   };
   return JSON.stringify(j, null, 2) + '\n';

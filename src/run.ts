@@ -251,6 +251,13 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
       };
     }
     if (!req.opts.dryRun && report.failed) await startLeftBehind(req, snapshot, leftBehind, report, report.failed.error);
+    // Nothing left of an unfinished job (a crashed run, one limited to some phases): it is done, and
+    // the journal says so, or every later run would take it up again to find nothing.
+    const open = journal && journal.node === req.opts.node && (journal.status !== 'finished' || journal.partial);
+    if (!req.opts.dryRun && !report.failed && !planCtx.hasWork && open && !leftBehind?.units.length)
+      await req.host
+        .writeState(JOURNAL, journalText('finished', req.opts.now, req.opts.node, snapshot, report, leftBehind?.stillStopped ?? []))
+        .catch(() => {});
     if (req.opts.dryRun) {
       report.wouldRemove = emptyRemoved();
       for (const { plan } of plans) for (const st of plan?.steps ?? []) tallyRemoved(report.wouldRemove, st.removes);
@@ -547,6 +554,8 @@ async function apply(
   const ctx = newCtx(req, snapshot, new Gaps(), false, cleanupPlans ?? undefined);
   ctx.hasWork = hasWork;
   withLeftBehind(ctx, leftBehind);
+  // A run limited to some cleanup phases leaves the job unfinished: the next run takes it up.
+  const partial = req.phases.some((p) => p.cleanup && !p.optIn && !req.selected.has(p.name));
   // What is stopped and not started again, as the journal must say should this process die.
   const leftStopped = new Set<string>(leftBehind?.stillStopped ?? []);
   const started = (pr: PhaseReport) => {
@@ -557,7 +566,7 @@ async function apply(
       leftStopped.delete(u);
   };
   const journal = journalWriter(
-    (status) => journalText(status, req.opts.now, req.opts.node, snapshot, report, [...leftStopped]),
+    (status) => journalText(status, req.opts.now, req.opts.node, snapshot, report, [...leftStopped], partial),
     (text) => traced('journal', () => req.host.writeState(JOURNAL, text)),
   );
   // Written before the first change: a read-only root fails here, with nothing changed.

@@ -248,13 +248,16 @@ describe('the mount holding the netns directory (detachableMount)', () => {
 describe('a run that failed after removing all that shows its CNI', () => {
   const NETNS = ['cni-1111aaaa-0000-0000-0000-000000000000', 'cni-2222bbbb-0000-0000-0000-000000000000'];
   /** A node where a run of Flannel removed the config, state, links and rules, then stopped at its namespaces. */
-  async function leftBy(status: 'failed' | 'interrupted' | 'running' | 'finished', node = 'node-1'): Promise<FakeHost> {
+  async function leftBy(status: 'failed' | 'interrupted' | 'running' | 'finished', node = 'node-1', partial = false): Promise<FakeHost> {
     const host = foreignNode();
     for (const n of NETNS) host.addNetns(n);
     const facts = [
       { cni: 'flannel', networks: ['cbr0'], bridges: ['cni0'], podNetworks: ['10.244.0.0/16'], nodeSubnets: ['10.244.1.0/24'] },
     ];
-    await host.writeState(JOURNAL, JSON.stringify({ status, started: '2026-11-30T10:00:00.000Z', pid: 4242, node, facts }));
+    await host.writeState(
+      JOURNAL,
+      JSON.stringify({ status, started: '2026-11-30T10:00:00.000Z', pid: 4242, node, facts, ...(partial ? { partial } : {}) }),
+    );
     return host;
   }
   const planned = (stdout: string) => NETNS.filter((n) => stdout.includes(n));
@@ -274,6 +277,24 @@ describe('a run that failed after removing all that shows its CNI', () => {
     );
     expect(r.stderr).toContain('no CNI state found on this node');
     expect(planned(r.stdout)).toEqual([]);
+  });
+
+  it('a run limited with --only or --skip finished only part of the job: the next plan takes it up', async () => {
+    const r = await runMain(['plan'], await leftBy('finished', 'node-1', true));
+    expect(r.stderr).toContain('found flannel: the run of 2026-11-30T10:00:00.000Z, limited to some phases, was removing it');
+    expect(planned(r.stdout)).toEqual(NETNS);
+    // And such a run says so in its journal; a whole one does not.
+    const host = await leftBy('failed');
+    const run = (args: string[]) => runMain(['run', '--yes', ...args, '--kubeconfig', '/etc/kubernetes/admin.conf'], host);
+    expect((await run(['--only', 'netns'])).code).toBe(0);
+    expect(JSON.parse((await host.readFile(JOURNAL))!)).toMatchObject({ status: 'finished', partial: true });
+    // The next whole run takes it up, finds nothing left, and closes the job: the one after finds no Flannel.
+    const next = await run([]);
+    expect(next.code).toBe(0);
+    expect(next.stderr).toContain('limited to some phases, was removing it');
+    expect(JSON.parse((await host.readFile(JOURNAL))!)).toMatchObject({ status: 'finished' });
+    expect(JSON.parse((await host.readFile(JOURNAL))!).partial).toBeUndefined();
+    expect((await run([])).stderr).toContain('no CNI state found on this node');
   });
 
   it('a finished run is not taken up again: its namespaces are no sign of Flannel', async () => {
