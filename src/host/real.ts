@@ -34,7 +34,26 @@ import { decodeName, encodeName, fsPath, hasRawBytes } from '../util/names.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 
-function alive(pid: number): boolean {
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null. */
+function startTime(pid: number | 'self'): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the process that took a lock still runs. `start`, its start time recorded with its pid,
+ * tells it from a process that got the same pid later (a lock left by a run killed before a
+ * reboot, or long ago): that one does not hold the lock.
+ */
+function alive(pid: number, start?: string): boolean {
+  if (start !== undefined) {
+    const now = startTime(pid);
+    if (now !== null && now !== start) return false;
+  }
   try {
     process.kill(pid, 0);
   } catch (e) {
@@ -489,16 +508,19 @@ export class RealHost implements Host {
     await fs.mkdir(path.dirname(file), { recursive: true }).catch(writeError(file));
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await fs.writeFile(file, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+        const start = startTime('self');
+        await fs.writeFile(file, `${process.pid}${start ? ` ${start}` : ''}\n`, { flag: 'wx', mode: 0o644 });
         return async () => {
           const holder = await fs.readFile(file, 'utf8').catch(() => '');
-          if (Number(holder.trim()) === process.pid) await fs.unlink(file).catch(() => {});
+          if (Number(holder.trim().split(' ')[0]) === process.pid) await fs.unlink(file).catch(() => {});
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') writeError(file)(e);
       }
-      const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      // "<pid> <start time>"; older versions wrote the pid alone.
+      const [pidText, start] = (await fs.readFile(file, 'utf8').catch(() => '')).trim().split(' ');
+      const pid = Number(pidText);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid, start)) {
         throw new RefusedError(
           `another cni-sweep run (pid ${pid}) holds ${file}`,
           'wait for it to finish; the lock is taken over automatically once that process is gone',

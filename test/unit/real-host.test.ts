@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { RealHost } from '../../src/host/real.js';
 import { decodeName } from '../../src/util/names.js';
 import type { CommandFailedError } from '../../src/errors.js';
@@ -541,5 +541,29 @@ describe('node files that are not regular files', () => {
     const err = await readCniConfigs(host).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toBe('/etc/cni/net.d/10-fifo.conflist: not a regular file (a FIFO): not read');
+  });
+});
+
+describe('the lock', () => {
+  it('held by a live process that took it: refused; a pid reused by another process since (its start time differs): taken over', async () => {
+    const host = new RealHost(dir);
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const stat = fs.readFileSync(`/proc/${other.pid}/stat`, 'utf8');
+      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+      const lock = path.join(dir, 'run/cni-sweep.lock');
+      fs.mkdirSync(path.dirname(lock), { recursive: true });
+      for (const held of [`${other.pid} ${start}\n`, `${other.pid}\n`]) {
+        fs.writeFileSync(lock, held);
+        await expect(host.lock('/run/cni-sweep.lock')).rejects.toThrow(`another cni-sweep run (pid ${other.pid}) holds ${lock}`);
+      }
+      fs.writeFileSync(lock, `${other.pid} ${Number(start) - 1}\n`); // a run killed long ago; the pid is sleep's now
+      const release = await host.lock('/run/cni-sweep.lock');
+      expect(fs.readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid} \\d+\\n$`));
+      await release();
+      expect(fs.existsSync(lock)).toBe(false);
+    } finally {
+      other.kill();
+    }
   });
 });
