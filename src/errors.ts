@@ -29,7 +29,10 @@ export class CommandFailedError extends CniSweepError {
       .trim()
       .split('\n')
       .filter((l) => l && !/^tar: (Error is not recoverable|Exiting with failure status)/.test(l));
-    const tail = lines.at(-1) ?? '';
+    // The cause before its consequences: mkdir of DIR and DIR/sub on a read-only disk says
+    // "Read-only file system" for DIR, then "No such file or directory" for DIR/sub.
+    const cause = /Read-only file system|No space left on device|Permission denied|Operation not permitted|Disk quota exceeded/;
+    const tail = lines.find((l) => cause.test(l)) ?? lines.at(-1) ?? '';
     super(`${shortArgv(argv)} ${reason ?? `exited ${exitCode}`}${tail ? `: ${tail}` : ''}`);
   }
 }

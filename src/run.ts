@@ -471,6 +471,8 @@ function withLeftBehind(ctx: Ctx, leftBehind: LeftBehind | null): void {
  * `backups` and `restore` never offer it. Nothing on the node has changed yet.
  */
 async function removePartialBackup(req: SweepRequest, dir: string, pr: PhaseReport): Promise<string> {
+  // Its very directory could not be made (a read-only backup dir): there is nothing to remove.
+  if ((await req.host.realEntryType(dir).catch(() => null)) === null) return 'no backup was written; nothing on the node was changed';
   const argv = ['rm', '-rf', '--', dir];
   const sr: StepReport = { argv, status: 'ok', ms: 0 };
   pr.steps.push(sr);

@@ -413,6 +413,18 @@ describe('sweep', () => {
     expect(r.report.changed).toBe(false);
   });
 
+  it('a backup directory that cannot be made (a read-only disk): the error names the cause, and no removal of a backup that never was', async () => {
+    const { host } = dirtyFlannelNode();
+    const stderr = `mkdir: cannot create directory '${BACKUP_DIR}': Read-only file system\nmkdir: cannot create directory '${BACKUP_DIR}/firewall': No such file or directory\nmkdir: cannot create directory '${BACKUP_DIR}/node': No such file or directory\n`;
+    host.failOn((st) => st.argv[0] === 'mkdir' && st.argv[1] === '-m', { code: 1, stderr });
+    const r = await sweep(request(host));
+    expect(r.report.failed!.error).toBe(
+      `mkdir -m 0700 -- ${BACKUP_DIR} ${BACKUP_DIR}/firewall ${BACKUP_DIR}/node exited 1: mkdir: cannot create directory '${BACKUP_DIR}': Read-only file system; no backup was written; nothing on the node was changed`,
+    );
+    expect(r.report.phases.find((p) => p.name === 'backup')!.steps.map((st) => st.argv[0])).not.toContain('rm');
+    expect(r.report.changed).toBe(false);
+  });
+
   it('a signal while the backup is written: the partial backup is removed, the report names none, nothing on the node changed', async () => {
     const { host } = dirtyFlannelNode();
     const interrupt = interruptOn(host, ['tar'], 'SIGTERM');
