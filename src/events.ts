@@ -139,6 +139,8 @@ export interface Report {
   root: string;
   cni: string[];
   backup: string | null;
+  /** The backups of the unfinished runs this one took up, oldest first: what those runs removed. */
+  earlierBackups?: string[];
   phases: PhaseReport[];
   inspected: string[];
   unreadable: string[];

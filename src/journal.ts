@@ -57,6 +57,17 @@ export function journalFacts(snapshot: Snapshot) {
 }
 
 /**
+ * The backups of the unfinished job a journal records (that run's, and those it had taken up),
+ * oldest first; none for a finished whole run or another node's journal.
+ */
+export function earlierBackups(journal: Journal | null, node: string): string[] {
+  if (!journal || journal.node !== node || (journal.status === 'finished' && !journal.partial)) return [];
+  const r = (journal.report ?? {}) as { backup?: unknown; earlierBackups?: unknown };
+  const before = Array.isArray(r.earlierBackups) ? r.earlierBackups.filter((b): b is string => typeof b === 'string') : [];
+  return typeof r.backup === 'string' ? [...before, r.backup] : before;
+}
+
+/**
  * A journal another node wrote (a disk image cloned from it, a --root on its disk) says nothing of
  * this node: its networks and pod CIDRs are not this node's, and taking them up would remove routes
  * and rules of this node's own. Only the units it left stopped are still started (stoppedByEarlierRun):

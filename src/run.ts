@@ -15,7 +15,7 @@ import {
 import type { Host } from './host/host.js';
 import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, startListings, takeSnapshot, type Snapshot } from './inspect.js';
-import { JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
+import { earlierBackups, JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { byRole, inactiveUnits } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
@@ -122,6 +122,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
   const snapshot = await traced('snapshot', () => takeSnapshot(req.host, req.profiles, req.opts.podCidrs, gaps, req.distro));
   const journal = await readJournal(req.host);
   const resumed = resumeFrom(journal, snapshot, req.opts.node);
+  const earlier = earlierBackups(journal, req.opts.node);
   if (resumed) reporter.emit({ type: 'note', text: resumed });
   const leftBehind = await stoppedByEarlierRun(req, journal);
   if (leftBehind) reporter.emit({ type: 'note', text: leftBehind.note });
@@ -202,6 +203,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     root: req.host.root,
     cni: req.profiles.map((p) => p.name),
     backup: null,
+    ...(earlier.length ? { earlierBackups: earlier } : {}),
     phases: [],
     inspected: [...gaps.inspected],
     unreadable: gaps.items,

@@ -52,6 +52,9 @@ export function runSummary(r: Report): string {
   if (kept.length) say(`kept ${kept.join(', ')} (in use; \`cni-sweep plan\` says why)`);
   if (r.backup) say(`backup: ${r.backup}; to put the files and firewall rules back: cni-sweep restore ${shellQuote(r.backup)}`);
   else if (stopped) say('no backup was written');
+  // The unfinished run this one finished removed its part first, into its own backup.
+  for (const b of [...(r.earlierBackups ?? [])].reverse())
+    say(`and the backup of the unfinished run this one took up: ${b}; what that run removed: cni-sweep restore ${shellQuote(b)}`);
   if (r.podsWithoutNetwork?.length)
     say(
       `${plural(r.podsWithoutNetwork.length, 'pod')} left without a network: ${r.podsWithoutNetwork

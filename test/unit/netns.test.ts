@@ -279,6 +279,24 @@ describe('a run that failed after removing all that shows its CNI', () => {
     expect(planned(r.stdout)).toEqual([]);
   });
 
+  it("the run that finishes it names the unfinished run's backup too: that one holds what it removed", async () => {
+    const host = await leftBy('interrupted');
+    const j = JSON.parse((await host.readFile(JOURNAL))!);
+    j.report = { backup: '/var/backups/cni-sweep/20261130T100000Z-node-1' };
+    await host.writeState(JOURNAL, JSON.stringify(j));
+    const r = await runMain(['run', '--yes', '--json', '--kubeconfig', '/etc/kubernetes/admin.conf'], host);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).earlierBackups).toEqual(['/var/backups/cni-sweep/20261130T100000Z-node-1']);
+    const text = await runMain(['run', '--yes', '--kubeconfig', '/etc/kubernetes/admin.conf'], await leftBy('interrupted'));
+    expect(text.stdout).not.toContain('unfinished run this one took up'); // no backup recorded: none named
+    const j2 = await leftBy('interrupted');
+    await j2.writeState(JOURNAL, JSON.stringify(j));
+    const said = await runMain(['run', '--yes', '--kubeconfig', '/etc/kubernetes/admin.conf'], j2);
+    expect(said.stdout).toContain(
+      'cni-sweep: and the backup of the unfinished run this one took up: /var/backups/cni-sweep/20261130T100000Z-node-1; what that run removed: cni-sweep restore /var/backups/cni-sweep/20261130T100000Z-node-1\n',
+    );
+  });
+
   it('a run limited with --only or --skip finished only part of the job: the next plan takes it up', async () => {
     const r = await runMain(['plan'], await leftBy('finished', 'node-1', true));
     expect(r.stderr).toContain('found flannel: the run of 2026-11-30T10:00:00.000Z, limited to some phases, was removing it');
