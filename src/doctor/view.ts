@@ -28,7 +28,8 @@ import { readySandboxes } from '../phases/remove-sandboxes.js';
 import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
 import type { Profile } from '../profiles/schema.js';
-import { crictl, resolveNodePath, type NodeDistro } from '../distros/node.js';
+import { crictl, embeddedLive, resolveNodePath, type NodeDistro } from '../distros/node.js';
+import { agentsOf } from '../profiles/targets.js';
 import { networkOf, parsePrefix, type Prefix } from '../util/cidr.js';
 import type { ConfigEntry, InterfaceAddr, IpamNetwork, NodeView } from './types.js';
 
@@ -80,14 +81,18 @@ async function readConfigs(host: Host, all: Profile[], dirs?: string[]): Promise
  * load only that one), with a composite's parts. With Multus first, those of its delegate too, or,
  * when the delegate is unknown (a NetworkAttachmentDefinition), every config's.
  */
-function inUse(configs: ConfigEntry[], all: Profile[]): Set<string> {
+function inUse(configs: ConfigEntry[], all: Profile[], live: string[] = []): Set<string> {
+  const names = new Set(live);
   const valid = configs.filter((c) => c.config);
-  if (!valid.length) return new Set();
-  const first = valid[0]!;
-  const delegate = first.config!.multus?.delegate;
-  const used = !first.config!.multus ? [first] : delegate ? [first] : valid;
-  const names = new Set(used.flatMap((c) => c.owners));
-  if (delegate) for (const p of all) if (ownsConfig(p, delegate)) names.add(p.name);
+  if (valid.length) {
+    const first = valid[0]!;
+    const m = first.config!.multus;
+    // Multus adds every delegate to every pod; one unknown (a NetworkAttachmentDefinition) may be any config.
+    const delegates = m?.delegate && !m.alsoError ? [m.delegate, ...(m.also ?? [])] : [];
+    const used = !m ? [first] : delegates.length ? [first] : valid;
+    for (const c of used) for (const o of c.owners) names.add(o);
+    for (const d of delegates) for (const p of all) if (ownsConfig(p, d)) names.add(p.name);
+  }
   for (const p of all) if (names.has(p.name)) for (const part of p.includes) names.add(part);
   return names;
 }
@@ -267,7 +272,17 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   if (!routes.some((r) => r.dst === 'default' && r.dev))
     notChecked.push('MTU: no default route, so no uplink whose MTU the overlay and the pods must fit in');
 
-  const used = inUse(configs, o.allProfiles);
+  // A CNI whose agent runs (or that a distribution runs inside itself, as k3s its Flannel and
+  // netpol) is in use whatever the configs say: its chains and devices are no leftovers.
+  const procs = await host.processes().catch(() => []);
+  const embedded = o.distro ? embeddedLive(o.distro, procs) : new Map<string, unknown>();
+  const parts = o.allProfiles.filter((p) => !p.includes.length && (embedded.has(p.name) || agentsOf(p, procs).length)).map((p) => p.name);
+  // A composite (Canal) is live when all its parts are: flanneld alone is Flannel's agent.
+  const live = [
+    ...parts,
+    ...o.allProfiles.filter((p) => p.includes.length && p.includes.every((i) => parts.includes(i))).map((p) => p.name),
+  ];
+  const used = inUse(configs, o.allProfiles, live);
   const planned = await plannedLeftovers(host, gaps, { ...o, inUse: used, facts, configs: parsed });
   for (const found of planned.values()) notChecked.push(...found.notChecked);
 

@@ -497,6 +497,15 @@ describe('Flannel subnet.env and cni0', () => {
 });
 
 describe('leftovers of a CNI that is not in use', () => {
+  it("a live agent's state is no leftover, whatever the configs say: flanneld running without its config", async () => {
+    const { host } = dirtyFlannelNode();
+    removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
+    host.addProcess(['/opt/bin/flanneld', '--ip-masq', '--kube-subnet-mgr']);
+    const r = await json(host);
+    expect(r.report?.cniInUse).toEqual(['flannel']);
+    for (const id of ['leftover-interfaces', 'leftover-routes', 'leftover-firewall']) expect(byId(r.findings, id)).toEqual([]);
+  });
+
   it('Flannel removed but its interfaces, routes, rules and allocations stay', async () => {
     const { host, pods } = dirtyFlannelNode();
     removeFile(host, '/etc/cni/net.d/10-flannel.conflist');
