@@ -33,7 +33,13 @@ export const k3s: DistroInput = {
   },
   config: { file: '/etc/rancher/k3s/config.yaml', dataDirKey: 'data-dir', defaultDataDir: '/var/lib/rancher/k3s' },
   // With `flannel-backend: none` k3s leaves containerd's default /etc/cni/net.d to the CNI installed instead.
-  cni: { confDirs: ['{dataDir}/agent/etc/cni/net.d', '/etc/cni/net.d'], binDirs: ['{dataDir}/data/current/bin', '/opt/cni/bin'] },
+  cni: {
+    confDirs: ['{dataDir}/agent/etc/cni/net.d', '/etc/cni/net.d'],
+    // Without its Flannel, k3s leaves containerd's default conf dir to the CNI installed instead: a
+    // stale 10-flannel.conflist in its own dir is a leftover, not the runtime's config.
+    confDirsWhen: [{ config: { 'flannel-backend': 'none' }, confDirs: ['/etc/cni/net.d', '{dataDir}/agent/etc/cni/net.d'] }],
+    binDirs: ['{dataDir}/data/current/bin', '/opt/cni/bin'],
+  },
   criSocket: '/run/k3s/containerd/containerd.sock',
   units: { kubelet: ['k3s.service', 'k3s-agent.service'], runtime: [] },
   adds: {

@@ -78,13 +78,32 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
   let config: Record<string, string> | null = null;
   let dataDir: string | null = d.config?.defaultDataDir ?? null;
   if (d.config) {
+    // config.yaml, then config.yaml.d/*.yaml in lexical order (later files win), then the running
+    // server's or agent's command line, which wins over both (k3s and rke2 read them so).
+    const sources: Array<{ from: string; values: Record<string, string> }> = [];
     const text = await host.readFile(d.config.file).catch(() => null);
-    if (text !== null) {
-      config = yamlScalars(text);
-      const dir = d.config.dataDirKey ? config[d.config.dataDirKey] : undefined;
-      if (dir && dir.startsWith('/') && !dir.split('/').includes('..')) {
+    if (text !== null) sources.push({ from: d.config.file, values: yamlScalars(text) });
+    const dropins = `${d.config.file}.d`;
+    for (const e of (await host.readDir(dropins).catch(() => null)) ?? []) {
+      if (e.type === 'dir' || !/\.ya?ml$/.test(e.name)) continue;
+      const t = await host.readFile(`${dropins}/${e.name}`).catch(() => null);
+      if (t !== null) sources.push({ from: `${dropins}/${e.name}`, values: yamlScalars(t) });
+    }
+    if (d.name === 'k3s') {
+      const proc = findK3s(await host.processes().catch(() => []));
+      if (proc)
+        sources.push({
+          from: `the command line of ${path.posix.basename(proc.argv[0] ?? 'k3s')} (pid ${proc.pid})`,
+          values: cliFlags(proc.argv),
+        });
+    }
+    if (sources.length) {
+      config = Object.assign({}, ...sources.map((x) => x.values)) as Record<string, string>;
+      const key = d.config.dataDirKey;
+      const dir = key ? config[key] : undefined;
+      if (key && dir && dir.startsWith('/') && !dir.split('/').includes('..')) {
         dataDir = path.posix.normalize(dir);
-        evidence.push(`data dir ${dataDir} (${d.config.file})`);
+        evidence.push(`data dir ${dataDir} (${[...sources].reverse().find((x) => x.values[key] === dir)!.from})`);
       }
     }
   }
@@ -118,7 +137,9 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
     role,
     evidence,
     dataDir,
-    confDirs: await resolveAll(d.cni.confDirs),
+    confDirs: await resolveAll(
+      d.cni.confDirsWhen.find((w) => Object.entries(w.config).every(([k, v]) => config?.[k] === v))?.confDirs ?? d.cni.confDirs,
+    ),
     binDirs: await resolveAll(d.cni.binDirs),
     criSocket: d.criSocket ?? null,
     units: d.units,
@@ -256,8 +277,26 @@ export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | n
   return { live: true, why: `${who} runs with its embedded Flannel (backend ${backend || 'vxlan'})` };
 }
 
+/** A k3s command line's options as config keys: `--data-dir X`, `--data-dir=X`, `-d X`; a bare flag is "true". */
+function cliFlags(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(a);
+    const key = m ? m[1]! : a === '-d' ? 'data-dir' : null;
+    if (!key) continue;
+    let value = m?.[2];
+    if (value === undefined) {
+      const next = argv[i + 1];
+      value = next !== undefined && !next.startsWith('-') ? (i++, next) : 'true';
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
 /** The k3s server or agent process: `k3s server` / `k3s agent`, or k3s-server / k3s-agent once it renamed itself. */
-function findK3s(procs: Proc[]): Proc | undefined {
+function findK3s<P extends Proc>(procs: P[]): P | undefined {
   return procs.find((p) => {
     const base = path.posix.basename(p.argv[0] ?? '');
     if (/^k3s-(server|agent)$/.test(p.comm ?? '') || /^k3s-(server|agent)$/.test(base)) return true;

@@ -44,6 +44,8 @@ export const DistroSchema = z.strictObject({
   cni: z.strictObject({
     /** Conf dirs, the runtime's first. Symlinks in them are resolved under --root, never followed out. */
     confDirs: z.array(Templated).min(1),
+    /** Other conf dirs, the runtime's first, when the config says so (k3s with flannel-backend none reads /etc/cni/net.d). */
+    confDirsWhen: z.array(z.strictObject({ config: z.record(z.string(), z.string()), confDirs: z.array(Templated).min(1) })).default([]),
     binDirs: z.array(Templated).min(1),
   }),
   /** The CRI socket crictl must use; absent: crictl's own default (kubeadm). */

@@ -1,5 +1,6 @@
 // Reads the node once, read-only (host.query and file reads), into the view every check works on.
 // Nothing here judges: a read that fails is recorded in notChecked and the checks see less.
+import path from 'node:path';
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
 import {
@@ -81,9 +82,10 @@ async function readConfigs(host: Host, all: Profile[], dirs?: string[]): Promise
  * load only that one), with a composite's parts. With Multus first, those of its delegate too, or,
  * when the delegate is unknown (a NetworkAttachmentDefinition), every config's.
  */
-function inUse(configs: ConfigEntry[], all: Profile[], live: string[] = []): Set<string> {
+function inUse(configs: ConfigEntry[], all: Profile[], live: string[] = [], runtimeDir?: string): Set<string> {
   const names = new Set(live);
-  const valid = configs.filter((c) => c.config);
+  // The runtime reads only the distribution's first conf dir.
+  const valid = configs.filter((c) => c.config && (!runtimeDir || path.posix.dirname(c.file) === runtimeDir));
   if (valid.length) {
     const first = valid[0]!;
     const m = first.config!.multus;
@@ -282,7 +284,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     ...parts,
     ...o.allProfiles.filter((p) => p.includes.length && p.includes.every((i) => parts.includes(i))).map((p) => p.name),
   ];
-  const used = inUse(configs, o.allProfiles, live);
+  const used = inUse(configs, o.allProfiles, live, confDirs[0]);
   const planned = await plannedLeftovers(host, gaps, { ...o, inUse: used, facts, configs: parsed });
   for (const found of planned.values()) notChecked.push(...found.notChecked);
 

@@ -1,5 +1,6 @@
 // Which detected CNIs a run removes and which it keeps, and why. A live CNI (its agent runs) is
 // never a default target; beside others, neither is the CNI whose config the runtime uses now.
+import path from 'node:path';
 import { RefusedError } from '../errors.js';
 import type { Host, ProcessInfo } from '../host/host.js';
 import { ownsConfig, readCniConfigs } from '../inspect.js';
@@ -102,7 +103,13 @@ export function decideTargets(detected: Detection[], procs: ProcessInfo[], confi
  * --cni: each named CNI is removed, unless it is live, which refuses the whole run. Naming the CNI
  * the runtime uses is allowed; the reason says pods use it now.
  */
-export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: CniConfig[], embedded: Embedded = new Map()): Target[] {
+export function checkNamed(
+  profiles: Profile[],
+  procs: ProcessInfo[],
+  configs: CniConfig[],
+  embedded: Embedded = new Map(),
+  loaded: CniConfig[] = configs,
+): Target[] {
   for (const p of profiles) {
     const inside = embedded.get(p.name);
     if (inside)
@@ -148,12 +155,12 @@ export function checkNamed(profiles: Profile[], procs: ProcessInfo[], configs: C
     }
   }
   return profiles.map((p) => {
-    const used = configInUse(p, configs);
+    const used = configInUse(p, loaded);
     return {
       cni: p.name,
       action: 'remove',
       why: used
-        ? `named with --cni; pods use it now: ${viaMultus(used, configs) ?? used.file} is the runtime's config, so new pods get no network until another CNI is installed`
+        ? `named with --cni; pods use it now: ${viaMultus(used, loaded) ?? used.file} is the runtime's config, so new pods get no network until another CNI is installed`
         : 'named with --cni',
     };
   });
@@ -188,8 +195,14 @@ export async function chooseTargets(
   layout: { confDirs?: string[]; embedded?: (procs: ProcessInfo[]) => Embedded } = {},
 ): Promise<Target[]> {
   const [configs, procs] = await Promise.all([readCniConfigs(host, layout.confDirs), host.processes()]);
+  // The runtime reads one conf dir, the distribution's first (k3s: its own while its Flannel is on,
+  // /etc/cni/net.d without it): a config elsewhere is never the one pods get their network from.
+  const runtimeDir = layout.confDirs?.[0];
+  const loaded = runtimeDir ? configs.filter((c) => path.posix.dirname(c.file) === runtimeDir) : configs;
   const embedded: Embedded = layout.embedded?.(procs) ?? new Map<string, { why: string; hint: string }>();
   const profiles = 'named' in input ? input.named : input.detected.map((d) => d.profile);
   for (const [cni, live] of await pidfileLive(host, profiles, procs)) if (!embedded.has(cni)) embedded.set(cni, live);
-  return 'named' in input ? checkNamed(input.named, procs, configs, embedded) : decideTargets(input.detected, procs, configs, embedded);
+  return 'named' in input
+    ? checkNamed(input.named, procs, configs, embedded, loaded)
+    : decideTargets(input.detected, procs, loaded, embedded);
 }

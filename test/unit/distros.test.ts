@@ -267,10 +267,11 @@ describe('a live k3s Flannel is kept, and refuses --cni flannel', () => {
     await expect(targetsOn(k3sNode('node-name: n1\n'), 'flannel')).rejects.toThrow(/flannel is live on this node: k3s agent runs/);
   });
 
-  it("k3s running with --flannel-backend=none on its command line: Flannel's leftovers go, its live netpol's chains stay", async () => {
-    const h = new FakeHost()
+  /** A k3s node's Flannel leftovers with kube-router's netpol chains beside them. */
+  const netpolNode = (config: string) =>
+    new FakeHost()
       .writeFile('/usr/local/bin/k3s', '', 0o755)
-      .writeFile('/etc/rancher/k3s/config.yaml', 'node-name: n1\n')
+      .writeFile('/etc/rancher/k3s/config.yaml', config)
       .writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', K3S_CONFLIST)
       .writeFile('/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.1.1/24\n')
       .setIptables(
@@ -287,19 +288,46 @@ describe('a live k3s Flannel is kept, and refuses --cni flannel', () => {
           '',
         ].join('\n'),
       );
+  const touchesNetpol = /^-[DFX] .*KUBE-ROUTER-INPUT/m;
+
+  it("k3s running with --flannel-backend=none on its command line (not in config.yaml): Flannel's leftovers go, its live netpol's chains stay", async () => {
+    const h = netpolNode('node-name: n1\n');
     h.units.set('k3s-agent.service', 'active');
     h.addProcess(['/usr/local/bin/k3s', 'agent', '--flannel-backend=none'], { pid: 3100, comm: 'k3s-agent' });
     const r = await runMain(['plan', '--node', 'n1'], h);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('-X FLANNEL-FWD');
-    expect(r.stdout).not.toContain('KUBE-ROUTER-INPUT');
+    expect(r.stdout).not.toMatch(touchesNetpol);
+    expect(r.stderr).toMatch(/keeping kube-router: live: k3s agent runs kube-router's network policy controller inside it/);
+  });
+
+  it("a standalone kube-router runs (k3s stopped, disable-network-policy): its chains are not taken with k3s's Flannel", async () => {
+    const h = netpolNode('disable-network-policy: true\n');
+    h.addProcess(['/usr/local/bin/kube-router', '--run-firewall=true', '--run-router=false'], { pid: 3200 });
+    const r = await runMain(['plan', '--node', 'n1'], h);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('-X FLANNEL-FWD');
+    expect(r.stdout).not.toMatch(touchesNetpol);
     expect(r.stderr).toContain(
       "not taken with k3s's additions: chains KUBE-ROUTER-* (kube-router is live), chains KUBE-NWPLCY-* (kube-router is live), chains KUBE-POD-FW-* (kube-router is live)",
     );
   });
 
+  it('the data dir from a config.yaml.d drop-in, and from the command line, which wins', async () => {
+    const h = new FakeHost()
+      .writeFile('/usr/local/bin/k3s', '', 0o755)
+      .writeFile('/etc/rancher/k3s/config.yaml', 'data-dir: /srv/a\n')
+      .writeFile('/etc/rancher/k3s/config.yaml.d/50-disk.yaml', 'data-dir: /srv/b\n');
+    expect((await detectDistro(h, ALL)).confDirs[0]).toBe('/srv/b/agent/etc/cni/net.d');
+    h.addProcess(['/usr/local/bin/k3s', 'server', '-d', '/srv/c'], { pid: 3300, comm: 'k3s-server' });
+    const d = await detectDistro(h, ALL);
+    expect(d.confDirs[0]).toBe('/srv/c/agent/etc/cni/net.d');
+    expect(d.evidence).toContain('data dir /srv/c (the command line of k3s (pid 3300))');
+  });
+
   it('with flannel-backend: none the leftovers are removed', async () => {
     const t = await targetsOn(k3sNode('flannel-backend: none\n'));
-    expect(t).toEqual([{ cni: 'flannel', action: 'remove', why: expect.stringMatching(/^no agent of it runs/) }]);
+    // Its stale conflist is no longer the runtime's: without its Flannel, k3s's containerd reads /etc/cni/net.d.
+    expect(t).toEqual([{ cni: 'flannel', action: 'remove', why: 'leftovers: no agent of it runs' }]);
   });
 });
