@@ -92,6 +92,8 @@ export interface NodeView {
   allProfiles: Profile[];
   /** CNI configs in the order the runtime considers them (lexical, as libcni sorts). */
   configs: ConfigEntry[];
+  /** The conf dir the runtime reads (the distribution's first): its first loadable config is the one pods use. */
+  confDir: string;
   /** CNIs of the config the runtime loads (and the parts of a composite such as Canal). */
   inUse: Set<string>;
   /** What the phases would know about each known CNI, so counts match what a run removes. */

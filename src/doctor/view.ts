@@ -298,6 +298,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
     profiles: o.profiles,
     allProfiles: o.allProfiles,
     configs,
+    confDir: confDirs[0]!,
     inUse: used,
     facts,
     statePaths,

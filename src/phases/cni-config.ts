@@ -7,7 +7,7 @@ import { nothing } from './types.js';
 
 export const cniConfig: Phase = {
   name: 'cni-config',
-  summary: 'remove the CNI config files of the CNI (detected by plugin type) from /etc/cni/net.d',
+  summary: "remove the CNI config files of the CNI (detected by plugin type) from the conf dirs (/etc/cni/net.d; the distribution's)",
   cleanup: true,
   async plan(ctx) {
     const files: string[] = [];

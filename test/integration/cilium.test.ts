@@ -109,7 +109,7 @@ describe('Cilium leftovers beside a running Flannel', () => {
     const r = n.root;
     expect(section(plan.stdout, 'cni-config')).toBe(
       [
-        'cni-config: remove the CNI config files of the CNI (detected by plugin type) from /etc/cni/net.d',
+        "cni-config: remove the CNI config files of the CNI (detected by plugin type) from the conf dirs (/etc/cni/net.d; the distribution's)",
         `# removes /etc/cni/net.d/05-cilium.conf.cilium_bak: cilium's config, which cilium set aside: it goes with cilium`,
         `# kept /etc/cni/net.d/10-flannel.conflist.cilium_bak: flannel's config, which cilium set aside; 10-flannel.conflist exists again, so it is not put back over it: compare the two and keep one`,
         `# puts back /etc/cni/net.d/20-lan.conf.cilium_bak: the config of network "lan" (plugins macvlan), which cilium set aside when it took over the node: put back under its name, as cilium's own cleanup does`,

@@ -497,6 +497,16 @@ describe('Flannel subnet.env and cni0', () => {
 });
 
 describe('leftovers of a CNI that is not in use', () => {
+  it("k3s without its Flannel: the runtime reads /etc/cni/net.d, and k3s's stale conflist in its own dir is not in use", async () => {
+    const host = foreignNode()
+      .writeFile('/usr/local/bin/k3s', '', 0o755)
+      .writeFile('/etc/rancher/k3s/config.yaml', 'flannel-backend: none\n')
+      .writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', FLANNEL_CONFLIST)
+      .writeFile('/etc/cni/net.d/10-calico.conflist', CALICO_CONFLIST);
+    const r = await json(host);
+    expect(r.report?.cniInUse).toEqual(['calico']);
+  });
+
   it("a live agent's state is no leftover, whatever the configs say: flanneld running without its config", async () => {
     const { host } = dirtyFlannelNode();
     removeFile(host, '/etc/cni/net.d/10-flannel.conflist');

@@ -1,6 +1,7 @@
 // The conf dir as the runtime sees it: configs it cannot load, and more than one config, of which
 // it uses only the first in lexical order (libcni sorts the file names; containerd and CRI-O take
 // the first loadable one).
+import path from 'node:path';
 import { cniOf, realPath, sweepFix } from '../helpers.js';
 import { removalFix } from '../owned.js';
 import type { Check, Finding } from '../types.js';
@@ -17,12 +18,13 @@ export const cniConfigs: Check = {
         evidence: [c.error ?? c.file],
         why:
           'containerd stops loading CNI configs at the first one it cannot parse (`cni config load failed: failed to load CNI config list file ...`) and the node stays NotReady. ' +
-          'Fix the file or move it out of /etc/cni/net.d; cni-sweep will not guess which CNI owns it.',
+          `Fix the file or move it out of ${path.posix.dirname(c.file)}; cni-sweep will not guess which CNI owns it.`,
         fix: null,
       });
     }
 
-    const valid = v.configs.filter((c) => c.config);
+    // The runtime reads one conf dir: a config in another (k3s's two) is never the one it uses.
+    const valid = v.configs.filter((c) => c.config && path.posix.dirname(c.file) === v.confDir);
     const [first, ...rest] = valid;
     if (!first) return out;
     // Multus delegates to the other configs: with it first, none of them is stale (multus.ts checks its delegate).
@@ -38,9 +40,9 @@ export const cniConfigs: Check = {
           ...rest.map((c) => `not used: ${c.file} (${cniOf(c)})`),
         ],
         why:
-          'containerd and CRI-O give every new pod the network of the first config in /etc/cni/net.d, whatever it is: with a podman or plain bridge config first, ' +
+          `containerd and CRI-O give every new pod the network of the first config in ${v.confDir}, whatever it is: with a podman or plain bridge config first, ` +
           "pods get its addresses (podman's: 10.88.0.0/16) instead of the cluster's pod network and cannot reach pods on other nodes. " +
-          "Install the pod network's config so that it sorts first (e.g. 10-<cni>.conflist), or move this file out of /etc/cni/net.d.",
+          `Install the pod network's config so that it sorts first (e.g. 10-<cni>.conflist), or move this file out of ${v.confDir}.`,
         fix: null,
       });
       return out;
@@ -65,7 +67,7 @@ export const cniConfigs: Check = {
     out.push({
       id: 'cni-config-multiple',
       severity: otherCni.length || duplicates.length ? 'warning' : 'info',
-      title: `${valid.length} CNI configs in /etc/cni/net.d; the runtime uses only ${first.file}`,
+      title: `${valid.length} CNI configs in ${v.confDir}; the runtime uses only ${first.file}`,
       evidence,
       why:
         otherCni.length || duplicates.length
