@@ -4,7 +4,8 @@
 // /var/lib/calico made symlinks into ${SNAP_DATA} when absent), snap/hooks/remove (stops
 // daemon-kubelite, then daemon-containerd; deletes FORWARD rules commented "generated for MicroK8s
 // pods", which wrappers/run-kubelite-with-args adds). SNAP_DATA is /var/snap/microk8s/current (a
-// symlink to the revision), SNAP_COMMON /var/snap/microk8s/common.
+// symlink to the revision), SNAP_COMMON /var/snap/microk8s/common. Flannel (default-args/flannel-template.conflist,
+// default-args/flanneld): subnet.env and its data dir under SNAP_COMMON.
 import type { DistroInput } from './schema.js';
 
 const FORWARD = 'generated for MicroK8s pods';
@@ -31,6 +32,12 @@ export const microk8s: DistroInput = {
       ],
       comments: [FORWARD],
     },
-    flannel: { comments: [FORWARD] },
+    // default-args/flannel-template.conflist (subnetFile, dataDir under ${SNAP_COMMON}) and
+    // default-args/flanneld (--subnet-file): microk8s's Flannel keeps its state in the snap's common dir.
+    flannel: {
+      statePaths: ['/var/snap/microk8s/common/run/flannel', '/var/snap/microk8s/common/var/lib/cni/flannel'],
+      subnetEnv: '/var/snap/microk8s/common/run/flannel/subnet.env',
+      comments: [FORWARD],
+    },
   },
 };

@@ -189,7 +189,7 @@ export function applyDistro(profiles: Profile[], nd: NodeDistro | null | undefin
     if (!a) return p;
     return {
       ...p,
-      state: { ...p.state, paths: union(p.state.paths, a.statePaths) },
+      state: { ...p.state, paths: union(p.state.paths, a.statePaths), subnetEnv: a.subnetEnv ?? p.state.subnetEnv },
       firewall: {
         ...p.firewall,
         chainPrefixes: union(p.firewall.chainPrefixes, a.chainPrefixes),

@@ -23,6 +23,8 @@ const SubPrefix = z.string().refine((p) => p.length > 0 && !['KUBE-', 'KUBE', 'C
 /** State and rules the distribution adds to one profile's (k3s's netpol goes with its Flannel). */
 const Adds = z.strictObject({
   statePaths: z.array(Templated).default([]),
+  /** Where the distribution has the CNI write its subnet.env instead of the profile's path (microk8s's flanneld --subnet-file). */
+  subnetEnv: NodePath.optional(),
   chainPrefixes: z.array(SubPrefix).default([]),
   ipsetPrefixes: z.array(SubPrefix).default([]),
   comments: z.array(z.string()).default([]),

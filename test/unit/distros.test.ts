@@ -60,6 +60,37 @@ describe('detection', () => {
     expect(d.adds.flannel!.statePaths).toEqual(['/srv/k3s/agent/etc/flannel/net-conf.json']);
   });
 
+  it("microk8s's Flannel (its conflist's subnetFile and dataDir under the snap's common dir): plan removes that state, doctor reads that subnet.env", async () => {
+    const conflist = JSON.stringify({
+      name: 'microk8s-flannel-network',
+      plugins: [
+        {
+          type: 'flannel',
+          name: 'flannel-plugin',
+          subnetFile: '/var/snap/microk8s/common/run/flannel/subnet.env',
+          dataDir: '/var/snap/microk8s/common/var/lib/cni/flannel',
+          delegate: { hairpinMode: true, isDefaultGateway: true },
+        },
+        { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+      ],
+    });
+    const h = new FakeHost()
+      .writeFile('/var/snap/microk8s/7229/args/cni-network/flannel.conflist', conflist)
+      .symlink('/var/snap/microk8s/current', '7229')
+      .writeFile('/var/snap/microk8s/common/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\n')
+      .writeFile(`/var/snap/microk8s/common/var/lib/cni/flannel/${'a'.repeat(64)}`, '{}');
+    h.units.set('snap.microk8s.daemon-kubelite.service', 'active');
+    const plan = await runMain(['plan', '--node', 'n1', '--cni', 'flannel'], h);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain('/var/snap/microk8s/common/run/flannel');
+    expect(plan.stdout).toContain('/var/snap/microk8s/common/var/lib/cni/flannel');
+    expect(plan.stderr).toContain('pod network 10.1.0.0/16');
+    // Healthy with flanneld running: no finding about a missing subnet.env.
+    h.addProcess(['/snap/microk8s/7229/opt/cni/bin/flanneld', '--subnet-file=/var/snap/microk8s/common/run/flannel/subnet.env']);
+    const doc = await runMain(['doctor', '--node', 'n1', '--json'], h);
+    expect(doc.stdout).not.toContain('subnet.env');
+  });
+
   it('microk8s: the snap dirs through `current`, /etc/cni/net.d read once as the dir it links to', async () => {
     const h = new FakeHost()
       .writeFile('/var/snap/microk8s/7229/args/cni-network/10-calico.conflist', '{}')
