@@ -463,7 +463,15 @@ export function undoScript(dump: IptDump, tables: TableDeletions[]): string {
       position.set(r, rules.length);
     }
     for (const c of t.chains) for (const r of byChain.get(c) ?? []) lines.push(`-A ${c} ${r.spec}`);
-    for (const r of t.deletes) lines.push(`-I ${r.chain} ${position.get(r)!} ${r.spec}`); // deletes are rules of this table
+    // Each rule also names the rule before it (a comment iptables-restore skips): a restore puts it
+    // back after that rule wherever it is by then, so a rule inserted since (a site's DROP at the
+    // top of FORWARD) keeps its place ahead of it. Ascending order: an earlier one is back first.
+    for (const r of t.deletes) {
+      const n = position.get(r)!; // deletes are rules of this table
+      const before = n > 1 ? byChain.get(r.chain)![n - 2]! : null;
+      lines.push(before ? `# after ${r.chain} ${before.tokens.join(' ')}` : `# first ${r.chain}`);
+      lines.push(`-I ${r.chain} ${n} ${r.spec}`);
+    }
     lines.push('COMMIT');
   }
   return lines.join('\n') + '\n';
@@ -480,6 +488,15 @@ export function missingFromDump(undo: string, current: IptDump): string {
   let chains = new Set<string>();
   let rules = new Set<string>();
   const counts = new Map<string, number>();
+  // Each chain's rules in order as the restore leaves them (tokens), built when an anchored insert needs it.
+  let order = new Map<string, string[]>();
+  let table: IptDump['tables'][number] | undefined;
+  const chainOrder = (chain: string): string[] => {
+    let o = order.get(chain);
+    if (!o) order.set(chain, (o = (table?.rules ?? []).filter((r) => r.chain === chain).map((r) => r.tokens.join(' '))));
+    return o;
+  };
+  let anchor: { chain: string; after: string | null } | null = null;
   let body: string[] = [];
   const flush = (name: string) => {
     if (body.length) out.push(`*${name}`, ...body, 'COMMIT');
@@ -489,7 +506,8 @@ export function missingFromDump(undo: string, current: IptDump): string {
   for (const line of undo.split('\n')) {
     if (line.startsWith('*')) {
       name = line.slice(1);
-      const table = current.tables.find((t) => t.name === name);
+      table = current.tables.find((t) => t.name === name);
+      order = new Map();
       counts.clear();
       for (const r of table?.rules ?? []) counts.set(r.chain, (counts.get(r.chain) ?? 0) + 1);
       chains = new Set(table?.chains.map((c) => c.name));
@@ -508,13 +526,31 @@ export function missingFromDump(undo: string, current: IptDump): string {
       }
       continue;
     }
+    const a = /^# (after|first) (\S+)(?: (.*))?$/.exec(line);
+    if (a) {
+      anchor = { chain: a[2]!, after: a[1] === 'after' ? (a[3] ?? '') : null };
+      continue;
+    }
     const m = /^-(A|I) (\S+) (?:(\d+) )?(.*)$/.exec(line);
     if (!m) continue;
     const [op, chain, pos, spec] = [m[1]!, m[2]!, m[3], m[4]!]; // pos is the only optional group
-    if (rules.has(`${chain} ${tokenize(spec).join(' ')}`)) continue;
+    const tokens = tokenize(spec).join(' ');
+    const at = anchor?.chain === chain ? anchor : null;
+    anchor = null;
+    if (rules.has(`${chain} ${tokens}`)) continue;
     const n = counts.get(chain) ?? 0;
-    if (op === 'I' && Number(pos) <= n + 1) body.push(`-I ${chain} ${pos!} ${spec}`);
+    let insertAt: number | null = op === 'I' && Number(pos) <= n + 1 ? Number(pos) : null;
+    if (op === 'I' && at) {
+      // After the rule it followed, wherever that is now; at the top if it was first. Its old
+      // index only when the rule before it is gone.
+      const o = chainOrder(chain);
+      const i = at.after === null ? -1 : o.lastIndexOf(at.after);
+      if (at.after === null || i >= 0) insertAt = i + 2;
+    }
+    if (insertAt !== null) body.push(`-I ${chain} ${insertAt} ${spec}`);
     else body.push(`-A ${chain} ${spec}`);
+    const o = chainOrder(chain);
+    o.splice(insertAt === null ? o.length : insertAt - 1, 0, tokens);
     counts.set(chain, n + 1);
   }
   return out.length ? out.join('\n') + '\n' : '';

@@ -6,6 +6,8 @@ import {
   classifyRoutes,
   firewallDeletions,
   keptLinks,
+  missingFromDump,
+  undoScript,
   ownedLinks,
   ownedRoutes,
   restoreScript,
@@ -477,5 +479,56 @@ describe('route shapes', () => {
     expect(owned(all, ctx(facts(), ['vxlan.calico', 'flannel.1']))).toEqual(['10.244.2.0/24']);
     expect(owned(all, ctx(calicoFacts(), ['vxlan.calico', 'flannel.1']))).not.toContain('10.244.2.0/24');
     expect(owned(all, ctx(calicoFacts(), ['vxlan.calico', 'flannel.1']))).not.toContain('10.244.9.0/24');
+  });
+});
+
+describe('the undo of the firewall batch', () => {
+  const save = [
+    '*filter',
+    ':FORWARD ACCEPT [0:0]',
+    ':FLANNEL-FWD - [0:0]',
+    ':SITE-FW - [0:0]',
+    '-A FORWARD -j KUBE-FORWARD',
+    '-A FORWARD -j SITE-FW',
+    '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
+    '-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
+    '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP',
+    'COMMIT',
+    '',
+  ].join('\n');
+
+  it('puts a rule back after the rule it followed, wherever that is now: a rule inserted at the top since keeps its place ahead of it', () => {
+    const dump = parseIptablesSave(save);
+    const tables = firewallDeletions(dump, { facts: facts(), remainingConfigs: [], family: 4 });
+    const undo = undoScript(dump, tables);
+    expect(undo).toContain('# after FORWARD -j SITE-FW\n-I FORWARD 3 -m comment --comment "flanneld forward" -j FLANNEL-FWD\n');
+    // The run removed Flannel's rules; since then a rule went in at the top of FORWARD.
+    const now = parseIptablesSave(
+      [
+        '*filter',
+        ':FORWARD ACCEPT [0:0]',
+        ':SITE-FW - [0:0]',
+        '-A FORWARD -m conntrack --ctstate INVALID -j DROP',
+        '-A FORWARD -j KUBE-FORWARD',
+        '-A FORWARD -j SITE-FW',
+        '-A SITE-FW -s 10.244.0.0/16 -d 192.168.50.0/24 -j DROP',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    // After SITE-FW (now the third rule), not at its old index 3, which is before SITE-FW.
+    expect(missingFromDump(undo, now)).toContain('-I FORWARD 4 -m comment --comment "flanneld forward" -j FLANNEL-FWD\n');
+    // The rule it followed gone: its old index.
+    const gone = parseIptablesSave(
+      [
+        '*filter',
+        ':FORWARD ACCEPT [0:0]',
+        '-A FORWARD -m conntrack --ctstate INVALID -j DROP',
+        '-A FORWARD -j KUBE-FORWARD',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    expect(missingFromDump(undo, gone)).toContain('-I FORWARD 3 -m comment --comment "flanneld forward" -j FLANNEL-FWD\n');
   });
 });
