@@ -165,9 +165,28 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
     // extraction elsewhere (under --root, out of it), where the node never looks.
     const contained = containment(host);
     for (const f of manifest.files) {
-      if ((await host.entryType(f)) !== null) present++;
-      else if (await contained(f)) gone.push(f);
-      else notes.push(`not restored: ${f}: a directory above it is a symlink, and restore never extracts through one`);
+      if (!(await contained(f))) {
+        notes.push(`not restored: ${f}: a directory above it is a symlink, and restore never extracts through one`);
+        continue;
+      }
+      if ((await host.entryType(f)) === null) {
+        gone.push(f);
+        continue;
+      }
+      // A directory that exists with saved entries missing (a restore that stopped part way, on a
+      // full disk or killed): those are put back; what exists stays (--skip-old-files).
+      const rel = f.replace(/^\/+/, '');
+      let missing = 0;
+      for (const m of members) {
+        if (m.name === rel || !m.name.startsWith(`${rel}/`)) continue;
+        if ((await host.entryType(`/${m.name}`)) === null) missing++;
+      }
+      if (missing) {
+        gone.push(f);
+        notes.push(
+          `completes ${f}: ${plural(missing, 'saved entry', 'saved entries')} of it ${missing === 1 ? 'is' : 'are'} missing; what exists is left as it is`,
+        );
+      } else present++;
     }
     if (present) notes.push(`${present} of the ${manifest.files.length} saved paths exist: left as they are`);
     // --skip-old-files: a file the new CNI (or the operator) has written since is never overwritten.

@@ -1055,6 +1055,25 @@ describe('restore', () => {
     expect(host.exists('/etc/cni/net.d/10-flannel.conflist')).toBe(true);
   });
 
+  it('completes a directory an earlier restore left part way (a full disk, a kill): its missing entries go back, what exists stays', async () => {
+    const { host, pods } = dirtyFlannelNode();
+    const run = await cli([...RUN, '--yes', '--json'], host);
+    expect(run.code).toBe(0);
+    const dir = materialize(host, JSON.parse(run.stdout).backup);
+    expect((await cli(['restore', dir], host)).code).toBe(0);
+    // As a restore that stopped part way leaves it: the directory, one allocation missing, another changed since.
+    const [a, b] = pods.map((p) => `/var/lib/cni/networks/cbr0/${p.ip}`);
+    await host.apply({ argv: ['rm', '-f', '--', a!] });
+    host.writeFile(b!, 'the new CNI wrote this\n');
+    const again = await cli(['restore', dir, '--json'], host);
+    expect(again.code).toBe(0);
+    const out = JSON.parse(again.stdout);
+    expect(out.notes).toContain('completes /var/lib/cni/networks/cbr0: 1 saved entry of it is missing; what exists is left as it is');
+    expect(out.restored.paths).toBe(1);
+    expect(host.exists(a!)).toBe(true);
+    expect(await host.readFile(b!)).toBe('the new CNI wrote this\n');
+  });
+
   it('puts back the files, the firewall rules and the nftables tables a run removed', async () => {
     const { host } = dirtyFlannelNode();
     // Rule order matters within a chain; the order chains are listed in does not.
