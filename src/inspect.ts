@@ -30,9 +30,9 @@ export async function readCniConfigFiles(host: Host, dirs: string[] = [CNI_CONF_
     for (const e of (await host.readDir(dir)) ?? []) {
       if (e.type === 'dir' || !CNI_CONF_EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
       const file = `${dir}/${e.name}`;
-      const text = await host.readFile(file).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOTREG') throw err;
-        throw new UsageError(err.message, 'the runtime cannot load it either: move it out of the conf dir, then run again');
+      const text = await host.readFile(file).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOTREG') throw err;
+        throw new UsageError((err as Error).message, 'the runtime cannot load it either: move it out of the conf dir, then run again');
       });
       if (text !== null) out.push({ file, text }); // null: a dangling symlink, which libcni skips too
     }

@@ -665,8 +665,8 @@ async function apply(
   // The cleanup and the restarts are done: a journal that cannot be written now (the disk filled
   // meanwhile) is a warning, not a failure that hides the report and the exit code the run earned.
   // The journal on disk keeps its last record, and the next run reads what it says.
-  await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished').catch((err: Error) => {
-    const w = `could not write the journal ${JOURNAL}: ${err.message.split('\n')[0]}; the next run may take this one for unfinished and check the node again`;
+  await journal.now(report.interrupted ? 'interrupted' : failure ? 'failed' : 'finished').catch((err: unknown) => {
+    const w = `could not write the journal ${JOURNAL}: ${(err as Error).message.split('\n')[0]}; the next run may take this one for unfinished and check the node again`;
     report.warnings = [...(report.warnings ?? []), w];
     req.reporter.emit({ type: 'warn', text: w });
   });
