@@ -1,5 +1,6 @@
 // Pure decisions about what a CNI owns, given what the node shows. Shared by the phases and doctor.
 import type { ProfileFacts } from './inspect.js';
+import { sha256 } from './util/lazy.js';
 import { bridgesOf, networksOf, profileFacts, withDelegates } from './inspect.js';
 import type { IptDump, IptRule } from './parse/iptables.js';
 import { tokenize } from './parse/iptables.js';
@@ -442,6 +443,9 @@ export function restoreScript(tables: TableDeletions[]): string {
   return lines.join('\n') + '\n';
 }
 
+/** A rule's identity in an undo's anchor comments: 16 hex digits of the SHA-256 of its tokens. */
+const ruleDigest = (tokens: string): string => sha256(tokens).slice(0, 16);
+
 /**
  * The inverse of restoreScript, kept in the backup: declares the removed chains and puts every
  * removed rule back at its original position (`-I CHAIN <n>`, in ascending order, so the original
@@ -466,10 +470,11 @@ export function undoScript(dump: IptDump, tables: TableDeletions[]): string {
     // Each rule also names the rule before it (a comment iptables-restore skips): a restore puts it
     // back after that rule wherever it is by then, so a rule inserted since (a site's DROP at the
     // top of FORWARD) keeps its place ahead of it. Ascending order: an earlier one is back first.
+    // By a digest: the backup and the plan that shows it carry no foreign rule's text.
     for (const r of t.deletes) {
       const n = position.get(r)!; // deletes are rules of this table
       const before = n > 1 ? byChain.get(r.chain)![n - 2]! : null;
-      lines.push(before ? `# after ${r.chain} ${before.tokens.join(' ')}` : `# first ${r.chain}`);
+      lines.push(before ? `# after ${r.chain} ${ruleDigest(before.tokens.join(' '))}` : `# first ${r.chain}`);
       lines.push(`-I ${r.chain} ${n} ${r.spec}`);
     }
     lines.push('COMMIT');
@@ -493,7 +498,7 @@ export function missingFromDump(undo: string, current: IptDump): string {
   let table: IptDump['tables'][number] | undefined;
   const chainOrder = (chain: string): string[] => {
     let o = order.get(chain);
-    if (!o) order.set(chain, (o = (table?.rules ?? []).filter((r) => r.chain === chain).map((r) => r.tokens.join(' '))));
+    if (!o) order.set(chain, (o = (table?.rules ?? []).filter((r) => r.chain === chain).map((r) => ruleDigest(r.tokens.join(' ')))));
     return o;
   };
   let anchor: { chain: string; after: string | null } | null = null;
@@ -550,7 +555,7 @@ export function missingFromDump(undo: string, current: IptDump): string {
     if (insertAt !== null) body.push(`-I ${chain} ${insertAt} ${spec}`);
     else body.push(`-A ${chain} ${spec}`);
     const o = chainOrder(chain);
-    o.splice(insertAt === null ? o.length : insertAt - 1, 0, tokens);
+    o.splice(insertAt === null ? o.length : insertAt - 1, 0, ruleDigest(tokens));
     counts.set(chain, n + 1);
   }
   return out.length ? out.join('\n') + '\n' : '';
