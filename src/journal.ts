@@ -57,11 +57,19 @@ export function journalFacts(snapshot: Snapshot) {
 }
 
 /**
+ * Whether a journal records a job this node's next run takes up: a run of this node that failed,
+ * was interrupted or crashed, or one limited to some cleanup phases.
+ */
+export function openJob(journal: Journal | null, node: string): journal is Journal {
+  return journal !== null && journal.node === node && (journal.status !== 'finished' || journal.partial === true);
+}
+
+/**
  * The backups of the unfinished job a journal records (that run's, and those it had taken up),
  * oldest first; none for a finished whole run or another node's journal.
  */
 export function earlierBackups(journal: Journal | null, node: string): string[] {
-  if (!journal || journal.node !== node || (journal.status === 'finished' && !journal.partial)) return [];
+  if (!openJob(journal, node)) return [];
   const r = (journal.report ?? {}) as { backup?: unknown; earlierBackups?: unknown };
   const before = Array.isArray(r.earlierBackups) ? r.earlierBackups.filter((b): b is string => typeof b === 'string') : [];
   return typeof r.backup === 'string' ? [...before, r.backup] : before;
@@ -85,7 +93,7 @@ export function foreignJournal(journal: Journal | null, node: string): string | 
  * is still kept (targets.ts).
  */
 export function unfinishedRun(journal: Journal | null, known: Profile[], detected: Detection[], node: string): Detection[] {
-  if (!journal || (journal.status === 'finished' && !journal.partial) || journal.node !== node) return [];
+  if (!openJob(journal, node)) return [];
   const out: Detection[] = [];
   const which = journal.status === 'finished' ? 'run' : `${journal.status} run`;
   const limited = journal.partial ? ', limited to some phases,' : '';

@@ -15,7 +15,7 @@ import {
 import type { Host } from './host/host.js';
 import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, startListings, takeSnapshot, type Snapshot } from './inspect.js';
-import { earlierBackups, JOURNAL, journalText, readJournal, resumeFrom, type Journal } from './journal.js';
+import { earlierBackups, JOURNAL, journalText, openJob, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { byRole, inactiveUnits } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
@@ -255,8 +255,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     if (!req.opts.dryRun && report.failed) await startLeftBehind(req, snapshot, leftBehind, report, report.failed.error);
     // Nothing left of an unfinished job (a crashed run, one limited to some phases): it is done, and
     // the journal says so, or every later run would take it up again to find nothing.
-    const open = journal && journal.node === req.opts.node && (journal.status !== 'finished' || journal.partial);
-    if (!req.opts.dryRun && !report.failed && !planCtx.hasWork && open && !leftBehind?.units.length)
+    if (!req.opts.dryRun && !report.failed && !planCtx.hasWork && openJob(journal, req.opts.node) && !leftBehind?.units.length)
       await req.host
         .writeState(JOURNAL, journalText('finished', req.opts.now, req.opts.node, snapshot, report, leftBehind?.stillStopped ?? []))
         .catch(() => {});
