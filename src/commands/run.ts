@@ -8,7 +8,7 @@ import { removalSummary, renderScript } from '../plan.js';
 import { detect } from '../profiles/detect.js';
 import { loadProfileSet } from '../profiles/files.js';
 import { selectProfiles } from '../profiles/index.js';
-import { agentsOf, chooseTargets, type Target } from '../profiles/targets.js';
+import { chooseTargets, liveProfiles, type Target } from '../profiles/targets.js';
 import type { Profile } from '../profiles/schema.js';
 import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro, distroReads, embeddedLive, withoutLive } from '../distros/node.js';
@@ -102,7 +102,7 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
       confDirs: distro.confDirs,
       embedded: (procs) => {
         const inside = embeddedLive(distro, procs);
-        live = all.filter((p) => inside.has(p.name) || agentsOf(p, procs).length);
+        live = liveProfiles(all, procs, inside);
         return inside;
       },
     }),

@@ -30,7 +30,7 @@ import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
 import type { Profile } from '../profiles/schema.js';
 import { crictl, embeddedLive, resolveNodePath, type NodeDistro } from '../distros/node.js';
-import { agentsOf } from '../profiles/targets.js';
+import { liveProfiles } from '../profiles/targets.js';
 import { networkOf, parsePrefix, type Prefix } from '../util/cidr.js';
 import type { ConfigEntry, InterfaceAddr, IpamNetwork, NodeView } from './types.js';
 
@@ -278,12 +278,7 @@ export async function gatherView(host: Host, o: ViewOptions, gaps: Gaps): Promis
   // netpol) is in use whatever the configs say: its chains and devices are no leftovers.
   const procs = await host.processes().catch(() => []);
   const embedded = o.distro ? embeddedLive(o.distro, procs) : new Map<string, unknown>();
-  const parts = o.allProfiles.filter((p) => !p.includes.length && (embedded.has(p.name) || agentsOf(p, procs).length)).map((p) => p.name);
-  // A composite (Canal) is live when all its parts are: flanneld alone is Flannel's agent.
-  const live = [
-    ...parts,
-    ...o.allProfiles.filter((p) => p.includes.length && p.includes.every((i) => parts.includes(i))).map((p) => p.name),
-  ];
+  const live = liveProfiles(o.allProfiles, procs, embedded).map((p) => p.name);
   const used = inUse(configs, o.allProfiles, live, confDirs[0]);
   const planned = await plannedLeftovers(host, gaps, { ...o, inUse: used, facts, configs: parsed });
   for (const found of planned.values()) notChecked.push(...found.notChecked);

@@ -30,6 +30,16 @@ export function agentsOf(profile: Profile, procs: ProcessInfo[]): ProcessInfo[] 
   );
 }
 
+/**
+ * The profiles live now: an agent of theirs runs, or a distribution runs them inside its own
+ * process (`embedded`); a composite (Canal) when all its parts are, since flanneld alone is
+ * Flannel's agent.
+ */
+export function liveProfiles(all: Profile[], procs: ProcessInfo[], embedded: ReadonlyMap<string, unknown>): Profile[] {
+  const parts = new Set(all.filter((p) => !p.includes.length && (embedded.has(p.name) || agentsOf(p, procs).length)).map((p) => p.name));
+  return all.filter((p) => (p.includes.length ? p.includes.every((i) => parts.has(i)) : parts.has(p.name)));
+}
+
 const named = (procs: ProcessInfo[]) =>
   procs
     .slice(0, 3)
