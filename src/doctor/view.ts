@@ -30,7 +30,7 @@ import { parseSubnetEnv, type SubnetEnv } from '../parse/subnetenv.js';
 import { RUNTIME_UNITS } from '../phases/services.js';
 import type { Profile } from '../profiles/schema.js';
 import { crictl, embeddedLive, resolveNodePath, type NodeDistro } from '../distros/node.js';
-import { liveProfiles } from '../profiles/targets.js';
+import { liveProfiles, runtimeConfigs } from '../profiles/targets.js';
 import { networkOf, parsePrefix, type Prefix } from '../util/cidr.js';
 import type { ConfigEntry, InterfaceAddr, IpamNetwork, NodeView } from './types.js';
 
@@ -78,23 +78,15 @@ async function readConfigs(host: Host, all: Profile[], dirs?: string[]): Promise
 }
 
 /**
- * The CNIs pods get their network from: those of the first loadable config (containerd and CRI-O
- * load only that one), with a composite's parts. With Multus first, those of its delegate too, or,
- * when the delegate is unknown (a NetworkAttachmentDefinition), every config's.
+ * The CNIs pods get their network from (targets.ts runtimeConfigs: the first loadable config of the
+ * runtime's conf dir, every delegate of a Multus config first, or every config when one is unknown),
+ * the live ones, and a composite's parts.
  */
 function inUse(configs: ConfigEntry[], all: Profile[], live: string[] = [], runtimeDir?: string): Set<string> {
   const names = new Set(live);
   // The runtime reads only the distribution's first conf dir.
-  const valid = configs.filter((c) => c.config && (!runtimeDir || path.posix.dirname(c.file) === runtimeDir));
-  if (valid.length) {
-    const first = valid[0]!;
-    const m = first.config!.multus;
-    // Multus adds every delegate to every pod; one unknown (a NetworkAttachmentDefinition) may be any config.
-    const delegates = m?.delegate && !m.alsoError ? [m.delegate, ...(m.also ?? [])] : [];
-    const used = !m ? [first] : delegates.length ? [first] : valid;
-    for (const c of used) for (const o of c.owners) names.add(o);
-    for (const d of delegates) for (const p of all) if (ownsConfig(p, d)) names.add(p.name);
-  }
+  const loaded = configs.flatMap((c) => (c.config && (!runtimeDir || path.posix.dirname(c.file) === runtimeDir) ? [c.config] : []));
+  for (const c of runtimeConfigs(loaded)) for (const p of all) if (ownsConfig(p, c)) names.add(p.name);
   for (const p of all) if (names.has(p.name)) for (const part of p.includes) names.add(part);
   return names;
 }
