@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startReading, type ExecResult, type Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
-import { parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Route } from './parse/iproute.js';
+import { defaultHops, parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Route } from './parse/iproute.js';
 import { parseNftTables, parseTableHeaders, type NftTable } from './parse/nft.js';
 import { parseSubnetEnv, type SubnetEnv } from './parse/subnetenv.js';
 import { contains, networkOf, parsePrefix, type Prefix } from './util/cidr.js';
@@ -326,11 +326,7 @@ export function protectedDevices(
   f: ProfileFacts,
 ): Map<string, string> {
   const kept = new Map<string, string>();
-  for (const r of routes) {
-    if (r.dst !== 'default') continue;
-    const hops = (r as { nexthops?: Array<{ dev?: string }> }).nexthops ?? [];
-    for (const dev of [r.dev, ...hops.map((h) => h.dev)]) if (dev) kept.set(dev, 'it is the uplink: a default route goes through it');
-  }
+  for (const { dev } of defaultHops(routes)) if (dev) kept.set(dev, 'it is the uplink: a default route goes through it');
   const names = new Set(f.profile.interfaces.names);
   const patterns = f.profile.interfaces.patterns.map((p) => new RegExp(p));
   if (!addrs) {

@@ -4,7 +4,7 @@ import { sha256 } from './util/lazy.js';
 import { bridgesOf, networksOf, profileFacts, withDelegates } from './inspect.js';
 import type { IptDump, IptRule } from './parse/iptables.js';
 import { tokenize } from './parse/iptables.js';
-import type { Link, Route } from './parse/iproute.js';
+import { defaultHops, type Link, type Route } from './parse/iproute.js';
 import { batchSafeDevice } from './util/names.js';
 import type { CniConfig } from './parse/conflist.js';
 import { contains, parsePrefix, routeDst, type Prefix } from './util/cidr.js';
@@ -217,21 +217,13 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
   const kept: KeptRoute[] = [];
   const connected = connectedByDev(routes);
   const blackholes = routes.filter((b) => b.type === 'blackhole' && isMain(b));
-  // The site's router: a route via a default route's gateway goes to it, not to another node.
-  const routers = new Set(
-    routes
-      .filter((d) => d.dst === 'default')
-      .flatMap((d) => [d.gateway, ...((d as { nexthops?: Array<{ gateway?: string }> }).nexthops ?? []).map((h) => h.gateway)])
-      .filter((g): g is string => Boolean(g)),
-  );
-  // A device that stays with a network inside the pod network (another CNI's gateway on the same
+  // The site's router: a route via a default route's gateway goes to it, not to another node. A
+  // device that stays with a network inside the pod network (another CNI's gateway on the same
   // podCIDR, Antrea's antrea-gw0): routes of the host-gw shape may be that CNI's as much. Not the
   // uplinks (the devices of default routes), which host-gw routes go through.
-  const uplinks = new Set(
-    routes
-      .filter((d) => d.dst === 'default')
-      .flatMap((d) => [d.dev, ...((d as { nexthops?: Array<{ dev?: string }> }).nexthops ?? []).map((h) => h.dev)]),
-  );
+  const hops = defaultHops(routes);
+  const routers = new Set(hops.map((h) => h.gateway).filter(Boolean));
+  const uplinks = new Set(hops.map((h) => h.dev).filter(Boolean));
   const sharers = new Map<ProfileFacts, string | undefined>();
   const sharer = (f: ProfileFacts): string | undefined => {
     if (sharers.has(f)) return sharers.get(f);
