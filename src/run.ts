@@ -495,7 +495,13 @@ async function removePartialBackup(req: SweepRequest, dir: string, pr: PhaseRepo
  * the report's place for each phase. Steps are not interruptible: a second signal must not leave
  * kubelet stopped. Returns the phases' reports.
  */
-async function restartPhases(req: SweepRequest, ctx: Ctx, units: string[], report: Report, note: string): Promise<PhaseReport[]> {
+async function restartPhases(
+  req: SweepRequest,
+  ctx: Ctx,
+  units: string[],
+  report: Pick<Report, 'phases'> & Tally,
+  note: string,
+): Promise<PhaseReport[]> {
   const out: PhaseReport[] = [];
   for (const phase of req.phases.filter((p) => p.afterFailure)) {
     const plan = await phase.plan(ctx);
@@ -532,7 +538,7 @@ async function startLeftBehind(req: SweepRequest, snapshot: Snapshot, leftBehind
   if (!leftBehind?.units.length || req.restartOnFailure === false) return;
   const ctx = newCtx(req, snapshot, new Gaps(), false);
   withLeftBehind(ctx, leftBehind);
-  const into = report ?? ({ phases: [], changed: false, removed: emptyRemoved() } as unknown as Report);
+  const into = report ?? { phases: [], changed: false, removed: emptyRemoved() };
   await restartPhases(
     req,
     ctx,
