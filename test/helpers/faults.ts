@@ -2,10 +2,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** A directory whose `name` runs `script` (bash) and otherwise the real binary, found after it on PATH. */
-export function wrapper(dir: string, name: string, script: string): string {
+/**
+ * A directory whose `name` runs `script` (bash) and otherwise the real binary, found after it on
+ * PATH, or `real` (a test shim: the recording systemctl).
+ */
+export function wrapper(dir: string, name: string, script: string, real?: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  const real = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
+  real ??= ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
   fs.writeFileSync(path.join(dir, name), `#!/usr/bin/env bash\nREAL=${real}\n${script}\nexec "$REAL" "$@"\n`, { mode: 0o755 });
   return dir;
 }

@@ -110,14 +110,13 @@ describe('a crashed run leaves no service stopped for the next run', () => {
    * reaches the shim. SIGKILLs cni-sweep once that call began: a power loss or OOM kill at that moment.
    */
   async function crashAt(node: FlannelNode, held: string, args: string[] = []) {
-    const dir = scratchDir(node, 'hold');
-    const marker = path.join(dir, 'held');
-    fs.mkdirSync(dir, { recursive: true });
+    const marker = path.join(scratchDir(node, 'hold'), 'held');
     // Never the real systemctl: the held call records its pid and waits until the test kills it; any other goes to the shim.
-    fs.writeFileSync(
-      path.join(dir, 'systemctl'),
-      `#!/usr/bin/env bash\nif [[ "$*" == ${held} ]]; then echo $$ > ${marker}; exec sleep 60; fi\nexec ${SHIMS}/systemctl "$@"\n`,
-      { mode: 0o755 },
+    const dir = wrapper(
+      scratchDir(node, 'hold'),
+      'systemctl',
+      `if [[ "$*" == ${held} ]]; then echo $$ > ${marker}; exec sleep 60; fi`,
+      `${SHIMS}/systemctl`,
     );
     resetCalls(node);
     const child = spawn('nsenter', cliArgv(node, ['run', '--yes', ...args, ...nodeArgs(node)]), {
@@ -201,13 +200,12 @@ describe('what a run or an earlier run stopped is started again, however the run
   /** A node where a run was killed after stopping kubelet: kubelet inactive, the cleanup still to do. */
   async function killedAfterKubeletStop(tag: string): Promise<FlannelNode> {
     const node = dirtyNode(tag, { pods: 1 });
-    const dir = scratchDir(node, 'kill');
-    fs.mkdirSync(dir, { recursive: true });
     // The run's own process is systemctl's parent: killed as the runtime's stop begins.
-    fs.writeFileSync(
-      path.join(dir, 'systemctl'),
-      `#!/usr/bin/env bash\nif [[ "$*" == 'stop containerd.service' ]]; then kill -KILL $PPID; exit 1; fi\nexec ${SHIMS}/systemctl "$@"\n`,
-      { mode: 0o755 },
+    const dir = wrapper(
+      scratchDir(node, 'kill'),
+      'systemctl',
+      `if [[ "$*" == 'stop containerd.service' ]]; then kill -KILL $PPID; exit 1; fi`,
+      `${SHIMS}/systemctl`,
     );
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)], { pathBefore: [dir] });
     expect(r.code).not.toBe(0);
@@ -239,12 +237,11 @@ describe('what a run or an earlier run stopped is started again, however the run
 
   it('a SIGTERM while the runtime is being started: kubelet is started too before the run exits', async () => {
     const node = dirtyNode('term-start', { pods: 1 });
-    const dir = scratchDir(node, 'term');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(
-      path.join(dir, 'systemctl'),
-      `#!/usr/bin/env bash\nif [[ "$*" == 'start containerd.service' ]]; then kill -TERM $PPID; sleep 0.3; fi\nexec ${SHIMS}/systemctl "$@"\n`,
-      { mode: 0o755 },
+    const dir = wrapper(
+      scratchDir(node, 'term'),
+      'systemctl',
+      `if [[ "$*" == 'start containerd.service' ]]; then kill -TERM $PPID; sleep 0.3; fi`,
+      `${SHIMS}/systemctl`,
     );
     const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)], { pathBefore: [dir] });
     expect(r.code).toBe(143);
