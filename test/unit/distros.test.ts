@@ -78,12 +78,16 @@ describe('detection', () => {
       .writeFile('/var/snap/microk8s/7229/args/cni-network/flannel.conflist', conflist)
       .symlink('/var/snap/microk8s/current', '7229')
       .writeFile('/var/snap/microk8s/common/run/flannel/subnet.env', 'FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\n')
-      .writeFile(`/var/snap/microk8s/common/var/lib/cni/flannel/${'a'.repeat(64)}`, '{}');
+      .writeFile(`/var/snap/microk8s/common/var/lib/cni/flannel/${'a'.repeat(64)}`, '{}')
+      // The snap's own state beside them: containerd's run dir and another CNI's data dir stay.
+      .writeFile('/var/snap/microk8s/common/run/containerd/io.containerd.runtime.v2.task/x', '')
+      .writeFile('/var/snap/microk8s/common/var/lib/cni/calico/x', '');
     h.units.set('snap.microk8s.daemon-kubelite.service', 'active');
     const plan = await runMain(['plan', '--node', 'n1', '--cni', 'flannel'], h);
     expect(plan.code).toBe(0);
     expect(plan.stdout).toContain('/var/snap/microk8s/common/run/flannel');
     expect(plan.stdout).toContain('/var/snap/microk8s/common/var/lib/cni/flannel');
+    expect(plan.stdout).not.toMatch(/common\/run\/containerd|common\/var\/lib\/cni\/calico/);
     expect(plan.stderr).toContain('pod network 10.1.0.0/16');
     // Healthy with flanneld running: no finding about a missing subnet.env.
     h.addProcess(['/snap/microk8s/7229/opt/cni/bin/flanneld', '--subnet-file=/var/snap/microk8s/common/run/flannel/subnet.env']);
