@@ -315,13 +315,20 @@ async function runSteps(
   pr: PhaseReport,
   report: Tally,
   interruptible = true,
+  /** Another phase, running beside this one, failed: no step of this one starts after that. */
+  halted: () => boolean = () => false,
 ): Promise<void> {
   const steps = plan.steps;
   for (let i = 0; i < steps.length;) {
-    if (interruptible && req.interrupt?.signal) {
+    const signal = interruptible ? req.interrupt?.signal : undefined;
+    if (signal || halted()) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
-      pr.notes.push(`interrupted by ${req.interrupt.signal} after ${i} of ${plural(steps.length, 'step')}`);
-      pr.status = 'interrupted';
+      pr.notes.push(
+        signal
+          ? `interrupted by ${signal} after ${i} of ${plural(steps.length, 'step')}`
+          : `stopped after ${i} of ${plural(steps.length, 'step')}: a phase running beside it failed`,
+      );
+      pr.status = signal ? 'interrupted' : 'failed';
       return;
     }
     // A run of consecutive concurrent steps goes at once; anything else runs alone.
@@ -548,6 +555,9 @@ async function startLeftBehind(req: SweepRequest, snapshot: Snapshot, leftBehind
   );
 }
 
+/** A phase's place in the run's order. */
+const order = (phases: Phase[], name: string) => phases.findIndex((p) => p.name === name);
+
 /** The units the `systemctl <verb>` steps of a list name. */
 const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
   steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
@@ -580,12 +590,14 @@ async function apply(
   );
   // Written before the first change: a read-only root fails here, with nothing changed.
   await journal.now('running');
-  let failure: { phase: string; err: Error } | null = null;
+  // Set by whichever phase fails first (phases may run side by side); typed so, since TypeScript
+  // cannot see the assignments inside runPhase.
+  let failure = null as { phase: string; err: Error } | null;
   let relisted = false;
-  for (const phase of req.phases) {
+  const runPhase = async (phase: Phase): Promise<void> => {
     if (!req.selected.has(phase.name)) {
       report.phases.push({ name: phase.name, status: 'skipped', notes: [], steps: [] });
-      continue;
+      return;
     }
     if (failure || req.interrupt?.signal) {
       report.phases.push({
@@ -594,7 +606,7 @@ async function apply(
         notes: [failure ? 'not run: an earlier phase failed' : `not run: ${req.interrupt?.signal}`],
         steps: [],
       });
-      continue;
+      return;
     }
     if (phase.cleanup && !relisted) {
       relisted = true;
@@ -627,7 +639,7 @@ async function apply(
       if (stopping.length) {
         for (const u of stopping) leftStopped.add(u);
         // The record shows the phases that ended; this one is in it once it has.
-        report.phases.pop();
+        report.phases.splice(report.phases.indexOf(pr), 1);
         try {
           await journal.now('running');
         } finally {
@@ -635,14 +647,15 @@ async function apply(
         }
       }
       recordPodsLeft(report, plan);
-      await runSteps(req, phase, plan, pr, report);
+      // A phase running beside this one that failed stops it between steps, as a signal does.
+      await runSteps(req, phase, plan, pr, report, true, () => failure !== null);
       // Stopped by a signal half way: no backup either, and removed like one that failed.
       if (partialBackup && (pr.status as PhaseStatus) === 'interrupted') await removePartialBackup(req, partialBackup, pr);
     } catch (err) {
       pr.status = 'failed';
-      failure = { phase: phase.name, err: err as Error };
+      failure ??= { phase: phase.name, err: err as Error };
       const cmd = err instanceof CommandFailedError ? err : undefined;
-      report.failed = { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
+      report.failed ??= { phase: phase.name, error: (err as Error).message, argv: cmd?.argv, exitCode: cmd?.exitCode, stderr: cmd?.stderr };
       if (partialBackup) report.failed.error += `; ${await removePartialBackup(req, partialBackup, pr)}`;
     }
     started(pr);
@@ -651,7 +664,20 @@ async function apply(
     if (phase.writesBackup && pr.status === 'ok') report.backup = ctx.backupDir ?? null;
     journal.later('running');
     mark(`applied ${phase.name}`);
+  };
+  // Each phase starts once the phases it waits for have ended (Phase.after: by default every phase
+  // before it), so that the cleanup phases changing different kernel tables run side by side.
+  const ended = new Map<string, Promise<void>>();
+  for (const [i, phase] of req.phases.entries()) {
+    const waits = (phase.after ?? req.phases.slice(0, i).map((p) => p.name)).flatMap((n) => ended.get(n) ?? []);
+    ended.set(
+      phase.name,
+      Promise.all(waits).then(() => runPhase(phase)),
+    );
   }
+  await Promise.all(ended.values());
+  // In the order of the phases, whichever ended first.
+  report.phases.sort((a, b) => order(req.phases, a.name) - order(req.phases, b.name));
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
 
   // Never leave a node with kubelet or the runtime stopped because a later phase went wrong or a

@@ -109,6 +109,12 @@ export interface Phase {
    * finish, and reports it.
    */
   writesBackup?: boolean;
+  /**
+   * The phases whose commands must have ended before this one is planned and run; by default,
+   * every phase before it. A cleanup phase that changes other kernel tables than the phases between
+   * names fewer, and runs beside them (the firewall beside the links, routes and namespaces).
+   */
+  after?: string[];
   /** Runs after a failure or an interrupt too, when it has not run yet (starting what was stopped), in list order. */
   afterFailure?: boolean;
   plan(ctx: Ctx): Promise<PhasePlan>;
