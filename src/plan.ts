@@ -133,6 +133,10 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
     if (!plan) continue;
     out.push('');
     out.push(`# == ${phase.name}: ${plan.steps.length ? phase.summary : 'nothing to do'}`);
+    if (phase.after && plan.steps.length)
+      out.push(
+        `# a run starts it once ${phase.after.join(' and ')} ${phase.after.length > 1 ? 'have' : 'has'} ended, beside the phases between: it changes none of what they change`,
+      );
     for (const n of plan.notes) out.push(`# ${byName(n, vars)}`);
     for (const s of plan.steps) {
       const about = aboutStep(s);

@@ -315,20 +315,25 @@ async function runSteps(
   pr: PhaseReport,
   report: Tally,
   interruptible = true,
-  /** Another phase, running beside this one, failed: no step of this one starts after that. */
-  halted: () => boolean = () => false,
+  /** The phase running beside this one that failed, if one did: no step of this one starts after that. */
+  failedBeside: () => string | undefined = () => undefined,
 ): Promise<void> {
   const steps = plan.steps;
   for (let i = 0; i < steps.length;) {
     const signal = interruptible ? req.interrupt?.signal : undefined;
-    if (signal || halted()) {
+    const beside = failedBeside();
+    if (signal || beside) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
-      pr.notes.push(
-        signal
-          ? `interrupted by ${signal} after ${i} of ${plural(steps.length, 'step')}`
-          : `stopped after ${i} of ${plural(steps.length, 'step')}: a phase running beside it failed`,
-      );
-      pr.status = signal ? 'interrupted' : 'failed';
+      if (signal) {
+        pr.notes.push(`interrupted by ${signal} after ${i} of ${plural(steps.length, 'step')}`);
+        pr.status = 'interrupted';
+      } else if (i === 0) {
+        pr.notes.push(`not run: phase ${beside} failed`);
+        pr.status = 'skipped';
+      } else {
+        pr.notes.push(`stopped after ${i} of ${plural(steps.length, 'step')}: phase ${beside} failed`);
+        pr.status = 'failed';
+      }
       return;
     }
     // A run of consecutive concurrent steps goes at once; anything else runs alone.
@@ -603,7 +608,7 @@ async function apply(
       report.phases.push({
         name: phase.name,
         status: 'skipped',
-        notes: [failure ? 'not run: an earlier phase failed' : `not run: ${req.interrupt?.signal}`],
+        notes: [failure ? `not run: phase ${failure.phase} failed` : `not run: ${req.interrupt?.signal}`],
         steps: [],
       });
       return;
@@ -648,7 +653,7 @@ async function apply(
       }
       recordPodsLeft(report, plan);
       // A phase running beside this one that failed stops it between steps, as a signal does.
-      await runSteps(req, phase, plan, pr, report, true, () => failure !== null);
+      await runSteps(req, phase, plan, pr, report, true, () => failure?.phase);
       // Stopped by a signal half way: no backup either, and removed like one that failed.
       if (partialBackup && (pr.status as PhaseStatus) === 'interrupted') await removePartialBackup(req, partialBackup, pr);
     } catch (err) {

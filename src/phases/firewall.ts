@@ -11,6 +11,10 @@ export const firewall: Phase = {
   name: 'firewall',
   summary: "delete the CNI's iptables/ip6tables rules and chains on every backend, and its nftables tables",
   cleanup: true,
+  // Netfilter's tables only: no link, route, file or namespace of the phases between depends on
+  // them, so it runs beside those phases (link deletion is mostly the kernel waiting out RCU grace
+  // periods), once no new pod can take the CNI's config.
+  after: ['cni-config'],
   async plan(ctx) {
     const steps: PlannedStep[] = [];
     const notes: string[] = [];

@@ -46,6 +46,9 @@ export const netns: Phase = {
   name: 'netns',
   summary: 'remove stale cni-* pod network namespaces (after the runtime is stopped)',
   cleanup: true,
+  // After the links: a namespace that dies while the interfaces phase deletes its veth would take
+  // the veth with it mid-batch. Not after the firewall, which runs beside these.
+  after: ['interfaces'],
   async plan(ctx) {
     if (!ctx.snapshot.facts.length) return nothing();
     // The files are removed by the path the plan shows, which the kernel resolves: a symlink above

@@ -6,22 +6,22 @@ import { argvLine, phaseEndLine } from './lines.js';
 
 export class TtyReporter implements Reporter {
   private spinner: Ora | null = null;
+  /** What each running phase shows; phases may run side by side (the firewall beside the links). */
+  private running = new Map<string, string>();
 
   constructor(private readonly verbose = false) {}
 
   emit(e: SweepEvent): void {
     switch (e.type) {
       case 'phase-start':
-        // discardStdin would put the terminal in raw mode: the terminal would then no longer turn
-        // Ctrl-C into SIGINT, and the run could not be stopped from the keyboard.
-        this.spinner = ora({
-          text: `${chalk.bold(e.phase)} ${chalk.dim(e.summary)}`,
-          stream: process.stderr,
-          discardStdin: false,
-        }).start();
+        this.running.set(e.phase, `${chalk.bold(e.phase)} ${chalk.dim(e.summary)}`);
+        this.spin();
         break;
       case 'step-start':
-        if (this.spinner) this.spinner.text = `${chalk.bold(e.phase)} ${argvLine(e.step.argv, false)}`;
+        if (this.running.has(e.phase)) {
+          this.running.set(e.phase, `${chalk.bold(e.phase)} ${argvLine(e.step.argv, false)}`);
+          this.spin();
+        }
         break;
       case 'step-end':
         if (this.verbose || e.status !== 'ok')
@@ -31,12 +31,13 @@ export class TtyReporter implements Reporter {
         break;
       case 'phase-end': {
         const text = `${chalk.bold(e.phase)} ${chalk.dim(phaseEndLine(e.phase, e.status, e.ms).slice(e.phase.length + 1))}`;
-        if (!this.spinner) break;
+        if (!this.spinner || !this.running.delete(e.phase)) break;
         if (e.status === 'failed') this.spinner.fail(text);
         else if (e.status === 'ok') this.spinner.succeed(text);
         else if (e.status === 'interrupted') this.spinner.warn(text);
         else this.spinner.info(text);
         this.spinner = null;
+        if (this.running.size) this.spin();
         break;
       }
       case 'note':
@@ -56,8 +57,18 @@ export class TtyReporter implements Reporter {
     } else process.stderr.write(s + '\n');
   }
 
+  /** One spinner, naming every phase that runs. */
+  private spin() {
+    const text = [...this.running.values()].join(chalk.dim(' · '));
+    if (this.spinner) this.spinner.text = text;
+    // discardStdin would put the terminal in raw mode: the terminal would then no longer turn
+    // Ctrl-C into SIGINT, and the run could not be stopped from the keyboard.
+    else this.spinner = ora({ text, stream: process.stderr, discardStdin: false }).start();
+  }
+
   pause(): void {
     this.spinner?.stop();
     this.spinner = null;
+    this.running.clear();
   }
 }

@@ -360,9 +360,10 @@ describe('run', () => {
     expect(r.code).toBe(1);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(
-      /^cni-sweep: node node-1: stopped after \d+\.\d s: phase firewall failed; removed 1 CNI config, 5 state paths, 4 interfaces, 2 routes, \d+ firewall rules?, \d+ firewall chains?/,
+      /^cni-sweep: node node-1: stopped after \d+\.\d s: phase firewall failed; removed 1 CNI config, \d+ firewall rules?, \d+ firewall chains?, 2 nftables tables$/,
     );
-    expect(lines[1]).toBe('cni-sweep: not run: netns; what they remove is still on the node');
+    // The firewall runs beside the phases after cni-config: it failed before they started.
+    expect(lines[1]).toBe('cni-sweep: not run: cni-state, bpf, interfaces, routes, netns; what they remove is still on the node');
     expect(lines[2]).toMatch(
       /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
     );
@@ -498,8 +499,11 @@ describe('run', () => {
     expect(host.units.get('containerd.service')).toBe('active');
     // What went is counted, what did not is named: the config and state went, the interfaces did not.
     expect(r.stdout.split('\n').slice(0, 2)).toEqual([
-      expect.stringMatching(/^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths$/),
-      'cni-sweep: not run: bpf, interfaces, routes, firewall, netns; what they remove is still on the node',
+      // The firewall's batches, beside cni-state, had started when the signal came.
+      expect.stringMatching(
+        /^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths, \d+ firewall rules, \d+ firewall chains, 2 nftables tables$/,
+      ),
+      'cni-sweep: not run: bpf, interfaces, routes, netns; what they remove is still on the node',
     ]);
   });
 
@@ -565,8 +569,10 @@ describe('the JSON report follows schema/report.schema.json', () => {
     host.failOn((s) => s.argv[0] === 'ip6tables-nft-restore', { code: 2, stderr: 'ip6tables-nft-restore: line 2 failed\n' });
     const failed = JSON.parse((await cli([...RUN, '--yes', '--json'], host)).stdout);
     valid(failed);
-    expect(failed.removed.interfaces.count).toBeGreaterThan(0);
-    expect(failed.removed.namespaces.count).toBe(0); // netns runs after the firewall
+    expect(failed.removed.firewallRules.count).toBeGreaterThan(0);
+    // The failed firewall, beside the link phases, stopped them before they started.
+    expect(failed.removed.interfaces.count).toBe(0);
+    expect(failed.removed.namespaces.count).toBe(0);
 
     const other = dirtyFlannelNode().host;
     let handler: ((sig: NodeJS.Signals) => void) | undefined;

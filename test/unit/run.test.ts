@@ -264,9 +264,12 @@ describe('sweep', () => {
       exitCode: 4,
       stderr: 'iptables-nft-restore: line 3 failed\n',
     });
+    // The firewall runs beside cni-state and the link phases: it failed before cni-state's step
+    // started, and no step started after that.
     expect(statuses(r)).toMatchObject({
-      interfaces: 'ok',
-      routes: 'ok',
+      'cni-state': 'skipped',
+      interfaces: 'skipped',
+      routes: 'skipped',
       firewall: 'failed',
       netns: 'skipped',
       'start-runtime': 'ok',
@@ -274,7 +277,10 @@ describe('sweep', () => {
       uncordon: 'skipped',
     });
     const byName = Object.fromEntries(r.report.phases.map((p) => [p.name, p]));
-    expect(byName.netns!.notes).toEqual(['not run: an earlier phase failed']);
+    expect(byName['cni-state']!.notes).toEqual(['not run: phase firewall failed']);
+    expect(byName['cni-state']!.steps.map((st) => st.status)).toEqual(['not-run']);
+    expect(byName.interfaces!.notes).toEqual(['not run: phase firewall failed']);
+    expect(byName.netns!.notes).toEqual(['not run: phase firewall failed']);
     expect(byName['start-runtime']!.notes).toEqual(['run because phase firewall failed']);
     expect(byName.firewall!.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
     expect(cmd(host).slice(-2)).toEqual(['systemctl start containerd.service', 'systemctl start kubelet.service']);
