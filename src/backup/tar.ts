@@ -57,6 +57,16 @@ function pax(data: Buffer): Record<string, string> {
 
 const TYPES: Record<string, TarType> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'dir', '2': 'symlink', '1': 'hardlink' };
 
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
+/** The header's byte sum, its checksum field counted as spaces. Two plain loops: this runs cold, once per member. */
+function checksum(h: Buffer): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += h[i]!;
+  for (let i = 156; i < BLOCK; i++) sum += h[i]!;
+  return sum;
+}
+
 export function tarMembers(buf: Buffer): TarMember[] {
   const out: TarMember[] = [];
   let off = 0;
@@ -66,10 +76,8 @@ export function tarMembers(buf: Buffer): TarMember[] {
   for (;;) {
     if (off + BLOCK > buf.length) throw new TarError('truncated: no end-of-archive marker');
     const h = buf.subarray(off, off + BLOCK);
-    if (h.every((b) => b === 0)) return out;
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-    if (sum !== number(h, 148, 8)) throw new TarError(`header checksum mismatch at offset ${off}`);
+    if (h.equals(ZERO_BLOCK)) return out;
+    if (checksum(h) !== number(h, 148, 8)) throw new TarError(`header checksum mismatch at offset ${off}`);
     const flag = String.fromCharCode(h[156]!);
     const size = ext.size !== undefined ? Number(ext.size) : number(h, 124, 12);
     const start = off + BLOCK;
