@@ -72,7 +72,10 @@ const parseBuiltIn = await build({
     contents: [
       "import { loadProfiles } from './src/profiles/index.ts';",
       "import { loadDistros } from './src/distros/index.ts';",
-      'process.stdout.write(JSON.stringify({ profiles: loadProfiles(), distros: loadDistros() }));',
+      "import { distroReads } from './src/distros/node.ts';",
+      "import { earlyReads } from './src/inspect.ts';",
+      'const profiles = loadProfiles(), distros = loadDistros();',
+      'process.stdout.write(JSON.stringify({ profiles, distros, early: earlyReads(profiles, distroReads(distros)) }));',
     ].join('\n'),
     resolveDir: repo,
     loader: 'ts',
@@ -211,6 +214,26 @@ for (const args of [[], ['--version'], ['-V'], ['version'], ['--help'], ['-h'], 
   if (r.status === null || r.stderr) throw new Error(`build: cni-sweep ${args.join(' ')} printed on stderr or died: ${r.stderr}`);
   fast[args.join(' ')] = { out: r.stdout, code: r.status, help: !args.some((a) => /version|^-V$/.test(a)) };
 }
+// The first listings of a run or a plan, started by the loader before it compiles the bundle
+// (src/host/early.ts): a few kB of code of their own, run from the loader.
+const early = await build({
+  absWorkingDir: repo,
+  stdin: {
+    contents: `import { startEarly } from './src/host/early.ts';\nstartEarly(${JSON.stringify(builtIn.early)});\n`,
+    resolveDir: repo,
+    loader: 'ts',
+  },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'iife',
+  minify: true,
+  write: false,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+const earlyCode = early.outputFiles[0].text.trim();
+
 const loader = [
   '#!/usr/bin/env node',
   `// cni-sweep ${pkg.version} build ${id}: runs cni-sweep.bundle.cjs (next to this file) with V8's code cache in cni-sweep.cache, made at build time (Node ${process.version}); other Node versions compile it as usual.`,
@@ -228,6 +251,7 @@ const loader = [
   '  }',
   '} else {',
   "  const fs = require('node:fs'), path = require('node:path');",
+  `  if (process.argv[2] === 'run' || process.argv[2] === 'plan') ${earlyCode}`,
   "  const file = path.join(__dirname, 'cni-sweep.bundle.cjs');",
   "  let text = '', cache;",
   '  try {',

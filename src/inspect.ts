@@ -598,6 +598,22 @@ export async function startListings(host: Host, profiles: Profile[], more: strin
 }
 
 /**
+ * What startListings reads on a node with the nftables backend (the iptables of every current
+ * distribution), for the loader to start before it compiles the bundle (host/early.ts): fixed at
+ * build time, from the built-in profiles and distributions. The legacy saves are left to the
+ * host, which answers them without a process where the kernel has no legacy tables.
+ */
+export function earlyReads(profiles: Profile[], more: string[][]): string[][] {
+  return [
+    ...BACKENDS.filter((b) => b.id.endsWith('-nft')).map((b) => [b.save]),
+    LINKS_AND_ADDRS,
+    ...MAIN_ROUTES,
+    ...(ownedNftTables(profiles).length ? [NFT_TABLE_LISTING] : []),
+    ...more,
+  ];
+}
+
+/**
  * A check of whether every directory above a node path (below the root) is free of symlinks.
  * Directories are looked at once per checker: hundreds of result caches share one parent.
  */

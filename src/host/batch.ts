@@ -10,6 +10,7 @@
 // answer is ready once its own command and those reported before it have ended.
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { XTABLES_TOOL } from './host.js';
 import { bashArgs, bashEnv } from './process.js';
 
 export type BatchAnswer =
@@ -61,12 +62,29 @@ interface Job {
   done: boolean;
 }
 
+/** A firewall dump: an iptables save of any backend or family, or an nft listing. The slow reads. */
+export const firewallDump = (r: string[]) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save';
+
 export function batchRead(
   argvs: string[][],
   timeoutMs: number,
   coalesce: (argv: string[]) => boolean,
   slow: (argv: string[]) => boolean,
 ): Array<Promise<BatchAnswer>> {
+  return startBatch(argvs, timeoutMs, coalesce, slow, false).answers;
+}
+
+/**
+ * batchRead, unref'd if asked: the batch then keeps the process alive only once ref() is called
+ * (the loader's early reads, src/host/early.ts: a command that never asks for them exits at once).
+ */
+export function startBatch(
+  argvs: string[][],
+  timeoutMs: number,
+  coalesce: (argv: string[]) => boolean,
+  slow: (argv: string[]) => boolean,
+  unref: boolean,
+): { answers: Array<Promise<BatchAnswer>>; ref: () => void } {
   const jobs: Job[] = [];
   const answers = argvs.map(() => new Promise<BatchAnswer>((settle) => jobs.push({ out: [], err: [], open: 2, settle, done: false })));
   const finish = (job: Job, a: BatchAnswer) => {
@@ -144,5 +162,12 @@ export function batchRead(
   // 'close' is emitted from inside the last stream's own 'close' event, before the listener above
   // has counted that stream: ending at once would send a finished read to be made again alone.
   child.on('close', () => setImmediate(end));
-  return answers;
+  const handles = [child, timer, ...child.stdio.filter((x) => x !== null)] as Array<{ ref(): unknown; unref(): unknown }>;
+  if (unref) for (const h of handles) h.unref();
+  return {
+    answers,
+    ref: () => {
+      for (const h of handles) h.ref();
+    },
+  };
 }

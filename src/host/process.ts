@@ -46,6 +46,9 @@ export function bashEnv(): NodeJS.ProcessEnv {
   return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !skip(k))), LC_ALL: 'C' };
 }
 
+/** How long a command may take, unless its caller says otherwise (a drain says its own). */
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
 /** As execa gave it. */
 const FORCE_KILL_MS = 5000;
 

@@ -21,18 +21,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
 import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
-import { underRoot, XTABLES_TOOL } from './host.js';
+import { underRoot } from './host.js';
 import { inRoot } from './in-root.js';
 import { traced } from '../util/trace.js';
 import { lazyCrypto } from '../util/lazy.js';
-import { batchRead } from './batch.js';
-import { bashArgs, bashEnv, runProcess } from './process.js';
+import { batchRead, firewallDump, type BatchAnswer } from './batch.js';
+import { bashArgs, bashEnv, DEFAULT_TIMEOUT_MS, runProcess } from './process.js';
+import { takeEarly } from './early.js';
 import { detachableMount } from './mounts.js';
 import { dirListings, type EntryKind } from '../util/dir-listings.js';
 import { tarMembers, type TarMember } from '../backup/tar.js';
 import { decodeName, encodeName, fsPath, hasRawBytes } from '../util/names.js';
-
-const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null. */
 function startTime(pid: number | 'self'): string | null {
@@ -229,9 +228,6 @@ const LEGACY_TABLE_NAMES: Record<string, string> = {
 const nftOutlivesLinks = (r: string[]) =>
   r[1] === 'list' && ((r[2] === 'table' && r[3] !== 'netdev') || (r[2] === 'flowtables' && r.length === 3));
 
-/** A firewall dump: an iptables save of any backend or family, or an nft listing. */
-const firewallDump = (r: string[]) => r[0] === 'nft' || XTABLES_TOOL.exec(r[0] ?? '')?.[2] === 'save';
-
 /** Readers whose answers a kind of change can alter, by the argv that printed them. */
 const STALE: Record<Touch, (r: string[]) => boolean> = {
   // Files: a look inside a pod namespace (nsenter opens its file). The ids of the namespace files
@@ -383,6 +379,7 @@ export class RealHost implements Host {
   private answers = new Map<string, Promise<ExecResult | null>>();
 
   query(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
+    this.takeEarlyReads();
     const key = answerKey(argv);
     let answer = this.answers.get(key);
     if (!answer) {
@@ -399,6 +396,7 @@ export class RealHost implements Host {
    * a command not on PATH is left to query() alone, and so is the batch when bash is missing.
    */
   prefetch(argvs: string[][]): void {
+    this.takeEarlyReads();
     const batch = new Map<string, string[]>();
     const alone: string[][] = [];
     for (const argv of argvs) {
@@ -417,19 +415,40 @@ export class RealHost implements Host {
     // rules, and the quick listings are answered as they end, not after them.
     const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, firewallDump);
     argvList.forEach((argv, i) => {
-      const key = answerKey(argv);
-      let timedOut = false;
-      const answer = traced(`$ ${argv.join(' ')} (batch)`, () => answers[i]!).then((a) => {
-        if (a === 'alone') return this.run(argv);
-        if (a === 'timeout') {
-          timedOut = true;
-          throw new CommandFailedError(argv, null, '', 'timed out');
-        }
-        return a;
-      });
-      this.answers.set(key, answer);
-      // A read that timed out stays failed until a change: asked again, it would hang as long again.
-      answer.catch(() => timedOut || this.answers.delete(key));
+      this.answerFrom(argv, answers[i]!, 'batch');
+    });
+  }
+
+  /** What a batch prints for this read is the answer to it (read alone if the batch could not run it). */
+  private answerFrom(argv: string[], batched: Promise<BatchAnswer>, how: string): void {
+    const key = answerKey(argv);
+    let timedOut = false;
+    const answer = traced(`$ ${argv.join(' ')} (${how})`, () => batched).then((a) => {
+      if (a === 'alone') return this.run(argv);
+      if (a === 'timeout') {
+        timedOut = true;
+        throw new CommandFailedError(argv, null, '', 'timed out');
+      }
+      return a;
+    });
+    this.answers.set(key, answer);
+    // A read that timed out stays failed until a change: asked again, it would hang as long again.
+    answer.catch(() => timedOut || this.answers.delete(key));
+  }
+
+  private tookEarly = false;
+
+  /**
+   * The loader's early reads (host/early.ts), by the first host to read: those this host would
+   * batch itself (on PATH, not a legacy save it answers without a process) become its answers.
+   */
+  private takeEarlyReads(): void {
+    if (this.tookEarly) return;
+    this.tookEarly = true;
+    const early = takeEarly();
+    early?.argvs.forEach((argv, i) => {
+      const usable = this.onPath(argv[0]!) && !(argv.length === 1 && this.noLegacyTables(argv[0]!));
+      if (usable && !this.answers.has(answerKey(argv))) this.answerFrom(argv, early.answers[i]!, 'early');
     });
   }
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BUNDLE, CLI, REPO } from '../helpers/harness.js';
+import { BUNDLE, CLI, REPO, cliEnv, nodeArgs, TestNodes } from '../helpers/harness.js';
 import { loadProfiles } from '../../src/profiles/index.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -25,6 +25,8 @@ vm.Script = class extends S {
   }
 };`;
 
+const nodes = new TestNodes({ pods: 3 });
+afterEach(nodes.cleanUp);
 let dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
@@ -129,5 +131,36 @@ describe('the built CLI at start-up', () => {
     expect((JSON.parse(r.stdout) as Array<{ source: string }>).map(({ source, ...p }) => ({ source, p }))).toStrictEqual(
       loadProfiles().map((p) => ({ source: 'built-in', p })),
     );
+  });
+
+  it('a plan or a run: the loader starts the first listings before it compiles the bundle; each is read once, and the plan is the one the bundle alone makes', () => {
+    const n = nodes.make('early', { foreignRules: 50 });
+    const trace = path.join(path.dirname(n.root), 'trace');
+    const plan = (entry: string, env: Record<string, string> = {}) =>
+      spawnSync('/usr/bin/nsenter', [`--net=${n.nsPath}`, process.execPath, entry, 'plan', ...nodeArgs(n)], {
+        encoding: 'utf8',
+        env: { ...cliEnv(n), ...env },
+      });
+    const early = plan(CLI, { CNI_SWEEP_TRACE: trace });
+    expect(early.status).toBe(0);
+    const reads = fs
+      .readFileSync(trace, 'utf8')
+      .split('\n')
+      .map((l) => /\$ (iptables-nft-save|ip6tables-nft-save|ip -d -j addr show|nft list flowtables)( \(\w+\))?$/.exec(l.trim()))
+      .filter((m) => m !== null)
+      .map((m) => `${m[1]!}${m[2] ?? ''}`)
+      .sort();
+    expect(reads).toEqual([
+      'ip -d -j addr show (early)',
+      'ip6tables-nft-save (early)',
+      'iptables-nft-save (early)',
+      'nft list flowtables (early)',
+    ]);
+    // The bundle run alone (no loader, no early reads) plans the same, to the line.
+    const alone = plan(BUNDLE);
+    expect(alone.status).toBe(0);
+    const body = (s: string) => s.replace(/^# planned: .*$|^CREATED=.*$|^BACKUP=.*$|\/\d{8}T\d{6}Z-/gm, '');
+    expect(body(early.stdout)).toBe(body(alone.stdout));
+    expect(early.stdout).toContain('iptables-nft-restore --noflush -w');
   });
 });

@@ -7,6 +7,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { RealHost } from '../../src/host/real.js';
+import { startEarly } from '../../src/host/early.js';
+import { buildSync } from 'esbuild';
+
+const REPO = path.resolve(__dirname, '../..');
 import { decodeName } from '../../src/util/names.js';
 import type { CommandFailedError } from '../../src/errors.js';
 
@@ -158,6 +162,58 @@ describe('RealHost listings', () => {
     // Declared: a step that touches only cni-sweep's own files.
     await host.apply({ argv: ['systemctl', 'cat', 'kubelet.service'], touches: ['own'] });
     expect(await readAll(host)).toEqual([]);
+  });
+});
+
+describe("the loader's early reads (host/early.ts)", () => {
+  it('answer the first host that asks, once: a listing they read is not run again; one they did not read runs', async () => {
+    startEarly([[IPT], LINKS.split(' '), ['not-installed-anywhere']]);
+    const host = new RealHost(dir);
+    // Each read once, by the early batch (the stand-ins log their calls): not again for the host.
+    expect((await host.query([IPT]))!.code).toBe(0);
+    expect((await host.query(['ip', '-d', '-j', 'link', 'show']))!.code).toBe(0);
+    // Not on PATH: answered as a missing command, not from the batch's exit 127.
+    expect(await host.query(['not-installed-anywhere'])).toBeNull();
+    // Not among them: the host runs it.
+    expect((await host.query([IP6T]))!.stdout).toBe('3\n');
+    expect(
+      fs
+        .readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.trim())
+        .sort(),
+    ).toEqual(sorted(IP6T, IPT, LINKS));
+    // Taken: a second host reads for itself.
+    const other = new RealHost(dir);
+    expect((await other.query([IPT]))!.stdout).toBe('4\n');
+  });
+
+  it('not taken, they do not keep the process alive; taken, the process waits for them', () => {
+    const slow = ['sh', '-c', 'sleep 2; echo late'];
+    const run = (take: boolean) => {
+      const entry = path.join(dir, `early-${String(take)}.ts`);
+      fs.writeFileSync(
+        entry,
+        [
+          `import { startEarly } from ${JSON.stringify(path.join(REPO, 'src/host/early.ts'))};`,
+          `import { RealHost } from ${JSON.stringify(path.join(REPO, 'src/host/real.ts'))};`,
+          `startEarly([${JSON.stringify(slow)}]);`,
+          take ? `void new RealHost('/').query(${JSON.stringify(slow)}).then((r) => console.log(r?.stdout.trim()));` : '',
+        ].join('\n'),
+      );
+      const out = path.join(dir, `early-${String(take)}.cjs`);
+      buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'cjs', outfile: out, logLevel: 'silent' });
+      const t0 = Date.now();
+      const r = spawnSync(process.execPath, [out], { encoding: 'utf8' });
+      return { out: r.stdout.trim(), err: r.stderr, ms: Date.now() - t0 };
+    };
+    const free = run(false);
+    expect(free).toMatchObject({ out: '', err: '' });
+    expect(free.ms).toBeLessThan(1500);
+    const taken = run(true);
+    expect(taken).toMatchObject({ out: 'late', err: '' });
+    expect(taken.ms).toBeGreaterThanOrEqual(2000);
   });
 });
 
