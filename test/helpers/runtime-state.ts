@@ -19,6 +19,10 @@ function save(node: RuntimeNode, tool: string): string[] {
 
 /** Every trace of Flannel the kernel and the root still hold, one line each; [] when it is all gone. */
 export function flannelTraces(node: RuntimeNode, flannelSandboxes: string[]): string[] {
+  // An IPv6 address the bridge plugin just gave cni0 is tentative until duplicate address
+  // detection ends (a second or two), and its local routes come then: read the node once it has.
+  for (let i = 0; i < 100 && inNode(node, 'ip', ['-6', '-o', 'addr', 'show', 'tentative']).trim(); i++)
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   const out: string[] = [];
   const links = JSON.parse(inNode(node, 'ip', ['-j', '-d', 'link', 'show'])) as Array<{ ifname: string; master?: string }>;
   for (const l of links) if (/^(cni0|flannel\.1|flannel-v6\.1)$/.test(l.ifname) || l.master === 'cni0') out.push(`link ${l.ifname}`);
