@@ -680,7 +680,11 @@ async function apply(
       Promise.all(waits).then(() => runPhase(phase)),
     );
   }
-  await Promise.all(ended.values());
+  // Every phase ends before anything goes on (the restarts, the journal's last word), even when one
+  // threw: the others may have a command in flight.
+  const outcomes = await Promise.allSettled(ended.values());
+  const thrown = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (thrown) throw thrown.reason;
   // In the order of the phases, whichever ended first.
   report.phases.sort((a, b) => order(req.phases, a.name) - order(req.phases, b.name));
   if (req.interrupt?.signal) report.interrupted = req.interrupt.signal;
