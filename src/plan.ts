@@ -85,6 +85,17 @@ function aboutStep(step: PlannedStep): string | null {
   return null;
 }
 
+/** The phases with commands that a run may run at the same time as this one: those between it and the last it waits for (Phase.after). */
+function besidePhases(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, phase: Phase): string[] {
+  if (!phase.after) return [];
+  const names = plans.map((p) => p.phase.name);
+  const from = Math.max(...phase.after.map((n) => names.indexOf(n)));
+  return plans
+    .slice(from + 1, names.indexOf(phase.name))
+    .filter((p) => p.plan?.steps.length)
+    .map((p) => p.phase.name);
+}
+
 export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, report: Report, version: string): string {
   const out: string[] = [];
   const ran = plans.filter((p) => p.plan).map((p) => p.phase.name);
@@ -133,9 +144,10 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
     if (!plan) continue;
     out.push('');
     out.push(`# == ${phase.name}: ${plan.steps.length ? phase.summary : 'nothing to do'}`);
-    if (phase.after && plan.steps.length)
+    const beside = besidePhases(plans, phase);
+    if (beside.length && plan.steps.length)
       out.push(
-        `# a run starts it once ${phase.after.join(' and ')} ${phase.after.length > 1 ? 'have' : 'has'} ended, beside the phases between: it changes none of what they change`,
+        `# a run starts it once ${phase.after!.join(' and ')} ${phase.after!.length > 1 ? 'have' : 'has'} ended, beside ${beside.join(', ')}: it changes none of what they change`,
       );
     for (const n of plan.notes) out.push(`# ${byName(n, vars)}`);
     for (const s of plan.steps) {

@@ -624,6 +624,11 @@ describe('plan', () => {
       '\nmkdir -p -m 0700 -- /var/backups/cni-sweep\nmkdir -m 0700 -- \\\n  "$BACKUP" \\\n  "$BACKUP"/firewall \\\n  "$BACKUP"/node\n',
     );
     expect(a.stdout).toMatch(/\n# the links go into one unused link group[^\n]*\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev/);
+    // The phases a run starts beside others say which (those between with commands).
+    expect(a.stdout.split('\n').filter((l) => l.startsWith('# a run starts it'))).toEqual([
+      '# a run starts it once cni-config has ended, beside cni-state, interfaces, routes: it changes none of what they change',
+      '# a run starts it once interfaces has ended, beside routes, firewall: it changes none of what they change',
+    ]);
     execFileSync('bash', ['-n'], { input: a.stdout });
   });
 

@@ -133,7 +133,6 @@ describe('netns files on a mount of their own', () => {
       [
         '',
         '# == netns: remove stale cni-* pod network namespaces (after the runtime is stopped)',
-        '# a run starts it once interfaces has ended, beside the phases between: it changes none of what they change',
         '# kept /run/netns/cni-0000aaaa-0000-0000-0000-000000000000: a running process still uses it',
         "# one process for all the namespace files: in a private mount namespace it unmounts the mount holding them (there only), then unlinks them by name, which detaches the node's mounts of each (Linux 3.18+); umount per file would read the whole mount table once per file",
         `unshare --mount --propagation private sh -c 'cd -- "$1" && umount --lazy -- "$2" && shift 2 && exec rm -f "$@"' sh /run/netns /run -- \\`,
@@ -151,7 +150,6 @@ describe('netns files on a mount of their own', () => {
       [
         '',
         '# == netns: remove stale cni-* pod network namespaces (after the runtime is stopped)',
-        '# a run starts it once interfaces has ended, beside the phases between: it changes none of what they change',
         'umount --lazy -- \\',
         `  ${paths[0]} \\`,
         `  ${paths[1]}`,
