@@ -585,16 +585,7 @@ export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] 
  * parsing stays theirs.
  */
 export async function startListings(host: Host, profiles: Profile[], more: string[][] = []): Promise<void> {
-  // The slowest first (iptables-nft-save of thousands of rules takes several times as long as any
-  // ip listing): detection waits for them all.
-  const reads = [
-    ...(await iptablesBackends(host).catch(() => [])).map((b) => [b.save]),
-    LINKS_AND_ADDRS,
-    ...MAIN_ROUTES,
-    ...(ownedNftTables(profiles).length ? [NFT_TABLE_LISTING] : []),
-    ...more,
-  ];
-  startReading(host, reads);
+  startReading(host, firstListings(await iptablesBackends(host).catch(() => []), profiles, more));
 }
 
 /**
@@ -604,8 +595,18 @@ export async function startListings(host: Host, profiles: Profile[], more: strin
  * host, which answers them without a process where the kernel has no legacy tables.
  */
 export function earlyReads(profiles: Profile[], more: string[][]): string[][] {
+  return firstListings(
+    BACKENDS.filter((b) => b.id.endsWith('-nft')),
+    profiles,
+    more,
+  );
+}
+
+function firstListings(backends: Backend[], profiles: Profile[], more: string[][]): string[][] {
+  // The slowest first (iptables-nft-save of thousands of rules takes several times as long as any
+  // ip listing): detection waits for them all.
   return [
-    ...BACKENDS.filter((b) => b.id.endsWith('-nft')).map((b) => [b.save]),
+    ...backends.map((b) => [b.save]),
     LINKS_AND_ADDRS,
     ...MAIN_ROUTES,
     ...(ownedNftTables(profiles).length ? [NFT_TABLE_LISTING] : []),
