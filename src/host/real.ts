@@ -402,8 +402,8 @@ export class RealHost implements Host {
     for (const argv of argvs) {
       const key = answerKey(argv);
       if (this.answers.has(key) || batch.has(key)) continue;
-      if ((argv.length === 1 && this.noLegacyTables(argv[0]!)) || argv.some(hasRawBytes) || !this.onPath(argv[0]!)) alone.push(argv);
-      else batch.set(key, argv);
+      if (this.batchable(argv)) batch.set(key, argv);
+      else alone.push(argv);
     }
     // The listing of every table is a few lines: a dd for it would cost more than it saves.
     const coalesce = (argv: string[]) => argv[0] === 'nft' && !(argv[1] === 'list' && argv[2] === 'flowtables');
@@ -440,16 +440,20 @@ export class RealHost implements Host {
 
   /**
    * The loader's early reads (host/early.ts), by the first host to read: those this host would
-   * batch itself (on PATH, not a legacy save it answers without a process) become its answers.
+   * batch itself (batchable) become its answers.
    */
   private takeEarlyReads(): void {
     if (this.tookEarly) return;
     this.tookEarly = true;
     const early = takeEarly();
     early?.argvs.forEach((argv, i) => {
-      const usable = this.onPath(argv[0]!) && !(argv.length === 1 && this.noLegacyTables(argv[0]!));
-      if (usable && !this.answers.has(answerKey(argv))) this.answerFrom(argv, early.answers[i]!, 'early');
+      if (this.batchable(argv) && !this.answers.has(answerKey(argv))) this.answerFrom(argv, early.answers[i]!, 'early');
     });
+  }
+
+  /** A read a batch may make: on PATH, every argument UTF-8, not a legacy save answered without a process. */
+  private batchable(argv: string[]): boolean {
+    return !(argv.length === 1 && this.noLegacyTables(argv[0]!)) && !argv.some(hasRawBytes) && this.onPath(argv[0]!);
   }
 
   private async run(argv: string[], opts?: CallOptions): Promise<ExecResult | null> {
