@@ -85,15 +85,21 @@ function aboutStep(step: PlannedStep): string | null {
   return null;
 }
 
-/** The phases with commands that a run may run at the same time as this one: those between it and the last it waits for (Phase.after). */
-function besidePhases(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, phase: Phase): string[] {
-  if (!phase.after) return [];
+/**
+ * What the script says of a phase a run starts beside others (Phase.after): the phases with
+ * commands between it and the last it waits for. Null when there are none.
+ */
+function besideNote(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, phase: Phase): string | null {
+  if (!phase.after) return null;
   const names = plans.map((p) => p.phase.name);
   const from = Math.max(...phase.after.map((n) => names.indexOf(n)));
-  return plans
+  const beside = plans
     .slice(from + 1, names.indexOf(phase.name))
     .filter((p) => p.plan?.steps.length)
     .map((p) => p.phase.name);
+  if (!beside.length) return null;
+  const waits = `${phase.after.join(' and ')} ${phase.after.length > 1 ? 'have' : 'has'}`;
+  return `# a run starts it once ${waits} ended, beside ${beside.join(', ')}: it changes none of what they change`;
 }
 
 export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, report: Report, version: string): string {
@@ -144,11 +150,8 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
     if (!plan) continue;
     out.push('');
     out.push(`# == ${phase.name}: ${plan.steps.length ? phase.summary : 'nothing to do'}`);
-    const beside = besidePhases(plans, phase);
-    if (beside.length && plan.steps.length)
-      out.push(
-        `# a run starts it once ${phase.after!.join(' and ')} ${phase.after!.length > 1 ? 'have' : 'has'} ended, beside ${beside.join(', ')}: it changes none of what they change`,
-      );
+    const beside = plan.steps.length ? besideNote(plans, phase) : null;
+    if (beside) out.push(beside);
     for (const n of plan.notes) out.push(`# ${byName(n, vars)}`);
     for (const s of plan.steps) {
       const about = aboutStep(s);
