@@ -12,7 +12,7 @@ export interface EarlyReads {
 }
 
 const KEY = Symbol.for('cni-sweep.early-reads');
-type WithEarly = typeof globalThis & { [KEY]?: { argvs: string[][]; answers: Array<Promise<BatchAnswer>>; ref: () => void } };
+type WithEarly = typeof globalThis & { [KEY]?: EarlyReads & { ref: () => void } };
 
 /** Starts them, unref'd: a command that never takes them (a usage error, --help) exits without waiting for them. */
 export function startEarly(argvs: string[][]): void {
