@@ -92,10 +92,18 @@ function aboutStep(step: PlannedStep): string | null {
 function besideNote(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, phase: Phase): string | null {
   if (!phase.after) return null;
   const names = plans.map((p) => p.phase.name);
-  const from = Math.max(...phase.after.map((n) => names.indexOf(n)));
+  // What it waits for, directly or through the phases it waits for (by default, all before them).
+  const waited = new Set<string>();
+  const wait = (name: string): void => {
+    if (waited.has(name)) return;
+    waited.add(name);
+    const i = names.indexOf(name);
+    for (const n of plans[i]?.phase.after ?? names.slice(0, Math.max(i, 0))) wait(n);
+  };
+  for (const n of phase.after) wait(n);
   const beside = plans
-    .slice(from + 1, names.indexOf(phase.name))
-    .filter((p) => p.plan?.steps.length)
+    .slice(0, names.indexOf(phase.name))
+    .filter((p) => !waited.has(p.phase.name) && p.plan?.steps.length)
     .map((p) => p.phase.name);
   if (!beside.length) return null;
   const waits = `${phase.after.join(' and ')} ${phase.after.length > 1 ? 'have' : 'has'}`;

@@ -324,7 +324,12 @@ async function runSteps(
     const beside = failedBeside();
     if (signal || beside) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
-      if (signal) {
+      // A phase that had not started a step when the signal came ran nothing: not run, as one the
+      // signal kept from planning, not "stopped part way".
+      if (signal && i === 0) {
+        pr.notes.push(`not run: ${signal}`);
+        pr.status = 'skipped';
+      } else if (signal) {
         pr.notes.push(`interrupted by ${signal} after ${i} of ${plural(steps.length, 'step')}`);
         pr.status = 'interrupted';
       } else if (i === 0) {

@@ -160,6 +160,10 @@ export const bpf: Phase = {
   name: 'bpf',
   summary: "detach the CNI's BPF programs from host devices (tc filters, clsact qdiscs, XDP) and remove its bpffs pins",
   cleanup: true,
+  // Its programs and pins are in the kernel and on bpffs, none under a state path cni-state removes
+  // (preflight refuses a run whose removed tree holds a mount, Cilium's bpffs fallback
+  // /run/cilium/bpffs included): it runs beside cni-state, so that the links need not wait for it.
+  after: ['cni-config'],
   async plan(ctx) {
     const specs = ctx.snapshot.facts.map((f) => f.profile.bpf);
     const names = new Set(specs.flatMap((b) => b.programNames));

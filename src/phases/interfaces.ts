@@ -112,6 +112,10 @@ export const interfaces: Phase = {
   name: 'interfaces',
   summary: "delete the CNI's interfaces (bridge, overlay devices, pod veths)",
   cleanup: true,
+  // The link batch is the longest step (the kernel waits out RCU grace periods) and removes no file:
+  // it starts once no new pod can take the CNI's config and the BPF programs are off the devices it
+  // deletes, beside cni-state's file removal.
+  after: ['cni-config', 'bpf'],
   async plan(ctx) {
     const links = await listLinks(ctx.host, ctx.gaps);
     const owned = ownedLinks(links, ctx.snapshot.facts);

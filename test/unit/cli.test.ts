@@ -360,10 +360,11 @@ describe('run', () => {
     expect(r.code).toBe(1);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(
-      /^cni-sweep: node node-1: stopped after \d+\.\d s: phase firewall failed; removed 1 CNI config, \d+ firewall rules?, \d+ firewall chains?, 2 nftables tables$/,
+      /^cni-sweep: node node-1: stopped after \d+\.\d s: phase firewall failed; removed 1 CNI config, 4 interfaces, \d+ firewall rules?, \d+ firewall chains?, 2 nftables tables$/,
     );
-    // The firewall runs beside the phases after cni-config: it failed before they started.
-    expect(lines[1]).toBe('cni-sweep: not run: cni-state, bpf, interfaces, routes, netns; what they remove is still on the node');
+    // The firewall and the links go beside cni-state once cni-config has ended: the links went
+    // before the firewall failed; the phases that had not started a step did not start one.
+    expect(lines[1]).toBe('cni-sweep: not run: cni-state, routes, netns; what they remove is still on the node');
     expect(lines[2]).toMatch(
       /^cni-sweep: backup: \/var\/backups\/cni-sweep\/\S+; to put the files and firewall rules back: cni-sweep restore /,
     );
@@ -397,7 +398,8 @@ describe('run', () => {
     const plain = await cli([...RUN, '--yes'], dirtyFlannelNode().host);
     expect(plain.code).toBe(0);
     // One line per phase, as the spinner ends it; no command line that went well.
-    expect(plain.stderr).toMatch(/^cni-sweep: interfaces ok, \d+ ms\ncni-sweep: routes ok, \d+ ms$/m);
+    expect(plain.stderr).toMatch(/^cni-sweep: interfaces ok, \d+ ms$/m);
+    expect(plain.stderr).toMatch(/^cni-sweep: routes ok, \d+ ms$/m);
     expect(plain.stderr).toMatch(/^cni-sweep: remove-sandboxes nothing to do, \d+ ms$/m);
     expect(plain.stderr).not.toMatch(/ran: |nothing-to-do|rm -rf|tar -C/);
     const verbose = await cli([...RUN, '--yes', '--verbose'], dirtyFlannelNode().host);
@@ -495,15 +497,16 @@ describe('run', () => {
     });
     expect(r.code).toBe(143);
     expect(unhooked).toBe(true);
-    expect(host.link('cni0')).toBeDefined();
+    expect(host.paths().filter((p) => p.startsWith('/run/netns/cni-')).length).toBe(2);
     expect(host.units.get('containerd.service')).toBe('active');
-    // What went is counted, what did not is named: the config and state went, the interfaces did not.
+    // What went is counted, what did not is named: the config, state, links and rules went, the
+    // namespaces and routes did not.
     expect(r.stdout.split('\n').slice(0, 2)).toEqual([
-      // The firewall's batches, beside cni-state, had started when the signal came.
+      // The firewall's and the links' batches, beside cni-state, had started when the signal came.
       expect.stringMatching(
-        /^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths, \d+ firewall rules, \d+ firewall chains, 2 nftables tables$/,
+        /^cni-sweep: node node-1: interrupted by SIGTERM after \d+\.\d s; removed 1 CNI config, 5 state paths, 4 interfaces, \d+ firewall rules, \d+ firewall chains, 2 nftables tables$/,
       ),
-      'cni-sweep: not run: bpf, interfaces, routes, netns; what they remove is still on the node',
+      'cni-sweep: not run: routes, netns; what they remove is still on the node',
     ]);
   });
 
@@ -570,8 +573,8 @@ describe('the JSON report follows schema/report.schema.json', () => {
     const failed = JSON.parse((await cli([...RUN, '--yes', '--json'], host)).stdout);
     valid(failed);
     expect(failed.removed.firewallRules.count).toBeGreaterThan(0);
-    // The failed firewall, beside the link phases, stopped them before they started.
-    expect(failed.removed.interfaces.count).toBe(0);
+    // The failed firewall, beside the links' batch, stopped the phases that had not started a step.
+    expect(failed.removed.interfaces.count).toBe(4);
     expect(failed.removed.namespaces.count).toBe(0);
 
     const other = dirtyFlannelNode().host;
@@ -624,10 +627,12 @@ describe('plan', () => {
       '\nmkdir -p -m 0700 -- /var/backups/cni-sweep\nmkdir -m 0700 -- \\\n  "$BACKUP" \\\n  "$BACKUP"/firewall \\\n  "$BACKUP"/node\n',
     );
     expect(a.stdout).toMatch(/\n# the links go into one unused link group[^\n]*\nip -batch - <<'CNI_SWEEP_EOF'\nlink set dev/);
-    // The phases a run starts beside others say which (those between with commands).
+    // The phases a run starts beside others say which: the earlier phases with commands they do not
+    // wait for, directly or through another (netns waits for interfaces, and so for bpf, not cni-state).
     expect(a.stdout.split('\n').filter((l) => l.startsWith('# a run starts it'))).toEqual([
+      '# a run starts it once cni-config and bpf have ended, beside cni-state: it changes none of what they change',
       '# a run starts it once cni-config has ended, beside cni-state, interfaces, routes: it changes none of what they change',
-      '# a run starts it once interfaces has ended, beside routes, firewall: it changes none of what they change',
+      '# a run starts it once interfaces has ended, beside cni-state, routes, firewall: it changes none of what they change',
     ]);
     execFileSync('bash', ['-n'], { input: a.stdout });
   });

@@ -264,11 +264,11 @@ describe('sweep', () => {
       exitCode: 4,
       stderr: 'iptables-nft-restore: line 3 failed\n',
     });
-    // The firewall runs beside cni-state and the link phases: it failed before cni-state's step
-    // started, and no step started after that.
+    // The firewall and the links go beside cni-state once cni-config has ended: the link batch had
+    // started when the firewall failed, cni-state's step had not, and no step started after that.
     expect(statuses(r)).toMatchObject({
       'cni-state': 'skipped',
-      interfaces: 'skipped',
+      interfaces: 'ok',
       routes: 'skipped',
       firewall: 'failed',
       netns: 'skipped',
@@ -279,7 +279,7 @@ describe('sweep', () => {
     const byName = Object.fromEntries(r.report.phases.map((p) => [p.name, p]));
     expect(byName['cni-state']!.notes).toEqual(['not run: phase firewall failed']);
     expect(byName['cni-state']!.steps.map((st) => st.status)).toEqual(['not-run']);
-    expect(byName.interfaces!.notes).toEqual(['not run: phase firewall failed']);
+    expect(byName.routes!.notes).toEqual(['not run: phase firewall failed']);
     expect(byName.netns!.notes).toEqual(['not run: phase firewall failed']);
     expect(byName['start-runtime']!.notes).toEqual(['run because phase firewall failed']);
     expect(byName.firewall!.steps[0]).toMatchObject({ status: 'failed', exitCode: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
@@ -361,6 +361,10 @@ describe('sweep', () => {
     const r = await sweep(request(host, { interrupt }));
     const fw = r.report.phases.find((p) => p.name === 'firewall')!;
     expect(fw.steps.map((st) => `${st.argv[0]}:${st.status}`)).toEqual(['iptables-nft-restore:ok', 'ip6tables-nft-restore:ok', 'nft:ok']);
+    // netns, planned once the links were gone, starts no step after the signal.
+    const ns = r.report.phases.find((p) => p.name === 'netns')!;
+    expect(ns.steps.map((st) => st.status)).toEqual(['not-run', 'not-run']);
+    expect(ns.notes).toEqual(['not run: SIGTERM']);
     expect(statuses(r)).toMatchObject({ firewall: 'ok', netns: 'skipped' });
   });
 
