@@ -83,9 +83,7 @@ describe('RealHost prefetch', () => {
   });
 
   it('with dumpsAfter, the firewall dumps start once the other reads have ended; without it, beside them', async () => {
-    const bin = (name: string, body: string) => {
-      fs.writeFileSync(path.join(dir, 'bin', name), `#!/bin/sh\n${body}`, { mode: 0o755 });
-    };
+    const bin = (name: string, body: string) => fs.writeFileSync(path.join(dir, 'bin', name), `#!/bin/sh\n${body}`, { mode: 0o755 });
     bin('lingers', 'echo "lingers start" >> "$STANDIN_LOG"\nsleep 0.4\necho "lingers end" >> "$STANDIN_LOG"\necho listing\n');
     bin('ip6tables-nft-save', 'echo "ip6tables-nft-save" >> "$STANDIN_LOG"\necho "*filter"\n');
     const reads = [['ip6tables-nft-save'], ['lingers']];
