@@ -1,7 +1,7 @@
 // Read-only views of the node. The snapshot is taken once, before anything changes, because
 // later phases need facts (network names, pod CIDRs) that earlier phases remove.
 import path from 'node:path';
-import { startReading, type ExecResult, type Host, type PrefetchOptions } from './host/host.js';
+import { startReading, type ExecResult, type Host } from './host/host.js';
 import { CNI_CONF_EXTENSIONS, parseCniConfig, type CniConfig } from './parse/conflist.js';
 import { parseIptablesSave, type IptDump } from './parse/iptables.js';
 import { defaultHops, parseAddrs, parseLinks, parseRoutes, type Link, type LinkAddrs, type Route } from './parse/iproute.js';
@@ -584,8 +584,8 @@ export async function listNftTables(host: Host, gaps: Gaps): Promise<NftTable[] 
  * instead of after it. Same argv as the readers above, so the host hands them these answers; the
  * parsing stays theirs.
  */
-export async function startListings(host: Host, profiles: Profile[], more: string[][] = [], opts?: PrefetchOptions): Promise<void> {
-  startReading(host, firstListings(await iptablesBackends(host).catch(() => []), profiles, more), opts);
+export async function startListings(host: Host, profiles: Profile[], more: string[][] = []): Promise<void> {
+  startReading(host, firstListings(await iptablesBackends(host).catch(() => []), profiles, more));
 }
 
 /**

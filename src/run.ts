@@ -625,12 +625,8 @@ async function apply(
       // one process at a time as each phase asks. What is still known (a run that stopped nothing,
       // or only a containerd that keeps its pods: services.ts) is not read again.
       // Awaited: it resolves once they are started, before this phase changes anything (started
-      // later, they would be read while its step runs, and thrown away after it). The firewall
-      // dumps (thousands of rules) start once the link and route listings have ended: beside them
-      // they took the CPU those listings, which the link batch waits for, needed (60 against
-      // ~15 ms at 250 pods and 5000 rules on 2 cores); the firewall's batches wait for them
-      // beside the link batch anyway.
-      await startListings(req.host, req.profiles, [], { dumpsAfter: true });
+      // later, they would be read while its step runs, and thrown away after it).
+      await startListings(req.host, req.profiles);
     }
     const pr: PhaseReport = { name: phase.name, status: 'ok', notes: [], steps: [] };
     report.phases.push(pr);

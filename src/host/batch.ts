@@ -33,52 +33,23 @@ const word = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
  * a few bytes per write(2)) go through dd, which hands Node 64 KiB at a time, in a group that
  * reports the command's own status (and dd's: one that fails sends it to be read alone).
  */
-export function batchScript(
-  argvs: string[][],
-  coalesce: (argv: string[]) => boolean,
-  slow: (argv: string[]) => boolean,
-  slowAfter = false,
-): string {
-  const fdsOf = (i: number) => [3 + 2 * i, 4 + 2 * i];
-  const fds = argvs.flatMap((_, i) => fdsOf(i));
+export function batchScript(argvs: string[][], coalesce: (argv: string[]) => boolean, slow: (argv: string[]) => boolean): string {
+  const fds = argvs.flatMap((_, i) => [3 + 2 * i, 4 + 2 * i]);
   const closeExcept = (i: number) =>
     fds
       .filter((fd) => fd !== 3 + 2 * i && fd !== 4 + 2 * i)
       .map((fd) => `${fd}>&-`)
       .join(' ');
-  const job = (i: number) => {
-    const argv = argvs[i]!;
+  const waits: string[] = [];
+  const slowWaits: string[] = [];
+  const jobs = argvs.map((argv, i) => {
     const cmd = `( exec ${argv.map(word).join(' ')} ) </dev/null`;
     if (coalesce(argv))
       return `{ ${cmd} 2>&${4 + 2 * i} | dd obs=65536 status=none >&${3 + 2 * i}; builtin echo "${i} \${PIPESTATUS[0]} \${PIPESTATUS[1]}"; } ${closeExcept(i)} &`;
+    (slow(argv) ? slowWaits : waits).push(`wait $p${i}; builtin echo "${i} $?"`);
     return `${cmd} >&${3 + 2 * i} 2>&${4 + 2 * i} ${closeExcept(i)} & p${i}=$!`;
-  };
-  const waitFor = (i: number) => (coalesce(argvs[i]!) ? [] : [`wait $p${i}; builtin echo "${i} $?"`]);
-  const close = (is: number[]) =>
-    is.length
-      ? [
-          `exec ${is
-            .flatMap(fdsOf)
-            .map((fd) => `${fd}>&-`)
-            .join(' ')}`,
-        ]
-      : [];
-  const all = argvs.map((_, i) => i);
-  const quick = all.filter((i) => !slow(argvs[i]!));
-  const slowOnes = all.filter((i) => slow(argvs[i]!));
-  if (!slowAfter) return [...all.map(job), ...close(all), ...quick.flatMap(waitFor), ...slowOnes.flatMap(waitFor), 'wait', ''].join('\n');
-  // The slow ones start once the others have ended: beside them they would take the CPU the quick
-  // ones' readers are waiting on (bash keeps only the fds of the jobs still to start).
-  return [
-    ...quick.map(job),
-    ...close(quick),
-    ...quick.flatMap(waitFor),
-    ...slowOnes.map(job),
-    ...close(slowOnes),
-    ...slowOnes.flatMap(waitFor),
-    'wait',
-    '',
-  ].join('\n');
+  });
+  return [...jobs, `exec ${fds.map((fd) => `${fd}>&-`).join(' ')}`, ...waits, ...slowWaits, 'wait', ''].join('\n');
 }
 
 interface Job {
@@ -99,9 +70,8 @@ export function batchRead(
   timeoutMs: number,
   coalesce: (argv: string[]) => boolean,
   slow: (argv: string[]) => boolean,
-  slowAfter = false,
 ): Array<Promise<BatchAnswer>> {
-  return startBatch(argvs, timeoutMs, coalesce, slow, false, slowAfter).answers;
+  return startBatch(argvs, timeoutMs, coalesce, slow, false).answers;
 }
 
 /**
@@ -114,7 +84,6 @@ export function startBatch(
   coalesce: (argv: string[]) => boolean,
   slow: (argv: string[]) => boolean,
   unref: boolean,
-  slowAfter = false,
 ): { answers: Array<Promise<BatchAnswer>>; ref: () => void } {
   const jobs: Job[] = [];
   const answers = argvs.map(() => new Promise<BatchAnswer>((settle) => jobs.push({ out: [], err: [], open: 2, settle, done: false })));
@@ -130,7 +99,7 @@ export function startBatch(
     if (job.status === 127 && /exec: .*: not found\n$/.test(stderr)) finish(job, 'alone');
     else finish(job, { code: job.status, stdout: Buffer.concat(job.out).toString('utf8'), stderr });
   };
-  const child = spawn('bash', bashArgs(batchScript(argvs, coalesce, slow, slowAfter)), {
+  const child = spawn('bash', bashArgs(batchScript(argvs, coalesce, slow)), {
     // A session of its own, as every other command: a Ctrl-C to the terminal does not reach it.
     detached: true,
     env: bashEnv(),

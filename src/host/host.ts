@@ -75,15 +75,9 @@ export interface CallOptions {
   readOnly?: boolean;
 }
 
-/** How a host starts reads together. */
-export interface PrefetchOptions {
-  /** The firewall dumps start once the other reads have ended, not beside them. */
-  dumpsAfter?: boolean;
-}
-
 /** Starts these reads, together where the host can (prefetch), for query() to answer later. */
-export function startReading(host: Host, argvs: string[][], opts?: PrefetchOptions): void {
-  if (host.prefetch) host.prefetch(argvs, opts);
+export function startReading(host: Host, argvs: string[][]): void {
+  if (host.prefetch) host.prefetch(argvs);
   else for (const argv of argvs) host.query(argv).catch(() => {});
 }
 
@@ -96,7 +90,7 @@ export interface Host {
    * Starts these reads at once (a real host in one process: each spawn costs Node milliseconds);
    * query() then answers them. Without it, the caller starts each with query().
    */
-  prefetch?(argvs: string[][], opts?: PrefetchOptions): void;
+  prefetch?(argvs: string[][]): void;
   /** Runs a step that changes the node. Rejects with CommandFailedError on failure. */
   apply(step: Step, opts?: CallOptions): Promise<ExecResult>;
   /** Whether a binary is on PATH. */

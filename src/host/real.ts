@@ -20,18 +20,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { CommandFailedError, RefusedError, UsageError } from '../errors.js';
-import type {
-  CallOptions,
-  DirEntry,
-  EntryType,
-  ExecResult,
-  Host,
-  PrefetchOptions,
-  ProcessInfo,
-  RemovalTarget,
-  Step,
-  Touch,
-} from './host.js';
+import type { CallOptions, DirEntry, EntryType, ExecResult, Host, ProcessInfo, RemovalTarget, Step, Touch } from './host.js';
 import { underRoot } from './host.js';
 import { inRoot } from './in-root.js';
 import { traced } from '../util/trace.js';
@@ -406,7 +395,7 @@ export class RealHost implements Host {
    * they printed. A read already answered, one that needs no process, a name that is not UTF-8 or
    * a command not on PATH is left to query() alone, and so is the batch when bash is missing.
    */
-  prefetch(argvs: string[][], opts?: PrefetchOptions): void {
+  prefetch(argvs: string[][]): void {
     this.takeEarlyReads();
     const batch = new Map<string, string[]>();
     const alone: string[][] = [];
@@ -424,7 +413,7 @@ export class RealHost implements Host {
     if (!together) return;
     // bash reports the firewall dumps' statuses last: they take longest on a node with thousands of
     // rules, and the quick listings are answered as they end, not after them.
-    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, firewallDump, opts?.dumpsAfter);
+    const answers = batchRead(argvList, this.defaultTimeoutMs, coalesce, firewallDump);
     argvList.forEach((argv, i) => {
       this.answerFrom(argv, answers[i]!, 'batch');
     });

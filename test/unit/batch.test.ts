@@ -82,24 +82,6 @@ describe('RealHost prefetch', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
   });
 
-  it('with dumpsAfter, the firewall dumps start once the other reads have ended; without it, beside them', async () => {
-    const bin = (name: string, body: string) => fs.writeFileSync(path.join(dir, 'bin', name), `#!/bin/sh\n${body}`, { mode: 0o755 });
-    bin('lingers', 'echo "lingers start" >> "$STANDIN_LOG"\nsleep 0.4\necho "lingers end" >> "$STANDIN_LOG"\necho listing\n');
-    bin('ip6tables-nft-save', 'echo "ip6tables-nft-save" >> "$STANDIN_LOG"\necho "*filter"\n');
-    const reads = [['ip6tables-nft-save'], ['lingers']];
-    const after = new RealHost('/');
-    after.prefetch(reads, { dumpsAfter: true });
-    expect(await after.query(['ip6tables-nft-save'])).toEqual({ code: 0, stdout: '*filter\n', stderr: '' });
-    expect((await after.query(['lingers']))!.stdout).toBe('listing\n');
-    expect(calls()).toEqual(['lingers start', 'lingers end', 'ip6tables-nft-save']);
-
-    fs.writeFileSync(path.join(dir, 'calls.log'), '');
-    const beside = new RealHost('/');
-    beside.prefetch(reads);
-    await Promise.all(reads.map((r) => beside.query(r)));
-    expect(calls().indexOf('ip6tables-nft-save')).toBeLessThan(calls().indexOf('lingers end'));
-  });
-
   it('forks once per command: every command is a child of the one bash', async () => {
     for (const name of ['p1', 'p2', 'p3']) fs.writeFileSync(path.join(dir, 'bin', name), '#!/bin/sh\necho $PPID\n', { mode: 0o755 });
     const host = new RealHost('/');
