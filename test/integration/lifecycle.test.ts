@@ -53,6 +53,26 @@ describe('preflight: nothing changes unless every removal can happen', () => {
     expect(plan.stdout).toMatch(new RegExp(`^# a run would refuse: cannot remove ${cni}/\\S+: read-only file system$`, 'm'));
   });
 
+  it('a file system mounted inside a state directory the run removes: exit 1 naming it, nothing changed, rm -rf never walks into it', () => {
+    // As Cilium's bpffs fallback sits in /run/cilium: the bpf phase runs beside cni-state on the
+    // strength of this refusal.
+    const node = dirtyNode('mount-in-state', { pods: 1 });
+    const mnt = path.join(node.root, 'run/flannel/mnt');
+    fs.mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', 'cni-sweep-test', mnt]);
+    nodes.onCleanup(() => execFileSync('umount', ['-l', mnt]));
+    fs.writeFileSync(path.join(mnt, 'pinned'), 'kept\n');
+    const before = snapshot(node);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code).toBe(1);
+    expect(errorLines(r.stderr)).toEqual([
+      `cni-sweep: error: phase preflight failed: cannot remove ${mnt}: a file system is mounted on it; nothing was changed`,
+    ]);
+    expect(snapshot(node)).toEqual(before);
+    expect(changes(r.calls)).toEqual([]);
+    expect(fs.readFileSync(path.join(mnt, 'pinned'), 'utf8')).toBe('kept\n');
+  });
+
   it('one immutable IPAM file (chattr +i): exit 1 naming it, the conflist and everything else still there', () => {
     const node = dirtyNode('immutable-ipam');
     const ipam = path.join(node.root, 'var/lib/cni/networks/cbr0', node.pods[1]!.ip);
