@@ -155,6 +155,9 @@ function cleanupAll() {
   if (base) fs.rmSync(base, { recursive: true, force: true });
 }
 
+/** Lets a signal's handler run: libuv delivers signals in the event loop's poll phase, which setImmediate waits for. */
+const signalsHandled = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     process.stderr.write(`\nbench: ${sig}: removing the benchmark's namespaces and files\n`);
@@ -649,6 +652,8 @@ async function mainBench() {
         // Methods interleaved within a run, so that drift on a shared machine hits all of them alike.
         // The killall scripts last: their end states are compared with a clean one.
         for (const m of [...opts.methods.filter((x) => !KILLALL.has(x)), ...opts.methods.filter((x) => KILLALL.has(x))]) {
+          // Each cell runs synchronously: a SIGINT or SIGTERM handler gets its turn only here.
+          await signalsHandled();
           let r: Result;
           try {
             r = cleanOnce(cfg, m);
@@ -656,6 +661,8 @@ async function mainBench() {
             // Killed from outside (a shared machine): note it and measure that cell again on a fresh node.
             if (!/, SIG[A-Z]+\)/.test((e as Error).message)) throw e;
             problems.push(`${cfg.name}/${m} run ${run}: killed from outside, measured again: ${(e as Error).message.split(':')[0]}`);
+            // A Ctrl-C reaches the cell's command too: the bench stops here rather than measure again.
+            await signalsHandled();
             r = cleanOnce(cfg, m);
           }
           const row = byMethod.get(m)!;
