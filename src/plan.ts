@@ -1,6 +1,7 @@
 // Rendering a plan: as a runnable bash script (the dry-run audit) and as a short list by kind
 // (the confirmation prompt).
 import type { Phase, PhasePlan, PlannedStep } from './phases/types.js';
+import { waitsFor } from './phases/types.js';
 import type { Report } from './run.js';
 import { removedCounts } from './events.js';
 import { detachedFiles } from './host/mounts.js';
@@ -86,19 +87,20 @@ function aboutStep(step: PlannedStep): string | null {
 }
 
 /**
- * What the script says of a phase a run starts beside others (Phase.after): the phases with
- * commands between it and the last it waits for. Null when there are none.
+ * What the script says of a phase a run starts beside others (Phase.after): the earlier phases with
+ * commands that it does not wait for, directly or through the phases it waits for. Null when there
+ * are none.
  */
 function besideNote(plans: Array<{ phase: Phase; plan: PhasePlan | null }>, phase: Phase): string | null {
   if (!phase.after) return null;
-  const names = plans.map((p) => p.phase.name);
-  // What it waits for, directly or through the phases it waits for (by default, all before them).
+  const phases = plans.map((p) => p.phase);
+  const names = phases.map((p) => p.name);
   const waited = new Set<string>();
   const wait = (name: string): void => {
     if (waited.has(name)) return;
     waited.add(name);
     const i = names.indexOf(name);
-    for (const n of plans[i]?.phase.after ?? names.slice(0, Math.max(i, 0))) wait(n);
+    if (i >= 0) for (const n of waitsFor(phases, i)) wait(n);
   };
   for (const n of phase.after) wait(n);
   const beside = plans

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { CNI_CONF_DIR, Gaps, startListings, takeSnapshot, type Snapshot } from './inspect.js';
 import { earlierBackups, JOURNAL, journalText, openJob, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
+import { waitsFor } from './phases/types.js';
 import { byRole, inactiveUnits } from './phases/services.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { startReading, underRoot } from './host/host.js';
@@ -324,17 +325,14 @@ async function runSteps(
     const beside = failedBeside();
     if (signal || beside) {
       for (const rest of steps.slice(i)) pr.steps.push({ argv: rest.argv, stdin: rest.stdin, status: 'not-run', ms: 0 });
-      // A phase that had not started a step when the signal came ran nothing: not run, as one the
-      // signal kept from planning, not "stopped part way".
-      if (signal && i === 0) {
-        pr.notes.push(`not run: ${signal}`);
+      // A phase that had not started a step ran nothing: not run, as one kept from planning, not
+      // "stopped part way".
+      if (i === 0) {
+        pr.notes.push(`not run: ${signal ?? `phase ${beside} failed`}`);
         pr.status = 'skipped';
       } else if (signal) {
         pr.notes.push(`interrupted by ${signal} after ${i} of ${plural(steps.length, 'step')}`);
         pr.status = 'interrupted';
-      } else if (i === 0) {
-        pr.notes.push(`not run: phase ${beside} failed`);
-        pr.status = 'skipped';
       } else {
         pr.notes.push(`stopped after ${i} of ${plural(steps.length, 'step')}: phase ${beside} failed`);
         pr.status = 'failed';
@@ -679,7 +677,7 @@ async function apply(
   // before it), so that the cleanup phases changing different kernel tables run side by side.
   const ended = new Map<string, Promise<void>>();
   for (const [i, phase] of req.phases.entries()) {
-    const waits = (phase.after ?? req.phases.slice(0, i).map((p) => p.name)).flatMap((n) => ended.get(n) ?? []);
+    const waits = waitsFor(req.phases, i).flatMap((n) => ended.get(n) ?? []);
     ended.set(
       phase.name,
       Promise.all(waits).then(() => runPhase(phase)),

@@ -47,7 +47,7 @@ export const netns: Phase = {
   summary: 'remove stale cni-* pod network namespaces (after the runtime is stopped)',
   cleanup: true,
   // After the links: a namespace that dies while the interfaces phase deletes its veth would take
-  // the veth with it mid-batch. Not after the firewall, which runs beside these.
+  // the veth with it mid-batch. Not after the firewall or cni-state's files, which run beside these.
   after: ['interfaces'],
   async plan(ctx) {
     if (!ctx.snapshot.facts.length) return nothing();

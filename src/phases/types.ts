@@ -111,8 +111,9 @@ export interface Phase {
   writesBackup?: boolean;
   /**
    * The phases whose commands must have ended before this one is planned and run; by default,
-   * every phase before it. A cleanup phase that changes other kernel tables than the phases between
-   * names fewer, and runs beside them (the firewall beside the links, routes and namespaces).
+   * every phase before it (waitsFor). A cleanup phase that changes none of what the phases between
+   * change names fewer, and runs beside them (the firewall beside the links, routes and
+   * namespaces; bpf and the links beside cni-state's files).
    */
   after?: string[];
   /** Runs after a failure or an interrupt too, when it has not run yet (starting what was stopped), in list order. */
@@ -126,6 +127,11 @@ export interface Phase {
    * plan() would not read.
    */
   reads?(ctx: Ctx): Promise<string[][]>;
+}
+
+/** The phases the one at index i of this ordered list waits for: its `after`, by default every phase before it. */
+export function waitsFor(phases: readonly Phase[], i: number): string[] {
+  return phases[i]!.after ?? phases.slice(0, i).map((p) => p.name);
 }
 
 export const nothing = (...notes: string[]): PhasePlan => ({ steps: [], notes: notes.filter(Boolean) });
