@@ -83,14 +83,59 @@ function viaMultus(used: CniConfig, configs: CniConfig[]): string | undefined {
   return `${first.file} (Multus's, the first in lexical order, delegating to it: ${delegateVia(first)})`;
 }
 
+/** Why a CNI is live, and how to stop it: `agent` when its agent's process runs, else a distribution or a pidfile runs it. */
+interface Live {
+  why: string;
+  hint: string;
+  agent: boolean;
+}
+
+/**
+ * Why a CNI is live, if it is: its agent runs, or a distribution or a pidfile runs it. A composite
+ * (Canal) is live when any of its parts is: its state is its parts' (flannel.1, /run/flannel, the
+ * FLANNEL-* chains are Canal's and Flannel's alike), so removing it would remove the live part's.
+ * (A running flanneld does not say whether it is Canal's or a Flannel of its own: the hint names both.)
+ */
+function liveness(profile: Profile, procs: ProcessInfo[], embedded: Embedded): Live | undefined {
+  if (!profile.includes.length) {
+    const agents = agentsOf(profile, procs);
+    if (agents.length)
+      return {
+        why: `its agent runs: ${named(agents)}`,
+        hint: `stop it for good first, by deleting its DaemonSet (${profile.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again`,
+        agent: true,
+      };
+    const inside = embedded.get(profile.name);
+    return inside ? { ...inside, agent: false } : undefined;
+  }
+  const inside = embedded.get(profile.name);
+  if (inside) return { ...inside, agent: false };
+  for (const name of profile.includes) {
+    const part = knownProfiles().find((p) => p.name === name);
+    const live = part && liveness(part, procs, embedded);
+    if (!live) continue;
+    const why = `${live.why}, and ${profile.name}'s state is ${name}'s too: removing ${profile.name} would remove the live ${name}'s`;
+    // A distribution's or a pidfile's: its own hint says how to stop it.
+    if (!live.agent) return { ...live, why };
+    const others = profile.includes.filter((n) => n !== name);
+    return {
+      why,
+      hint:
+        `if that ${name} is ${profile.name}'s, stop it for good first, by deleting its DaemonSet (${profile.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again; ` +
+        `if it is a ${name} of its own (${profile.name} replaced by ${name}), cni-sweep keeps ${profile.name}'s state, which is ${name}'s: ` +
+        `remove ${others.map((o) => `its ${o} part with --cni ${o}`).join(' and ')} and ${profile.name}'s config by hand`,
+      agent: true,
+    };
+  }
+  return undefined;
+}
+
 /** The selection rule, without --cni: see README "Which CNI is removed". */
 export function decideTargets(detected: Detection[], procs: ProcessInfo[], configs: CniConfig[], embedded: Embedded = new Map()): Target[] {
   return detected.map(({ profile }) => {
-    const agents = agentsOf(profile, procs);
     const used = configInUse(profile, configs);
-    if (agents.length) return { cni: profile.name, action: 'keep', why: `live: its agent runs: ${named(agents)}` };
-    const inside = embedded.get(profile.name);
-    if (inside) return { cni: profile.name, action: 'keep', why: `live: ${inside.why}; ${inside.hint}` };
+    const live = liveness(profile, procs, embedded);
+    if (live) return { cni: profile.name, action: 'keep', why: `live: ${live.why}${live.agent ? '' : `; ${live.hint}`}` };
     if (used && detected.length > 1)
       return {
         cni: profile.name,
@@ -121,18 +166,9 @@ export function checkNamed(
   loaded: CniConfig[] = configs,
 ): Target[] {
   for (const p of profiles) {
-    const inside = embedded.get(p.name);
-    if (inside)
-      throw new RefusedError(
-        `--cni ${p.name}: ${p.name} is live on this node: ${inside.why}; cni-sweep never removes a live CNI`,
-        inside.hint,
-      );
-    const agents = agentsOf(p, procs);
-    if (agents.length)
-      throw new RefusedError(
-        `--cni ${p.name}: ${p.name} is live on this node: its agent runs: ${named(agents)}; cni-sweep never removes a live CNI`,
-        `stop it for good first, by deleting its DaemonSet (${p.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again`,
-      );
+    const live = liveness(p, procs, embedded);
+    if (live)
+      throw new RefusedError(`--cni ${p.name}: ${p.name} is live on this node: ${live.why}; cni-sweep never removes a live CNI`, live.hint);
   }
   // A config another CNI owns too (flannel chained with cilium-cni) stays with that CNI. When this
   // one is its first plugin, the one that gives pods their interface, the config needs what this

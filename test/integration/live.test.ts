@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addCalico } from '../helpers/calico-node.js';
+import { makeK3s } from '../helpers/distro-node.js';
 import { inNs, sh, type FlannelNode, type FlannelNodeOptions } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
@@ -154,6 +155,35 @@ describe('a single live Flannel', () => {
     expect(gone.code).toBe(0);
     expect(JSON.parse(gone.stdout).cni).toEqual(['flannel']);
     expect(state(n).links.join('\n')).not.toMatch(/^cni0 /m);
+  });
+});
+
+describe('a stale Canal beside a live Flannel', () => {
+  // Canal's state is Flannel's plus Calico's: flannel.1, /run/flannel, FLANNEL-*, flannel-ipv4 are
+  // both CNIs' names. On k3s its Flannel runs inside k3s (no flanneld): a Canal left from an rke2
+  // install must not take that Flannel's state with it.
+  it('on k3s, with its embedded Flannel running: Canal is kept, with the reason; --cni canal is refused; nothing changes', async () => {
+    const n = node('canal-k3s');
+    makeK3s(n, { role: 'server' });
+    addCalico(n, { pods: 1, canal: true });
+    const pid = await startAgent(n.ns, 'k3s-server');
+    const before = state(n);
+    const live = `live: k3s server runs with its embedded Flannel (backend vxlan), and canal's state is flannel's too: removing canal would remove the live flannel's`;
+    const plan = runCli(n, ['plan', ...nodeArgs(n)]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain(`#   keep canal: ${live}; `);
+    expect(plan.stdout).toContain('# nothing to do');
+    const r = runCli(n, ['run', '--yes', '--json', ...nodeArgs(n)]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).changed).toBe(false);
+    const named = runCli(n, ['run', '--yes', '--cni', 'canal', ...nodeArgs(n)]);
+    expect(named.code).toBe(3);
+    expect(named.stderr).toContain(
+      `cni-sweep: error: --cni canal: canal is ${live.replace('live: ', 'live on this node: ')}; cni-sweep never removes a live CNI\n`,
+    );
+    expect(named.stderr).toContain('  hint: stop k3s (systemctl stop k3s, or k3s-agent) and run again');
+    expect(state(n)).toEqual(before);
+    stopAgent(pid);
   });
 });
 
