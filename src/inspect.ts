@@ -220,7 +220,7 @@ export async function takeSnapshot(
   const removedFiles = new Set([...owned, ...facts.flatMap((f) => f.extraFiles)]);
   let renamed: RenamedConfig[] = [];
   try {
-    if (facts.length) renamed = await renamedConfigs(host, dirs, facts, knownProfiles(), removedFiles);
+    if (facts.length) renamed = await renamedConfigs(host, dirs, facts, knownProfiles(), removedFiles, configs);
   } catch (err) {
     gaps.add(`set-aside configs in ${dirs.join(', ')}`, err);
   }
@@ -660,6 +660,7 @@ function whose(c: CniConfig, known: Profile[]): string {
  * The set-aside configs in the conf dirs and what a run that removes these CNIs does with each.
  * Only names the renamer could have made count: a CNI config name plus its suffix. `removedFiles`
  * are the configs this run removes: a name they free is free to put a config back under.
+ * `configs` are the conf dirs' configs, in the runtime's order.
  */
 export async function renamedConfigs(
   host: Host,
@@ -667,6 +668,7 @@ export async function renamedConfigs(
   facts: ProfileFacts[],
   known: Profile[],
   removedFiles: Set<string>,
+  configs: CniConfig[] = [],
 ): Promise<RenamedConfig[]> {
   const renamers = new Map<string, string>();
   for (const p of [...known, ...facts.map((f) => f.profile)]) for (const s of p.config.renamedSuffixes) renamers.set(s, p.name);
@@ -702,9 +704,41 @@ export async function renamedConfigs(
         config,
         why: `${whose(config, known)}, which ${renamer} set aside; ${path.posix.basename(original)} exists again, so it is not put back over it: compare the two and keep one`,
       };
+    const back = { ...config, file: original };
+    // A Multus config hands every pod to its delegates: put back in front of a removed one, every
+    // new pod would fail in Multus. (Set aside, the runtime does not read it.)
+    if (back.multus) await resolveMultus(host, [back, ...configs], dirs);
+    const delegates = back.multus ? [back.multus.delegate, ...(back.multus.also ?? [])].filter((d) => d !== undefined) : [];
+    const gone = delegates.map((d) => facts.find((f) => ownsConfig(f.profile, d))).find((f) => f !== undefined);
+    if (gone)
+      return {
+        action: 'keep',
+        config,
+        why: `${whose(config, known)}, which ${renamer} set aside, hands pods to ${gone.profile.name} (${delegateVia(back)}), which this run removes: put back, every new pod would fail in Multus, so it stays set aside`,
+      };
+    if (back.multus?.delegateError)
+      return {
+        action: 'keep',
+        config,
+        why: `${whose(config, known)}, which ${renamer} set aside; which network it hands pods to cannot be told (${back.multus.delegateError}), so it stays set aside`,
+      };
+    // The runtime loads the first config in lexical order: one put back in front of a pod network's
+    // config that stays (the new CNI's, installed since) would take its place for every new pod.
+    const first = configs.find((c) => !removedFiles.has(c.file));
+    const order = (f: string) => dirs.indexOf(path.posix.dirname(f));
+    const ahead =
+      first !== undefined &&
+      (order(original) < order(first.file) ||
+        (order(original) === order(first.file) && Buffer.compare(Buffer.from(original), Buffer.from(first.file)) < 0));
+    if (ahead && known.some((p) => ownsConfig(p, first)))
+      return {
+        action: 'keep',
+        config,
+        why: `${whose(config, known)}, which ${renamer} set aside; put back as ${path.posix.basename(original)}, it would sort before ${first.file} (${whose(first, known)}), which stays, and the runtime would load it instead: it stays set aside (rename it back by hand if that is the network you want)`,
+      };
     return {
       action: 'restore',
-      config: { ...config, file: original },
+      config: back,
       why: `${whose(config, known)}, which ${renamer} set aside when it took over the node: put back under its name, as ${renamer}'s own cleanup does`,
     };
   };

@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent } from '../helpers/agent.js';
-import { addCilium, isMounted, MACVLAN_CONF } from '../helpers/cilium-node.js';
+import { CALICO_CONFLIST } from '../helpers/calico-node.js';
+import { addCilium, CILIUM_CONFLIST, isMounted, MACVLAN_CONF } from '../helpers/cilium-node.js';
+import { thinConf } from '../helpers/multus-node.js';
 import { FLANNEL_CONFLIST, inNs, sh, type FlannelNode } from '../helpers/flannel-node.js';
 import { nodeArgs, runCli, snapshot, TestNodes, type NodeState, OWN } from '../helpers/harness.js';
 
@@ -198,6 +200,36 @@ const ciliumOnly = (s: NodeState & { ipsets: string[] }, pods: string[]) => {
     ipsets: s.ipsets.filter((x) => CILIUM.test(x)),
   };
 };
+
+describe('configs Cilium set aside, on a node that runs another CNI since', () => {
+  // Calico, then Cilium (which set Calico's config and Multus's aside), then Flannel: putting them
+  // back would make the runtime load them instead of Flannel's, or hand every pod to the Cilium removed.
+  it("--cni cilium leaves them set aside, says why, and the runtime still loads the running Flannel's config", async () => {
+    const n = node('cilium-aside');
+    addCilium(n, { pods: 1, mount: false });
+    const conf = path.join(n.root, 'etc/cni/net.d');
+    fs.writeFileSync(path.join(conf, '10-calico.conflist.cilium_bak'), CALICO_CONFLIST);
+    fs.writeFileSync(path.join(conf, '00-multus.conf.cilium_bak'), thinConf(CILIUM_CONFLIST));
+    await startAgent(nodes, n.ns, 'flanneld', ['--ip-masq', '--kube-subnet-mgr']);
+    const plan = runCli(n, ['plan', '--cni', 'cilium', ...nodeArgs(n)]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(
+      "# kept /etc/cni/net.d/00-multus.conf.cilium_bak: multus's config, which cilium set aside, hands pods to cilium (its first delegate, embedded in it), which this run removes: put back, every new pod would fail in Multus, so it stays set aside\n",
+    );
+    expect(plan.stdout).toContain(
+      "# kept /etc/cni/net.d/10-calico.conflist.cilium_bak: calico's config, which cilium set aside; put back as 10-calico.conflist, it would sort before /etc/cni/net.d/10-flannel.conflist (flannel's config), which stays, and the runtime would load it instead: it stays set aside (rename it back by hand if that is the network you want)\n",
+    );
+    const r = runCli(n, ['run', '--yes', '--cni', 'cilium', ...nodeArgs(n)]);
+    expect(r.code, r.stderr).toBe(0);
+    const left = fs
+      .readdirSync(conf)
+      .filter((f) => /\.(conf|conflist|json)$/.test(f))
+      .sort();
+    expect(left[0]).toBe('10-flannel.conflist');
+    expect(fs.readFileSync(path.join(conf, '10-calico.conflist.cilium_bak'), 'utf8')).toBe(CALICO_CONFLIST);
+    expect(fs.readFileSync(path.join(conf, '00-multus.conf.cilium_bak'), 'utf8')).toBe(thinConf(CILIUM_CONFLIST));
+  });
+});
 
 describe('a running Cilium beside Flannel leftovers', () => {
   it('without --cni: Cilium is kept byte for byte (its agent runs) and Flannel goes; --cni cilium refuses with exit 3', async () => {

@@ -13,7 +13,9 @@ import { loadProfiles } from '../../src/profiles/index.js';
 import { chooseTargets } from '../../src/profiles/targets.js';
 import { RefusedError } from '../../src/errors.js';
 import { CILIUM_CONFLIST, MACVLAN_CONF } from '../helpers/cilium-node.js';
+import { CALICO_CONFLIST } from '../helpers/calico-node.js';
 import { FLANNEL_CONFLIST, PODMAN_CONFLIST } from '../helpers/flannel-node.js';
+import { thickConf, thinConf } from '../helpers/multus-node.js';
 import { dirtyFlannelNode, foreignNode } from './fake-node.js';
 import { ctxFor } from './helpers.js';
 
@@ -123,6 +125,40 @@ describe('configs Cilium set aside (*.cilium_bak)', () => {
     ]);
     // Run again: nothing left to change.
     expect((await cniConfig.plan(await ctxFor(host, { profiles: [CILIUM] }))).steps).toEqual([]);
+  });
+
+  it("--cni cilium does not put a config back in front of a pod network's config that stays: the runtime would load it instead", async () => {
+    // Calico, then Cilium (which set Calico's aside), then Flannel, installed since: its config stays.
+    const host = ciliumNode()
+      .writeFile(`${CONF}/10-calico.conflist.cilium_bak`, CALICO_CONFLIST)
+      .writeFile(`${CONF}/10-flannel.conflist`, FLANNEL_CONFLIST)
+      .writeFile(`${CONF}/20-lan.conf.cilium_bak`, MACVLAN_CONF);
+    const ctx = await ctxFor(host, { profiles: [CILIUM] });
+    const plan = await cniConfig.plan(ctx);
+    expect(plan.notes).toEqual([
+      "kept /etc/cni/net.d/10-calico.conflist.cilium_bak: calico's config, which cilium set aside; put back as 10-calico.conflist, it would sort before /etc/cni/net.d/10-flannel.conflist (flannel's config), which stays, and the runtime would load it instead: it stays set aside (rename it back by hand if that is the network you want)",
+      'puts back /etc/cni/net.d/20-lan.conf.cilium_bak: the config of network "lan" (plugins macvlan), which cilium set aside when it took over the node: put back under its name, as cilium\'s own cleanup does',
+    ]);
+    expect(bare(plan.steps)).toEqual([
+      { argv: ['rm', '-f', '--', `${CONF}/05-cilium.conflist`] },
+      { argv: ['mv', '-n', '-T', '--', `${CONF}/20-lan.conf.cilium_bak`, `${CONF}/20-lan.conf`] },
+    ]);
+    expect(ctx.snapshot.remainingConfigs[0]!.file).toBe(`${CONF}/10-flannel.conflist`);
+  });
+
+  it('--cni cilium does not put back a Multus config that hands pods to Cilium: every new pod would fail in Multus', async () => {
+    for (const conf of [thinConf(CILIUM_CONFLIST), thickConf('/host/etc/cni/net.d/05-cilium.conflist')]) {
+      const host = ciliumNode().writeFile(`${CONF}/00-multus.conf.cilium_bak`, conf);
+      const ctx = await ctxFor(host, { profiles: [CILIUM] });
+      const plan = await cniConfig.plan(ctx);
+      expect(plan.notes).toEqual([
+        expect.stringMatching(
+          /^kept \/etc\/cni\/net\.d\/00-multus\.conf\.cilium_bak: multus's config, which cilium set aside, hands pods to cilium \((its first delegate, embedded in it|its clusterNetwork \/host\/etc\/cni\/net\.d\/05-cilium\.conflist \(\/etc\/cni\/net\.d\/05-cilium\.conflist\))\), which this run removes: put back, every new pod would fail in Multus, so it stays set aside$/,
+        ),
+      ]);
+      expect(bare(plan.steps)).toEqual([{ argv: ['rm', '-f', '--', `${CONF}/05-cilium.conflist`] }]);
+      expect(ctx.snapshot.remainingConfigs).toEqual([]);
+    }
   });
 
   it("a Flannel run beside a live Cilium removes Flannel's set-aside config with Flannel and leaves the others to Cilium", async () => {
