@@ -41,12 +41,27 @@ export interface IpRule {
   [k: string]: unknown;
 }
 
+/** Selectors besides the firewall mark: a rule with any of them selects more than a mark. */
+const OTHER_SELECTORS = ['tos', 'iif', 'oif', 'l3mdev', 'uidrange', 'ipproto', 'sport', 'dport', 'tun_id', 'not'];
+
+/** Whether a rule selects by its firewall mark alone (from all, to all, no other match). */
+const markOnly = (r: IpRule) =>
+  r.fwmark !== undefined &&
+  (r.src === undefined || r.src === 'all') &&
+  (r.dst === undefined || r.dst === 'all') &&
+  OTHER_SELECTORS.every((k) => r[k] === undefined || r[k] === false);
+
 /** Whether a rule is one a profile adds: it looks a table up and every field the profile gives matches. */
 export function ruleOwner(r: IpRule, profiles: Profile[]): Profile | undefined {
   if (r.table === undefined || !/^\d+$/.test(r.table)) return undefined;
   const table = Number(r.table);
   return profiles.find((p) =>
-    p.routes.rules.some((s) => (s.priority === undefined || s.priority === r.priority) && (s.table === undefined || s.table === table)),
+    p.routes.rules.some(
+      (s) =>
+        (s.priority === undefined || s.priority === r.priority) &&
+        (s.table === undefined || s.table === table) &&
+        (!s.fwmark || markOnly(r)),
+    ),
   );
 }
 
@@ -104,6 +119,11 @@ export function ruleDeleteLine(r: IpRule): string | null {
 
 /** A rule for a note, as `ip rule` shows it. */
 const ruleLabel = (line: string) => line.replace(/^rule del /, '');
+/** A rule as a note names it: its selector, or ip's JSON when it has a match that cannot be given back. */
+const ruleText = (r: IpRule) => {
+  const line = ruleDeleteLine(r);
+  return line ? ruleLabel(line) : JSON.stringify(r);
+};
 
 /**
  * Lines of an rt_tables file that a profile appended: `<number> <name>` with both matching one of
@@ -159,15 +179,18 @@ export async function planPolicyRouting(ctx: Ctx): Promise<PhasePlan> {
   for (const family of [4, 6] as const) {
     const lines: string[] = [];
     const items: string[] = [];
-    if (ruleProfiles.length) {
+    /** Rules that stay, by the table they look up: such a table is not flushed. */
+    const staying = new Map<string, IpRule>();
+    if (ruleProfiles.length || tables.length) {
       ctx.gaps.saw('ip rule');
       const all = await readJson<IpRule[]>(ctx.host, ['ip', '-N', '-j', `-${family}`, 'rule', 'show'], ctx.gaps);
       for (const r of all ?? []) {
         const owner = ruleOwner(r, ruleProfiles);
-        if (!owner) continue;
-        const line = ruleDeleteLine(r);
-        if (!line) {
-          notes.push(`kept ip -${family} rule ${JSON.stringify(r)}: it has a match cni-sweep cannot give back to ip rule del exactly`);
+        const line = owner ? ruleDeleteLine(r) : null;
+        if (!owner || !line) {
+          if (r.table !== undefined && !staying.has(r.table)) staying.set(r.table, r);
+          if (owner)
+            notes.push(`kept ip -${family} rule ${JSON.stringify(r)}: it has a match cni-sweep cannot give back to ip rule del exactly`);
           continue;
         }
         lines.push(line);
@@ -179,6 +202,12 @@ export async function planPolicyRouting(ctx: Ctx): Promise<PhasePlan> {
     const flushes: string[] = [];
     const routeItems: string[] = [];
     for (const t of tables) {
+      // A table another rule looks up (a site's source routing to table 102) is that rule's too.
+      const user = staying.get(String(t));
+      if (user) {
+        notes.push(`kept table ${t} (IPv${family}): ip -${family} rule ${ruleText(user)}, which is not the CNI's, looks it up`);
+        continue;
+      }
       const argv = ['ip', '-j', `-${family}`, 'route', 'show', 'table', String(t)];
       // A table nothing was ever added to does not exist: nothing to flush.
       const routes = await readJson<unknown[]>(ctx.host, argv, ctx.gaps, /FIB table does not exist/);

@@ -115,6 +115,12 @@ const IpRule = z
   .strictObject({
     priority: z.number().int().min(0).max(4294967295).optional(),
     table: z.number().int().min(1).max(4294967295).optional(),
+    /**
+     * The CNI's rule selects by a firewall mark and nothing else (Antrea's Egress: `fwmark
+     * <id>/0xff lookup N`): a rule to the same table with another selector (a site's `from
+     * 192.168.7.0/24 lookup 102`) is not the CNI's.
+     */
+    fwmark: z.boolean().optional(),
   })
   .refine((r) => r.priority !== undefined || r.table !== undefined, 'must give priority or table');
 

@@ -265,6 +265,48 @@ function weaveNode(tag: string): FlannelNode {
   return node;
 }
 
+describe('the shipped Antrea profile file', () => {
+  it("removes Antrea's Egress rules (a mark alone) and their table; a site's rule to one of Antrea's table numbers, and that table, stay", () => {
+    const node = createFlannelNode({ ...scratch('pfantrea'), flannel: false });
+    made.push(node);
+    const ip = (...a: string[]) => inNs(node.ns, 'ip', a);
+    ip('link', 'add', 'antrea-gw0', 'type', 'bridge');
+    ip('link', 'set', 'antrea-gw0', 'up');
+    ip('addr', 'add', '10.10.1.1/24', 'dev', 'antrea-gw0');
+    // Antrea's Egress (pkg/agent/route/route_linux.go): fwmark <id>/0xff lookup 101 + id - 1.
+    ip('rule', 'add', 'fwmark', '0x1/0xff', 'lookup', '101');
+    ip('route', 'add', 'default', 'via', '192.168.1.77', 'dev', 'eth0', 'table', '101');
+    // The site's second uplink, by source, in table 102.
+    ip('rule', 'add', 'priority', '1000', 'from', '192.168.7.0/24', 'lookup', '102');
+    ip('route', 'add', 'default', 'via', '192.168.1.254', 'dev', 'eth0', 'table', '102');
+    write(
+      node.root,
+      'etc/cni/net.d/10-antrea.conflist',
+      JSON.stringify({ cniVersion: '0.3.0', name: 'antrea', plugins: [{ type: 'antrea', ipam: { type: 'host-local' } }] }),
+    );
+    const before = state(node);
+    const rules = () => ip('-4', 'rule', 'show');
+    const rulesBefore = rules();
+    const args = ['--profile', path.join(REPO, 'profiles/antrea.yaml'), ...nodeArgs(node)];
+    const plan = runCli(node, ['plan', '--cni', 'antrea', ...args]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(
+      "# kept table 102 (IPv4): ip -4 rule priority 1000 from 192.168.7.0/24 table 102, which is not the CNI's, looks it up\n",
+    );
+    const r = runCli(node, ['run', '--yes', '--cni', 'antrea', ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(rules()).toBe(rulesBefore.replace(/^\d+:\s+from all fwmark 0x1\/0xff lookup 101 *\n/m, ''));
+    const after = state(node);
+    expect(after.routes4).toBe(
+      before.routes4
+        .split('\n')
+        .filter((l) => !/table 101|antrea-gw0|10\.10\.1\./.test(l))
+        .join('\n'),
+    );
+    expect(after.routes4).toMatch(/^default via 192\.168\.1\.254 dev eth0 table 102/m);
+  });
+});
+
 describe('the shipped Weave Net profile file', () => {
   it('removes Weave (sleeve mode) on real kernel state: its bridge and veths, WEAVE* chains and tagged rules, weave-* ipsets, /var/lib/weave; the rest byte for byte', () => {
     const node = weaveNode('pfweave');
