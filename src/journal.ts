@@ -75,6 +75,12 @@ export function earlierBackups(journal: Journal | null, node: string): string[] 
   return typeof r.backup === 'string' ? [...before, r.backup] : before;
 }
 
+/** The units an unfinished run of this node stopped and did not start again, for detectDistro. */
+export function stoppedByOpenJob(journal: Journal | null, node: string): { units: string[]; by: string } | undefined {
+  if (!openJob(journal, node) || !journal.leftStopped?.length) return undefined;
+  return { units: journal.leftStopped, by: `the ${journal.status === 'finished' ? '' : `${journal.status} `}run of ${journal.started}` };
+}
+
 /**
  * A journal another node wrote (a disk image cloned from it, a --root on its disk) says nothing of
  * this node: its networks and pod CIDRs are not this node's, and taking them up would remove routes

@@ -6,6 +6,7 @@ import { loadProfileSet } from '../profiles/files.js';
 import { selectProfiles } from '../profiles/index.js';
 import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro } from '../distros/node.js';
+import { readJournal, stoppedByOpenJob } from '../journal.js';
 import { doctor, isHealthy } from '../doctor/index.js';
 import { adminConf } from '../phases/kube.js';
 import { renderText, toJson } from '../doctor/render.js';
@@ -34,7 +35,7 @@ async function diagnose(io: Io, o: CommonOpts): Promise<number> {
   const gaps = new Gaps();
   // Doctor only reads: without root it reads what it can and lists what it could not.
   const host = openHost(io, root, gaps);
-  const distro = await detectDistro(host, distros, override);
+  const distro = await detectDistro(host, distros, override, stoppedByOpenJob(await readJournal(host), o.node ?? host.hostname()));
   const known = applyDistro(all, distro);
   const profiles = names.length ? applyDistro(selectProfiles(all, names), distro) : known;
   const { view, findings } = await doctor(

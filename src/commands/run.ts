@@ -14,7 +14,7 @@ import { builtInDistros, selectDistro } from '../distros/index.js';
 import { applyDistro, detectDistro, distroReads, embeddedLive, withoutLive } from '../distros/node.js';
 import { sweep, type Report } from '../run.js';
 import { Gaps, startListings } from '../inspect.js';
-import { foreignJournal, readJournal, unfinishedRun } from '../journal.js';
+import { foreignJournal, readJournal, stoppedByOpenJob, unfinishedRun } from '../journal.js';
 import type { Host } from '../host/host.js';
 import { renderArgv } from '../util/shell.js';
 import { mark, traced } from '../util/trace.js';
@@ -86,13 +86,13 @@ export async function sweepCommand(io: Io, o: CommonOpts, dryRun: boolean): Prom
   await startListings(host, preselected ?? all, distroReads(distros));
   mark('listings started');
   // The distribution decides where CNI configs live and what the profiles own beyond their own (k3s's netpol).
-  const distro = await traced('distro', () => detectDistro(host, distros, override));
+  const node = o.node ?? host.hostname();
+  const journal = await readJournal(host);
+  const distro = await traced('distro', () => detectDistro(host, distros, override, stoppedByOpenJob(journal, node)));
   // Detection sees the profiles alone: k3s's netpol chains by themselves are no sign of Flannel.
   const adds = Object.values(distro.adds);
   const claimed = { chainPrefixes: adds.flatMap((a) => a.chainPrefixes), nftables: adds.flatMap((a) => a.nftables) };
   const found = preselected ? [] : await traced('detect', () => detect(host, all, gaps, distro.confDirs, claimed));
-  const node = o.node ?? host.hostname();
-  const journal = await readJournal(host);
   const foreign = foreignJournal(journal, node);
   const detected = preselected ? [] : [...found, ...unfinishedRun(journal, all, found, node)];
   // A live CNI is never a target: named with --cni it refuses the run, detected it is kept.

@@ -148,7 +148,10 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
   };
 }
 
-const detectionUnits = (all: Distro[]) => all.flatMap((d) => d.detect.units.map((u) => u.unit));
+/** The units detection asks systemd about: each distribution's own, and kubeadm's runtimes (see detectDistro). */
+const detectionUnits = (all: Distro[]) => [
+  ...new Set(all.flatMap((d) => [...d.detect.units.map((u) => u.unit), ...(d.name === 'kubeadm' ? d.units.runtime : [])])),
+];
 
 /** The read detectDistro starts with (what unitStates asks), to start it beside the listings. */
 export function distroReads(all: Distro[]): string[][] {
@@ -158,18 +161,38 @@ export function distroReads(all: Distro[]): string[][] {
 
 /**
  * The distribution whose units run here (an active unit wins), else whose files are here, else
- * kubeadm/plain. `--distro` names one outright.
+ * kubeadm/plain. `--distro` names one outright. A unit an unfinished run of cni-sweep stopped
+ * (`stoppedByRun`, from its journal) counts as running: the rerun after a crash must not take the
+ * node for another distribution because that run stopped kubelet. kubeadm's files with one of its
+ * runtimes running (containerd.service, crio.service ...: k3s and rke2 run theirs inside their own
+ * unit) count as kubeadm running, ahead of another distribution's files alone (a k3s removed by
+ * hand, its data dir left, on a node joined with kubeadm since).
  */
-export async function detectDistro(host: Host, all: Distro[], override?: Distro): Promise<NodeDistro> {
+export async function detectDistro(
+  host: Host,
+  all: Distro[],
+  override?: Distro,
+  stoppedByRun?: { units: string[]; by: string },
+): Promise<NodeDistro> {
   const allUnits = detectionUnits(all);
   const active = await activeUnits(host, allUnits);
   if (override) return resolveDistro(host, override, ['--distro'], active);
+  const stopped = new Set(stoppedByRun?.units ?? []);
   const found: Array<{ d: Distro; evidence: string[]; running: boolean }> = [];
   for (const d of all) {
     const evidence: string[] = [];
-    for (const u of d.detect.units) if (active.has(u.unit)) evidence.push(`unit ${u.unit} active`);
-    const running = evidence.length > 0;
+    for (const u of d.detect.units)
+      if (active.has(u.unit)) evidence.push(`unit ${u.unit} active`);
+      else if (stopped.has(u.unit)) evidence.push(`unit ${u.unit} stopped by ${stoppedByRun!.by}`);
+    let running = evidence.length > 0;
     for (const p of d.detect.paths) if ((await host.entryType(p)) !== null) evidence.push(`path ${p}`);
+    if (d.name === 'kubeadm' && !running && evidence.length) {
+      const runtime = d.units.runtime.find((u) => active.has(u) || stopped.has(u));
+      if (runtime) {
+        evidence.push(`unit ${runtime} ${active.has(runtime) ? 'active' : `stopped by ${stoppedByRun!.by}`}`);
+        running = true;
+      }
+    }
     if (evidence.length) found.push({ d, evidence, running });
   }
   // kubeadm is the fallback: another distribution with any evidence is more specific.

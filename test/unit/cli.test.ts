@@ -861,9 +861,9 @@ describe('what is removed, what is kept, and what the operator is told', () => {
     const asked = host.queries.map((q) => q.join(' '));
     expect(asked.filter((q) => q.startsWith('crictl '))).toEqual([]);
     expect(asked).not.toContain('nft list ruleset');
-    // Only the distribution's detection asks systemd (kubelet.service k3s.service ...): not the stop phases.
+    // Only the distribution's detection asks systemd (kubelet.service, kubeadm's runtimes, k3s.service ...): not the stop phases.
     expect([...new Set(asked.filter((q) => q.startsWith('systemctl ')).map((q) => q.split(' ').slice(0, 4).join(' ')))]).toEqual([
-      'systemctl is-active kubelet.service k3s.service',
+      'systemctl is-active kubelet.service cri-docker.service',
     ]);
     expect(host.calls).toEqual([]);
   });

@@ -126,6 +126,34 @@ describe('detection', () => {
     expect(d.evidence).toEqual(['unit kubelet.service active']);
   });
 
+  it("kubeadm's files with its runtime running, or its kubelet stopped by an unfinished run, win over files a k3s removed by hand left", async () => {
+    // A k3s removed by hand (its config and data dir left), the node joined with kubeadm since; kubelet stopped.
+    const node = () =>
+      new FakeHost()
+        .writeFile('/etc/kubernetes/kubelet.conf', 'apiVersion: v1\n')
+        .writeFile('/etc/rancher/k3s/config.yaml', 'write-kubeconfig-mode: "0644"\n')
+        .writeFile('/var/lib/rancher/k3s/agent/etc/cni/net.d/10-flannel.conflist', K3S_CONFLIST);
+    const h = node();
+    h.units.set('containerd.service', 'active');
+    const d = await detectDistro(h, ALL);
+    expect(d).toMatchObject({
+      name: 'kubeadm',
+      evidence: ['path /etc/kubernetes/kubelet.conf', 'unit containerd.service active'],
+      confDirs: ['/etc/cni/net.d'],
+    });
+    // The run that stopped kubelet and containerd was killed: its rerun sees both stopped.
+    const after = await detectDistro(node(), ALL, undefined, {
+      units: ['kubelet.service', 'containerd.service'],
+      by: 'the running run of 2026-12-01T10:00:00.000Z',
+    });
+    expect(after).toMatchObject({
+      name: 'kubeadm',
+      evidence: ['unit kubelet.service stopped by the running run of 2026-12-01T10:00:00.000Z', 'path /etc/kubernetes/kubelet.conf'],
+    });
+    // Without either, the k3s files are the only sign of a distribution, as before.
+    expect((await detectDistro(node(), ALL)).name).toBe('k3s');
+  });
+
   it('--distro names one whatever the node shows', async () => {
     const h = new FakeHost();
     h.units.set('kubelet.service', 'active');

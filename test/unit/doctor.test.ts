@@ -759,8 +759,8 @@ describe('IPAM', () => {
     const { host } = healthyFlannel();
     host.units.set('containerd.service', 'inactive');
     expect((await json(host)).findings).toEqual([]);
-    // Distribution detection asks systemctl about its units; the runtime check never falls back to it.
-    expect(host.queries.filter((q) => q[0] === 'systemctl' && q.includes('containerd.service'))).toEqual([]);
+    // Distribution detection asks systemctl about its units (kubelet.service first); the runtime check never falls back to it.
+    expect(host.queries.filter((q) => q[0] === 'systemctl' && q[2] !== 'kubelet.service' && q.includes('containerd.service'))).toEqual([]);
   });
 
   it('crictl failing as root with a runtime unit active counts as no sandbox; without root, or without crictl, it is not checked', async () => {
