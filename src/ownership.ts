@@ -80,19 +80,28 @@ function decideOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLi
       bridges.add(b);
     }
     for (const l of links) if (l.linkinfo?.info_kind === 'bridge' && byProfile(l.ifname)) bridges.add(l.ifname);
-    // A bridge a config names with a port that is not a pod veth (the uplink enslaved to it, a tap)
-    // carries more than pods. The profile's own bridge (cni0) goes: such a port is detached, not deleted.
+    // What a veth's peer in this namespace (a pod's peer is in the pod's namespace) carries of
+    // another network: an address, or a bridge that is not the CNI's. Deleting the veth deletes it.
+    const carries = (peer: string): string | null => {
+      const l = byName.get(peer);
+      if (!l || byProfile(peer)) return null;
+      if (l.master && !byProfile(l.master) && !bridges.has(l.master)) return `is a port of ${l.master}`;
+      const addr = ((l as { addr_info?: Array<{ local?: string; scope?: string }> }).addr_info ?? []).find((a) => a.scope !== 'link');
+      return addr?.local ? `carries ${addr.local}` : null;
+    };
+    // A bridge of the CNI with a port that is not a pod veth (the uplink enslaved to it, a tap, a
+    // site's vxlan, a veth to another network) carries more than pods, whether a config names it or
+    // it has the profile's name (cni0 is also a lab's bridge name): deleting it would take that network.
     for (const l of links) {
-      if (
-        l.master &&
-        bridges.has(l.master) &&
-        !byProfile(l.master) &&
-        l.linkinfo?.info_kind !== 'veth' &&
-        !byProfile(l.ifname) &&
-        !kept.has(l.master)
-      )
-        kept.set(l.master, `it has the port ${l.ifname}, which is not a pod veth`);
+      if (!l.master || !bridges.has(l.master) || kept.has(l.master) || byProfile(l.ifname)) continue;
+      if (l.linkinfo?.info_kind !== 'veth') kept.set(l.master, `it has the port ${l.ifname}, which is not a pod veth`);
+      else if (l.link !== undefined && carries(l.link))
+        kept.set(l.master, `it has the port ${l.ifname}, a veth whose peer ${l.link} ${carries(l.link)}: not a pod's`);
     }
+    // A veth with the CNI's name whose peer, in this namespace, carries another network: not a pod's.
+    for (const l of links)
+      if (l.linkinfo?.info_kind === 'veth' && l.link !== undefined && byProfile(l.ifname) && !kept.has(l.ifname) && carries(l.link))
+        kept.set(l.ifname, `it is a veth whose peer ${l.link} ${carries(l.link)}: not a pod's`);
     const named = new Set(bridges);
     for (const b of bridges) if (kept.has(b)) bridges.delete(b);
     const kernel = new Set(f.profile.interfaces.kernelOwned);

@@ -455,7 +455,7 @@ describe('IPAM', () => {
     expect(f.evidence).toHaveLength(4);
     // The distribution first (its units), then the runtime check; crictl pods -o json (the pods check) fails the same way.
     expect(r.calls.filter((c) => c !== 'crictl pods -o json').slice(0, 3)).toEqual([
-      'systemctl is-active kubelet.service k3s.service k3s-agent.service rke2-server.service rke2-agent.service snap.microk8s.daemon-kubelite.service snap.microk8s.daemon-containerd.service',
+      'systemctl is-active kubelet.service cri-docker.service docker.socket docker.service containerd.service crio.service k3s.service k3s-agent.service rke2-server.service rke2-agent.service snap.microk8s.daemon-kubelite.service snap.microk8s.daemon-containerd.service',
       'crictl pods -q',
       'systemctl is-active cri-docker.service docker.service containerd.service crio.service k3s.service k3s-agent.service rke2-server.service rke2-agent.service',
     ]);

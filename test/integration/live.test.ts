@@ -202,7 +202,7 @@ describe('drain is never skipped silently', () => {
     );
     // Only the distribution's detection asks which units run: nothing that changes the node, and no
     // read for the phases after drain (their units, the runtime's pods).
-    expect(refused.calls.filter((c) => !/^systemctl is-active kubelet\.service k3s\.service /.test(c))).toEqual([]);
+    expect(refused.calls.filter((c) => !/^systemctl is-active kubelet\.service cri-docker\.service /.test(c))).toEqual([]);
     expect(state(n)).toEqual(before);
     const ok = runCli(n, ['run', '--yes', '--skip', 'drain', ...args]);
     expect(ok.code).toBe(0);

@@ -83,6 +83,41 @@ describe('a config naming the uplink or lo as its bridge', () => {
   });
 });
 
+describe("devices with Flannel's names that carry another network", () => {
+  it("a cni0 with a site's vxlan port, veths named flannel.7 and flannel-wg whose peers are the site's, a bridge named flannel.1 with a site veth: all stay, with why; flannel.1 goes", () => {
+    const node = dirtyNode('samename');
+    inNs(
+      node.ns,
+      'ip',
+      ['-batch', '-'],
+      [
+        'link add site-vx type vxlan id 99 dstport 4789 dev eth0',
+        'link set site-vx master cni0',
+        'link add flannel.7 type veth peer name appx',
+        'addr add 172.29.0.1/24 dev appx',
+        'link add flannel-wg type veth peer name appy',
+        'addr add 172.28.0.1/24 dev appy',
+        '',
+      ].join('\n'),
+    );
+    const r = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(notes(JSON.parse(r.stdout), 'interfaces')).toEqual(
+      expect.arrayContaining([
+        'kept cni0: it has the port site-vx, which is not a pod veth',
+        "kept flannel.7: it is a veth whose peer appx carries 172.29.0.1: not a pod's",
+        "kept flannel-wg: it is a veth whose peer appy carries 172.28.0.1: not a pod's",
+      ]),
+    );
+    const links = inNs(node.ns, 'ip', ['-o', 'link', 'show']);
+    for (const l of ['cni0', 'site-vx', 'flannel.7', 'appx', 'flannel-wg', 'appy'])
+      expect(links).toMatch(new RegExp(` ${l.replace('.', '\\.')}[:@]`));
+    expect(inNs(node.ns, 'ip', ['-o', 'addr', 'show'])).toMatch(/ appx +inet 172\.29\.0\.1\/24 /);
+    expect(inNs(node.ns, 'ip', ['-o', 'addr', 'show'])).toMatch(/ appy +inet 172\.28\.0\.1\/24 /);
+    expect(links).not.toMatch(/ flannel\.1[:@]/);
+  });
+});
+
 /** Flannel configs and a result cache whose names carry newlines, quotes, `$(...)`, backquotes and a byte that is not UTF-8. */
 const HOSTILE_CONFS = ['09-x\ntouch injected #.conflist', '11-it\'s "q" `touch injected2`.conflist', '12-$(touch injected3).conflist'];
 function makeHostile(node: FlannelNode) {

@@ -23,7 +23,7 @@ const EBPF: Profile = ProfileSchema.parse({
   description: 'a made-up eBPF CNI',
   config: { pluginTypes: ['ebpfnet'] },
   state: { paths: ['/var/run/ebpfnet'] },
-  interfaces: { names: ['ebpf_host'], patterns: ['^lxc[0-9a-f]{12}$'] },
+  interfaces: { names: ['ebpf_host', 'ebpf_net'], patterns: ['^lxc[0-9a-f]{12}$'] },
   routes: {},
   firewall: { chainPrefixes: [] },
   bpf: {

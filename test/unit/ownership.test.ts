@@ -88,15 +88,51 @@ describe('ownedLinks', () => {
     ]);
   });
 
-  it('leaves veths on other bridges, and non-veth ports of cni0', () => {
+  it('leaves veths on other bridges; a cni0 with a port that is not a pod veth stays, with its ports', () => {
     const links = [
       link('cni0', { linkinfo: { info_kind: 'bridge' } }),
       link('docker0', { linkinfo: { info_kind: 'bridge' } }),
-      link('vethdocker', { master: 'docker0', linkinfo: { info_kind: 'veth' } }),
-      link('vethpod', { master: 'cni0', linkinfo: { info_kind: 'veth' } }),
-      link('dummy7', { master: 'cni0', linkinfo: { info_kind: 'dummy' } }),
+      link('vethdocker', { master: 'docker0', linkinfo: { info_kind: 'veth' }, link_netnsid: 1 }),
+      link('vethpod', { master: 'cni0', linkinfo: { info_kind: 'veth' }, link_netnsid: 0 }),
     ];
     expect(ownedLinks(links, facts()).map((o) => o.name)).toEqual(['cni0', 'vethpod']);
+    // A site's vxlan enslaved to it, or a veth whose peer is in this namespace (a lab's): cni0 carries more than pods.
+    for (const port of [
+      link('site-vx', { master: 'cni0', linkinfo: { info_kind: 'vxlan' } }),
+      link('vethsite', { master: 'cni0', linkinfo: { info_kind: 'veth' }, link: 'vethsite-p' }),
+    ]) {
+      const all = [...links, port, link('vethsite-p', { linkinfo: { info_kind: 'veth' }, link: 'vethsite', master: 'docker0' })];
+      expect(ownedLinks(all, facts()).map((o) => o.name)).toEqual([]);
+      expect(keptLinks(all, facts())).toEqual([
+        {
+          name: 'cni0',
+          why:
+            port.ifname === 'site-vx'
+              ? 'it has the port site-vx, which is not a pod veth'
+              : "it has the port vethsite, a veth whose peer vethsite-p is a port of docker0: not a pod's",
+        },
+      ]);
+    }
+  });
+
+  it("keeps a veth with the CNI's name whose peer, in this namespace, carries another network: deleting it would take the peer", () => {
+    const links = [
+      link('flannel.7', { linkinfo: { info_kind: 'veth' }, link: 'appx' }),
+      link('appx', {
+        linkinfo: { info_kind: 'veth' },
+        link: 'flannel.7',
+        addr_info: [{ family: 'inet', local: '172.29.0.1', prefixlen: 24 }],
+      }),
+      link('flannel.8', { linkinfo: { info_kind: 'veth' }, link: 'bare' }),
+      link('bare', {
+        linkinfo: { info_kind: 'veth' },
+        link: 'flannel.8',
+        addr_info: [{ family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }],
+      }),
+      link('flannel-wg', { linkinfo: { info_kind: 'wireguard' } }),
+    ];
+    expect(ownedLinks(links, facts()).map((o) => o.name)).toEqual(['flannel.8', 'flannel-wg']);
+    expect(keptLinks(links, facts())).toEqual([{ name: 'flannel.7', why: "it is a veth whose peer appx carries 172.29.0.1: not a pod's" }]);
   });
 
   it('follows the bridge the config delegates to', () => {
