@@ -96,6 +96,13 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
           from: `the command line of ${path.posix.basename(proc.argv[0] ?? 'k3s')} (pid ${proc.pid})`,
           values: cliFlags(proc.argv),
         });
+      else
+        // Stopped (as cni-sweep asks, to remove its Flannel), its command line is the unit's
+        // ExecStart, where the installer writes INSTALL_K3S_EXEC (--flannel-backend=none, --data-dir).
+        for (const unit of K3S_UNIT_FILES) {
+          const argv = execStart((await host.readFile(unit).catch(() => null)) ?? '');
+          if (argv) sources.push({ from: `ExecStart in ${unit}`, values: cliFlags(argv) });
+        }
     }
     if (sources.length) {
       config = Object.assign({}, ...sources.map((x) => x.values)) as Record<string, string>;
@@ -300,6 +307,28 @@ export function k3sFlannelLive(procs: Proc[], config: Record<string, string> | n
   return { live: true, why: `${who} runs with its embedded Flannel (backend ${backend || 'vxlan'})` };
 }
 
+/** Where the k3s installer (get.k3s.io) writes its units, server and agent. */
+const K3S_UNIT_FILES = ['/etc/systemd/system/k3s.service', '/etc/systemd/system/k3s-agent.service'];
+
+/**
+ * A unit file's last ExecStart= as an argv: lines ending in a backslash continue it, and words are
+ * split as systemd does for the installer's quoting ('--flannel-backend=none', "a b"); a leading
+ * prefix (-, @, +, !) is dropped. Null without one.
+ */
+export function execStart(unitText: string): string[] | null {
+  const lines = unitText.replace(/\\\r?\n/g, ' ').split(/\r?\n/);
+  const value = lines
+    .map((l) => /^\s*ExecStart\s*=(.*)$/.exec(l)?.[1]?.trim())
+    .filter((v): v is string => v !== undefined)
+    .pop();
+  if (!value) return null;
+  const words: string[] = [];
+  const re = /'([^']*)'|"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(value); m; m = re.exec(value)) words.push(m[1] ?? m[2]?.replace(/\\(.)/g, '$1') ?? m[3]!);
+  if (words[0]) words[0] = words[0].replace(/^[-@+!:]+/, '');
+  return words.length ? words : null;
+}
+
 /** A k3s command line's options as config keys: `--data-dir X`, `--data-dir=X`, `-d X`; a bare flag is "true". */
 function cliFlags(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -356,5 +385,13 @@ export function embeddedLive(nd: NodeDistro, procs: Proc[]): Embedded {
   if (k3s.live) out.set('flannel', { why: k3s.why, hint: K3S_FLANNEL_HINT });
   const netpol = k3sNetpolLive(procs, nd.config);
   if (netpol.live) out.set('kube-router', { why: netpol.why, hint: K3S_NETPOL_HINT });
+  // Stopped, with its Flannel off and its network policy on, k3s enforces NetworkPolicy for the CNI
+  // that replaced Flannel: the pods still running (its unit's KillMode=process) keep those rules
+  // until it starts again, and then it uses them. They are its configuration, not leftovers.
+  else if (!findK3s(procs) && nd.config?.['flannel-backend'] === 'none' && nd.config['disable-network-policy'] !== 'true')
+    out.set('kube-router', {
+      why: 'k3s is stopped, and its configuration (flannel-backend none, network policy on) has its network policy controller enforce NetworkPolicy with these chains and sets for the CNI that replaced Flannel: the pods still running rely on them',
+      hint: 'set `disable-network-policy: true` in /etc/rancher/k3s/config.yaml (or drop it from the k3s unit) if k3s should not enforce NetworkPolicy, then run again',
+    });
   return out;
 }

@@ -3,7 +3,16 @@
 import { describe, expect, it } from 'vitest';
 import { doctor } from '../../src/doctor/index.js';
 import { loadDistros } from '../../src/distros/index.js';
-import { applyDistro, crictl, detectDistro, embeddedLive, k3sFlannelLive, resolveNodePath, yamlScalars } from '../../src/distros/node.js';
+import {
+  applyDistro,
+  crictl,
+  detectDistro,
+  embeddedLive,
+  execStart,
+  k3sFlannelLive,
+  resolveNodePath,
+  yamlScalars,
+} from '../../src/distros/node.js';
 import { RefusedError } from '../../src/errors.js';
 import { detect } from '../../src/profiles/detect.js';
 import { chooseTargets } from '../../src/profiles/targets.js';
@@ -386,6 +395,39 @@ describe('a live k3s Flannel is kept, and refuses --cni flannel', () => {
     const d = await detectDistro(h, ALL);
     expect(d.confDirs[0]).toBe('/srv/c/agent/etc/cni/net.d');
     expect(d.evidence).toContain('data dir /srv/c (the command line of k3s (pid 3300))');
+  });
+
+  it("k3s stopped with flannel-backend none and network policy on: its netpol chains are its configuration and stay; Flannel's leftovers go", async () => {
+    const h = netpolNode('flannel-backend: none\n');
+    const r = await runMain(['plan', '--node', 'n1'], h);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('-X FLANNEL-FWD');
+    expect(r.stdout).not.toMatch(touchesNetpol);
+    expect(r.stderr).toMatch(
+      /keeping kube-router: live: k3s is stopped, and its configuration \(flannel-backend none, network policy on\)/,
+    );
+  });
+
+  it("a stopped k3s's options from its unit's ExecStart, where the installer writes INSTALL_K3S_EXEC", async () => {
+    const unit = [
+      '[Service]',
+      'ExecStartPre=-/sbin/modprobe br_netfilter',
+      'ExecStart=/usr/local/bin/k3s \\',
+      '    server \\',
+      "\t'--flannel-backend=none' \\",
+      "\t'--data-dir' \\",
+      "\t'/srv/k3s' \\",
+      '',
+    ].join('\n');
+    expect(execStart(unit)).toEqual(['/usr/local/bin/k3s', 'server', '--flannel-backend=none', '--data-dir', '/srv/k3s']);
+    const h = new FakeHost().writeFile('/usr/local/bin/k3s', '', 0o755).writeFile('/etc/systemd/system/k3s.service', unit);
+    const d = await detectDistro(h, ALL);
+    expect(d.evidence).toContain('data dir /srv/k3s (ExecStart in /etc/systemd/system/k3s.service)');
+    // Without its Flannel, k3s's containerd reads /etc/cni/net.d first.
+    expect(d.confDirs).toEqual(['/etc/cni/net.d', '/srv/k3s/agent/etc/cni/net.d']);
+    // Running, its command line is read instead.
+    h.addProcess(['/usr/local/bin/k3s', 'server'], { pid: 3400, comm: 'k3s-server' });
+    expect((await detectDistro(h, ALL)).confDirs[0]).toBe('/var/lib/rancher/k3s/agent/etc/cni/net.d');
   });
 
   it('with flannel-backend: none the leftovers are removed', async () => {
