@@ -11,10 +11,17 @@ import { refusesUndrained } from './drain.js';
 export const RUNTIME_UNITS = kubeadm.units.runtime;
 export const KUBELET_UNITS = kubeadm.units.kubelet;
 
+/**
+ * States of a unit that runs, or will by itself: `activating` is also a unit waiting out its
+ * Restart= delay (kubelet's RestartSec=10, k3s's 5s), which systemd starts mid-cleanup unless it is
+ * stopped (a stop cancels the restart); `reloading` runs. Not `deactivating`: someone is stopping it.
+ */
+const RUNNING = ['active', 'activating', 'reloading'];
+
 async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string> {
   const states = await unitStates(ctx.host, serviceUnits(ctx));
   if (!states) return 'systemctl is not installed';
-  return units.filter((u) => states.get(u) === 'active');
+  return units.filter((u) => RUNNING.includes(states.get(u) ?? ''));
 }
 
 /**

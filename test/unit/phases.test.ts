@@ -610,6 +610,20 @@ describe('services', () => {
     ).toEqual({ argv: 'systemctl stop crio.service', touches: undefined });
   });
 
+  it('stops a unit waiting out its restart delay (activating) or reloading, which systemd would start mid-cleanup; not one being stopped', async () => {
+    for (const [state, stops] of [
+      ['activating', true],
+      ['reloading', true],
+      ['deactivating', false],
+      ['failed', false],
+    ] as const) {
+      const host = foreignNode();
+      host.units.set('kubelet.service', state);
+      const plan = await stopKubelet.plan(await ctxFor(host));
+      expect(plan.steps.map((st) => st.argv.join(' '))).toEqual(stops ? ['systemctl stop kubelet.service'] : []);
+    }
+  });
+
   it('says why it stops nothing', async () => {
     const host = foreignNode();
     host.units.clear();
