@@ -104,17 +104,20 @@ const inside = (p: string, dir: string) => dir === '/' || p === dir || p.startsW
  * those, with their types, sizes, checksums and link targets. A recomputed SHA256SUMS does not
  * make a changed archive pass.
  */
-function checkMembers(dir: string, manifest: Manifest, members: TarMember[], root: string): void {
+function checkMembers(dir: string, manifest: Manifest, members: TarMember[], root: string): string[] {
   const removed = manifest.files.map((f) => f.replace(/^\/+/, '').replace(/\/+$/, ''));
   const links: string[] = [];
   const names = new Set<string>();
+  const others: string[] = [];
   for (const m of members) {
     const parts = segments(m.name);
     if (!parts) bad(dir, `files.tar holds ${JSON.stringify(m.name)}: an absolute name or one with ".." is never extracted`);
     const name = parts.join('/');
     if (!removed.some((f) => name === f || name.startsWith(`${f}/`)))
       bad(dir, `files.tar holds ${name}, which is not one of the paths the run removed`);
-    if (m.type === 'other') bad(dir, `files.tar holds ${name}, which is not a file, directory or link`);
+    // A FIFO or socket under a removed state directory (a CNI's control socket) is archived as tar
+    // finds it; a device node could be anything. Neither is ever extracted: said, and skipped.
+    if (m.type === 'other') others.push(name);
     const under = links.find((l) => name.startsWith(`${l}/`));
     if (under) bad(dir, `files.tar holds ${name} below the link ${under}`);
     if (m.type === 'symlink') {
@@ -126,7 +129,7 @@ function checkMembers(dir: string, manifest: Manifest, members: TarMember[], roo
       bad(dir, `files.tar holds ${name}, a hard link to ${m.link}, which is not an earlier member`);
     names.add(name);
   }
-  if (!manifest.members) return;
+  if (!manifest.members) return others;
   const want = new Map(manifest.members.map((m) => [m.name, m]));
   for (const m of members) {
     const w = want.get(m.name);
@@ -138,6 +141,7 @@ function checkMembers(dir: string, manifest: Manifest, members: TarMember[], roo
   }
   const lost = [...want.keys()];
   if (lost.length) bad(dir, `files.tar lacks ${lost[0]}${lost.length > 1 ? ` and ${lost.length - 1} more` : ''}, which the manifest lists`);
+  return others;
 }
 
 export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<RestorePlan> {
@@ -152,7 +156,11 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
     } catch (e) {
       bad(dir, `files.tar is not a readable tar archive: ${(e as Error).message}`);
     }
-    checkMembers(dir, manifest, members, host.root);
+    const others = checkMembers(dir, manifest, members, host.root);
+    if (others.length)
+      notes.push(
+        `not restored: ${others.slice(0, 3).join(', ')}${others.length > 3 ? ` and ${others.length - 3} more` : ''}: not a file, directory or link (a FIFO, socket or device), never extracted`,
+      );
     if (!manifest.members)
       notes.push(
         `the manifest (version ${manifest.version}) does not list the members of files.tar: they were checked against the paths it removed only`,
@@ -178,7 +186,7 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
       const rel = f.replace(/^\/+/, '');
       let missing = 0;
       for (const m of members) {
-        if (m.name === rel || !m.name.startsWith(`${rel}/`)) continue;
+        if (m.name === rel || !m.name.startsWith(`${rel}/`) || m.type === 'other') continue;
         if ((await host.entryType(`/${m.name}`)) === null) missing++;
       }
       if (missing) {
@@ -199,6 +207,8 @@ export async function planRestore(host: Host, dir: string, gaps: Gaps): Promise<
           '-xpf',
           path.join(dir, 'files.tar'),
           '--skip-old-files',
+          // Exactly these names (no pattern, anchored at the archive's root).
+          ...(others.length ? ['--anchored', '--no-wildcards', ...others.map((o) => `--exclude=${o}`)] : []),
           '--',
           ...gone.map((f) => f.replace(/^\/+/, '')),
         ],

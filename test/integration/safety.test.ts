@@ -92,6 +92,28 @@ describe('backup and restore', () => {
     expect(restorable(snapshot(node)).ipt4nft).toEqual(before.ipt4nft);
   });
 
+  it('a FIFO under a removed state directory is archived but never extracted: the restore puts the rest back and says so, twice', () => {
+    const node = dirtyNode('fifo');
+    execFileSync('mkfifo', [path.join(node.root, 'run/flannel/agent.ctl')]);
+    const subnetEnv = fs.readFileSync(path.join(node.root, 'run/flannel/subnet.env'), 'utf8');
+    const run = runCli(node, ['run', '--yes', '--json', ...nodeArgs(node)]);
+    expect(run.code, run.stderr).toBe(0);
+    const backup = JSON.parse(run.stdout).backup as string;
+    expect(fs.existsSync(path.join(node.root, 'run/flannel'))).toBe(false);
+    const note = '# not restored: run/flannel/agent.ctl: not a file, directory or link (a FIFO, socket or device), never extracted';
+    const dry = runCli(node, ['restore', backup, '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(note);
+    const r = runCli(node, ['restore', backup, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(node.root, 'run/flannel/subnet.env'), 'utf8')).toBe(subnetEnv);
+    expect(fs.existsSync(path.join(node.root, 'run/flannel/agent.ctl'))).toBe(false);
+    // Nothing else is missing: a second restore has nothing to put back.
+    const again = runCli(node, ['restore', backup, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).restored.paths).toBe(0);
+  });
+
   it('a run that removes nothing writes no backup, and `backups` lists and prunes', () => {
     const node = dirtyNode('backups', { pods: 1 });
     expect(runCli(node, ['run', '--yes', ...nodeArgs(node)]).code).toBe(0);
