@@ -208,7 +208,7 @@ async function sweepLocked(req: SweepRequest): Promise<Sweep> {
     phases: [],
     inspected: [...gaps.inspected],
     unreadable: gaps.items,
-    warnings: plans.flatMap((p) => p.plan?.warnings ?? []),
+    warnings: [...plans.flatMap((p) => p.plan?.warnings ?? []), ...leftStoppedBySelection(plans, req.selected)],
     ...(req.distro ? { distro: { name: req.distro.name, role: req.distro.role, evidence: req.distro.evidence } } : {}),
   };
   for (const g of gaps.items) reporter.emit({ type: 'warn', text: `could not read ${g}` });
@@ -567,6 +567,30 @@ async function startLeftBehind(req: SweepRequest, snapshot: Snapshot, leftBehind
 const order = (phases: Phase[], name: string) => phases.findIndex((p) => p.name === name);
 
 /** The units the `systemctl <verb>` steps of a list name. */
+/**
+ * What a selection of phases (--only, --skip) stops and does not start again, or starts in the
+ * wrong order: said before anything changes, since the node is then left without kubelet or its
+ * runtime by design, not by a failure.
+ */
+function leftStoppedBySelection(plans: Sweep['plans'], selected: ReadonlySet<string>): string[] {
+  const stopped = (phase: string) => unitsOf(plans.find((p) => p.phase.name === phase)?.plan?.steps ?? [], 'stop');
+  const out: string[] = [];
+  for (const [stop, start] of [
+    ['stop-kubelet', 'start-kubelet'],
+    ['stop-runtime', 'start-runtime'],
+  ] as const) {
+    const units = stopped(stop);
+    if (units.length && !selected.has(start))
+      out.push(
+        `${units.join(', ')} ${units.length > 1 ? 'are' : 'is'} stopped and not started again (phase ${start} is not selected): the node stays without ${units.length > 1 ? 'them' : 'it'} until \`systemctl start ${[...units].reverse().join(' ')}\``,
+      );
+  }
+  const runtime = stopped('stop-runtime');
+  if (runtime.length && !selected.has('start-runtime') && selected.has('start-kubelet') && stopped('stop-kubelet').length)
+    out.push(`kubelet is started again while ${runtime.join(', ')} stays stopped: the node goes NotReady`);
+  return out;
+}
+
 const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
   steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
 

@@ -641,6 +641,23 @@ describe('sweep', () => {
     ]);
   });
 
+  it('a selection that stops kubelet or the runtime and does not start it again says so before anything changes', async () => {
+    const warned = async (skip: string[]) => {
+      const { host } = dirtyFlannelNode();
+      const r = await sweep(request(host, { selected: new Set(DEFAULT_PHASES.filter((p) => !skip.includes(p))), opts: { dryRun: true } }));
+      return r.report.warnings ?? [];
+    };
+    expect(await warned([])).toEqual([]);
+    expect(await warned(['start-runtime', 'start-kubelet'])).toEqual([
+      'kubelet.service is stopped and not started again (phase start-kubelet is not selected): the node stays without it until `systemctl start kubelet.service`',
+      'containerd.service is stopped and not started again (phase start-runtime is not selected): the node stays without it until `systemctl start containerd.service`',
+    ]);
+    expect(await warned(['start-runtime'])).toEqual([
+      'containerd.service is stopped and not started again (phase start-runtime is not selected): the node stays without it until `systemctl start containerd.service`',
+      'kubelet is started again while containerd.service stays stopped: the node goes NotReady',
+    ]);
+  });
+
   it("a finished run's networks never widen what a node still shows", async () => {
     const { host } = dirtyFlannelNode();
     await sweep(request(host, { selected: new Set(['backup', 'cni-config']) }));
