@@ -19,6 +19,7 @@ import { earlierBackups, JOURNAL, journalText, openJob, readJournal, resumeFrom,
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { waitsFor } from './phases/types.js';
 import { byRole, inactiveUnits } from './phases/services.js';
+import { unitStates } from './host/units.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { startReading, underRoot } from './host/host.js';
 import { mark, traced } from './util/trace.js';
@@ -463,6 +464,12 @@ async function stoppedByEarlierRun(req: SweepRequest, journal: Journal | null): 
   // A run holds the lock, so the one it read about is over; a plan may be reading a live one.
   if (req.opts.dryRun && journal.status === 'running' && journal.pid !== process.pid && running(journal.pid)) return null;
   const units = await inactiveUnits(req.host, recorded);
+  // Started since by someone else, they are no longer this tool's to start: kept on record, a later
+  // run would start a kubelet the operator has stopped since, weeks on. Forgotten by a run (which
+  // holds the lock); only units systemd says run, never for want of an answer.
+  const states = req.opts.dryRun ? null : await unitStates(req.host, recorded);
+  if (states && recorded.some((u) => ['active', 'activating', 'reloading'].includes(states.get(u) ?? '')))
+    await req.host.writeState(JOURNAL, JSON.stringify({ ...journal, leftStopped: units }, null, 2) + '\n').catch(() => {});
   if (!units.length) return null;
   const who = `the ${journal.status === 'running' ? 'unfinished ' : ''}run of ${journal.started} (pid ${journal.pid}) stopped ${units.join(', ')} and did not start ${units.length > 1 ? 'them' : 'it'} again`;
   if (req.restartOnFailure === false)

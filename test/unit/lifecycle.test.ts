@@ -67,6 +67,26 @@ describe('services a killed run left stopped', () => {
     expect(JSON.parse(host.fileAt(host.realPath(JOURNAL))!).leftStopped).toEqual(['kubelet.service', 'containerd.service']);
   });
 
+  it('a finished run that left kubelet stopped (--skip start-kubelet): once started by hand, it is forgotten, and never started by a later run after the operator stops it', async () => {
+    const { host } = dirtyFlannelNode();
+    host.units.set('kubelet.service', 'active');
+    host.units.set('containerd.service', 'active');
+    await sweep({ ...request(host), selected: new Set(DEFAULT_PHASES.filter((p) => p !== 'start-kubelet')) });
+    expect(host.units.get('kubelet.service')).toBe('inactive');
+    expect(JSON.parse(host.fileAt(host.realPath(JOURNAL))!).leftStopped).toEqual(['kubelet.service']);
+    // The operator starts it; a run on the clean node forgets it.
+    host.units.set('kubelet.service', 'active');
+    await sweep(request(host));
+    expect(JSON.parse(host.fileAt(host.realPath(JOURNAL))!).leftStopped).toEqual([]);
+    // Weeks later the operator stops it for maintenance: no run starts it.
+    host.units.set('kubelet.service', 'inactive');
+    host.calls.length = 0;
+    const plan = await sweep(request(host, { dryRun: true }));
+    expect(plan.plans.flatMap((p) => p.plan?.steps ?? [])).toEqual([]);
+    await sweep(request(host));
+    expect(host.calls).toEqual([]);
+  });
+
   it('a unit started by hand since is left alone', async () => {
     const host = await leftByKilledRun();
     host.units.set('containerd.service', 'active');
