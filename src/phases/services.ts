@@ -72,7 +72,16 @@ async function planStop(ctx: Ctx, units: string[], kind: 'kubelet' | 'runtime'):
     return nothing(`the container runtime runs inside ${holder}: stopped and started with it`);
   }
   const active = await activeUnits(ctx, units);
-  if (typeof active === 'string') return nothing(`not stopping ${units.join(', ')}: ${active}`);
+  if (typeof active === 'string') {
+    const plan = nothing(`not stopping ${units.join(', ')}: ${active}`);
+    // Without systemd (OpenRC, a hand-run kubelet) the cleanup would run beside a live kubelet,
+    // which recreates what it removes: said where a warning is seen, once.
+    if (kind === 'kubelet')
+      plan.warnings = [
+        `kubelet and the container runtime are not stopped (${active}): stop them before the cleanup (or it runs beside a kubelet that sets pods up again), and start them after`,
+      ];
+    return plan;
+  }
   if (!active.length)
     return nothing(
       units.length === 1

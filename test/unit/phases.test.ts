@@ -634,6 +634,9 @@ describe('services', () => {
     expect(await stopKubelet.plan(await ctxFor(foreignNode().removeBinary('systemctl')))).toEqual({
       steps: [],
       notes: ['not stopping kubelet.service: systemctl is not installed'],
+      warnings: [
+        'kubelet and the container runtime are not stopped (systemctl is not installed): stop them before the cleanup (or it runs beside a kubelet that sets pods up again), and start them after',
+      ],
     });
   });
 
