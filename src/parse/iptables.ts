@@ -29,7 +29,7 @@ class Rule implements IptRule {
   ) {}
 
   get tokens(): string[] {
-    return tokenize(this.spec);
+    return specTokens(this.spec);
   }
 }
 
@@ -134,9 +134,24 @@ function rule(text: string, from: number, to: number, table: string, chain: stri
   return new Rule(table, chain, spec, target, comments);
 }
 
+/**
+ * A saved rule's tokens. iptables-save never quotes a chain name, and iptables takes a `"` in one
+ * (a site's `-j a"b`): such a rule has an unmatched quote, which iptables-restore itself would
+ * refuse. It is another writer's rule, and one such line must not stop the whole node from being
+ * read: its tokens are then its words.
+ */
+function specTokens(spec: string): string[] {
+  try {
+    return tokenize(spec);
+  } catch (err) {
+    if (!(err instanceof ParseError)) throw err;
+    return spec.split(/[ \t]+/).filter((t) => t !== '');
+  }
+}
+
 /** rule() for a spec with quotes, backslashes or tabs: its tokens as tokenize() makes them. */
 function quotedRule(spec: string, table: string, chain: string): Rule {
-  const tokens = tokenize(spec);
+  const tokens = specTokens(spec);
   let comments = NO_COMMENTS;
   let target: string | undefined;
   for (let i = 0; i + 1 < tokens.length; i++) {

@@ -118,6 +118,25 @@ describe("devices with Flannel's names that carry another network", () => {
   });
 });
 
+describe("a site's chain whose name has a quote", () => {
+  it('does not stop the node from being read: Flannel goes, the chain and its jump stay byte for byte', () => {
+    const node = dirtyNode('quotechain', { pods: 1 });
+    inNs(node.ns, 'iptables-nft', ['-N', 'a"b']);
+    inNs(node.ns, 'iptables-nft', ['-A', 'a"b', '-s', '10.99.0.0/16', '-j', 'DROP']);
+    inNs(node.ns, 'iptables-nft', ['-A', 'INPUT', '-j', 'a"b']);
+    const site = () =>
+      inNs(node.ns, 'iptables-nft-save', [])
+        .split('\n')
+        .filter((l) => l.includes('a"b'));
+    const before = site();
+    expect(before).toHaveLength(3);
+    const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(site()).toEqual(before);
+    expect(inNs(node.ns, 'iptables-nft-save', [])).not.toMatch(/FLANNEL/);
+  });
+});
+
 /** Flannel configs and a result cache whose names carry newlines, quotes, `$(...)`, backquotes and a byte that is not UTF-8. */
 const HOSTILE_CONFS = ['09-x\ntouch injected #.conflist', '11-it\'s "q" `touch injected2`.conflist', '12-$(touch injected3).conflist'];
 function makeHostile(node: FlannelNode) {
