@@ -75,10 +75,13 @@ export function earlierBackups(journal: Journal | null, node: string): string[] 
   return typeof r.backup === 'string' ? [...before, r.backup] : before;
 }
 
+/** How a journal's run is named in a message: a run still 'running' in its journal was killed or crashed (a run holds the lock). */
+const runName = (j: Journal) => (j.status === 'finished' ? 'run' : j.status === 'running' ? 'unfinished run' : `${j.status} run`);
+
 /** The units an unfinished run of this node stopped and did not start again, for detectDistro. */
 export function stoppedByOpenJob(journal: Journal | null, node: string): { units: string[]; by: string } | undefined {
   if (!openJob(journal, node) || !journal.leftStopped?.length) return undefined;
-  return { units: journal.leftStopped, by: `the ${journal.status === 'finished' ? '' : `${journal.status} `}run of ${journal.started}` };
+  return { units: journal.leftStopped, by: `the ${runName(journal)} of ${journal.started}` };
 }
 
 /**
@@ -101,7 +104,7 @@ export function foreignJournal(journal: Journal | null, node: string): string | 
 export function unfinishedRun(journal: Journal | null, known: Profile[], detected: Detection[], node: string): Detection[] {
   if (!openJob(journal, node)) return [];
   const out: Detection[] = [];
-  const which = journal.status === 'finished' ? 'run' : `${journal.status} run`;
+  const which = runName(journal);
   const limited = journal.partial ? ', limited to some phases,' : '';
   for (const f of journal.facts) {
     const profile = known.find((p) => p.name === f.cni);
@@ -151,7 +154,7 @@ export function resumeFrom(journal: Journal | null, snapshot: Snapshot, node: st
   if (!used) return null;
   return finished
     ? `using the networks the run of ${journal.started} recorded before it removed them (pass --pod-cidr to override)`
-    : `finishing the ${journal.status} run of ${journal.started} (pid ${journal.pid}): using the networks it had recorded`;
+    : `finishing the ${runName(journal)} of ${journal.started} (pid ${journal.pid}): using the networks it had recorded`;
 }
 
 /**

@@ -524,7 +524,7 @@ describe('faults', () => {
     fs.rmSync(path.join(node.root, 'run/cni-sweep.lock'), { force: true });
     const r = runCli(node, ['run', '--yes', ...nodeArgs(node)]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/finishing the running run of/);
+    expect(r.stderr).toMatch(/finishing the unfinished run of/);
     const after = snapshot(node);
     expect(after.ipt4nft).not.toContain('-A POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN');
     expect(after.ipt4nft).toContain('-A POSTROUTING -s 10.244.0.0/16 -d 192.168.50.0/24 -j ACCEPT');

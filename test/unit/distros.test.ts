@@ -153,11 +153,11 @@ describe('detection', () => {
     // The run that stopped kubelet and containerd was killed: its rerun sees both stopped.
     const after = await detectDistro(node(), ALL, undefined, {
       units: ['kubelet.service', 'containerd.service'],
-      by: 'the running run of 2026-12-01T10:00:00.000Z',
+      by: 'the unfinished run of 2026-12-01T10:00:00.000Z',
     });
     expect(after).toMatchObject({
       name: 'kubeadm',
-      evidence: ['unit kubelet.service stopped by the running run of 2026-12-01T10:00:00.000Z', 'path /etc/kubernetes/kubelet.conf'],
+      evidence: ['unit kubelet.service stopped by the unfinished run of 2026-12-01T10:00:00.000Z', 'path /etc/kubernetes/kubelet.conf'],
     });
     // Without either, the k3s files are the only sign of a distribution, as before.
     expect((await detectDistro(node(), ALL)).name).toBe('k3s');
