@@ -697,7 +697,13 @@ export class RealHost implements Host {
         closeSync(fd);
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      // A socket cannot be opened (ENXIO), a device without its driver neither (ENODEV): what they are is said as for a FIFO.
+      if (code === 'ENXIO' || code === 'ENODEV') {
+        const st = statSync(fsPath(inRoot(this.root, nodePath, true)), { throwIfNoEntry: false });
+        throw notReadable(nodePath, `not a regular file (${st ? fileKind(st) : 'gone'})`);
+      }
       throw e;
     }
   }

@@ -582,7 +582,15 @@ describe('node files that are not regular files', () => {
     fs.writeFileSync(path.join(conf, '20-huge.conf'), '');
     fs.truncateSync(path.join(conf, '20-huge.conf'), 17 * 1024 * 1024); // sparse
     fs.symlinkSync('dir.conf.d', path.join(conf, '30-dir.json'));
+    // A unix socket (an agent's, named like a config): open(2) says ENXIO, before any fstat.
+    expect(
+      spawnSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.join(conf, '40-sock.json')])
+        .status,
+    ).toBe(0);
     const host = new RealHost(dir);
+    await expect(host.readFile('/etc/cni/net.d/40-sock.json')).rejects.toThrow(
+      '/etc/cni/net.d/40-sock.json: not a regular file (a socket): not read',
+    );
     await expect(host.readFile('/etc/cni/net.d/10-fifo.conflist')).rejects.toThrow(
       '/etc/cni/net.d/10-fifo.conflist: not a regular file (a FIFO): not read',
     );
