@@ -11,6 +11,7 @@ import { backupsCommand } from './commands/backups.js';
 import { profilesCommand } from './commands/profiles.js';
 import { versionCommand } from './commands/version.js';
 import { completionCommand, visible } from './commands/completion.js';
+import { commentLine } from './util/shell.js';
 
 export { VERSION, type Io } from './commands/common.js';
 
@@ -60,21 +61,22 @@ export async function main(argv: string[], io: Io): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
+    // One line each, whatever a node's file or name put in the message (a newline, a terminal escape).
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
       // `cni-sweep help [command]` exits 0; help shown because something was missing is bad usage.
       if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
-      io.stderr.write(`cni-sweep: error: ${err.message.replace(/^error: /, '')}\n  hint: see cni-sweep --help\n`);
+      io.stderr.write(`cni-sweep: error: ${commentLine(err.message.replace(/^error: /, ''))}\n  hint: see cni-sweep --help\n`);
       return 2;
     }
     if (err instanceof CniSweepError) {
-      io.stderr.write(`cni-sweep: error: ${err.message}\n${err.hint ? `  hint: ${err.hint}\n` : ''}`);
+      io.stderr.write(`cni-sweep: error: ${commentLine(err.message)}\n${err.hint ? `  hint: ${commentLine(err.hint)}\n` : ''}`);
       if (verbose) io.stderr.write(`${err.stack}\n`);
       return exitCodeFor(err);
     }
     const e = err as Error;
     io.stderr.write(
-      `cni-sweep: error: ${e?.message ?? String(err)}\n${verbose ? `${e?.stack}\n` : '  hint: rerun with --verbose for details\n'}`,
+      `cni-sweep: error: ${commentLine(e?.message ?? String(err))}\n${verbose ? `${e?.stack}\n` : '  hint: rerun with --verbose for details\n'}`,
     );
     return 1;
   }

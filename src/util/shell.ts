@@ -32,7 +32,7 @@ export function renderArgv(argv: string[]): string {
  * start a command), so controls and bytes that are not UTF-8 are shown as \xNN.
  */
 export function commentLine(line: string): string {
-  return line.replace(/[\x00-\x1f\x7f\udc80-\udcff]/g, (ch) => {
+  return line.replace(/[\x00-\x1f\x7f-\x9f\udc80-\udcff]/g, (ch) => {
     const c = ch.charCodeAt(0);
     return hex(c >= 0xdc80 ? c - 0xdc00 : c);
   });

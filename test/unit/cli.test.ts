@@ -135,6 +135,17 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
     oneLineError(r.stderr);
   });
 
+  it('a config whose bytes would break the error line (a newline, a terminal escape in what JSON.parse quotes) is shown escaped, on one line', async () => {
+    const { host } = dirtyFlannelNode();
+    // V8 quotes the start of what it could not parse: a file that starts with them.
+    host.writeFile('/etc/cni/net.d/05-broken.conflist', '\x1b[2J\x1b[H\ncni-sweep: ok');
+    const r = await cli(['plan'], host);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/);
+    expect(r.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    oneLineError(r.stderr);
+  });
+
   it('shows the stack only with --verbose', async () => {
     const r = await cli(['plan', '--skip', 'firewal', '--verbose']);
     expect(r.code).toBe(2);
