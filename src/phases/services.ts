@@ -34,6 +34,13 @@ async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string
  */
 const KEEP_PODS_ON_STOP = ['containerd.service'];
 
+/**
+ * How long a `systemctl stop` or `start` may take: systemd waits a unit's TimeoutStopSec (90 s by
+ * default) and its ExecStopPost (rke2's kills kubelet and containerd) before the job ends, and
+ * killing systemctl does not cancel the job, so a start after it would race it. Above systemd's own.
+ */
+const SERVICE_TIMEOUT_MS = 300_000;
+
 /** `systemctl show`'s KillMode of each unit, one line each in order (systemd 230 and later). */
 const killModesArgv = (units: string[]) => ['systemctl', 'show', '--property=KillMode', '--value', '--', ...units];
 
@@ -94,7 +101,7 @@ async function planStop(ctx: Ctx, units: string[], kind: 'kubelet' | 'runtime'):
   // before it instead of reading every table again. Otherwise it declares nothing: every answer is stale.
   const keeps = kind === 'runtime' && (await stopKeepsPods(ctx, active));
   return {
-    steps: [{ argv: ['systemctl', 'stop', ...active], ...(keeps ? { touches: [] } : {}) }],
+    steps: [{ argv: ['systemctl', 'stop', ...active], timeoutMs: SERVICE_TIMEOUT_MS, ...(keeps ? { touches: [] } : {}) }],
     notes: [],
     facts: { stopped: kind === 'kubelet' ? { kubelet: active } : { runtime: active } },
   };
@@ -103,7 +110,7 @@ async function planStop(ctx: Ctx, units: string[], kind: 'kubelet' | 'runtime'):
 function planStart(ctx: Ctx, units: string[]): PhasePlan {
   if (!units.length) return nothing();
   const left = ctx.leftBehind && units.some((u) => ctx.leftBehind!.units.includes(u)) ? [ctx.leftBehind.note] : [];
-  return { steps: [{ argv: ['systemctl', 'start', ...[...units].reverse()] }], notes: left };
+  return { steps: [{ argv: ['systemctl', 'start', ...[...units].reverse()], timeoutMs: SERVICE_TIMEOUT_MS }], notes: left };
 }
 
 /** Of these units, the ones systemd reports inactive now (none when systemctl cannot tell). */

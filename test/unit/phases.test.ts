@@ -624,6 +624,20 @@ describe('services', () => {
     }
   });
 
+  it("waits for systemctl stop and start past systemd's own stop timeout (90 s), not the 60 s of other commands", async () => {
+    const host = foreignNode();
+    host.units.set('kubelet.service', 'active');
+    host.units.set('containerd.service', 'active');
+    const ctx = await ctxFor(host);
+    const stop = (await stopKubelet.plan(ctx)).steps[0]!;
+    expect(stop.argv).toEqual(['systemctl', 'stop', 'kubelet.service']);
+    expect(stop.timeoutMs).toBeGreaterThan(90_000);
+    ctx.stopped.runtime.push('containerd.service');
+    const start = (await startRuntime.plan(ctx)).steps[0]!;
+    expect(start.argv).toEqual(['systemctl', 'start', 'containerd.service']);
+    expect(start.timeoutMs).toBeGreaterThan(90_000);
+  });
+
   it('says why it stops nothing', async () => {
     const host = foreignNode();
     host.units.clear();
