@@ -118,7 +118,10 @@ export function addCommon(cmd: Command): Command {
     .option('--with <phases>', 'add opt-in phases: modules (remove-sandboxes is accepted and now runs by default)')
     .option('--keep-sandboxes', 'do not remove the pod sandboxes on the removed network: they keep running without a network')
     .option('--node <name>', 'Kubernetes node name (default: hostname)')
-    .option('--kubeconfig <path>', 'kubeconfig for drain/uncordon (default: $KUBECONFIG, else /etc/kubernetes/admin.conf)')
+    .option(
+      '--kubeconfig <path>',
+      "kubeconfig for drain/uncordon (default: $KUBECONFIG, else the distribution's admin kubeconfig: k3s.yaml, rke2.yaml, microk8s's client.config; else /etc/kubernetes/admin.conf)",
+    )
     .option('--pod-cidr <cidrs>', 'pod network CIDR(s), when /run/flannel/subnet.env is gone')
     .option('--drain-timeout <seconds>', 'how long kubectl drain may take', '300')
     .option('--backup-dir <dir>', 'where backups go (default: <root>/var/backups/cni-sweep)')

@@ -43,7 +43,7 @@ async function diagnose(io: Io, o: CommonOpts): Promise<number> {
     {
       node: o.node ?? host.hostname(),
       // The same lookup as run's drain: --kubeconfig, $KUBECONFIG, else the control plane's admin.conf.
-      kubeconfig: kubeconfigOf(io, o) ?? (await adminConf(host)) ?? undefined,
+      kubeconfig: kubeconfigOf(io, o) ?? (await adminConf(host, distro.kubeconfig)) ?? undefined,
       podCidrs,
       profiles,
       allProfiles: known,

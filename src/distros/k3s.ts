@@ -41,6 +41,8 @@ export const k3s: DistroInput = {
     binDirs: ['{dataDir}/data/current/bin', '/opt/cni/bin'],
   },
   criSocket: '/run/k3s/containerd/containerd.sock',
+  // install.sh: the server writes it (write-kubeconfig); an agent has none.
+  kubeconfig: '/etc/rancher/k3s/k3s.yaml',
   units: { kubelet: ['k3s.service', 'k3s-agent.service'], runtime: [] },
   adds: {
     flannel: {

@@ -22,6 +22,8 @@ export const microk8s: DistroInput = {
     binDirs: ['/var/snap/microk8s/current/opt/cni/bin', '/opt/cni/bin'],
   },
   criSocket: '/var/snap/microk8s/common/run/containerd.sock',
+  // What `microk8s kubectl` uses (microk8s config prints it).
+  kubeconfig: '/var/snap/microk8s/current/credentials/client.config',
   units: { kubelet: ['snap.microk8s.daemon-kubelite.service'], runtime: ['snap.microk8s.daemon-containerd.service'] },
   adds: {
     calico: {

@@ -19,6 +19,8 @@ export interface NodeDistro {
   confDirs: string[];
   binDirs: string[];
   criSocket: string | null;
+  /** Its admin kubeconfig, when it writes one (a k3s or rke2 server, microk8s). */
+  kubeconfig?: string | null;
   units: { kubelet: string[]; runtime: string[] };
   adds: Record<string, DistroAdds>;
   /** Top-level scalars of the distribution's config file (k3s: flannel-backend, data-dir ...). */
@@ -149,6 +151,7 @@ export async function resolveDistro(host: Host, d: Distro, evidence: string[], a
     ),
     binDirs: await resolveAll(d.cni.binDirs),
     criSocket: d.criSocket ?? null,
+    kubeconfig: d.kubeconfig ?? null,
     units: d.units,
     adds,
     config,

@@ -17,5 +17,7 @@ export const rke2: DistroInput = {
   config: { file: '/etc/rancher/rke2/config.yaml', dataDirKey: 'data-dir', defaultDataDir: '/var/lib/rancher/rke2' },
   cni: { confDirs: ['/etc/cni/net.d'], binDirs: ['/opt/cni/bin'] },
   criSocket: '/run/k3s/containerd/containerd.sock',
+  // A server writes it (docs.rke2.io, cluster access); an agent has none.
+  kubeconfig: '/etc/rancher/rke2/rke2.yaml',
   units: { kubelet: ['rke2-server.service', 'rke2-agent.service'], runtime: [] },
 };

@@ -52,6 +52,8 @@ export const DistroSchema = z.strictObject({
   }),
   /** The CRI socket crictl must use; absent: crictl's own default (kubeadm). */
   criSocket: NodePath.optional(),
+  /** The admin kubeconfig the distribution writes on a server, for drain and uncordon (kubeadm: /etc/kubernetes/admin.conf). */
+  kubeconfig: NodePath.optional(),
   /** Units in stop order. An empty runtime list: the runtime lives in the kubelet unit (k3s, rke2). */
   units: z.strictObject({ kubelet: z.array(z.string()), runtime: z.array(z.string()) }),
   /** Per profile name. */

@@ -28,7 +28,7 @@ export const drain: Phase = {
     // Draining is never skipped silently: without a kubeconfig the operator is told, and a run
     // that asks nobody (--yes) refuses unless told to go on without draining (--skip drain).
     if (!(await kubeconfigFor(ctx))) {
-      const why = 'no kubeconfig found (--kubeconfig, $KUBECONFIG or /etc/kubernetes/admin.conf)';
+      const why = `no kubeconfig found (--kubeconfig, $KUBECONFIG${ctx.snapshot.distro?.kubeconfig ? `, ${ctx.snapshot.distro.kubeconfig}` : ''} or /etc/kubernetes/admin.conf)`;
       if (await refusesUndrained(ctx))
         throw new RefusedError(
           `${NOT_DRAINED} (${why}); nothing was changed`,

@@ -430,6 +430,20 @@ describe('a live k3s Flannel is kept, and refuses --cni flannel', () => {
     expect((await detectDistro(h, ALL)).confDirs[0]).toBe('/var/lib/rancher/k3s/agent/etc/cni/net.d');
   });
 
+  it("drains with the k3s server's own kubeconfig when no other is given; an agent, which has none, is refused with the places looked at", async () => {
+    const server = k3sNode('flannel-backend: none\n').writeFile('/etc/rancher/k3s/k3s.yaml', 'apiVersion: v1\n');
+    server.units.delete('k3s-agent.service');
+    server.units.set('k3s.service', 'active');
+    const plan = await runMain(['plan', '--node', 'n1'], server);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(/^kubectl --kubeconfig \/etc\/rancher\/k3s\/k3s\.yaml drain "\$NODE" /m);
+    const agent = await runMain(['run', '--yes', '--node', 'n1'], k3sNode('flannel-backend: none\n'));
+    expect(agent.code).toBe(3);
+    expect(agent.stderr).toContain(
+      'no kubeconfig found (--kubeconfig, $KUBECONFIG, /etc/rancher/k3s/k3s.yaml or /etc/kubernetes/admin.conf)',
+    );
+  });
+
   it('with flannel-backend: none the leftovers are removed', async () => {
     const t = await targetsOn(k3sNode('flannel-backend: none\n'));
     // Its stale conflist is no longer the runtime's: without its Flannel, k3s's containerd reads /etc/cni/net.d.
