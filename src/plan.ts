@@ -145,7 +145,7 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   const steps = plans.reduce((n, p) => n + (p.plan?.steps.length ?? 0), 0);
   out.push(
     steps
-      ? `# ${steps} ${steps === 1 ? 'command' : 'commands'}; run as root on the node. It stops at the first command that fails.`
+      ? `# ${steps} ${steps === 1 ? 'command' : 'commands'}; run as root on the node. It stops at the first command that fails (or on Ctrl-C), and then starts again what it had stopped, as run does.`
       : '# nothing to do: this node holds no state of the CNI.',
   );
   const counts = report.wouldRemove ? removedCounts(report.wouldRemove) : null;
@@ -156,6 +156,20 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   out.push(`NODE=${shellQuote(vars.node)}`);
   out.push(`CREATED=${shellQuote(vars.created)}`);
   if (vars.backup) out.push(`BACKUP=${shellQuote(vars.backup)}`);
+  // What the script has stopped and not started yet: a failure or a signal from there on starts it
+  // again (bash runs the EXIT trap; INT, TERM and HUP exit through it), as run does.
+  const stopped: string[] = [];
+  let trapped = false;
+  const restart = () => {
+    if (!stopped.length) {
+      out.push('trap - EXIT INT TERM HUP');
+      trapped = false;
+      return;
+    }
+    if (!trapped) out.push("trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP");
+    trapped = true;
+    out.push(`trap ${shellQuote(`systemctl start ${[...stopped].reverse().map(shellQuote).join(' ')}`)} EXIT`);
+  };
   for (const { phase, plan } of plans) {
     if (!plan) continue;
     out.push('');
@@ -167,6 +181,12 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
       const about = aboutStep(s);
       if (about) out.push(about);
       out.push(renderStep(s, vars));
+      const [bin, verb, ...units] = s.argv;
+      if (bin !== 'systemctl' || (verb !== 'stop' && verb !== 'start')) continue;
+      const before = stopped.length;
+      if (verb === 'stop') stopped.push(...units.filter((u) => !stopped.includes(u)));
+      else for (const u of units) if (stopped.includes(u)) stopped.splice(stopped.indexOf(u), 1);
+      if (stopped.length !== before) restart();
     }
   }
   // Comments carry names from the node (files, networks, devices, errors): none may end its line.

@@ -175,7 +175,8 @@ export function planCommands(script: string): string[] {
       out[out.length - 1] = `${out[out.length - 1]!}\n${text}`;
       continue;
     }
-    if (!line || line.startsWith('#')) continue;
+    // Comments, and the traps that start the stopped services again on a failure (what a run does then, not a command of it).
+    if (!line || line.startsWith('#') || line.startsWith('trap ')) continue;
     const assign = /^([A-Z]+)=(\S+)$/.exec(line);
     if (assign) {
       vars.set(assign[1]!, assign[2]!);

@@ -1,7 +1,7 @@
 // The command-line contract through main(argv, io), on a fake node: exit codes, one-line errors,
 // what goes to stdout (only the result) and what to stderr (progress), the JSON report and the
 // plan script.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -655,6 +655,52 @@ describe('plan', () => {
     const ran = executedCommands(JSON.parse(run.stdout));
     expect(ran.length).toBeGreaterThan(20);
     expect(planCommands(plan.stdout)).toEqual(ran);
+  });
+
+  it('the plan script, run by bash, starts what it stopped again when a later command fails, as run does; once when nothing fails', async () => {
+    const runScript = (script: string, failBatch: boolean) => {
+      // Every command the script runs is logged and succeeds (bash's command_not_found_handle: the
+      // PATH holds only ip, whose link batch may fail once the services are stopped, and a real
+      // mkdir for the backup's directories, in the test's own backup dir).
+      const bin = fs.mkdtempSync(path.join(tmp, 'bin-'));
+      const log = path.join(bin, 'log');
+      const fail = failBatch ? '[ "$1" != -batch ]' : 'true';
+      fs.writeFileSync(path.join(bin, 'ip'), `#!/bin/bash\necho "ip $*" >> ${log}\n${fail}\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(bin, 'mkdir'), `#!/bin/bash\nexec /bin/mkdir "$@"\n`, { mode: 0o755 });
+      const logged = `command_not_found_handle() { echo "$*" >> ${log}; }\n${script}`;
+      const r = spawnSync('/bin/bash', ['--norc', '--noprofile', '-c', logged], { env: { PATH: bin }, encoding: 'utf8', input: '' });
+      const calls = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
+      return { code: r.status, calls: calls.filter((c) => /^(systemctl (stop|start)|ip -batch) /.test(c)) };
+    };
+    const plan = async () =>
+      (
+        await cli(
+          ['plan', '--node', 'node-1', '--kubeconfig', '/k', '--backup-dir', fs.mkdtempSync(path.join(tmp, 'backups-'))],
+          dirtyFlannelNode().host,
+        )
+      ).stdout;
+    const script = await plan();
+    expect(script).toContain(
+      'It stops at the first command that fails (or on Ctrl-C), and then starts again what it had stopped, as run does.',
+    );
+    const failed = runScript(script, true);
+    expect(failed.code).not.toBe(0);
+    expect(failed.calls).toEqual([
+      'systemctl stop kubelet.service',
+      'systemctl stop containerd.service',
+      'ip -batch -',
+      'systemctl start containerd.service kubelet.service',
+    ]);
+    const ok = runScript(await plan(), false);
+    expect(ok.code).toBe(0);
+    expect(ok.calls).toEqual([
+      'systemctl stop kubelet.service',
+      'systemctl stop containerd.service',
+      'ip -batch -',
+      'ip -batch -',
+      'systemctl start containerd.service',
+      'systemctl start kubelet.service',
+    ]);
   });
 
   it('a heredoc carrying the header values gives bash exactly the bytes of the step', () => {
