@@ -233,15 +233,17 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
   const hops = defaultHops(routes);
   const routers = new Set(hops.map((h) => h.gateway).filter(Boolean));
   const uplinks = new Set(hops.map((h) => h.dev).filter(Boolean));
-  const sharers = new Map<ProfileFacts, string | undefined>();
-  const sharer = (f: ProfileFacts): string | undefined => {
-    if (sharers.has(f)) return sharers.get(f);
+  // Per family: an IPv4 network of a device that stays says nothing of the IPv6 routes.
+  const sharers = new Map<string, string | undefined>();
+  const sharer = (f: ProfileFacts, family: 4 | 6): string | undefined => {
+    const key = `${ctx.facts.indexOf(f)}/${family}`;
+    if (sharers.has(key)) return sharers.get(key);
     let found: string | undefined;
     for (const [dev, nets] of connected) {
       if (ctx.ownedDevices.has(dev) || ctx.dyingDevices.has(dev) || uplinks.has(dev)) continue;
-      if (nets.some((p) => f.podNetworks.some((n) => contains(n, p)))) found ??= dev;
+      if (nets.some((p) => p.family === family && f.podNetworks.some((n) => contains(n, p)))) found ??= dev;
     }
-    sharers.set(f, found);
+    sharers.set(key, found);
     return found;
   };
   for (const r of routes) {
@@ -278,7 +280,7 @@ export function classifyRoutes(routes: FamilyRoute[], ctx: RouteContext): { owne
         }
       } else if (rt.podNetworkRoutes && f.podNetworks.some((n) => contains(n, dst))) {
         const not = notHostGw(r, f, ctx.cniDevices);
-        const other = not === null ? sharer(f) : undefined;
+        const other = not === null ? sharer(f, r.family) : undefined;
         if (not !== null) why ??= not;
         else if (r.gateway && routers.has(r.gateway))
           why ??= `via ${r.gateway}, the default route's gateway: the site's router, not a node`;

@@ -351,6 +351,9 @@ describe('routes', () => {
     const plan = await routes.plan(await ctxFor(host));
     expect(plan.steps.map((st) => st.stdin).join('')).not.toContain('10.244.2.0/24');
     expect(plan.notes.join('\n')).toContain('antrea-gw0, which stays, has a network inside the pod network: the route may be its CNI');
+    // Its network is IPv4 only: Flannel's IPv6 host-gw route is not kept for it.
+    expect(plan.steps.map((st) => st.stdin).join('')).toContain('route delete fd00:10:244:2::/64 via fd00:1::12 dev eth0');
+    expect(plan.notes.join('\n')).not.toContain('fd00:10:244:2::/64');
   });
 
   it('uses --pod-cidr when subnet.env is gone', async () => {
