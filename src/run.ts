@@ -736,6 +736,15 @@ async function apply(
         : 'an earlier run left them stopped';
     for (const pr of await restartPhases(req, ctx, pending, report, `run because ${why}`)) started(pr);
   }
+  // What a failure or a signal leaves stopped (a start that failed, --no-restart-on-failure) is said
+  // where it is seen, not only in the journal.
+  if ((failure || report.interrupted) && leftStopped.size) {
+    const units = [...leftStopped];
+    const them = units.length > 1 ? 'them' : 'it';
+    const w = `${units.join(', ')} ${units.length > 1 ? 'are' : 'is'} still stopped: the next cni-sweep run starts ${them} (the journal records ${them}), or \`systemctl start ${[...units].reverse().join(' ')}\``;
+    report.warnings = [...(report.warnings ?? []), w];
+    req.reporter.emit({ type: 'warn', text: w });
+  }
   // The cleanup and the restarts are done: a journal that cannot be written now (the disk filled
   // meanwhile) is a warning, not a failure that hides the report and the exit code the run earned.
   // The journal on disk keeps its last record, and the next run reads what it says.

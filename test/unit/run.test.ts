@@ -253,6 +253,21 @@ describe('sweep', () => {
     expect(manifest.nftables.map((t: { name: string }) => t.name)).toEqual(['flannel-ipv4', 'flannel-ipv6']);
   });
 
+  it('says which units a failure leaves stopped (a start that fails too), and how they get started', async () => {
+    const { host } = dirtyFlannelNode();
+    host.failOn((s) => s.argv[0] === 'iptables-nft-restore', { code: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
+    host.failOn((s) => s.argv.join(' ') === 'systemctl start containerd.service', { code: 1, stderr: 'Job failed\n' });
+    const r = await sweep(request(host));
+    expect(r.report.failed?.phase).toBe('firewall');
+    expect(r.report.warnings).toContain(
+      'containerd.service is still stopped: the next cni-sweep run starts it (the journal records it), or `systemctl start containerd.service`',
+    );
+    // Once the restarts work, nothing is said.
+    const ok = dirtyFlannelNode().host;
+    ok.failOn((s) => s.argv[0] === 'iptables-nft-restore', { code: 4 });
+    expect((await sweep(request(ok))).report.warnings?.some((w) => /still stopped/.test(w)) ?? false).toBe(false);
+  });
+
   it('restarts the runtime and kubelet when a phase fails after stopping them, and reports the failed command', async () => {
     const { host } = dirtyFlannelNode();
     host.failOn((s) => s.argv[0] === 'iptables-nft-restore', { code: 4, stderr: 'iptables-nft-restore: line 3 failed\n' });
