@@ -102,6 +102,24 @@ export const netns: Phase = {
       }
     }
 
+    // A namespace file is an nsfs mount, or an empty file once unmounted: a file with content named
+    // like one is somebody's data, and rm would take it without a backup.
+    const mounts = await ctx.host.mountPoints();
+    for (const [i, p] of paths.entries()) {
+      if (keep.has(p) || mounts.has(p)) continue;
+      const text = await ctx.host.readFile(`${NETNS_DIR}/${names[i]!}`).then(
+        (t) => t ?? '',
+        (err: unknown) => err as Error,
+      );
+      if (text === '') continue;
+      keep.add(p);
+      notes.push(
+        typeof text === 'string'
+          ? `kept ${p}: it holds ${Buffer.byteLength(text)} bytes, so it is no network namespace (a namespace file is a mount, or empty)`
+          : `kept ${p}: not a mount, and not an empty file (${text.message})`,
+      );
+    }
+
     const stale = paths.filter((p) => !keep.has(p));
     const staleNames = names.filter((_, i) => !keep.has(paths[i]!));
     if (!stale.length) return nothing(...notes);
@@ -111,7 +129,6 @@ export const netns: Phase = {
     const mount = ready ? await ctx.host.detachableMount!(dir, staleNames) : null;
     if (mount) return { steps: [{ argv: detachArgv(dir, mount, staleNames), touches: ['namespaces', 'files'], removes }], notes };
 
-    const mounts = await ctx.host.mountPoints();
     const mounted = stale.filter((p) => mounts.has(p));
     const steps: PlannedStep[] = [];
     // umount reads the whole mount table for each target (libmount finds the mount there), which

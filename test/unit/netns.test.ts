@@ -118,6 +118,23 @@ describe('netns beside docker and podman', () => {
   });
 });
 
+describe('a file named like a pod namespace that is none', () => {
+  it('holding data (not a mount, not empty) stays, with why; the stale empty ones still go', async () => {
+    const { host, pods } = crowdedNode(3);
+    const name = 'cni-44444444-2222-3333-4444-555555555555';
+    host.writeFile(`/run/netns/${name}`, 'notanetns\n');
+    host.addNetns('cni-55555555-2222-3333-4444-555555555555', { mounted: false });
+    const plan = await netns.plan(await ctxFor(host));
+    expect(plan.notes).toContain(
+      `kept /run/netns/${name}: it holds 10 bytes, so it is no network namespace (a namespace file is a mount, or empty)`,
+    );
+    const removed = plan.steps.at(-1)!.argv;
+    expect(removed).not.toContain(`/run/netns/${name}`);
+    expect(removed).toContain('/run/netns/cni-55555555-2222-3333-4444-555555555555');
+    for (const p of pods) expect(removed).toContain(`/run/netns/${p.netns}`);
+  });
+});
+
 /** The netns section of a plan script, from its heading to the end. */
 const netnsSection = (script: string) => script.slice(script.indexOf('\n# == netns'));
 
