@@ -126,25 +126,19 @@ describe('usage errors exit 2 with one clear line and no stack trace', () => {
     }
   });
 
-  it('a CNI config that cannot be parsed, naming the file', async () => {
-    const { host } = dirtyFlannelNode();
-    host.writeFile('/etc/cni/net.d/05-broken.conflist', '{"name": "x",');
-    const r = await cli(['plan'], host);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/);
-    oneLineError(r.stderr);
-  });
-
-  it('a config whose bytes would break the error line (a newline, a terminal escape in what JSON.parse quotes) is shown escaped, on one line', async () => {
-    const { host } = dirtyFlannelNode();
-    // V8 quotes the start of what it could not parse: a file that starts with them.
-    host.writeFile('/etc/cni/net.d/05-broken.conflist', '\x1b[2J\x1b[H\ncni-sweep: ok');
-    const r = await cli(['plan'], host);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/);
-    expect(r.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
-    oneLineError(r.stderr);
-  });
+  // The second: V8 quotes the start of what it could not parse, and that start is a newline and terminal escapes.
+  it.each(['{"name": "x",', '\x1b[2J\x1b[H\ncni-sweep: ok'])(
+    'a CNI config that cannot be parsed (%j): one line naming the file, any control byte it quotes escaped',
+    async (text) => {
+      const { host } = dirtyFlannelNode();
+      host.writeFile('/etc/cni/net.d/05-broken.conflist', text);
+      const r = await cli(['plan'], host);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^cni-sweep: error: \/etc\/cni\/net\.d\/05-broken\.conflist: not valid JSON/);
+      expect(r.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+      oneLineError(r.stderr);
+    },
+  );
 
   it('shows the stack only with --verbose', async () => {
     const r = await cli(['plan', '--skip', 'firewal', '--verbose']);
