@@ -226,10 +226,7 @@ export async function takeSnapshot(
   }
   // A config put back is one the runtime loads after the run, in its place in lexical order.
   const back = renamed.flatMap((r) => (r.action === 'restore' && r.config ? [r.config] : []));
-  const order = (c: CniConfig) => dirs.indexOf(path.posix.dirname(c.file));
-  const remainingConfigs = [...configs.filter((c) => !owned.has(c.file)), ...back].sort(
-    (a, b) => order(a) - order(b) || Buffer.compare(Buffer.from(a.file), Buffer.from(b.file)),
-  );
+  const remainingConfigs = [...configs.filter((c) => !owned.has(c.file)), ...back].sort((a, b) => runtimeOrder(dirs)(a.file, b.file));
   keepWhatStays(facts, remainingConfigs);
   return { configs, facts, remainingConfigs, ...(distro ? { distro } : {}), ...(renamed.length ? { renamed } : {}) };
 }
@@ -632,6 +629,12 @@ export function containment(host: Pick<Host, 'entryType'>): (nodePath: string) =
   return (nodePath) => dirOk('/' + nodePath.split('/').filter(Boolean).slice(0, -1).join('/'));
 }
 
+/** The order the runtime loads config files in: its conf dirs in turn, each one's files by bytes (as libcni sorts). */
+const runtimeOrder =
+  (dirs: string[]) =>
+  (a: string, b: string): number =>
+    dirs.indexOf(path.posix.dirname(a)) - dirs.indexOf(path.posix.dirname(b)) || Buffer.compare(Buffer.from(a), Buffer.from(b));
+
 // CNI configs another CNI set aside by renaming them (Cilium with cni.exclusive renames every other
 // .conf/.conflist/.json in the conf dir to <name>.cilium_bak). Removing the CNI that renamed them puts
 // them back, as its own cleanup does; a set-aside config of a CNI being removed goes with that CNI.
@@ -725,12 +728,7 @@ export async function renamedConfigs(
     // The runtime loads the first config in lexical order: one put back in front of a pod network's
     // config that stays (the new CNI's, installed since) would take its place for every new pod.
     const first = configs.find((c) => !removedFiles.has(c.file));
-    const order = (f: string) => dirs.indexOf(path.posix.dirname(f));
-    const ahead =
-      first !== undefined &&
-      (order(original) < order(first.file) ||
-        (order(original) === order(first.file) && Buffer.compare(Buffer.from(original), Buffer.from(first.file)) < 0));
-    if (ahead && known.some((p) => ownsConfig(p, first)))
+    if (first && runtimeOrder(dirs)(original, first.file) < 0 && known.some((p) => ownsConfig(p, first)))
       return {
         action: 'keep',
         config,

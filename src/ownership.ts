@@ -94,14 +94,16 @@ function decideOwnership(links: Link[], facts: ProfileFacts[]): { owned: OwnedLi
     // it has the profile's name (cni0 is also a lab's bridge name): deleting it would take that network.
     for (const l of links) {
       if (!l.master || !bridges.has(l.master) || kept.has(l.master) || byProfile(l.ifname)) continue;
+      const peer = l.linkinfo?.info_kind === 'veth' && l.link !== undefined ? carries(l.link) : null;
       if (l.linkinfo?.info_kind !== 'veth') kept.set(l.master, `it has the port ${l.ifname}, which is not a pod veth`);
-      else if (l.link !== undefined && carries(l.link))
-        kept.set(l.master, `it has the port ${l.ifname}, a veth whose peer ${l.link} ${carries(l.link)}: not a pod's`);
+      else if (peer) kept.set(l.master, `it has the port ${l.ifname}, a veth whose peer ${l.link} ${peer}: not a pod's`);
     }
     // A veth with the CNI's name whose peer, in this namespace, carries another network: not a pod's.
-    for (const l of links)
-      if (l.linkinfo?.info_kind === 'veth' && l.link !== undefined && byProfile(l.ifname) && !kept.has(l.ifname) && carries(l.link))
-        kept.set(l.ifname, `it is a veth whose peer ${l.link} ${carries(l.link)}: not a pod's`);
+    for (const l of links) {
+      if (l.linkinfo?.info_kind !== 'veth' || l.link === undefined || !byProfile(l.ifname) || kept.has(l.ifname)) continue;
+      const peer = carries(l.link);
+      if (peer) kept.set(l.ifname, `it is a veth whose peer ${l.link} ${peer}: not a pod's`);
+    }
     const named = new Set(bridges);
     for (const b of bridges) if (kept.has(b)) bridges.delete(b);
     const kernel = new Set(f.profile.interfaces.kernelOwned);

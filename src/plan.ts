@@ -159,15 +159,13 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
   // What the script has stopped and not started yet: a failure or a signal from there on starts it
   // again (bash runs the EXIT trap; INT, TERM and HUP exit through it), as run does.
   const stopped: string[] = [];
-  let trapped = false;
-  const restart = () => {
+  /** The traps once `stopped` changed from `before` units: set on the first stop, cleared after the last start. */
+  const restart = (before: number) => {
     if (!stopped.length) {
       out.push('trap - EXIT INT TERM HUP');
-      trapped = false;
       return;
     }
-    if (!trapped) out.push("trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP");
-    trapped = true;
+    if (!before) out.push("trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP");
     out.push(`trap ${shellQuote(`systemctl start ${[...stopped].reverse().map(shellQuote).join(' ')}`)} EXIT`);
   };
   for (const { phase, plan } of plans) {
@@ -186,7 +184,7 @@ export function renderScript(plans: Array<{ phase: Phase; plan: PhasePlan | null
       const before = stopped.length;
       if (verb === 'stop') stopped.push(...units.filter((u) => !stopped.includes(u)));
       else for (const u of units) if (stopped.includes(u)) stopped.splice(stopped.indexOf(u), 1);
-      if (stopped.length !== before) restart();
+      if (stopped.length !== before) restart(before);
     }
   }
   // Comments carry names from the node (files, networks, devices, errors): none may end its line.

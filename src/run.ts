@@ -18,7 +18,7 @@ import { CNI_CONF_DIR, Gaps, startListings, takeSnapshot, type Snapshot } from '
 import { earlierBackups, JOURNAL, journalText, openJob, readJournal, resumeFrom, type Journal } from './journal.js';
 import type { Ctx, Phase, PhasePlan, PlannedStep, RunOptions } from './phases/types.js';
 import { waitsFor } from './phases/types.js';
-import { byRole, inactiveUnits } from './phases/services.js';
+import { byRole, runs, stopped } from './phases/services.js';
 import { unitStates } from './host/units.js';
 import { checkBackupDir, preflightProblems, removalTargets } from './phases/preflight.js';
 import { startReading, underRoot } from './host/host.js';
@@ -463,12 +463,12 @@ async function stoppedByEarlierRun(req: SweepRequest, journal: Journal | null): 
   if (!journal || !recorded.length) return null;
   // A run holds the lock, so the one it read about is over; a plan may be reading a live one.
   if (req.opts.dryRun && journal.status === 'running' && journal.pid !== process.pid && running(journal.pid)) return null;
-  const units = await inactiveUnits(req.host, recorded);
+  const states = await unitStates(req.host, recorded);
+  const units = recorded.filter((u) => stopped(states?.get(u)));
   // Started since by someone else, they are no longer this tool's to start: kept on record, a later
   // run would start a kubelet the operator has stopped since, weeks on. Forgotten by a run (which
   // holds the lock); only units systemd says run, never for want of an answer.
-  const states = req.opts.dryRun ? null : await unitStates(req.host, recorded);
-  if (states && recorded.some((u) => ['active', 'activating', 'reloading'].includes(states.get(u) ?? '')))
+  if (!req.opts.dryRun && recorded.some((u) => runs(states?.get(u))))
     await req.host.writeState(JOURNAL, JSON.stringify({ ...journal, leftStopped: units }, null, 2) + '\n').catch(() => {});
   if (!units.length) return null;
   const who = `the ${journal.status === 'running' ? 'unfinished ' : ''}run of ${journal.started} (pid ${journal.pid}) stopped ${units.join(', ')} and did not start ${units.length > 1 ? 'them' : 'it'} again`;
@@ -574,32 +574,32 @@ async function startLeftBehind(req: SweepRequest, snapshot: Snapshot, leftBehind
 const order = (phases: Phase[], name: string) => phases.findIndex((p) => p.name === name);
 
 /** The units the `systemctl <verb>` steps of a list name. */
+const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
+  steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
+
 /**
  * What a selection of phases (--only, --skip) stops and does not start again, or starts in the
  * wrong order: said before anything changes, since the node is then left without kubelet or its
  * runtime by design, not by a failure.
  */
 function leftStoppedBySelection(plans: Sweep['plans'], selected: ReadonlySet<string>): string[] {
-  const stopped = (phase: string) => unitsOf(plans.find((p) => p.phase.name === phase)?.plan?.steps ?? [], 'stop');
+  const stoppedBy = (phase: string) => unitsOf(plans.find((p) => p.phase.name === phase)?.plan?.steps ?? [], 'stop');
   const out: string[] = [];
   for (const [stop, start] of [
     ['stop-kubelet', 'start-kubelet'],
     ['stop-runtime', 'start-runtime'],
   ] as const) {
-    const units = stopped(stop);
+    const units = stoppedBy(stop);
     if (units.length && !selected.has(start))
       out.push(
         `${units.join(', ')} ${units.length > 1 ? 'are' : 'is'} stopped and not started again (phase ${start} is not selected): the node stays without ${units.length > 1 ? 'them' : 'it'} until \`systemctl start ${[...units].reverse().join(' ')}\``,
       );
   }
-  const runtime = stopped('stop-runtime');
-  if (runtime.length && !selected.has('start-runtime') && selected.has('start-kubelet') && stopped('stop-kubelet').length)
+  const runtime = stoppedBy('stop-runtime');
+  if (runtime.length && !selected.has('start-runtime') && selected.has('start-kubelet') && stoppedBy('stop-kubelet').length)
     out.push(`kubelet is started again while ${runtime.join(', ')} stays stopped: the node goes NotReady`);
   return out;
 }
-
-const unitsOf = (steps: Array<{ argv: string[] }>, verb: 'stop' | 'start') =>
-  steps.filter((s) => s.argv[0] === 'systemctl' && s.argv[1] === verb).flatMap((s) => s.argv.slice(2));
 
 async function apply(
   req: SweepRequest,

@@ -187,21 +187,18 @@ export async function detectDistro(
   const allUnits = detectionUnits(all);
   const active = await activeUnits(host, allUnits);
   if (override) return resolveDistro(host, override, ['--distro'], active);
-  const stopped = new Set(stoppedByRun?.units ?? []);
+  /** How a unit shows its distribution runs: active, or stopped by an unfinished run; null when it does not. */
+  const runningUnit = (u: string): string | null =>
+    active.has(u) ? `unit ${u} active` : stoppedByRun?.units.includes(u) ? `unit ${u} stopped by ${stoppedByRun.by}` : null;
   const found: Array<{ d: Distro; evidence: string[]; running: boolean }> = [];
   for (const d of all) {
-    const evidence: string[] = [];
-    for (const u of d.detect.units)
-      if (active.has(u.unit)) evidence.push(`unit ${u.unit} active`);
-      else if (stopped.has(u.unit)) evidence.push(`unit ${u.unit} stopped by ${stoppedByRun!.by}`);
+    const evidence = d.detect.units.flatMap((u) => runningUnit(u.unit) ?? []);
     let running = evidence.length > 0;
     for (const p of d.detect.paths) if ((await host.entryType(p)) !== null) evidence.push(`path ${p}`);
-    if (d.name === 'kubeadm' && !running && evidence.length) {
-      const runtime = d.units.runtime.find((u) => active.has(u) || stopped.has(u));
-      if (runtime) {
-        evidence.push(`unit ${runtime} ${active.has(runtime) ? 'active' : `stopped by ${stoppedByRun!.by}`}`);
-        running = true;
-      }
+    const runtime = d.name === 'kubeadm' && !running && evidence.length ? d.units.runtime.map(runningUnit).find(Boolean) : undefined;
+    if (runtime) {
+      evidence.push(runtime);
+      running = true;
     }
     if (evidence.length) found.push({ d, evidence, running });
   }

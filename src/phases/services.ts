@@ -1,6 +1,5 @@
 // Stopping and starting kubelet and the container runtime. Stopped first so nothing recreates
 // interfaces or IPAM files while they are removed; started again in reverse order.
-import type { Host } from '../host/host.js';
 import { unitStates, unitStatesArgv } from '../host/units.js';
 import { kubeadm } from '../distros/kubeadm.js';
 import type { Ctx, Phase, PhasePlan } from './types.js';
@@ -17,11 +16,15 @@ export const KUBELET_UNITS = kubeadm.units.kubelet;
  * stopped (a stop cancels the restart); `reloading` runs. Not `deactivating`: someone is stopping it.
  */
 const RUNNING = ['active', 'activating', 'reloading'];
+/** Whether `systemctl is-active` says a unit runs (see RUNNING). */
+export const runs = (state: string | undefined): boolean => RUNNING.includes(state ?? '');
+/** Whether `systemctl is-active` says a unit is stopped. */
+export const stopped = (state: string | undefined): boolean => state === 'inactive' || state === 'failed';
 
 async function activeUnits(ctx: Ctx, units: string[]): Promise<string[] | string> {
   const states = await unitStates(ctx.host, serviceUnits(ctx));
   if (!states) return 'systemctl is not installed';
-  return units.filter((u) => RUNNING.includes(states.get(u) ?? ''));
+  return units.filter((u) => runs(states.get(u)));
 }
 
 /**
@@ -111,12 +114,6 @@ function planStart(ctx: Ctx, units: string[]): PhasePlan {
   if (!units.length) return nothing();
   const left = ctx.leftBehind && units.some((u) => ctx.leftBehind!.units.includes(u)) ? [ctx.leftBehind.note] : [];
   return { steps: [{ argv: ['systemctl', 'start', ...[...units].reverse()], timeoutMs: SERVICE_TIMEOUT_MS }], notes: left };
-}
-
-/** Of these units, the ones systemd reports inactive now (none when systemctl cannot tell). */
-export async function inactiveUnits(host: Host, units: string[]): Promise<string[]> {
-  const states = await unitStates(host, units);
-  return units.filter((u) => ['inactive', 'failed'].includes(states?.get(u) ?? ''));
 }
 
 /** Splits units into the lists the start phases start them from (the distribution's kubelet units, else kubeadm's). */

@@ -97,17 +97,10 @@ interface Live {
  * (A running flanneld does not say whether it is Canal's or a Flannel of its own: the hint names both.)
  */
 function liveness(profile: Profile, procs: ProcessInfo[], embedded: Embedded): Live | undefined {
-  if (!profile.includes.length) {
-    const agents = agentsOf(profile, procs);
-    if (agents.length)
-      return {
-        why: `its agent runs: ${named(agents)}`,
-        hint: `stop it for good first, by deleting its DaemonSet (${profile.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again`,
-        agent: true,
-      };
-    const inside = embedded.get(profile.name);
-    return inside ? { ...inside, agent: false } : undefined;
-  }
+  const agents = agentsOf(profile, procs);
+  const byAgent = { why: `its agent runs: ${named(agents)}`, hint: stopHint(profile), agent: true };
+  // A composite's own agents are its parts' (said below, with what they share).
+  if (agents.length && !profile.includes.length) return byAgent;
   const inside = embedded.get(profile.name);
   if (inside) return { ...inside, agent: false };
   for (const name of profile.includes) {
@@ -121,14 +114,19 @@ function liveness(profile: Profile, procs: ProcessInfo[], embedded: Embedded): L
     return {
       why,
       hint:
-        `if that ${name} is ${profile.name}'s, stop it for good first, by deleting its DaemonSet (${profile.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again; ` +
+        `if that ${name} is ${profile.name}'s, ${stopHint(profile)}; ` +
         `if it is a ${name} of its own (${profile.name} replaced by ${name}), cni-sweep keeps ${profile.name}'s state, which is ${name}'s: ` +
         `remove ${others.map((o) => `its ${o} part with --cni ${o}`).join(' and ')} and ${profile.name}'s config by hand`,
       agent: true,
     };
   }
-  return undefined;
+  // A profile file's composite may name agents of its own.
+  return agents.length ? byAgent : undefined;
 }
+
+/** How to stop a CNI whose agent runs. */
+const stopHint = (p: Profile) =>
+  `stop it for good first, by deleting its DaemonSet (${p.agents.stop || 'the DaemonSet that runs it'}), wait for its pods to go, then run again`;
 
 /** The selection rule, without --cni: see README "Which CNI is removed". */
 export function decideTargets(detected: Detection[], procs: ProcessInfo[], configs: CniConfig[], embedded: Embedded = new Map()): Target[] {
